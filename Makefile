@@ -1,0 +1,39 @@
+# sealmail: build, run, test, bench.
+#
+#   make run     build and run sealmail on its embedded default (--dev, ./data)
+#   make test    install what the tests need, then run every test
+#   make check   fmt + clippy -D warnings + tests
+#   make bench   storage benchmarks (encrypted vs plain, same run)
+
+CARGO ?= cargo
+
+.PHONY: run test check bench deps fmt clippy
+
+run: deps
+	$(CARGO) run --release --bin sealmail -- serve --dev
+
+# System packages the build and tests need (Debian). Skipped when present.
+deps:
+	@missing=""; \
+	for p in libssl-dev pkg-config; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+test: deps
+	$(CARGO) test --all-targets
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy: deps
+	$(CARGO) clippy --all-targets -- -D warnings
+
+check: fmt clippy test
+
+bench: deps
+	$(CARGO) run --release --bin sealmail-bench

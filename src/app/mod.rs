@@ -1,0 +1,178 @@
+//! Wiring: builds the subsystems from a `Config`, owns the executor and the
+//! tasks, and stops them on shutdown. Also the data-directory set-up that
+//! `sealmail init` and `serve --dev` share.
+//!
+//! May import every module; nothing imports `app` but `cli`. Invariants:
+//! `run` returns only after every task it started has stopped; `server.key`
+//! is created once, mode 0600, and never rewritten.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use crate::config::{self, Config, ConfigError};
+use crate::net::tls;
+use crate::store::control::{Control, ControlError};
+use crate::store::keys::{self, KeyError};
+use crate::store::local::{LocalBackend, LocalConfig};
+use crate::store::{Store, StoreError};
+use crate::util::{create_private_dir, random_fill, write_durable};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> AppError + '_ {
+    move |e| AppError::Io(path.to_path_buf(), e)
+}
+
+/// What `init` created.
+pub struct InitReport {
+    pub config_written: bool,
+    pub key_written: bool,
+    pub cert_written: bool,
+}
+
+/// Creates a data directory: config, server key, certificate, databases.
+/// Existing files are kept.
+pub fn init(data: &Path, hostname: &str, dev: bool) -> Result<InitReport, AppError> {
+    create_private_dir(data).map_err(io_at(data))?;
+    let cfg_path = data.join(config::FILE_NAME);
+    let config_written = !cfg_path.exists();
+    if config_written {
+        let text = config::render_template(hostname, dev);
+        // Validate what is about to be written, so a bad hostname fails here.
+        Config::parse(&text, &cfg_path, data)?;
+        write_durable(&cfg_path, text.as_bytes(), 0o600).map_err(io_at(&cfg_path))?;
+    }
+    let config = Config::load(data)?;
+    let key_path = data.join("server.key");
+    let key_written = !key_path.exists();
+    if key_written {
+        let mut key = Zeroizing::new([0u8; 32]);
+        random_fill(key.as_mut()).map_err(io_at(&key_path))?;
+        write_durable(&key_path, key.as_ref(), 0o600).map_err(io_at(&key_path))?;
+    }
+    let cert_written =
+        tls::ensure_self_signed(&config.tls_cert, &config.tls_key, &config.hostname).map_err(io_at(&config.tls_cert))?;
+    for sub in ["mailboxes", "spool"] {
+        let p = data.join(sub);
+        create_private_dir(&p).map_err(io_at(&p))?;
+    }
+    open_control(&config)?;
+    Ok(InitReport {
+        config_written,
+        key_written,
+        cert_written,
+    })
+}
+
+/// Reads the 32-byte server key.
+pub fn server_key(data: &Path) -> Result<Zeroizing<[u8; 32]>, AppError> {
+    let path = data.join("server.key");
+    let bytes = Zeroizing::new(std::fs::read(&path).map_err(io_at(&path))?);
+    let mut key = Zeroizing::new([0u8; 32]);
+    if bytes.len() != 32 {
+        return Err(AppError::Invalid(format!(
+            "{}: expected 32 bytes, found {}",
+            path.display(),
+            bytes.len()
+        )));
+    }
+    key.copy_from_slice(&bytes);
+    Ok(key)
+}
+
+/// Opens the control plane for CLI administration.
+pub fn open_control(config: &Config) -> Result<Control, AppError> {
+    let key = server_key(&config.data_dir)?;
+    Ok(Control::open(&config.data_dir.join("control.sqlite"), &key)?)
+}
+
+/// Builds the local storage backend and the handle sessions use.
+pub fn open_store(config: &Config) -> Result<(Arc<LocalBackend>, Store), AppError> {
+    let backend = Arc::new(LocalBackend::open(LocalConfig {
+        data_dir: config.data_dir.clone(),
+        server_key: server_key(&config.data_dir)?,
+        kdf: config.kdf,
+        key_ttl: config.key_ttl,
+        limits: config.limits,
+    })?);
+    let store = Store::new(backend.clone());
+    Ok((backend, store))
+}
+
+/// The demo account `serve --dev` creates on first start.
+pub struct Demo {
+    pub address: String,
+    pub password: Zeroizing<String>,
+}
+
+pub const DEMO_DOMAIN: &str = "sealmail.test";
+
+/// Creates the demo domain and alias if no domain exists yet.
+pub fn ensure_demo(config: &Config) -> Result<Option<Demo>, AppError> {
+    let mut control = open_control(config)?;
+    if !control.list_domains()?.is_empty() {
+        return Ok(None);
+    }
+    control.add_domain(DEMO_DOMAIN)?;
+    let password = keys::generate_password()?;
+    let alias = control.add_alias(&format!("demo@{DEMO_DOMAIN}"), Some(&password), config.kdf)?;
+    Ok(Some(Demo {
+        address: alias.address,
+        password,
+    }))
+}
+
+/// Runs the server until `shutdown` resolves, then stops every task.
+pub async fn run(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+    let (backend, _store) = open_store(&config)?;
+    let ex = smol::Executor::new();
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    let sweeper = {
+        let backend = backend.clone();
+        let stop = stop_rx.clone();
+        ex.spawn(async move {
+            loop {
+                let tick = async {
+                    smol::Timer::after(Duration::from_secs(30)).await;
+                    true
+                };
+                let stopped = async {
+                    let _ = stop.recv().await;
+                    false
+                };
+                if !futures_lite::future::or(tick, stopped).await {
+                    break;
+                }
+                backend.sweep();
+            }
+        })
+    };
+    tracing::info!(
+        data = %config.data_dir.display(),
+        hostname = %config.hostname,
+        "sealmail storage is ready; protocol listeners are not part of this build yet"
+    );
+    ex.run(shutdown).await;
+    tracing::info!("shutting down");
+    stop_tx.close();
+    ex.run(sweeper).await;
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! `sealmail domain …` and `sealmail alias …`: operator commands on the
+//! control plane.
+//!
+//! Imports `app`, `config`, `store::{control, keys, spool}`. Invariants: a
+//! command that destroys mail says so and needs an explicit flag.
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+
+use super::read_password;
+use crate::app;
+use crate::config::{Config, parse_size};
+use crate::store::keys;
+
+#[derive(Subcommand)]
+pub enum DomainCmd {
+    /// Add a domain sealmail receives mail for.
+    Add { name: String },
+    /// List domains and how many aliases each has.
+    List,
+    /// Remove a domain that has no aliases left.
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum AliasCmd {
+    /// Add an address. It gets a mailbox and a generated password unless
+    /// --no-mailbox is given.
+    Add {
+        address: String,
+        /// Forward-only or webhook-only address.
+        #[arg(long)]
+        no_mailbox: bool,
+        /// Forward a copy to this address (repeatable).
+        #[arg(long = "forward")]
+        forward: Vec<String>,
+        /// Quota such as 2G.
+        #[arg(long)]
+        quota: Option<String>,
+    },
+    /// List addresses, optionally of one domain.
+    List { domain: Option<String> },
+    /// Remove an address and destroy its mailbox and sealed spool.
+    Remove {
+        address: String,
+        /// Confirm that the mailbox is to be destroyed.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Give an address a new generated password. Asks for the current one
+    /// (SEALMAIL_PASSWORD or standard input): the mailbox key is re-wrapped,
+    /// not changed.
+    Password {
+        address: String,
+        /// The owner lost the password: start a new, empty mailbox. The old
+        /// one can never be opened again and is destroyed.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Set forward targets and webhooks (replacing the current ones).
+    Forward {
+        address: String,
+        /// Target address (repeatable).
+        #[arg(long = "to")]
+        to: Vec<String>,
+        /// Webhook URL (repeatable).
+        #[arg(long = "webhook")]
+        webhook: Vec<String>,
+    },
+    /// Set the quota (e.g. 2G), or `none`.
+    Quota { address: String, size: String },
+}
+
+pub fn domain(config: &Config, cmd: DomainCmd) -> Result<()> {
+    let mut control = app::open_control(config)?;
+    match cmd {
+        DomainCmd::Add { name } => println!("added {}", control.add_domain(&name)?),
+        DomainCmd::List => {
+            for (name, aliases) in control.list_domains()? {
+                println!("{name}\t{aliases} aliases");
+            }
+        }
+        DomainCmd::Remove { name } => {
+            control.remove_domain(&name)?;
+            println!("removed {name}");
+        }
+    }
+    Ok(())
+}
+
+fn quota_arg(s: &str) -> Result<Option<u64>> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    match parse_size(s) {
+        Some(n) => Ok(Some(n)),
+        None => bail!("{s:?} is not a size such as 500M or 2G, or `none`"),
+    }
+}
+
+pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
+    let mut control = app::open_control(config)?;
+    match cmd {
+        AliasCmd::Add { address, no_mailbox, forward, quota } => {
+            let password = if no_mailbox { None } else { Some(keys::generate_password()?) };
+            let a = control.add_alias(&address, password.as_deref().map(String::as_str), config.kdf)?;
+            if !forward.is_empty() {
+                control.set_forward(&a.address, &forward)?;
+            }
+            if let Some(q) = quota {
+                control.set_quota(&a.address, quota_arg(&q)?)?;
+            }
+            println!("added {}", a.address);
+            if let Some(p) = password {
+                println!("password (shown once, not stored): {}", p.as_str());
+            }
+        }
+        AliasCmd::List { domain } => {
+            for a in control.list_aliases(domain.as_deref())? {
+                let quota = a.quota_bytes.map_or("no quota".to_string(), |q| format!("quota {q} bytes"));
+                let mut what = Vec::new();
+                if a.mailbox {
+                    what.push("mailbox".to_string());
+                }
+                if !a.forward.is_empty() {
+                    what.push(format!("forward {}", a.forward.join(",")));
+                }
+                if !a.webhooks.is_empty() {
+                    what.push(format!("{} webhooks", a.webhooks.len()));
+                }
+                println!("{}\t{}\t{}", a.address, what.join("; "), quota);
+            }
+        }
+        AliasCmd::Remove { address, purge } => {
+            let Some(a) = control.alias(&address)? else {
+                bail!("no alias {address}");
+            };
+            if a.mailbox && !purge {
+                bail!("removing {} destroys its mailbox and sealed mail for good; add --purge to confirm", a.address);
+            }
+            control.remove_alias(&a.address)?;
+            remove_mailbox_files(config, &a.mailbox_id)?;
+            println!("removed {}", a.address);
+        }
+        AliasCmd::Password { address, reset } => {
+            let new = keys::generate_password()?;
+            if reset {
+                let (old, _) = control.reset_password(&address, &new, config.kdf)?;
+                remove_mailbox_files(config, &old.mailbox_id)?;
+                println!("{}: new empty mailbox; the old one was destroyed", old.address);
+            } else {
+                let current = read_password(&format!("current password of {address}"))?;
+                control.change_password(&address, &current, &new, config.kdf)?;
+            }
+            println!("new password (shown once, not stored): {}", new.as_str());
+        }
+        AliasCmd::Forward { address, to, webhook } => {
+            control.set_forward(&address, &to)?;
+            control.set_webhooks(&address, &webhook)?;
+            println!("{address}: {} forward targets, {} webhooks", to.len(), webhook.len());
+        }
+        AliasCmd::Quota { address, size } => {
+            control.set_quota(&address, quota_arg(&size)?)?;
+            println!("{address}: quota {size}");
+        }
+    }
+    Ok(())
+}
+
+fn remove_mailbox_files(config: &Config, mailbox_id: &str) -> Result<()> {
+    let base = config.data_dir.join("mailboxes").join(format!("{mailbox_id}.sqlite"));
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", base.display()));
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let spool = crate::store::spool::dir(&config.data_dir, mailbox_id);
+    if spool.exists() {
+        std::fs::remove_dir_all(spool)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! `sealmail mailbox …` and `sealmail import`: commands a mailbox owner runs
+//! with their password.
+//!
+//! Imports `app`, `config`, `proto::mbox`, `store`. Invariants: the mailbox
+//! is reached through the same storage interface the protocols use.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+
+use super::read_password;
+use crate::app;
+use crate::config::Config;
+use crate::proto::mbox;
+use crate::store::{AppendRequest, Flags, Session};
+
+#[derive(Subcommand)]
+pub enum MailboxCmd {
+    /// Folders, message counts and quota use (imports sealed mail first).
+    Status { address: String },
+}
+
+fn unlock(config: &Config, address: &str) -> Result<Session> {
+    let (_backend, store) = app::open_store(config)?;
+    let password = read_password(&format!("password of {address}"))?;
+    smol::block_on(store.unlock(address, &password)).with_context(|| format!("cannot open the mailbox of {address}"))
+}
+
+pub fn run(config: &Config, cmd: MailboxCmd) -> Result<()> {
+    match cmd {
+        MailboxCmd::Status { address } => {
+            let session = unlock(config, &address)?;
+            smol::block_on(async {
+                if session.info().imported > 0 {
+                    println!("imported {} sealed messages into INBOX", session.info().imported);
+                }
+                for f in session.list_folders().await? {
+                    let s = session.status(&f.name).await?;
+                    println!(
+                        "{}\t{} messages\t{} unseen\t{} bytes\tuidnext {}",
+                        s.name, s.messages, s.unseen, s.size, s.uidnext
+                    );
+                }
+                let q = session.quota().await?;
+                match q.limit_bytes {
+                    Some(l) => println!("quota: {} of {} bytes", q.used_bytes, l),
+                    None => println!("quota: {} bytes used, no limit", q.used_bytes),
+                }
+                anyhow::Ok(())
+            })
+        }
+    }
+}
+
+/// Messages per transaction when importing.
+const BATCH: usize = 200;
+
+pub fn import(config: &Config, address: &str, file: &Path, folder: &str) -> Result<()> {
+    let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let messages = if mbox::is_mbox(&data) {
+        mbox::split(&data)
+    } else {
+        vec![mbox::to_crlf(&data)]
+    };
+    drop(data);
+    let session = unlock(config, address)?;
+    let total = messages.len();
+    let mut done = 0;
+    smol::block_on(async {
+        for chunk in messages.chunks(BATCH) {
+            let batch = chunk
+                .iter()
+                .map(|m| AppendRequest {
+                    folder: folder.to_string(),
+                    message: m.clone(),
+                    flags: Flags::default(),
+                    internal_date: None,
+                })
+                .collect();
+            session.append_batch(batch).await?;
+            done += chunk.len();
+            eprint!("\rimported {done}/{total}");
+        }
+        eprintln!();
+        anyhow::Ok(())
+    })?;
+    println!("imported {total} messages into {folder}");
+    Ok(())
+}

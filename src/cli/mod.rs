@@ -1,0 +1,180 @@
+//! The command line: clap definitions and the handlers that call into the
+//! library. The only module that uses anyhow.
+//!
+//! May import every module. Invariants: a generated password is printed once
+//! and never stored; passwords typed by a user come from `SEALMAIL_PASSWORD`
+//! or standard input (echo off on a terminal), never from arguments, which
+//! other users can see in the process list.
+
+mod admin;
+mod mailbox;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use zeroize::Zeroizing;
+
+use crate::app;
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "sealmail", version, about = "A mail server whose mailboxes only their owners can open.")]
+pub struct Cli {
+    /// Data directory [default: ./data with --dev, else /var/lib/sealmail].
+    #[arg(long, global = true, env = "SEALMAIL_DATA")]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a data directory: config, server key, certificate, databases.
+    Init {
+        /// Host name for greetings and the self-signed certificate.
+        #[arg(long, default_value = "localhost")]
+        hostname: String,
+        /// Write a development config (loopback high ports).
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Run the server until interrupted.
+    Serve {
+        /// Development mode: ./data, loopback high ports, a demo account on
+        /// first start.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Manage mail domains.
+    #[command(subcommand)]
+    Domain(admin::DomainCmd),
+    /// Manage addresses: mailboxes, forwards, webhooks, quotas, passwords.
+    #[command(subcommand)]
+    Alias(admin::AliasCmd),
+    /// Look inside a mailbox (needs its password).
+    #[command(subcommand)]
+    Mailbox(mailbox::MailboxCmd),
+    /// Import an mbox or .eml file into a mailbox (needs its password).
+    Import {
+        address: String,
+        file: PathBuf,
+        /// Folder to import into.
+        #[arg(long, default_value = "INBOX")]
+        folder: String,
+    },
+}
+
+pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let dev = matches!(cli.command, Command::Serve { dev: true } | Command::Init { dev: true, .. });
+    let data = cli.data.clone().unwrap_or_else(|| {
+        if dev {
+            PathBuf::from("./data")
+        } else {
+            PathBuf::from("/var/lib/sealmail")
+        }
+    });
+    match cli.command {
+        Command::Init { hostname, dev } => {
+            let r = app::init(&data, &hostname, dev)?;
+            println!(
+                "{}: config {}, server key {}, certificate {}",
+                data.display(),
+                if r.config_written { "written" } else { "kept" },
+                if r.key_written { "written" } else { "kept" },
+                if r.cert_written { "written" } else { "kept" },
+            );
+            Ok(())
+        }
+        Command::Serve { dev } => serve(&data, dev),
+        Command::Domain(cmd) => admin::domain(&load(&data)?, cmd),
+        Command::Alias(cmd) => admin::alias(&load(&data)?, cmd),
+        Command::Mailbox(cmd) => mailbox::run(&load(&data)?, cmd),
+        Command::Import { address, file, folder } => mailbox::import(&load(&data)?, &address, &file, &folder),
+    }
+}
+
+fn load(data: &Path) -> Result<Config> {
+    Ok(Config::load(data)?)
+}
+
+fn serve(data: &Path, dev: bool) -> Result<()> {
+    if dev && !data.join(crate::config::FILE_NAME).exists() {
+        app::init(data, "localhost", true)?;
+    }
+    let config = Arc::new(load(data)?);
+    if dev && !config.dev {
+        anyhow::bail!(
+            "{}: --dev needs a development config (server.dev = true); this one is for production",
+            config.file.display()
+        );
+    }
+    if dev && let Some(demo) = app::ensure_demo(&config)? {
+        print_demo(&config, &demo);
+    }
+    let (tx, rx) = async_channel::bounded::<()>(1);
+    ctrlc::set_handler(move || {
+        let _ = tx.try_send(());
+    })
+    .context("cannot install the signal handler")?;
+    smol::block_on(app::run(config, async move {
+        let _ = rx.recv().await;
+    }))?;
+    Ok(())
+}
+
+fn print_demo(config: &Config, demo: &app::Demo) {
+    let l = &config.listen;
+    println!(
+        "\nA demo mailbox was created. Its password is shown this once:\n\n  \
+         address:  {addr}\n  password: {pw}\n\n\
+         Client settings (self-signed certificate; accept it once):\n  \
+         IMAP        {imap_host} port {imap_port} STARTTLS, or port {imaps_port} SSL/TLS\n  \
+         POP3        {pop_host} port {pop_port} STARTTLS, or port {pops_port} SSL/TLS\n  \
+         SMTP        {sub_host} port {sub_port} STARTTLS, or port {subs_port} SSL/TLS\n  \
+         user name   {addr}\n\n\
+         Change it with: sealmail --data {data} alias password {addr}\n",
+        addr = demo.address,
+        pw = demo.password.as_str(),
+        imap_host = l.imap.ip(),
+        imap_port = l.imap.port(),
+        imaps_port = l.imaps.port(),
+        pop_host = l.pop3.ip(),
+        pop_port = l.pop3.port(),
+        pops_port = l.pop3s.port(),
+        sub_host = l.submission.ip(),
+        sub_port = l.submission.port(),
+        subs_port = l.submissions.port(),
+        data = config.data_dir.display(),
+    );
+}
+
+/// A password typed by a user: `SEALMAIL_PASSWORD`, else one line of
+/// standard input, with echo off on a terminal.
+pub(crate) fn read_password(prompt: &str) -> Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var("SEALMAIL_PASSWORD") {
+        return Ok(Zeroizing::new(p));
+    }
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    if tty {
+        eprint!("{prompt}: ");
+        let _ = std::io::stderr().flush();
+        let _ = std::process::Command::new("stty").arg("-echo").status();
+    }
+    let mut line = Zeroizing::new(String::new());
+    let read = stdin.lock().read_line(&mut line);
+    if tty {
+        let _ = std::process::Command::new("stty").arg("echo").status();
+        eprintln!();
+    }
+    read.context("cannot read the password from standard input")?;
+    let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
+    if trimmed.is_empty() {
+        anyhow::bail!("no password given (set SEALMAIL_PASSWORD or type it on standard input)");
+    }
+    Ok(trimmed)
+}

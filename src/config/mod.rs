@@ -1,0 +1,306 @@
+//! Configuration in two phases: the raw TOML (`raw`) is validated into an
+//! immutable [`Config`] that subsystems receive in an `Arc`.
+//!
+//! Imports `store::{keys::KdfParams, mailbox::Limits}` (plain values) and
+//! `util`. Invariants: a `Config` exists only if every value was checked; an
+//! error names the file, the key and what is wrong with it; the template in
+//! `assets/sealmail.toml` documents every key with its default.
+
+mod raw;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::store::keys::KdfParams;
+use crate::store::mailbox::Limits;
+use crate::store::mime::Limits as MimeLimits;
+
+/// The commented template `sealmail init` writes.
+pub const TEMPLATE: &str = include_str!("../../assets/sealmail.toml");
+
+/// The file name inside the data directory.
+pub const FILE_NAME: &str = "sealmail.toml";
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.problem)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.problem)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Addresses of the protocol listeners.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listen {
+    pub smtp: SocketAddr,
+    pub submission: SocketAddr,
+    pub submissions: SocketAddr,
+    pub imap: SocketAddr,
+    pub imaps: SocketAddr,
+    pub pop3: SocketAddr,
+    pub pop3s: SocketAddr,
+}
+
+impl Listen {
+    /// Standard ports on every address.
+    pub fn production() -> Listen {
+        let a = |p: u16| SocketAddr::from(([0, 0, 0, 0], p));
+        Listen {
+            smtp: a(25),
+            submission: a(587),
+            submissions: a(465),
+            imap: a(143),
+            imaps: a(993),
+            pop3: a(110),
+            pop3s: a(995),
+        }
+    }
+
+    /// Loopback high ports for `--dev`.
+    pub fn dev() -> Listen {
+        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        Listen {
+            smtp: a(2525),
+            submission: a(2587),
+            submissions: a(2465),
+            imap: a(2143),
+            imaps: a(2993),
+            pop3: a(2110),
+            pop3s: a(2995),
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub data_dir: PathBuf,
+    pub hostname: String,
+    pub dev: bool,
+    pub listen: Listen,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub key_ttl: Duration,
+    pub kdf: KdfParams,
+    pub limits: Limits,
+}
+
+/// Renders the template for a new data directory.
+pub fn render_template(hostname: &str, dev: bool) -> String {
+    let l = if dev { Listen::dev() } else { Listen::production() };
+    TEMPLATE
+        .replace("{{hostname}}", hostname)
+        .replace("{{dev}}", if dev { "true" } else { "false" })
+        .replace("{{smtp}}", &l.smtp.to_string())
+        .replace("{{submission}}", &l.submission.to_string())
+        .replace("{{submissions}}", &l.submissions.to_string())
+        .replace("{{imap}}", &l.imap.to_string())
+        .replace("{{imaps}}", &l.imaps.to_string())
+        .replace("{{pop3}}", &l.pop3.to_string())
+        .replace("{{pop3s}}", &l.pop3s.to_string())
+}
+
+impl Config {
+    /// Reads and validates `<data>/sealmail.toml`.
+    pub fn load(data_dir: &Path) -> Result<Config, ConfigError> {
+        let file = data_dir.join(FILE_NAME);
+        let text = std::fs::read_to_string(&file).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: String::new(),
+            problem: format!("cannot read: {e} (run `sealmail init` first)"),
+        })?;
+        Config::parse(&text, &file, data_dir)
+    }
+
+    /// Parses and validates TOML text; `file` is only for messages.
+    pub fn parse(text: &str, file: &Path, data_dir: &Path) -> Result<Config, ConfigError> {
+        let raw: raw::Raw = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_path_buf(),
+            key: String::new(),
+            problem: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        Validator { file }.validate(raw, data_dir)
+    }
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err<T>(&self, key: &str, problem: impl Into<String>) -> Result<T, ConfigError> {
+        Err(ConfigError {
+            file: self.file.to_path_buf(),
+            key: key.to_string(),
+            problem: problem.into(),
+        })
+    }
+
+    fn validate(&self, raw: raw::Raw, data_dir: &Path) -> Result<Config, ConfigError> {
+        let server = raw.server.unwrap_or_default();
+        let dev = server.dev.unwrap_or(false);
+        let hostname = server.hostname.unwrap_or_else(|| "localhost".into());
+        if crate::store::control::normalize_domain(&hostname).is_err() {
+            return self.err("server.hostname", format!("{hostname:?} is not a valid host name"));
+        }
+        let defaults = if dev { Listen::dev() } else { Listen::production() };
+        let l = raw.listen.unwrap_or_default();
+        let listen = Listen {
+            smtp: self.addr("listen.smtp", l.smtp, defaults.smtp, dev)?,
+            submission: self.addr("listen.submission", l.submission, defaults.submission, dev)?,
+            submissions: self.addr("listen.submissions", l.submissions, defaults.submissions, dev)?,
+            imap: self.addr("listen.imap", l.imap, defaults.imap, dev)?,
+            imaps: self.addr("listen.imaps", l.imaps, defaults.imaps, dev)?,
+            pop3: self.addr("listen.pop3", l.pop3, defaults.pop3, dev)?,
+            pop3s: self.addr("listen.pop3s", l.pop3s, defaults.pop3s, dev)?,
+        };
+        let tls = raw.tls.unwrap_or_default();
+        let k = raw.keys.unwrap_or_default();
+        let key_ttl = self.duration("keys.cache_ttl", k.cache_ttl.as_deref().unwrap_or("15m"))?;
+        let memory = self.size("keys.argon2_memory", k.argon2_memory.as_deref().unwrap_or("19M"))?;
+        let kdf = KdfParams {
+            memory_kib: self.range("keys.argon2_memory", (memory / 1024) as i64, 8, 4 * 1024 * 1024)? as u32,
+            iterations: self.range("keys.argon2_iterations", k.argon2_iterations.unwrap_or(2), 1, 100)? as u32,
+            parallelism: self.range("keys.argon2_parallelism", k.argon2_parallelism.unwrap_or(1), 1, 16)? as u32,
+        };
+        let lim = raw.limits.unwrap_or_default();
+        let max_message_bytes = self.size("limits.max_message_size", lim.max_message_size.as_deref().unwrap_or("50M"))?;
+        if !(1024..=1024 * 1024 * 1024).contains(&max_message_bytes) {
+            return self.err("limits.max_message_size", "must be between 1K and 1G");
+        }
+        let limits = Limits {
+            max_message_bytes,
+            mime: MimeLimits {
+                max_depth: self.range("limits.mime_max_depth", lim.mime_max_depth.unwrap_or(32), 1, 128)? as usize,
+                max_parts: self.range("limits.mime_max_parts", lim.mime_max_parts.unwrap_or(1000), 1, 100_000)? as usize,
+            },
+        };
+        Ok(Config {
+            file: self.file.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
+            hostname,
+            dev,
+            listen,
+            tls_cert: data_dir.join(tls.cert.unwrap_or_else(|| "tls/cert.pem".into())),
+            tls_key: data_dir.join(tls.key.unwrap_or_else(|| "tls/key.pem".into())),
+            key_ttl,
+            kdf,
+            limits,
+        })
+    }
+
+    fn addr(&self, key: &str, v: Option<String>, default: SocketAddr, dev: bool) -> Result<SocketAddr, ConfigError> {
+        let a = match v {
+            None => default,
+            Some(s) => match s.parse::<SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => return self.err(key, format!("{s:?} is not an address:port such as \"127.0.0.1:2143\" or \"[::]:993\"")),
+            },
+        };
+        if dev && !a.ip().is_loopback() {
+            return self.err(key, format!("{a} is not a loopback address, and server.dev is on"));
+        }
+        Ok(a)
+    }
+
+    fn range(&self, key: &str, v: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
+        if (min..=max).contains(&v) {
+            Ok(v)
+        } else {
+            self.err(key, format!("{v} is out of range {min}..={max}"))
+        }
+    }
+
+    fn size(&self, key: &str, s: &str) -> Result<u64, ConfigError> {
+        parse_size(s).ok_or(()).or_else(|()| self.err(key, format!("{s:?} is not a size such as \"512K\", \"50M\" or \"2G\"")))
+    }
+
+    fn duration(&self, key: &str, s: &str) -> Result<Duration, ConfigError> {
+        parse_duration(s).ok_or(()).or_else(|()| self.err(key, format!("{s:?} is not a duration such as \"30s\", \"15m\", \"2h\" or \"1d\"")))
+    }
+}
+
+/// `512`, `512K`, `50M`, `2G` (powers of 1024).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mul) = match s.chars().last()? {
+        'k' | 'K' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' | 'M' => (&s[..s.len() - 1], 1 << 20),
+        'g' | 'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// `30s`, `15m`, `2h`, `1d`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let unit = match s.chars().last()? {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    let n: u64 = s[..s.len() - 1].trim().parse().ok()?;
+    Some(Duration::from_secs(n.checked_mul(unit)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/d/sealmail.toml"), Path::new("/d"))
+    }
+
+    #[test]
+    fn template_validates_in_both_modes() {
+        let dev = parse(&render_template("mail.example.org", true)).unwrap();
+        assert!(dev.dev);
+        assert_eq!(dev.listen, Listen::dev());
+        let prod = parse(&render_template("mail.example.org", false)).unwrap();
+        assert_eq!(prod.listen, Listen::production());
+        assert_eq!(prod.limits.max_message_bytes, 50 << 20);
+        assert_eq!(prod.key_ttl, Duration::from_secs(900));
+        assert_eq!(prod.tls_cert, Path::new("/d/tls/cert.pem"));
+    }
+
+    #[test]
+    fn errors_name_file_key_and_problem() {
+        let e = parse("[keys]\ncache_ttl = \"soon\"\n").unwrap_err();
+        assert_eq!(e.key, "keys.cache_ttl");
+        assert!(e.to_string().starts_with("/d/sealmail.toml: keys.cache_ttl: \"soon\" is not a duration"));
+        let e = parse("[server]\ndev = true\n[listen]\nimap = \"0.0.0.0:143\"\n").unwrap_err();
+        assert_eq!(e.key, "listen.imap");
+        let e = parse("[limits]\nmime_max_depth = 0\n").unwrap_err();
+        assert_eq!(e.key, "limits.mime_max_depth");
+        let e = parse("[server]\nhostnme = \"x\"\n").unwrap_err();
+        assert!(e.problem.contains("hostnme"), "{e}");
+        let e = parse("[server\n").unwrap_err();
+        assert!(e.to_string().starts_with("/d/sealmail.toml: "), "{e}");
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("19M"), Some(19 << 20));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("2"), None);
+    }
+}

@@ -1,0 +1,60 @@
+//! The TOML file as written, before validation: every field optional, no
+//! unknown keys accepted.
+//!
+//! Imports serde only. Invariants: nothing here is used by a subsystem;
+//! `Config::validate` turns it into the immutable `Config`.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    pub server: Option<Server>,
+    pub listen: Option<Listen>,
+    pub tls: Option<Tls>,
+    pub keys: Option<Keys>,
+    pub limits: Option<Limits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub hostname: Option<String>,
+    pub dev: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub smtp: Option<String>,
+    pub submission: Option<String>,
+    pub submissions: Option<String>,
+    pub imap: Option<String>,
+    pub imaps: Option<String>,
+    pub pop3: Option<String>,
+    pub pop3s: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keys {
+    pub cache_ttl: Option<String>,
+    pub argon2_memory: Option<String>,
+    pub argon2_iterations: Option<i64>,
+    pub argon2_parallelism: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_message_size: Option<String>,
+    pub mime_max_depth: Option<i64>,
+    pub mime_max_parts: Option<i64>,
+}

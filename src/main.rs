@@ -1,0 +1,17 @@
+//! The `sealmail` binary: logging set-up, then the command line.
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SEALMAIL_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match sealmail::cli::main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sealmail: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Splitting mbox files (mboxo and mboxrd) into messages, and line-ending
+//! normalisation for stored mail.
+//!
+//! Imports nothing of ours. Invariants: a message starts at a `From ` line at
+//! the start of the file or after a blank line; `>From ` quoting is undone
+//! one level (mboxrd); output messages use CRLF line endings, as IMAP sizes
+//! assume.
+
+/// Splits an mbox into messages (without their `From ` separator lines).
+pub fn split(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut current: Option<Vec<u8>> = None;
+    let mut prev_blank = true;
+    for line in data.split_inclusive(|&b| b == b'\n') {
+        if prev_blank && line.starts_with(b"From ") {
+            if let Some(m) = current.take() {
+                out.push(finish(m));
+            }
+            current = Some(Vec::new());
+            prev_blank = false;
+            continue;
+        }
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        prev_blank = body.is_empty();
+        if let Some(m) = current.as_mut() {
+            let unquoted = if body.starts_with(b">") && body.iter().skip_while(|&&b| b == b'>').take(5).eq(b"From ".iter()) {
+                &body[1..]
+            } else {
+                body
+            };
+            m.extend_from_slice(unquoted);
+            m.extend_from_slice(b"\r\n");
+        }
+    }
+    if let Some(m) = current {
+        out.push(finish(m));
+    }
+    out
+}
+
+/// Drops the blank line mbox puts between messages.
+fn finish(mut m: Vec<u8>) -> Vec<u8> {
+    if m.ends_with(b"\r\n\r\n") {
+        m.truncate(m.len() - 2);
+    }
+    m
+}
+
+/// True if the data looks like an mbox rather than one message.
+pub fn is_mbox(data: &[u8]) -> bool {
+    data.starts_with(b"From ")
+}
+
+/// Converts bare LF (and bare CR) line ends to CRLF.
+pub fn to_crlf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+    let mut i = 0;
+    while i < data.len() {
+        match data[i] {
+            b'\r' if data.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 2;
+                continue;
+            }
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_and_unquotes() {
+        let mbox = b"From a@b Mon Jan  1 00:00:00 2024\nSubject: one\n\n>From here\nbody\n\nFrom c@d Tue Jan  2 00:00:00 2024\nSubject: two\n\nbody\nFrom inside is not a separator\n";
+        let msgs = split(mbox);
+        assert_eq!(msgs.len(), 2);
+        assert_eq!(msgs[0], b"Subject: one\r\n\r\nFrom here\r\nbody\r\n");
+        assert_eq!(msgs[1], b"Subject: two\r\n\r\nbody\r\nFrom inside is not a separator\r\n");
+    }
+
+    #[test]
+    fn crlf_normalisation() {
+        assert_eq!(to_crlf(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\nd");
+    }
+}

@@ -1,0 +1,395 @@
+//! The control plane (`control.sqlite`): domains, aliases, forwarding and
+//! webhook targets, quotas, and the per-alias credentials (verifier, wrapped
+//! data key, wrapped age identity, public key).
+//!
+//! Imports `store::{db, keys}` and `util`. Invariants: the file is keyed with
+//! the server key; it never holds a password or an unwrapped key; a password
+//! change replaces the credential row in one transaction, so a crash leaves
+//! the old or the new password working, never neither.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::db::{self, DbKey, DbError};
+use super::keys::{self, Credentials, KdfParams, KeyError, Unwrapped};
+use crate::util::{crash_point, iso8601_utc, now_unix, random_id};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("{0:?} is not a valid domain name: {1}")]
+    BadDomain(String, &'static str),
+    #[error("{0:?} is not a valid address: {1}")]
+    BadAddress(String, &'static str),
+    #[error("domain {0} is not configured (add it with `sealmail domain add {0}`)")]
+    NoDomain(String),
+    #[error("domain {0} already exists")]
+    DomainExists(String),
+    #[error("domain {0} still has {1} aliases; remove them first")]
+    DomainInUse(String, i64),
+    #[error("no alias {0}")]
+    NoAlias(String),
+    #[error("alias {0} already exists")]
+    AliasExists(String),
+    #[error("alias {0} has no mailbox")]
+    NoMailbox(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("control database: {0}")]
+    Db(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for ControlError {
+    fn from(e: rusqlite::Error) -> Self {
+        ControlError::Db(DbError::Sqlite(e))
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS domains (
+    id       INTEGER PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,
+    created  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    id          INTEGER PRIMARY KEY,
+    address     TEXT NOT NULL UNIQUE,
+    domain_id   INTEGER NOT NULL REFERENCES domains(id),
+    mailbox     INTEGER NOT NULL,
+    mailbox_id  TEXT NOT NULL UNIQUE,
+    quota_bytes INTEGER,
+    forward     TEXT NOT NULL DEFAULT '[]',
+    webhooks    TEXT NOT NULL DEFAULT '[]',
+    created     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS credentials (
+    alias_id          INTEGER PRIMARY KEY REFERENCES aliases(id) ON DELETE CASCADE,
+    salt              BLOB NOT NULL,
+    kdf               TEXT NOT NULL,
+    verifier          BLOB NOT NULL,
+    dek_wrapped       BLOB NOT NULL,
+    identity_wrapped  BLOB NOT NULL,
+    public_key        TEXT NOT NULL,
+    changed           TEXT NOT NULL
+);
+PRAGMA user_version = 1;
+";
+
+/// One alias as the control plane knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alias {
+    pub id: i64,
+    pub address: String,
+    pub domain: String,
+    pub mailbox: bool,
+    /// Random name of the mailbox file and spool directory.
+    pub mailbox_id: String,
+    pub quota_bytes: Option<u64>,
+    pub forward: Vec<String>,
+    pub webhooks: Vec<String>,
+    /// The age recipient that inbound mail is sealed to.
+    pub public_key: Option<String>,
+}
+
+pub struct Control {
+    conn: Connection,
+}
+
+/// Checks and lowercases a domain name (ASCII; IDNs in their xn-- form).
+pub fn normalize_domain(name: &str) -> Result<String, ControlError> {
+    let d = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    let bad = |why| Err(ControlError::BadDomain(name.to_string(), why));
+    if d.is_empty() || d.len() > 253 {
+        return bad("must be 1 to 253 characters");
+    }
+    if !d.is_ascii() {
+        return bad("write internationalised names in their xn-- form");
+    }
+    for label in d.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return bad("each label must be 1 to 63 characters");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return bad("a label may not start or end with '-'");
+        }
+        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return bad("only letters, digits, '-' and '.' are allowed");
+        }
+    }
+    Ok(d)
+}
+
+/// Splits and checks `local@domain`, lowercased.
+pub fn normalize_address(addr: &str) -> Result<(String, String), ControlError> {
+    let a = addr.trim();
+    let bad = |why| Err(ControlError::BadAddress(addr.to_string(), why));
+    let Some((local, domain)) = a.rsplit_once('@') else {
+        return bad("expected local@domain");
+    };
+    if local.is_empty() || local.len() > 64 {
+        return bad("the local part must be 1 to 64 characters");
+    }
+    if local.chars().any(|c| c.is_whitespace() || c.is_control() || "@<>()[],;:\\\"".contains(c)) {
+        return bad("the local part has a character that needs quoting");
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return bad("dots may not start, end or repeat in the local part");
+    }
+    let domain = normalize_domain(domain).map_err(|_| ControlError::BadAddress(addr.to_string(), "bad domain"))?;
+    Ok((local.to_lowercase(), domain))
+}
+
+impl Control {
+    /// Opens (creating) the control database with the server key.
+    pub fn open(path: &Path, server_key: &[u8; 32]) -> Result<Control, ControlError> {
+        let conn = db::open(path, DbKey::Raw(server_key))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Control { conn })
+    }
+
+    pub fn add_domain(&mut self, name: &str) -> Result<String, ControlError> {
+        let d = normalize_domain(name)?;
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO domains (name, created) VALUES (?1, ?2)",
+            params![d, iso8601_utc(now_unix())],
+        )?;
+        if n == 0 {
+            return Err(ControlError::DomainExists(d));
+        }
+        Ok(d)
+    }
+
+    /// Domains with their alias counts.
+    pub fn list_domains(&self) -> Result<Vec<(String, i64)>, ControlError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.name, (SELECT count(*) FROM aliases a WHERE a.domain_id = d.id) FROM domains d ORDER BY d.name",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn remove_domain(&mut self, name: &str) -> Result<(), ControlError> {
+        let d = normalize_domain(name)?;
+        let tx = self.conn.transaction()?;
+        let id: Option<i64> = tx.query_row("SELECT id FROM domains WHERE name = ?1", [&d], |r| r.get(0)).optional()?;
+        let id = id.ok_or_else(|| ControlError::NoDomain(d.clone()))?;
+        let n: i64 = tx.query_row("SELECT count(*) FROM aliases WHERE domain_id = ?1", [id], |r| r.get(0))?;
+        if n > 0 {
+            return Err(ControlError::DomainInUse(d, n));
+        }
+        tx.execute("DELETE FROM domains WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Adds an alias. With `password`, it gets a mailbox and fresh keys.
+    pub fn add_alias(&mut self, address: &str, password: Option<&str>, params: KdfParams) -> Result<Alias, ControlError> {
+        let (local, domain) = normalize_address(address)?;
+        let address = format!("{local}@{domain}");
+        let creds = password.map(|p| keys::create(p, params)).transpose()?;
+        let tx = self.conn.transaction()?;
+        let domain_id: Option<i64> =
+            tx.query_row("SELECT id FROM domains WHERE name = ?1", [&domain], |r| r.get(0)).optional()?;
+        let domain_id = domain_id.ok_or_else(|| ControlError::NoDomain(domain.clone()))?;
+        let exists: i64 = tx.query_row("SELECT count(*) FROM aliases WHERE address = ?1", [&address], |r| r.get(0))?;
+        if exists > 0 {
+            return Err(ControlError::AliasExists(address));
+        }
+        let mailbox_id = random_id().map_err(KeyError::Io)?;
+        tx.execute(
+            "INSERT INTO aliases (address, domain_id, mailbox, mailbox_id, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![address, domain_id, creds.is_some(), mailbox_id, iso8601_utc(now_unix())],
+        )?;
+        let id = tx.last_insert_rowid();
+        if let Some((c, _)) = &creds {
+            put_credentials(&tx, id, c)?;
+        }
+        tx.commit()?;
+        self.alias(&address)?.ok_or(ControlError::NoAlias(address))
+    }
+
+    /// Looks an alias up by address (case-insensitive).
+    pub fn alias(&self, address: &str) -> Result<Option<Alias>, ControlError> {
+        let Ok((local, domain)) = normalize_address(address) else {
+            return Ok(None);
+        };
+        let address = format!("{local}@{domain}");
+        let mut stmt = self.conn.prepare_cached(&format!("{ALIAS_SELECT} WHERE a.address = ?1"))?;
+        Ok(stmt.query_row([&address], alias_row).optional()?)
+    }
+
+    pub fn list_aliases(&self, domain: Option<&str>) -> Result<Vec<Alias>, ControlError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{ALIAS_SELECT} WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, a.address"
+        ))?;
+        let domain = domain.map(normalize_domain).transpose()?;
+        let rows = stmt.query_map([domain], alias_row)?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn remove_alias(&mut self, address: &str) -> Result<Alias, ControlError> {
+        let alias = self.require(address)?;
+        self.conn.execute("DELETE FROM aliases WHERE id = ?1", [alias.id])?;
+        Ok(alias)
+    }
+
+    fn require(&self, address: &str) -> Result<Alias, ControlError> {
+        self.alias(address)?.ok_or_else(|| ControlError::NoAlias(address.to_string()))
+    }
+
+    pub fn credentials(&self, alias_id: i64) -> Result<Option<Credentials>, ControlError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT salt, kdf, verifier, dek_wrapped, identity_wrapped, public_key FROM credentials WHERE alias_id = ?1",
+        )?;
+        let row = stmt
+            .query_row([alias_id], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })
+            .optional()?;
+        let Some((salt, kdf, verifier, dek_wrapped, identity_wrapped, public_key)) = row else {
+            return Ok(None);
+        };
+        let damaged = |what| ControlError::Key(KeyError::Damaged(what));
+        Ok(Some(Credentials {
+            salt: salt.try_into().map_err(|_| damaged("salt"))?,
+            params: serde_json::from_str(&kdf).map_err(|_| damaged("kdf parameters"))?,
+            verifier: verifier.try_into().map_err(|_| damaged("verifier"))?,
+            dek_wrapped,
+            identity_wrapped,
+            public_key,
+        }))
+    }
+
+    /// Changes a password: unwraps with the old one, re-wraps the same keys
+    /// under the new one, and replaces the row in one transaction. The
+    /// mailbox file is not touched.
+    pub fn change_password(&mut self, address: &str, old: &str, new: &str, params: KdfParams) -> Result<(), ControlError> {
+        let alias = self.require(address)?;
+        let creds = self
+            .credentials(alias.id)?
+            .ok_or_else(|| ControlError::NoMailbox(alias.address.clone()))?;
+        let keys = keys::unwrap(&creds, old)?;
+        let fresh = keys::wrap(new, params, &keys, creds.public_key.clone())?;
+        let tx = self.conn.transaction()?;
+        put_credentials(&tx, alias.id, &fresh)?;
+        crash_point("password-change-before-commit");
+        tx.commit()?;
+        crash_point("password-change-after-commit");
+        Ok(())
+    }
+
+    /// Gives an alias new keys and a new, empty mailbox, for an owner who
+    /// lost the password. The old mailbox can never be opened again; its
+    /// file name is returned so the caller can remove it.
+    pub fn reset_password(&mut self, address: &str, new: &str, params: KdfParams) -> Result<(Alias, Unwrapped), ControlError> {
+        let old = self.require(address)?;
+        let (creds, keys) = keys::create(new, params)?;
+        let mailbox_id = random_id().map_err(KeyError::Io)?;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE aliases SET mailbox = 1, mailbox_id = ?1 WHERE id = ?2",
+            params![mailbox_id, old.id],
+        )?;
+        put_credentials(&tx, old.id, &creds)?;
+        tx.commit()?;
+        Ok((old, keys))
+    }
+
+    pub fn set_forward(&mut self, address: &str, targets: &[String]) -> Result<(), ControlError> {
+        for t in targets {
+            normalize_address(t)?;
+        }
+        self.set_json(address, "forward", targets)
+    }
+
+    pub fn set_webhooks(&mut self, address: &str, urls: &[String]) -> Result<(), ControlError> {
+        for u in urls {
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                return Err(ControlError::BadAddress(u.clone(), "webhooks must be http:// or https:// URLs"));
+            }
+        }
+        self.set_json(address, "webhooks", urls)
+    }
+
+    fn set_json(&mut self, address: &str, column: &str, values: &[String]) -> Result<(), ControlError> {
+        let alias = self.require(address)?;
+        let json = serde_json::to_string(values).unwrap_or_else(|_| "[]".into());
+        self.conn
+            .execute(&format!("UPDATE aliases SET {column} = ?1 WHERE id = ?2"), params![json, alias.id])?;
+        Ok(())
+    }
+
+    pub fn set_quota(&mut self, address: &str, bytes: Option<u64>) -> Result<(), ControlError> {
+        let alias = self.require(address)?;
+        self.conn.execute(
+            "UPDATE aliases SET quota_bytes = ?1 WHERE id = ?2",
+            params![bytes.map(|b| b as i64), alias.id],
+        )?;
+        Ok(())
+    }
+}
+
+const ALIAS_SELECT: &str = "SELECT a.id, a.address, d.name, a.mailbox, a.mailbox_id, a.quota_bytes, a.forward,
+    a.webhooks, c.public_key FROM aliases a JOIN domains d ON d.id = a.domain_id
+    LEFT JOIN credentials c ON c.alias_id = a.id";
+
+fn alias_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alias> {
+    let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
+    Ok(Alias {
+        id: r.get(0)?,
+        address: r.get(1)?,
+        domain: r.get(2)?,
+        mailbox: r.get(3)?,
+        mailbox_id: r.get(4)?,
+        quota_bytes: r.get::<_, Option<i64>>(5)?.map(|q| q as u64),
+        forward: list(r.get(6)?),
+        webhooks: list(r.get(7)?),
+        public_key: r.get(8)?,
+    })
+}
+
+fn put_credentials(conn: &Connection, alias_id: i64, c: &Credentials) -> Result<(), ControlError> {
+    conn.execute(
+        "INSERT OR REPLACE INTO credentials
+            (alias_id, salt, kdf, verifier, dek_wrapped, identity_wrapped, public_key, changed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            alias_id,
+            c.salt.as_slice(),
+            serde_json::to_string(&c.params).unwrap_or_default(),
+            c.verifier.as_slice(),
+            c.dek_wrapped,
+            c.identity_wrapped,
+            c.public_key,
+            iso8601_utc(now_unix())
+        ],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_and_domains_are_checked() {
+        assert_eq!(normalize_domain("Example.ORG.").unwrap(), "example.org");
+        assert!(normalize_domain("bad_domain.org").is_err());
+        assert!(normalize_domain("-x.org").is_err());
+        assert!(normalize_domain("exämple.org").is_err());
+        assert_eq!(
+            normalize_address("Ann@Example.org").unwrap(),
+            ("ann".to_string(), "example.org".to_string())
+        );
+        for bad in ["ann", "@x.org", "a b@x.org", ".a@x.org", "a..b@x.org", "a@"] {
+            assert!(normalize_address(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! The storage backend of this process: control plane, key cache, open
+//! mailbox files, spool and change events behind the [`Backend`] trait.
+//!
+//! Imports the rest of `store` and `util`. Invariants: all SQLite, argon2
+//! and age work runs on the blocking pool; a mailbox file is open only while
+//! its key is cached; per alias, the decision "key present → INBOX, else
+//! seal" and a cold unlock's spool import are serialised by one gate, so no
+//! sealed message is left behind by a concurrent unlock; a spool file is
+//! imported and recorded in one transaction and only then unlinked.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::control::{Alias, Control};
+use super::db::DbKey;
+use super::events::Hub;
+use super::keys::{self, Dek, KdfParams, KeyCache};
+use super::mailbox::{Limits, Mailbox, normalize};
+use super::spool;
+use super::types::*;
+use super::{Backend, BoxFuture, StoreError};
+use crate::util::{crash_point, create_private_dir};
+
+/// What the local backend needs to know.
+#[derive(Clone)]
+pub struct LocalConfig {
+    pub data_dir: PathBuf,
+    pub server_key: Zeroizing<[u8; 32]>,
+    pub kdf: KdfParams,
+    pub key_ttl: Duration,
+    pub limits: Limits,
+}
+
+pub struct LocalBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: LocalConfig,
+    control: Mutex<Control>,
+    keys: KeyCache,
+    hub: Hub,
+    sessions: Mutex<HashMap<SessionId, Live>>,
+    open: Mutex<HashMap<i64, Arc<Mutex<Mailbox>>>>,
+    gates: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    next_session: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Live {
+    alias: i64,
+    quota: Option<u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these maps leaves plain data whole.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl LocalBackend {
+    pub fn open(cfg: LocalConfig) -> Result<LocalBackend, StoreError> {
+        create_private_dir(&cfg.data_dir.join("mailboxes"))?;
+        create_private_dir(&cfg.data_dir.join("spool"))?;
+        let control = Control::open(&cfg.data_dir.join("control.sqlite"), &cfg.server_key)
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let keys = KeyCache::new(cfg.key_ttl).map_err(|e| StoreError::Internal(e.to_string()))?;
+        Ok(LocalBackend {
+            inner: Arc::new(Inner {
+                cfg,
+                control: Mutex::new(control),
+                keys,
+                hub: Hub::default(),
+                sessions: Mutex::new(HashMap::new()),
+                open: Mutex::new(HashMap::new()),
+                gates: Mutex::new(HashMap::new()),
+                next_session: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// Drops keys (and closes files) idle past their time to live.
+    pub fn sweep(&self) {
+        self.inner.sweep();
+    }
+
+    /// Number of mailbox files open now.
+    pub fn open_mailboxes(&self) -> usize {
+        lock(&self.inner.open).len()
+    }
+}
+
+impl Backend for LocalBackend {
+    fn call(&self, request: Request) -> BoxFuture<'_, Result<Response, StoreError>> {
+        let inner = self.inner.clone();
+        Box::pin(blocking::unblock(move || inner.handle(request)))
+    }
+
+    fn subscribe(&self, session: SessionId) -> Result<async_channel::Receiver<Change>, StoreError> {
+        let live = self.inner.live(session)?;
+        Ok(self.inner.hub.subscribe(live.alias))
+    }
+
+    fn release(&self, session: SessionId) {
+        let live = lock(&self.inner.sessions).remove(&session);
+        if let Some(live) = live {
+            self.inner.keys.release(live.alias);
+            self.inner.sweep();
+        }
+    }
+}
+
+impl Inner {
+    fn handle(&self, req: Request) -> Result<Response, StoreError> {
+        use Request as R;
+        match req {
+            R::Unlock { address, password } => self.unlock(&address, &password).map(Response::Unlocked),
+            R::Deliver { address, message } => self.deliver(&address, message).map(Response::Delivered),
+            R::ListFolders { session } => self.with(session, |m, _| m.list_folders()).map(Response::Folders),
+            R::CreateFolder { session, name } => self.changed(session, |m| m.create_folder(&name)),
+            R::RenameFolder { session, from, to } => self.changed(session, |m| m.rename_folder(&from, &to)),
+            R::DeleteFolder { session, name } => self.changed(session, |m| m.delete_folder(&name).map(drop)),
+            R::Subscribe { session, name, subscribed } => {
+                self.with(session, |m, _| m.subscribe(&name, subscribed)).map(|()| Response::Done)
+            }
+            R::Select { session, folder } => self.with(session, |m, _| m.select(&folder)).map(Response::Selected),
+            R::Status { session, folder } => self.with(session, |m, _| m.status(&folder)).map(Response::Status),
+            R::Append { session, messages } => self.append(session, &messages).map(Response::Appended),
+            R::Fetch { session, folder, uids, what } => {
+                self.with(session, |m, _| m.fetch(&folder, &uids, &what)).map(Response::Fetched)
+            }
+            R::Store { session, request } => self.store(session, &request).map(Response::Stored),
+            R::Copy { session, from, uids, to } => self.copy(session, &from, &uids, &to, false).map(Response::Copied),
+            R::Move { session, from, uids, to } => self.copy(session, &from, &uids, &to, true).map(Response::Copied),
+            R::Expunge { session, folder, uids } => self.expunge(session, &folder, uids.as_ref()).map(Response::Expunged),
+            R::Search { session, folder, criteria } => {
+                self.with(session, |m, _| m.search(&folder, &criteria)).map(Response::Found)
+            }
+            R::ChangesSince { session, folder, modseq } => {
+                self.with(session, |m, _| m.changes_since(&folder, modseq)).map(Response::Changes)
+            }
+            R::Quota { session } => self
+                .with(session, |m, live| {
+                    let (used_bytes, messages) = m.usage()?;
+                    Ok(QuotaUsage {
+                        used_bytes,
+                        messages,
+                        limit_bytes: live.quota,
+                    })
+                })
+                .map(Response::Quota),
+            R::Vacuum { session } => self.with(session, |m, _| m.vacuum()).map(|()| Response::Done),
+        }
+    }
+
+    fn live(&self, session: SessionId) -> Result<Live, StoreError> {
+        lock(&self.sessions).get(&session).cloned().ok_or(StoreError::NoSession)
+    }
+
+    /// Runs `f` on the session's open mailbox.
+    fn with<T>(&self, session: SessionId, f: impl FnOnce(&mut Mailbox, &Live) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let live = self.live(session)?;
+        let mb = lock(&self.open).get(&live.alias).cloned().ok_or(StoreError::NoSession)?;
+        let mut guard = lock(&mb);
+        f(&mut guard, &live)
+    }
+
+    fn changed(&self, session: SessionId, f: impl FnOnce(&mut Mailbox) -> Result<(), StoreError>) -> Result<Response, StoreError> {
+        let live = self.live(session)?;
+        self.with(session, |m, _| f(m))?;
+        self.hub.publish(live.alias, vec![Change::FoldersChanged]);
+        Ok(Response::Done)
+    }
+
+    fn gate(&self, alias: i64) -> Arc<Mutex<()>> {
+        lock(&self.gates).entry(alias).or_default().clone()
+    }
+
+    fn alias(&self, address: &str) -> Result<Option<Alias>, StoreError> {
+        lock(&self.control).alias(address).map_err(|e| StoreError::Internal(e.to_string()))
+    }
+
+    fn mailbox_path(&self, alias: &Alias) -> PathBuf {
+        self.cfg.data_dir.join("mailboxes").join(format!("{}.sqlite", alias.mailbox_id))
+    }
+
+    /// The open mailbox of an alias, opening it with `dek` if needed.
+    fn open_mailbox(&self, alias: &Alias, dek: &Dek) -> Result<Arc<Mutex<Mailbox>>, StoreError> {
+        if let Some(m) = lock(&self.open).get(&alias.id) {
+            return Ok(m.clone());
+        }
+        let mb = Mailbox::open(&self.mailbox_path(alias), DbKey::Raw(dek), self.cfg.limits)?;
+        let mb = Arc::new(Mutex::new(mb));
+        Ok(lock(&self.open).entry(alias.id).or_insert(mb).clone())
+    }
+
+    fn unlock(&self, address: &str, password: &str) -> Result<SessionInfo, StoreError> {
+        let alias = self.alias(address)?;
+        let creds = match &alias {
+            Some(a) if a.mailbox => lock(&self.control)
+                .credentials(a.id)
+                .map_err(|e| StoreError::Internal(e.to_string()))?,
+            _ => None,
+        };
+        let (Some(alias), Some(creds)) = (alias, creds) else {
+            // Spend the same time as a real check, so probing for addresses
+            // learns nothing.
+            let _ = keys::create(password, self.cfg.kdf);
+            return Err(StoreError::AuthFailed);
+        };
+        let data = &self.cfg.data_dir;
+        let mut imported = 0;
+        if !spool::has_pending(data, &alias.mailbox_id)
+            && let Some(dek) = self.keys.acquire(alias.id, password)
+        {
+            self.open_mailbox(&alias, &dek)?;
+        } else {
+            let unwrapped = keys::unwrap(&creds, password).map_err(|e| match e {
+                keys::KeyError::WrongPassword => StoreError::AuthFailed,
+                other => StoreError::Internal(other.to_string()),
+            })?;
+            let gate = self.gate(alias.id);
+            let _g = lock(&gate);
+            let mb = self.open_mailbox(&alias, &unwrapped.dek)?;
+            self.keys.insert(alias.id, password, &unwrapped.dek);
+            let result = self.import_spool(&alias, &mut lock(&mb), &unwrapped.identity);
+            match result {
+                Ok(n) => imported = n,
+                Err(e) => {
+                    self.keys.release(alias.id);
+                    return Err(e);
+                }
+            }
+        }
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        lock(&self.sessions).insert(
+            id,
+            Live {
+                alias: alias.id,
+                quota: alias.quota_bytes,
+            },
+        );
+        if imported > 0 {
+            self.hub.publish(alias.id, vec![Change::FoldersChanged]);
+        }
+        Ok(SessionInfo {
+            id,
+            address: alias.address,
+            imported,
+        })
+    }
+
+    /// Moves sealed mail into INBOX, exactly once per file.
+    fn import_spool(&self, alias: &Alias, mb: &mut Mailbox, identity: &str) -> Result<u32, StoreError> {
+        let pending = spool::pending(&self.cfg.data_dir, &alias.mailbox_id)?;
+        let names: HashSet<&str> = pending.iter().map(|p| p.name.as_str()).collect();
+        let conn = mb.connection();
+        let recorded: Vec<String> = conn
+            .prepare("SELECT name FROM spool_imported")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for name in recorded.iter().filter(|n| !names.contains(n.as_str())) {
+            conn.execute("DELETE FROM spool_imported WHERE name = ?1", [name])?;
+        }
+        let mut imported = 0;
+        for p in &pending {
+            if recorded.contains(&p.name) {
+                spool::remove(p)?;
+                mb.connection().execute("DELETE FROM spool_imported WHERE name = ?1", [&p.name])?;
+                continue;
+            }
+            let message = match spool::open(p, identity) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sealed spool file left in place");
+                    continue;
+                }
+            };
+            let request = AppendRequest {
+                folder: "INBOX".into(),
+                message,
+                flags: Flags::default(),
+                internal_date: Some(p.arrived),
+            };
+            let marker = Some(p.name.as_str());
+            match mb.append_durable(std::slice::from_ref(&request), None, marker) {
+                Ok(_) => {}
+                Err(StoreError::BadMessage(why)) => {
+                    tracing::warn!(%why, "sealed spool message could not be stored; left in place");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            crash_point("spool-import-after-commit");
+            spool::remove(p)?;
+            mb.connection().execute("DELETE FROM spool_imported WHERE name = ?1", [&p.name])?;
+            imported += 1;
+        }
+        Ok(imported)
+    }
+
+    fn deliver(&self, address: &str, message: Vec<u8>) -> Result<Delivery, StoreError> {
+        let alias = self.alias(address)?.ok_or(StoreError::NoSuchAddress)?;
+        if !alias.mailbox {
+            return Err(StoreError::NoMailbox);
+        }
+        let gate = self.gate(alias.id);
+        let _g = lock(&gate);
+        if let Some(dek) = self.keys.peek(alias.id) {
+            let mb = self.open_mailbox(&alias, &dek)?;
+            let request = AppendRequest {
+                folder: "INBOX".into(),
+                message,
+                flags: Flags::default(),
+                internal_date: None,
+            };
+            let appended = lock(&mb).append_durable(std::slice::from_ref(&request), alias.quota_bytes, None)?;
+            let (folder, a) = appended
+                .into_iter()
+                .next()
+                .ok_or_else(|| StoreError::Internal("append returned nothing".into()))?;
+            self.hub.publish(alias.id, vec![Change::Exists { folder, uid: a.uid }]);
+            return Ok(Delivery::Inbox { uid: a.uid });
+        }
+        let public = alias.public_key.as_deref().ok_or(StoreError::NoMailbox)?;
+        if message.len() as u64 > self.cfg.limits.max_message_bytes {
+            return Err(StoreError::TooBig(self.cfg.limits.max_message_bytes));
+        }
+        spool::seal(&self.cfg.data_dir, &alias.mailbox_id, public, &message).map_err(|e| match e {
+            spool::SpoolError::Io(io) => StoreError::Unavailable(io.to_string()),
+            other => StoreError::Internal(other.to_string()),
+        })?;
+        Ok(Delivery::Sealed)
+    }
+
+    fn append(&self, session: SessionId, messages: &[AppendRequest]) -> Result<Vec<AppendUid>, StoreError> {
+        let live = self.live(session)?;
+        let appended = self.with(session, |m, live| m.append(messages, live.quota, None))?;
+        let changes = appended
+            .iter()
+            .map(|(folder, a)| Change::Exists {
+                folder: folder.clone(),
+                uid: a.uid,
+            })
+            .collect();
+        self.hub.publish(live.alias, changes);
+        Ok(appended.into_iter().map(|(_, a)| a).collect())
+    }
+
+    fn store(&self, session: SessionId, req: &StoreFlags) -> Result<StoreResult, StoreError> {
+        let live = self.live(session)?;
+        let (folder, result) = self.with(session, |m, _| {
+            Ok((normalize(&req.folder), m.store_flags(req)?))
+        })?;
+        let changes = result
+            .updated
+            .iter()
+            .map(|meta| Change::Flags {
+                folder: folder.clone(),
+                meta: meta.clone(),
+            })
+            .collect();
+        self.hub.publish(live.alias, changes);
+        Ok(result)
+    }
+
+    fn copy(&self, session: SessionId, from: &str, uids: &UidSet, to: &str, remove: bool) -> Result<CopyResult, StoreError> {
+        let live = self.live(session)?;
+        let (src, dst, result) = self.with(session, |m, live| {
+            Ok((normalize(from), normalize(to), m.copy(from, uids, to, remove, live.quota)?))
+        })?;
+        let mut changes: Vec<Change> = result
+            .dest
+            .iter()
+            .map(|&uid| Change::Exists {
+                folder: dst.clone(),
+                uid,
+            })
+            .collect();
+        if remove && !result.source.is_empty() {
+            changes.push(Change::Expunged {
+                folder: src,
+                uids: result.source.clone(),
+            });
+        }
+        self.hub.publish(live.alias, changes);
+        Ok(result)
+    }
+
+    fn expunge(&self, session: SessionId, folder: &str, uids: Option<&UidSet>) -> Result<Vec<u32>, StoreError> {
+        let live = self.live(session)?;
+        let (name, gone) = self.with(session, |m, _| {
+            Ok((normalize(folder), m.expunge(folder, uids)?))
+        })?;
+        if !gone.is_empty() {
+            self.hub.publish(
+                live.alias,
+                vec![Change::Expunged {
+                    folder: name,
+                    uids: gone.clone(),
+                }],
+            );
+        }
+        Ok(gone)
+    }
+
+    fn sweep(&self) {
+        for alias in self.keys.sweep() {
+            lock(&self.open).remove(&alias);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Stored message bodies: the header block, the rest with attachment bodies
+//! cut out, and the attachments kept once per SHA-256 with a reference
+//! count.
+//!
+//! Imports `store::mime`. Invariants: a body row's refcount equals the number
+//! of message rows that point at it, and an attachment's refcount equals the
+//! number of body segments that name it; both rows go when their count
+//! reaches zero. Reassembly gives back the exact bytes appended.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::store::StoreError;
+use crate::store::mime::Parsed;
+
+/// A cut-out: offset into the body (after the header), length, SHA-256.
+type Segment = (u64, u64, String);
+
+/// Stores a parsed message's bytes; returns the new body id.
+pub(super) fn insert(conn: &Connection, raw: &[u8], parsed: &Parsed) -> Result<i64, StoreError> {
+    let split = parsed.root.body_start as usize;
+    let (header, body) = raw.split_at(split.min(raw.len()));
+    let mut rest = Vec::with_capacity(body.len());
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut at = split;
+    for &(s, e) in &parsed.attachments {
+        if s < at || e > raw.len() {
+            continue;
+        }
+        rest.extend_from_slice(&raw[at..s]);
+        let data = &raw[s..e];
+        let sha = Sha256::digest(data);
+        let bumped = conn
+            .prepare_cached("UPDATE attachments SET refcount = refcount + 1 WHERE sha256 = ?1")?
+            .execute([sha.as_slice()])?;
+        if bumped == 0 {
+            conn.prepare_cached("INSERT INTO attachments (sha256, refcount, data) VALUES (?1, 1, ?2)")?
+                .execute(params![sha.as_slice(), data])?;
+        }
+        segments.push(((s - split) as u64, data.len() as u64, hex::encode(sha)));
+        at = e;
+    }
+    rest.extend_from_slice(&raw[at.min(raw.len())..]);
+    let f = &parsed.fields;
+    conn.prepare_cached(
+        "INSERT INTO bodies (refcount, size, header, rest, segments, structure, envelope, subject,
+            from_text, to_text, cc_text, bcc_text, sent_date, sent_ts, message_id, in_reply_to, refs,
+            base_subject, sort_from, sort_to, sort_cc)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+    )?
+    .execute(params![
+        raw.len() as i64,
+        header,
+        rest,
+        json(&segments)?,
+        json(&parsed.root)?,
+        json(&parsed.envelope)?,
+        f.subject,
+        f.from,
+        f.to,
+        f.cc,
+        f.bcc,
+        f.sent_date,
+        f.sent_ts,
+        f.message_id,
+        f.in_reply_to,
+        f.references.join(" "),
+        f.base_subject,
+        f.sort_from,
+        f.sort_to,
+        f.sort_cc,
+    ])?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO fts (rowid, headers, body) VALUES (?1, ?2, ?3)")?
+        .execute(params![id, parsed.header_text, parsed.body_text])?;
+    Ok(id)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Internal(e.to_string()))
+}
+
+/// One more message points at the body (COPY).
+pub(super) fn retain(conn: &Connection, body_id: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE bodies SET refcount = refcount + 1 WHERE id = ?1")?
+        .execute([body_id])?;
+    Ok(())
+}
+
+/// One message less points at the body; frees it and its attachments when
+/// none is left.
+pub(super) fn release(conn: &Connection, body_id: i64) -> Result<(), StoreError> {
+    let left: i64 = conn
+        .prepare_cached("UPDATE bodies SET refcount = refcount - 1 WHERE id = ?1 RETURNING refcount")?
+        .query_row([body_id], |r| r.get(0))?;
+    if left > 0 {
+        return Ok(());
+    }
+    let segments: String = conn.query_row("SELECT segments FROM bodies WHERE id = ?1", [body_id], |r| r.get(0))?;
+    for (_, _, sha) in parse_segments(&segments)? {
+        let sha = hex::decode(&sha).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let left: i64 = conn
+            .prepare_cached("UPDATE attachments SET refcount = refcount - 1 WHERE sha256 = ?1 RETURNING refcount")?
+            .query_row([&sha], |r| r.get(0))?;
+        if left <= 0 {
+            conn.prepare_cached("DELETE FROM attachments WHERE sha256 = ?1")?.execute([&sha])?;
+        }
+    }
+    conn.prepare_cached("DELETE FROM fts WHERE rowid = ?1")?.execute([body_id])?;
+    conn.prepare_cached("DELETE FROM bodies WHERE id = ?1")?.execute([body_id])?;
+    Ok(())
+}
+
+fn parse_segments(s: &str) -> Result<Vec<Segment>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Internal(format!("damaged body segments: {e}")))
+}
+
+/// The exact bytes of a stored message.
+pub fn load_message(conn: &Connection, body_id: i64) -> Result<Vec<u8>, StoreError> {
+    let row: Option<(i64, Vec<u8>, Vec<u8>, String)> = conn
+        .prepare_cached("SELECT size, header, rest, segments FROM bodies WHERE id = ?1")?
+        .query_row([body_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    let (size, header, rest, segments) =
+        row.ok_or_else(|| StoreError::Internal(format!("body {body_id} is missing")))?;
+    let mut out = Vec::with_capacity(size.max(0) as usize);
+    out.extend_from_slice(&header);
+    let mut taken = 0usize;
+    let mut written = 0u64;
+    for (offset, len, sha) in parse_segments(&segments)? {
+        let gap = (offset - written) as usize;
+        let chunk = rest
+            .get(taken..taken + gap)
+            .ok_or_else(|| StoreError::Internal("damaged body segments".into()))?;
+        out.extend_from_slice(chunk);
+        taken += gap;
+        let sha = hex::decode(&sha).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let data: Vec<u8> = conn
+            .prepare_cached("SELECT data FROM attachments WHERE sha256 = ?1")?
+            .query_row([&sha], |r| r.get(0))?;
+        if data.len() as u64 != len {
+            return Err(StoreError::Internal("attachment length mismatch".into()));
+        }
+        out.extend_from_slice(&data);
+        written = offset + len;
+    }
+    out.extend_from_slice(rest.get(taken..).unwrap_or_default());
+    Ok(out)
+}
+
+/// Only the top-level header block.
+pub(super) fn load_header(conn: &Connection, body_id: i64) -> Result<Vec<u8>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT header FROM bodies WHERE id = ?1")?
+        .query_row([body_id], |r| r.get(0))?)
+}

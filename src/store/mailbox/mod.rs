@@ -1,0 +1,345 @@
+//! One mailbox file: opening it, its folders, and (in the submodules) the
+//! messages inside. Everything here is synchronous and runs on the blocking
+//! pool, one caller at a time per file.
+//!
+//! Imports `store::{db, schema, search, mime, types}` and `util`.
+//! Invariants: UIDs in a folder only grow (UIDNEXT never goes back, and a
+//! re-created folder gets a larger UIDVALIDITY); every change to messages
+//! bumps the folder's HIGHESTMODSEQ and stamps the changed rows with it;
+//! each operation is one transaction.
+
+mod bodies;
+mod fetch;
+mod messages;
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::db::{self, DbKey};
+use super::mime::Limits as MimeLimits;
+use super::types::{FolderInfo, FolderStatus, SelectInfo};
+use super::{StoreError, schema, search};
+
+pub use bodies::load_message;
+
+/// Limits applied to what a mailbox accepts.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_message_bytes: u64,
+    pub mime: MimeLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 50 * 1024 * 1024,
+            mime: MimeLimits::default(),
+        }
+    }
+}
+
+/// An open mailbox file.
+pub struct Mailbox {
+    conn: Connection,
+    limits: Limits,
+}
+
+/// A folder row.
+#[derive(Clone, Debug)]
+pub(crate) struct Folder {
+    pub id: i64,
+    pub name: String,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highestmodseq: u64,
+}
+
+const MAX_NAME_BYTES: usize = 1000;
+
+impl Mailbox {
+    /// Opens (creating on first use) the mailbox file at `path`.
+    pub fn open(path: &Path, key: DbKey<'_>, limits: Limits) -> Result<Mailbox, StoreError> {
+        let mut conn = db::open(path, key)?;
+        conn.execute_batch("PRAGMA cache_size = -8192;")?;
+        schema::migrate(&mut conn)?;
+        search::register(&conn)?;
+        Ok(Mailbox { conn, limits })
+    }
+
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    pub(crate) fn folder(conn: &Connection, name: &str) -> Result<Folder, StoreError> {
+        let name = normalize(name);
+        conn.query_row(
+            "SELECT id, name, uidvalidity, uidnext, highestmodseq FROM folders WHERE name = ?1",
+            [&name],
+            |r| {
+                Ok(Folder {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    uidvalidity: r.get(2)?,
+                    uidnext: r.get(3)?,
+                    highestmodseq: r.get::<_, i64>(4)? as u64,
+                })
+            },
+        )
+        .optional()?
+        .ok_or(StoreError::NoSuchFolder(name))
+    }
+
+    pub fn list_folders(&mut self) -> Result<Vec<FolderInfo>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, special_use, subscribed FROM folders ORDER BY name = 'INBOX' DESC, name")?;
+        let rows: Vec<(String, Option<String>, bool)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        Ok(rows
+            .iter()
+            .map(|(name, special_use, subscribed)| FolderInfo {
+                has_children: names.iter().any(|n| is_child(n, name)),
+                name: name.clone(),
+                special_use: special_use.clone(),
+                subscribed: *subscribed,
+            })
+            .collect())
+    }
+
+    /// CREATE (RFC 3501 §6.3.3): missing parents are created too.
+    pub fn create_folder(&mut self, name: &str) -> Result<(), StoreError> {
+        let name = validate_name(name)?;
+        let tx = self.conn.transaction()?;
+        if Self::folder(&tx, &name).is_ok() {
+            return Err(StoreError::FolderExists(name));
+        }
+        let mut prefix = String::new();
+        for component in name.split('/') {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(component);
+            if Self::folder(&tx, &prefix).is_err() {
+                let validity = next_uidvalidity(&tx)?;
+                tx.execute(
+                    "INSERT INTO folders (name, uidvalidity) VALUES (?1, ?2)",
+                    params![prefix, validity],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// RENAME (RFC 3501 §6.3.5): children move along; renaming INBOX moves
+    /// its messages to a new folder and leaves INBOX empty.
+    pub fn rename_folder(&mut self, from: &str, to: &str) -> Result<(), StoreError> {
+        let to = validate_name(to)?;
+        let tx = self.conn.transaction()?;
+        let src = Self::folder(&tx, from)?;
+        if Self::folder(&tx, &to).is_ok() {
+            return Err(StoreError::FolderExists(to));
+        }
+        if is_child(&to, &src.name) || to == src.name {
+            return Err(StoreError::BadName(to, "a folder cannot move inside itself".into()));
+        }
+        if src.name == "INBOX" {
+            let validity = next_uidvalidity(&tx)?;
+            tx.execute(
+                "INSERT INTO folders (name, uidvalidity, uidnext, highestmodseq) VALUES (?1, ?2, ?3, ?4)",
+                params![to, validity, src.uidnext, src.highestmodseq as i64],
+            )?;
+            let new_id = tx.last_insert_rowid();
+            tx.execute("UPDATE messages SET folder_id = ?1 WHERE folder_id = ?2", params![new_id, src.id])?;
+            // INBOX keeps its UIDNEXT so its UIDs never repeat.
+            tx.commit()?;
+            return Ok(());
+        }
+        let children: Vec<(i64, String)> = {
+            let mut stmt = tx.prepare("SELECT id, name FROM folders WHERE substr(name, 1, ?1) = ?2")?;
+            let prefix = format!("{}/", src.name);
+            stmt.query_map(params![prefix.len() as i64, prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        tx.execute("UPDATE folders SET name = ?1 WHERE id = ?2", params![to, src.id])?;
+        for (id, name) in children {
+            let new_name = format!("{}{}", to, &name[src.name.len()..]);
+            if new_name.len() > MAX_NAME_BYTES {
+                return Err(StoreError::BadName(new_name, "too long".into()));
+            }
+            tx.execute("UPDATE folders SET name = ?1 WHERE id = ?2", params![new_name, id])?;
+        }
+        // Parents of the new name, so the hierarchy stays whole.
+        if let Some((parent, _)) = to.rsplit_once('/') {
+            let mut prefix = String::new();
+            for component in parent.split('/') {
+                if !prefix.is_empty() {
+                    prefix.push('/');
+                }
+                prefix.push_str(component);
+                if Self::folder(&tx, &prefix).is_err() {
+                    let validity = next_uidvalidity(&tx)?;
+                    tx.execute(
+                        "INSERT INTO folders (name, uidvalidity) VALUES (?1, ?2)",
+                        params![prefix, validity],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// DELETE (RFC 3501 §6.3.4). INBOX and special-use folders are kept; a
+    /// folder with children must be emptied of them first.
+    pub fn delete_folder(&mut self, name: &str) -> Result<Vec<u32>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let f = Self::folder(&tx, name)?;
+        let special: Option<String> =
+            tx.query_row("SELECT special_use FROM folders WHERE id = ?1", [f.id], |r| r.get(0))?;
+        if f.name == "INBOX" || special.is_some() {
+            return Err(StoreError::Protected(f.name, "deleted".into()));
+        }
+        let prefix = format!("{}/", f.name);
+        let children: i64 = tx.query_row(
+            "SELECT count(*) FROM folders WHERE substr(name, 1, ?1) = ?2",
+            params![prefix.len() as i64, prefix],
+            |r| r.get(0),
+        )?;
+        if children > 0 {
+            return Err(StoreError::HasChildren(f.name));
+        }
+        let removed = messages::remove_all(&tx, f.id)?;
+        tx.execute("DELETE FROM folders WHERE id = ?1", [f.id])?;
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    pub fn subscribe(&mut self, name: &str, subscribed: bool) -> Result<(), StoreError> {
+        let f = Self::folder(&self.conn, name)?;
+        self.conn
+            .execute("UPDATE folders SET subscribed = ?1 WHERE id = ?2", params![subscribed, f.id])?;
+        Ok(())
+    }
+
+    pub fn status(&mut self, name: &str) -> Result<FolderStatus, StoreError> {
+        let f = Self::folder(&self.conn, name)?;
+        status_of(&self.conn, &f)
+    }
+
+    /// Everything SELECT reports, in one read transaction.
+    pub fn select(&mut self, name: &str) -> Result<SelectInfo, StoreError> {
+        let tx = self.conn.transaction()?;
+        let f = Self::folder(&tx, name)?;
+        let status = status_of(&tx, &f)?;
+        let uids: Vec<u32> = tx
+            .prepare_cached("SELECT uid FROM messages WHERE folder_id = ?1 ORDER BY uid")?
+            .query_map([f.id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let first_unseen: Option<u32> = tx.query_row(
+            "SELECT min(uid) FROM messages WHERE folder_id = ?1 AND (flags & 1) = 0",
+            [f.id],
+            |r| r.get(0),
+        )?;
+        let mut keywords: Vec<String> = Vec::new();
+        let mut stmt = tx.prepare_cached("SELECT DISTINCT keywords FROM messages WHERE folder_id = ?1 AND keywords != ''")?;
+        for list in stmt.query_map([f.id], |r| r.get::<_, String>(0))? {
+            for k in list?.split(' ').filter(|k| !k.is_empty()) {
+                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    keywords.push(k.to_string());
+                }
+            }
+        }
+        drop(stmt);
+        tx.commit()?;
+        Ok(SelectInfo {
+            status,
+            uids,
+            keywords,
+            first_unseen,
+        })
+    }
+
+    /// Rebuilds the file (reclaims space; secure_delete already zeroed freed
+    /// pages).
+    pub fn vacuum(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?;
+        Ok(())
+    }
+}
+
+fn status_of(conn: &Connection, f: &Folder) -> Result<FolderStatus, StoreError> {
+    let (messages, unseen, deleted, size): (u32, u32, u32, i64) = conn
+        .prepare_cached(
+            "SELECT count(*), ifnull(sum((flags & 1) = 0), 0), ifnull(sum((flags & 8) != 0), 0), ifnull(sum(size), 0)
+             FROM messages WHERE folder_id = ?1",
+        )?
+        .query_row([f.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    Ok(FolderStatus {
+        name: f.name.clone(),
+        uidvalidity: f.uidvalidity,
+        uidnext: f.uidnext,
+        highestmodseq: f.highestmodseq,
+        messages,
+        unseen,
+        deleted,
+        size: size as u64,
+    })
+}
+
+/// A UIDVALIDITY larger than any this file has used.
+fn next_uidvalidity(conn: &Connection) -> Result<i64, StoreError> {
+    let max: Option<i64> = conn.query_row("SELECT max(uidvalidity) FROM folders", [], |r| r.get(0))?;
+    Ok(schema::uidvalidity_seed().max(max.unwrap_or(0) + 1).min(u32::MAX as i64))
+}
+
+/// `INBOX` in any case is INBOX (RFC 3501 §5.1), also as a parent.
+pub fn normalize(name: &str) -> String {
+    match name.split_once('/') {
+        Some((first, rest)) if first.eq_ignore_ascii_case("INBOX") => format!("INBOX/{rest}"),
+        _ if name.eq_ignore_ascii_case("INBOX") => "INBOX".to_string(),
+        _ => name.to_string(),
+    }
+}
+
+fn is_child(name: &str, parent: &str) -> bool {
+    name.len() > parent.len() + 1 && name.starts_with(parent) && name.as_bytes()[parent.len()] == b'/'
+}
+
+/// Checks a folder name (UTF-8, `/` as hierarchy delimiter).
+pub fn validate_name(name: &str) -> Result<String, StoreError> {
+    let bad = |why: &str| Err(StoreError::BadName(name.to_string(), why.to_string()));
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return bad("longer than 1000 bytes");
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return bad("control characters (including NUL) are not allowed");
+    }
+    if name.contains(['*', '%']) {
+        return bad("'*' and '%' are LIST wildcards");
+    }
+    if name.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return bad("empty, '.' or '..' path components are not allowed");
+    }
+    Ok(normalize(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        for bad in ["", "a//b", "/a", "a/", "..", "a/../b", "a\0b", "a\x07", "x*", "%"] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(validate_name("inbox/Sub").unwrap(), "INBOX/Sub");
+        assert_eq!(validate_name("Работа/2026").unwrap(), "Работа/2026");
+    }
+}

@@ -1,0 +1,138 @@
+//! The mailbox schema inside each SQLCipher file, and its forward
+//! migrations keyed by `PRAGMA user_version`.
+//!
+//! Imports only rusqlite. Invariants: migrations run in one transaction each
+//! and only forward; a file whose version is newer than this build knows is
+//! refused rather than guessed at.
+
+use rusqlite::{Connection, params};
+
+use crate::util::{iso8601_utc, now_unix};
+
+/// The version this build writes.
+pub const VERSION: i64 = 1;
+
+/// Special-use folders created on first open (RFC 6154), INBOX first.
+pub const SPECIAL: &[(&str, Option<&str>)] = &[
+    ("INBOX", None),
+    ("Sent", Some("\\Sent")),
+    ("Drafts", Some("\\Drafts")),
+    ("Trash", Some("\\Trash")),
+    ("Junk", Some("\\Junk")),
+    ("Archive", Some("\\Archive")),
+];
+
+const V1: &str = "
+CREATE TABLE folders (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT NOT NULL UNIQUE,
+    uidvalidity    INTEGER NOT NULL,
+    uidnext        INTEGER NOT NULL DEFAULT 1,
+    highestmodseq  INTEGER NOT NULL DEFAULT 1,
+    special_use    TEXT,
+    subscribed     INTEGER NOT NULL DEFAULT 1
+);
+-- One row per distinct stored message; COPY shares a row (refcount).
+CREATE TABLE bodies (
+    id            INTEGER PRIMARY KEY,
+    refcount      INTEGER NOT NULL,
+    size          INTEGER NOT NULL,
+    header        BLOB NOT NULL,       -- the top-level header block
+    rest          BLOB NOT NULL,       -- the body, attachment bodies cut out
+    segments      TEXT NOT NULL,       -- JSON [[offset, len, sha256]] of cut-outs
+    structure     TEXT NOT NULL,       -- JSON part tree (BODYSTRUCTURE)
+    envelope      TEXT NOT NULL,       -- JSON ENVELOPE
+    subject       TEXT NOT NULL,
+    from_text     TEXT NOT NULL,
+    to_text       TEXT NOT NULL,
+    cc_text       TEXT NOT NULL,
+    bcc_text      TEXT NOT NULL,
+    sent_date     TEXT,                -- YYYY-MM-DD in the header's zone
+    sent_ts       INTEGER,
+    message_id    TEXT,
+    in_reply_to   TEXT,
+    refs          TEXT NOT NULL,
+    base_subject  TEXT NOT NULL,
+    sort_from     TEXT NOT NULL,
+    sort_to       TEXT NOT NULL,
+    sort_cc       TEXT NOT NULL
+);
+CREATE INDEX bodies_message_id ON bodies(message_id);
+-- Attachment bodies stored once per SHA-256 of their encoded bytes.
+CREATE TABLE attachments (
+    sha256    BLOB PRIMARY KEY,
+    refcount  INTEGER NOT NULL,
+    data      BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE messages (
+    id             INTEGER PRIMARY KEY,
+    folder_id      INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    uid            INTEGER NOT NULL,
+    modseq         INTEGER NOT NULL,
+    flags          INTEGER NOT NULL DEFAULT 0,
+    keywords       TEXT NOT NULL DEFAULT '',
+    internal_date  TEXT NOT NULL,      -- ISO-8601 UTC
+    size           INTEGER NOT NULL,
+    body_id        INTEGER NOT NULL REFERENCES bodies(id),
+    thread_id      INTEGER NOT NULL,
+    UNIQUE (folder_id, uid)
+);
+CREATE INDEX messages_modseq ON messages(folder_id, modseq);
+CREATE INDEX messages_body ON messages(body_id);
+CREATE INDEX messages_date ON messages(folder_id, internal_date);
+-- QRESYNC (RFC 7162 §3.2.5): UIDs expunged and the modseq that did it.
+CREATE TABLE expunged (
+    folder_id  INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    uid        INTEGER NOT NULL,
+    modseq     INTEGER NOT NULL,
+    PRIMARY KEY (folder_id, uid)
+) WITHOUT ROWID;
+-- Sealed spool files already imported, so a crash between the import commit
+-- and the unlink never imports twice.
+CREATE TABLE spool_imported (
+    name  TEXT PRIMARY KEY
+) WITHOUT ROWID;
+-- rowid = bodies.id. Trigram gives substring matching for IMAP SEARCH.
+CREATE VIRTUAL TABLE fts USING fts5(headers, body, tokenize = 'trigram');
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("mailbox schema version {0} is newer than this sealmail ({VERSION})")]
+    TooNew(i64),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Brings a freshly opened mailbox to `VERSION`, creating it if empty.
+pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > VERSION {
+        return Err(SchemaError::TooNew(version));
+    }
+    if version < 1 {
+        let tx = conn.transaction()?;
+        tx.execute_batch(V1)?;
+        let validity = uidvalidity_seed();
+        for (i, (name, special)) in SPECIAL.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO folders (name, uidvalidity, special_use) VALUES (?1, ?2, ?3)",
+                params![name, validity + i as i64, special],
+            )?;
+        }
+        tx.execute_batch("PRAGMA user_version = 1")?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// A UIDVALIDITY for a new folder: seconds since epoch, which grows across
+/// delete and re-create, so a client never sees UIDs reused (RFC 3501 §2.3.1.1).
+pub fn uidvalidity_seed() -> i64 {
+    (now_unix() & 0x7fff_ffff).max(1)
+}
+
+/// Timestamp string for rows that record when something happened.
+pub fn now_iso() -> String {
+    iso8601_utc(now_unix())
+}

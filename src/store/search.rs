@@ -1,0 +1,294 @@
+//! SEARCH criteria as a tree, compiled to one SQL statement over the
+//! mailbox's indexed columns and its FTS5 trigram index.
+//!
+//! Imports rusqlite only. Invariants: every leaf compiles to an expression
+//! that is exactly 0 or 1 (never NULL), so NOT and OR nest with two-valued
+//! logic; string matching is case-insensitive substring matching with Unicode
+//! lowercase folding (`imatch`), and the FTS5 index only narrows candidates
+//! for needles of three or more characters, which the trigram tokenizer
+//! matches as exact substrings (same folding).
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::Value;
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+
+use super::types::{Flags, UidSet};
+
+/// A calendar date, compared by day as IMAP does (RFC 3501 §6.4.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Date {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+}
+
+impl Date {
+    fn iso(&self) -> String {
+        format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// One SEARCH key or a combination. Sequence numbers, `$` (SEARCHRES) and
+/// `\Recent`/NEW/OLD are session state: the protocol layer turns them into
+/// `Uid` sets before asking the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Criteria {
+    All,
+    Uid(UidSet),
+    /// A system flag set (`true`) or not set (`false`): SEEN/UNSEEN, etc.
+    Flag(u8, bool),
+    Keyword(String, bool),
+    Larger(u64),
+    Smaller(u64),
+    Before(Date),
+    On(Date),
+    Since(Date),
+    SentBefore(Date),
+    SentOn(Date),
+    SentSince(Date),
+    Subject(String),
+    From(String),
+    To(String),
+    Cc(String),
+    Bcc(String),
+    /// HEADER field-name string; an empty string matches any message that
+    /// has the field.
+    Header(String, String),
+    Body(String),
+    Text(String),
+    /// CONDSTORE MODSEQ: modseq at least this (RFC 7162 §3.1.5).
+    ModSeq(u64),
+    Not(Box<Criteria>),
+    And(Vec<Criteria>),
+    Or(Box<Criteria>, Box<Criteria>),
+}
+
+/// A compiled WHERE clause and its parameters.
+pub struct Compiled {
+    pub sql: String,
+    pub params: Vec<Value>,
+}
+
+/// Deepest nesting accepted, so a hostile tree cannot exhaust the stack.
+pub const MAX_DEPTH: usize = 64;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("search criteria nest deeper than {MAX_DEPTH}")]
+pub struct TooDeep;
+
+/// Compiles criteria over `m` (messages) and `b` (bodies).
+pub fn compile(c: &Criteria) -> Result<Compiled, TooDeep> {
+    let mut out = Compiled {
+        sql: String::new(),
+        params: Vec::new(),
+    };
+    emit(c, &mut out, 0)?;
+    Ok(out)
+}
+
+fn emit(c: &Criteria, out: &mut Compiled, depth: usize) -> Result<(), TooDeep> {
+    if depth > MAX_DEPTH {
+        return Err(TooDeep);
+    }
+    let p = |out: &mut Compiled, v: Value| {
+        out.params.push(v);
+        format!("?{}", out.params.len())
+    };
+    let sql = match c {
+        Criteria::All => "1".to_string(),
+        Criteria::Uid(set) => {
+            if set.0.is_empty() {
+                "0".to_string()
+            } else {
+                let parts: Vec<String> = set
+                    .0
+                    .iter()
+                    .map(|r| {
+                        let a = p(out, Value::Integer(r.first.into()));
+                        let b = p(out, Value::Integer(r.last.into()));
+                        format!("m.uid BETWEEN {a} AND {b}")
+                    })
+                    .collect();
+                format!("({})", parts.join(" OR "))
+            }
+        }
+        Criteria::Flag(bit, set) => {
+            format!("((m.flags & {}) {} 0)", bit, if *set { "!=" } else { "=" })
+        }
+        Criteria::Keyword(k, set) => {
+            let a = p(out, Value::Text(k.clone()));
+            format!("(has_keyword(m.keywords, {a}) = {})", i32::from(*set))
+        }
+        Criteria::Larger(n) => format!("(m.size > {})", p(out, Value::Integer(*n as i64))),
+        Criteria::Smaller(n) => format!("(m.size < {})", p(out, Value::Integer(*n as i64))),
+        Criteria::Before(d) => format!("(substr(m.internal_date, 1, 10) < {})", p(out, Value::Text(d.iso()))),
+        Criteria::On(d) => format!("(substr(m.internal_date, 1, 10) = {})", p(out, Value::Text(d.iso()))),
+        Criteria::Since(d) => format!("(substr(m.internal_date, 1, 10) >= {})", p(out, Value::Text(d.iso()))),
+        Criteria::SentBefore(d) => format!("ifnull(b.sent_date < {}, 0)", p(out, Value::Text(d.iso()))),
+        Criteria::SentOn(d) => format!("ifnull(b.sent_date = {}, 0)", p(out, Value::Text(d.iso()))),
+        Criteria::SentSince(d) => format!("ifnull(b.sent_date >= {}, 0)", p(out, Value::Text(d.iso()))),
+        Criteria::Subject(s) => format!("imatch(b.subject, {})", p(out, Value::Text(s.clone()))),
+        Criteria::From(s) => format!("imatch(b.from_text, {})", p(out, Value::Text(s.clone()))),
+        Criteria::To(s) => format!("imatch(b.to_text, {})", p(out, Value::Text(s.clone()))),
+        Criteria::Cc(s) => format!("imatch(b.cc_text, {})", p(out, Value::Text(s.clone()))),
+        Criteria::Bcc(s) => format!("imatch(b.bcc_text, {})", p(out, Value::Text(s.clone()))),
+        Criteria::Header(name, v) => {
+            let a = p(out, Value::Text(name.clone()));
+            let b = p(out, Value::Text(v.clone()));
+            format!("header_match(b.header, {a}, {b})")
+        }
+        Criteria::Body(s) => fts(out, "body", s),
+        Criteria::Text(s) => fts(out, "headers body", s),
+        Criteria::ModSeq(n) => format!("(m.modseq >= {})", p(out, Value::Integer(*n as i64))),
+        Criteria::Not(inner) => {
+            let mut sub = Compiled {
+                sql: String::new(),
+                params: std::mem::take(&mut out.params),
+            };
+            emit(inner, &mut sub, depth + 1)?;
+            out.params = sub.params;
+            format!("(NOT {})", sub.sql)
+        }
+        Criteria::And(items) if items.is_empty() => "1".to_string(),
+        Criteria::And(items) => join(items, " AND ", out, depth)?,
+        Criteria::Or(a, b) => join(&[(**a).clone(), (**b).clone()], " OR ", out, depth)?,
+    };
+    out.sql.push_str(&sql);
+    Ok(())
+}
+
+fn join(items: &[Criteria], op: &str, out: &mut Compiled, depth: usize) -> Result<String, TooDeep> {
+    let mut parts = Vec::with_capacity(items.len());
+    for item in items {
+        let mut sub = Compiled {
+            sql: String::new(),
+            params: std::mem::take(&mut out.params),
+        };
+        emit(item, &mut sub, depth + 1)?;
+        out.params = sub.params;
+        parts.push(sub.sql);
+    }
+    Ok(format!("({})", parts.join(op)))
+}
+
+/// BODY/TEXT: the trigram index finds candidates for needles of three or
+/// more characters (and is exact for them); shorter needles are checked by
+/// `imatch` over the indexed text.
+fn fts(out: &mut Compiled, columns: &str, needle: &str) -> String {
+    if needle.is_empty() {
+        return "1".into();
+    }
+    if needle.chars().count() >= 3 {
+        let q = format!("{{{columns}}} : \"{}\"", needle.replace('"', "\"\""));
+        out.params.push(Value::Text(q));
+        format!("(m.body_id IN (SELECT rowid FROM fts WHERE fts MATCH ?{}))", out.params.len())
+    } else {
+        out.params.push(Value::Text(needle.to_string()));
+        let n = out.params.len();
+        let expr = columns
+            .split(' ')
+            .map(|c| format!("imatch(f.{c}, ?{n})"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        format!("EXISTS (SELECT 1 FROM fts f WHERE f.rowid = m.body_id AND ({expr}))")
+    }
+}
+
+/// Case-insensitive substring test with Unicode lowercase folding.
+pub fn imatch(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if haystack.is_ascii() && needle.is_ascii() {
+        let n = needle.as_bytes();
+        return haystack
+            .as_bytes()
+            .windows(n.len())
+            .any(|w| w.eq_ignore_ascii_case(n));
+    }
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+/// True if the space-separated keyword list holds `k` (case-insensitive).
+pub fn has_keyword(list: &str, k: &str) -> bool {
+    list.split(' ').any(|w| !w.is_empty() && w.eq_ignore_ascii_case(k))
+}
+
+/// HEADER name value over a raw header block.
+fn header_match(raw: &[u8], name: &str, value: &str) -> bool {
+    let Ok((headers, _)) = mailparse::parse_headers(raw) else {
+        return false;
+    };
+    headers
+        .iter()
+        .filter(|h| h.get_key_ref().eq_ignore_ascii_case(name))
+        .any(|h| imatch(&h.get_value(), value))
+}
+
+/// Registers the SQL functions the compiled criteria call.
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("imatch", 2, flags, |ctx| {
+        let h: Option<String> = ctx.get(0)?;
+        let n: String = ctx.get(1)?;
+        Ok(i32::from(imatch(h.as_deref().unwrap_or(""), &n)))
+    })?;
+    conn.create_scalar_function("has_keyword", 2, flags, |ctx| {
+        let list: String = ctx.get(0)?;
+        let k: String = ctx.get(1)?;
+        Ok(i32::from(has_keyword(&list, &k)))
+    })?;
+    conn.create_scalar_function("header_match", 3, flags, |ctx| {
+        let raw: Vec<u8> = ctx.get(0)?;
+        let name: String = ctx.get(1)?;
+        let value: String = ctx.get(2)?;
+        Ok(i32::from(header_match(&raw, &name, &value)))
+    })?;
+    Ok(())
+}
+
+/// Flag names for the protocol layer (RFC 3501 §2.3.2).
+pub fn system_flag(name: &str) -> Option<u8> {
+    match name.to_ascii_lowercase().as_str() {
+        "\\seen" => Some(Flags::SEEN),
+        "\\answered" => Some(Flags::ANSWERED),
+        "\\flagged" => Some(Flags::FLAGGED),
+        "\\deleted" => Some(Flags::DELETED),
+        "\\draft" => Some(Flags::DRAFT),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imatch_is_case_insensitive_substring() {
+        assert!(imatch("Hello World", "lo wo"));
+        assert!(imatch("GRÜSSE aus Köln", "grüsse"));
+        assert!(!imatch("abc", "abcd"));
+        assert!(imatch("anything", ""));
+    }
+
+    #[test]
+    fn too_deep_is_refused() {
+        let mut c = Criteria::All;
+        for _ in 0..100 {
+            c = Criteria::Not(Box::new(c));
+        }
+        assert_eq!(compile(&c).err(), Some(TooDeep));
+    }
+
+    #[test]
+    fn parameters_number_in_order() {
+        let c = Criteria::Or(
+            Box::new(Criteria::Subject("a".into())),
+            Box::new(Criteria::Not(Box::new(Criteria::From("b".into())))),
+        );
+        let out = compile(&c).unwrap();
+        assert_eq!(out.sql, "(imatch(b.subject, ?1) OR (NOT imatch(b.from_text, ?2)))");
+        assert_eq!(out.params.len(), 2);
+    }
+}

@@ -1,0 +1,133 @@
+//! The sealed spool: mail for an alias whose key is not in memory, sealed
+//! with age to the alias' X25519 public key, kept until its owner next logs
+//! in.
+//!
+//! Imports `util` and age. Invariants: a spool file appears only whole
+//! (temp file, fsync, rename, directory fsync) and only sealed; the server
+//! never holds the identity that opens it except during an unlock; file
+//! names are `<unix time>-<random>.age` so they sort by arrival and never
+//! collide.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::util::{create_private_dir, now_unix, random_id, write_durable};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("the alias' public key is not a valid age recipient")]
+    BadRecipient,
+    #[error("sealing failed: {0}")]
+    Seal(String),
+    #[error("the sealed file {0} does not open with this key")]
+    Open(PathBuf),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// The spool directory of one mailbox.
+pub fn dir(data: &Path, mailbox_id: &str) -> PathBuf {
+    data.join("spool").join(mailbox_id)
+}
+
+/// Seals `message` to `public_key` into the mailbox's spool, durably.
+/// Returns the file written.
+pub fn seal(data: &Path, mailbox_id: &str, public_key: &str, message: &[u8]) -> Result<PathBuf, SpoolError> {
+    let recipient = age::x25519::Recipient::from_str(public_key).map_err(|_| SpoolError::BadRecipient)?;
+    let sealed = age::encrypt(&recipient, message).map_err(|e| SpoolError::Seal(e.to_string()))?;
+    let d = dir(data, mailbox_id);
+    if !d.exists() {
+        create_private_dir(&d)?;
+        crate::util::fsync_dir(d.parent().unwrap_or(data))?;
+    }
+    let path = d.join(format!("{:012}-{}.age", now_unix(), random_id()?));
+    write_durable(&path, &sealed, 0o600)?;
+    Ok(path)
+}
+
+/// A sealed file waiting for import.
+pub struct Pending {
+    pub path: PathBuf,
+    /// The file name, recorded in the mailbox when imported.
+    pub name: String,
+    /// Arrival time, from the name.
+    pub arrived: i64,
+}
+
+/// Sealed files of a mailbox, oldest first. Leftover temp files of an
+/// interrupted seal are ignored (they were never acknowledged).
+pub fn pending(data: &Path, mailbox_id: &str) -> io::Result<Vec<Pending>> {
+    let d = dir(data, mailbox_id);
+    let entries = match fs::read_dir(&d) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let Some(stem) = name.strip_suffix(".age").filter(|_| !name.starts_with('.')) else {
+            continue;
+        };
+        let arrived = stem.split('-').next().and_then(|t| t.parse().ok()).unwrap_or_else(now_unix);
+        out.push(Pending {
+            path: entry.path(),
+            name,
+            arrived,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// True if the mailbox has sealed mail waiting.
+pub fn has_pending(data: &Path, mailbox_id: &str) -> bool {
+    pending(data, mailbox_id).map(|p| !p.is_empty()).unwrap_or(true)
+}
+
+/// Opens one sealed file with the alias' identity.
+pub fn open(p: &Pending, identity: &str) -> Result<Vec<u8>, SpoolError> {
+    let id = age::x25519::Identity::from_str(identity).map_err(|_| SpoolError::Open(p.path.clone()))?;
+    let sealed = fs::read(&p.path)?;
+    age::decrypt(&id, &sealed).map_err(|_| SpoolError::Open(p.path.clone()))
+}
+
+/// Removes an imported file durably.
+pub fn remove(p: &Pending) -> io::Result<()> {
+    match fs::remove_file(&p.path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(d) = p.path.parent() {
+        crate::util::fsync_dir(d)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_file_opens_only_with_the_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = age::x25519::Identity::generate();
+        let other = age::x25519::Identity::generate();
+        let public = id.to_public().to_string();
+        seal(dir.path(), "mbx", &public, b"Subject: canary-xyz\r\n\r\nhi").unwrap();
+        let p = pending(dir.path(), "mbx").unwrap();
+        assert_eq!(p.len(), 1);
+        let raw = fs::read(&p[0].path).unwrap();
+        assert!(!raw.windows(10).any(|w| w == b"canary-xyz"));
+        use age::secrecy::ExposeSecret;
+        let secret = id.to_string();
+        assert_eq!(open(&p[0], secret.expose_secret()).unwrap(), b"Subject: canary-xyz\r\n\r\nhi");
+        assert!(open(&p[0], other.to_string().expose_secret()).is_err());
+    }
+}

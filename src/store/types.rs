@@ -1,0 +1,301 @@
+//! The plain, serialisable values that cross the storage interface: what a
+//! protocol session asks and what it gets back.
+//!
+//! Imports `store::mime` (envelope and part tree) and `store::search`
+//! (criteria). Invariants: nothing here holds a key or a handle to a file, so
+//! every value can travel over the cluster link as it is.
+
+use serde::{Deserialize, Serialize};
+
+use super::mime::{Envelope, Part};
+use super::search::Criteria;
+
+/// A live unlocked session, as the backend knows it.
+pub type SessionId = u64;
+
+/// An inclusive UID range; `last == u32::MAX` stands for `*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UidRange {
+    pub first: u32,
+    pub last: u32,
+}
+
+/// A set of UIDs kept as ranges: `1:*` is one range, never a list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UidSet(pub Vec<UidRange>);
+
+impl UidSet {
+    pub fn all() -> UidSet {
+        UidSet(vec![UidRange { first: 1, last: u32::MAX }])
+    }
+
+    pub fn range(first: u32, last: u32) -> UidSet {
+        UidSet(vec![UidRange {
+            first: first.min(last),
+            last: first.max(last),
+        }])
+    }
+
+    /// Compresses sorted or unsorted UIDs into ranges.
+    pub fn from_uids(uids: &[u32]) -> UidSet {
+        let mut v = uids.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        let mut out: Vec<UidRange> = Vec::new();
+        for u in v {
+            match out.last_mut() {
+                Some(r) if r.last.checked_add(1) == Some(u) => r.last = u,
+                _ => out.push(UidRange { first: u, last: u }),
+            }
+        }
+        UidSet(out)
+    }
+
+    pub fn contains(&self, uid: u32) -> bool {
+        self.0.iter().any(|r| r.first <= uid && uid <= r.last)
+    }
+}
+
+/// The five system flags as bits, plus keywords (RFC 3501 §2.3.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flags {
+    pub system: u8,
+    pub keywords: Vec<String>,
+}
+
+impl Flags {
+    pub const SEEN: u8 = 1;
+    pub const ANSWERED: u8 = 2;
+    pub const FLAGGED: u8 = 4;
+    pub const DELETED: u8 = 8;
+    pub const DRAFT: u8 = 16;
+
+    pub fn system(bits: u8) -> Flags {
+        Flags {
+            system: bits,
+            keywords: Vec::new(),
+        }
+    }
+
+    pub fn has(&self, bit: u8) -> bool {
+        self.system & bit != 0
+    }
+}
+
+/// A folder name as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderInfo {
+    pub name: String,
+    pub special_use: Option<String>,
+    pub subscribed: bool,
+    pub has_children: bool,
+}
+
+/// STATUS counters (RFC 3501 §6.3.10, RFC 8438 SIZE).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderStatus {
+    pub name: String,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highestmodseq: u64,
+    pub messages: u32,
+    pub unseen: u32,
+    pub deleted: u32,
+    pub size: u64,
+}
+
+/// What SELECT needs: counters, the UID list for sequence numbers, the
+/// keywords in use, and the first unseen message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelectInfo {
+    pub status: FolderStatus,
+    pub uids: Vec<u32>,
+    pub keywords: Vec<String>,
+    pub first_unseen: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppendRequest {
+    pub folder: String,
+    pub message: Vec<u8>,
+    pub flags: Flags,
+    /// Unix time; now when absent.
+    pub internal_date: Option<i64>,
+}
+
+/// UIDPLUS APPENDUID data (RFC 4315).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendUid {
+    pub uidvalidity: u32,
+    pub uid: u32,
+}
+
+/// Per-message data every FETCH can carry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageMeta {
+    pub uid: u32,
+    pub modseq: u64,
+    pub flags: Flags,
+    /// ISO-8601 UTC.
+    pub internal_date: String,
+    pub size: u64,
+}
+
+/// Which bytes of a message (RFC 3501 §6.4.5 section-spec). An empty path is
+/// the message itself; `[1, 2]` is part 1.2.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    pub path: Vec<u32>,
+    pub kind: SectionKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SectionKind {
+    /// The whole message, or a part's body.
+    Whole,
+    /// The header of the message, or of an encapsulated message.
+    Header,
+    /// The body of the message, or of an encapsulated message.
+    Text,
+    /// A part's own MIME header.
+    Mime,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FetchWhat {
+    pub envelope: bool,
+    pub structure: bool,
+    pub sections: Vec<Section>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FetchedMessage {
+    pub meta: MessageMeta,
+    pub envelope: Option<Envelope>,
+    pub structure: Option<Part>,
+    /// One entry per requested section; empty bytes for a part that does not
+    /// exist (RFC 3501 §6.4.5).
+    pub sections: Vec<(Section, Vec<u8>)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlagOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoreFlags {
+    pub folder: String,
+    pub uids: UidSet,
+    pub op: FlagOp,
+    pub flags: Flags,
+    /// CONDSTORE UNCHANGEDSINCE (RFC 7162 §3.1.3).
+    pub unchanged_since: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StoreResult {
+    /// Messages whose flags changed, with their new modseq.
+    pub updated: Vec<MessageMeta>,
+    /// UIDs refused by UNCHANGEDSINCE (the MODIFIED response code).
+    pub modified: Vec<u32>,
+}
+
+/// UIDPLUS COPYUID data: source and destination UIDs pair up in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyResult {
+    pub uidvalidity: u32,
+    pub source: Vec<u32>,
+    pub dest: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchResult {
+    pub uids: Vec<u32>,
+    /// The highest modseq among matches (CONDSTORE §3.1.5).
+    pub highest_modseq: Option<u64>,
+}
+
+/// What changed in a folder since a modseq (QRESYNC).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Changes {
+    pub highestmodseq: u64,
+    pub changed: Vec<MessageMeta>,
+    pub vanished: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaUsage {
+    pub used_bytes: u64,
+    pub messages: u64,
+    pub limit_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub address: String,
+    /// Sealed messages imported from the spool by this unlock.
+    pub imported: u32,
+}
+
+/// Where an inbound message went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Delivery {
+    Inbox { uid: u32 },
+    Sealed,
+}
+
+/// A change event for IDLE and NOTIFY-like pushes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    Exists { folder: String, uid: u32 },
+    Flags { folder: String, meta: MessageMeta },
+    Expunged { folder: String, uids: Vec<u32> },
+    FoldersChanged,
+}
+
+/// Every request the storage interface takes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Request {
+    Unlock { address: String, password: String },
+    Deliver { address: String, message: Vec<u8> },
+    ListFolders { session: SessionId },
+    CreateFolder { session: SessionId, name: String },
+    RenameFolder { session: SessionId, from: String, to: String },
+    DeleteFolder { session: SessionId, name: String },
+    Subscribe { session: SessionId, name: String, subscribed: bool },
+    Select { session: SessionId, folder: String },
+    Status { session: SessionId, folder: String },
+    Append { session: SessionId, messages: Vec<AppendRequest> },
+    Fetch { session: SessionId, folder: String, uids: UidSet, what: FetchWhat },
+    Store { session: SessionId, request: StoreFlags },
+    Copy { session: SessionId, from: String, uids: UidSet, to: String },
+    Move { session: SessionId, from: String, uids: UidSet, to: String },
+    Expunge { session: SessionId, folder: String, uids: Option<UidSet> },
+    Search { session: SessionId, folder: String, criteria: Criteria },
+    ChangesSince { session: SessionId, folder: String, modseq: u64 },
+    Quota { session: SessionId },
+    Vacuum { session: SessionId },
+}
+
+/// The matching replies.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Response {
+    Unlocked(SessionInfo),
+    Delivered(Delivery),
+    Done,
+    Folders(Vec<FolderInfo>),
+    Selected(SelectInfo),
+    Status(FolderStatus),
+    Appended(Vec<AppendUid>),
+    Fetched(Vec<FetchedMessage>),
+    Stored(StoreResult),
+    Copied(CopyResult),
+    Expunged(Vec<u32>),
+    Found(SearchResult),
+    Changes(Changes),
+    Quota(QuotaUsage),
+}
