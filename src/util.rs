@@ -126,6 +126,29 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A named crash point for tests of interrupted work: when the environment
+/// variable `SEALMAIL_CRASH_AT` is `name` (or `name:N`, the N-th time this
+/// point is reached), the process aborts here, as a power cut or kill -9
+/// would stop it. Unset in normal operation, where this is one load.
+pub fn crash_point(name: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static AT: std::sync::OnceLock<Option<(String, usize)>> = std::sync::OnceLock::new();
+    static HITS: AtomicUsize = AtomicUsize::new(0);
+    let at = AT.get_or_init(|| {
+        let v = std::env::var("SEALMAIL_CRASH_AT").ok()?;
+        Some(match v.rsplit_once(':') {
+            Some((n, count)) => (n.to_string(), count.parse().unwrap_or(1)),
+            None => (v, 1),
+        })
+    });
+    if let Some((point, count)) = at
+        && point == name
+        && HITS.fetch_add(1, Ordering::SeqCst) + 1 >= *count
+    {
+        std::process::abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,28 +172,5 @@ mod tests {
         write_durable(&p, b"two", 0o600).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-}
-
-/// A named crash point for tests of interrupted work: when the environment
-/// variable `SEALMAIL_CRASH_AT` is `name` (or `name:N`, the N-th time this
-/// point is reached), the process aborts here, as a power cut or kill -9
-/// would stop it. Unset in normal operation, where this is one load.
-pub fn crash_point(name: &str) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static AT: std::sync::OnceLock<Option<(String, usize)>> = std::sync::OnceLock::new();
-    static HITS: AtomicUsize = AtomicUsize::new(0);
-    let at = AT.get_or_init(|| {
-        let v = std::env::var("SEALMAIL_CRASH_AT").ok()?;
-        Some(match v.rsplit_once(':') {
-            Some((n, count)) => (n.to_string(), count.parse().unwrap_or(1)),
-            None => (v, 1),
-        })
-    });
-    if let Some((point, count)) = at
-        && point == name
-        && HITS.fetch_add(1, Ordering::SeqCst) + 1 >= *count
-    {
-        std::process::abort();
     }
 }

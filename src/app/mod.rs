@@ -68,8 +68,8 @@ pub fn init(data: &Path, hostname: &str, dev: bool) -> Result<InitReport, AppErr
         random_fill(key.as_mut()).map_err(io_at(&key_path))?;
         write_durable(&key_path, key.as_ref(), 0o600).map_err(io_at(&key_path))?;
     }
-    let cert_written =
-        tls::ensure_self_signed(&config.tls_cert, &config.tls_key, &config.hostname).map_err(io_at(&config.tls_cert))?;
+    let cert_written = tls::ensure_self_signed(&config.tls_cert, &config.tls_key, &config.hostname)
+        .map_err(io_at(&config.tls_cert))?;
     for sub in ["mailboxes", "spool"] {
         let p = data.join(sub);
         create_private_dir(&p).map_err(io_at(&p))?;
@@ -101,7 +101,10 @@ pub fn server_key(data: &Path) -> Result<Zeroizing<[u8; 32]>, AppError> {
 /// Opens the control plane for CLI administration.
 pub fn open_control(config: &Config) -> Result<Control, AppError> {
     let key = server_key(&config.data_dir)?;
-    Ok(Control::open(&config.data_dir.join("control.sqlite"), &key)?)
+    Ok(Control::open(
+        &config.data_dir.join("control.sqlite"),
+        &key,
+    )?)
 }
 
 /// Builds the local storage backend and the handle sessions use.

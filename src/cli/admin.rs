@@ -101,9 +101,22 @@ fn quota_arg(s: &str) -> Result<Option<u64>> {
 pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
     let mut control = app::open_control(config)?;
     match cmd {
-        AliasCmd::Add { address, no_mailbox, forward, quota } => {
-            let password = if no_mailbox { None } else { Some(keys::generate_password()?) };
-            let a = control.add_alias(&address, password.as_deref().map(String::as_str), config.kdf)?;
+        AliasCmd::Add {
+            address,
+            no_mailbox,
+            forward,
+            quota,
+        } => {
+            let password = if no_mailbox {
+                None
+            } else {
+                Some(keys::generate_password()?)
+            };
+            let a = control.add_alias(
+                &address,
+                password.as_deref().map(String::as_str),
+                config.kdf,
+            )?;
             if !forward.is_empty() {
                 control.set_forward(&a.address, &forward)?;
             }
@@ -117,7 +130,9 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
         }
         AliasCmd::List { domain } => {
             for a in control.list_aliases(domain.as_deref())? {
-                let quota = a.quota_bytes.map_or("no quota".to_string(), |q| format!("quota {q} bytes"));
+                let quota = a
+                    .quota_bytes
+                    .map_or("no quota".to_string(), |q| format!("quota {q} bytes"));
                 let mut what = Vec::new();
                 if a.mailbox {
                     what.push("mailbox".to_string());
@@ -136,7 +151,10 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
                 bail!("no alias {address}");
             };
             if a.mailbox && !purge {
-                bail!("removing {} destroys its mailbox and sealed mail for good; add --purge to confirm", a.address);
+                bail!(
+                    "removing {} destroys its mailbox and sealed mail for good; add --purge to confirm",
+                    a.address
+                );
             }
             control.remove_alias(&a.address)?;
             remove_mailbox_files(config, &a.mailbox_id)?;
@@ -147,17 +165,34 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
             if reset {
                 let (old, _) = control.reset_password(&address, &new, config.kdf)?;
                 remove_mailbox_files(config, &old.mailbox_id)?;
-                println!("{}: new empty mailbox; the old one was destroyed", old.address);
+                println!(
+                    "{}: new empty mailbox; the old one was destroyed",
+                    old.address
+                );
             } else {
                 let current = read_password(&format!("current password of {address}"))?;
-                control.change_password(&address, &current, &new, config.kdf)?;
+                let prepared = control.prepare_password(&address, &current, &new, config.kdf)?;
+                // Shown before the commit: if this command dies before it
+                // reports success, the current password still works.
+                println!("new password (shown once, not stored): {}", new.as_str());
+                control.commit_password(prepared)?;
+                println!("password changed; the current one no longer works");
+                return Ok(());
             }
             println!("new password (shown once, not stored): {}", new.as_str());
         }
-        AliasCmd::Forward { address, to, webhook } => {
+        AliasCmd::Forward {
+            address,
+            to,
+            webhook,
+        } => {
             control.set_forward(&address, &to)?;
             control.set_webhooks(&address, &webhook)?;
-            println!("{address}: {} forward targets, {} webhooks", to.len(), webhook.len());
+            println!(
+                "{address}: {} forward targets, {} webhooks",
+                to.len(),
+                webhook.len()
+            );
         }
         AliasCmd::Quota { address, size } => {
             control.set_quota(&address, quota_arg(&size)?)?;
@@ -168,7 +203,10 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
 }
 
 fn remove_mailbox_files(config: &Config, mailbox_id: &str) -> Result<()> {
-    let base = config.data_dir.join("mailboxes").join(format!("{mailbox_id}.sqlite"));
+    let base = config
+        .data_dir
+        .join("mailboxes")
+        .join(format!("{mailbox_id}.sqlite"));
     for suffix in ["", "-wal", "-shm"] {
         let p = std::path::PathBuf::from(format!("{}{suffix}", base.display()));
         match std::fs::remove_file(&p) {

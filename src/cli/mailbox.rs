@@ -24,7 +24,8 @@ pub enum MailboxCmd {
 fn unlock(config: &Config, address: &str) -> Result<Session> {
     let (_backend, store) = app::open_store(config)?;
     let password = read_password(&format!("password of {address}"))?;
-    smol::block_on(store.unlock(address, &password)).with_context(|| format!("cannot open the mailbox of {address}"))
+    smol::block_on(store.unlock(address, &password))
+        .with_context(|| format!("cannot open the mailbox of {address}"))
 }
 
 pub fn run(config: &Config, cmd: MailboxCmd) -> Result<()> {
@@ -33,7 +34,10 @@ pub fn run(config: &Config, cmd: MailboxCmd) -> Result<()> {
             let session = unlock(config, &address)?;
             smol::block_on(async {
                 if session.info().imported > 0 {
-                    println!("imported {} sealed messages into INBOX", session.info().imported);
+                    println!(
+                        "imported {} sealed messages into INBOX",
+                        session.info().imported
+                    );
                 }
                 for f in session.list_folders().await? {
                     let s = session.status(&f.name).await?;

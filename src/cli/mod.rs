@@ -21,7 +21,11 @@ use crate::app;
 use crate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "sealmail", version, about = "A mail server whose mailboxes only their owners can open.")]
+#[command(
+    name = "sealmail",
+    version,
+    about = "A mail server whose mailboxes only their owners can open."
+)]
 pub struct Cli {
     /// Data directory [default: ./data with --dev, else /var/lib/sealmail].
     #[arg(long, global = true, env = "SEALMAIL_DATA")]
@@ -69,7 +73,10 @@ enum Command {
 
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
-    let dev = matches!(cli.command, Command::Serve { dev: true } | Command::Init { dev: true, .. });
+    let dev = matches!(
+        cli.command,
+        Command::Serve { dev: true } | Command::Init { dev: true, .. }
+    );
     let data = cli.data.clone().unwrap_or_else(|| {
         if dev {
             PathBuf::from("./data")
@@ -93,7 +100,11 @@ pub fn main() -> Result<()> {
         Command::Domain(cmd) => admin::domain(&load(&data)?, cmd),
         Command::Alias(cmd) => admin::alias(&load(&data)?, cmd),
         Command::Mailbox(cmd) => mailbox::run(&load(&data)?, cmd),
-        Command::Import { address, file, folder } => mailbox::import(&load(&data)?, &address, &file, &folder),
+        Command::Import {
+            address,
+            file,
+            folder,
+        } => mailbox::import(&load(&data)?, &address, &file, &folder),
     }
 }
 

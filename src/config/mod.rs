@@ -101,7 +101,11 @@ pub struct Config {
 
 /// Renders the template for a new data directory.
 pub fn render_template(hostname: &str, dev: bool) -> String {
-    let l = if dev { Listen::dev() } else { Listen::production() };
+    let l = if dev {
+        Listen::dev()
+    } else {
+        Listen::production()
+    };
     TEMPLATE
         .replace("{{hostname}}", hostname)
         .replace("{{dev}}", if dev { "true" } else { "false" })
@@ -155,14 +159,26 @@ impl Validator<'_> {
         let dev = server.dev.unwrap_or(false);
         let hostname = server.hostname.unwrap_or_else(|| "localhost".into());
         if crate::store::control::normalize_domain(&hostname).is_err() {
-            return self.err("server.hostname", format!("{hostname:?} is not a valid host name"));
+            return self.err(
+                "server.hostname",
+                format!("{hostname:?} is not a valid host name"),
+            );
         }
-        let defaults = if dev { Listen::dev() } else { Listen::production() };
+        let defaults = if dev {
+            Listen::dev()
+        } else {
+            Listen::production()
+        };
         let l = raw.listen.unwrap_or_default();
         let listen = Listen {
             smtp: self.addr("listen.smtp", l.smtp, defaults.smtp, dev)?,
             submission: self.addr("listen.submission", l.submission, defaults.submission, dev)?,
-            submissions: self.addr("listen.submissions", l.submissions, defaults.submissions, dev)?,
+            submissions: self.addr(
+                "listen.submissions",
+                l.submissions,
+                defaults.submissions,
+                dev,
+            )?,
             imap: self.addr("listen.imap", l.imap, defaults.imap, dev)?,
             imaps: self.addr("listen.imaps", l.imaps, defaults.imaps, dev)?,
             pop3: self.addr("listen.pop3", l.pop3, defaults.pop3, dev)?,
@@ -171,22 +187,53 @@ impl Validator<'_> {
         let tls = raw.tls.unwrap_or_default();
         let k = raw.keys.unwrap_or_default();
         let key_ttl = self.duration("keys.cache_ttl", k.cache_ttl.as_deref().unwrap_or("15m"))?;
-        let memory = self.size("keys.argon2_memory", k.argon2_memory.as_deref().unwrap_or("19M"))?;
+        let memory = self.size(
+            "keys.argon2_memory",
+            k.argon2_memory.as_deref().unwrap_or("19M"),
+        )?;
         let kdf = KdfParams {
-            memory_kib: self.range("keys.argon2_memory", (memory / 1024) as i64, 8, 4 * 1024 * 1024)? as u32,
-            iterations: self.range("keys.argon2_iterations", k.argon2_iterations.unwrap_or(2), 1, 100)? as u32,
-            parallelism: self.range("keys.argon2_parallelism", k.argon2_parallelism.unwrap_or(1), 1, 16)? as u32,
+            memory_kib: self.range(
+                "keys.argon2_memory",
+                (memory / 1024) as i64,
+                8,
+                4 * 1024 * 1024,
+            )? as u32,
+            iterations: self.range(
+                "keys.argon2_iterations",
+                k.argon2_iterations.unwrap_or(2),
+                1,
+                100,
+            )? as u32,
+            parallelism: self.range(
+                "keys.argon2_parallelism",
+                k.argon2_parallelism.unwrap_or(1),
+                1,
+                16,
+            )? as u32,
         };
         let lim = raw.limits.unwrap_or_default();
-        let max_message_bytes = self.size("limits.max_message_size", lim.max_message_size.as_deref().unwrap_or("50M"))?;
+        let max_message_bytes = self.size(
+            "limits.max_message_size",
+            lim.max_message_size.as_deref().unwrap_or("50M"),
+        )?;
         if !(1024..=1024 * 1024 * 1024).contains(&max_message_bytes) {
             return self.err("limits.max_message_size", "must be between 1K and 1G");
         }
         let limits = Limits {
             max_message_bytes,
             mime: MimeLimits {
-                max_depth: self.range("limits.mime_max_depth", lim.mime_max_depth.unwrap_or(32), 1, 128)? as usize,
-                max_parts: self.range("limits.mime_max_parts", lim.mime_max_parts.unwrap_or(1000), 1, 100_000)? as usize,
+                max_depth: self.range(
+                    "limits.mime_max_depth",
+                    lim.mime_max_depth.unwrap_or(32),
+                    1,
+                    128,
+                )? as usize,
+                max_parts: self.range(
+                    "limits.mime_max_parts",
+                    lim.mime_max_parts.unwrap_or(1000),
+                    1,
+                    100_000,
+                )? as usize,
             },
         };
         Ok(Config {
@@ -203,16 +250,30 @@ impl Validator<'_> {
         })
     }
 
-    fn addr(&self, key: &str, v: Option<String>, default: SocketAddr, dev: bool) -> Result<SocketAddr, ConfigError> {
+    fn addr(
+        &self,
+        key: &str,
+        v: Option<String>,
+        default: SocketAddr,
+        dev: bool,
+    ) -> Result<SocketAddr, ConfigError> {
         let a = match v {
             None => default,
             Some(s) => match s.parse::<SocketAddr>() {
                 Ok(a) => a,
-                Err(_) => return self.err(key, format!("{s:?} is not an address:port such as \"127.0.0.1:2143\" or \"[::]:993\"")),
+                Err(_) => return self.err(
+                    key,
+                    format!(
+                        "{s:?} is not an address:port such as \"127.0.0.1:2143\" or \"[::]:993\""
+                    ),
+                ),
             },
         };
         if dev && !a.ip().is_loopback() {
-            return self.err(key, format!("{a} is not a loopback address, and server.dev is on"));
+            return self.err(
+                key,
+                format!("{a} is not a loopback address, and server.dev is on"),
+            );
         }
         Ok(a)
     }
@@ -226,11 +287,21 @@ impl Validator<'_> {
     }
 
     fn size(&self, key: &str, s: &str) -> Result<u64, ConfigError> {
-        parse_size(s).ok_or(()).or_else(|()| self.err(key, format!("{s:?} is not a size such as \"512K\", \"50M\" or \"2G\"")))
+        parse_size(s).ok_or(()).or_else(|()| {
+            self.err(
+                key,
+                format!("{s:?} is not a size such as \"512K\", \"50M\" or \"2G\""),
+            )
+        })
     }
 
     fn duration(&self, key: &str, s: &str) -> Result<Duration, ConfigError> {
-        parse_duration(s).ok_or(()).or_else(|()| self.err(key, format!("{s:?} is not a duration such as \"30s\", \"15m\", \"2h\" or \"1d\"")))
+        parse_duration(s).ok_or(()).or_else(|()| {
+            self.err(
+                key,
+                format!("{s:?} is not a duration such as \"30s\", \"15m\", \"2h\" or \"1d\""),
+            )
+        })
     }
 }
 
@@ -284,7 +355,10 @@ mod tests {
     fn errors_name_file_key_and_problem() {
         let e = parse("[keys]\ncache_ttl = \"soon\"\n").unwrap_err();
         assert_eq!(e.key, "keys.cache_ttl");
-        assert!(e.to_string().starts_with("/d/sealmail.toml: keys.cache_ttl: \"soon\" is not a duration"));
+        assert!(
+            e.to_string()
+                .starts_with("/d/sealmail.toml: keys.cache_ttl: \"soon\" is not a duration")
+        );
         let e = parse("[server]\ndev = true\n[listen]\nimap = \"0.0.0.0:143\"\n").unwrap_err();
         assert_eq!(e.key, "listen.imap");
         let e = parse("[limits]\nmime_max_depth = 0\n").unwrap_err();

@@ -24,7 +24,13 @@ pub fn split(data: &[u8]) -> Vec<Vec<u8>> {
         let body = body.strip_suffix(b"\r").unwrap_or(body);
         prev_blank = body.is_empty();
         if let Some(m) = current.as_mut() {
-            let unquoted = if body.starts_with(b">") && body.iter().skip_while(|&&b| b == b'>').take(5).eq(b"From ".iter()) {
+            let unquoted = if body.starts_with(b">")
+                && body
+                    .iter()
+                    .skip_while(|&&b| b == b'>')
+                    .take(5)
+                    .eq(b"From ".iter())
+            {
                 &body[1..]
             } else {
                 body
@@ -81,7 +87,10 @@ mod tests {
         let msgs = split(mbox);
         assert_eq!(msgs.len(), 2);
         assert_eq!(msgs[0], b"Subject: one\r\n\r\nFrom here\r\nbody\r\n");
-        assert_eq!(msgs[1], b"Subject: two\r\n\r\nbody\r\nFrom inside is not a separator\r\n");
+        assert_eq!(
+            msgs[1],
+            b"Subject: two\r\n\r\nbody\r\nFrom inside is not a separator\r\n"
+        );
     }
 
     #[test]

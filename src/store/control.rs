@@ -11,7 +11,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::db::{self, DbKey, DbError};
+use super::db::{self, DbError, DbKey};
 use super::keys::{self, Credentials, KdfParams, KeyError, Unwrapped};
 use crate::util::{crash_point, iso8601_utc, now_unix, random_id};
 
@@ -95,6 +95,12 @@ pub struct Control {
     conn: Connection,
 }
 
+/// A password change that is checked and wrapped but not yet written.
+pub struct PreparedPassword {
+    alias_id: i64,
+    credentials: Credentials,
+}
+
 /// Checks and lowercases a domain name (ASCII; IDNs in their xn-- form).
 pub fn normalize_domain(name: &str) -> Result<String, ControlError> {
     let d = name.trim().trim_end_matches('.').to_ascii_lowercase();
@@ -112,7 +118,10 @@ pub fn normalize_domain(name: &str) -> Result<String, ControlError> {
         if label.starts_with('-') || label.ends_with('-') {
             return bad("a label may not start or end with '-'");
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return bad("only letters, digits, '-' and '.' are allowed");
         }
     }
@@ -129,13 +138,17 @@ pub fn normalize_address(addr: &str) -> Result<(String, String), ControlError> {
     if local.is_empty() || local.len() > 64 {
         return bad("the local part must be 1 to 64 characters");
     }
-    if local.chars().any(|c| c.is_whitespace() || c.is_control() || "@<>()[],;:\\\"".contains(c)) {
+    if local
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "@<>()[],;:\\\"".contains(c))
+    {
         return bad("the local part has a character that needs quoting");
     }
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return bad("dots may not start, end or repeat in the local part");
     }
-    let domain = normalize_domain(domain).map_err(|_| ControlError::BadAddress(addr.to_string(), "bad domain"))?;
+    let domain = normalize_domain(domain)
+        .map_err(|_| ControlError::BadAddress(addr.to_string(), "bad domain"))?;
     Ok((local.to_lowercase(), domain))
 }
 
@@ -164,16 +177,24 @@ impl Control {
         let mut stmt = self.conn.prepare(
             "SELECT d.name, (SELECT count(*) FROM aliases a WHERE a.domain_id = d.id) FROM domains d ORDER BY d.name",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
     pub fn remove_domain(&mut self, name: &str) -> Result<(), ControlError> {
         let d = normalize_domain(name)?;
         let tx = self.conn.transaction()?;
-        let id: Option<i64> = tx.query_row("SELECT id FROM domains WHERE name = ?1", [&d], |r| r.get(0)).optional()?;
+        let id: Option<i64> = tx
+            .query_row("SELECT id FROM domains WHERE name = ?1", [&d], |r| r.get(0))
+            .optional()?;
         let id = id.ok_or_else(|| ControlError::NoDomain(d.clone()))?;
-        let n: i64 = tx.query_row("SELECT count(*) FROM aliases WHERE domain_id = ?1", [id], |r| r.get(0))?;
+        let n: i64 = tx.query_row(
+            "SELECT count(*) FROM aliases WHERE domain_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
         if n > 0 {
             return Err(ControlError::DomainInUse(d, n));
         }
@@ -183,15 +204,27 @@ impl Control {
     }
 
     /// Adds an alias. With `password`, it gets a mailbox and fresh keys.
-    pub fn add_alias(&mut self, address: &str, password: Option<&str>, params: KdfParams) -> Result<Alias, ControlError> {
+    pub fn add_alias(
+        &mut self,
+        address: &str,
+        password: Option<&str>,
+        params: KdfParams,
+    ) -> Result<Alias, ControlError> {
         let (local, domain) = normalize_address(address)?;
         let address = format!("{local}@{domain}");
         let creds = password.map(|p| keys::create(p, params)).transpose()?;
         let tx = self.conn.transaction()?;
-        let domain_id: Option<i64> =
-            tx.query_row("SELECT id FROM domains WHERE name = ?1", [&domain], |r| r.get(0)).optional()?;
+        let domain_id: Option<i64> = tx
+            .query_row("SELECT id FROM domains WHERE name = ?1", [&domain], |r| {
+                r.get(0)
+            })
+            .optional()?;
         let domain_id = domain_id.ok_or_else(|| ControlError::NoDomain(domain.clone()))?;
-        let exists: i64 = tx.query_row("SELECT count(*) FROM aliases WHERE address = ?1", [&address], |r| r.get(0))?;
+        let exists: i64 = tx.query_row(
+            "SELECT count(*) FROM aliases WHERE address = ?1",
+            [&address],
+            |r| r.get(0),
+        )?;
         if exists > 0 {
             return Err(ControlError::AliasExists(address));
         }
@@ -214,7 +247,9 @@ impl Control {
             return Ok(None);
         };
         let address = format!("{local}@{domain}");
-        let mut stmt = self.conn.prepare_cached(&format!("{ALIAS_SELECT} WHERE a.address = ?1"))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{ALIAS_SELECT} WHERE a.address = ?1"))?;
         Ok(stmt.query_row([&address], alias_row).optional()?)
     }
 
@@ -223,18 +258,22 @@ impl Control {
             "{ALIAS_SELECT} WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, a.address"
         ))?;
         let domain = domain.map(normalize_domain).transpose()?;
-        let rows = stmt.query_map([domain], alias_row)?.collect::<Result<_, _>>()?;
+        let rows = stmt
+            .query_map([domain], alias_row)?
+            .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
     pub fn remove_alias(&mut self, address: &str) -> Result<Alias, ControlError> {
         let alias = self.require(address)?;
-        self.conn.execute("DELETE FROM aliases WHERE id = ?1", [alias.id])?;
+        self.conn
+            .execute("DELETE FROM aliases WHERE id = ?1", [alias.id])?;
         Ok(alias)
     }
 
     fn require(&self, address: &str) -> Result<Alias, ControlError> {
-        self.alias(address)?.ok_or_else(|| ControlError::NoAlias(address.to_string()))
+        self.alias(address)?
+            .ok_or_else(|| ControlError::NoAlias(address.to_string()))
     }
 
     pub fn credentials(&self, alias_id: i64) -> Result<Option<Credentials>, ControlError> {
@@ -267,28 +306,61 @@ impl Control {
         }))
     }
 
-    /// Changes a password: unwraps with the old one, re-wraps the same keys
-    /// under the new one, and replaces the row in one transaction. The
-    /// mailbox file is not touched.
-    pub fn change_password(&mut self, address: &str, old: &str, new: &str, params: KdfParams) -> Result<(), ControlError> {
+    /// First half of a password change: checks the old password and wraps
+    /// the same keys under the new one. Nothing is written yet, so the
+    /// caller can show the new password before [`Control::commit_password`]
+    /// makes it the only one that works.
+    pub fn prepare_password(
+        &self,
+        address: &str,
+        old: &str,
+        new: &str,
+        params: KdfParams,
+    ) -> Result<PreparedPassword, ControlError> {
         let alias = self.require(address)?;
         let creds = self
             .credentials(alias.id)?
             .ok_or_else(|| ControlError::NoMailbox(alias.address.clone()))?;
         let keys = keys::unwrap(&creds, old)?;
         let fresh = keys::wrap(new, params, &keys, creds.public_key.clone())?;
+        Ok(PreparedPassword {
+            alias_id: alias.id,
+            credentials: fresh,
+        })
+    }
+
+    /// Second half: replaces the credential row in one transaction. The
+    /// mailbox file is not touched.
+    pub fn commit_password(&mut self, prepared: PreparedPassword) -> Result<(), ControlError> {
         let tx = self.conn.transaction()?;
-        put_credentials(&tx, alias.id, &fresh)?;
+        put_credentials(&tx, prepared.alias_id, &prepared.credentials)?;
         crash_point("password-change-before-commit");
         tx.commit()?;
         crash_point("password-change-after-commit");
         Ok(())
     }
 
+    /// Both halves at once.
+    pub fn change_password(
+        &mut self,
+        address: &str,
+        old: &str,
+        new: &str,
+        params: KdfParams,
+    ) -> Result<(), ControlError> {
+        let prepared = self.prepare_password(address, old, new, params)?;
+        self.commit_password(prepared)
+    }
+
     /// Gives an alias new keys and a new, empty mailbox, for an owner who
     /// lost the password. The old mailbox can never be opened again; its
     /// file name is returned so the caller can remove it.
-    pub fn reset_password(&mut self, address: &str, new: &str, params: KdfParams) -> Result<(Alias, Unwrapped), ControlError> {
+    pub fn reset_password(
+        &mut self,
+        address: &str,
+        new: &str,
+        params: KdfParams,
+    ) -> Result<(Alias, Unwrapped), ControlError> {
         let old = self.require(address)?;
         let (creds, keys) = keys::create(new, params)?;
         let mailbox_id = random_id().map_err(KeyError::Io)?;
@@ -312,17 +384,27 @@ impl Control {
     pub fn set_webhooks(&mut self, address: &str, urls: &[String]) -> Result<(), ControlError> {
         for u in urls {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
-                return Err(ControlError::BadAddress(u.clone(), "webhooks must be http:// or https:// URLs"));
+                return Err(ControlError::BadAddress(
+                    u.clone(),
+                    "webhooks must be http:// or https:// URLs",
+                ));
             }
         }
         self.set_json(address, "webhooks", urls)
     }
 
-    fn set_json(&mut self, address: &str, column: &str, values: &[String]) -> Result<(), ControlError> {
+    fn set_json(
+        &mut self,
+        address: &str,
+        column: &str,
+        values: &[String],
+    ) -> Result<(), ControlError> {
         let alias = self.require(address)?;
         let json = serde_json::to_string(values).unwrap_or_else(|_| "[]".into());
-        self.conn
-            .execute(&format!("UPDATE aliases SET {column} = ?1 WHERE id = ?2"), params![json, alias.id])?;
+        self.conn.execute(
+            &format!("UPDATE aliases SET {column} = ?1 WHERE id = ?2"),
+            params![json, alias.id],
+        )?;
         Ok(())
     }
 
@@ -336,7 +418,8 @@ impl Control {
     }
 }
 
-const ALIAS_SELECT: &str = "SELECT a.id, a.address, d.name, a.mailbox, a.mailbox_id, a.quota_bytes, a.forward,
+const ALIAS_SELECT: &str =
+    "SELECT a.id, a.address, d.name, a.mailbox, a.mailbox_id, a.quota_bytes, a.forward,
     a.webhooks, c.public_key FROM aliases a JOIN domains d ON d.id = a.domain_id
     LEFT JOIN credentials c ON c.alias_id = a.id";
 

@@ -44,10 +44,12 @@ const CIPHER_SETTINGS: &[(&str, &str)] = &[
 
 /// Opens (creating if missing) a database with the full PRAGMA set.
 pub fn open(path: &Path, key: DbKey<'_>) -> Result<Connection, DbError> {
-    create_private(path).map_err(|e| DbError::Sqlite(rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-        Some(format!("{}: {e}", path.display())),
-    )))?;
+    create_private(path).map_err(|e| {
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("{}: {e}", path.display())),
+        ))
+    })?;
     let conn = Connection::open(path)?;
     // SQLCipher prints "ERROR CORE" lines on a wrong key unless told not to.
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
@@ -60,9 +62,13 @@ pub fn open(path: &Path, key: DbKey<'_>) -> Result<Connection, DbError> {
         DbKey::Plain => false,
     };
     // The first read decrypts page 1: a wrong key fails here.
-    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)) {
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
         Ok(_) => {}
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::NotADatabase => {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
             return Err(DbError::WrongKey);
         }
         Err(e) => return Err(e.into()),
@@ -89,7 +95,12 @@ pub fn open(path: &Path, key: DbKey<'_>) -> Result<Connection, DbError> {
 /// -wal and -shm files the same mode.
 fn create_private(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
@@ -151,7 +162,10 @@ mod tests {
         conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES ('secret-canary');")
             .unwrap();
         drop(conn);
-        assert!(matches!(open(&p, DbKey::Raw(&[8u8; 32])), Err(DbError::WrongKey)));
+        assert!(matches!(
+            open(&p, DbKey::Raw(&[8u8; 32])),
+            Err(DbError::WrongKey)
+        ));
         assert!(matches!(open(&p, DbKey::Plain), Err(DbError::WrongKey)));
         let conn = open(&p, DbKey::Raw(&k1)).unwrap();
         let v: String = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();

@@ -32,7 +32,9 @@ impl Hub {
             return;
         }
         let mut map = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(subs) = map.get_mut(&alias) else { return };
+        let Some(subs) = map.get_mut(&alias) else {
+            return;
+        };
         subs.retain(|s| {
             changes.iter().all(|c| match s.try_send(c.clone()) {
                 Ok(()) => true,

@@ -333,7 +333,10 @@ mod tests {
         let got = unwrap(&creds, "correct horse").unwrap();
         assert_eq!(*got.dek, *keys.dek);
         assert_eq!(*got.identity, *keys.identity);
-        assert!(matches!(unwrap(&creds, "wrong"), Err(KeyError::WrongPassword)));
+        assert!(matches!(
+            unwrap(&creds, "wrong"),
+            Err(KeyError::WrongPassword)
+        ));
         assert!(verify(&creds, "correct horse").is_ok());
     }
 

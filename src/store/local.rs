@@ -118,31 +118,84 @@ impl Inner {
     fn handle(&self, req: Request) -> Result<Response, StoreError> {
         use Request as R;
         match req {
-            R::Unlock { address, password } => self.unlock(&address, &password).map(Response::Unlocked),
-            R::Deliver { address, message } => self.deliver(&address, message).map(Response::Delivered),
-            R::ListFolders { session } => self.with(session, |m, _| m.list_folders()).map(Response::Folders),
+            R::Unlock { address, password } => {
+                self.unlock(&address, &password).map(Response::Unlocked)
+            }
+            R::Deliver { address, message } => {
+                self.deliver(&address, message).map(Response::Delivered)
+            }
+            R::ListFolders { session } => self
+                .with(session, |m, _| m.list_folders())
+                .map(Response::Folders),
             R::CreateFolder { session, name } => self.changed(session, |m| m.create_folder(&name)),
-            R::RenameFolder { session, from, to } => self.changed(session, |m| m.rename_folder(&from, &to)),
-            R::DeleteFolder { session, name } => self.changed(session, |m| m.delete_folder(&name).map(drop)),
-            R::Subscribe { session, name, subscribed } => {
-                self.with(session, |m, _| m.subscribe(&name, subscribed)).map(|()| Response::Done)
+            R::RenameFolder { session, from, to } => {
+                self.changed(session, |m| m.rename_folder(&from, &to))
             }
-            R::Select { session, folder } => self.with(session, |m, _| m.select(&folder)).map(Response::Selected),
-            R::Status { session, folder } => self.with(session, |m, _| m.status(&folder)).map(Response::Status),
-            R::Append { session, messages } => self.append(session, &messages).map(Response::Appended),
-            R::Fetch { session, folder, uids, what } => {
-                self.with(session, |m, _| m.fetch(&folder, &uids, &what)).map(Response::Fetched)
+            R::DeleteFolder { session, name } => {
+                self.changed(session, |m| m.delete_folder(&name).map(drop))
             }
+            R::Subscribe {
+                session,
+                name,
+                subscribed,
+            } => self
+                .with(session, |m, _| m.subscribe(&name, subscribed))
+                .map(|()| Response::Done),
+            R::Select { session, folder } => self
+                .with(session, |m, _| m.select(&folder))
+                .map(Response::Selected),
+            R::Status { session, folder } => self
+                .with(session, |m, _| m.status(&folder))
+                .map(Response::Status),
+            R::Append { session, messages } => {
+                self.append(session, &messages).map(Response::Appended)
+            }
+            R::Fetch {
+                session,
+                folder,
+                uids,
+                what,
+            } => self
+                .with(session, |m, _| m.fetch(&folder, &uids, &what))
+                .map(Response::Fetched),
             R::Store { session, request } => self.store(session, &request).map(Response::Stored),
-            R::Copy { session, from, uids, to } => self.copy(session, &from, &uids, &to, false).map(Response::Copied),
-            R::Move { session, from, uids, to } => self.copy(session, &from, &uids, &to, true).map(Response::Copied),
-            R::Expunge { session, folder, uids } => self.expunge(session, &folder, uids.as_ref()).map(Response::Expunged),
-            R::Search { session, folder, criteria } => {
-                self.with(session, |m, _| m.search(&folder, &criteria)).map(Response::Found)
-            }
-            R::ChangesSince { session, folder, modseq } => {
-                self.with(session, |m, _| m.changes_since(&folder, modseq)).map(Response::Changes)
-            }
+            R::Copy {
+                session,
+                from,
+                uids,
+                to,
+            } => self
+                .copy(session, &from, &uids, &to, false)
+                .map(Response::Copied),
+            R::Move {
+                session,
+                from,
+                uids,
+                to,
+            } => self
+                .copy(session, &from, &uids, &to, true)
+                .map(Response::Copied),
+            R::Expunge {
+                session,
+                folder,
+                uids,
+            } => self
+                .expunge(session, &folder, uids.as_ref())
+                .map(Response::Expunged),
+            R::Search {
+                session,
+                folder,
+                criteria,
+            } => self
+                .with(session, |m, _| m.search(&folder, &criteria))
+                .map(Response::Found),
+            R::ChangesSince {
+                session,
+                folder,
+                modseq,
+            } => self
+                .with(session, |m, _| m.changes_since(&folder, modseq))
+                .map(Response::Changes),
             R::Quota { session } => self
                 .with(session, |m, live| {
                     let (used_bytes, messages) = m.usage()?;
@@ -153,23 +206,39 @@ impl Inner {
                     })
                 })
                 .map(Response::Quota),
-            R::Vacuum { session } => self.with(session, |m, _| m.vacuum()).map(|()| Response::Done),
+            R::Vacuum { session } => self
+                .with(session, |m, _| m.vacuum())
+                .map(|()| Response::Done),
         }
     }
 
     fn live(&self, session: SessionId) -> Result<Live, StoreError> {
-        lock(&self.sessions).get(&session).cloned().ok_or(StoreError::NoSession)
+        lock(&self.sessions)
+            .get(&session)
+            .cloned()
+            .ok_or(StoreError::NoSession)
     }
 
     /// Runs `f` on the session's open mailbox.
-    fn with<T>(&self, session: SessionId, f: impl FnOnce(&mut Mailbox, &Live) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn with<T>(
+        &self,
+        session: SessionId,
+        f: impl FnOnce(&mut Mailbox, &Live) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let live = self.live(session)?;
-        let mb = lock(&self.open).get(&live.alias).cloned().ok_or(StoreError::NoSession)?;
+        let mb = lock(&self.open)
+            .get(&live.alias)
+            .cloned()
+            .ok_or(StoreError::NoSession)?;
         let mut guard = lock(&mb);
         f(&mut guard, &live)
     }
 
-    fn changed(&self, session: SessionId, f: impl FnOnce(&mut Mailbox) -> Result<(), StoreError>) -> Result<Response, StoreError> {
+    fn changed(
+        &self,
+        session: SessionId,
+        f: impl FnOnce(&mut Mailbox) -> Result<(), StoreError>,
+    ) -> Result<Response, StoreError> {
         let live = self.live(session)?;
         self.with(session, |m, _| f(m))?;
         self.hub.publish(live.alias, vec![Change::FoldersChanged]);
@@ -181,11 +250,16 @@ impl Inner {
     }
 
     fn alias(&self, address: &str) -> Result<Option<Alias>, StoreError> {
-        lock(&self.control).alias(address).map_err(|e| StoreError::Internal(e.to_string()))
+        lock(&self.control)
+            .alias(address)
+            .map_err(|e| StoreError::Internal(e.to_string()))
     }
 
     fn mailbox_path(&self, alias: &Alias) -> PathBuf {
-        self.cfg.data_dir.join("mailboxes").join(format!("{}.sqlite", alias.mailbox_id))
+        self.cfg
+            .data_dir
+            .join("mailboxes")
+            .join(format!("{}.sqlite", alias.mailbox_id))
     }
 
     /// The open mailbox of an alias, opening it with `dek` if needed.
@@ -255,7 +329,12 @@ impl Inner {
     }
 
     /// Moves sealed mail into INBOX, exactly once per file.
-    fn import_spool(&self, alias: &Alias, mb: &mut Mailbox, identity: &str) -> Result<u32, StoreError> {
+    fn import_spool(
+        &self,
+        alias: &Alias,
+        mb: &mut Mailbox,
+        identity: &str,
+    ) -> Result<u32, StoreError> {
         let pending = spool::pending(&self.cfg.data_dir, &alias.mailbox_id)?;
         let names: HashSet<&str> = pending.iter().map(|p| p.name.as_str()).collect();
         let conn = mb.connection();
@@ -270,7 +349,8 @@ impl Inner {
         for p in &pending {
             if recorded.contains(&p.name) {
                 spool::remove(p)?;
-                mb.connection().execute("DELETE FROM spool_imported WHERE name = ?1", [&p.name])?;
+                mb.connection()
+                    .execute("DELETE FROM spool_imported WHERE name = ?1", [&p.name])?;
                 continue;
             }
             let message = match spool::open(p, identity) {
@@ -297,7 +377,8 @@ impl Inner {
             }
             crash_point("spool-import-after-commit");
             spool::remove(p)?;
-            mb.connection().execute("DELETE FROM spool_imported WHERE name = ?1", [&p.name])?;
+            mb.connection()
+                .execute("DELETE FROM spool_imported WHERE name = ?1", [&p.name])?;
             imported += 1;
         }
         Ok(imported)
@@ -318,26 +399,37 @@ impl Inner {
                 flags: Flags::default(),
                 internal_date: None,
             };
-            let appended = lock(&mb).append_durable(std::slice::from_ref(&request), alias.quota_bytes, None)?;
+            let appended = lock(&mb).append_durable(
+                std::slice::from_ref(&request),
+                alias.quota_bytes,
+                None,
+            )?;
             let (folder, a) = appended
                 .into_iter()
                 .next()
                 .ok_or_else(|| StoreError::Internal("append returned nothing".into()))?;
-            self.hub.publish(alias.id, vec![Change::Exists { folder, uid: a.uid }]);
+            self.hub
+                .publish(alias.id, vec![Change::Exists { folder, uid: a.uid }]);
             return Ok(Delivery::Inbox { uid: a.uid });
         }
         let public = alias.public_key.as_deref().ok_or(StoreError::NoMailbox)?;
         if message.len() as u64 > self.cfg.limits.max_message_bytes {
             return Err(StoreError::TooBig(self.cfg.limits.max_message_bytes));
         }
-        spool::seal(&self.cfg.data_dir, &alias.mailbox_id, public, &message).map_err(|e| match e {
-            spool::SpoolError::Io(io) => StoreError::Unavailable(io.to_string()),
-            other => StoreError::Internal(other.to_string()),
-        })?;
+        spool::seal(&self.cfg.data_dir, &alias.mailbox_id, public, &message).map_err(
+            |e| match e {
+                spool::SpoolError::Io(io) => StoreError::Unavailable(io.to_string()),
+                other => StoreError::Internal(other.to_string()),
+            },
+        )?;
         Ok(Delivery::Sealed)
     }
 
-    fn append(&self, session: SessionId, messages: &[AppendRequest]) -> Result<Vec<AppendUid>, StoreError> {
+    fn append(
+        &self,
+        session: SessionId,
+        messages: &[AppendRequest],
+    ) -> Result<Vec<AppendUid>, StoreError> {
         let live = self.live(session)?;
         let appended = self.with(session, |m, live| m.append(messages, live.quota, None))?;
         let changes = appended
@@ -368,10 +460,21 @@ impl Inner {
         Ok(result)
     }
 
-    fn copy(&self, session: SessionId, from: &str, uids: &UidSet, to: &str, remove: bool) -> Result<CopyResult, StoreError> {
+    fn copy(
+        &self,
+        session: SessionId,
+        from: &str,
+        uids: &UidSet,
+        to: &str,
+        remove: bool,
+    ) -> Result<CopyResult, StoreError> {
         let live = self.live(session)?;
         let (src, dst, result) = self.with(session, |m, live| {
-            Ok((normalize(from), normalize(to), m.copy(from, uids, to, remove, live.quota)?))
+            Ok((
+                normalize(from),
+                normalize(to),
+                m.copy(from, uids, to, remove, live.quota)?,
+            ))
         })?;
         let mut changes: Vec<Change> = result
             .dest
@@ -391,7 +494,12 @@ impl Inner {
         Ok(result)
     }
 
-    fn expunge(&self, session: SessionId, folder: &str, uids: Option<&UidSet>) -> Result<Vec<u32>, StoreError> {
+    fn expunge(
+        &self,
+        session: SessionId,
+        folder: &str,
+        uids: Option<&UidSet>,
+    ) -> Result<Vec<u32>, StoreError> {
         let live = self.live(session)?;
         let (name, gone) = self.with(session, |m, _| {
             Ok((normalize(folder), m.expunge(folder, uids)?))

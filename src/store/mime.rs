@@ -171,8 +171,13 @@ fn split_headers(buf: &[u8], start: usize, end: usize) -> (Vec<mailparse::MailHe
     }
 }
 
-fn header<'h>(headers: &'h [mailparse::MailHeader<'_>], name: &str) -> Option<&'h mailparse::MailHeader<'h>> {
-    headers.iter().find(|h| h.get_key_ref().eq_ignore_ascii_case(name))
+fn header<'h>(
+    headers: &'h [mailparse::MailHeader<'_>],
+    name: &str,
+) -> Option<&'h mailparse::MailHeader<'h>> {
+    headers
+        .iter()
+        .find(|h| h.get_key_ref().eq_ignore_ascii_case(name))
 }
 
 fn value(headers: &[mailparse::MailHeader<'_>], name: &str) -> Option<String> {
@@ -188,7 +193,13 @@ fn raw_value(headers: &[mailparse::MailHeader<'_>], name: &str) -> Option<String
 }
 
 impl Ctx<'_> {
-    fn part(&mut self, start: usize, end: usize, depth: usize, digest_child: bool) -> Result<Part, MimeError> {
+    fn part(
+        &mut self,
+        start: usize,
+        end: usize,
+        depth: usize,
+        digest_child: bool,
+    ) -> Result<Part, MimeError> {
         self.parts += 1;
         if self.parts > self.limits.max_parts {
             return Err(MimeError::TooManyParts(self.limits.max_parts));
@@ -201,7 +212,11 @@ impl Ctx<'_> {
         let body = &self.buf[body_start..end];
         let nested = depth < self.limits.max_depth;
         if p.mime_type == "multipart" && nested {
-            let boundary = p.params.iter().find(|(k, _)| k == "boundary").map(|(_, v)| v.clone());
+            let boundary = p
+                .params
+                .iter()
+                .find(|(k, _)| k == "boundary")
+                .map(|(_, v)| v.clone());
             if let Some(b) = boundary.filter(|b| !b.is_empty()) {
                 let digest = p.subtype == "digest";
                 for (s, e) in split_multipart(self.buf, body_start, end, b.as_bytes()) {
@@ -218,7 +233,10 @@ impl Ctx<'_> {
         } else if p.mime_type == "text" {
             p.lines = count_lines(body);
             self.index_text(&p, start, end);
-        } else if p.mime_type != "multipart" && p.mime_type != "message" && body.len() >= ATTACHMENT_MIN {
+        } else if p.mime_type != "multipart"
+            && p.mime_type != "message"
+            && body.len() >= ATTACHMENT_MIN
+        {
             self.attachments.push((body_start, end));
         }
         Ok(p)
@@ -290,7 +308,10 @@ fn split_multipart(buf: &[u8], start: usize, end: usize, boundary: &[u8]) -> Vec
     let mut current: Option<usize> = None;
     let mut ls = start;
     while ls < end {
-        let line_end = buf[ls..end].iter().position(|&b| b == b'\n').map_or(end, |i| ls + i + 1);
+        let line_end = buf[ls..end]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(end, |i| ls + i + 1);
         if let Some(close) = delimiter(&buf[ls..line_end], boundary) {
             if let Some(s) = current {
                 let mut e = ls;
@@ -330,7 +351,11 @@ fn delimiter(line: &[u8], boundary: &[u8]) -> Option<bool> {
 
 fn count_lines(body: &[u8]) -> u64 {
     let n = body.iter().filter(|&&b| b == b'\n').count() as u64;
-    if body.last().is_some_and(|&b| b != b'\n') { n + 1 } else { n }
+    if body.last().is_some_and(|&b| b != b'\n') {
+        n + 1
+    } else {
+        n
+    }
 }
 
 fn addresses(headers: &[mailparse::MailHeader<'_>], name: &str) -> Vec<Address> {
@@ -434,7 +459,9 @@ fn fields_of(headers: &[mailparse::MailHeader<'_>]) -> Fields {
 /// Seconds east of UTC of a Date header's trailing `+hhmm` (0 if absent).
 fn zone_offset(date: &str) -> i64 {
     let Some(tok) = date.split_whitespace().find(|t| {
-        (t.starts_with('+') || t.starts_with('-')) && t.len() == 5 && t[1..].bytes().all(|b| b.is_ascii_digit())
+        (t.starts_with('+') || t.starts_with('-'))
+            && t.len() == 5
+            && t[1..].bytes().all(|b| b.is_ascii_digit())
     }) else {
         return 0;
     };
@@ -445,7 +472,11 @@ fn zone_offset(date: &str) -> i64 {
 
 /// RFC 5256 §2.1: the subject without reply/forward markers, lowercased.
 pub fn base_subject(subject: &str) -> String {
-    let mut s = subject.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let mut s = subject
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
     loop {
         let before = s.clone();
         while let Some(rest) = s.strip_suffix("(fwd)") {
@@ -512,8 +543,26 @@ fn html_to_text(html: &str) -> String {
             .take_while(|c| c.is_ascii_alphanumeric())
             .collect();
         const BLOCK: &[&str] = &[
-            "p", "br", "div", "tr", "td", "th", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
-            "blockquote", "hr", "title", "pre",
+            "p",
+            "br",
+            "div",
+            "tr",
+            "td",
+            "th",
+            "li",
+            "ul",
+            "ol",
+            "table",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "blockquote",
+            "hr",
+            "title",
+            "pre",
         ];
         if BLOCK.contains(&name.as_str()) {
             out.push('\n');
@@ -540,7 +589,10 @@ mod tests {
         assert_eq!(p.root.mime_type, "multipart");
         assert_eq!(p.root.children.len(), 2);
         let first = &p.root.children[0];
-        assert_eq!(&MULTI[first.body_start as usize..first.end as usize], b"first part");
+        assert_eq!(
+            &MULTI[first.body_start as usize..first.end as usize],
+            b"first part"
+        );
         assert_eq!(first.lines, 1);
         assert!(p.body_text.contains("first part"));
         assert!(p.body_text.contains("second & bold"));
@@ -555,7 +607,10 @@ mod tests {
     fn deep_nesting_is_bounded_and_kept() {
         let mut msg = Vec::new();
         for i in 0..10_000 {
-            msg.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n").as_bytes());
+            msg.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n")
+                    .as_bytes(),
+            );
         }
         msg.extend_from_slice(b"\r\ninner\r\n");
         let p = parse(&msg, Limits::default()).unwrap();
@@ -574,7 +629,10 @@ mod tests {
         for _ in 0..100_000 {
             msg.extend_from_slice(b"--x\r\n\r\na\r\n");
         }
-        assert_eq!(parse(&msg, Limits::default()).unwrap_err(), MimeError::TooManyParts(1000));
+        assert_eq!(
+            parse(&msg, Limits::default()).unwrap_err(),
+            MimeError::TooManyParts(1000)
+        );
     }
 
     #[test]
@@ -586,7 +644,10 @@ mod tests {
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
-                buf.push(b"\r\n:-=?;\"boundary multipart/mixed Content-Type base64 \xff\x00"[(rng % 52) as usize]);
+                buf.push(
+                    b"\r\n:-=?;\"boundary multipart/mixed Content-Type base64 \xff\x00"
+                        [(rng % 52) as usize],
+                );
             }
             let _ = parse(&buf, Limits::default());
         }

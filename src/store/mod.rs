@@ -69,7 +69,10 @@ pub enum StoreError {
 impl StoreError {
     /// True for failures that a retry later may cure (4xx, `[UNAVAILABLE]`).
     pub fn is_temporary(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Internal(_) | StoreError::OverQuota)
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Internal(_) | StoreError::OverQuota
+        )
     }
 }
 
@@ -77,7 +80,10 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match &e {
             rusqlite::Error::SqliteFailure(f, _)
-                if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
             {
                 StoreError::Unavailable("mailbox is busy".into())
             }
@@ -198,12 +204,18 @@ impl Session {
     async fn done(&self, req: Request) -> Result<(), StoreError> {
         match self.backend.call(req).await? {
             Response::Done => Ok(()),
-            other => Err(StoreError::Internal(format!("backend answered {other:?} where Done was expected"))),
+            other => Err(StoreError::Internal(format!(
+                "backend answered {other:?} where Done was expected"
+            ))),
         }
     }
 
     pub async fn list_folders(&self) -> Result<Vec<FolderInfo>, StoreError> {
-        expect_reply!(self.backend.call(Request::ListFolders { session: self.id() }), Folders)
+        expect_reply!(
+            self.backend
+                .call(Request::ListFolders { session: self.id() }),
+            Folders
+        )
     }
 
     pub async fn create_folder(&self, name: &str) -> Result<(), StoreError> {
@@ -264,7 +276,10 @@ impl Session {
     }
 
     /// Appends several messages in one transaction (import, MULTIAPPEND).
-    pub async fn append_batch(&self, messages: Vec<AppendRequest>) -> Result<Vec<AppendUid>, StoreError> {
+    pub async fn append_batch(
+        &self,
+        messages: Vec<AppendRequest>,
+    ) -> Result<Vec<AppendUid>, StoreError> {
         let req = Request::Append {
             session: self.id(),
             messages,
@@ -272,7 +287,12 @@ impl Session {
         expect_reply!(self.backend.call(req), Appended)
     }
 
-    pub async fn fetch(&self, folder: &str, uids: UidSet, what: FetchWhat) -> Result<Vec<FetchedMessage>, StoreError> {
+    pub async fn fetch(
+        &self,
+        folder: &str,
+        uids: UidSet,
+        what: FetchWhat,
+    ) -> Result<Vec<FetchedMessage>, StoreError> {
         let req = Request::Fetch {
             session: self.id(),
             folder: folder.into(),
@@ -300,7 +320,12 @@ impl Session {
         expect_reply!(self.backend.call(req), Copied)
     }
 
-    pub async fn move_messages(&self, from: &str, uids: UidSet, to: &str) -> Result<CopyResult, StoreError> {
+    pub async fn move_messages(
+        &self,
+        from: &str,
+        uids: UidSet,
+        to: &str,
+    ) -> Result<CopyResult, StoreError> {
         let req = Request::Move {
             session: self.id(),
             from: from.into(),
@@ -312,7 +337,11 @@ impl Session {
 
     /// Removes `\Deleted` messages, all of them or those in `uids` (UID
     /// EXPUNGE); returns the UIDs removed.
-    pub async fn expunge(&self, folder: &str, uids: Option<UidSet>) -> Result<Vec<u32>, StoreError> {
+    pub async fn expunge(
+        &self,
+        folder: &str,
+        uids: Option<UidSet>,
+    ) -> Result<Vec<u32>, StoreError> {
         let req = Request::Expunge {
             session: self.id(),
             folder: folder.into(),
@@ -321,7 +350,11 @@ impl Session {
         expect_reply!(self.backend.call(req), Expunged)
     }
 
-    pub async fn search(&self, folder: &str, criteria: Criteria) -> Result<SearchResult, StoreError> {
+    pub async fn search(
+        &self,
+        folder: &str,
+        criteria: Criteria,
+    ) -> Result<SearchResult, StoreError> {
         let req = Request::Search {
             session: self.id(),
             folder: folder.into(),
@@ -340,7 +373,10 @@ impl Session {
     }
 
     pub async fn quota(&self) -> Result<QuotaUsage, StoreError> {
-        expect_reply!(self.backend.call(Request::Quota { session: self.id() }), Quota)
+        expect_reply!(
+            self.backend.call(Request::Quota { session: self.id() }),
+            Quota
+        )
     }
 
     /// Rebuilds the mailbox file to reclaim space.

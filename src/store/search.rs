@@ -8,9 +8,9 @@
 //! for needles of three or more characters, which the trigram tokenizer
 //! matches as exact substrings (same folding).
 
+use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::types::{Flags, UidSet};
@@ -122,12 +122,25 @@ fn emit(c: &Criteria, out: &mut Compiled, depth: usize) -> Result<(), TooDeep> {
         }
         Criteria::Larger(n) => format!("(m.size > {})", p(out, Value::Integer(*n as i64))),
         Criteria::Smaller(n) => format!("(m.size < {})", p(out, Value::Integer(*n as i64))),
-        Criteria::Before(d) => format!("(substr(m.internal_date, 1, 10) < {})", p(out, Value::Text(d.iso()))),
-        Criteria::On(d) => format!("(substr(m.internal_date, 1, 10) = {})", p(out, Value::Text(d.iso()))),
-        Criteria::Since(d) => format!("(substr(m.internal_date, 1, 10) >= {})", p(out, Value::Text(d.iso()))),
-        Criteria::SentBefore(d) => format!("ifnull(b.sent_date < {}, 0)", p(out, Value::Text(d.iso()))),
+        Criteria::Before(d) => format!(
+            "(substr(m.internal_date, 1, 10) < {})",
+            p(out, Value::Text(d.iso()))
+        ),
+        Criteria::On(d) => format!(
+            "(substr(m.internal_date, 1, 10) = {})",
+            p(out, Value::Text(d.iso()))
+        ),
+        Criteria::Since(d) => format!(
+            "(substr(m.internal_date, 1, 10) >= {})",
+            p(out, Value::Text(d.iso()))
+        ),
+        Criteria::SentBefore(d) => {
+            format!("ifnull(b.sent_date < {}, 0)", p(out, Value::Text(d.iso())))
+        }
         Criteria::SentOn(d) => format!("ifnull(b.sent_date = {}, 0)", p(out, Value::Text(d.iso()))),
-        Criteria::SentSince(d) => format!("ifnull(b.sent_date >= {}, 0)", p(out, Value::Text(d.iso()))),
+        Criteria::SentSince(d) => {
+            format!("ifnull(b.sent_date >= {}, 0)", p(out, Value::Text(d.iso())))
+        }
         Criteria::Subject(s) => format!("imatch(b.subject, {})", p(out, Value::Text(s.clone()))),
         Criteria::From(s) => format!("imatch(b.from_text, {})", p(out, Value::Text(s.clone()))),
         Criteria::To(s) => format!("imatch(b.to_text, {})", p(out, Value::Text(s.clone()))),
@@ -182,7 +195,10 @@ fn fts(out: &mut Compiled, columns: &str, needle: &str) -> String {
     if needle.chars().count() >= 3 {
         let q = format!("{{{columns}}} : \"{}\"", needle.replace('"', "\"\""));
         out.params.push(Value::Text(q));
-        format!("(m.body_id IN (SELECT rowid FROM fts WHERE fts MATCH ?{}))", out.params.len())
+        format!(
+            "(m.body_id IN (SELECT rowid FROM fts WHERE fts MATCH ?{}))",
+            out.params.len()
+        )
     } else {
         out.params.push(Value::Text(needle.to_string()));
         let n = out.params.len();
@@ -212,7 +228,8 @@ pub fn imatch(haystack: &str, needle: &str) -> bool {
 
 /// True if the space-separated keyword list holds `k` (case-insensitive).
 pub fn has_keyword(list: &str, k: &str) -> bool {
-    list.split(' ').any(|w| !w.is_empty() && w.eq_ignore_ascii_case(k))
+    list.split(' ')
+        .any(|w| !w.is_empty() && w.eq_ignore_ascii_case(k))
 }
 
 /// HEADER name value over a raw header block.
@@ -288,7 +305,10 @@ mod tests {
             Box::new(Criteria::Not(Box::new(Criteria::From("b".into())))),
         );
         let out = compile(&c).unwrap();
-        assert_eq!(out.sql, "(imatch(b.subject, ?1) OR (NOT imatch(b.from_text, ?2)))");
+        assert_eq!(
+            out.sql,
+            "(imatch(b.subject, ?1) OR (NOT imatch(b.from_text, ?2)))"
+        );
         assert_eq!(out.params.len(), 2);
     }
 }

@@ -34,8 +34,14 @@ pub fn dir(data: &Path, mailbox_id: &str) -> PathBuf {
 
 /// Seals `message` to `public_key` into the mailbox's spool, durably.
 /// Returns the file written.
-pub fn seal(data: &Path, mailbox_id: &str, public_key: &str, message: &[u8]) -> Result<PathBuf, SpoolError> {
-    let recipient = age::x25519::Recipient::from_str(public_key).map_err(|_| SpoolError::BadRecipient)?;
+pub fn seal(
+    data: &Path,
+    mailbox_id: &str,
+    public_key: &str,
+    message: &[u8],
+) -> Result<PathBuf, SpoolError> {
+    let recipient =
+        age::x25519::Recipient::from_str(public_key).map_err(|_| SpoolError::BadRecipient)?;
     let sealed = age::encrypt(&recipient, message).map_err(|e| SpoolError::Seal(e.to_string()))?;
     let d = dir(data, mailbox_id);
     if !d.exists() {
@@ -74,7 +80,11 @@ pub fn pending(data: &Path, mailbox_id: &str) -> io::Result<Vec<Pending>> {
         let Some(stem) = name.strip_suffix(".age").filter(|_| !name.starts_with('.')) else {
             continue;
         };
-        let arrived = stem.split('-').next().and_then(|t| t.parse().ok()).unwrap_or_else(now_unix);
+        let arrived = stem
+            .split('-')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(now_unix);
         out.push(Pending {
             path: entry.path(),
             name,
@@ -87,12 +97,15 @@ pub fn pending(data: &Path, mailbox_id: &str) -> io::Result<Vec<Pending>> {
 
 /// True if the mailbox has sealed mail waiting.
 pub fn has_pending(data: &Path, mailbox_id: &str) -> bool {
-    pending(data, mailbox_id).map(|p| !p.is_empty()).unwrap_or(true)
+    pending(data, mailbox_id)
+        .map(|p| !p.is_empty())
+        .unwrap_or(true)
 }
 
 /// Opens one sealed file with the alias' identity.
 pub fn open(p: &Pending, identity: &str) -> Result<Vec<u8>, SpoolError> {
-    let id = age::x25519::Identity::from_str(identity).map_err(|_| SpoolError::Open(p.path.clone()))?;
+    let id =
+        age::x25519::Identity::from_str(identity).map_err(|_| SpoolError::Open(p.path.clone()))?;
     let sealed = fs::read(&p.path)?;
     age::decrypt(&id, &sealed).map_err(|_| SpoolError::Open(p.path.clone()))
 }
@@ -127,7 +140,10 @@ mod tests {
         assert!(!raw.windows(10).any(|w| w == b"canary-xyz"));
         use age::secrecy::ExposeSecret;
         let secret = id.to_string();
-        assert_eq!(open(&p[0], secret.expose_secret()).unwrap(), b"Subject: canary-xyz\r\n\r\nhi");
+        assert_eq!(
+            open(&p[0], secret.expose_secret()).unwrap(),
+            b"Subject: canary-xyz\r\n\r\nhi"
+        );
         assert!(open(&p[0], other.to_string().expose_secret()).is_err());
     }
 }

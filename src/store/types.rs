@@ -26,7 +26,10 @@ pub struct UidSet(pub Vec<UidRange>);
 
 impl UidSet {
     pub fn all() -> UidSet {
-        UidSet(vec![UidRange { first: 1, last: u32::MAX }])
+        UidSet(vec![UidRange {
+            first: 1,
+            last: u32::MAX,
+        }])
     }
 
     pub fn range(first: u32, last: u32) -> UidSet {
@@ -260,25 +263,90 @@ pub enum Change {
 /// Every request the storage interface takes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Request {
-    Unlock { address: String, password: String },
-    Deliver { address: String, message: Vec<u8> },
-    ListFolders { session: SessionId },
-    CreateFolder { session: SessionId, name: String },
-    RenameFolder { session: SessionId, from: String, to: String },
-    DeleteFolder { session: SessionId, name: String },
-    Subscribe { session: SessionId, name: String, subscribed: bool },
-    Select { session: SessionId, folder: String },
-    Status { session: SessionId, folder: String },
-    Append { session: SessionId, messages: Vec<AppendRequest> },
-    Fetch { session: SessionId, folder: String, uids: UidSet, what: FetchWhat },
-    Store { session: SessionId, request: StoreFlags },
-    Copy { session: SessionId, from: String, uids: UidSet, to: String },
-    Move { session: SessionId, from: String, uids: UidSet, to: String },
-    Expunge { session: SessionId, folder: String, uids: Option<UidSet> },
-    Search { session: SessionId, folder: String, criteria: Criteria },
-    ChangesSince { session: SessionId, folder: String, modseq: u64 },
-    Quota { session: SessionId },
-    Vacuum { session: SessionId },
+    Unlock {
+        address: String,
+        password: String,
+    },
+    Deliver {
+        address: String,
+        message: Vec<u8>,
+    },
+    ListFolders {
+        session: SessionId,
+    },
+    CreateFolder {
+        session: SessionId,
+        name: String,
+    },
+    RenameFolder {
+        session: SessionId,
+        from: String,
+        to: String,
+    },
+    DeleteFolder {
+        session: SessionId,
+        name: String,
+    },
+    Subscribe {
+        session: SessionId,
+        name: String,
+        subscribed: bool,
+    },
+    Select {
+        session: SessionId,
+        folder: String,
+    },
+    Status {
+        session: SessionId,
+        folder: String,
+    },
+    Append {
+        session: SessionId,
+        messages: Vec<AppendRequest>,
+    },
+    Fetch {
+        session: SessionId,
+        folder: String,
+        uids: UidSet,
+        what: FetchWhat,
+    },
+    Store {
+        session: SessionId,
+        request: StoreFlags,
+    },
+    Copy {
+        session: SessionId,
+        from: String,
+        uids: UidSet,
+        to: String,
+    },
+    Move {
+        session: SessionId,
+        from: String,
+        uids: UidSet,
+        to: String,
+    },
+    Expunge {
+        session: SessionId,
+        folder: String,
+        uids: Option<UidSet>,
+    },
+    Search {
+        session: SessionId,
+        folder: String,
+        criteria: Criteria,
+    },
+    ChangesSince {
+        session: SessionId,
+        folder: String,
+        modseq: u64,
+    },
+    Quota {
+        session: SessionId,
+    },
+    Vacuum {
+        session: SessionId,
+    },
 }
 
 /// The matching replies.

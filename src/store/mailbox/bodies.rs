@@ -34,8 +34,10 @@ pub(super) fn insert(conn: &Connection, raw: &[u8], parsed: &Parsed) -> Result<i
             .prepare_cached("UPDATE attachments SET refcount = refcount + 1 WHERE sha256 = ?1")?
             .execute([sha.as_slice()])?;
         if bumped == 0 {
-            conn.prepare_cached("INSERT INTO attachments (sha256, refcount, data) VALUES (?1, 1, ?2)")?
-                .execute(params![sha.as_slice(), data])?;
+            conn.prepare_cached(
+                "INSERT INTO attachments (sha256, refcount, data) VALUES (?1, 1, ?2)",
+            )?
+            .execute(params![sha.as_slice(), data])?;
         }
         segments.push(((s - split) as u64, data.len() as u64, hex::encode(sha)));
         at = e;
@@ -91,23 +93,32 @@ pub(super) fn retain(conn: &Connection, body_id: i64) -> Result<(), StoreError> 
 /// none is left.
 pub(super) fn release(conn: &Connection, body_id: i64) -> Result<(), StoreError> {
     let left: i64 = conn
-        .prepare_cached("UPDATE bodies SET refcount = refcount - 1 WHERE id = ?1 RETURNING refcount")?
+        .prepare_cached(
+            "UPDATE bodies SET refcount = refcount - 1 WHERE id = ?1 RETURNING refcount",
+        )?
         .query_row([body_id], |r| r.get(0))?;
     if left > 0 {
         return Ok(());
     }
-    let segments: String = conn.query_row("SELECT segments FROM bodies WHERE id = ?1", [body_id], |r| r.get(0))?;
+    let segments: String = conn.query_row(
+        "SELECT segments FROM bodies WHERE id = ?1",
+        [body_id],
+        |r| r.get(0),
+    )?;
     for (_, _, sha) in parse_segments(&segments)? {
         let sha = hex::decode(&sha).map_err(|e| StoreError::Internal(e.to_string()))?;
         let left: i64 = conn
             .prepare_cached("UPDATE attachments SET refcount = refcount - 1 WHERE sha256 = ?1 RETURNING refcount")?
             .query_row([&sha], |r| r.get(0))?;
         if left <= 0 {
-            conn.prepare_cached("DELETE FROM attachments WHERE sha256 = ?1")?.execute([&sha])?;
+            conn.prepare_cached("DELETE FROM attachments WHERE sha256 = ?1")?
+                .execute([&sha])?;
         }
     }
-    conn.prepare_cached("DELETE FROM fts WHERE rowid = ?1")?.execute([body_id])?;
-    conn.prepare_cached("DELETE FROM bodies WHERE id = ?1")?.execute([body_id])?;
+    conn.prepare_cached("DELETE FROM fts WHERE rowid = ?1")?
+        .execute([body_id])?;
+    conn.prepare_cached("DELETE FROM bodies WHERE id = ?1")?
+        .execute([body_id])?;
     Ok(())
 }
 
@@ -119,7 +130,9 @@ fn parse_segments(s: &str) -> Result<Vec<Segment>, StoreError> {
 pub fn load_message(conn: &Connection, body_id: i64) -> Result<Vec<u8>, StoreError> {
     let row: Option<(i64, Vec<u8>, Vec<u8>, String)> = conn
         .prepare_cached("SELECT size, header, rest, segments FROM bodies WHERE id = ?1")?
-        .query_row([body_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_row([body_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
     let (size, header, rest, segments) =
         row.ok_or_else(|| StoreError::Internal(format!("body {body_id} is missing")))?;

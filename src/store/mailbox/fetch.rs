@@ -9,10 +9,17 @@ use rusqlite::params;
 use super::{Mailbox, bodies, messages::split_keywords};
 use crate::store::StoreError;
 use crate::store::mime::{Envelope, Part};
-use crate::store::types::{FetchWhat, FetchedMessage, Flags, MessageMeta, Section, SectionKind, UidSet};
+use crate::store::types::{
+    FetchWhat, FetchedMessage, Flags, MessageMeta, Section, SectionKind, UidSet,
+};
 
 impl Mailbox {
-    pub fn fetch(&mut self, folder: &str, uids: &UidSet, what: &FetchWhat) -> Result<Vec<FetchedMessage>, StoreError> {
+    pub fn fetch(
+        &mut self,
+        folder: &str,
+        uids: &UidSet,
+        what: &FetchWhat,
+    ) -> Result<Vec<FetchedMessage>, StoreError> {
         let tx = self.conn.transaction()?;
         let f = Mailbox::folder(&tx, folder)?;
         let header_only = what
@@ -40,25 +47,50 @@ impl Mailbox {
                         size: r.get::<_, i64>(5)? as u64,
                     },
                     r.get::<_, i64>(6)?,
-                    if needs_structure { r.get::<_, String>(7)? } else { String::new() },
-                    if what.envelope { r.get::<_, String>(8)? } else { String::new() },
+                    if needs_structure {
+                        r.get::<_, String>(7)?
+                    } else {
+                        String::new()
+                    },
+                    if what.envelope {
+                        r.get::<_, String>(8)?
+                    } else {
+                        String::new()
+                    },
                 ))
             })?;
             for row in rows {
                 let (meta, body_id, structure, envelope) = row?;
-                let structure: Option<Part> = if needs_structure { Some(from_json(&structure)?) } else { None };
-                let envelope: Option<Envelope> = if what.envelope { Some(from_json(&envelope)?) } else { None };
+                let structure: Option<Part> = if needs_structure {
+                    Some(from_json(&structure)?)
+                } else {
+                    None
+                };
+                let envelope: Option<Envelope> = if what.envelope {
+                    Some(from_json(&envelope)?)
+                } else {
+                    None
+                };
                 let sections = if what.sections.is_empty() {
                     Vec::new()
                 } else if header_only {
                     let h = bodies::load_header(&tx, body_id)?;
-                    what.sections.iter().map(|s| (s.clone(), h.clone())).collect()
+                    what.sections
+                        .iter()
+                        .map(|s| (s.clone(), h.clone()))
+                        .collect()
                 } else {
                     let raw = bodies::load_message(&tx, body_id)?;
                     let root = structure.as_ref();
                     what.sections
                         .iter()
-                        .map(|s| (s.clone(), root.map(|p| section(&raw, p, s)).unwrap_or_else(|| raw.clone())))
+                        .map(|s| {
+                            (
+                                s.clone(),
+                                root.map(|p| section(&raw, p, s))
+                                    .unwrap_or_else(|| raw.clone()),
+                            )
+                        })
                         .collect()
                 };
                 out.push(FetchedMessage {
@@ -75,11 +107,14 @@ impl Mailbox {
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
-    serde_json::from_str(s).map_err(|e| StoreError::Internal(format!("damaged stored structure: {e}")))
+    serde_json::from_str(s)
+        .map_err(|e| StoreError::Internal(format!("damaged stored structure: {e}")))
 }
 
 fn slice(raw: &[u8], from: u64, to: u64) -> Vec<u8> {
-    raw.get(from as usize..to as usize).map(<[u8]>::to_vec).unwrap_or_default()
+    raw.get(from as usize..to as usize)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
 }
 
 /// The n-th (1-based) subpart in IMAP numbering.
@@ -124,12 +159,20 @@ pub fn section(raw: &[u8], root: &Part, s: &Section) -> Vec<u8> {
         part = part.and_then(|p| child(p, n));
     }
     let Some(p) = part else { return Vec::new() };
-    let encapsulated = || p.children.first().filter(|_| p.mime_type == "message" && p.subtype == "rfc822");
+    let encapsulated = || {
+        p.children
+            .first()
+            .filter(|_| p.mime_type == "message" && p.subtype == "rfc822")
+    };
     match s.kind {
         SectionKind::Whole => slice(raw, p.body_start, p.end),
         SectionKind::Mime => slice(raw, p.header_start, p.body_start),
-        SectionKind::Header => encapsulated().map_or_else(Vec::new, |m| slice(raw, m.header_start, m.body_start)),
-        SectionKind::Text => encapsulated().map_or_else(Vec::new, |m| slice(raw, m.body_start, m.end)),
+        SectionKind::Header => {
+            encapsulated().map_or_else(Vec::new, |m| slice(raw, m.header_start, m.body_start))
+        }
+        SectionKind::Text => {
+            encapsulated().map_or_else(Vec::new, |m| slice(raw, m.body_start, m.end))
+        }
     }
 }
 
@@ -155,11 +198,17 @@ mod tests {
     #[test]
     fn sections_follow_imap_numbering() {
         assert_eq!(get(&[1], SectionKind::Whole), b"one");
-        assert_eq!(get(&[1], SectionKind::Mime), b"Content-Type: text/plain\r\n\r\n");
+        assert_eq!(
+            get(&[1], SectionKind::Mime),
+            b"Content-Type: text/plain\r\n\r\n"
+        );
         assert_eq!(get(&[2], SectionKind::Header), b"Subject: inner\r\n\r\n");
         assert_eq!(get(&[2], SectionKind::Text), b"inner body");
         assert_eq!(get(&[2, 1], SectionKind::Whole), b"inner body");
         assert_eq!(get(&[3], SectionKind::Whole), b"");
-        assert_eq!(get(&[], SectionKind::Header), b"Subject: outer\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n");
+        assert_eq!(
+            get(&[], SectionKind::Header),
+            b"Subject: outer\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        );
     }
 }

@@ -11,13 +11,13 @@ use std::collections::HashMap;
 use rusqlite::{Connection, Transaction, params};
 
 use super::{Folder, Mailbox, bodies};
+use crate::store::StoreError;
 use crate::store::mime::{self, Parsed};
 use crate::store::search::{self, Criteria};
 use crate::store::types::{
-    AppendRequest, AppendUid, Changes, CopyResult, FlagOp, Flags, MessageMeta, SearchResult, StoreFlags,
-    StoreResult, UidSet,
+    AppendRequest, AppendUid, Changes, CopyResult, FlagOp, Flags, MessageMeta, SearchResult,
+    StoreFlags, StoreResult, UidSet,
 };
-use crate::store::StoreError;
 use crate::util::{iso8601_utc, now_unix};
 
 /// A message row as the change-tracking code needs it.
@@ -28,7 +28,8 @@ struct Row {
     thread_id: i64,
 }
 
-const META_COLUMNS: &str = "m.id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.body_id, m.thread_id";
+const META_COLUMNS: &str =
+    "m.id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.body_id, m.thread_id";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
@@ -49,7 +50,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 }
 
 pub(super) fn split_keywords(s: &str) -> Vec<String> {
-    s.split(' ').filter(|k| !k.is_empty()).map(str::to_string).collect()
+    s.split(' ')
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn join_keywords(k: &[String]) -> String {
@@ -62,9 +66,12 @@ fn check_keywords(flags: &Flags) -> Result<(), StoreError> {
         let bad = k.is_empty()
             || k.len() > 200
             || k.starts_with('\\')
-            || k.chars().any(|c| c.is_control() || " (){%*\"\\]".contains(c) || !c.is_ascii());
+            || k.chars()
+                .any(|c| c.is_control() || " (){%*\"\\]".contains(c) || !c.is_ascii());
         if bad {
-            return Err(StoreError::BadMessage(format!("{k:?} is not a valid keyword")));
+            return Err(StoreError::BadMessage(format!(
+                "{k:?} is not a valid keyword"
+            )));
         }
     }
     Ok(())
@@ -72,7 +79,8 @@ fn check_keywords(flags: &Flags) -> Result<(), StoreError> {
 
 /// Rows of a folder in a UID set, in UID order.
 fn rows_in(tx: &Connection, folder: i64, uids: &UidSet) -> Result<Vec<Row>, StoreError> {
-    let compiled = search::compile(&Criteria::Uid(uids.clone())).map_err(|e| StoreError::BadMessage(e.to_string()))?;
+    let compiled = search::compile(&Criteria::Uid(uids.clone()))
+        .map_err(|e| StoreError::BadMessage(e.to_string()))?;
     let sql = format!(
         "SELECT {META_COLUMNS} FROM messages m WHERE m.folder_id = ?{} AND {} ORDER BY m.uid",
         compiled.params.len() + 1,
@@ -96,9 +104,18 @@ fn bump_modseq(tx: &Connection, f: &mut Folder) -> Result<u64, StoreError> {
 }
 
 /// Inserts a message row pointing at `body_id`; returns its UID.
-fn insert_row(tx: &Connection, f: &mut Folder, meta: &MessageMeta, body_id: i64, thread_id: i64) -> Result<u32, StoreError> {
+fn insert_row(
+    tx: &Connection,
+    f: &mut Folder,
+    meta: &MessageMeta,
+    body_id: i64,
+    thread_id: i64,
+) -> Result<u32, StoreError> {
     if f.uidnext == u32::MAX {
-        return Err(StoreError::Internal(format!("folder {} has run out of UIDs", f.name)));
+        return Err(StoreError::Internal(format!(
+            "folder {} has run out of UIDs",
+            f.name
+        )));
     }
     let uid = f.uidnext;
     f.uidnext += 1;
@@ -142,8 +159,11 @@ fn thread_for(tx: &Connection, parsed: &Parsed, body_id: i64) -> Result<i64, Sto
 
 /// Bytes used and messages held, across all folders.
 pub(crate) fn usage(conn: &Connection) -> Result<(u64, u64), StoreError> {
-    let (bytes, n): (i64, i64) =
-        conn.query_row("SELECT ifnull(sum(size), 0), count(*) FROM messages", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (bytes, n): (i64, i64) = conn.query_row(
+        "SELECT ifnull(sum(size), 0), count(*) FROM messages",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     Ok((bytes as u64, n as u64))
 }
 
@@ -264,9 +284,16 @@ impl Mailbox {
         }
         if !changes.is_empty() {
             let modseq = bump_modseq(&tx, &mut f)?;
-            let mut stmt = tx.prepare_cached("UPDATE messages SET flags = ?1, keywords = ?2, modseq = ?3 WHERE id = ?4")?;
+            let mut stmt = tx.prepare_cached(
+                "UPDATE messages SET flags = ?1, keywords = ?2, modseq = ?3 WHERE id = ?4",
+            )?;
             for (id, flags, mut meta) in changes {
-                stmt.execute(params![flags.system, join_keywords(&flags.keywords), modseq as i64, id])?;
+                stmt.execute(params![
+                    flags.system,
+                    join_keywords(&flags.keywords),
+                    modseq as i64,
+                    id
+                ])?;
                 meta.flags = flags;
                 meta.modseq = modseq;
                 result.updated.push(meta);
@@ -277,7 +304,14 @@ impl Mailbox {
     }
 
     /// COPY, or MOVE (RFC 6851) when `remove` is set.
-    pub fn copy(&mut self, from: &str, uids: &UidSet, to: &str, remove: bool, quota: Option<u64>) -> Result<CopyResult, StoreError> {
+    pub fn copy(
+        &mut self,
+        from: &str,
+        uids: &UidSet,
+        to: &str,
+        remove: bool,
+        quota: Option<u64>,
+    ) -> Result<CopyResult, StoreError> {
         let tx = self.conn.transaction()?;
         let mut src = Mailbox::folder(&tx, from)?;
         let mut dst = Mailbox::folder(&tx, to)?;
@@ -321,10 +355,19 @@ impl Mailbox {
     }
 
     /// SEARCH, evaluated in SQL (see `store::search`).
-    pub fn search(&mut self, folder: &str, criteria: &Criteria) -> Result<SearchResult, StoreError> {
+    pub fn search(
+        &mut self,
+        folder: &str,
+        criteria: &Criteria,
+    ) -> Result<SearchResult, StoreError> {
         let f = Mailbox::folder(&self.conn, folder)?;
-        let compiled = search::compile(criteria).map_err(|e| StoreError::BadMessage(e.to_string()))?;
-        let join = if compiled.sql.contains("b.") { "JOIN bodies b ON b.id = m.body_id" } else { "" };
+        let compiled =
+            search::compile(criteria).map_err(|e| StoreError::BadMessage(e.to_string()))?;
+        let join = if compiled.sql.contains("b.") {
+            "JOIN bodies b ON b.id = m.body_id"
+        } else {
+            ""
+        };
         let sql = format!(
             "SELECT m.uid, m.modseq FROM messages m {join} WHERE m.folder_id = ?{} AND {} ORDER BY m.uid",
             compiled.params.len() + 1,
@@ -355,7 +398,9 @@ impl Mailbox {
             .map(|r| r.map(|r| r.meta))
             .collect::<Result<_, _>>()?;
         let vanished = tx
-            .prepare_cached("SELECT uid FROM expunged WHERE folder_id = ?1 AND modseq > ?2 ORDER BY uid")?
+            .prepare_cached(
+                "SELECT uid FROM expunged WHERE folder_id = ?1 AND modseq > ?2 ORDER BY uid",
+            )?
             .query_map(params![f.id, modseq as i64], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         tx.commit()?;
@@ -374,7 +419,9 @@ impl Mailbox {
 
 fn delete_rows(tx: &Connection, folder: i64, rows: &[Row], modseq: u64) -> Result<(), StoreError> {
     let mut del = tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?;
-    let mut log = tx.prepare_cached("INSERT OR REPLACE INTO expunged (folder_id, uid, modseq) VALUES (?1, ?2, ?3)")?;
+    let mut log = tx.prepare_cached(
+        "INSERT OR REPLACE INTO expunged (folder_id, uid, modseq) VALUES (?1, ?2, ?3)",
+    )?;
     for r in rows {
         del.execute([r.id])?;
         log.execute(params![folder, r.meta.uid, modseq as i64])?;

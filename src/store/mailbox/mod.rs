@@ -91,9 +91,9 @@ impl Mailbox {
     }
 
     pub fn list_folders(&mut self) -> Result<Vec<FolderInfo>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, special_use, subscribed FROM folders ORDER BY name = 'INBOX' DESC, name")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT name, special_use, subscribed FROM folders ORDER BY name = 'INBOX' DESC, name",
+        )?;
         let rows: Vec<(String, Option<String>, bool)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
@@ -144,7 +144,10 @@ impl Mailbox {
             return Err(StoreError::FolderExists(to));
         }
         if is_child(&to, &src.name) || to == src.name {
-            return Err(StoreError::BadName(to, "a folder cannot move inside itself".into()));
+            return Err(StoreError::BadName(
+                to,
+                "a folder cannot move inside itself".into(),
+            ));
         }
         if src.name == "INBOX" {
             let validity = next_uidvalidity(&tx)?;
@@ -153,24 +156,36 @@ impl Mailbox {
                 params![to, validity, src.uidnext, src.highestmodseq as i64],
             )?;
             let new_id = tx.last_insert_rowid();
-            tx.execute("UPDATE messages SET folder_id = ?1 WHERE folder_id = ?2", params![new_id, src.id])?;
+            tx.execute(
+                "UPDATE messages SET folder_id = ?1 WHERE folder_id = ?2",
+                params![new_id, src.id],
+            )?;
             // INBOX keeps its UIDNEXT so its UIDs never repeat.
             tx.commit()?;
             return Ok(());
         }
         let children: Vec<(i64, String)> = {
-            let mut stmt = tx.prepare("SELECT id, name FROM folders WHERE substr(name, 1, ?1) = ?2")?;
+            let mut stmt =
+                tx.prepare("SELECT id, name FROM folders WHERE substr(name, 1, ?1) = ?2")?;
             let prefix = format!("{}/", src.name);
-            stmt.query_map(params![prefix.len() as i64, prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?
+            stmt.query_map(params![prefix.len() as i64, prefix], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?
         };
-        tx.execute("UPDATE folders SET name = ?1 WHERE id = ?2", params![to, src.id])?;
+        tx.execute(
+            "UPDATE folders SET name = ?1 WHERE id = ?2",
+            params![to, src.id],
+        )?;
         for (id, name) in children {
             let new_name = format!("{}{}", to, &name[src.name.len()..]);
             if new_name.len() > MAX_NAME_BYTES {
                 return Err(StoreError::BadName(new_name, "too long".into()));
             }
-            tx.execute("UPDATE folders SET name = ?1 WHERE id = ?2", params![new_name, id])?;
+            tx.execute(
+                "UPDATE folders SET name = ?1 WHERE id = ?2",
+                params![new_name, id],
+            )?;
         }
         // Parents of the new name, so the hierarchy stays whole.
         if let Some((parent, _)) = to.rsplit_once('/') {
@@ -198,8 +213,11 @@ impl Mailbox {
     pub fn delete_folder(&mut self, name: &str) -> Result<Vec<u32>, StoreError> {
         let tx = self.conn.transaction()?;
         let f = Self::folder(&tx, name)?;
-        let special: Option<String> =
-            tx.query_row("SELECT special_use FROM folders WHERE id = ?1", [f.id], |r| r.get(0))?;
+        let special: Option<String> = tx.query_row(
+            "SELECT special_use FROM folders WHERE id = ?1",
+            [f.id],
+            |r| r.get(0),
+        )?;
         if f.name == "INBOX" || special.is_some() {
             return Err(StoreError::Protected(f.name, "deleted".into()));
         }
@@ -220,8 +238,10 @@ impl Mailbox {
 
     pub fn subscribe(&mut self, name: &str, subscribed: bool) -> Result<(), StoreError> {
         let f = Self::folder(&self.conn, name)?;
-        self.conn
-            .execute("UPDATE folders SET subscribed = ?1 WHERE id = ?2", params![subscribed, f.id])?;
+        self.conn.execute(
+            "UPDATE folders SET subscribed = ?1 WHERE id = ?2",
+            params![subscribed, f.id],
+        )?;
         Ok(())
     }
 
@@ -245,7 +265,9 @@ impl Mailbox {
             |r| r.get(0),
         )?;
         let mut keywords: Vec<String> = Vec::new();
-        let mut stmt = tx.prepare_cached("SELECT DISTINCT keywords FROM messages WHERE folder_id = ?1 AND keywords != ''")?;
+        let mut stmt = tx.prepare_cached(
+            "SELECT DISTINCT keywords FROM messages WHERE folder_id = ?1 AND keywords != ''",
+        )?;
         for list in stmt.query_map([f.id], |r| r.get::<_, String>(0))? {
             for k in list?.split(' ').filter(|k| !k.is_empty()) {
                 if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
@@ -266,7 +288,8 @@ impl Mailbox {
     /// Rebuilds the file (reclaims space; secure_delete already zeroed freed
     /// pages).
     pub fn vacuum(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?;
+        self.conn
+            .execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?;
         Ok(())
     }
 }
@@ -292,8 +315,11 @@ fn status_of(conn: &Connection, f: &Folder) -> Result<FolderStatus, StoreError> 
 
 /// A UIDVALIDITY larger than any this file has used.
 fn next_uidvalidity(conn: &Connection) -> Result<i64, StoreError> {
-    let max: Option<i64> = conn.query_row("SELECT max(uidvalidity) FROM folders", [], |r| r.get(0))?;
-    Ok(schema::uidvalidity_seed().max(max.unwrap_or(0) + 1).min(u32::MAX as i64))
+    let max: Option<i64> =
+        conn.query_row("SELECT max(uidvalidity) FROM folders", [], |r| r.get(0))?;
+    Ok(schema::uidvalidity_seed()
+        .max(max.unwrap_or(0) + 1)
+        .min(u32::MAX as i64))
 }
 
 /// `INBOX` in any case is INBOX (RFC 3501 §5.1), also as a parent.
@@ -306,7 +332,9 @@ pub fn normalize(name: &str) -> String {
 }
 
 fn is_child(name: &str, parent: &str) -> bool {
-    name.len() > parent.len() + 1 && name.starts_with(parent) && name.as_bytes()[parent.len()] == b'/'
+    name.len() > parent.len() + 1
+        && name.starts_with(parent)
+        && name.as_bytes()[parent.len()] == b'/'
 }
 
 /// Checks a folder name (UTF-8, `/` as hierarchy delimiter).
@@ -324,7 +352,10 @@ pub fn validate_name(name: &str) -> Result<String, StoreError> {
     if name.contains(['*', '%']) {
         return bad("'*' and '%' are LIST wildcards");
     }
-    if name.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    if name
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return bad("empty, '.' or '..' path components are not allowed");
     }
     Ok(normalize(name))
@@ -336,7 +367,9 @@ mod tests {
 
     #[test]
     fn names_are_checked() {
-        for bad in ["", "a//b", "/a", "a/", "..", "a/../b", "a\0b", "a\x07", "x*", "%"] {
+        for bad in [
+            "", "a//b", "/a", "a/", "..", "a/../b", "a\0b", "a\x07", "x*", "%",
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
         assert_eq!(validate_name("inbox/Sub").unwrap(), "INBOX/Sub");

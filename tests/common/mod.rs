@@ -1,0 +1,141 @@
+//! Shared set-up for the scenario tests: a temp data directory made by the
+//! real `init`, aliases with known passwords, the in-process store, and the
+//! built binary for tests that need a process to kill.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use sealmail::app;
+use sealmail::config::Config;
+use sealmail::store::control::Control;
+use sealmail::store::keys::{self, KdfParams};
+use sealmail::store::local::LocalBackend;
+use sealmail::store::{AppendRequest, Flags, Session, Store};
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+}
+
+/// Cheap argon2 for tests that are not about argon2 cost.
+pub const FAST: KdfParams = KdfParams {
+    memory_kib: 1024,
+    iterations: 1,
+    parallelism: 1,
+};
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        app::init(dir.path(), "mail.example.org", false).expect("init");
+        let config = Config::load(dir.path()).expect("config");
+        let env = Env { dir, config };
+        env.control().add_domain("example.org").expect("domain");
+        env
+    }
+
+    pub fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn control(&self) -> Control {
+        app::open_control(&self.config).expect("control")
+    }
+
+    /// Adds `local@example.org` with `password`; returns the address.
+    pub fn alias(&self, local: &str, password: &str) -> String {
+        let a = self
+            .control()
+            .add_alias(&format!("{local}@example.org"), Some(password), FAST)
+            .expect("alias");
+        a.address
+    }
+
+    pub fn store(&self) -> (Arc<LocalBackend>, Store) {
+        app::open_store(&self.config).expect("store")
+    }
+
+    /// The raw DEK of an alias, unwrapped with its password.
+    pub fn dek(&self, address: &str, password: &str) -> zeroize::Zeroizing<[u8; 32]> {
+        let c = self.control();
+        let a = c.alias(address).unwrap().unwrap();
+        let creds = c.credentials(a.id).unwrap().unwrap();
+        keys::unwrap(&creds, password).unwrap().dek
+    }
+
+    pub fn mailbox_path(&self, address: &str) -> PathBuf {
+        let a = self.control().alias(address).unwrap().unwrap();
+        self.data()
+            .join("mailboxes")
+            .join(format!("{}.sqlite", a.mailbox_id))
+    }
+
+    /// The `sealmail` binary with `--data` set.
+    pub fn bin(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sealmail"));
+        c.arg("--data").arg(self.data());
+        c.env("SEALMAIL_LOG", "warn");
+        c
+    }
+}
+
+pub fn append_req(folder: &str, message: Vec<u8>) -> AppendRequest {
+    AppendRequest {
+        folder: folder.into(),
+        message,
+        flags: Flags::default(),
+        internal_date: None,
+    }
+}
+
+pub fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    smol::block_on(f)
+}
+
+pub fn unlock(store: &Store, address: &str, password: &str) -> Session {
+    block(store.unlock(address, password)).expect("unlock")
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                hits.push(p);
+            }
+        }
+    }
+    hits
+}
+
+/// A plain text message.
+pub fn text_message(subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Ann <ann@example.net>\r\nTo: bob@example.org\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{}@example.net>\r\n\r\n{body}\r\n",
+        subject.len() * 7919 + body.len()
+    )
+    .into_bytes()
+}
+
+/// A message with an attachment body of at least 4 KiB.
+pub fn with_attachment(subject: &str, body: &str, attachment: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "From: ann@example.net\r\nTo: bob@example.org\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XYZ\"\r\n\r\n--XYZ\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n--XYZ\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"data.bin\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    )
+    .into_bytes();
+    m.extend_from_slice(attachment);
+    m.extend_from_slice(b"\r\n--XYZ--\r\n");
+    m
+}

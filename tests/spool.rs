@@ -1,0 +1,112 @@
+//! The sealed spool: mail for a locked mailbox is sealed, then imported
+//! into INBOX exactly once at the next unlock, even if the importing process
+//! dies half-way.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use common::*;
+use sealmail::store::{Delivery, FetchWhat, Section, SectionKind, UidSet};
+
+fn subjects(env: &Env, addr: &str, password: &str) -> BTreeMap<String, usize> {
+    let (_b, store) = env.store();
+    let s = unlock(&store, addr, password);
+    let what = FetchWhat {
+        sections: vec![Section {
+            path: vec![],
+            kind: SectionKind::Header,
+        }],
+        ..Default::default()
+    };
+    let mut counts = BTreeMap::new();
+    for m in block(s.fetch("INBOX", UidSet::all(), what)).unwrap() {
+        let header = String::from_utf8_lossy(&m.sections[0].1).to_string();
+        let subject = header
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .unwrap_or("")
+            .to_string();
+        *counts.entry(subject).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn seal_many(env: &Env, addr: &str, n: usize) {
+    let (_b, store) = env.store();
+    for i in 0..n {
+        let d = block(store.deliver(
+            addr,
+            text_message(&format!("spooled {i:03}"), "sealed body"),
+        ))
+        .unwrap();
+        assert_eq!(d, Delivery::Sealed);
+    }
+}
+
+#[test]
+fn locked_delivery_is_sealed_and_imported_once() {
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    seal_many(&env, &addr, 5);
+    let a = env.control().alias(&addr).unwrap().unwrap();
+    let spool = env.data().join("spool").join(&a.mailbox_id);
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 5);
+    assert!(files_containing(env.data(), b"sealed body").is_empty());
+    let (_b, store) = env.store();
+    let s = unlock(&store, &addr, "pw");
+    assert_eq!(s.info().imported, 5);
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    // With a session open, delivery goes straight to INBOX.
+    let d = block(store.deliver(&addr, text_message("direct", "x"))).unwrap();
+    assert!(matches!(d, Delivery::Inbox { uid: 6 }));
+    drop(s);
+    let counts = subjects(&env, &addr, "pw");
+    assert_eq!(counts.len(), 6);
+    assert!(counts.values().all(|&n| n == 1));
+}
+
+#[test]
+fn import_killed_half_way_imports_every_message_once() {
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    seal_many(&env, &addr, 100);
+    // The worst moment: the 50th message committed, its file not yet gone.
+    let status = env
+        .bin()
+        .args(["mailbox", "status", &addr])
+        .env("SEALMAIL_PASSWORD", "pw")
+        .env("SEALMAIL_CRASH_AT", "spool-import-after-commit:50")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    let counts = subjects(&env, &addr, "pw");
+    assert_eq!(counts.len(), 100, "all 100 present");
+    assert!(counts.values().all(|&n| n == 1), "none twice: {counts:?}");
+}
+
+#[test]
+fn import_killed_at_random_points_loses_and_duplicates_nothing() {
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    seal_many(&env, &addr, 100);
+    for delay_ms in [5u64, 20, 60] {
+        let mut child = env
+            .bin()
+            .args(["mailbox", "status", &addr])
+            .env("SEALMAIL_PASSWORD", "pw")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    let counts = subjects(&env, &addr, "pw");
+    assert_eq!(counts.len(), 100);
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+}
