@@ -7,6 +7,9 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A closed stderr must not stop the server (its eprintln! panics).
+        .log_internal_errors(false)
         .init();
     match sealmail::cli::main() {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -52,6 +52,9 @@ pub struct InitReport {
 /// Existing files are kept.
 pub fn init(data: &Path, hostname: &str, dev: bool) -> Result<InitReport, AppError> {
     create_private_dir(data).map_err(io_at(data))?;
+    // An existing directory is made private too: it will hold keys.
+    std::fs::set_permissions(data, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(io_at(data))?;
     let cfg_path = data.join(config::FILE_NAME);
     let config_written = !cfg_path.exists();
     if config_written {

@@ -92,6 +92,12 @@ CREATE TABLE expunged (
 CREATE TABLE spool_imported (
     name  TEXT PRIMARY KEY
 ) WITHOUT ROWID;
+-- Monotonic counters that must survive the rows they describe
+-- (the last UIDVALIDITY handed out).
+CREATE TABLE counters (
+    name   TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+) WITHOUT ROWID;
 -- rowid = bodies.id. Trigram gives substring matching for IMAP SEARCH.
 CREATE VIRTUAL TABLE fts USING fts5(headers, body, tokenize = 'trigram');
 ";

@@ -313,13 +313,23 @@ fn status_of(conn: &Connection, f: &Folder) -> Result<FolderStatus, StoreError> 
     })
 }
 
-/// A UIDVALIDITY larger than any this file has used.
+/// A UIDVALIDITY larger than any this file has handed out, deleted folders
+/// included (RFC 3501 §2.3.1.1).
 fn next_uidvalidity(conn: &Connection) -> Result<i64, StoreError> {
-    let max: Option<i64> =
-        conn.query_row("SELECT max(uidvalidity) FROM folders", [], |r| r.get(0))?;
-    Ok(schema::uidvalidity_seed()
-        .max(max.unwrap_or(0) + 1)
-        .min(u32::MAX as i64))
+    let (in_use, last): (Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT (SELECT max(uidvalidity) FROM folders),
+                (SELECT value FROM counters WHERE name = 'uidvalidity')",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let floor = in_use.unwrap_or(0).max(last.unwrap_or(0)) + 1;
+    let next = schema::uidvalidity_seed().max(floor).min(u32::MAX as i64);
+    conn.execute(
+        "INSERT INTO counters (name, value) VALUES ('uidvalidity', ?1)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        [next],
+    )?;
+    Ok(next)
 }
 
 /// `INBOX` in any case is INBOX (RFC 3501 §5.1), also as a parent.

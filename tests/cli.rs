@@ -1,0 +1,225 @@
+//! The command line as an operator uses it: init, config errors, domains and
+//! aliases, generated passwords, and `serve --dev` starting and stopping.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn run(env: &Env, args: &[&str]) -> (bool, String, String) {
+    let out = env.bin().args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn init_writes_private_files_and_keeps_them() {
+    let env = Env::new();
+    for f in [
+        "server.key",
+        "control.sqlite",
+        "sealmail.toml",
+        "tls/key.pem",
+    ] {
+        assert_eq!(mode(&env.data().join(f)), 0o600, "{f}");
+    }
+    assert_eq!(mode(env.data()), 0o700);
+    let key = std::fs::read(env.data().join("server.key")).unwrap();
+    let (ok, out, _) = run(&env, &["init"]);
+    assert!(ok);
+    assert!(
+        out.contains("config kept, server key kept, certificate kept"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(env.data().join("server.key")).unwrap(), key);
+}
+
+#[test]
+fn a_bad_config_names_file_key_and_problem() {
+    let env = Env::new();
+    let file = env.data().join("sealmail.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("max_message_size = \"50M\"", "max_message_size = \"lots\"");
+    std::fs::write(&file, text).unwrap();
+    let (ok, _, err) = run(&env, &["domain", "list"]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "{}: limits.max_message_size: \"lots\" is not a size",
+            file.display()
+        )),
+        "{err}"
+    );
+    std::fs::write(&file, "[server]\nhostname = \"x.org\"\ncolour = \"blue\"\n").unwrap();
+    let (ok, _, err) = run(&env, &["domain", "list"]);
+    assert!(!ok);
+    assert!(
+        err.contains("sealmail.toml") && err.contains("colour"),
+        "{err}"
+    );
+}
+
+#[test]
+fn domains_and_aliases() {
+    let env = Env::new();
+    let (ok, out, _) = run(&env, &["alias", "add", "Ann@Example.org", "--quota", "2G"]);
+    assert!(ok);
+    let password = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password (shown once, not stored): "))
+        .unwrap()
+        .to_string();
+    assert!(password.len() >= 30);
+    assert!(
+        files_containing(env.data(), password.as_bytes()).is_empty(),
+        "the password is never stored"
+    );
+    let (_, list, _) = run(&env, &["alias", "list"]);
+    assert!(
+        list.contains("ann@example.org\tmailbox\tquota 2147483648 bytes"),
+        "{list}"
+    );
+    assert!(!list.contains(&password));
+
+    let (ok, _, err) = run(&env, &["alias", "add", "x@unknown.org"]);
+    assert!(
+        !ok && err.contains("domain unknown.org is not configured"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&env, &["domain", "remove", "example.org"]);
+    assert!(!ok && err.contains("still has 1 aliases"), "{err}");
+    let (ok, _, err) = run(&env, &["alias", "remove", "ann@example.org"]);
+    assert!(!ok && err.contains("--purge"), "{err}");
+
+    let (ok, _, _) = run(
+        &env,
+        &[
+            "alias",
+            "forward",
+            "ann@example.org",
+            "--to",
+            "ann@elsewhere.net",
+        ],
+    );
+    assert!(ok);
+    let a = env.control().alias("ann@example.org").unwrap().unwrap();
+    assert_eq!(a.forward, vec!["ann@elsewhere.net".to_string()]);
+
+    let out = env
+        .bin()
+        .args(["mailbox", "status", "ann@example.org"])
+        .env("SEALMAIL_PASSWORD", &password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("INBOX\t0 messages"));
+
+    let (ok, _, _) = run(&env, &["alias", "remove", "ann@example.org", "--purge"]);
+    assert!(ok);
+    assert_eq!(
+        std::fs::read_dir(env.data().join("mailboxes"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let (ok, _, _) = run(&env, &["domain", "remove", "example.org"]);
+    assert!(ok);
+}
+
+#[test]
+fn serve_dev_starts_prints_the_demo_account_and_stops_cleanly() {
+    let cwd = tempfile::tempdir().unwrap();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_sealmail"))
+            .args(["serve", "--dev"])
+            .current_dir(cwd.path())
+            .env_remove("SEALMAIL_DATA")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let stop = |child: &mut std::process::Child| {
+        let ok = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let wait_ready = |child: &mut std::process::Child| {
+        let err = BufReader::new(child.stderr.take().unwrap());
+        for line in err.lines() {
+            if line.unwrap().contains("storage is ready") {
+                return;
+            }
+        }
+        panic!("serve never became ready");
+    };
+    let mut child = start();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut password = None;
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 {
+        if let Some(p) = line.trim().strip_prefix("password: ") {
+            password = Some(p.to_string());
+        }
+        if line.contains("Change it with") {
+            break;
+        }
+        line.clear();
+    }
+    let password = password.expect("demo password printed");
+    wait_ready(&mut child);
+    let status = stop(&mut child);
+    assert!(status.success(), "{status:?}");
+    let data = cwd.path().join("data");
+    assert!(data.join("sealmail.toml").exists());
+    let status = Command::new(env!("CARGO_BIN_EXE_sealmail"))
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "mailbox",
+            "status",
+            "demo@sealmail.test",
+        ])
+        .env("SEALMAIL_PASSWORD", &password)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+
+    // The second start keeps the account and prints no password.
+    let mut child = start();
+    wait_ready(&mut child);
+    assert!(stop(&mut child).success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut rest).unwrap();
+    assert!(!rest.contains("password:"), "{rest}");
+}
