@@ -38,7 +38,8 @@ CREATE TABLE bodies (
     refcount      INTEGER NOT NULL,
     size          INTEGER NOT NULL,
     header        BLOB NOT NULL,       -- the top-level header block
-    rest          BLOB NOT NULL,       -- the body, attachment bodies cut out
+    rest          BLOB NOT NULL,       -- zstd: the body, attachment bodies cut out
+    text          BLOB NOT NULL,       -- zstd: decoded headers, NUL, decoded text parts
     segments      TEXT NOT NULL,       -- JSON [[offset, len, sha256]] of cut-outs
     structure     TEXT NOT NULL,       -- JSON part tree (BODYSTRUCTURE)
     envelope      TEXT NOT NULL,       -- JSON ENVELOPE
@@ -62,7 +63,7 @@ CREATE INDEX bodies_message_id ON bodies(message_id);
 CREATE TABLE attachments (
     sha256    BLOB PRIMARY KEY,
     refcount  INTEGER NOT NULL,
-    data      BLOB NOT NULL
+    data      BLOB NOT NULL            -- zstd
 ) WITHOUT ROWID;
 CREATE TABLE messages (
     id             INTEGER PRIMARY KEY,
@@ -98,8 +99,9 @@ CREATE TABLE counters (
     name   TEXT PRIMARY KEY,
     value  INTEGER NOT NULL
 ) WITHOUT ROWID;
--- rowid = bodies.id. Trigram gives substring matching for IMAP SEARCH.
-CREATE VIRTUAL TABLE fts USING fts5(headers, body, tokenize = 'trigram');
+-- rowid = bodies.id. Trigram gives substring matching for IMAP SEARCH;
+-- contentless, because bodies.text keeps the text once, compressed.
+CREATE VIRTUAL TABLE fts USING fts5(headers, body, tokenize = 'trigram', content = '', contentless_delete = 1);
 ";
 
 #[derive(Debug, thiserror::Error)]

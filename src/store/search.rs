@@ -68,6 +68,9 @@ pub enum Criteria {
 pub struct Compiled {
     pub sql: String,
     pub params: Vec<Value>,
+    /// A full-text condition must hold for every match, so the query should
+    /// start from the index's candidates rather than scan the folder.
+    pub text_driven: bool,
 }
 
 /// Deepest nesting accepted, so a hostile tree cannot exhaust the stack.
@@ -82,9 +85,19 @@ pub fn compile(c: &Criteria) -> Result<Compiled, TooDeep> {
     let mut out = Compiled {
         sql: String::new(),
         params: Vec::new(),
+        text_driven: text_driven(c),
     };
     emit(c, &mut out, 0)?;
     Ok(out)
+}
+
+/// True if a BODY/TEXT key that the trigram index answers is required.
+fn text_driven(c: &Criteria) -> bool {
+    match c {
+        Criteria::Body(s) | Criteria::Text(s) => s.chars().count() >= 3,
+        Criteria::And(items) => items.iter().any(text_driven),
+        _ => false,
+    }
 }
 
 fn emit(c: &Criteria, out: &mut Compiled, depth: usize) -> Result<(), TooDeep> {
@@ -158,6 +171,7 @@ fn emit(c: &Criteria, out: &mut Compiled, depth: usize) -> Result<(), TooDeep> {
             let mut sub = Compiled {
                 sql: String::new(),
                 params: std::mem::take(&mut out.params),
+                text_driven: false,
             };
             emit(inner, &mut sub, depth + 1)?;
             out.params = sub.params;
@@ -177,6 +191,7 @@ fn join(items: &[Criteria], op: &str, out: &mut Compiled, depth: usize) -> Resul
         let mut sub = Compiled {
             sql: String::new(),
             params: std::mem::take(&mut out.params),
+            text_driven: false,
         };
         emit(item, &mut sub, depth + 1)?;
         out.params = sub.params;
@@ -185,9 +200,9 @@ fn join(items: &[Criteria], op: &str, out: &mut Compiled, depth: usize) -> Resul
     Ok(format!("({})", parts.join(op)))
 }
 
-/// BODY/TEXT: the trigram index finds candidates for needles of three or
-/// more characters (and is exact for them); shorter needles are checked by
-/// `imatch` over the indexed text.
+/// BODY/TEXT: the trigram index answers needles of three or more
+/// characters exactly; shorter ones are checked by `text_match` over the
+/// stored text.
 fn fts(out: &mut Compiled, columns: &str, needle: &str) -> String {
     if needle.is_empty() {
         return "1".into();
@@ -201,14 +216,21 @@ fn fts(out: &mut Compiled, columns: &str, needle: &str) -> String {
         )
     } else {
         out.params.push(Value::Text(needle.to_string()));
-        let n = out.params.len();
-        let expr = columns
-            .split(' ')
-            .map(|c| format!("imatch(f.{c}, ?{n})"))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        format!("EXISTS (SELECT 1 FROM fts f WHERE f.rowid = m.body_id AND ({expr}))")
+        let with_headers = i32::from(columns.contains("headers"));
+        format!("text_match(b.text, ?{}, {with_headers})", out.params.len())
     }
+}
+
+/// Matches a needle in a stored text blob (zstd of headers, NUL, body).
+fn text_match(blob: &[u8], needle: &str, with_headers: bool) -> bool {
+    let Ok(text) = zstd::stream::decode_all(blob) else {
+        return false;
+    };
+    let split = text.iter().position(|&b| b == 0).unwrap_or(0);
+    let (headers, body) = text.split_at(split);
+    let body = body.get(1..).unwrap_or_default();
+    imatch(&String::from_utf8_lossy(body), needle)
+        || (with_headers && imatch(&String::from_utf8_lossy(headers), needle))
 }
 
 /// Case-insensitive substring test with Unicode lowercase folding.
@@ -250,6 +272,12 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         let h: Option<String> = ctx.get(0)?;
         let n: String = ctx.get(1)?;
         Ok(i32::from(imatch(h.as_deref().unwrap_or(""), &n)))
+    })?;
+    conn.create_scalar_function("text_match", 3, flags, |ctx| {
+        let blob: Vec<u8> = ctx.get(0)?;
+        let needle: String = ctx.get(1)?;
+        let with_headers: bool = ctx.get(2)?;
+        Ok(i32::from(text_match(&blob, &needle, with_headers)))
     })?;
     conn.create_scalar_function("has_keyword", 2, flags, |ctx| {
         let list: String = ctx.get(0)?;

@@ -1,6 +1,7 @@
 //! Stored message bodies: the header block, the rest with attachment bodies
 //! cut out, and the attachments kept once per SHA-256 with a reference
-//! count.
+//! count. Everything but the header is zstd-compressed: less to encrypt,
+//! less to write.
 //!
 //! Imports `store::mime`. Invariants: a body row's refcount equals the number
 //! of message rows that point at it, and an attachment's refcount equals the
@@ -37,23 +38,28 @@ pub(super) fn insert(conn: &Connection, raw: &[u8], parsed: &Parsed) -> Result<i
             conn.prepare_cached(
                 "INSERT INTO attachments (sha256, refcount, data) VALUES (?1, 1, ?2)",
             )?
-            .execute(params![sha.as_slice(), data])?;
+            .execute(params![sha.as_slice(), compress(data)?])?;
         }
         segments.push(((s - split) as u64, data.len() as u64, hex::encode(sha)));
         at = e;
     }
     rest.extend_from_slice(&raw[at.min(raw.len())..]);
+    let mut text = Vec::with_capacity(parsed.header_text.len() + parsed.body_text.len() + 1);
+    text.extend_from_slice(parsed.header_text.as_bytes());
+    text.push(0);
+    text.extend_from_slice(parsed.body_text.as_bytes());
     let f = &parsed.fields;
     conn.prepare_cached(
-        "INSERT INTO bodies (refcount, size, header, rest, segments, structure, envelope, subject,
+        "INSERT INTO bodies (refcount, size, header, rest, text, segments, structure, envelope, subject,
             from_text, to_text, cc_text, bcc_text, sent_date, sent_ts, message_id, in_reply_to, refs,
             base_subject, sort_from, sort_to, sort_cc)
-         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
     )?
     .execute(params![
         raw.len() as i64,
         header,
-        rest,
+        compress(&rest)?,
+        compress(&text)?,
         json(&segments)?,
         json(&parsed.root)?,
         json(&parsed.envelope)?,
@@ -76,6 +82,17 @@ pub(super) fn insert(conn: &Connection, raw: &[u8], parsed: &Parsed) -> Result<i
     conn.prepare_cached("INSERT INTO fts (rowid, headers, body) VALUES (?1, ?2, ?3)")?
         .execute(params![id, parsed.header_text, parsed.body_text])?;
     Ok(id)
+}
+
+fn compress(data: &[u8]) -> Result<Vec<u8>, StoreError> {
+    zstd::bulk::compress(data, 1)
+        .map_err(|e| StoreError::Internal(format!("compression failed: {e}")))
+}
+
+/// Inflates a stored blob.
+pub fn decompress(data: &[u8]) -> Result<Vec<u8>, StoreError> {
+    zstd::stream::decode_all(data)
+        .map_err(|e| StoreError::Internal(format!("damaged stored data: {e}")))
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
@@ -136,6 +153,7 @@ pub fn load_message(conn: &Connection, body_id: i64) -> Result<Vec<u8>, StoreErr
         .optional()?;
     let (size, header, rest, segments) =
         row.ok_or_else(|| StoreError::Internal(format!("body {body_id} is missing")))?;
+    let rest = decompress(&rest)?;
     let mut out = Vec::with_capacity(size.max(0) as usize);
     out.extend_from_slice(&header);
     let mut taken = 0usize;
@@ -151,6 +169,7 @@ pub fn load_message(conn: &Connection, body_id: i64) -> Result<Vec<u8>, StoreErr
         let data: Vec<u8> = conn
             .prepare_cached("SELECT data FROM attachments WHERE sha256 = ?1")?
             .query_row([&sha], |r| r.get(0))?;
+        let data = decompress(&data)?;
         if data.len() as u64 != len {
             return Err(StoreError::Internal("attachment length mismatch".into()));
         }

@@ -368,8 +368,16 @@ impl Mailbox {
         } else {
             ""
         };
+        // With a required full-text key, `+` keeps SQLite from scanning the
+        // folder through its (folder_id, uid) index: it starts from the
+        // trigram index's candidates and probes messages_body instead.
+        let folder_col = if compiled.text_driven {
+            "+m.folder_id"
+        } else {
+            "m.folder_id"
+        };
         let sql = format!(
-            "SELECT m.uid, m.modseq FROM messages m {join} WHERE m.folder_id = ?{} AND {} ORDER BY m.uid",
+            "SELECT m.uid, m.modseq FROM messages m {join} WHERE {folder_col} = ?{} AND {} ORDER BY m.uid",
             compiled.params.len() + 1,
             compiled.sql
         );
