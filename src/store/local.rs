@@ -291,7 +291,10 @@ impl Inner {
         if !spool::has_pending(data, &alias.mailbox_id)
             && let Some(dek) = self.keys.acquire(alias.id, password)
         {
-            self.open_mailbox(&alias, &dek)?;
+            if let Err(e) = self.open_mailbox(&alias, &dek) {
+                self.keys.release(alias.id);
+                return Err(e);
+            }
         } else {
             let unwrapped = keys::unwrap(&creds, password).map_err(|e| match e {
                 keys::KeyError::WrongPassword => StoreError::AuthFailed,
