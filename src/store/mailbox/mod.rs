@@ -61,7 +61,11 @@ impl Mailbox {
     /// Opens (creating on first use) the mailbox file at `path`.
     pub fn open(path: &Path, key: DbKey<'_>, limits: Limits) -> Result<Mailbox, StoreError> {
         let mut conn = db::open(path, key)?;
-        conn.execute_batch("PRAGMA cache_size = -8192;")?;
+        // Up to 32 MiB of decrypted pages, used only as the file needs them:
+        // with less, large appends spill and re-read (re-decrypt) pages of
+        // the full-text index, and encrypted appends of 100 KiB messages ran
+        // at 0.57x of plain instead of 0.78x.
+        conn.execute_batch("PRAGMA cache_size = -32768;")?;
         schema::migrate(&mut conn)?;
         search::register(&conn)?;
         Ok(Mailbox { conn, limits })
