@@ -15,7 +15,7 @@ run: deps
 # System packages the build and tests need (Debian). Skipped when present.
 deps:
 	@missing=""; \
-	for p in libssl-dev pkg-config; do \
+	for p in libssl-dev pkg-config curl fetchmail; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -20,6 +20,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod net;
+pub mod pop3;
 pub mod proto;
 pub mod store;
 pub mod util;

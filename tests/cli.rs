@@ -173,7 +173,7 @@ fn serve_dev_starts_prints_the_demo_account_and_stops_cleanly() {
     let wait_ready = |child: &mut std::process::Child| {
         let err = BufReader::new(child.stderr.take().unwrap());
         for line in err.lines() {
-            if line.unwrap().contains("storage is ready") {
+            if line.unwrap().contains("sealmail is ready") {
                 return;
             }
         }

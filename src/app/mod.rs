@@ -7,14 +7,20 @@
 //! is created once, mode 0600, and never rewritten.
 
 use std::future::Future;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use smol::Async;
 use zeroize::Zeroizing;
 
 use crate::config::{self, Config, ConfigError};
+
+use crate::net::limits::{AuthThrottle, ConnLimiter, ThrottlePolicy};
+use crate::net::listener::accept_loop;
 use crate::net::tls;
+use crate::pop3::{self, Pop3};
 use crate::store::control::{Control, ControlError};
 use crate::store::keys::{self, KeyError};
 use crate::store::local::{LocalBackend, LocalConfig};
@@ -146,39 +152,107 @@ pub fn ensure_demo(config: &Config) -> Result<Option<Demo>, AppError> {
     }))
 }
 
-/// Runs the server until `shutdown` resolves, then stops every task.
-pub async fn run(config: Arc<Config>, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
-    let (backend, _store) = open_store(&config)?;
-    let ex = smol::Executor::new();
-    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-    let sweeper = {
-        let backend = backend.clone();
-        let stop = stop_rx.clone();
-        ex.spawn(async move {
-            loop {
-                let tick = async {
-                    smol::Timer::after(Duration::from_secs(30)).await;
-                    true
-                };
-                let stopped = async {
-                    let _ = stop.recv().await;
-                    false
-                };
-                if !futures_lite::future::or(tick, stopped).await {
-                    break;
-                }
-                backend.sweep();
-            }
+/// The bound sockets of the protocol listeners. Binding is separate from
+/// running so tests can bind port 0 and read the ports back.
+pub struct Listeners {
+    pub pop3: Async<TcpListener>,
+    pub pop3s: Async<TcpListener>,
+}
+
+impl Listeners {
+    pub fn bind(config: &Config) -> Result<Listeners, AppError> {
+        let bind = |addr: std::net::SocketAddr| {
+            Async::<TcpListener>::bind(addr)
+                .map_err(|e| AppError::Invalid(format!("cannot listen on {addr}: {e}")))
+        };
+        Ok(Listeners {
+            pop3: bind(config.listen.pop3)?,
+            pop3s: bind(config.listen.pop3s)?,
         })
-    };
-    tracing::info!(
-        data = %config.data_dir.display(),
-        hostname = %config.hostname,
-        "sealmail storage is ready; protocol listeners are not part of this build yet"
-    );
+    }
+}
+
+/// Runs the server on `listeners` until `shutdown` resolves, then stops
+/// accepting, tells every session to end, and waits for them (at most ten
+/// seconds).
+pub async fn run(
+    config: Arc<Config>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    let (backend, store) = open_store(&config)?;
+    let tls = tls::server_config(&config.tls_cert, &config.tls_key)
+        .map_err(|e| AppError::Invalid(e.to_string()))?;
+    let throttle = AuthThrottle::new(ThrottlePolicy::default());
+    let limiter = ConnLimiter::new(config.connections_per_ip);
+    let ex = Arc::new(smol::Executor::new());
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);
+    let pop3 = Arc::new(Pop3 {
+        store,
+        tls: futures_rustls::TlsAcceptor::from(tls),
+        throttle: throttle.clone(),
+        dev: config.dev,
+    });
+    let mut tasks = Vec::new();
+    for (listener, implicit_tls) in [(listeners.pop3, false), (listeners.pop3s, true)] {
+        if let Ok(addr) = listener.get_ref().local_addr() {
+            tracing::info!(%addr, implicit_tls, "POP3 listening");
+        }
+        let ctx = pop3.clone();
+        let stop = stop_rx.clone();
+        let session = move |acc| pop3::serve(ctx.clone(), acc, implicit_tls, stop.clone());
+        tasks.push(ex.spawn(accept_loop(
+            ex.clone(),
+            listener,
+            limiter.clone(),
+            pop3::TOO_MANY,
+            session,
+            stop_rx.clone(),
+            alive_tx.clone(),
+        )));
+    }
+    tasks.push(ex.spawn(sweeper(backend, throttle, stop_rx.clone())));
+    tracing::info!(data = %config.data_dir.display(), hostname = %config.hostname, "sealmail is ready");
     ex.run(shutdown).await;
     tracing::info!("shutting down");
     stop_tx.close();
-    ex.run(sweeper).await;
+    drop(alive_tx);
+    ex.run(async {
+        for t in tasks {
+            t.await;
+        }
+        let drained = async {
+            let _ = alive_rx.recv().await;
+        };
+        let deadline = async {
+            smol::Timer::after(Duration::from_secs(10)).await;
+        };
+        futures_lite::future::or(drained, deadline).await;
+    })
+    .await;
     Ok(())
+}
+
+/// Every 30 s: drops idle keys (closing their files) and old login failures.
+async fn sweeper(
+    backend: Arc<LocalBackend>,
+    throttle: Arc<AuthThrottle>,
+    stop: async_channel::Receiver<()>,
+) {
+    loop {
+        let tick = async {
+            smol::Timer::after(Duration::from_secs(30)).await;
+            true
+        };
+        let stopped = async {
+            let _ = stop.recv().await;
+            false
+        };
+        if !futures_lite::future::or(tick, stopped).await {
+            break;
+        }
+        backend.sweep();
+        throttle.sweep();
+    }
 }

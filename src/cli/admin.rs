@@ -69,6 +69,12 @@ pub enum AliasCmd {
     },
     /// Set the quota (e.g. 2G), or `none`.
     Quota { address: String, size: String },
+    /// What POP3 DELE does: `expunge` (default) or `trash`.
+    Pop3 {
+        address: String,
+        #[arg(long, value_parser = ["expunge", "trash"])]
+        delete: String,
+    },
 }
 
 pub fn domain(config: &Config, cmd: DomainCmd) -> Result<()> {
@@ -192,6 +198,17 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
                 "{address}: {} forward targets, {} webhooks",
                 to.len(),
                 webhook.len()
+            );
+        }
+        AliasCmd::Pop3 { address, delete } => {
+            control.set_pop3_trash(&address, delete == "trash")?;
+            println!(
+                "{address}: POP3 deletions {}",
+                if delete == "trash" {
+                    "move to Trash"
+                } else {
+                    "expunge"
+                }
             );
         }
         AliasCmd::Quota { address, size } => {

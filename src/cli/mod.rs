@@ -131,7 +131,8 @@ fn serve(data: &Path, dev: bool) -> Result<()> {
         let _ = tx.try_send(());
     })
     .context("cannot install the signal handler")?;
-    smol::block_on(app::run(config, async move {
+    let listeners = app::Listeners::bind(&config)?;
+    smol::block_on(app::run(config, listeners, async move {
         let _ = rx.recv().await;
     }))?;
     Ok(())

@@ -97,6 +97,8 @@ pub struct Config {
     pub key_ttl: Duration,
     pub kdf: KdfParams,
     pub limits: Limits,
+    /// Concurrent connections one client address may hold, all protocols.
+    pub connections_per_ip: usize,
 }
 
 /// Renders the template for a new data directory.
@@ -236,7 +238,14 @@ impl Validator<'_> {
                 )? as usize,
             },
         };
+        let connections_per_ip = self.range(
+            "limits.connections_per_ip",
+            lim.connections_per_ip.unwrap_or(50),
+            1,
+            100_000,
+        )? as usize;
         Ok(Config {
+            connections_per_ip,
             file: self.file.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
             hostname,

@@ -57,4 +57,5 @@ pub struct Limits {
     pub max_message_size: Option<String>,
     pub mime_max_depth: Option<i64>,
     pub mime_max_parts: Option<i64>,
+    pub connections_per_ip: Option<i64>,
 }

@@ -1,7 +1,13 @@
-//! Network plumbing shared by the protocol listeners. Today: the TLS
-//! certificate a new data directory starts with.
+//! Network plumbing shared by the protocol listeners: TLS, connections with
+//! bounded line reading and STARTTLS, per-address limits and login
+//! throttling, and the accept loop that runs one task per connection.
 //!
-//! Imports `util` only. Invariants: private keys are written mode 0600 and
-//! durably.
+//! Imports `util` only; protocol sessions import this, never the reverse.
+//! Invariants: a panic in a connection task is caught, logged and counted
+//! (tests assert the count stays zero); every connection task holds a token
+//! that shutdown waits on.
 
+pub mod conn;
+pub mod limits;
+pub mod listener;
 pub mod tls;

@@ -1,6 +1,8 @@
-//! Pure parsers and encoders of wire and file formats: no I/O, no async.
+//! Pure parsers and encoders of wire and file formats (mbox, POP3): no I/O,
+//! no async.
 //!
 //! Imports nothing of ours. Invariants: every parser is total (any input
 //! gives a value or an error, never a panic) and bounded.
 
 pub mod mbox;
+pub mod pop3;

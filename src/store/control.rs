@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS aliases (
     quota_bytes INTEGER,
     forward     TEXT NOT NULL DEFAULT '[]',
     webhooks    TEXT NOT NULL DEFAULT '[]',
+    pop3_trash  INTEGER NOT NULL DEFAULT 0,
     created     TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS credentials (
@@ -89,6 +90,8 @@ pub struct Alias {
     pub webhooks: Vec<String>,
     /// The age recipient that inbound mail is sealed to.
     pub public_key: Option<String>,
+    /// POP3 DELE moves to Trash instead of expunging.
+    pub pop3_trash: bool,
 }
 
 pub struct Control {
@@ -408,6 +411,15 @@ impl Control {
         Ok(())
     }
 
+    pub fn set_pop3_trash(&mut self, address: &str, trash: bool) -> Result<(), ControlError> {
+        let alias = self.require(address)?;
+        self.conn.execute(
+            "UPDATE aliases SET pop3_trash = ?1 WHERE id = ?2",
+            params![trash, alias.id],
+        )?;
+        Ok(())
+    }
+
     pub fn set_quota(&mut self, address: &str, bytes: Option<u64>) -> Result<(), ControlError> {
         let alias = self.require(address)?;
         self.conn.execute(
@@ -420,7 +432,7 @@ impl Control {
 
 const ALIAS_SELECT: &str =
     "SELECT a.id, a.address, d.name, a.mailbox, a.mailbox_id, a.quota_bytes, a.forward,
-    a.webhooks, c.public_key FROM aliases a JOIN domains d ON d.id = a.domain_id
+    a.webhooks, c.public_key, a.pop3_trash FROM aliases a JOIN domains d ON d.id = a.domain_id
     LEFT JOIN credentials c ON c.alias_id = a.id";
 
 fn alias_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alias> {
@@ -435,6 +447,7 @@ fn alias_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alias> {
         forward: list(r.get(6)?),
         webhooks: list(r.get(7)?),
         public_key: r.get(8)?,
+        pop3_trash: r.get(9)?,
     })
 }
 

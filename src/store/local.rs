@@ -328,6 +328,7 @@ impl Inner {
             id,
             address: alias.address,
             imported,
+            pop3_trash: alias.pop3_trash,
         })
     }
 

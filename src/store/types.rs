@@ -242,6 +242,8 @@ pub struct SessionInfo {
     pub address: String,
     /// Sealed messages imported from the spool by this unlock.
     pub imported: u32,
+    /// The owner wants POP3 deletions moved to Trash, not expunged.
+    pub pop3_trash: bool,
 }
 
 /// Where an inbound message went.

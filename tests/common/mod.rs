@@ -139,3 +139,76 @@ pub fn with_attachment(subject: &str, body: &str, attachment: &[u8]) -> Vec<u8> 
     m.extend_from_slice(b"\r\n--XYZ--\r\n");
     m
 }
+
+/// A server running in-process on ephemeral loopback ports.
+pub struct Server {
+    pub pop3: std::net::SocketAddr,
+    pub pop3s: std::net::SocketAddr,
+    stop: Option<async_channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Env {
+    /// Starts `app::run` on 127.0.0.1 port 0 for every listener.
+    pub fn serve(&self) -> Server {
+        let mut config = self.config.clone();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        config.listen.pop3 = any;
+        config.listen.pop3s = any;
+        let listeners = app::Listeners::bind(&config).expect("bind");
+        let pop3 = listeners.pop3.get_ref().local_addr().unwrap();
+        let pop3s = listeners.pop3s.get_ref().local_addr().unwrap();
+        let (tx, rx) = async_channel::bounded::<()>(1);
+        let config = Arc::new(config);
+        let thread = std::thread::spawn(move || {
+            smol::block_on(app::run(config, listeners, async move {
+                let _ = rx.recv().await;
+            }))
+            .expect("server ran");
+        });
+        Server {
+            pop3,
+            pop3s,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.try_send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if !std::thread::panicking() {
+            assert_eq!(
+                sealmail::net::listener::panics(),
+                0,
+                "a connection task panicked"
+            );
+        }
+    }
+}
+
+/// Runs a Python script from `tests/interop/` with arguments; panics with
+/// its output unless it exits 0.
+pub fn python(script: &str, args: &[String]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("python3");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script} failed:\n{text}");
+    text
+}

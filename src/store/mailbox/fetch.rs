@@ -29,11 +29,16 @@ impl Mailbox {
         let needs_structure = what.structure || !header_only;
         let mut out = Vec::new();
         for range in &uids.0 {
-            let mut stmt = tx.prepare_cached(
+            // Metadata alone (POP3 STAT, flag syncs) never touches bodies.
+            let sql = if needs_structure || what.envelope {
                 "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.body_id, b.structure, b.envelope
                  FROM messages m JOIN bodies b ON b.id = m.body_id
-                 WHERE m.folder_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
-            )?;
+                 WHERE m.folder_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
+            } else {
+                "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.body_id, '', ''
+                 FROM messages m WHERE m.folder_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
+            };
+            let mut stmt = tx.prepare_cached(sql)?;
             let rows = stmt.query_map(params![f.id, range.first, range.last], |r| {
                 Ok((
                     MessageMeta {

@@ -1,0 +1,277 @@
+//! A client connection: plain or TLS, with a bounded line reader and the
+//! STARTTLS/STLS upgrade.
+//!
+//! Imports nothing of ours. Invariants: a line never makes the buffer grow
+//! past its limit (an overlong line is read to its end and discarded, and
+//! reported as [`Line::TooLong`]); upgrading to TLS drops every byte the
+//! client sent before the handshake (RFC 3207 §4.2, RFC 2595 §3.1), so a
+//! command pipelined after STARTTLS is never executed.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_rustls::TlsAcceptor;
+use futures_rustls::server::TlsStream;
+use smol::Async;
+
+/// The byte stream under a connection.
+pub enum Stream {
+    Plain(Async<TcpStream>),
+    Tls(Box<TlsStream<Async<TcpStream>>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_close(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
+}
+
+/// What [`Conn::read_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A line without its CRLF (or bare LF).
+    Complete(Vec<u8>),
+    /// A line over the limit; it was read to its end and dropped.
+    TooLong,
+    /// The client closed the connection.
+    Eof,
+}
+
+const READ_CHUNK: usize = 8192;
+
+pub struct Conn {
+    stream: Option<Stream>,
+    buf: Vec<u8>,
+    /// Replies not yet written: one write (and one TLS record) per flush
+    /// instead of one per line, and no Nagle stalls between them.
+    out: Vec<u8>,
+    /// Start of unread bytes in `buf`.
+    pos: usize,
+    pub peer: SocketAddr,
+}
+
+impl Conn {
+    pub fn new(stream: Stream, peer: SocketAddr) -> Conn {
+        let tcp = match &stream {
+            Stream::Plain(s) => s.get_ref(),
+            Stream::Tls(s) => s.get_ref().0.get_ref(),
+        };
+        let _ = tcp.set_nodelay(true);
+        Conn {
+            stream: Some(stream),
+            buf: Vec::with_capacity(READ_CHUNK),
+            out: Vec::new(),
+            pos: 0,
+            peer,
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Some(Stream::Tls(_)))
+    }
+
+    fn stream(&mut self) -> io::Result<&mut Stream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::other("connection is closed"))
+    }
+
+    /// Reads one line of at most `max` bytes (without the line ending).
+    pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
+        let mut discarding = false;
+        loop {
+            if let Some(i) = self.buf[self.pos..].iter().position(|&b| b == b'\n') {
+                let end = self.pos + i;
+                let mut line = &self.buf[self.pos..end];
+                if line.last() == Some(&b'\r') {
+                    line = &line[..line.len() - 1];
+                }
+                let out = if discarding || line.len() > max {
+                    Line::TooLong
+                } else {
+                    Line::Complete(line.to_vec())
+                };
+                self.pos = end + 1;
+                self.compact();
+                return Ok(out);
+            }
+            if self.buf.len() - self.pos > max + 1 {
+                // Keep nothing of an overlong line but its end.
+                discarding = true;
+                self.buf.clear();
+                self.pos = 0;
+            }
+            self.compact();
+            let old = self.buf.len();
+            self.buf.resize(old + READ_CHUNK, 0);
+            let n = match self.stream.as_mut() {
+                Some(s) => s.read(&mut self.buf[old..]).await,
+                None => Ok(0),
+            };
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(e);
+                }
+            };
+            self.buf.truncate(old + n);
+            if n == 0 {
+                return Ok(Line::Eof);
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.pos > 0 && (self.pos == self.buf.len() || self.pos > READ_CHUNK) {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+    }
+
+    /// True if a whole line is already buffered (a pipelined command).
+    pub fn has_buffered_line(&self) -> bool {
+        self.buf[self.pos..].contains(&b'\n')
+    }
+
+    /// Queues bytes; they go out at the next [`Conn::flush`], or at once
+    /// past 64 KiB.
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.extend_from_slice(bytes);
+        if self.out.len() >= 64 * 1024 {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn flush(&mut self) -> io::Result<()> {
+        let out = std::mem::take(&mut self.out);
+        let stream = self.stream()?;
+        stream.write_all(&out).await?;
+        stream.flush().await
+    }
+
+    /// Upgrades a plain connection to TLS; bytes the client sent before the
+    /// handshake are discarded.
+    pub async fn start_tls(&mut self, acceptor: &TlsAcceptor, timeout: Duration) -> io::Result<()> {
+        self.buf.clear();
+        self.pos = 0;
+        let Some(Stream::Plain(tcp)) = self.stream.take() else {
+            return Err(io::Error::other("TLS is already active"));
+        };
+        let tls = with_timeout(timeout, acceptor.accept(tcp)).await?;
+        self.stream = Some(Stream::Tls(Box::new(tls)));
+        Ok(())
+    }
+
+    pub async fn close(&mut self) {
+        let _ = self.flush().await;
+        if let Some(s) = self.stream.as_mut() {
+            let _ = s.close().await;
+        }
+    }
+}
+
+/// Runs `fut`, failing with `TimedOut` after `d`.
+pub async fn with_timeout<T>(
+    d: Duration,
+    fut: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    futures_lite::future::or(fut, async {
+        smol::Timer::after(d).await;
+        Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+    })
+    .await
+}
+
+/// Accepts a TLS connection (implicit TLS ports).
+pub async fn accept_tls(
+    tcp: Async<TcpStream>,
+    acceptor: &TlsAcceptor,
+    timeout: Duration,
+) -> io::Result<Stream> {
+    let tls = with_timeout(timeout, acceptor.accept(tcp)).await?;
+    Ok(Stream::Tls(Box::new(tls)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn pair() -> (Conn, Async<TcpStream>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (server, peer) = l.accept().unwrap();
+        (
+            Conn::new(Stream::Plain(Async::new(server).unwrap()), peer),
+            Async::new(client).unwrap(),
+        )
+    }
+
+    #[test]
+    fn lines_are_bounded_and_split() {
+        smol::block_on(async {
+            let (mut conn, mut client) = pair();
+            let long = vec![b'x'; 1 << 20];
+            client.write_all(b"one\r\ntwo\n").await.unwrap();
+            client.write_all(&long).await.unwrap();
+            client.write_all(b"\r\nthree\r\n").await.unwrap();
+            drop(client);
+            assert_eq!(
+                conn.read_line(100).await.unwrap(),
+                Line::Complete(b"one".to_vec())
+            );
+            assert!(conn.has_buffered_line());
+            assert_eq!(
+                conn.read_line(100).await.unwrap(),
+                Line::Complete(b"two".to_vec())
+            );
+            assert_eq!(conn.read_line(100).await.unwrap(), Line::TooLong);
+            assert!(conn.buf.capacity() < 64 * 1024, "buffer stayed small");
+            assert_eq!(
+                conn.read_line(100).await.unwrap(),
+                Line::Complete(b"three".to_vec())
+            );
+            assert_eq!(conn.read_line(100).await.unwrap(), Line::Eof);
+        });
+    }
+}
