@@ -27,22 +27,20 @@ const INBOX: &str = "INBOX";
 
 impl Maildrop {
     pub async fn load(session: Session) -> Result<Maildrop, StoreError> {
-        let status = session.status(INBOX).await?;
-        let metas = session
-            .fetch(INBOX, UidSet::all(), FetchWhat::default())
-            .await?;
-        let entries = metas
+        let listing = session.listing(INBOX).await?;
+        let entries = listing
+            .entries
             .into_iter()
-            .map(|m| Entry {
-                uid: m.meta.uid,
-                size: m.meta.size,
+            .map(|(uid, size)| Entry {
+                uid,
+                size,
                 deleted: false,
                 retrieved: false,
             })
             .collect();
         Ok(Maildrop {
             session,
-            uidvalidity: status.uidvalidity,
+            uidvalidity: listing.uidvalidity,
             entries,
         })
     }

@@ -147,6 +147,9 @@ impl Inner {
             R::Status { session, folder } => self
                 .with(session, |m, _| m.status(&folder))
                 .map(Response::Status),
+            R::Listing { session, folder } => self
+                .with(session, |m, _| m.listing(&folder))
+                .map(Response::Listing),
             R::Append { session, messages } => {
                 self.append(session, &messages).map(Response::Appended)
             }

@@ -268,6 +268,15 @@ impl Session {
         expect_reply!(self.backend.call(req), Status)
     }
 
+    /// UIDs and sizes of every message in a folder.
+    pub async fn listing(&self, folder: &str) -> Result<Listing, StoreError> {
+        let req = Request::Listing {
+            session: self.id(),
+            folder: folder.into(),
+        };
+        expect_reply!(self.backend.call(req), Listing)
+    }
+
     /// Appends one message.
     pub async fn append(&self, request: AppendRequest) -> Result<AppendUid, StoreError> {
         let mut v = self.append_batch(vec![request]).await?;

@@ -262,6 +262,13 @@ pub enum Change {
     FoldersChanged,
 }
 
+/// UIDs and sizes of a whole folder, in UID order (a POP3 maildrop).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    pub uidvalidity: u32,
+    pub entries: Vec<(u32, u64)>,
+}
+
 /// Every request the storage interface takes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Request {
@@ -299,6 +306,10 @@ pub enum Request {
         folder: String,
     },
     Status {
+        session: SessionId,
+        folder: String,
+    },
+    Listing {
         session: SessionId,
         folder: String,
     },
@@ -360,6 +371,7 @@ pub enum Response {
     Folders(Vec<FolderInfo>),
     Selected(SelectInfo),
     Status(FolderStatus),
+    Listing(Listing),
     Appended(Vec<AppendUid>),
     Fetched(Vec<FetchedMessage>),
     Stored(StoreResult),

@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::db::{self, DbKey};
 use super::mime::Limits as MimeLimits;
-use super::types::{FolderInfo, FolderStatus, SelectInfo};
+use super::types::{FolderInfo, FolderStatus, Listing, SelectInfo};
 use super::{StoreError, schema, search};
 
 pub use bodies::load_message;
@@ -286,6 +286,21 @@ impl Mailbox {
             uids,
             keywords,
             first_unseen,
+        })
+    }
+
+    /// UIDs and sizes, in UID order, read from the messages table alone.
+    pub fn listing(&mut self, name: &str) -> Result<Listing, StoreError> {
+        let tx = self.conn.transaction()?;
+        let f = Self::folder(&tx, name)?;
+        let entries = tx
+            .prepare_cached("SELECT uid, size FROM messages WHERE folder_id = ?1 ORDER BY uid")?
+            .query_map([f.id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+            .collect::<Result<_, _>>()?;
+        tx.commit()?;
+        Ok(Listing {
+            uidvalidity: f.uidvalidity,
+            entries,
         })
     }
 
