@@ -13,10 +13,12 @@ run: deps
 	$(CARGO) run --release --bin sealmail -- serve --dev
 
 # System packages the build and tests need (Debian). Skipped when present.
+DEB_PACKAGES = libssl-dev pkg-config curl fetchmail python3
+
 deps:
 	@missing=""; \
-	for p in libssl-dev pkg-config curl fetchmail; do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
