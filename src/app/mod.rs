@@ -213,6 +213,20 @@ pub async fn run(
         )));
     }
     tasks.push(ex.spawn(sweeper(backend, throttle, stop_rx.clone())));
+    // This thread and one more per further core (up to four in all) run the
+    // connection tasks; SQLite and argon2 run on the blocking pool.
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    let workers: Vec<_> = (1..cores)
+        .map(|_| {
+            let ex = ex.clone();
+            let stop = stop_rx.clone();
+            std::thread::spawn(move || {
+                smol::block_on(ex.run(async move { while stop.recv().await.is_ok() {} }))
+            })
+        })
+        .collect();
     tracing::info!(data = %config.data_dir.display(), hostname = %config.hostname, "sealmail is ready");
     ex.run(shutdown).await;
     tracing::info!("shutting down");
@@ -231,6 +245,9 @@ pub async fn run(
         futures_lite::future::or(drained, deadline).await;
     })
     .await;
+    for w in workers {
+        let _ = w.join();
+    }
     Ok(())
 }
 
