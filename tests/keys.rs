@@ -154,3 +154,51 @@ fn warm_unlock_needs_the_same_password() {
     drop(first);
     drop(second);
 }
+
+#[test]
+fn old_password_stops_working_at_once_even_with_the_key_cached() {
+    let env = Env::new();
+    let addr = env.alias("ann", "old");
+    let (_b, store) = env.store();
+    let live = unlock(&store, &addr, "old");
+    // Another process (the CLI) changes the password while a session lives.
+    env.control()
+        .change_password(&addr, "old", "new", FAST)
+        .unwrap();
+    assert_eq!(
+        block(store.unlock(&addr, "old")).err(),
+        Some(StoreError::AuthFailed)
+    );
+    let again = unlock(&store, &addr, "new");
+    block(again.append(append_req("INBOX", text_message("a", "b")))).unwrap();
+    drop(live);
+}
+
+#[test]
+fn reset_gives_a_new_empty_mailbox_even_with_the_key_cached() {
+    let env = Env::new();
+    let addr = env.alias("ann", "old");
+    let (_b, store) = env.store();
+    let s = unlock(&store, &addr, "old");
+    block(s.append(append_req("INBOX", text_message("before reset", "x")))).unwrap();
+    drop(s);
+    env.control().reset_password(&addr, "fresh", FAST).unwrap();
+    let s = unlock(&store, &addr, "fresh");
+    assert_eq!(block(s.status("INBOX")).unwrap().messages, 0);
+}
+
+#[test]
+fn delivery_after_a_reset_reaches_the_new_mailbox() {
+    let env = Env::new();
+    let addr = env.alias("ann", "old");
+    let (_b, store) = env.store();
+    let s = unlock(&store, &addr, "old");
+    env.control().reset_password(&addr, "fresh", FAST).unwrap();
+    // The old key is still cached for the live session; it must not be used.
+    let d = block(store.deliver(&addr, text_message("after reset", "x"))).unwrap();
+    assert_eq!(d, sealmail::store::Delivery::Sealed);
+    drop(s);
+    let s = unlock(&store, &addr, "fresh");
+    assert_eq!(s.info().imported, 1);
+    assert_eq!(block(s.status("INBOX")).unwrap().messages, 1);
+}

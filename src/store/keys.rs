@@ -211,6 +211,8 @@ pub struct KeyCache {
 
 struct CacheEntry {
     dek: Dek,
+    /// The verifier of the credential that unwrapped `dek`.
+    verifier: [u8; 32],
     password_tag: [u8; 32],
     sessions: usize,
     idle_since: Option<Instant>,
@@ -227,10 +229,14 @@ impl KeyCache {
         })
     }
 
-    fn tag(&self, alias: i64, password: &str) -> [u8; 32] {
+    /// Binds the password to the credential it unlocked: after a password
+    /// change (another process may have made it) the old one no longer
+    /// matches, even while the key is cached.
+    fn tag(&self, alias: i64, verifier: &[u8; 32], password: &str) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(self.tag_key);
         h.update(alias.to_le_bytes());
+        h.update(verifier);
         h.update(password.as_bytes());
         h.finalize().into()
     }
@@ -243,8 +249,8 @@ impl KeyCache {
 
     /// A warm unlock: the DEK if `password` is the one that unlocked the
     /// cached entry. Counts a new session on success.
-    pub fn acquire(&self, alias: i64, password: &str) -> Option<Dek> {
-        let tag = self.tag(alias, password);
+    pub fn acquire(&self, alias: i64, verifier: &[u8; 32], password: &str) -> Option<Dek> {
+        let tag = self.tag(alias, verifier, password);
         let mut map = self.lock();
         let e = map.get_mut(&alias)?;
         if Self::expired(e, self.ttl) || !constant_time_eq(&e.password_tag, &tag) {
@@ -256,16 +262,18 @@ impl KeyCache {
     }
 
     /// Stores the DEK after a cold unlock and counts a new session.
-    pub fn insert(&self, alias: i64, password: &str, dek: &Dek) {
-        let tag = self.tag(alias, password);
+    pub fn insert(&self, alias: i64, verifier: &[u8; 32], password: &str, dek: &Dek) {
+        let tag = self.tag(alias, verifier, password);
         let mut map = self.lock();
         let e = map.entry(alias).or_insert_with(|| CacheEntry {
             dek: dek.clone(),
+            verifier: *verifier,
             password_tag: tag,
             sessions: 0,
             idle_since: None,
         });
         e.dek = dek.clone();
+        e.verifier = *verifier;
         e.password_tag = tag;
         e.sessions += 1;
         e.idle_since = None;
@@ -282,12 +290,12 @@ impl KeyCache {
         }
     }
 
-    /// The DEK for a delivery, if the alias' key is present (no session is
-    /// counted).
-    pub fn peek(&self, alias: i64) -> Option<Dek> {
+    /// The DEK for a delivery, if the alias' key is present and still
+    /// belongs to its current credential (no session is counted).
+    pub fn peek(&self, alias: i64, verifier: &[u8; 32]) -> Option<Dek> {
         let map = self.lock();
         map.get(&alias)
-            .filter(|e| !Self::expired(e, self.ttl))
+            .filter(|e| !Self::expired(e, self.ttl) && constant_time_eq(&e.verifier, verifier))
             .map(|e| e.dek.clone())
     }
 
@@ -360,13 +368,19 @@ mod tests {
     fn cache_expires_after_last_session() {
         let cache = KeyCache::new(Duration::from_millis(0)).unwrap();
         let dek = Zeroizing::new([1u8; 32]);
-        cache.insert(1, "pw", &dek);
-        assert!(cache.acquire(1, "other").is_none());
-        assert!(cache.acquire(1, "pw").is_some());
+        let v = [9u8; 32];
+        cache.insert(1, &v, "pw", &dek);
+        assert!(cache.acquire(1, &v, "other").is_none());
+        assert!(
+            cache.acquire(1, &[8u8; 32], "pw").is_none(),
+            "changed credential"
+        );
+        assert!(cache.acquire(1, &v, "pw").is_some());
         cache.release(1);
-        assert!(cache.peek(1).is_some(), "one session still open");
+        assert!(cache.peek(1, &v).is_some(), "one session still open");
+        assert!(cache.peek(1, &[8u8; 32]).is_none(), "changed credential");
         cache.release(1);
-        assert!(cache.peek(1).is_none());
+        assert!(cache.peek(1, &v).is_none());
         assert_eq!(cache.sweep(), vec![1]);
     }
 }

@@ -46,10 +46,15 @@ struct Inner {
     keys: KeyCache,
     hub: Hub,
     sessions: Mutex<HashMap<SessionId, Live>>,
-    open: Mutex<HashMap<i64, Arc<Mutex<Mailbox>>>>,
+    /// Open files by alias, with the mailbox id they were opened for (a
+    /// reset gives the alias a new file).
+    open: Mutex<OpenFiles>,
     gates: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
     next_session: AtomicU64,
 }
+
+/// alias id -> (mailbox id, open file).
+type OpenFiles = HashMap<i64, (String, Arc<Mutex<Mailbox>>)>;
 
 #[derive(Clone)]
 struct Live {
@@ -231,7 +236,7 @@ impl Inner {
         let live = self.live(session)?;
         let mb = lock(&self.open)
             .get(&live.alias)
-            .cloned()
+            .map(|(_, m)| m.clone())
             .ok_or(StoreError::NoSession)?;
         let mut guard = lock(&mb);
         f(&mut guard, &live)
@@ -267,12 +272,21 @@ impl Inner {
 
     /// The open mailbox of an alias, opening it with `dek` if needed.
     fn open_mailbox(&self, alias: &Alias, dek: &Dek) -> Result<Arc<Mutex<Mailbox>>, StoreError> {
-        if let Some(m) = lock(&self.open).get(&alias.id) {
+        if let Some((id, m)) = lock(&self.open).get(&alias.id)
+            && *id == alias.mailbox_id
+        {
             return Ok(m.clone());
         }
         let mb = Mailbox::open(&self.mailbox_path(alias), DbKey::Raw(dek), self.cfg.limits)?;
         let mb = Arc::new(Mutex::new(mb));
-        Ok(lock(&self.open).entry(alias.id).or_insert(mb).clone())
+        let mut open = lock(&self.open);
+        match open.get(&alias.id) {
+            Some((id, m)) if *id == alias.mailbox_id => Ok(m.clone()),
+            _ => {
+                open.insert(alias.id, (alias.mailbox_id.clone(), mb.clone()));
+                Ok(mb)
+            }
+        }
     }
 
     fn unlock(&self, address: &str, password: &str) -> Result<SessionInfo, StoreError> {
@@ -292,7 +306,7 @@ impl Inner {
         let data = &self.cfg.data_dir;
         let mut imported = 0;
         if !spool::has_pending(data, &alias.mailbox_id)
-            && let Some(dek) = self.keys.acquire(alias.id, password)
+            && let Some(dek) = self.keys.acquire(alias.id, &creds.verifier, password)
         {
             if let Err(e) = self.open_mailbox(&alias, &dek) {
                 self.keys.release(alias.id);
@@ -306,7 +320,8 @@ impl Inner {
             let gate = self.gate(alias.id);
             let _g = lock(&gate);
             let mb = self.open_mailbox(&alias, &unwrapped.dek)?;
-            self.keys.insert(alias.id, password, &unwrapped.dek);
+            self.keys
+                .insert(alias.id, &creds.verifier, password, &unwrapped.dek);
             let result = self.import_spool(&alias, &mut lock(&mb), &unwrapped.identity);
             match result {
                 Ok(n) => imported = n,
@@ -396,9 +411,14 @@ impl Inner {
         if !alias.mailbox {
             return Err(StoreError::NoMailbox);
         }
+        let verifier = lock(&self.control)
+            .credentials(alias.id)
+            .map_err(|e| StoreError::Internal(e.to_string()))?
+            .ok_or(StoreError::NoMailbox)?
+            .verifier;
         let gate = self.gate(alias.id);
         let _g = lock(&gate);
-        if let Some(dek) = self.keys.peek(alias.id) {
+        if let Some(dek) = self.keys.peek(alias.id, &verifier) {
             let mb = self.open_mailbox(&alias, &dek)?;
             let request = AppendRequest {
                 folder: "INBOX".into(),
