@@ -4,14 +4,18 @@
 //! The map, lower layers first (a module imports only those above it):
 //!
 //! - `util`: randomness, time, durable writes. Imports nothing of ours.
-//! - `proto`: pure parsers of wire and file formats (mbox today; SMTP, IMAP
-//!   and POP3 grammars next). No I/O.
+//! - `proto`: pure parsers of wire and file formats (mbox, POP3, SMTP and
+//!   its DATA receiver). No I/O.
 //! - `store`: the control plane, keys, encrypted mailbox files, search, the
 //!   sealed spool, change events, and the storage interface (`Store`,
 //!   `Session`, `Backend`) that protocol sessions use.
 //! - `config`: the TOML file, validated into an immutable `Config`.
-//! - `net`: listeners and TLS (certificates today).
-//! - `app`: builds the subsystems from a `Config`, owns the executor.
+//! - `net`: TLS, connections with bounded lines and STARTTLS, per-address
+//!   caps, login throttling, the accept loop.
+//! - `pop3`, `smtp`: protocol sessions; they use `net`, `proto` and the
+//!   `store` interface, never each other.
+//! - `app`: builds the subsystems from a `Config`, binds the listeners, owns
+//!   the executor and every task.
 //! - `cli`: the command line; the only user of anyhow.
 //!
 //! See `docs/architecture.md` for how data and keys move.
@@ -22,5 +26,6 @@ pub mod config;
 pub mod net;
 pub mod pop3;
 pub mod proto;
+pub mod smtp;
 pub mod store;
 pub mod util;

@@ -76,6 +76,25 @@ pub fn date_only(secs: i64, offset_secs: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// An RFC 5322 date-time in UTC, e.g. `Mon, 23 Nov 2026 19:50:00 +0000`.
+pub fn rfc5322_date(secs: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{}, {d} {} {y} {:02}:{:02}:{:02} +0000",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    )
+}
+
 /// Fsyncs a directory so that a rename or unlink inside it is durable.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -162,6 +181,10 @@ mod tests {
         assert_eq!(iso8601_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601_utc(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(date_only(1_700_000_000, 3 * 3600), "2023-11-15");
+        assert_eq!(
+            rfc5322_date(1_700_000_000),
+            "Tue, 14 Nov 2023 22:13:20 +0000"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::net::limits::{AuthThrottle, ConnLimiter, ThrottlePolicy};
 use crate::net::listener::accept_loop;
 use crate::net::tls;
 use crate::pop3::{self, Pop3};
+use crate::smtp::{self, Smtp};
 use crate::store::control::{Control, ControlError};
 use crate::store::keys::{self, KeyError};
 use crate::store::local::{LocalBackend, LocalConfig};
@@ -155,6 +156,7 @@ pub fn ensure_demo(config: &Config) -> Result<Option<Demo>, AppError> {
 /// The bound sockets of the protocol listeners. Binding is separate from
 /// running so tests can bind port 0 and read the ports back.
 pub struct Listeners {
+    pub smtp: Async<TcpListener>,
     pub pop3: Async<TcpListener>,
     pub pop3s: Async<TcpListener>,
 }
@@ -166,6 +168,7 @@ impl Listeners {
                 .map_err(|e| AppError::Invalid(format!("cannot listen on {addr}: {e}")))
         };
         Ok(Listeners {
+            smtp: bind(config.listen.smtp)?,
             pop3: bind(config.listen.pop3)?,
             pop3s: bind(config.listen.pop3s)?,
         })
@@ -195,6 +198,26 @@ pub async fn run(
         dev: config.dev,
     });
     let mut tasks = Vec::new();
+    let smtp = Arc::new(Smtp {
+        store: pop3.store.clone(),
+        tls: pop3.tls.clone(),
+        hostname: config.hostname.clone(),
+        max_message_bytes: config.limits.max_message_bytes,
+    });
+    if let Ok(addr) = listeners.smtp.get_ref().local_addr() {
+        tracing::info!(%addr, "SMTP (MX) listening");
+    }
+    let stop = stop_rx.clone();
+    let session = move |acc| smtp::serve(smtp.clone(), acc, stop.clone());
+    tasks.push(ex.spawn(accept_loop(
+        ex.clone(),
+        listeners.smtp,
+        limiter.clone(),
+        smtp::TOO_MANY,
+        session,
+        stop_rx.clone(),
+        alive_tx.clone(),
+    )));
     for (listener, implicit_tls) in [(listeners.pop3, false), (listeners.pop3s, true)] {
         if let Ok(addr) = listener.get_ref().local_addr() {
             tracing::info!(%addr, implicit_tls, "POP3 listening");

@@ -406,6 +406,7 @@ fn with_server<T>(
     f: impl FnOnce(std::net::SocketAddr) -> T,
 ) -> T {
     let mut config = config;
+    config.listen.smtp = "127.0.0.1:0".parse().expect("addr");
     config.listen.pop3 = "127.0.0.1:0".parse().expect("addr");
     config.listen.pop3s = "127.0.0.1:0".parse().expect("addr");
     let listeners = sealmail::app::Listeners::bind(&config).expect("bind");

@@ -167,6 +167,30 @@ impl Conn {
         }
     }
 
+    /// Bytes read but not yet consumed (DATA and BDAT read through these).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Marks `n` buffered bytes as consumed.
+    pub fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+        self.compact();
+    }
+
+    /// Reads more bytes into the buffer; 0 means the client closed.
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        self.compact();
+        let old = self.buf.len();
+        self.buf.resize(old + READ_CHUNK, 0);
+        let n = match self.stream.as_mut() {
+            Some(s) => s.read(&mut self.buf[old..]).await,
+            None => Ok(0),
+        };
+        self.buf.truncate(old + *n.as_ref().unwrap_or(&0));
+        n
+    }
+
     /// True if a whole line is already buffered (a pipelined command).
     pub fn has_buffered_line(&self) -> bool {
         self.buf[self.pos..].contains(&b'\n')

@@ -1,4 +1,4 @@
-//! Pure parsers and encoders of wire and file formats (mbox, POP3): no I/O,
+//! Pure parsers and encoders of wire and file formats (mbox, POP3, SMTP): no I/O,
 //! no async.
 //!
 //! Imports nothing of ours. Invariants: every parser is total (any input
@@ -6,3 +6,4 @@
 
 pub mod mbox;
 pub mod pop3;
+pub mod smtp;

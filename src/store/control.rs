@@ -186,6 +186,18 @@ impl Control {
         Ok(rows)
     }
 
+    /// True if `name` is a domain this server receives mail for.
+    pub fn has_domain(&self, name: &str) -> Result<bool, ControlError> {
+        let Ok(d) = normalize_domain(name) else {
+            return Ok(false);
+        };
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM domains WHERE name = ?1")?
+            .query_row([d], |r| r.get(0))?;
+        Ok(n > 0)
+    }
+
     pub fn remove_domain(&mut self, name: &str) -> Result<(), ControlError> {
         let d = normalize_domain(name)?;
         let tx = self.conn.transaction()?;

@@ -126,6 +126,7 @@ impl Inner {
             R::Unlock { address, password } => {
                 self.unlock(&address, &password).map(Response::Unlocked)
             }
+            R::Lookup { address } => self.lookup(&address).map(Response::Recipient),
             R::Deliver { address, message } => {
                 self.deliver(&address, message).map(Response::Delivered)
             }
@@ -406,6 +407,25 @@ impl Inner {
         Ok(imported)
     }
 
+    fn lookup(&self, address: &str) -> Result<Recipient, StoreError> {
+        let control = lock(&self.control);
+        let internal = |e: super::control::ControlError| StoreError::Internal(e.to_string());
+        if let Some(a) = control.alias(address).map_err(internal)? {
+            return Ok(if a.mailbox {
+                Recipient::Mailbox
+            } else {
+                Recipient::ForwardOnly
+            });
+        }
+        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+        let local = control.has_domain(domain).map_err(internal)?;
+        Ok(if local {
+            Recipient::UnknownUser
+        } else {
+            Recipient::ForeignDomain
+        })
+    }
+
     fn deliver(&self, address: &str, message: Vec<u8>) -> Result<Delivery, StoreError> {
         let alias = self.alias(address)?.ok_or(StoreError::NoSuchAddress)?;
         if !alias.mailbox {
@@ -443,6 +463,10 @@ impl Inner {
         if message.len() as u64 > self.cfg.limits.max_message_bytes {
             return Err(StoreError::TooBig(self.cfg.limits.max_message_bytes));
         }
+        // Refuse now what the import would refuse later, while the sender
+        // can still be told.
+        super::mime::parse(&message, self.cfg.limits.mime)
+            .map_err(|e| StoreError::BadMessage(e.to_string()))?;
         spool::seal(&self.cfg.data_dir, &alias.mailbox_id, public, &message).map_err(
             |e| match e {
                 spool::SpoolError::Io(io) => StoreError::Unavailable(io.to_string()),

@@ -163,6 +163,16 @@ impl Store {
         })
     }
 
+    /// What `address` is here: a mailbox, a forward, unknown, or foreign.
+    pub async fn lookup(&self, address: &str) -> Result<Recipient, StoreError> {
+        expect_reply!(
+            self.backend.call(Request::Lookup {
+                address: address.to_string(),
+            }),
+            Recipient
+        )
+    }
+
     /// Delivers inbound mail: into INBOX if the alias' key is present, else
     /// sealed to its public key. Returns once the message is durable.
     pub async fn deliver(&self, address: &str, message: Vec<u8>) -> Result<Delivery, StoreError> {

@@ -269,12 +269,28 @@ pub struct Listing {
     pub entries: Vec<(u32, u64)>,
 }
 
+/// What an address is to this server (RCPT TO checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Recipient {
+    /// An alias with a mailbox.
+    Mailbox,
+    /// An alias that only forwards or calls webhooks.
+    ForwardOnly,
+    /// A local domain, but no such alias.
+    UnknownUser,
+    /// Not a domain this server receives for.
+    ForeignDomain,
+}
+
 /// Every request the storage interface takes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Request {
     Unlock {
         address: String,
         password: String,
+    },
+    Lookup {
+        address: String,
     },
     Deliver {
         address: String,
@@ -366,6 +382,7 @@ pub enum Request {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Response {
     Unlocked(SessionInfo),
+    Recipient(Recipient),
     Delivered(Delivery),
     Done,
     Folders(Vec<FolderInfo>),

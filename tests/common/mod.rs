@@ -142,6 +142,7 @@ pub fn with_attachment(subject: &str, body: &str, attachment: &[u8]) -> Vec<u8> 
 
 /// A server running in-process on ephemeral loopback ports.
 pub struct Server {
+    pub smtp: std::net::SocketAddr,
     pub pop3: std::net::SocketAddr,
     pub pop3s: std::net::SocketAddr,
     stop: Option<async_channel::Sender<()>>,
@@ -153,9 +154,11 @@ impl Env {
     pub fn serve(&self) -> Server {
         let mut config = self.config.clone();
         let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        config.listen.smtp = any;
         config.listen.pop3 = any;
         config.listen.pop3s = any;
         let listeners = app::Listeners::bind(&config).expect("bind");
+        let smtp = listeners.smtp.get_ref().local_addr().unwrap();
         let pop3 = listeners.pop3.get_ref().local_addr().unwrap();
         let pop3s = listeners.pop3s.get_ref().local_addr().unwrap();
         let (tx, rx) = async_channel::bounded::<()>(1);
@@ -167,6 +170,7 @@ impl Env {
             .expect("server ran");
         });
         Server {
+            smtp,
             pop3,
             pop3s,
             stop: Some(tx),

@@ -1,0 +1,375 @@
+//! SMTP commands (RFC 5321 with RFC 1870 SIZE, 6152 8BITMIME, 6531 SMTPUTF8,
+//! 3030 CHUNKING, 3207 STARTTLS) and the DATA receiver.
+//!
+//! Imports nothing of ours. Invariants: parsing is total; paths are
+//! bounded (local part 64, whole path 256 octets, RFC 5321 §4.5.3.1); the
+//! DATA receiver ends a message only at `<CRLF>.<CRLF>` — a bare LF or CR
+//! and their dot variants are message content, so a smuggled second message
+//! can never be split off (CVE-2023-51764 class).
+
+/// Longest command line accepted, CRLF excluded (RFC 5321 §4.5.3.1.4 says
+/// 512 with CRLF; extensions may add parameters, so a little more).
+pub const MAX_LINE: usize = 1000;
+const MAX_PATH: usize = 256;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Ehlo(String),
+    Helo(String),
+    /// MAIL FROM: the reverse path (empty for `<>`) and its parameters.
+    Mail {
+        from: String,
+        size: Option<u64>,
+        smtputf8: bool,
+    },
+    Rcpt(String),
+    Data,
+    Bdat {
+        size: u64,
+        last: bool,
+    },
+    Rset,
+    Noop,
+    Quit,
+    Vrfy,
+    Help,
+    StartTls,
+    Auth,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// 500 5.5.2
+    Unknown,
+    /// 501 5.5.4, with what is wrong.
+    Syntax(&'static str),
+}
+
+/// Parses one command line (without CRLF).
+pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
+    let text =
+        std::str::from_utf8(line).map_err(|_| ParseError::Syntax("command is not valid UTF-8"))?;
+    let (verb, rest) = match text.split_once(' ') {
+        Some((v, r)) => (v, r.trim()),
+        None => (text, ""),
+    };
+    let none = |c: Command| {
+        if rest.is_empty() {
+            Ok(c)
+        } else {
+            Err(ParseError::Syntax("no arguments allowed"))
+        }
+    };
+    match verb.to_ascii_uppercase().as_str() {
+        "EHLO" | "HELO" => {
+            let domain = rest.split(' ').next().unwrap_or("");
+            if domain.is_empty() || domain.len() > 255 || domain.chars().any(|c| c.is_control()) {
+                return Err(ParseError::Syntax("expected a domain or address literal"));
+            }
+            if verb.eq_ignore_ascii_case("EHLO") {
+                Ok(Command::Ehlo(domain.to_string()))
+            } else {
+                Ok(Command::Helo(domain.to_string()))
+            }
+        }
+        "MAIL" => mail(rest),
+        "RCPT" => {
+            let arg = strip_keyword(rest, "TO:")
+                .ok_or(ParseError::Syntax("expected RCPT TO:<address>"))?;
+            let (path, _params) = path(arg)?;
+            if path.is_empty() {
+                return Err(ParseError::Syntax("the recipient may not be empty"));
+            }
+            Ok(Command::Rcpt(path))
+        }
+        "DATA" => none(Command::Data),
+        "BDAT" => {
+            let mut words = rest.split(' ').filter(|w| !w.is_empty());
+            let size = words
+                .next()
+                .filter(|w| w.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|w| w.parse::<u64>().ok())
+                .ok_or(ParseError::Syntax("expected BDAT chunk-size [LAST]"))?;
+            let last = match words.next() {
+                None => false,
+                Some(w) if w.eq_ignore_ascii_case("LAST") => true,
+                Some(_) => return Err(ParseError::Syntax("expected BDAT chunk-size [LAST]")),
+            };
+            if words.next().is_some() {
+                return Err(ParseError::Syntax("expected BDAT chunk-size [LAST]"));
+            }
+            Ok(Command::Bdat { size, last })
+        }
+        "RSET" => none(Command::Rset),
+        "NOOP" => Ok(Command::Noop),
+        "QUIT" => none(Command::Quit),
+        "VRFY" | "EXPN" => Ok(Command::Vrfy),
+        "HELP" => Ok(Command::Help),
+        "STARTTLS" => none(Command::StartTls),
+        "AUTH" => Ok(Command::Auth),
+        _ => Err(ParseError::Unknown),
+    }
+}
+
+fn strip_keyword<'a>(s: &'a str, kw: &str) -> Option<&'a str> {
+    let head = s.get(..kw.len())?;
+    head.eq_ignore_ascii_case(kw)
+        .then(|| s[kw.len()..].trim_start())
+}
+
+fn mail(rest: &str) -> Result<Command, ParseError> {
+    let arg =
+        strip_keyword(rest, "FROM:").ok_or(ParseError::Syntax("expected MAIL FROM:<address>"))?;
+    let (from, params) = path(arg)?;
+    let mut size = None;
+    let mut smtputf8 = false;
+    for p in params.split(' ').filter(|p| !p.is_empty()) {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        match k.to_ascii_uppercase().as_str() {
+            "SIZE" => {
+                size = Some(
+                    v.parse::<u64>()
+                        .map_err(|_| ParseError::Syntax("SIZE needs a number"))?,
+                )
+            }
+            "BODY" if v.eq_ignore_ascii_case("8BITMIME") || v.eq_ignore_ascii_case("7BIT") => {}
+            "BODY" if v.eq_ignore_ascii_case("BINARYMIME") => {
+                return Err(ParseError::Syntax("BODY=BINARYMIME is not supported"));
+            }
+            "SMTPUTF8" => smtputf8 = true,
+            // RFC 5321 §4.1.1.11: unknown parameters are refused (555).
+            _ => return Err(ParseError::Syntax("unknown MAIL parameter")),
+        }
+    }
+    Ok(Command::Mail {
+        from,
+        size,
+        smtputf8,
+    })
+}
+
+/// `<path> params`: the address (source route dropped, RFC 5321 §4.1.1.3)
+/// and the parameter text after it.
+fn path(s: &str) -> Result<(String, &str), ParseError> {
+    let inner_end = s
+        .find('>')
+        .ok_or(ParseError::Syntax("addresses go in angle brackets"))?;
+    let inner = s
+        .strip_prefix('<')
+        .ok_or(ParseError::Syntax("addresses go in angle brackets"))?
+        .get(..inner_end - 1)
+        .unwrap_or("");
+    let params = s[inner_end + 1..].trim();
+    let addr = match inner.rsplit_once(':') {
+        Some((route, a)) if route.starts_with('@') => a,
+        _ => inner,
+    };
+    if addr.len() > MAX_PATH {
+        return Err(ParseError::Syntax("address too long"));
+    }
+    if addr.is_empty() {
+        return Ok((String::new(), params));
+    }
+    let (local, domain) = addr
+        .rsplit_once('@')
+        .ok_or(ParseError::Syntax("address needs a domain"))?;
+    if local.is_empty() || local.len() > 64 || domain.is_empty() {
+        return Err(ParseError::Syntax("malformed address"));
+    }
+    if addr
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '<')
+    {
+        return Err(ParseError::Syntax("malformed address"));
+    }
+    Ok((addr.to_string(), params))
+}
+
+/// Receives DATA bytes: undoes dot-stuffing and stops at `<CRLF>.<CRLF>`.
+pub struct DataReceiver {
+    state: State,
+    max: usize,
+    out: Vec<u8>,
+    /// The message grew past `max`; the rest is read and dropped.
+    pub too_big: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// At the start of a line (after CRLF, or at the very start).
+    LineStart,
+    Middle,
+    /// Saw CR in the middle of a line.
+    Cr,
+    /// Saw `.` at a line start.
+    Dot,
+    /// Saw `.` CR at a line start.
+    DotCr,
+}
+
+impl DataReceiver {
+    pub fn new(max: usize) -> DataReceiver {
+        DataReceiver {
+            state: State::LineStart,
+            max,
+            out: Vec::new(),
+            too_big: false,
+        }
+    }
+
+    fn emit(&mut self, bytes: &[u8]) {
+        if self.out.len() + bytes.len() > self.max {
+            self.too_big = true;
+            self.out = Vec::new();
+        }
+        if !self.too_big {
+            self.out.extend_from_slice(bytes);
+        }
+    }
+
+    /// Feeds bytes; returns how many were consumed and whether the end
+    /// mark was reached (bytes after it are the client's next commands).
+    pub fn feed(&mut self, data: &[u8]) -> (usize, bool) {
+        for (i, &b) in data.iter().enumerate() {
+            self.state = match (self.state, b) {
+                (State::LineStart, b'.') => State::Dot,
+                (State::Dot, b'\r') => State::DotCr,
+                (State::DotCr, b'\n') => return (i + 1, true),
+                (State::Dot, _) => {
+                    // A stuffed dot: drop it, keep what follows.
+                    self.byte(b)
+                }
+                (State::DotCr, _) => {
+                    self.emit(b"\r");
+                    self.byte(b)
+                }
+                (State::Cr, b'\n') => {
+                    self.emit(b"\r\n");
+                    State::LineStart
+                }
+                (State::Cr, _) => {
+                    self.emit(b"\r");
+                    self.byte(b)
+                }
+                (State::LineStart | State::Middle, _) => self.byte(b),
+            };
+        }
+        (data.len(), false)
+    }
+
+    fn byte(&mut self, b: u8) -> State {
+        if b == b'\r' {
+            State::Cr
+        } else {
+            self.emit(&[b]);
+            State::Middle
+        }
+    }
+
+    pub fn into_message(self) -> Vec<u8> {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands() {
+        assert_eq!(
+            parse(b"EHLO mx.example.net"),
+            Ok(Command::Ehlo("mx.example.net".into()))
+        );
+        assert_eq!(
+            parse(b"MAIL FROM:<a@b.org> SIZE=1000 BODY=8BITMIME"),
+            Ok(Command::Mail {
+                from: "a@b.org".into(),
+                size: Some(1000),
+                smtputf8: false
+            })
+        );
+        assert_eq!(
+            parse(b"mail from:<>"),
+            Ok(Command::Mail {
+                from: String::new(),
+                size: None,
+                smtputf8: false
+            })
+        );
+        assert_eq!(
+            parse(b"RCPT TO:<@relay.org:ann@example.org>"),
+            Ok(Command::Rcpt("ann@example.org".into()))
+        );
+        assert_eq!(
+            parse(b"RCPT TO:<>"),
+            Err(ParseError::Syntax("the recipient may not be empty"))
+        );
+        assert_eq!(
+            parse(b"RCPT TO:ann@example.org"),
+            Err(ParseError::Syntax("addresses go in angle brackets"))
+        );
+        assert_eq!(
+            parse(b"MAIL FROM:<a@b> FOO=1"),
+            Err(ParseError::Syntax("unknown MAIL parameter"))
+        );
+        assert_eq!(
+            parse(b"BDAT 100 LAST"),
+            Ok(Command::Bdat {
+                size: 100,
+                last: true
+            })
+        );
+        assert_eq!(
+            parse(b"BDAT -1"),
+            Err(ParseError::Syntax("expected BDAT chunk-size [LAST]"))
+        );
+        assert_eq!(parse(b"XYZZY"), Err(ParseError::Unknown));
+        assert_eq!(
+            parse(b"DATA x"),
+            Err(ParseError::Syntax("no arguments allowed"))
+        );
+        assert_eq!(
+            parse(b"\xff"),
+            Err(ParseError::Syntax("command is not valid UTF-8"))
+        );
+        let long = format!("RCPT TO:<{}@x.org>", "a".repeat(300));
+        assert!(parse(long.as_bytes()).is_err());
+    }
+
+    fn receive(input: &[u8]) -> (Vec<u8>, usize, bool) {
+        let mut r = DataReceiver::new(1 << 20);
+        let (n, done) = r.feed(input);
+        (r.into_message(), n, done)
+    }
+
+    #[test]
+    fn only_crlf_dot_crlf_ends_data() {
+        let (m, n, done) = receive(b"a\r\n..b\r\n.\r\nMAIL FROM:<x@y>\r\n");
+        assert!(done);
+        assert_eq!(m, b"a\r\n.b\r\n");
+        assert_eq!(n, 11);
+        for smuggle in [&b"\n.\n"[..], b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\r.\r"] {
+            let mut input = b"Subject: x\r\n\r\nbody".to_vec();
+            input.extend_from_slice(smuggle);
+            input.extend_from_slice(b"MAIL FROM:<evil@x>\r\nRCPT TO:<a@b>\r\nDATA\r\nsmuggled");
+            let (_, _, done) = receive(&input);
+            assert!(!done, "{smuggle:?} must not end DATA");
+        }
+    }
+
+    #[test]
+    fn split_feeds_and_limits() {
+        let mut r = DataReceiver::new(1 << 20);
+        for b in b"x\r\n.\r" {
+            assert!(!r.feed(&[*b]).1);
+        }
+        assert!(r.feed(b"\n").1);
+        assert_eq!(r.into_message(), b"x\r\n");
+        let mut r = DataReceiver::new(4);
+        assert!(r.feed(b"12345\r\n.\r\n").1);
+        assert!(r.too_big);
+        let (m, _, done) = receive(b".\r\n");
+        assert!(done && m.is_empty());
+    }
+}

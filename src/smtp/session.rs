@@ -1,0 +1,392 @@
+//! One inbound SMTP connection: greeting, EHLO, the mail transaction,
+//! DATA and BDAT, STARTTLS.
+//!
+//! Imports `net`, `proto::smtp`, `store`, `util`. Invariants: replies carry
+//! RFC 3463 enhanced codes; the envelope is reset by RSET, EHLO/HELO and
+//! STARTTLS; replies are flushed when no pipelined command is waiting.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Smtp;
+use crate::net::conn::{Conn, Line, Stream, with_timeout};
+use crate::net::listener::Accepted;
+use crate::proto::smtp::{self as proto, Command, DataReceiver, ParseError};
+use crate::store::{Recipient, StoreError};
+use crate::util::{now_unix, random_id, rfc5322_date};
+
+/// RFC 5321 §4.5.3.2: 5 minutes for commands, 3 for each DATA block.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+const DATA_TIMEOUT: Duration = Duration::from_secs(3 * 60);
+const TLS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Recipients per message (RFC 5321 §4.5.3.1.8 asks for at least 100).
+const MAX_RECIPIENTS: usize = 100;
+/// Unknown recipients answered at full speed before each further one waits.
+const FREE_PROBES: u32 = 3;
+
+/// The mail transaction in progress.
+#[derive(Default)]
+struct Envelope {
+    helo: Option<String>,
+    esmtp: bool,
+    from: Option<String>,
+    rcpts: Vec<String>,
+    unknown_rcpts: u32,
+    /// BDAT chunks so far, and whether they already went over the limit.
+    chunks: Vec<u8>,
+    chunks_too_big: bool,
+}
+
+impl Envelope {
+    fn reset(&mut self) {
+        self.from = None;
+        self.rcpts.clear();
+        self.chunks = Vec::new();
+        self.chunks_too_big = false;
+    }
+}
+
+enum Next {
+    Continue,
+    Quit,
+}
+
+/// Serves one connection until QUIT, EOF, timeout or shutdown.
+pub async fn serve(ctx: Arc<Smtp>, acc: Accepted, stop: async_channel::Receiver<()>) {
+    let _guard = acc.guard;
+    let mut conn = Conn::new(Stream::Plain(acc.tcp), acc.peer);
+    let greeting = format!("220 {} ESMTP sealmail\r\n", ctx.hostname);
+    if conn.write_all(greeting.as_bytes()).await.is_err() || conn.flush().await.is_err() {
+        return;
+    }
+    let mut env = Envelope::default();
+    loop {
+        let line = futures_lite::future::or(
+            async {
+                with_timeout(COMMAND_TIMEOUT, conn.read_line(proto::MAX_LINE))
+                    .await
+                    .map(Some)
+            },
+            async {
+                let _ = stop.recv().await;
+                Ok(None)
+            },
+        )
+        .await;
+        let next = match line {
+            Ok(Some(Line::Complete(l))) => step(&ctx, &mut conn, &mut env, &l).await,
+            Ok(Some(Line::TooLong)) => reply(&mut conn, "500 5.5.2 Line too long")
+                .await
+                .map(|()| Next::Continue),
+            Ok(None) => {
+                let _ = reply(&mut conn, "421 4.3.2 Server shutting down; try again later").await;
+                break;
+            }
+            Ok(Some(Line::Eof)) => break,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                let _ = reply(&mut conn, "421 4.4.2 Timeout; closing connection").await;
+                break;
+            }
+            Err(_) => break,
+        };
+        match next {
+            Ok(Next::Continue) => {}
+            Ok(Next::Quit) | Err(_) => break,
+        }
+        if !conn.has_buffered_line() && conn.flush().await.is_err() {
+            break;
+        }
+    }
+    conn.close().await;
+}
+
+async fn reply(conn: &mut Conn, line: &str) -> io::Result<()> {
+    conn.write_all(line.as_bytes()).await?;
+    conn.write_all(b"\r\n").await
+}
+
+async fn step(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, line: &[u8]) -> io::Result<Next> {
+    let cmd = match proto::parse(line) {
+        Ok(c) => c,
+        Err(ParseError::Unknown) => {
+            reply(conn, "500 5.5.2 Command not recognized").await?;
+            return Ok(Next::Continue);
+        }
+        Err(ParseError::Syntax(why)) => {
+            reply(conn, &format!("501 5.5.4 Syntax error: {why}")).await?;
+            return Ok(Next::Continue);
+        }
+    };
+    match cmd {
+        Command::Ehlo(domain) => ehlo(ctx, conn, env, domain, true).await?,
+        Command::Helo(domain) => ehlo(ctx, conn, env, domain, false).await?,
+        Command::StartTls if conn.is_tls() => {
+            reply(conn, "503 5.5.1 TLS is already active").await?
+        }
+        Command::StartTls => {
+            reply(conn, "220 2.0.0 Ready to start TLS").await?;
+            conn.flush().await?;
+            conn.start_tls(&ctx.tls, TLS_TIMEOUT).await?;
+            // RFC 3207 §4.2: forget everything learned before TLS.
+            *env = Envelope::default();
+        }
+        Command::Mail { .. } | Command::Rcpt(_) | Command::Data | Command::Bdat { .. }
+            if env.helo.is_none() =>
+        {
+            reply(conn, "503 5.5.1 Send EHLO or HELO first").await?;
+        }
+        Command::Mail { from, size, .. } => mail(ctx, conn, env, from, size).await?,
+        Command::Rcpt(to) => rcpt(ctx, conn, env, to).await?,
+        Command::Data => data(ctx, conn, env).await?,
+        Command::Bdat { size, last } => bdat(ctx, conn, env, size, last).await?,
+        Command::Rset => {
+            env.reset();
+            reply(conn, "250 2.0.0 OK").await?;
+        }
+        Command::Noop => reply(conn, "250 2.0.0 OK").await?,
+        Command::Vrfy => {
+            reply(
+                conn,
+                "252 2.1.5 Cannot verify; send the message and it will be delivered if it can",
+            )
+            .await?
+        }
+        Command::Help => reply(conn, "214 2.0.0 See RFC 5321").await?,
+        Command::Auth => {
+            reply(
+                conn,
+                "503 5.5.1 Authentication is for the submission ports (587, 465)",
+            )
+            .await?
+        }
+        Command::Quit => {
+            reply(conn, "221 2.0.0 Bye").await?;
+            return Ok(Next::Quit);
+        }
+    }
+    Ok(Next::Continue)
+}
+
+async fn ehlo(
+    ctx: &Smtp,
+    conn: &mut Conn,
+    env: &mut Envelope,
+    domain: String,
+    esmtp: bool,
+) -> io::Result<()> {
+    *env = Envelope {
+        helo: Some(domain),
+        esmtp,
+        ..Envelope::default()
+    };
+    if !esmtp {
+        return reply(conn, &format!("250 {}", ctx.hostname)).await;
+    }
+    let mut lines = vec![
+        ctx.hostname.clone(),
+        "PIPELINING".into(),
+        format!("SIZE {}", ctx.max_message_bytes),
+        "8BITMIME".into(),
+        "SMTPUTF8".into(),
+        "ENHANCEDSTATUSCODES".into(),
+        "CHUNKING".into(),
+    ];
+    if !conn.is_tls() {
+        lines.push("STARTTLS".into());
+    }
+    let last = lines.len() - 1;
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        out.push_str(&format!("250{}{l}\r\n", if i == last { ' ' } else { '-' }));
+    }
+    conn.write_all(out.as_bytes()).await
+}
+
+async fn mail(
+    ctx: &Smtp,
+    conn: &mut Conn,
+    env: &mut Envelope,
+    from: String,
+    size: Option<u64>,
+) -> io::Result<()> {
+    if env.from.is_some() {
+        return reply(conn, "503 5.5.1 Nested MAIL command").await;
+    }
+    if size.is_some_and(|s| s > ctx.max_message_bytes) {
+        return reply(
+            conn,
+            &format!(
+                "552 5.3.4 Message size exceeds the limit of {} bytes",
+                ctx.max_message_bytes
+            ),
+        )
+        .await;
+    }
+    env.from = Some(from);
+    reply(conn, "250 2.1.0 Sender OK").await
+}
+
+async fn rcpt(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, to: String) -> io::Result<()> {
+    if env.from.is_none() {
+        return reply(conn, "503 5.5.1 Send MAIL first").await;
+    }
+    if env.rcpts.len() >= MAX_RECIPIENTS {
+        return reply(
+            conn,
+            "452 4.5.3 Too many recipients; send the rest in another message",
+        )
+        .await;
+    }
+    match ctx.store.lookup(&to).await {
+        Ok(Recipient::Mailbox) => {
+            let to = to.to_lowercase();
+            if !env.rcpts.contains(&to) {
+                env.rcpts.push(to);
+            }
+            reply(conn, "250 2.1.5 Recipient OK").await
+        }
+        Ok(Recipient::ForwardOnly) => {
+            reply(conn, "451 4.3.0 This address only forwards, and forwarding is not available yet; try again later").await
+        }
+        Ok(Recipient::UnknownUser) => {
+            env.unknown_rcpts += 1;
+            if env.unknown_rcpts > FREE_PROBES {
+                let wait = Duration::from_millis(250 * u64::from(env.unknown_rcpts - FREE_PROBES)).min(Duration::from_secs(5));
+                smol::Timer::after(wait).await;
+            }
+            reply(conn, "550 5.1.1 No such user here").await
+        }
+        Ok(Recipient::ForeignDomain) => reply(conn, "550 5.7.1 Relaying denied").await,
+        Err(e) => {
+            tracing::warn!(error = %e, "recipient lookup failed");
+            reply(conn, "451 4.3.0 Temporary lookup failure; try again later").await
+        }
+    }
+}
+
+async fn data(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope) -> io::Result<()> {
+    if env.from.is_none() || env.rcpts.is_empty() {
+        // RFC 2920 §3.1: with pipelining, DATA after failed RCPTs gets 554.
+        return reply(conn, "554 5.5.1 No valid recipients").await;
+    }
+    if !env.chunks.is_empty() {
+        return reply(conn, "503 5.5.1 DATA cannot follow BDAT").await;
+    }
+    reply(conn, "354 Start mail input; end with <CRLF>.<CRLF>").await?;
+    conn.flush().await?;
+    let mut receiver = DataReceiver::new(ctx.max_message_bytes as usize);
+    loop {
+        let (used, done) = receiver.feed(conn.buffered());
+        conn.consume(used);
+        if done {
+            break;
+        }
+        if with_timeout(DATA_TIMEOUT, conn.fill()).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    if receiver.too_big {
+        env.reset();
+        return reply(
+            conn,
+            &format!(
+                "552 5.3.4 Message size exceeds the limit of {} bytes",
+                ctx.max_message_bytes
+            ),
+        )
+        .await;
+    }
+    let message = receiver.into_message();
+    let answer = deliver(ctx, conn, env, message).await;
+    env.reset();
+    reply(conn, &answer).await
+}
+
+async fn bdat(
+    ctx: &Smtp,
+    conn: &mut Conn,
+    env: &mut Envelope,
+    size: u64,
+    last: bool,
+) -> io::Result<()> {
+    // The chunk is read whatever happens, so the next command is found.
+    let mut left = size;
+    let keep = env.from.is_some() && !env.rcpts.is_empty();
+    while left > 0 {
+        if conn.buffered().is_empty() && with_timeout(DATA_TIMEOUT, conn.fill()).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let take = conn.buffered().len().min(left as usize);
+        if keep && !env.chunks_too_big {
+            if (env.chunks.len() + take) as u64 > ctx.max_message_bytes {
+                env.chunks_too_big = true;
+                env.chunks = Vec::new();
+            } else {
+                env.chunks.extend_from_slice(&conn.buffered()[..take]);
+            }
+        }
+        conn.consume(take);
+        left -= take as u64;
+    }
+    if !keep {
+        return reply(conn, "554 5.5.1 No valid recipients").await;
+    }
+    if !last {
+        return reply(conn, &format!("250 2.0.0 {size} octets received")).await;
+    }
+    if env.chunks_too_big {
+        env.reset();
+        return reply(
+            conn,
+            &format!(
+                "552 5.3.4 Message size exceeds the limit of {} bytes",
+                ctx.max_message_bytes
+            ),
+        )
+        .await;
+    }
+    let message = std::mem::take(&mut env.chunks);
+    let answer = deliver(ctx, conn, env, message).await;
+    env.reset();
+    reply(conn, &answer).await
+}
+
+/// Adds trace headers and hands one copy per recipient to the store; the
+/// reply is 250 only if every copy is durable.
+async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope, body: Vec<u8>) -> String {
+    let id = random_id().unwrap_or_default();
+    let id = &id[..16.min(id.len())];
+    let with = match (env.esmtp, conn.is_tls()) {
+        (true, true) => "ESMTPS",
+        (true, false) => "ESMTP",
+        (false, true) => "SMTPS",
+        (false, false) => "SMTP",
+    };
+    // Privacy: the Received header names the client's HELO, not its address.
+    let trace = format!(
+        "Return-Path: <{}>\r\nReceived: from {} by {} (sealmail) with {with} id {id};\r\n\t{}\r\n",
+        env.from.as_deref().unwrap_or(""),
+        env.helo.as_deref().unwrap_or("unknown"),
+        ctx.hostname,
+        rfc5322_date(now_unix())
+    );
+    let mut message = trace.into_bytes();
+    message.extend_from_slice(&body);
+    let mut worst: Option<String> = None;
+    for rcpt in &env.rcpts {
+        if let Err(e) = ctx.store.deliver(rcpt, message.clone()).await {
+            tracing::warn!(error = %e, "delivery failed");
+            let answer = match e {
+                StoreError::TooBig(n) => {
+                    format!("552 5.3.4 Message size exceeds the limit of {n} bytes")
+                }
+                StoreError::OverQuota => "452 4.2.2 Mailbox full; try again later".to_string(),
+                StoreError::BadMessage(why) => format!("554 5.6.0 Message refused: {why}"),
+                _ => "451 4.3.0 Temporary failure storing the message; try again later".to_string(),
+            };
+            worst.get_or_insert(answer);
+        }
+    }
+    worst.unwrap_or_else(|| format!("250 2.0.0 Message accepted as {id}"))
+}

@@ -1,0 +1,160 @@
+//! The MX against smtplib, swaks and raw sockets: delivery to locked and
+//! unlocked mailboxes, nothing in clear on disk, refusals, STARTTLS,
+//! BDAT, and SMTP smuggling.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sealmail::store::Criteria;
+
+const CANARY: &str = "MxCanary93xq";
+
+fn subjects_matching(env: &Env, addr: &str, needle: &str) -> usize {
+    let (_b, store) = env.store();
+    let s = unlock(&store, addr, "pw");
+    block(s.search("INBOX", Criteria::Subject(needle.into())))
+        .unwrap()
+        .uids
+        .len()
+}
+
+#[test]
+fn smtplib_delivery_refusals_and_smuggling() {
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let out = python(
+        "mx_smtp.py",
+        &[server.smtp.port().to_string(), addr.clone(), CANARY.into()],
+    );
+    assert!(out.contains("0 failed"), "{out}");
+    drop(server);
+    // Nobody was logged in: everything was sealed, nothing is in clear.
+    assert!(files_containing(env.data(), CANARY.as_bytes()).is_empty());
+    assert_eq!(
+        subjects_matching(&env, &addr, CANARY),
+        3,
+        "plain, tls and bdat"
+    );
+    assert_eq!(subjects_matching(&env, &addr, "smuggle-"), 5);
+    assert_eq!(subjects_matching(&env, &addr, "smuggled-"), 0);
+    let (_b, store) = env.store();
+    let s = unlock(&store, &addr, "pw");
+    let uid = block(s.search("INBOX", Criteria::Subject(format!("{CANARY} plain"))))
+        .unwrap()
+        .uids;
+    let what = sealmail::store::FetchWhat {
+        sections: vec![sealmail::store::Section {
+            path: vec![],
+            kind: sealmail::store::SectionKind::Whole,
+        }],
+        ..Default::default()
+    };
+    let raw = block(s.fetch(
+        "INBOX",
+        sealmail::store::UidSet::range(uid[0], uid[0]),
+        what,
+    ))
+    .unwrap();
+    let text = String::from_utf8_lossy(&raw[0].sections[0].1).to_string();
+    assert!(text.starts_with("Return-Path: <a@example.net>\r\nReceived: from client.example.net by mail.example.org (sealmail) with ESMTP id "));
+    assert!(!text.contains("127.0.0.1"), "privacy: no client address");
+    assert!(text.contains("\r\n.leading dot\r\n"), "dot-unstuffing");
+}
+
+/// Sends one message over plain SMTP; returns the final reply.
+fn smtp_send(addr: std::net::SocketAddr, rcpt: &str, subject: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let reply = |r: &mut BufReader<std::net::TcpStream>| loop {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        if l.as_bytes().get(3) != Some(&b'-') {
+            return l.trim_end().to_string();
+        }
+    };
+    reply(&mut r);
+    let body = format!("Subject: {subject}\r\n\r\nhello\r\n.\r\n");
+    for cmd in [
+        "HELO client.example.net".to_string(),
+        "MAIL FROM:<a@example.net>".into(),
+        format!("RCPT TO:<{rcpt}>"),
+        "DATA".into(),
+    ] {
+        w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        reply(&mut r);
+    }
+    w.write_all(body.as_bytes()).unwrap();
+    let last = reply(&mut r);
+    w.write_all(b"QUIT\r\n").unwrap();
+    last
+}
+
+#[test]
+fn delivery_while_the_owner_is_logged_in_goes_straight_to_inbox() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut env = Env::new();
+    env.config.dev = true;
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    // The owner logs in through the server (POP3 here), so its key is held.
+    let pop = std::net::TcpStream::connect(server.pop3).unwrap();
+    let mut r = BufReader::new(pop.try_clone().unwrap());
+    let mut w = pop;
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    w.write_all(format!("USER {addr}\r\nPASS pw\r\n").as_bytes())
+        .unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("+OK maildrop"), "{line}");
+    assert!(smtp_send(server.smtp, &addr, "while logged in").starts_with("250 2.0.0"));
+    let mailbox_id = env.control().alias(&addr).unwrap().unwrap().mailbox_id;
+    let spool = env.data().join("spool").join(&mailbox_id);
+    let sealed = std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(sealed, 0, "not sealed: the key was in memory");
+    w.write_all(b"QUIT\r\n").unwrap();
+    drop(server);
+    assert_eq!(subjects_matching(&env, &addr, "while logged in"), 1);
+}
+
+#[test]
+fn swaks_delivers() {
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let out = std::process::Command::new("swaks")
+        .args([
+            "--to",
+            &addr,
+            "--from",
+            "sender@example.net",
+            "--server",
+            "127.0.0.1",
+        ])
+        .args(["--port", &server.smtp.port().to_string()])
+        .args([
+            "--header",
+            &format!("Subject: swaks {CANARY}"),
+            "--body",
+            "hello from swaks",
+            "--tls",
+        ])
+        .output()
+        .expect("swaks is installed by `make test`");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    drop(server);
+    assert_eq!(subjects_matching(&env, &addr, "swaks"), 1);
+}
