@@ -1,0 +1,126 @@
+//! kill -9 of the server while ten clients send: every message that got
+//! 250 is there after restart, and none is there twice.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use sealmail::store::{FetchWhat, Section, SectionKind, UidSet};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(env: &Env) -> Child {
+    let child = env
+        .bin()
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(env.config.listen.smtp).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Runs the load, kills the server after `after`, returns the acked IDs.
+fn load_and_kill(env: &Env, addr: &str, tag: &str, pop: bool, after: Duration) -> Vec<String> {
+    let mut server = start(env);
+    let out = env.data().join(format!("acked-{tag}"));
+    let pop_port = if pop {
+        env.config.listen.pop3.port().to_string()
+    } else {
+        "-".into()
+    };
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/mx_load.py");
+    let mut load = std::process::Command::new("python3")
+        .arg(script)
+        .args([
+            &env.config.listen.smtp.port().to_string(),
+            &pop_port,
+            addr,
+            "pw",
+            "10",
+            "100",
+            tag,
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    assert!(load.wait().unwrap().success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn killed_server_keeps_every_acknowledged_message_once() {
+    let mut env = Env::new();
+    env.config.dev = true;
+    let text = std::fs::read_to_string(&env.config.file).unwrap();
+    let (smtp, pop3) = (free_port(), free_port());
+    let text = text
+        .replace("dev = false", "dev = true")
+        .replace("\"0.0.0.0:25\"", &format!("\"127.0.0.1:{smtp}\""))
+        .replace("\"0.0.0.0:110\"", &format!("\"127.0.0.1:{pop3}\""));
+    let text = ["587", "465", "143", "993", "995"]
+        .iter()
+        .fold(text, |t, p| {
+            t.replace(&format!("\"0.0.0.0:{p}\""), "\"127.0.0.1:0\"")
+        });
+    std::fs::write(&env.config.file, text).unwrap();
+    env.config = sealmail::config::Config::load(env.data()).unwrap();
+    let addr = env.alias("ann", "pw");
+
+    let mut acked = load_and_kill(&env, &addr, "sealed", false, Duration::from_millis(1500));
+    acked.extend(load_and_kill(
+        &env,
+        &addr,
+        "inbox",
+        true,
+        Duration::from_millis(1500),
+    ));
+    eprintln!("{} messages acknowledged before the kills", acked.len());
+    assert!(
+        acked.len() > 50,
+        "the load made progress before the kills ({})",
+        acked.len()
+    );
+
+    let (_b, store) = env.store();
+    let s = unlock(&store, &addr, "pw");
+    let what = FetchWhat {
+        sections: vec![Section {
+            path: vec![],
+            kind: SectionKind::Header,
+        }],
+        ..Default::default()
+    };
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for m in block(s.fetch("INBOX", UidSet::all(), what)).unwrap() {
+        let h = String::from_utf8_lossy(&m.sections[0].1).to_string();
+        if let Some(id) = h.lines().find_map(|l| l.strip_prefix("Message-ID: ")) {
+            *seen.entry(id.to_string()).or_default() += 1;
+        }
+    }
+    for id in &acked {
+        assert!(seen.contains_key(id), "{id} got 250 but is missing");
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "duplicated: {dups:?}");
+}
