@@ -40,6 +40,7 @@ fn main() {
         .unwrap_or(100_000);
     search_bench(&tmp, n);
     pop3_bench(&tmp, n);
+    mx_bench(&tmp);
     if std::env::var_os("BENCH_KEEP").is_some() {
         println!("kept {}", tmp.display());
     } else {
@@ -490,4 +491,105 @@ fn pop3_bench(tmp: &Path, big: usize) {
             c.cmd("QUIT");
         }
     });
+}
+
+/// One SMTP sender: `count` transactions on one connection.
+fn mx_sender(addr: std::net::SocketAddr, rcpt: &str, id: usize, count: usize) {
+    use std::io::{BufRead, BufReader, Write};
+    let s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut w = s;
+    let reply = |r: &mut BufReader<std::net::TcpStream>| loop {
+        let mut l = String::new();
+        r.read_line(&mut l).expect("read");
+        if l.as_bytes().get(3) != Some(&b'-') {
+            return l;
+        }
+    };
+    reply(&mut r);
+    w.write_all(b"EHLO bench.example.net\r\n").expect("write");
+    reply(&mut r);
+    let mut rng = id as u64 + 1;
+    for i in 0..count {
+        let body = message(id * 100_000 + i, 4096, &mut rng);
+        // Pipelined envelope (RFC 2920), then the data.
+        w.write_all(
+            format!("MAIL FROM:<s{id}@example.net>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n").as_bytes(),
+        )
+        .expect("write");
+        for _ in 0..3 {
+            reply(&mut r);
+        }
+        w.write_all(&body).expect("write");
+        w.write_all(b".\r\n").expect("write");
+        let last = reply(&mut r);
+        assert!(last.starts_with("250"), "{last}");
+    }
+    w.write_all(b"QUIT\r\n").expect("write");
+}
+
+fn mx_bench(tmp: &Path) {
+    let data = tmp.join("mx");
+    sealmail::app::init(&data, "bench.example.org", true).expect("init");
+    let mut config = sealmail::config::Config::load(&data).expect("config");
+    let mut control = sealmail::app::open_control(&config).expect("control");
+    control.add_domain("example.org").expect("domain");
+    for i in 0..10 {
+        control
+            .add_alias(
+                &format!("user{i}@example.org"),
+                Some("pw"),
+                KdfParams::default(),
+            )
+            .expect("alias");
+    }
+    drop(control);
+    // Baseline: the store's own sealed delivery, same messages, no network.
+    let (_b, store) = sealmail::app::open_store(&config).expect("store");
+    let per = 200;
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for id in 0..10 {
+            let store = store.clone();
+            scope.spawn(move || {
+                let mut rng = id as u64 + 7;
+                for i in 0..per {
+                    let m = message(i, 4096, &mut rng);
+                    smol::block_on(store.deliver(&format!("user{id}@example.org"), m))
+                        .expect("deliver");
+                }
+            });
+        }
+    });
+    let direct = (10 * per) as f64 / t.elapsed().as_secs_f64();
+    config.listen.smtp = "127.0.0.1:0".parse().expect("addr");
+    config.listen.pop3 = "127.0.0.1:0".parse().expect("addr");
+    config.listen.pop3s = "127.0.0.1:0".parse().expect("addr");
+    let listeners = sealmail::app::Listeners::bind(&config).expect("bind");
+    let addr = listeners.smtp.get_ref().local_addr().expect("addr");
+    let (tx, rx) = async_channel::bounded::<()>(1);
+    let config = Arc::new(config);
+    let server = std::thread::spawn(move || {
+        smol::block_on(sealmail::app::run(config, listeners, async move {
+            let _ = rx.recv().await;
+        }))
+        .expect("server");
+    });
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for id in 0..10 {
+            scope.spawn(move || mx_sender(addr, &format!("user{id}@example.org"), id, per));
+        }
+    });
+    let smtp = (10 * per) as f64 / t.elapsed().as_secs_f64();
+    let _ = tx.try_send(());
+    let _ = server.join();
+    println!(
+        "\nMX: 10 senders x {per} messages of 4 KiB, sealed to owners who are away, each 250 durable: {smtp:.0} msgs/s \
+         (the store alone, same deliveries without SMTP: {direct:.0} msgs/s, ratio {:.2}); \
+         goal >= 1,300 (2x Postfix->Dovecot LMTP's ~650), aim 2,000: {}",
+        smtp / direct,
+        ok(smtp >= 1300.0)
+    );
 }

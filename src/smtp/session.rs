@@ -31,6 +31,8 @@ struct Envelope {
     helo: Option<String>,
     esmtp: bool,
     from: Option<String>,
+    /// MAIL carried SMTPUTF8 (RFC 6531): non-ASCII addresses allowed.
+    smtputf8: bool,
     rcpts: Vec<String>,
     unknown_rcpts: u32,
     /// BDAT chunks so far, and whether they already went over the limit.
@@ -41,6 +43,7 @@ struct Envelope {
 impl Envelope {
     fn reset(&mut self) {
         self.from = None;
+        self.smtputf8 = false;
         self.rcpts.clear();
         self.chunks = Vec::new();
         self.chunks_too_big = false;
@@ -136,7 +139,25 @@ async fn step(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, line: &[u8]) -> i
         {
             reply(conn, "503 5.5.1 Send EHLO or HELO first").await?;
         }
-        Command::Mail { from, size, .. } => mail(ctx, conn, env, from, size).await?,
+        Command::Mail {
+            from,
+            size,
+            smtputf8,
+        } => {
+            if !smtputf8 && !from.is_ascii() {
+                reply(
+                    conn,
+                    "553 5.6.7 A non-ASCII address needs the SMTPUTF8 parameter",
+                )
+                .await?;
+            } else {
+                env.smtputf8 = smtputf8;
+                mail(ctx, conn, env, from, size).await?;
+            }
+        }
+        Command::Rcpt(to) if !env.smtputf8 && !to.is_ascii() => {
+            reply(conn, "553 5.6.7 A non-ASCII address needs SMTPUTF8 on MAIL").await?;
+        }
         Command::Rcpt(to) => rcpt(ctx, conn, env, to).await?,
         Command::Data => data(ctx, conn, env).await?,
         Command::Bdat { size, last } => bdat(ctx, conn, env, size, last).await?,
