@@ -13,7 +13,7 @@ run: deps
 	$(CARGO) run --release --bin sealmail -- serve --dev
 
 # System packages the build and tests need (Debian). Skipped when present.
-DEB_PACKAGES = libssl-dev pkg-config curl fetchmail swaks python3
+DEB_PACKAGES = libssl-dev pkg-config curl fetchmail swaks openssl python3
 
 deps:
 	@missing=""; \
@@ -26,7 +26,15 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-test: deps
+# Python peers for the tests: a DNS server (dnslib) and an independent DKIM
+# signer (dkimpy), in a virtualenv under target/ (rebuilt by `cargo clean`).
+PYENV = target/pyenv
+$(PYENV)/.installed:
+	python3 -m venv $(PYENV)
+	$(PYENV)/bin/pip install -q --disable-pip-version-check dnslib==0.9.26 dkimpy==1.1.8
+	touch $@
+
+test: deps $(PYENV)/.installed
 	$(CARGO) test --all-targets
 
 fmt:

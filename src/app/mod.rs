@@ -198,7 +198,24 @@ pub async fn run(
         dev: config.dev,
     });
     let mut tasks = Vec::new();
+    let auth = if config.mx.check_senders {
+        match smtp::InboundAuth::new(
+            &config.hostname,
+            &config.mx.nameservers,
+            config.mx.dmarc_reject,
+        ) {
+            Ok(a) => Some(Arc::new(a)),
+            Err(e) => {
+                // Mail still flows; the operator is told loudly why checks are off.
+                tracing::error!(error = %e, "SPF/DKIM/DMARC checks are OFF: set mx.nameservers in sealmail.toml");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let smtp = Arc::new(Smtp {
+        auth,
         store: pop3.store.clone(),
         tls: pop3.tls.clone(),
         hostname: config.hostname.clone(),

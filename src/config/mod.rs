@@ -99,6 +99,18 @@ pub struct Config {
     pub limits: Limits,
     /// Concurrent connections one client address may hold, all protocols.
     pub connections_per_ip: usize,
+    pub mx: Mx,
+}
+
+/// Inbound mail checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mx {
+    /// Run SPF, DKIM and DMARC on inbound mail.
+    pub check_senders: bool,
+    /// Refuse mail failing DMARC under `p=reject` (550 5.7.1).
+    pub dmarc_reject: bool,
+    /// DNS servers for the checks; empty means /etc/resolv.conf.
+    pub nameservers: Vec<SocketAddr>,
 }
 
 /// Renders the template for a new data directory.
@@ -244,7 +256,30 @@ impl Validator<'_> {
             1,
             100_000,
         )? as usize;
+        let mx = raw.mx.unwrap_or_default();
+        let mut nameservers = Vec::new();
+        for n in mx.nameservers.unwrap_or_default() {
+            let addr = n.parse::<SocketAddr>().or_else(|_| {
+                n.parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, 53))
+            });
+            match addr {
+                Ok(a) => nameservers.push(a),
+                Err(_) => {
+                    return self.err(
+                        "mx.nameservers",
+                        format!("{n:?} is not an IP address or address:port"),
+                    );
+                }
+            }
+        }
+        let mx = Mx {
+            check_senders: mx.check_senders.unwrap_or(true),
+            dmarc_reject: mx.dmarc_reject.unwrap_or(true),
+            nameservers,
+        };
         Ok(Config {
+            mx,
             connections_per_ip,
             file: self.file.to_path_buf(),
             data_dir: data_dir.to_path_buf(),

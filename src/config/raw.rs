@@ -14,6 +14,15 @@ pub struct Raw {
     pub tls: Option<Tls>,
     pub keys: Option<Keys>,
     pub limits: Option<Limits>,
+    pub mx: Option<Mx>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mx {
+    pub check_senders: Option<bool>,
+    pub dmarc_reject: Option<bool>,
+    pub nameservers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,7 +7,10 @@
 //! is durable; only `<CRLF>.<CRLF>` ends DATA; a command pipelined after
 //! STARTTLS is discarded; never relays (a foreign recipient gets 550 5.7.1).
 
+mod auth;
 mod session;
+
+pub use auth::InboundAuth;
 
 use futures_rustls::TlsAcceptor;
 
@@ -18,6 +21,8 @@ pub use session::serve;
 /// What every SMTP connection shares.
 pub struct Smtp {
     pub store: Store,
+    /// SPF/DKIM/DMARC checks; `None` when `mx.check_senders` is off.
+    pub auth: Option<std::sync::Arc<InboundAuth>>,
     pub tls: TlsAcceptor,
     pub hostname: String,
     pub max_message_bytes: u64,

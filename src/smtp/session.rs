@@ -393,6 +393,27 @@ async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope, body: Vec<u8>) -> Stri
         rfc5322_date(now_unix())
     );
     let mut message = trace.into_bytes();
+    if let Some(auth) = &ctx.auth {
+        let helo = env.helo.as_deref().unwrap_or("");
+        let verdict = auth
+            .check(
+                conn.peer.ip(),
+                helo,
+                env.from.as_deref().unwrap_or(""),
+                &body,
+            )
+            .await;
+        if verdict.dmarc_reject {
+            return "550 5.7.1 Rejected: the sender's domain publishes a DMARC reject policy and this message fails it"
+                .to_string();
+        }
+        // Above this hop's Received header, with it (RFC 8601 §2.1).
+        let at = message
+            .windows(10)
+            .position(|w| w == b"Received: ")
+            .unwrap_or(0);
+        message.splice(at..at, verdict.header.into_bytes());
+    }
     message.extend_from_slice(&body);
     let mut worst: Option<String> = None;
     for rcpt in &env.rcpts {

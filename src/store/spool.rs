@@ -5,7 +5,7 @@
 //! Imports `util` and age. Invariants: a spool file appears only whole
 //! (temp file, fsync, rename, directory fsync) and only sealed; the server
 //! never holds the identity that opens it except during an unlock; file
-//! names are `<unix time>-<random>.age` so they sort by arrival and never
+//! names are `<unix time>-<nanoseconds>-<random>.age` so they sort by arrival and never
 //! collide.
 
 use std::fs;
@@ -48,7 +48,16 @@ pub fn seal(
         create_private_dir(&d)?;
         crate::util::fsync_dir(d.parent().unwrap_or(data))?;
     }
-    let path = d.join(format!("{:012}-{}.age", now_unix(), random_id()?));
+    // Seconds, then nanoseconds: names sort in arrival order, so the import
+    // keeps it.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let path = d.join(format!(
+        "{:012}-{nanos:09}-{}.age",
+        now_unix(),
+        random_id()?
+    ));
     write_durable(&path, &sealed, 0o600)?;
     Ok(path)
 }

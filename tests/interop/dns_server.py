@@ -1,0 +1,49 @@
+"""A small authoritative DNS server for tests (dnslib), on 127.0.0.1 UDP
+and TCP. Zone: JSON {"name": [["TXT"|"A"|"MX", "value"], ...]}. Names not in
+the zone get NXDOMAIN.
+
+usage: dns_server.py PORT ZONE.json   (prints "ready" once listening)
+"""
+import json
+import os
+import sys
+import time
+
+from dnslib import MX, QTYPE, RCODE, RR, TXT, A
+from dnslib.server import BaseResolver, DNSServer
+
+port, zone_file = int(sys.argv[1]), sys.argv[2]
+with open(zone_file) as f:
+    zone = {k.lower().rstrip("."): v for k, v in json.load(f).items()}
+
+
+class Resolver(BaseResolver):
+    def resolve(self, request, handler):
+        reply = request.reply()
+        name = str(request.q.qname).rstrip(".").lower()
+        qtype = QTYPE[request.q.qtype]
+        if name not in zone:
+            reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+        for rtype, value in zone[name]:
+            if rtype != qtype:
+                continue
+            if rtype == "TXT":
+                chunks = [value[i:i + 255].encode() for i in range(0, len(value), 255)]
+                rdata = TXT(chunks)
+            elif rtype == "A":
+                rdata = A(value)
+            else:
+                rdata = MX(value)
+            reply.add_answer(RR(request.q.qname, QTYPE.reverse[rtype], rdata=rdata, ttl=60))
+        return reply
+
+
+for tcp in (False, True):
+    DNSServer(Resolver(), port=port, address="127.0.0.1", tcp=tcp).start_thread()
+print("ready", flush=True)
+# The test stops reading after "ready"; dnslib's request log must not hit a
+# closed pipe.
+sys.stdout = open(os.devnull, "w")
+while True:
+    time.sleep(3600)

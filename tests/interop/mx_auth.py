@@ -1,0 +1,57 @@
+"""Sends DKIM-signed (dkimpy), forged and unsigned mail to sealmail's MX,
+whose SPF/DKIM/DMARC checks ask the test's loopback DNS server.
+
+usage: mx_auth.py SMTP_PORT ALIAS KEY.pem
+"""
+import smtplib
+import sys
+
+import dkim
+
+port, alias, key_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+key = open(key_file, "rb").read()
+passed = failed = 0
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL {name}: {detail!r}")
+
+
+def message(sender, subject, body="hello\r\n"):
+    return (f"From: {sender}\r\nTo: {alias}\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{subject}@test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\n{body}").encode()
+
+
+def signed(sender, subject, body="hello\r\n"):
+    m = message(sender, subject, body)
+    sig = dkim.sign(m, b"sel", b"good.test", key, include_headers=[b"from", b"to", b"subject", b"message-id"],
+                    canonicalize=(b"relaxed", b"relaxed"))
+    return sig + m
+
+
+def send(sender, data):
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+        s.ehlo("good.test")
+        try:
+            s.sendmail(sender, [alias], data)
+            return 250, b""
+        except smtplib.SMTPDataError as e:
+            return e.smtp_code, e.smtp_error
+
+
+code, _ = send("a@good.test", signed("a@good.test", "authpass"))
+check("signed from an SPF-permitted host is accepted", code == 250)
+forged = signed("a@good.test", "authforged").replace(b"hello", b"HELLO")
+code, _ = send("a@good.test", forged)
+check("altered body still accepted (SPF aligns)", code == 250)
+code, text = send("x@strict.test", message("x@strict.test", "authreject"))
+check("DMARC p=reject failure refused", code == 550 and text.startswith(b"5.7.1"), (code, text))
+code, _ = send("y@nopolicy.test", message("y@nopolicy.test", "authnone"))
+check("no records at all is accepted", code == 250)
+print(f"mx auth: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)

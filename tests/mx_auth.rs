@@ -1,0 +1,177 @@
+//! SPF, DKIM and DMARC on inbound mail, against a DNS server on loopback
+//! and signatures made by dkimpy (a different implementation from the
+//! verifier's).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use sealmail::store::{Criteria, FetchWhat, Section, SectionKind, UidSet};
+
+/// The Python with dnslib and dkimpy that `make test` installs.
+fn venv_python() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python3");
+    assert!(
+        p.exists(),
+        "{} is missing: run `make test`, which installs dnslib and dkimpy",
+        p.display()
+    );
+    p
+}
+
+struct Dns(Child);
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dkim_key(dir: &Path) -> (PathBuf, String) {
+    let key = dir.join("dkim.pem");
+    let ok = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let der = Command::new("openssl")
+        .args(["rsa", "-pubout", "-outform", "DER", "-in"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    use base64::Engine;
+    (
+        key,
+        base64::engine::general_purpose::STANDARD.encode(der.stdout),
+    )
+}
+
+fn start_dns(dir: &Path, public: &str) -> (Dns, u16) {
+    let zone = serde_json::json!({
+        "good.test": [["TXT", "v=spf1 ip4:127.0.0.1 -all"]],
+        "sel._domainkey.good.test": [["TXT", format!("v=DKIM1; k=rsa; p={public}")]],
+        "_dmarc.good.test": [["TXT", "v=DMARC1; p=reject"]],
+        "strict.test": [["TXT", "v=spf1 ip4:192.0.2.1 -all"]],
+        "_dmarc.strict.test": [["TXT", "v=DMARC1; p=reject"]],
+    });
+    let file = dir.join("zone.json");
+    std::fs::write(&file, zone.to_string()).unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/dns_server.py");
+    let mut child = Command::new(venv_python())
+        .arg(script)
+        .arg(port.to_string())
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    (Dns(child), port)
+}
+
+fn header_of(env: &Env, addr: &str, subject: &str) -> String {
+    let (_b, store) = env.store();
+    let s = unlock(&store, addr, "pw");
+    let uids = block(s.search("INBOX", Criteria::Subject(subject.into())))
+        .unwrap()
+        .uids;
+    assert_eq!(uids.len(), 1, "{subject}");
+    let what = FetchWhat {
+        sections: vec![Section {
+            path: vec![],
+            kind: SectionKind::Header,
+        }],
+        ..Default::default()
+    };
+    let got = block(s.fetch("INBOX", UidSet::range(uids[0], uids[0]), what)).unwrap();
+    String::from_utf8_lossy(&got[0].sections[0].1).to_string()
+}
+
+#[test]
+fn spf_dkim_dmarc_pass_fail_and_reject() {
+    let work = tempfile::tempdir().unwrap();
+    let (key, public) = dkim_key(work.path());
+    let (_dns, port) = start_dns(work.path(), &public);
+    let mut env = Env::new();
+    env.config.mx.check_senders = true;
+    env.config.mx.nameservers = vec![format!("127.0.0.1:{port}").parse().unwrap()];
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/mx_auth.py");
+    let out = Command::new(venv_python())
+        .arg(script)
+        .arg(server.smtp.port().to_string())
+        .arg(&addr)
+        .arg(&key)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    drop(server);
+
+    if let Ok(dump) = std::env::var("MX_AUTH_DUMP") {
+        let (_b, store) = env.store();
+        let s = unlock(&store, &addr, "pw");
+        let what = FetchWhat {
+            sections: vec![Section {
+                path: vec![],
+                kind: SectionKind::Whole,
+            }],
+            ..Default::default()
+        };
+        let uid = block(s.search("INBOX", Criteria::Subject("authpass".into())))
+            .unwrap()
+            .uids[0];
+        let got = block(s.fetch("INBOX", UidSet::range(uid, uid), what)).unwrap();
+        std::fs::write(dump, &got[0].sections[0].1).unwrap();
+    }
+    let pass = header_of(&env, &addr, "authpass");
+    assert!(
+        pass.starts_with("Return-Path: <a@good.test>\r\nAuthentication-Results: mail.example.org;"),
+        "{pass}"
+    );
+    for want in ["dkim=pass", "spf=pass", "dmarc=pass"] {
+        assert!(pass.contains(want), "{want} in {pass}");
+    }
+    let forged = header_of(&env, &addr, "authforged");
+    // mail-auth reports a body-hash mismatch as neutral; either way not a pass.
+    assert!(
+        !forged.contains("dkim=pass") && forged.contains("body hash did not verify"),
+        "{forged}"
+    );
+    assert!(
+        forged.contains("spf=pass") && forged.contains("dmarc=pass"),
+        "{forged}"
+    );
+    let none = header_of(&env, &addr, "authnone");
+    assert!(
+        none.contains("spf=none") && none.contains("dmarc=none"),
+        "{none}"
+    );
+    let (_b, store) = env.store();
+    let s = unlock(&store, &addr, "pw");
+    assert!(
+        block(s.search("INBOX", Criteria::Subject("authreject".into())))
+            .unwrap()
+            .uids
+            .is_empty()
+    );
+}
