@@ -407,6 +407,8 @@ fn with_server<T>(
     f: impl FnOnce(std::net::SocketAddr) -> T,
 ) -> T {
     let mut config = config;
+    // Loopback only: no SPF/DKIM/DMARC lookups to outside resolvers.
+    config.mx.check_senders = false;
     config.listen.smtp = "127.0.0.1:0".parse().expect("addr");
     config.listen.pop3 = "127.0.0.1:0".parse().expect("addr");
     config.listen.pop3s = "127.0.0.1:0".parse().expect("addr");
@@ -533,6 +535,8 @@ fn mx_bench(tmp: &Path) {
     let data = tmp.join("mx");
     sealmail::app::init(&data, "bench.example.org", true).expect("init");
     let mut config = sealmail::config::Config::load(&data).expect("config");
+    // Loopback only: no SPF/DKIM/DMARC lookups to outside resolvers.
+    config.mx.check_senders = false;
     let mut control = sealmail::app::open_control(&config).expect("control");
     control.add_domain("example.org").expect("domain");
     for i in 0..10 {
