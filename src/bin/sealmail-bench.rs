@@ -402,9 +402,11 @@ impl Pop3Client {
     }
 }
 
+/// Runs a server on loopback port 0 while `f` gets its (SMTP, POP3)
+/// addresses.
 fn with_server<T>(
     config: sealmail::config::Config,
-    f: impl FnOnce(std::net::SocketAddr) -> T,
+    f: impl FnOnce(std::net::SocketAddr, std::net::SocketAddr) -> T,
 ) -> T {
     let mut config = config;
     // Loopback only: no SPF/DKIM/DMARC lookups to outside resolvers.
@@ -413,7 +415,8 @@ fn with_server<T>(
     config.listen.pop3 = "127.0.0.1:0".parse().expect("addr");
     config.listen.pop3s = "127.0.0.1:0".parse().expect("addr");
     let listeners = sealmail::app::Listeners::bind(&config).expect("bind");
-    let addr = listeners.pop3.get_ref().local_addr().expect("addr");
+    let smtp = listeners.smtp.get_ref().local_addr().expect("addr");
+    let pop3 = listeners.pop3.get_ref().local_addr().expect("addr");
     let (tx, rx) = async_channel::bounded::<()>(1);
     let config = Arc::new(config);
     let server = std::thread::spawn(move || {
@@ -422,7 +425,7 @@ fn with_server<T>(
         }))
         .expect("server");
     });
-    let out = f(addr);
+    let out = f(smtp, pop3);
     let _ = tx.try_send(());
     let _ = server.join();
     out
@@ -454,7 +457,7 @@ fn pop3_bench(tmp: &Path, big: usize) {
     }
     let direct_rate = direct as f64 / t.elapsed().as_secs_f64() / 1e6;
     drop(s);
-    let pop3_rate = with_server(config, |addr| {
+    let pop3_rate = with_server(config, |_, addr| {
         let mut c = Pop3Client::connect(addr);
         c.cmd("USER ann@example.org");
         assert!(c.cmd("PASS pw").starts_with("+OK"));
@@ -473,7 +476,7 @@ fn pop3_bench(tmp: &Path, big: usize) {
         pop3_rate / direct_rate
     );
     let config = pop3_mailbox(tmp, "pop3-stat", big, 512);
-    with_server(config, |addr| {
+    with_server(config, |_, addr| {
         for round in ["cold key", "warm key"] {
             let mut c = Pop3Client::connect(addr);
             c.cmd("USER ann@example.org");
@@ -534,9 +537,7 @@ fn mx_sender(addr: std::net::SocketAddr, rcpt: &str, id: usize, count: usize) {
 fn mx_bench(tmp: &Path) {
     let data = tmp.join("mx");
     sealmail::app::init(&data, "bench.example.org", true).expect("init");
-    let mut config = sealmail::config::Config::load(&data).expect("config");
-    // Loopback only: no SPF/DKIM/DMARC lookups to outside resolvers.
-    config.mx.check_senders = false;
+    let config = sealmail::config::Config::load(&data).expect("config");
     let mut control = sealmail::app::open_control(&config).expect("control");
     control.add_domain("example.org").expect("domain");
     for i in 0..10 {
@@ -567,28 +568,15 @@ fn mx_bench(tmp: &Path) {
         }
     });
     let direct = (10 * per) as f64 / t.elapsed().as_secs_f64();
-    config.listen.smtp = "127.0.0.1:0".parse().expect("addr");
-    config.listen.pop3 = "127.0.0.1:0".parse().expect("addr");
-    config.listen.pop3s = "127.0.0.1:0".parse().expect("addr");
-    let listeners = sealmail::app::Listeners::bind(&config).expect("bind");
-    let addr = listeners.smtp.get_ref().local_addr().expect("addr");
-    let (tx, rx) = async_channel::bounded::<()>(1);
-    let config = Arc::new(config);
-    let server = std::thread::spawn(move || {
-        smol::block_on(sealmail::app::run(config, listeners, async move {
-            let _ = rx.recv().await;
-        }))
-        .expect("server");
+    let smtp = with_server(config, |addr, _| {
+        let t = Instant::now();
+        std::thread::scope(|scope| {
+            for id in 0..10 {
+                scope.spawn(move || mx_sender(addr, &format!("user{id}@example.org"), id, per));
+            }
+        });
+        (10 * per) as f64 / t.elapsed().as_secs_f64()
     });
-    let t = Instant::now();
-    std::thread::scope(|scope| {
-        for id in 0..10 {
-            scope.spawn(move || mx_sender(addr, &format!("user{id}@example.org"), id, per));
-        }
-    });
-    let smtp = (10 * per) as f64 / t.elapsed().as_secs_f64();
-    let _ = tx.try_send(());
-    let _ = server.join();
     println!(
         "\nMX: 10 senders x {per} messages of 4 KiB, sealed to owners who are away, each 250 durable: {smtp:.0} msgs/s \
          (the store alone, same deliveries without SMTP: {direct:.0} msgs/s, ratio {:.2}); \

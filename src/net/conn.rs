@@ -234,6 +234,62 @@ impl Conn {
     }
 }
 
+/// What a session's read loop gets next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    Line(Vec<u8>),
+    /// An overlong line was read and dropped.
+    TooLong,
+    /// The client closed the connection, or it failed.
+    Closed,
+    /// Nothing arrived within the state's timeout.
+    TimedOut,
+    /// The server is stopping.
+    Shutdown,
+}
+
+impl Conn {
+    /// The next command line, bounded by `max` bytes and `timeout`, or the
+    /// news that the server is stopping.
+    pub async fn next_line(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        stop: &async_channel::Receiver<()>,
+    ) -> Incoming {
+        let read = async {
+            match with_timeout(timeout, self.read_line(max)).await {
+                Ok(Line::Complete(l)) => Incoming::Line(l),
+                Ok(Line::TooLong) => Incoming::TooLong,
+                Ok(Line::Eof) => Incoming::Closed,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => Incoming::TimedOut,
+                Err(_) => Incoming::Closed,
+            }
+        };
+        let stopped = async {
+            let _ = stop.recv().await;
+            Incoming::Shutdown
+        };
+        futures_lite::future::or(read, stopped).await
+    }
+
+    /// Queues one reply line with its CRLF.
+    pub async fn reply(&mut self, line: &str) -> io::Result<()> {
+        self.write_all(line.as_bytes()).await?;
+        self.write_all(b"\r\n").await
+    }
+
+    /// Flushes, unless a pipelined command is already waiting (its reply
+    /// then goes out in the same write).
+    pub async fn flush_unless_pipelined(&mut self) -> io::Result<()> {
+        if self.has_buffered_line() {
+            Ok(())
+        } else {
+            self.flush().await
+        }
+    }
+}
+
 /// Runs `fut`, failing with `TimedOut` after `d`.
 pub async fn with_timeout<T>(
     d: Duration,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::Pop3;
 use super::maildrop::{Maildrop, stuffed};
-use crate::net::conn::{Conn, Line, Stream, accept_tls};
+use crate::net::conn::{Conn, Incoming, Line, Stream, accept_tls};
 use crate::net::listener::Accepted;
 use crate::proto::pop3::{self as proto, Command};
 use crate::store::StoreError;
@@ -60,38 +60,25 @@ pub async fn serve(
             State::Authorization { .. } => AUTH_TIMEOUT,
             State::Transaction(_) => IDLE_TIMEOUT,
         };
-        let line = futures_lite::future::or(
-            async {
-                crate::net::conn::with_timeout(timeout, conn.read_line(proto::MAX_LINE))
-                    .await
-                    .map(Some)
-            },
-            async {
-                let _ = stop.recv().await;
-                Ok(None)
-            },
-        )
-        .await;
-        let next = match line {
-            Ok(Some(Line::Complete(l))) => step(&ctx, &mut conn, &mut state, &l).await,
-            Ok(Some(Line::TooLong)) => reply(&mut conn, "-ERR line too long")
+        let next = match conn.next_line(proto::MAX_LINE, timeout, &stop).await {
+            Incoming::Line(l) => step(&ctx, &mut conn, &mut state, &l).await,
+            Incoming::TooLong => conn
+                .reply("-ERR line too long")
                 .await
                 .map(|()| Next::Continue),
-            Ok(None) => {
-                let _ = reply(
-                    &mut conn,
-                    "-ERR [SYS/TEMP] server shutting down; nothing was deleted",
-                )
-                .await;
+            Incoming::Shutdown => {
+                let _ = conn
+                    .reply("-ERR [SYS/TEMP] server shutting down; nothing was deleted")
+                    .await;
                 break;
             }
-            Ok(Some(Line::Eof)) | Err(_) => break,
+            Incoming::TimedOut | Incoming::Closed => break,
         };
         match next {
             Ok(Next::Continue) => {}
             Ok(Next::Quit) | Err(_) => break,
         }
-        if !conn.has_buffered_line() && conn.flush().await.is_err() {
+        if conn.flush_unless_pipelined().await.is_err() {
             break;
         }
     }
@@ -99,25 +86,20 @@ pub async fn serve(
     conn.close().await;
 }
 
-async fn reply(conn: &mut Conn, line: &str) -> io::Result<()> {
-    conn.write_all(line.as_bytes()).await?;
-    conn.write_all(b"\r\n").await
-}
-
 /// Runs one command line.
 async fn step(ctx: &Pop3, conn: &mut Conn, state: &mut State, line: &[u8]) -> io::Result<Next> {
     let cmd = match proto::parse(line) {
         Ok(c) => c,
         Err(e) => {
-            reply(conn, &format!("-ERR {e}")).await?;
+            conn.reply(&format!("-ERR {e}")).await?;
             return Ok(Next::Continue);
         }
     };
     match (cmd, &mut *state) {
         (Command::Capa, _) => capa(ctx, conn, state).await,
-        (Command::Noop, State::Transaction(_)) => reply(conn, "+OK").await,
+        (Command::Noop, State::Transaction(_)) => conn.reply("+OK").await,
         (Command::Quit, State::Authorization { .. }) => {
-            reply(conn, "+OK sealmail POP3 signing off").await?;
+            conn.reply("+OK sealmail POP3 signing off").await?;
             return Ok(Next::Quit);
         }
         (Command::Quit, State::Transaction(_)) => {
@@ -128,17 +110,15 @@ async fn step(ctx: &Pop3, conn: &mut Conn, state: &mut State, line: &[u8]) -> io
             };
             match drop_.update().await {
                 Ok(n) => {
-                    reply(
-                        conn,
-                        &format!("+OK sealmail POP3 signing off ({n} messages deleted)"),
-                    )
+                    conn.reply(&format!(
+                        "+OK sealmail POP3 signing off ({n} messages deleted)"
+                    ))
                     .await?
                 }
                 Err(e) => {
-                    reply(
-                        conn,
-                        &format!("-ERR [SYS/TEMP] some deleted messages were not removed: {e}"),
-                    )
+                    conn.reply(&format!(
+                        "-ERR [SYS/TEMP] some deleted messages were not removed: {e}"
+                    ))
                     .await?
                 }
             }
@@ -195,9 +175,9 @@ async fn authorization(
     cmd: Command,
 ) -> io::Result<Option<Maildrop>> {
     match cmd {
-        Command::Stls if conn.is_tls() => reply(conn, "-ERR TLS is already active").await?,
+        Command::Stls if conn.is_tls() => conn.reply("-ERR TLS is already active").await?,
         Command::Stls => {
-            reply(conn, "+OK begin TLS negotiation").await?;
+            conn.reply("+OK begin TLS negotiation").await?;
             conn.flush().await?;
             conn.start_tls(&ctx.tls, TLS_TIMEOUT).await?;
             *user = None;
@@ -205,20 +185,21 @@ async fn authorization(
         Command::User(_) | Command::Pass(_) | Command::Auth(Some(_))
             if !auth_allowed(ctx, conn) =>
         {
-            reply(conn, NEED_TLS).await?;
+            conn.reply(NEED_TLS).await?;
         }
         Command::User(name) => {
             *user = Some(name);
-            reply(conn, "+OK send PASS").await?;
+            conn.reply("+OK send PASS").await?;
         }
         Command::Pass(pw) => match user.take() {
             Some(name) => return login(ctx, conn, &name, &pw).await,
-            None => reply(conn, "-ERR send USER first").await?,
+            None => conn.reply("-ERR send USER first").await?,
         },
         Command::Auth(None) => conn.write_all(b"+OK\r\nPLAIN\r\n.\r\n").await?,
         Command::Auth(Some((mech, initial))) => {
             if mech != "PLAIN" {
-                reply(conn, "-ERR unsupported SASL mechanism; PLAIN is offered").await?;
+                conn.reply("-ERR unsupported SASL mechanism; PLAIN is offered")
+                    .await?;
                 return Ok(None);
             }
             let response = match initial {
@@ -230,22 +211,22 @@ async fn authorization(
                     match conn.read_line(proto::MAX_SASL_LINE).await? {
                         Line::Complete(l) => String::from_utf8_lossy(&l).into_owned(),
                         Line::TooLong => {
-                            return reply(conn, "-ERR line too long").await.map(|()| None);
+                            return conn.reply("-ERR line too long").await.map(|()| None);
                         }
                         Line::Eof => return Err(io::ErrorKind::UnexpectedEof.into()),
                     }
                 }
             };
             if response.trim() == "*" {
-                reply(conn, "-ERR authentication cancelled").await?;
+                conn.reply("-ERR authentication cancelled").await?;
                 return Ok(None);
             }
             match proto::sasl_plain(&response) {
                 Some((name, pw)) => return login(ctx, conn, &name, &pw).await,
-                None => reply(conn, "-ERR [AUTH] malformed PLAIN response").await?,
+                None => conn.reply("-ERR [AUTH] malformed PLAIN response").await?,
             }
         }
-        _ => reply(conn, "-ERR command not valid before login").await?,
+        _ => conn.reply("-ERR command not valid before login").await?,
     }
     Ok(None)
 }
@@ -255,7 +236,8 @@ async fn authorization(
 async fn login(ctx: &Pop3, conn: &mut Conn, name: &str, pw: &str) -> io::Result<Option<Maildrop>> {
     let ip = conn.peer.ip();
     if ctx.throttle.banned(ip, Some(name)) {
-        reply(conn, "-ERR [AUTH] too many failed logins; try again later").await?;
+        conn.reply("-ERR [AUTH] too many failed logins; try again later")
+            .await?;
         return Ok(None);
     }
     let session = match ctx.store.unlock(name, pw).await {
@@ -263,16 +245,13 @@ async fn login(ctx: &Pop3, conn: &mut Conn, name: &str, pw: &str) -> io::Result<
         Err(StoreError::AuthFailed) => {
             let delay = ctx.throttle.failed(ip, Some(name));
             smol::Timer::after(delay).await;
-            reply(conn, "-ERR [AUTH] authentication failed").await?;
+            conn.reply("-ERR [AUTH] authentication failed").await?;
             return Ok(None);
         }
         Err(e) => {
             tracing::warn!(error = %e, "POP3 login could not open a mailbox");
-            reply(
-                conn,
-                "-ERR [SYS/TEMP] the mailbox cannot be opened now; try again later",
-            )
-            .await?;
+            conn.reply("-ERR [SYS/TEMP] the mailbox cannot be opened now; try again later")
+                .await?;
             return Ok(None);
         }
     };
@@ -280,20 +259,14 @@ async fn login(ctx: &Pop3, conn: &mut Conn, name: &str, pw: &str) -> io::Result<
     match Maildrop::load(session).await {
         Ok(m) => {
             let (n, size) = m.stat();
-            reply(
-                conn,
-                &format!("+OK maildrop has {n} messages ({size} octets)"),
-            )
-            .await?;
+            conn.reply(&format!("+OK maildrop has {n} messages ({size} octets)"))
+                .await?;
             Ok(Some(m))
         }
         Err(e) => {
             tracing::warn!(error = %e, "POP3 maildrop could not be read");
-            reply(
-                conn,
-                "-ERR [SYS/TEMP] the mailbox cannot be read now; try again later",
-            )
-            .await?;
+            conn.reply("-ERR [SYS/TEMP] the mailbox cannot be read now; try again later")
+                .await?;
             Ok(None)
         }
     }
@@ -306,15 +279,15 @@ async fn transaction(conn: &mut Conn, m: &mut Maildrop, cmd: Command) -> io::Res
     match cmd {
         Command::Stat => {
             let (n, size) = m.stat();
-            reply(conn, &format!("+OK {n} {size}")).await
+            conn.reply(&format!("+OK {n} {size}")).await
         }
         Command::List(Some(n)) => match m.get(n) {
-            Some(e) => reply(conn, &format!("+OK {n} {}", e.size)).await,
-            None => reply(conn, NO_SUCH).await,
+            Some(e) => conn.reply(&format!("+OK {n} {}", e.size)).await,
+            None => conn.reply(NO_SUCH).await,
         },
         Command::Uidl(Some(n)) => match m.get(n) {
-            Some(e) => reply(conn, &format!("+OK {n} {}", m.uidl(e))).await,
-            None => reply(conn, NO_SUCH).await,
+            Some(e) => conn.reply(&format!("+OK {n} {}", m.uidl(e))).await,
+            None => conn.reply(NO_SUCH).await,
         },
         Command::List(None) | Command::Uidl(None) => {
             let uidl = matches!(cmd, Command::Uidl(None));
@@ -331,28 +304,25 @@ async fn transaction(conn: &mut Conn, m: &mut Maildrop, cmd: Command) -> io::Res
         Command::Dele(n) => match m.get_mut(n) {
             Some(e) => {
                 e.deleted = true;
-                reply(conn, &format!("+OK message {n} deleted")).await
+                conn.reply(&format!("+OK message {n} deleted")).await
             }
-            None => reply(conn, NO_SUCH).await,
+            None => conn.reply(NO_SUCH).await,
         },
         Command::Rset => {
             m.reset();
             let (n, size) = m.stat();
-            reply(
-                conn,
-                &format!("+OK maildrop has {n} messages ({size} octets)"),
-            )
-            .await
+            conn.reply(&format!("+OK maildrop has {n} messages ({size} octets)"))
+                .await
         }
-        Command::Noop => reply(conn, "+OK").await,
-        _ => reply(conn, "-ERR command not valid after login").await,
+        Command::Noop => conn.reply("+OK").await,
+        _ => conn.reply("-ERR command not valid after login").await,
     }
 }
 
 /// RETR (all lines) or TOP (header and `lines` body lines).
 async fn send(conn: &mut Conn, m: &mut Maildrop, n: u32, lines: Option<u64>) -> io::Result<()> {
     let Some(uid) = m.get(n).map(|e| e.uid) else {
-        return reply(conn, NO_SUCH).await;
+        return conn.reply(NO_SUCH).await;
     };
     match m.message(uid).await {
         Ok(Some(raw)) => {
@@ -369,7 +339,10 @@ async fn send(conn: &mut Conn, m: &mut Maildrop, n: u32, lines: Option<u64>) -> 
             }
             Ok(())
         }
-        Ok(None) => reply(conn, "-ERR message was removed by another session").await,
-        Err(e) => reply(conn, &format!("-ERR [SYS/TEMP] {e}")).await,
+        Ok(None) => {
+            conn.reply("-ERR message was removed by another session")
+                .await
+        }
+        Err(e) => conn.reply(&format!("-ERR [SYS/TEMP] {e}")).await,
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Smtp;
-use crate::net::conn::{Conn, Line, Stream, with_timeout};
+use crate::net::conn::{Conn, Incoming, Stream, with_timeout};
 use crate::net::listener::Accepted;
 use crate::proto::smtp::{self as proto, Command, DataReceiver, ParseError};
 use crate::store::{Recipient, StoreError};
@@ -65,70 +65,55 @@ pub async fn serve(ctx: Arc<Smtp>, acc: Accepted, stop: async_channel::Receiver<
     }
     let mut env = Envelope::default();
     loop {
-        let line = futures_lite::future::or(
-            async {
-                with_timeout(COMMAND_TIMEOUT, conn.read_line(proto::MAX_LINE))
-                    .await
-                    .map(Some)
-            },
-            async {
-                let _ = stop.recv().await;
-                Ok(None)
-            },
-        )
-        .await;
-        let next = match line {
-            Ok(Some(Line::Complete(l))) => step(&ctx, &mut conn, &mut env, &l).await,
-            Ok(Some(Line::TooLong)) => reply(&mut conn, "500 5.5.2 Line too long")
+        let timeout = COMMAND_TIMEOUT;
+        let next = match conn.next_line(proto::MAX_LINE, timeout, &stop).await {
+            Incoming::Line(l) => step(&ctx, &mut conn, &mut env, &l).await,
+            Incoming::TooLong => conn
+                .reply("500 5.5.2 Line too long")
                 .await
                 .map(|()| Next::Continue),
-            Ok(None) => {
-                let _ = reply(&mut conn, "421 4.3.2 Server shutting down; try again later").await;
+            Incoming::Shutdown => {
+                let _ = conn
+                    .reply("421 4.3.2 Server shutting down; try again later")
+                    .await;
                 break;
             }
-            Ok(Some(Line::Eof)) => break,
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                let _ = reply(&mut conn, "421 4.4.2 Timeout; closing connection").await;
+            Incoming::TimedOut => {
+                let _ = conn.reply("421 4.4.2 Timeout; closing connection").await;
                 break;
             }
-            Err(_) => break,
+            Incoming::Closed => break,
         };
         match next {
             Ok(Next::Continue) => {}
             Ok(Next::Quit) | Err(_) => break,
         }
-        if !conn.has_buffered_line() && conn.flush().await.is_err() {
+        if conn.flush_unless_pipelined().await.is_err() {
             break;
         }
     }
     conn.close().await;
 }
 
-async fn reply(conn: &mut Conn, line: &str) -> io::Result<()> {
-    conn.write_all(line.as_bytes()).await?;
-    conn.write_all(b"\r\n").await
-}
-
 async fn step(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, line: &[u8]) -> io::Result<Next> {
     let cmd = match proto::parse(line) {
         Ok(c) => c,
         Err(ParseError::Unknown) => {
-            reply(conn, "500 5.5.2 Command not recognized").await?;
+            conn.reply("500 5.5.2 Command not recognized").await?;
             return Ok(Next::Continue);
         }
         Err(ParseError::Syntax(why)) => {
-            reply(conn, &format!("501 5.5.4 Syntax error: {why}")).await?;
+            conn.reply(&format!("501 5.5.4 Syntax error: {why}"))
+                .await?;
             return Ok(Next::Continue);
         }
     };
     match cmd {
         Command::Ehlo(domain) => ehlo(ctx, conn, env, domain, true).await?,
         Command::Helo(domain) => ehlo(ctx, conn, env, domain, false).await?,
-        Command::StartTls if conn.is_tls() => {
-            reply(conn, "503 5.5.1 TLS is already active").await?
-        }
+        Command::StartTls if conn.is_tls() => conn.reply("503 5.5.1 TLS is already active").await?,
         Command::StartTls => {
-            reply(conn, "220 2.0.0 Ready to start TLS").await?;
+            conn.reply("220 2.0.0 Ready to start TLS").await?;
             conn.flush().await?;
             conn.start_tls(&ctx.tls, TLS_TIMEOUT).await?;
             // RFC 3207 §4.2: forget everything learned before TLS.
@@ -137,7 +122,7 @@ async fn step(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, line: &[u8]) -> i
         Command::Mail { .. } | Command::Rcpt(_) | Command::Data | Command::Bdat { .. }
             if env.helo.is_none() =>
         {
-            reply(conn, "503 5.5.1 Send EHLO or HELO first").await?;
+            conn.reply("503 5.5.1 Send EHLO or HELO first").await?;
         }
         Command::Mail {
             from,
@@ -145,44 +130,38 @@ async fn step(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, line: &[u8]) -> i
             smtputf8,
         } => {
             if !smtputf8 && !from.is_ascii() {
-                reply(
-                    conn,
-                    "553 5.6.7 A non-ASCII address needs the SMTPUTF8 parameter",
-                )
-                .await?;
+                conn.reply("553 5.6.7 A non-ASCII address needs the SMTPUTF8 parameter")
+                    .await?;
             } else {
                 env.smtputf8 = smtputf8;
                 mail(ctx, conn, env, from, size).await?;
             }
         }
         Command::Rcpt(to) if !env.smtputf8 && !to.is_ascii() => {
-            reply(conn, "553 5.6.7 A non-ASCII address needs SMTPUTF8 on MAIL").await?;
+            conn.reply("553 5.6.7 A non-ASCII address needs SMTPUTF8 on MAIL")
+                .await?;
         }
         Command::Rcpt(to) => rcpt(ctx, conn, env, to).await?,
         Command::Data => data(ctx, conn, env).await?,
         Command::Bdat { size, last } => bdat(ctx, conn, env, size, last).await?,
         Command::Rset => {
             env.reset();
-            reply(conn, "250 2.0.0 OK").await?;
+            conn.reply("250 2.0.0 OK").await?;
         }
-        Command::Noop => reply(conn, "250 2.0.0 OK").await?,
+        Command::Noop => conn.reply("250 2.0.0 OK").await?,
         Command::Vrfy => {
-            reply(
-                conn,
+            conn.reply(
                 "252 2.1.5 Cannot verify; send the message and it will be delivered if it can",
             )
             .await?
         }
-        Command::Help => reply(conn, "214 2.0.0 See RFC 5321").await?,
+        Command::Help => conn.reply("214 2.0.0 See RFC 5321").await?,
         Command::Auth => {
-            reply(
-                conn,
-                "503 5.5.1 Authentication is for the submission ports (587, 465)",
-            )
-            .await?
+            conn.reply("503 5.5.1 Authentication is for the submission ports (587, 465)")
+                .await?
         }
         Command::Quit => {
-            reply(conn, "221 2.0.0 Bye").await?;
+            conn.reply("221 2.0.0 Bye").await?;
             return Ok(Next::Quit);
         }
     }
@@ -202,7 +181,7 @@ async fn ehlo(
         ..Envelope::default()
     };
     if !esmtp {
-        return reply(conn, &format!("250 {}", ctx.hostname)).await;
+        return conn.reply(&format!("250 {}", ctx.hostname)).await;
     }
     let mut lines = vec![
         ctx.hostname.clone(),
@@ -232,32 +211,23 @@ async fn mail(
     size: Option<u64>,
 ) -> io::Result<()> {
     if env.from.is_some() {
-        return reply(conn, "503 5.5.1 Nested MAIL command").await;
+        return conn.reply("503 5.5.1 Nested MAIL command").await;
     }
     if size.is_some_and(|s| s > ctx.max_message_bytes) {
-        return reply(
-            conn,
-            &format!(
-                "552 5.3.4 Message size exceeds the limit of {} bytes",
-                ctx.max_message_bytes
-            ),
-        )
-        .await;
+        return conn.reply(&too_big(ctx.max_message_bytes)).await;
     }
     env.from = Some(from);
-    reply(conn, "250 2.1.0 Sender OK").await
+    conn.reply("250 2.1.0 Sender OK").await
 }
 
 async fn rcpt(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, to: String) -> io::Result<()> {
     if env.from.is_none() {
-        return reply(conn, "503 5.5.1 Send MAIL first").await;
+        return conn.reply("503 5.5.1 Send MAIL first").await;
     }
     if env.rcpts.len() >= MAX_RECIPIENTS {
-        return reply(
-            conn,
-            "452 4.5.3 Too many recipients; send the rest in another message",
-        )
-        .await;
+        return conn
+            .reply("452 4.5.3 Too many recipients; send the rest in another message")
+            .await;
     }
     match ctx.store.lookup(&to).await {
         Ok(Recipient::Mailbox) => {
@@ -265,10 +235,10 @@ async fn rcpt(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, to: String) -> io
             if !env.rcpts.contains(&to) {
                 env.rcpts.push(to);
             }
-            reply(conn, "250 2.1.5 Recipient OK").await
+            conn.reply("250 2.1.5 Recipient OK").await
         }
         Ok(Recipient::ForwardOnly) => {
-            reply(conn, "451 4.3.0 This address only forwards, and forwarding is not available yet; try again later").await
+            conn.reply("451 4.3.0 This address only forwards, and forwarding is not available yet; try again later").await
         }
         Ok(Recipient::UnknownUser) => {
             env.unknown_rcpts += 1;
@@ -276,12 +246,12 @@ async fn rcpt(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, to: String) -> io
                 let wait = Duration::from_millis(250 * u64::from(env.unknown_rcpts - FREE_PROBES)).min(Duration::from_secs(5));
                 smol::Timer::after(wait).await;
             }
-            reply(conn, "550 5.1.1 No such user here").await
+            conn.reply("550 5.1.1 No such user here").await
         }
-        Ok(Recipient::ForeignDomain) => reply(conn, "550 5.7.1 Relaying denied").await,
+        Ok(Recipient::ForeignDomain) => conn.reply("550 5.7.1 Relaying denied").await,
         Err(e) => {
             tracing::warn!(error = %e, "recipient lookup failed");
-            reply(conn, "451 4.3.0 Temporary lookup failure; try again later").await
+            conn.reply("451 4.3.0 Temporary lookup failure; try again later").await
         }
     }
 }
@@ -289,12 +259,13 @@ async fn rcpt(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, to: String) -> io
 async fn data(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope) -> io::Result<()> {
     if env.from.is_none() || env.rcpts.is_empty() {
         // RFC 2920 §3.1: with pipelining, DATA after failed RCPTs gets 554.
-        return reply(conn, "554 5.5.1 No valid recipients").await;
+        return conn.reply("554 5.5.1 No valid recipients").await;
     }
     if !env.chunks.is_empty() {
-        return reply(conn, "503 5.5.1 DATA cannot follow BDAT").await;
+        return conn.reply("503 5.5.1 DATA cannot follow BDAT").await;
     }
-    reply(conn, "354 Start mail input; end with <CRLF>.<CRLF>").await?;
+    conn.reply("354 Start mail input; end with <CRLF>.<CRLF>")
+        .await?;
     conn.flush().await?;
     let mut receiver = DataReceiver::new(ctx.max_message_bytes as usize);
     loop {
@@ -307,21 +278,8 @@ async fn data(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope) -> io::Result<()>
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
     }
-    if receiver.too_big {
-        env.reset();
-        return reply(
-            conn,
-            &format!(
-                "552 5.3.4 Message size exceeds the limit of {} bytes",
-                ctx.max_message_bytes
-            ),
-        )
-        .await;
-    }
-    let message = receiver.into_message();
-    let answer = deliver(ctx, conn, env, message).await;
-    env.reset();
-    reply(conn, &answer).await
+    let message = (!receiver.too_big).then(|| receiver.into_message());
+    finish(ctx, conn, env, message).await
 }
 
 async fn bdat(
@@ -351,26 +309,35 @@ async fn bdat(
         left -= take as u64;
     }
     if !keep {
-        return reply(conn, "554 5.5.1 No valid recipients").await;
+        return conn.reply("554 5.5.1 No valid recipients").await;
     }
     if !last {
-        return reply(conn, &format!("250 2.0.0 {size} octets received")).await;
+        return conn
+            .reply(&format!("250 2.0.0 {size} octets received"))
+            .await;
     }
-    if env.chunks_too_big {
-        env.reset();
-        return reply(
-            conn,
-            &format!(
-                "552 5.3.4 Message size exceeds the limit of {} bytes",
-                ctx.max_message_bytes
-            ),
-        )
-        .await;
-    }
-    let message = std::mem::take(&mut env.chunks);
-    let answer = deliver(ctx, conn, env, message).await;
+    let message = (!env.chunks_too_big).then(|| std::mem::take(&mut env.chunks));
+    finish(ctx, conn, env, message).await
+}
+
+/// Ends a transaction: delivers the message (`None`: it was too big),
+/// answers, and resets the envelope.
+async fn finish(
+    ctx: &Smtp,
+    conn: &mut Conn,
+    env: &mut Envelope,
+    message: Option<Vec<u8>>,
+) -> io::Result<()> {
+    let answer = match message {
+        Some(m) => deliver(ctx, conn, env, m).await,
+        None => too_big(ctx.max_message_bytes),
+    };
     env.reset();
-    reply(conn, &answer).await
+    conn.reply(&answer).await
+}
+
+fn too_big(max: u64) -> String {
+    format!("552 5.3.4 Message size exceeds the limit of {max} bytes")
 }
 
 /// Adds trace headers and hands one copy per recipient to the store; the
@@ -420,9 +387,7 @@ async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope, body: Vec<u8>) -> Stri
         if let Err(e) = ctx.store.deliver(rcpt, message.clone()).await {
             tracing::warn!(error = %e, "delivery failed");
             let answer = match e {
-                StoreError::TooBig(n) => {
-                    format!("552 5.3.4 Message size exceeds the limit of {n} bytes")
-                }
+                StoreError::TooBig(n) => too_big(n),
                 StoreError::OverQuota => "452 4.2.2 Mailbox full; try again later".to_string(),
                 StoreError::BadMessage(why) => format!("554 5.6.0 Message refused: {why}"),
                 _ => "451 4.3.0 Temporary failure storing the message; try again later".to_string(),

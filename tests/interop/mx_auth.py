@@ -8,18 +8,11 @@ import sys
 
 import dkim
 
+from checks import Checks
+
 port, alias, key_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 key = open(key_file, "rb").read()
-passed = failed = 0
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name}: {detail!r}")
+check = Checks("mx auth")
 
 
 def message(sender, subject, body="hello\r\n"):
@@ -53,5 +46,4 @@ code, text = send("x@strict.test", message("x@strict.test", "authreject"))
 check("DMARC p=reject failure refused", code == 550 and text.startswith(b"5.7.1"), (code, text))
 code, _ = send("y@nopolicy.test", message("y@nopolicy.test", "authnone"))
 check("no records at all is accepted", code == 250)
-print(f"mx auth: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+check.finish()

@@ -5,23 +5,13 @@ usage: mx_smtp.py PORT ALIAS CANARY
 """
 import smtplib
 import socket
-import ssl
 import sys
 
+from checks import Checks, insecure_tls
+
 port, alias, canary = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-passed = failed = 0
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name}: {detail!r}")
+ctx = insecure_tls()
+check = Checks("mx")
 
 
 msg = f"From: a@example.net\r\nTo: {alias}\r\nSubject: {canary} plain\r\n\r\nbody {canary}\r\n.leading dot\r\n"
@@ -124,5 +114,4 @@ check("1 MB line", r.cmd("NOOP " + "x" * (1 << 20)).startswith(b"500"))
 check("still usable", r.cmd("NOOP").startswith(b"250"))
 r.cmd("QUIT")
 
-print(f"mx: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+check.finish()

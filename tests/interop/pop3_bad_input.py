@@ -5,24 +5,14 @@ usage: pop3_bad_input.py PLAIN_PORT TLS_PORT USER PASSWORD
 """
 import base64
 import socket
-import ssl
 import sys
+
+from checks import Checks, insecure_tls
 
 plain_port, tls_port, user, password = sys.argv[1:5]
 plain_port, tls_port = int(plain_port), int(tls_port)
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-passed = failed = 0
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name}: {detail!r}")
+ctx = insecure_tls()
+check = Checks("pop3 bad input")
 
 
 class Client:
@@ -91,5 +81,4 @@ check("user after login", t.cmd("USER x") == b"-ERR command not valid after logi
 check("pipelined", t.cmd(b"NOOP\r\nNOOP\r\nSTAT\r\n") == b"+OK" and t.line() == b"+OK" and t.line().startswith(b"+OK "))
 check("quit", t.cmd("QUIT").startswith(b"+OK"))
 
-print(f"pop3 bad input: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+check.finish()

@@ -5,25 +5,15 @@ deletes nothing.
 usage: pop3_poplib.py PLAIN_PORT TLS_PORT USER PASSWORD UIDL,UIDL,...
 """
 import poplib
-import ssl
 import sys
+
+from checks import Checks, insecure_tls
 
 plain_port, tls_port, user, password, uidls = sys.argv[1:6]
 plain_port, tls_port = int(plain_port), int(tls_port)
 uidls = uidls.split(",")
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-passed = failed = 0
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name}: {detail}")
+ctx = insecure_tls()
+check = Checks("poplib")
 
 
 # Plain port: login refused before STLS, then a whole session after it.
@@ -91,5 +81,4 @@ try:
 except poplib.error_proto as e:
     check("wrong password refused", e.args[0] == b"-ERR [AUTH] authentication failed", e)
 
-print(f"poplib: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+check.finish()
