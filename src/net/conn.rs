@@ -139,21 +139,7 @@ impl Conn {
                 self.buf.clear();
                 self.pos = 0;
             }
-            self.compact();
-            let old = self.buf.len();
-            self.buf.resize(old + READ_CHUNK, 0);
-            let n = match self.stream.as_mut() {
-                Some(s) => s.read(&mut self.buf[old..]).await,
-                None => Ok(0),
-            };
-            let n = match n {
-                Ok(n) => n,
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
-            };
-            self.buf.truncate(old + n);
+            let n = self.fill().await?;
             if n == 0 {
                 return Ok(Line::Eof);
             }
