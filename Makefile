@@ -46,4 +46,4 @@ clippy: deps
 check: fmt clippy test
 
 bench: deps
-	$(CARGO) run --release --bin sealmail-bench
+	ulimit -n 8192 2>/dev/null || true; $(CARGO) run --release --bin sealmail-bench

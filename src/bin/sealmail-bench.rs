@@ -41,6 +41,7 @@ fn main() {
     search_bench(&tmp, n);
     pop3_bench(&tmp, n);
     mx_bench(&tmp);
+    idle_sessions_bench(&tmp);
     if std::env::var_os("BENCH_KEEP").is_some() {
         println!("kept {}", tmp.display());
     } else {
@@ -583,5 +584,59 @@ fn mx_bench(tmp: &Path) {
          goal >= 1,300 (2x Postfix->Dovecot LMTP's ~650), aim 2,000: {}",
         smtp / direct,
         ok(smtp >= 1300.0)
+    );
+}
+
+/// Resident memory of this process, from /proc (0 where unavailable).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// 1,000 SMTP sessions that said EHLO and wait: how much memory they hold.
+fn idle_sessions_bench(tmp: &Path) {
+    let data = tmp.join("idle");
+    sealmail::app::init(&data, "bench.example.org", true).expect("init");
+    let mut config = sealmail::config::Config::load(&data).expect("config");
+    config.connections_per_ip = 100_000;
+    let n = 1000;
+    let (before, after) = with_server(config, |addr, _| {
+        use std::io::{BufRead, BufReader, Write};
+        std::thread::sleep(Duration::from_millis(200));
+        let before = rss_kib();
+        let mut held = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = std::net::TcpStream::connect(addr)
+                .expect("connect (raise the fd limit: ulimit -n 4096)");
+            let mut r = BufReader::new(s.try_clone().expect("clone"));
+            let mut line = String::new();
+            r.read_line(&mut line).expect("greeting");
+            (&s).write_all(b"EHLO idle.example.net\r\n").expect("write");
+            loop {
+                line.clear();
+                r.read_line(&mut line).expect("ehlo");
+                if line.as_bytes().get(3) == Some(&b' ') {
+                    break;
+                }
+            }
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let after = rss_kib();
+        drop(held);
+        (before, after)
+    });
+    let grew = after.saturating_sub(before);
+    println!(
+        "\nMX: {n} idle sessions after EHLO: RSS {} -> {} MiB ({:.1} KiB per session, client sockets included)",
+        before / 1024,
+        after / 1024,
+        grew as f64 / n as f64
     );
 }
