@@ -130,31 +130,25 @@ fn swaks_delivers() {
     let env = Env::new();
     let addr = env.alias("ann", "pw");
     let server = env.serve();
-    let out = std::process::Command::new("swaks")
-        .args([
-            "--to",
-            &addr,
-            "--from",
-            "sender@example.net",
-            "--server",
-            "127.0.0.1",
-        ])
-        .args(["--port", &server.smtp.port().to_string()])
-        .args([
-            "--header",
-            &format!("Subject: swaks {CANARY}"),
-            "--body",
-            "hello from swaks",
-            "--tls",
-        ])
-        .output()
-        .expect("swaks is installed by `make test`");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        std::process::Command::new("swaks")
+            .args([
+                "--to",
+                &addr,
+                "--from",
+                "sender@example.net",
+                "--server",
+                "127.0.0.1",
+            ])
+            .args(["--port", &server.smtp.port().to_string()])
+            .args([
+                "--header",
+                &format!("Subject: swaks {CANARY}"),
+                "--body",
+                "hello from swaks",
+                "--tls",
+            ]),
     );
-    assert!(out.status.success(), "{text}");
     drop(server);
     assert_eq!(subjects_matching(&env, &addr, "swaks"), 1);
 }

@@ -189,41 +189,26 @@ fn curl_retrieves_over_pop3s() {
     let addr = env.alias("ann", "pw");
     seed(&env, &addr, 3);
     let server = env.serve();
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "-k",
-            "--max-time",
-            "20",
-            "--user",
-            &format!("{addr}:pw"),
-        ])
-        .arg(format!("pop3s://127.0.0.1:{}/2", server.pop3s.port()))
-        .output()
-        .expect("curl is installed by `make test`");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let curl = |path: &str| {
+        run_ok(
+            std::process::Command::new("curl")
+                .args([
+                    "-sS",
+                    "-k",
+                    "--max-time",
+                    "20",
+                    "--user",
+                    &format!("{addr}:pw"),
+                ])
+                .arg(format!("pop3s://127.0.0.1:{}/{path}", server.pop3s.port())),
+        )
+    };
+    let text = curl("2");
     assert!(
         text.contains("Subject: message 2") && text.contains("\r\n.dotted line\r\n"),
         "{text}"
     );
-    let list = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "-k",
-            "--max-time",
-            "20",
-            "--user",
-            &format!("{addr}:pw"),
-        ])
-        .arg(format!("pop3s://127.0.0.1:{}/", server.pop3s.port()))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 3);
+    assert_eq!(curl("").lines().count(), 3);
 }
 
 #[test]

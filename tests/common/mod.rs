@@ -204,22 +204,26 @@ impl Drop for Server {
     }
 }
 
+/// Runs a command that must succeed; returns its stdout. On failure the
+/// panic shows both streams.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} could not start ({e}); `make test` installs it"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Runs a Python script from `tests/interop/` with arguments; panics with
 /// its output unless it exits 0.
 pub fn python(script: &str, args: &[String]) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/interop")
         .join(script);
-    let out = Command::new("python3")
-        .arg(&path)
-        .args(args)
-        .output()
-        .expect("python3");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{script} failed:\n{text}");
-    text
+    run_ok(Command::new("python3").arg(&path).args(args))
 }

@@ -29,3 +29,43 @@ def insecure_tls():
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+class LineClient:
+    """A raw CRLF line client over a connected socket."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def reply(self):
+        """One SMTP reply, skipping `250-` continuation lines."""
+        while True:
+            l = self.line()
+            if l[3:4] != b"-":
+                return l
+
+    def send(self, text):
+        self.sock.sendall(text if isinstance(text, bytes) else text.encode() + b"\r\n")
+
+    def cmd(self, text):
+        self.send(text)
+        return self.line()
+
+    def multi(self):
+        """A dot-terminated POP3 multi-line body."""
+        lines = []
+        while True:
+            l = self.line()
+            if l == b".":
+                return lines
+            lines.append(l)

@@ -7,7 +7,7 @@ import smtplib
 import socket
 import sys
 
-from checks import Checks, insecure_tls
+from checks import Checks, LineClient, insecure_tls
 
 port, alias, canary = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 ctx = insecure_tls()
@@ -45,29 +45,15 @@ check("sendmail over tls", s.sendmail("a@example.net", [alias], msg.replace("pla
 s.quit()
 
 
-class Raw:
+class Raw(LineClient):
+    """An SMTP connection past its greeting; cmd() returns the final reply line."""
+
     def __init__(self):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
-        self.buf = b""
+        super().__init__(socket.create_connection(("127.0.0.1", port), timeout=20))
         self.line()
 
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def reply(self):
-        while True:
-            l = self.line()
-            if l[3:4] != b"-":
-                return l
-
     def cmd(self, text):
-        self.sock.sendall(text.encode() + b"\r\n")
+        self.send(text)
         return self.reply()
 
 

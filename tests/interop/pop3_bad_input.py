@@ -7,7 +7,7 @@ import base64
 import socket
 import sys
 
-from checks import Checks, insecure_tls
+from checks import Checks, LineClient, insecure_tls
 
 plain_port, tls_port, user, password = sys.argv[1:5]
 plain_port, tls_port = int(plain_port), int(tls_port)
@@ -15,31 +15,7 @@ ctx = insecure_tls()
 check = Checks("pop3 bad input")
 
 
-class Client:
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def cmd(self, text):
-        self.sock.sendall(text if isinstance(text, bytes) else text.encode() + b"\r\n")
-        return self.line()
-
-    def multi(self):
-        lines = []
-        while True:
-            l = self.line()
-            if l == b".":
-                return lines
-            lines.append(l)
+Client = LineClient
 
 
 def tls_client():
