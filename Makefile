@@ -26,12 +26,13 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-# Python peers for the tests: a DNS server (dnslib) and an independent DKIM
-# signer (dkimpy), in a virtualenv under target/ (rebuilt by `cargo clean`).
+# Python peers for the tests: a DNS server (dnslib), an independent DKIM
+# signer (dkimpy), an SMTP server (aiosmtpd), in a virtualenv under target/
+# (rebuilt by `cargo clean`, refreshed when the requirements change).
 PYENV = target/pyenv
-$(PYENV)/.installed:
+$(PYENV)/.installed: tests/interop/requirements.txt
 	python3 -m venv $(PYENV)
-	$(PYENV)/bin/pip install -q --disable-pip-version-check dnslib==0.9.26 dkimpy==1.1.8
+	$(PYENV)/bin/pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
 	touch $@
 
 test: deps $(PYENV)/.installed

@@ -26,6 +26,7 @@ pub mod config;
 pub mod net;
 pub mod pop3;
 pub mod proto;
+pub mod relay;
 pub mod smtp;
 pub mod store;
 pub mod util;

@@ -4,32 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use sealmail::store::{Criteria, FetchWhat, Section, SectionKind, UidSet};
-
-/// The Python with dnslib and dkimpy that `make test` installs.
-fn venv_python() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python3");
-    assert!(
-        p.exists(),
-        "{} is missing: run `make test`, which installs dnslib and dkimpy",
-        p.display()
-    );
-    p
-}
-
-struct Dns(Child);
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn dkim_key(dir: &Path) -> (PathBuf, String) {
     let key = dir.join("dkim.pem");
@@ -52,7 +31,7 @@ fn dkim_key(dir: &Path) -> (PathBuf, String) {
     )
 }
 
-fn start_dns(dir: &Path, public: &str) -> (Dns, u16) {
+fn start_auth_dns(dir: &Path, public: &str) -> (Peer, u16) {
     let zone = serde_json::json!({
         "good.test": [["TXT", "v=spf1 ip4:127.0.0.1 -all"]],
         "sel._domainkey.good.test": [["TXT", format!("v=DKIM1; k=rsa; p={public}")]],
@@ -60,27 +39,7 @@ fn start_dns(dir: &Path, public: &str) -> (Dns, u16) {
         "strict.test": [["TXT", "v=spf1 ip4:192.0.2.1 -all"]],
         "_dmarc.strict.test": [["TXT", "v=DMARC1; p=reject"]],
     });
-    let file = dir.join("zone.json");
-    std::fs::write(&file, zone.to_string()).unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/dns_server.py");
-    let mut child = Command::new(venv_python())
-        .arg(script)
-        .arg(port.to_string())
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    (Dns(child), port)
+    start_dns(dir, &zone)
 }
 
 fn header_of(env: &Env, addr: &str, subject: &str) -> String {
@@ -105,10 +64,10 @@ fn header_of(env: &Env, addr: &str, subject: &str) -> String {
 fn spf_dkim_dmarc_pass_fail_and_reject() {
     let work = tempfile::tempdir().unwrap();
     let (key, public) = dkim_key(work.path());
-    let (_dns, port) = start_dns(work.path(), &public);
+    let (_dns, port) = start_auth_dns(work.path(), &public);
     let mut env = Env::new();
     env.config.mx.check_senders = true;
-    env.config.mx.nameservers = vec![format!("127.0.0.1:{port}").parse().unwrap()];
+    env.config.nameservers = vec![format!("127.0.0.1:{port}").parse().unwrap()];
     let addr = env.alias("ann", "pw");
     let server = env.serve();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/mx_auth.py");

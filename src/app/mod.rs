@@ -198,28 +198,40 @@ pub async fn run(
         dev: config.dev,
     });
     let mut tasks = Vec::new();
-    let auth = if config.mx.check_senders {
-        match smtp::InboundAuth::new(
-            &config.hostname,
-            &config.mx.nameservers,
-            config.mx.dmarc_reject,
-        ) {
-            Ok(a) => Some(Arc::new(a)),
-            Err(e) => {
-                // Mail still flows; the operator is told loudly why checks are off.
-                tracing::error!(error = %e, "SPF/DKIM/DMARC checks are OFF: set mx.nameservers in sealmail.toml");
-                None
-            }
+    let dns = match crate::relay::dns::Dns::new(&config.nameservers) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            // Mail still flows; the operator is told loudly what is off.
+            tracing::error!(error = %e, "no DNS resolver: SPF/DKIM/DMARC checks and forwarding are OFF; set dns.nameservers in sealmail.toml");
+            None
         }
-    } else {
-        None
     };
+    let auth = dns.clone().filter(|_| config.mx.check_senders).map(|d| {
+        Arc::new(smtp::InboundAuth::new(
+            d,
+            &config.hostname,
+            config.mx.dmarc_reject,
+        ))
+    });
+    let server_key = server_key(&config.data_dir)?;
+    let relay = dns.map(|d| {
+        Arc::new(crate::relay::Relay::new(
+            d,
+            config.relay.clone(),
+            &config.hostname,
+            &server_key,
+        ))
+    });
+    drop(server_key);
     let smtp = Arc::new(Smtp {
         auth,
+        relay,
+        delivered: Default::default(),
         store: pop3.store.clone(),
         tls: pop3.tls.clone(),
         hostname: config.hostname.clone(),
         max_message_bytes: config.limits.max_message_bytes,
+        mime_limits: config.limits.mime,
     });
     if let Ok(addr) = listeners.smtp.get_ref().local_addr() {
         tracing::info!(%addr, "SMTP (MX) listening");

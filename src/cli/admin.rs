@@ -199,6 +199,17 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
                 to.len(),
                 webhook.len()
             );
+            if !webhook.is_empty() {
+                let key = app::server_key(&config.data_dir)?;
+                let canonical = control
+                    .alias(&address)?
+                    .map_or_else(|| address.to_lowercase(), |a| a.address);
+                let secret = crate::relay::webhook_secret(&key, &canonical);
+                println!(
+                    "webhook signing secret (HMAC-SHA256 over \"<t>.<body>\", header Sealmail-Signature: t=<t>,v1=<hex>): {}",
+                    hex::encode(secret)
+                );
+            }
         }
         AliasCmd::Pop3 { address, delete } => {
             control.set_pop3_trash(&address, delete == "trash")?;

@@ -100,6 +100,59 @@ pub struct Config {
     /// Concurrent connections one client address may hold, all protocols.
     pub connections_per_ip: usize,
     pub mx: Mx,
+    /// DNS servers for SPF/DKIM/DMARC and MX lookups; empty means
+    /// /etc/resolv.conf.
+    pub nameservers: Vec<SocketAddr>,
+    pub relay: Relay,
+}
+
+/// How mail leaves this server (forwards now, the outbound queue later).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Relay {
+    /// The port of MX hosts (Postfix's `smtp_tcp_port`).
+    pub port: u16,
+    /// Every message goes through this host instead of MX lookups.
+    pub smarthost: Option<HostPort>,
+    /// Per-domain next hops, which win over the smarthost and MX records.
+    pub routes: std::collections::BTreeMap<String, HostPort>,
+}
+
+/// A next hop: a host name or IP address, and a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    /// `host`, `host:port`, `1.2.3.4:25`, `[::1]:25`; the port defaults
+    /// to `default_port`.
+    pub fn parse(s: &str, default_port: u16) -> Option<HostPort> {
+        let s = s.trim();
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Some(HostPort {
+                host: a.ip().to_string(),
+                port: a.port(),
+            });
+        }
+        let (host, port) = match s.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, p.parse().ok()?),
+            _ => (s, default_port),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || port == 0 {
+            return None;
+        }
+        if host.parse::<std::net::IpAddr>().is_err()
+            && crate::store::control::normalize_domain(host).is_err()
+        {
+            return None;
+        }
+        Some(HostPort {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
 }
 
 /// Inbound mail checks.
@@ -109,8 +162,6 @@ pub struct Mx {
     pub check_senders: bool,
     /// Refuse mail failing DMARC under `p=reject` (550 5.7.1).
     pub dmarc_reject: bool,
-    /// DNS servers for the checks; empty means /etc/resolv.conf.
-    pub nameservers: Vec<SocketAddr>,
 }
 
 /// Renders the template for a new data directory.
@@ -258,7 +309,7 @@ impl Validator<'_> {
         )? as usize;
         let mx = raw.mx.unwrap_or_default();
         let mut nameservers = Vec::new();
-        for n in mx.nameservers.unwrap_or_default() {
+        for n in raw.dns.unwrap_or_default().nameservers.unwrap_or_default() {
             let addr = n.parse::<SocketAddr>().or_else(|_| {
                 n.parse::<std::net::IpAddr>()
                     .map(|ip| SocketAddr::new(ip, 53))
@@ -267,7 +318,7 @@ impl Validator<'_> {
                 Ok(a) => nameservers.push(a),
                 Err(_) => {
                     return self.err(
-                        "mx.nameservers",
+                        "dns.nameservers",
                         format!("{n:?} is not an IP address or address:port"),
                     );
                 }
@@ -276,10 +327,12 @@ impl Validator<'_> {
         let mx = Mx {
             check_senders: mx.check_senders.unwrap_or(true),
             dmarc_reject: mx.dmarc_reject.unwrap_or(true),
-            nameservers,
         };
+        let relay = self.relay(raw.relay.unwrap_or_default())?;
         Ok(Config {
             mx,
+            nameservers,
+            relay,
             connections_per_ip,
             file: self.file.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
@@ -320,6 +373,35 @@ impl Validator<'_> {
             );
         }
         Ok(a)
+    }
+
+    fn relay(&self, r: raw::Relay) -> Result<Relay, ConfigError> {
+        let port = self.range("relay.port", r.port.unwrap_or(25), 1, 65535)? as u16;
+        let hop = |key: &str, s: &str| {
+            HostPort::parse(s, 25).ok_or(()).or_else(|()| {
+                self.err(
+                    key,
+                    format!("{s:?} is not a host or host:port such as \"smtp.example.net:587\""),
+                )
+            })
+        };
+        let smarthost = match r.smarthost.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => Some(hop("relay.smarthost", s)?),
+        };
+        let mut routes = std::collections::BTreeMap::new();
+        for (domain, to) in r.routes.unwrap_or_default() {
+            let key = format!("relay.routes.{domain}");
+            let Ok(d) = crate::store::control::normalize_domain(&domain) else {
+                return self.err(&key, "is not a domain name");
+            };
+            routes.insert(d, hop(&key, &to)?);
+        }
+        Ok(Relay {
+            port,
+            smarthost,
+            routes,
+        })
     }
 
     fn range(&self, key: &str, v: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
@@ -420,5 +502,34 @@ mod tests {
         assert_eq!(parse_size("x"), None);
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_duration("2"), None);
+    }
+
+    #[test]
+    fn relay_hops() {
+        let c = parse(
+            "[relay]\nport = 2526\nsmarthost = \"smtp.example.net:587\"\n[relay.routes]\n\"Example.ORG\" = \"[::1]:25\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.relay.port, 2526);
+        assert_eq!(
+            c.relay.smarthost,
+            Some(HostPort {
+                host: "smtp.example.net".into(),
+                port: 587
+            })
+        );
+        assert_eq!(
+            c.relay.routes["example.org"],
+            HostPort {
+                host: "::1".into(),
+                port: 25
+            }
+        );
+        assert_eq!(HostPort::parse("mx.example.net", 25).unwrap().port, 25);
+        assert!(HostPort::parse("bad host:25", 25).is_none());
+        let e = parse("[relay]\nsmarthost = \"a b\"\n").unwrap_err();
+        assert_eq!(e.key, "relay.smarthost");
+        let e = parse("[dns]\nnameservers = [\"x\"]\n").unwrap_err();
+        assert_eq!(e.key, "dns.nameservers");
     }
 }

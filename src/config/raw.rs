@@ -15,6 +15,8 @@ pub struct Raw {
     pub keys: Option<Keys>,
     pub limits: Option<Limits>,
     pub mx: Option<Mx>,
+    pub dns: Option<Dns>,
+    pub relay: Option<Relay>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -22,7 +24,20 @@ pub struct Raw {
 pub struct Mx {
     pub check_senders: Option<bool>,
     pub dmarc_reject: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
     pub nameservers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Relay {
+    pub port: Option<i64>,
+    pub smarthost: Option<String>,
+    pub routes: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

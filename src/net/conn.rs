@@ -1,5 +1,6 @@
-//! A client connection: plain or TLS, with a bounded line reader and the
-//! STARTTLS/STLS upgrade.
+//! A connection, plain or TLS, with a bounded line reader and the
+//! STARTTLS/STLS upgrade: a client's connection to one of our listeners,
+//! or ours to another server (`relay`).
 //!
 //! Imports nothing of ours. Invariants: a line never makes the buffer grow
 //! past its limit (an overlong line is read to its end and discarded, and
@@ -22,6 +23,8 @@ use smol::Async;
 pub enum Stream {
     Plain(Async<TcpStream>),
     Tls(Box<TlsStream<Async<TcpStream>>>),
+    /// Our side of a connection we opened and upgraded.
+    ClientTls(Box<futures_rustls::client::TlsStream<Async<TcpStream>>>),
 }
 
 impl AsyncRead for Stream {
@@ -33,6 +36,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -46,6 +50,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -53,6 +58,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -60,6 +66,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_close(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_close(cx),
         }
     }
 }
@@ -93,6 +100,7 @@ impl Conn {
         let tcp = match &stream {
             Stream::Plain(s) => s.get_ref(),
             Stream::Tls(s) => s.get_ref().0.get_ref(),
+            Stream::ClientTls(s) => s.get_ref().0.get_ref(),
         };
         let _ = tcp.set_nodelay(true);
         Conn {
@@ -105,7 +113,7 @@ impl Conn {
     }
 
     pub fn is_tls(&self) -> bool {
-        matches!(self.stream, Some(Stream::Tls(_)))
+        matches!(self.stream, Some(Stream::Tls(_) | Stream::ClientTls(_)))
     }
 
     fn stream(&mut self) -> io::Result<&mut Stream> {
@@ -210,6 +218,30 @@ impl Conn {
         let tls = with_timeout(timeout, acceptor.accept(tcp)).await?;
         self.stream = Some(Stream::Tls(Box::new(tls)));
         Ok(())
+    }
+
+    /// Upgrades a connection we opened to TLS (our STARTTLS), and returns
+    /// the server's certificate chain.
+    pub async fn connect_tls(
+        &mut self,
+        connector: &futures_rustls::TlsConnector,
+        name: rustls::pki_types::ServerName<'static>,
+        timeout: Duration,
+    ) -> io::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+        self.buf.clear();
+        self.pos = 0;
+        let Some(Stream::Plain(tcp)) = self.stream.take() else {
+            return Err(io::Error::other("TLS is already active"));
+        };
+        let tls = with_timeout(timeout, connector.connect(name, tcp)).await?;
+        let chain = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .unwrap_or_default()
+            .to_vec();
+        self.stream = Some(Stream::ClientTls(Box::new(tls)));
+        Ok(chain)
     }
 
     pub async fn close(&mut self) {

@@ -1,7 +1,10 @@
-//! Certificates: a self-signed pair for a new data directory, and the
-//! rustls server configuration built from the pair in use.
+//! Certificates and TLS configurations: a self-signed pair for a new data
+//! directory, the rustls server configuration built from the pair in use,
+//! and the client configurations for connections the server opens.
 //!
-//! Imports `util`. Invariants: an existing pair is never overwritten.
+//! Imports `util`. Invariants: an existing pair is never overwritten; a
+//! client configuration that skips chain verification is only used where
+//! the result is recorded (opportunistic STARTTLS between MTAs).
 
 use std::io;
 use std::path::Path;
@@ -64,4 +67,113 @@ pub fn server_config(cert: &Path, key: &Path) -> io::Result<std::sync::Arc<rustl
         .with_single_cert(certs, key_der)
         .map_err(|e| bad(cert, &e))?;
     Ok(std::sync::Arc::new(config))
+}
+
+fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Checks a server's chain against the public web roots.
+pub fn web_verifier() -> std::sync::Arc<rustls::client::WebPkiServerVerifier> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+    rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider(),
+    )
+    .build()
+    .expect("the bundled roots are valid")
+}
+
+/// A client configuration that verifies servers (webhooks over https).
+pub fn verifying_client() -> std::sync::Arc<rustls::ClientConfig> {
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .with_webpki_verifier(web_verifier())
+        .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
+
+/// A client configuration for opportunistic STARTTLS between mail
+/// servers (RFC 3207 §4.1: an unverifiable certificate is still better
+/// than plaintext). Handshake signatures are checked; the chain is not,
+/// and the caller records what [`chain_verified`] says about it.
+pub fn opportunistic_client() -> std::sync::Arc<rustls::ClientConfig> {
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyChain(provider())))
+        .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
+
+/// Whether `chain` is valid for `name` under the public web roots.
+pub fn chain_verified(
+    verifier: &rustls::client::WebPkiServerVerifier,
+    chain: &[rustls::pki_types::CertificateDer<'static>],
+    name: &rustls::pki_types::ServerName<'static>,
+) -> bool {
+    use rustls::client::danger::ServerCertVerifier;
+    let Some((end, intermediates)) = chain.split_first() else {
+        return false;
+    };
+    verifier
+        .verify_server_cert(
+            end,
+            intermediates,
+            name,
+            &[],
+            rustls::pki_types::UnixTime::now(),
+        )
+        .is_ok()
+}
+
+#[derive(Debug)]
+struct AnyChain(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyChain {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

@@ -2,29 +2,26 @@
 //! DMARC (RFC 7489) with mail-auth, and the `Authentication-Results` header
 //! (RFC 8601).
 //!
-//! Imports mail-auth and async-compat only. mail-auth resolves DNS through
-//! hickory's tokio runtime provider, so its futures run inside
-//! `async_compat::Compat`, which gives them a tokio reactor without tokio
-//! anywhere else in the server (DESIGN.md allows this where no
-//! runtime-neutral crate exists). Invariants: every check is bounded by
-//! `TIMEOUT`; a DNS failure is a `temperror`, never a rejection.
+//! Imports mail-auth and `relay::dns` (whose `run` gives mail-auth's
+//! hickory lookups the tokio reactor they need). Invariants: every check
+//! is bounded by `TIMEOUT`; a DNS failure is a `temperror`, never a
+//! rejection.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
-use mail_auth::hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
-};
 use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{AuthenticatedMessage, AuthenticationResults, DmarcResult, MessageAuthenticator};
+use mail_auth::{AuthenticatedMessage, AuthenticationResults, DmarcResult};
+
+use crate::relay::dns::Dns;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The checker one server shares.
 pub struct InboundAuth {
-    authenticator: MessageAuthenticator,
+    dns: Dns,
     hostname: String,
     /// Refuse mail whose DMARC check fails under `p=reject`.
     pub dmarc_reject: bool,
@@ -39,53 +36,28 @@ pub struct Verdict {
 }
 
 impl InboundAuth {
-    /// Uses `nameservers` (UDP and TCP), or the system's resolv.conf if empty.
-    pub fn new(
-        hostname: &str,
-        nameservers: &[SocketAddr],
-        dmarc_reject: bool,
-    ) -> Result<InboundAuth, String> {
-        let authenticator = if nameservers.is_empty() {
-            MessageAuthenticator::new_system_conf()
-        } else {
-            let servers = nameservers
-                .iter()
-                .map(|a| {
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = a.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = a.port();
-                    NameServerConfig::new(a.ip(), true, vec![udp, tcp])
-                })
-                .collect();
-            let mut opts = ResolverOpts::default();
-            opts.timeout = Duration::from_secs(5);
-            opts.attempts = 2;
-            MessageAuthenticator::new(ResolverConfig::from_name_servers(servers), opts)
-        }
-        .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
-        Ok(InboundAuth {
-            authenticator,
+    pub fn new(dns: Dns, hostname: &str, dmarc_reject: bool) -> InboundAuth {
+        InboundAuth {
+            dns,
             hostname: hostname.to_string(),
             dmarc_reject,
-        })
+        }
     }
 
     /// Checks a message received from `ip` (HELO `helo`, MAIL FROM
     /// `mail_from`).
     pub async fn check(&self, ip: IpAddr, helo: &str, mail_from: &str, message: &[u8]) -> Verdict {
-        let work = async_compat::Compat::new(self.run(ip, helo, mail_from, message));
-        let late = async {
-            smol::Timer::after(TIMEOUT).await;
-            Verdict {
+        let work = self.run(ip, helo, mail_from, message);
+        match self.dns.run(TIMEOUT, work).await {
+            Some(verdict) => verdict,
+            None => Verdict {
                 header: format!(
                     "Authentication-Results: {}; spf=temperror; dkim=temperror; dmarc=temperror (checks timed out)\r\n",
                     self.hostname
                 ),
                 dmarc_reject: false,
-            }
-        };
-        futures_lite::future::or(work, late).await
+            },
+        }
     }
 
     async fn run(&self, ip: IpAddr, helo: &str, mail_from: &str, message: &[u8]) -> Verdict {
@@ -98,7 +70,7 @@ impl InboundAuth {
                 dmarc_reject: false,
             };
         };
-        let a = &self.authenticator;
+        let a = self.dns.authenticator();
         let dkim = a.verify_dkim(&msg).await;
         let spf = a
             .verify_spf(SpfParameters::verify(ip, helo, &self.hostname, mail_from))

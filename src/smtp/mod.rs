@@ -2,12 +2,16 @@
 //! hands it to the store, which files it into INBOX when the owner's key is
 //! in memory and seals it to the owner's public key otherwise.
 //!
-//! Imports `net`, `proto::smtp`, `store` (its interface) and `util`.
-//! Invariants: `250` after DATA/BDAT LAST only once every recipient's copy
-//! is durable; only `<CRLF>.<CRLF>` ends DATA; a command pipelined after
+//! Forward targets and webhooks get the message in memory through
+//! `relay` during the session; a temporary failure there answers 451.
+//!
+//! Imports `net`, `proto::smtp`, `relay`, `store` (its interface) and
+//! `util`. Invariants: `250` after DATA/BDAT LAST only once every
+//! destination has the message (durable for mailboxes); only `<CRLF>.<CRLF>` ends DATA; a command pipelined after
 //! STARTTLS is discarded; never relays (a foreign recipient gets 550 5.7.1).
 
 mod auth;
+mod retry;
 mod session;
 
 pub use auth::InboundAuth;
@@ -26,6 +30,11 @@ pub struct Smtp {
     pub tls: TlsAcceptor,
     pub hostname: String,
     pub max_message_bytes: u64,
+    pub mime_limits: crate::store::mime::Limits,
+    /// Forwards and webhooks; `None` when no DNS resolver could be set up.
+    pub relay: Option<std::sync::Arc<crate::relay::Relay>>,
+    /// Destinations already served for messages whose transaction got 4xx.
+    pub delivered: retry::Delivered,
 }
 
 /// The line a client over its address' connection cap reads.

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Smtp;
+use super::retry;
 use crate::net::conn::{Conn, Incoming, Stream, with_timeout};
 use crate::net::listener::Accepted;
 use crate::proto::smtp::{self as proto, Command, DataReceiver, ParseError};
-use crate::store::{Recipient, StoreError};
+use crate::relay::client::Status;
+use crate::store::{Recipient, Route, StoreError};
 use crate::util::{now_unix, random_id, rfc5322_date};
 
 /// RFC 5321 §4.5.3.2: 5 minutes for commands, 3 for each DATA block.
@@ -33,7 +35,10 @@ struct Envelope {
     from: Option<String>,
     /// MAIL carried SMTPUTF8 (RFC 6531): non-ASCII addresses allowed.
     smtputf8: bool,
+    /// Accepted RCPT addresses, lowercased.
     rcpts: Vec<String>,
+    /// What they expand to, without repeats.
+    dests: Vec<Dest>,
     unknown_rcpts: u32,
     /// BDAT chunks so far, and whether they already went over the limit.
     chunks: Vec<u8>,
@@ -45,10 +50,40 @@ impl Envelope {
         self.from = None;
         self.smtputf8 = false;
         self.rcpts.clear();
+        self.dests.clear();
         self.chunks = Vec::new();
         self.chunks_too_big = false;
     }
 }
+
+/// One place a message goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Dest {
+    /// INBOX of this alias.
+    Mailbox(String),
+    /// A copy relayed to `to`, its envelope sender rewritten (SRS) at the
+    /// domain of `via`, the alias that forwards.
+    Forward { to: String, via: String },
+    /// Mail to an SRS address of ours, relayed to the original sender
+    /// with its envelope sender unchanged (usually a bounce).
+    Return(String),
+    /// The parsed message POSTed to `url` on behalf of `alias`.
+    Webhook { url: String, alias: String },
+}
+
+impl Dest {
+    /// Names the destination in the retry memory.
+    fn key(&self) -> String {
+        match self {
+            Dest::Mailbox(a) => format!("mailbox:{a}"),
+            Dest::Forward { to, .. } | Dest::Return(to) => format!("forward:{}", to.to_lowercase()),
+            Dest::Webhook { url, alias } => format!("webhook:{alias}:{url}"),
+        }
+    }
+}
+
+/// Local forward chains longer than this are cut (and logged).
+const MAX_EXPANSION: usize = 16;
 
 enum Next {
     Continue,
@@ -229,21 +264,38 @@ async fn rcpt(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, to: String) -> io
             .reply("452 4.5.3 Too many recipients; send the rest in another message")
             .await;
     }
-    match ctx.store.lookup(&to).await {
-        Ok(Recipient::Mailbox) => {
+    let lookup = ctx.store.lookup(&to).await;
+    let srs_return = match (&lookup, &ctx.relay) {
+        (Ok(Recipient::UnknownUser), Some(relay)) => to
+            .rsplit_once('@')
+            .and_then(|(local, _)| relay.srs.reverse(local, today())),
+        _ => None,
+    };
+    match lookup {
+        Ok(Recipient::Local(route)) => {
+            if let Err(e) = expand(ctx, route, &mut env.dests).await {
+                tracing::warn!(error = %e, "recipient lookup failed");
+                return conn
+                    .reply("451 4.3.0 Temporary lookup failure; try again later")
+                    .await;
+            }
             let to = to.to_lowercase();
             if !env.rcpts.contains(&to) {
                 env.rcpts.push(to);
             }
             conn.reply("250 2.1.5 Recipient OK").await
         }
-        Ok(Recipient::ForwardOnly) => {
-            conn.reply("451 4.3.0 This address only forwards, and forwarding is not available yet; try again later").await
+        Ok(Recipient::UnknownUser) if srs_return.is_some() => {
+            let original = srs_return.unwrap_or_default();
+            push_unique(&mut env.dests, Dest::Return(original));
+            env.rcpts.push(to.to_lowercase());
+            conn.reply("250 2.1.5 Recipient OK").await
         }
         Ok(Recipient::UnknownUser) => {
             env.unknown_rcpts += 1;
             if env.unknown_rcpts > FREE_PROBES {
-                let wait = Duration::from_millis(250 * u64::from(env.unknown_rcpts - FREE_PROBES)).min(Duration::from_secs(5));
+                let wait = Duration::from_millis(250 * u64::from(env.unknown_rcpts - FREE_PROBES))
+                    .min(Duration::from_secs(5));
                 smol::Timer::after(wait).await;
             }
             conn.reply("550 5.1.1 No such user here").await
@@ -251,9 +303,66 @@ async fn rcpt(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, to: String) -> io
         Ok(Recipient::ForeignDomain) => conn.reply("550 5.7.1 Relaying denied").await,
         Err(e) => {
             tracing::warn!(error = %e, "recipient lookup failed");
-            conn.reply("451 4.3.0 Temporary lookup failure; try again later").await
+            conn.reply("451 4.3.0 Temporary lookup failure; try again later")
+                .await
         }
     }
+}
+
+fn today() -> u64 {
+    (now_unix().max(0) / 86_400) as u64
+}
+
+fn push_unique(dests: &mut Vec<Dest>, d: Dest) {
+    if !dests.contains(&d) {
+        dests.push(d);
+    }
+}
+
+/// Follows an alias' forwards through other local aliases (each visited
+/// once, at most `MAX_EXPANSION`), collecting mailboxes, webhooks and
+/// foreign forward targets.
+async fn expand(ctx: &Smtp, route: Route, dests: &mut Vec<Dest>) -> Result<(), StoreError> {
+    let mut seen = vec![route.address.clone()];
+    let mut queue = vec![route];
+    while let Some(r) = queue.pop() {
+        if r.mailbox {
+            push_unique(dests, Dest::Mailbox(r.address.clone()));
+        }
+        for url in &r.webhooks {
+            push_unique(
+                dests,
+                Dest::Webhook {
+                    url: url.clone(),
+                    alias: r.address.clone(),
+                },
+            );
+        }
+        for target in &r.forward {
+            let lower = target.to_lowercase();
+            if seen.contains(&lower) {
+                continue;
+            }
+            seen.push(lower);
+            match ctx.store.lookup(target).await? {
+                Recipient::Local(next) if seen.len() <= MAX_EXPANSION => queue.push(next),
+                Recipient::Local(_) => {
+                    tracing::warn!("local forwarding chain too long; cut");
+                }
+                Recipient::UnknownUser => {
+                    tracing::warn!("a forward target is an unknown local address; skipped");
+                }
+                Recipient::ForeignDomain => push_unique(
+                    dests,
+                    Dest::Forward {
+                        to: target.clone(),
+                        via: r.address.clone(),
+                    },
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn data(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope) -> io::Result<()> {
@@ -340,9 +449,25 @@ fn too_big(max: u64) -> String {
     format!("552 5.3.4 Message size exceeds the limit of {max} bytes")
 }
 
-/// Adds trace headers and hands one copy per recipient to the store; the
-/// reply is 250 only if every copy is durable.
+/// Relay hops a message may have made before we refuse it as a loop
+/// (RFC 5321 §6.3 suggests counting Received headers; Postfix uses 50).
+const MAX_HOPS: usize = 50;
+
+/// How one destination fared.
+enum Failure {
+    Temporary(String),
+    Permanent(String),
+}
+
+/// Adds trace headers and hands the message to every destination: the
+/// store for mailboxes (durable before this returns), the relay for
+/// forwards and webhooks. 250 only if every destination has it; a
+/// temporary failure anywhere answers 4xx, and the destinations that did
+/// get it are remembered so the sending MTA's retry skips them.
 async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope, body: Vec<u8>) -> String {
+    if received_count(&body) >= MAX_HOPS {
+        return "554 5.4.6 Too many hops; mail loop suspected".to_string();
+    }
     let id = random_id().unwrap_or_default();
     let id = &id[..16.min(id.len())];
     let with = match (env.esmtp, conn.is_tls()) {
@@ -351,49 +476,193 @@ async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope, body: Vec<u8>) -> Stri
         (false, true) => "SMTPS",
         (false, false) => "SMTP",
     };
+    let from = env.from.as_deref().unwrap_or("");
     // Privacy: the Received header names the client's HELO, not its address.
-    let trace = format!(
-        "Return-Path: <{}>\r\nReceived: from {} by {} (sealmail) with {with} id {id};\r\n\t{}\r\n",
-        env.from.as_deref().unwrap_or(""),
+    let received = format!(
+        "Received: from {} by {} (sealmail) with {with} id {id};\r\n\t{}\r\n",
         env.helo.as_deref().unwrap_or("unknown"),
         ctx.hostname,
         rfc5322_date(now_unix())
     );
-    let mut message = trace.into_bytes();
+    // Authentication-Results goes above this hop's Received (RFC 8601 §2.1).
+    let mut relayed = Vec::with_capacity(body.len() + 1024);
     if let Some(auth) = &ctx.auth {
         let helo = env.helo.as_deref().unwrap_or("");
-        let verdict = auth
-            .check(
-                conn.peer.ip(),
-                helo,
-                env.from.as_deref().unwrap_or(""),
-                &body,
-            )
-            .await;
+        let verdict = auth.check(conn.peer.ip(), helo, from, &body).await;
         if verdict.dmarc_reject {
             return "550 5.7.1 Rejected: the sender's domain publishes a DMARC reject policy and this message fails it"
                 .to_string();
         }
-        // Above this hop's Received header, with it (RFC 8601 §2.1).
-        let at = message
-            .windows(10)
-            .position(|w| w == b"Received: ")
-            .unwrap_or(0);
-        message.splice(at..at, verdict.header.into_bytes());
+        relayed.extend_from_slice(verdict.header.as_bytes());
     }
-    message.extend_from_slice(&body);
-    let mut worst: Option<String> = None;
-    for rcpt in &env.rcpts {
-        if let Err(e) = ctx.store.deliver(rcpt, message.clone()).await {
+    relayed.extend_from_slice(received.as_bytes());
+    relayed.extend_from_slice(&body);
+    let digest = retry::message_digest(from, &body);
+    drop(body);
+
+    let mut outcomes: Vec<(&Dest, Result<(), Failure>)> = Vec::new();
+    let todo: Vec<&Dest> = env
+        .dests
+        .iter()
+        .filter(|d| !ctx.delivered.contains(&digest, &d.key()))
+        .collect();
+    let skipped = env.dests.len() - todo.len();
+    // Mailboxes: Return-Path is added at final delivery (RFC 5321 §4.4).
+    let mut stored: Option<Vec<u8>> = None;
+    for d in todo.iter().copied() {
+        let Dest::Mailbox(alias) = d else { continue };
+        let copy = stored.get_or_insert_with(|| {
+            let mut m = format!("Return-Path: <{from}>\r\n").into_bytes();
+            m.extend_from_slice(&relayed);
+            m
+        });
+        let result = ctx.store.deliver(alias, copy.clone()).await.map_err(|e| {
             tracing::warn!(error = %e, "delivery failed");
-            let answer = match e {
-                StoreError::TooBig(n) => too_big(n),
-                StoreError::OverQuota => "452 4.2.2 Mailbox full; try again later".to_string(),
-                StoreError::BadMessage(why) => format!("554 5.6.0 Message refused: {why}"),
-                _ => "451 4.3.0 Temporary failure storing the message; try again later".to_string(),
-            };
-            worst.get_or_insert(answer);
+            match e {
+                StoreError::TooBig(n) => Failure::Permanent(too_big(n)),
+                StoreError::OverQuota => {
+                    Failure::Temporary("452 4.2.2 Mailbox full; try again later".into())
+                }
+                StoreError::BadMessage(why) => {
+                    Failure::Permanent(format!("554 5.6.0 Message refused: {why}"))
+                }
+                _ => Failure::Temporary(
+                    "451 4.3.0 Temporary failure storing the message; try again later".into(),
+                ),
+            }
+        });
+        outcomes.push((d, result.map(|_| ())));
+    }
+    relay_copies(ctx, from, &relayed, &todo, &mut outcomes).await;
+
+    let mut temporary = None;
+    let mut permanent = None;
+    let mut delivered = skipped;
+    for (d, r) in &outcomes {
+        match r {
+            Ok(()) => delivered += 1,
+            Err(Failure::Temporary(t)) => {
+                temporary.get_or_insert(t.clone());
+            }
+            Err(Failure::Permanent(p)) => {
+                tracing::warn!(destination = ?d, reply = %p, "a destination refused the message");
+                permanent.get_or_insert(p.clone());
+            }
         }
     }
-    worst.unwrap_or_else(|| format!("250 2.0.0 Message accepted as {id}"))
+    if let Some(t) = temporary {
+        for (d, r) in &outcomes {
+            if r.is_ok() {
+                ctx.delivered.insert(&digest, &d.key());
+            }
+        }
+        return t;
+    }
+    match permanent {
+        // Nobody got it: the sender learns why.
+        Some(p) if delivered == 0 => p,
+        // Some destinations have it; a refusal elsewhere is logged (above).
+        _ => format!("250 2.0.0 Message accepted as {id}"),
+    }
+}
+
+/// Forwards (grouped by the SRS domain they are sent from) and webhooks.
+async fn relay_copies<'d>(
+    ctx: &Smtp,
+    from: &str,
+    message: &[u8],
+    todo: &[&'d Dest],
+    outcomes: &mut Vec<(&'d Dest, Result<(), Failure>)>,
+) {
+    let relayed: Vec<&Dest> = todo
+        .iter()
+        .copied()
+        .filter(|d| !matches!(d, Dest::Mailbox(_)))
+        .collect();
+    if relayed.is_empty() {
+        return;
+    }
+    let Some(relay) = &ctx.relay else {
+        for d in relayed {
+            outcomes.push((
+                d,
+                Err(Failure::Temporary(
+                    "451 4.3.0 Forwarding is unavailable (no DNS resolver); try again later".into(),
+                )),
+            ));
+        }
+        return;
+    };
+    // One transaction per envelope sender: SRS at each forwarding alias'
+    // domain, or the original sender for returns.
+    let mut groups: Vec<(String, Vec<&Dest>)> = Vec::new();
+    for d in relayed.iter().copied() {
+        let sender = match d {
+            Dest::Forward { via, .. } => {
+                let domain = via.rsplit_once('@').map_or("", |(_, dom)| dom);
+                relay.srs.forward(from, domain, today())
+            }
+            Dest::Return(_) => from.to_string(),
+            _ => continue,
+        };
+        match groups.iter_mut().find(|(s, _)| *s == sender) {
+            Some((_, list)) => list.push(d),
+            None => groups.push((sender, vec![d])),
+        }
+    }
+    for (sender, list) in groups {
+        let rcpts: Vec<String> = list
+            .iter()
+            .map(|d| match d {
+                Dest::Forward { to, .. } | Dest::Return(to) => to.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        let statuses = relay.send(&sender, &rcpts, message).await;
+        for (d, st) in list.into_iter().zip(statuses) {
+            outcomes.push((d, relay_failure(st, "Forwarding")));
+        }
+    }
+    for d in relayed {
+        if let Dest::Webhook { url, alias } = d {
+            let st = relay
+                .webhook(url, alias, from, message, ctx.mime_limits)
+                .await;
+            outcomes.push((d, relay_failure(st, "Webhook delivery")));
+        }
+    }
+}
+
+fn relay_failure(st: Status, what: &str) -> Result<(), Failure> {
+    match st {
+        Status::Delivered => Ok(()),
+        Status::Temporary(why) => Err(Failure::Temporary(format!(
+            "451 4.4.0 {what} failed temporarily ({}); try again later",
+            printable(&why)
+        ))),
+        Status::Permanent(why) => Err(Failure::Permanent(format!(
+            "554 5.4.0 {what} refused: {}",
+            printable(&why)
+        ))),
+    }
+}
+
+/// Text from elsewhere, safe to put in one reply line.
+fn printable(s: &str) -> String {
+    s.chars()
+        .filter(|c| (' '..='~').contains(c))
+        .take(200)
+        .collect()
+}
+
+/// Received header fields in the message's header.
+fn received_count(message: &[u8]) -> usize {
+    let end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(message.len());
+    message[..end]
+        .split(|&b| b == b'\n')
+        .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
+        .count()
 }

@@ -411,11 +411,12 @@ impl Inner {
         let control = lock(&self.control);
         let internal = |e: super::control::ControlError| StoreError::Internal(e.to_string());
         if let Some(a) = control.alias(address).map_err(internal)? {
-            return Ok(if a.mailbox {
-                Recipient::Mailbox
-            } else {
-                Recipient::ForwardOnly
-            });
+            return Ok(Recipient::Local(super::types::Route {
+                address: a.address,
+                mailbox: a.mailbox,
+                forward: a.forward,
+                webhooks: a.webhooks,
+            }));
         }
         let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
         let local = control.has_domain(domain).map_err(internal)?;

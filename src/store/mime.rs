@@ -259,6 +259,25 @@ impl Ctx<'_> {
     }
 }
 
+/// A leaf part's body, transfer-decoded: as text (charset-converted) when
+/// the part is text/*, else as bytes. `None` if it cannot be read.
+pub fn decode_leaf(buf: &[u8], part: &Part) -> Option<Leaf> {
+    let start = usize::try_from(part.header_start).ok()?;
+    let end = usize::try_from(part.end).ok()?;
+    let mail = mailparse::parse_mail(buf.get(start..end)?).ok()?;
+    if part.mime_type == "text" {
+        mail.get_body().ok().map(Leaf::Text)
+    } else {
+        mail.get_body_raw().ok().map(Leaf::Bytes)
+    }
+}
+
+/// What [`decode_leaf`] returns.
+pub enum Leaf {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
 fn describe(headers: &[mailparse::MailHeader<'_>], digest_child: bool) -> Part {
     let mut p = Part::default();
     let ct = value(headers, "Content-Type");

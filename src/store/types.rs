@@ -270,16 +270,27 @@ pub struct Listing {
 }
 
 /// What an address is to this server (RCPT TO checks).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Recipient {
-    /// An alias with a mailbox.
-    Mailbox,
-    /// An alias that only forwards or calls webhooks.
-    ForwardOnly,
+    /// An alias of ours.
+    Local(Route),
     /// A local domain, but no such alias.
     UnknownUser,
     /// Not a domain this server receives for.
     ForeignDomain,
+}
+
+/// Where mail for an alias goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// The alias as stored (lowercase).
+    pub address: String,
+    /// It has a mailbox.
+    pub mailbox: bool,
+    /// Addresses that get a copy.
+    pub forward: Vec<String>,
+    /// URLs that get the parsed message.
+    pub webhooks: Vec<String>,
 }
 
 /// Every request the storage interface takes.

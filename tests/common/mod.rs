@@ -227,3 +227,70 @@ pub fn python(script: &str, args: &[String]) -> String {
         .join(script);
     run_ok(Command::new("python3").arg(&path).args(args))
 }
+
+/// The Python with the test peers' packages (dnslib, dkimpy, aiosmtpd)
+/// that `make test` installs.
+pub fn venv_python() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python3");
+    assert!(
+        p.exists(),
+        "{} is missing: run `make test`, which installs the Python test peers",
+        p.display()
+    );
+    p
+}
+
+/// A helper process, killed when dropped.
+pub struct Peer(pub std::process::Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `tests/interop/<script>` under the venv and waits for its
+/// "ready" line.
+pub fn start_peer(script: &str, args: &[String]) -> Peer {
+    use std::io::{BufRead, BufReader};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
+    let mut child = Command::new(venv_python())
+        .arg(path)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "{script} did not start");
+    Peer(child)
+}
+
+/// A loopback port that was free a moment ago (UDP and TCP).
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Starts the loopback DNS server with `zone`
+/// (`{"name": [["TXT"|"A"|"MX", "value"], ...]}`); returns it and its port.
+pub fn start_dns(dir: &Path, zone: &serde_json::Value) -> (Peer, u16) {
+    let file = dir.join("zone.json");
+    std::fs::write(&file, zone.to_string()).unwrap();
+    let port = free_port();
+    let peer = start_peer(
+        "dns_server.py",
+        &[port.to_string(), file.display().to_string()],
+    );
+    (peer, port)
+}

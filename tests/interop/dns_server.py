@@ -1,5 +1,6 @@
 """A small authoritative DNS server for tests (dnslib), on 127.0.0.1 UDP
-and TCP. Zone: JSON {"name": [["TXT"|"A"|"MX", "value"], ...]}. Names not in
+and TCP. Zone: JSON {"name": [["TXT"|"A"|"MX", "value"], ...]}; an MX value is
+"PREF host" or "host". Names not in
 the zone get NXDOMAIN.
 
 usage: dns_server.py PORT ZONE.json   (prints "ready" once listening)
@@ -34,7 +35,9 @@ class Resolver(BaseResolver):
             elif rtype == "A":
                 rdata = A(value)
             else:
-                rdata = MX(value)
+                # "10 mx.example.net" or just the host (preference 10).
+                pref, _, host = value.partition(" ") if " " in value else ("10", "", value)
+                rdata = MX(host, int(pref))
             reply.add_answer(RR(request.q.qname, QTYPE.reverse[rtype], rdata=rdata, ttl=60))
         return reply
 

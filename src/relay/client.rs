@@ -1,0 +1,351 @@
+//! The SMTP client: one mail transaction to one server, with
+//! opportunistic STARTTLS and PIPELINING, and a result per recipient.
+//!
+//! Imports `net::{conn, tls}`. Invariants: reply lines and reply counts
+//! are bounded; the message is dot-stuffed and ends with `CRLF.CRLF`; a
+//! recipient counts as delivered only after the server's 2xx to the end
+//! of data.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use futures_rustls::TlsConnector;
+use rustls::pki_types::ServerName;
+use smol::Async;
+
+use crate::net::conn::{Conn, Line, Stream, with_timeout};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// RFC 5321 §4.5.3.2 asks for minutes; a forward runs while the sending
+/// MTA waits for our reply, so these are shorter.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+const DATA_END_TIMEOUT: Duration = Duration::from_secs(120);
+const MAX_REPLY_LINE: usize = 2048;
+const MAX_REPLY_LINES: usize = 100;
+
+/// Where to connect, and the name the certificate should carry.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub host: String,
+    pub addr: SocketAddr,
+}
+
+/// One transaction's envelope and content.
+pub struct Envelope<'a> {
+    pub from: &'a str,
+    pub rcpts: &'a [String],
+    pub message: &'a [u8],
+}
+
+/// What became of one recipient, or of the whole transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    Delivered,
+    /// A 4xx reply or a failure worth retrying; the text says which.
+    Temporary(String),
+    /// A 5xx reply.
+    Permanent(String),
+}
+
+impl Status {
+    fn from_reply(r: &Reply, when: &str) -> Status {
+        match r.code {
+            200..=399 => Status::Delivered,
+            400..=499 => Status::Temporary(format!("{when}: {}", r.text())),
+            _ => Status::Permanent(format!("{when}: {}", r.text())),
+        }
+    }
+}
+
+/// How the connection was protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsUse {
+    Plain,
+    /// TLS with a certificate that did not verify (opportunistic).
+    Unverified,
+    Verified,
+}
+
+/// The result of a transaction that got as far as RCPT.
+#[derive(Debug)]
+pub struct Outcome {
+    /// One per envelope recipient, in order.
+    pub rcpts: Vec<Status>,
+    pub tls: TlsUse,
+}
+
+/// What the client needs to know about TLS.
+#[derive(Clone)]
+pub struct ClientTls {
+    pub connector: TlsConnector,
+    pub verifier: std::sync::Arc<rustls::client::WebPkiServerVerifier>,
+}
+
+/// One server reply.
+#[derive(Debug)]
+struct Reply {
+    code: u16,
+    lines: Vec<String>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        let joined = self.lines.join(" / ");
+        format!("{} {}", self.code, joined.trim())
+    }
+}
+
+/// Runs one transaction against `target`. `Err` is a failure before any
+/// recipient was tried (connection, greeting, EHLO, TLS, MAIL): it applies
+/// to every recipient, and the caller may try another host.
+pub async fn send(
+    target: &Target,
+    helo: &str,
+    tls: Option<&ClientTls>,
+    env: &Envelope<'_>,
+) -> Result<Outcome, Status> {
+    let tcp = with_timeout(CONNECT_TIMEOUT, Async::<TcpStream>::connect(target.addr))
+        .await
+        .map_err(|e| Status::Temporary(format!("connecting to {}: {e}", target.addr)))?;
+    let mut conn = Conn::new(Stream::Plain(tcp), target.addr);
+    let result = transaction(&mut conn, target, helo, tls, env).await;
+    // QUIT is a courtesy; its failure changes nothing.
+    let _ = conn.write_all(b"QUIT\r\n").await;
+    conn.close().await;
+    result
+}
+
+async fn transaction(
+    conn: &mut Conn,
+    target: &Target,
+    helo: &str,
+    tls: Option<&ClientTls>,
+    env: &Envelope<'_>,
+) -> Result<Outcome, Status> {
+    let net = |e: io::Error| Status::Temporary(format!("{}: {e}", target.addr));
+    let greeting = read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?;
+    if greeting.code != 220 {
+        return Err(Status::from_reply(&greeting, "greeting"));
+    }
+    let mut caps = ehlo(conn, helo).await.map_err(net)??;
+    let mut tls_use = TlsUse::Plain;
+    if let Some(tls) = tls
+        && caps.iter().any(|c| c == "STARTTLS")
+    {
+        command(conn, "STARTTLS").await.map_err(net)?;
+        let r = read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?;
+        if r.code == 220 {
+            let name = server_name(&target.host, target.addr);
+            let chain = conn
+                .connect_tls(&tls.connector, name.clone(), REPLY_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    Status::Temporary(format!("TLS handshake with {}: {e}", target.addr))
+                })?;
+            tls_use = if crate::net::tls::chain_verified(&tls.verifier, &chain, &name) {
+                TlsUse::Verified
+            } else {
+                TlsUse::Unverified
+            };
+            caps = ehlo(conn, helo).await.map_err(net)??;
+        }
+    }
+    let has = |c: &str| caps.iter().any(|x| x == c);
+    let utf8 = !env.from.is_ascii() || env.rcpts.iter().any(|r| !r.is_ascii());
+    if utf8 && !has("SMTPUTF8") {
+        return Err(Status::Permanent(format!(
+            "{} does not support SMTPUTF8, which the addresses need",
+            target.host
+        )));
+    }
+    let mut mail = format!("MAIL FROM:<{}>", env.from);
+    if has("SIZE") {
+        mail.push_str(&format!(" SIZE={}", env.message.len()));
+    }
+    if has("8BITMIME") && !env.message.is_ascii() {
+        mail.push_str(" BODY=8BITMIME");
+    }
+    if utf8 {
+        mail.push_str(" SMTPUTF8");
+    }
+    let mut lines = vec![mail];
+    lines.extend(env.rcpts.iter().map(|r| format!("RCPT TO:<{r}>")));
+    lines.push("DATA".into());
+    // With PIPELINING (RFC 2920) the whole envelope goes in one write;
+    // without, one command per round trip. Replies are read in order.
+    let pipelined = has("PIPELINING");
+    let mut replies = Vec::with_capacity(lines.len());
+    if pipelined {
+        for l in &lines {
+            conn.write_all(l.as_bytes()).await.map_err(net)?;
+            conn.write_all(b"\r\n").await.map_err(net)?;
+        }
+        conn.flush().await.map_err(net)?;
+        for _ in &lines {
+            replies.push(read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?);
+        }
+    } else {
+        for (i, l) in lines.iter().enumerate() {
+            let is_data = i == lines.len() - 1;
+            if is_data && !replies[1..].iter().any(|r: &Reply| r.code < 400) {
+                break;
+            }
+            command(conn, l).await.map_err(net)?;
+            let r = read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?;
+            let mail_failed = i == 0 && r.code >= 400;
+            replies.push(r);
+            if mail_failed {
+                break;
+            }
+        }
+    }
+    let mail_reply = &replies[0];
+    if mail_reply.code >= 400 {
+        return Err(Status::from_reply(mail_reply, "MAIL FROM"));
+    }
+    let mut rcpts: Vec<Status> = (0..env.rcpts.len())
+        .map(|i| match replies.get(1 + i) {
+            Some(r) => Status::from_reply(r, "RCPT TO"),
+            None => Status::Temporary("no reply to RCPT TO".into()),
+        })
+        .collect();
+    if !rcpts.contains(&Status::Delivered) {
+        // Nothing to send: DATA was not sent, or (pipelined) refused as
+        // RFC 2920 §3.1 says.
+        return Ok(Outcome {
+            rcpts,
+            tls: tls_use,
+        });
+    }
+    let Some(data_reply) = replies.get(1 + env.rcpts.len()) else {
+        return Err(Status::Temporary("DATA was not answered".into()));
+    };
+    if data_reply.code != 354 {
+        let st = Status::from_reply(data_reply, "DATA");
+        mark_accepted(&mut rcpts, &st);
+        return Ok(Outcome {
+            rcpts,
+            tls: tls_use,
+        });
+    }
+    write_stuffed(conn, env.message).await.map_err(net)?;
+    conn.flush().await.map_err(net)?;
+    let end = read_reply(conn, DATA_END_TIMEOUT).await.map_err(net)?;
+    let st = Status::from_reply(&end, "end of data");
+    if st != Status::Delivered {
+        mark_accepted(&mut rcpts, &st);
+    }
+    Ok(Outcome {
+        rcpts,
+        tls: tls_use,
+    })
+}
+
+/// Gives every recipient the server accepted the transaction's final word.
+fn mark_accepted(rcpts: &mut [Status], st: &Status) {
+    for r in rcpts.iter_mut().filter(|r| **r == Status::Delivered) {
+        *r = st.clone();
+    }
+}
+
+fn server_name(host: &str, addr: SocketAddr) -> ServerName<'static> {
+    ServerName::try_from(host.to_string())
+        .unwrap_or_else(|_| ServerName::IpAddress(addr.ip().into()))
+}
+
+/// EHLO, falling back to HELO; the capability keywords, upper-cased.
+async fn ehlo(conn: &mut Conn, helo: &str) -> io::Result<Result<Vec<String>, Status>> {
+    command(conn, &format!("EHLO {helo}")).await?;
+    let r = read_reply(conn, REPLY_TIMEOUT).await?;
+    if r.code == 250 {
+        let caps = r
+            .lines
+            .iter()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_ascii_uppercase)
+            .collect();
+        return Ok(Ok(caps));
+    }
+    command(conn, &format!("HELO {helo}")).await?;
+    let r = read_reply(conn, REPLY_TIMEOUT).await?;
+    if r.code == 250 {
+        Ok(Ok(Vec::new()))
+    } else {
+        Ok(Err(Status::from_reply(&r, "HELO")))
+    }
+}
+
+async fn command(conn: &mut Conn, line: &str) -> io::Result<()> {
+    conn.reply(line).await?;
+    conn.flush().await
+}
+
+/// Reads one (possibly multi-line) reply.
+async fn read_reply(conn: &mut Conn, timeout: Duration) -> io::Result<Reply> {
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+    let mut lines = Vec::new();
+    loop {
+        let line = match with_timeout(timeout, conn.read_line(MAX_REPLY_LINE)).await? {
+            Line::Complete(l) => l,
+            Line::TooLong => return Err(bad("reply line too long")),
+            Line::Eof => return Err(bad("connection closed")),
+        };
+        if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) {
+            return Err(bad("malformed reply"));
+        }
+        let code: u16 = std::str::from_utf8(&line[..3])
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| bad("malformed reply"))?;
+        let more = line.get(3) == Some(&b'-');
+        lines.push(String::from_utf8_lossy(line.get(4..).unwrap_or_default()).into_owned());
+        if !more {
+            return Ok(Reply { code, lines });
+        }
+        if lines.len() >= MAX_REPLY_LINES {
+            return Err(bad("reply has too many lines"));
+        }
+    }
+}
+
+/// Writes `message` dot-stuffed (RFC 5321 §4.5.2), ending with
+/// `CRLF.CRLF`; bare LFs become CRLF.
+async fn write_stuffed(conn: &mut Conn, message: &[u8]) -> io::Result<()> {
+    conn.write_all(&dot_stuff(message)).await
+}
+
+fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
+    let mut at_line_start = true;
+    let mut prev = 0u8;
+    for &b in message {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+        prev = b;
+    }
+    if !at_line_start {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_stuffing() {
+        assert_eq!(dot_stuff(b".a\r\nb\r\n..c"), b"..a\r\nb\r\n...c\r\n.\r\n");
+        assert_eq!(dot_stuff(b"x\n.\n"), b"x\r\n..\r\n.\r\n");
+        assert_eq!(dot_stuff(b""), b".\r\n");
+    }
+}

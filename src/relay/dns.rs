@@ -1,0 +1,144 @@
+//! The DNS resolver every part of the server shares: SPF/DKIM/DMARC
+//! checks and MX lookups for mail that leaves.
+//!
+//! Imports mail-auth (hickory) and async-compat only. hickory runs on
+//! tokio, so each lookup runs inside `async_compat::Compat`, which gives
+//! it a tokio reactor without tokio anywhere else (DESIGN.md allows this
+//! where no runtime-neutral crate exists). Invariants: every lookup is
+//! bounded by `TIMEOUT`; "no such record" and "could not ask" stay
+//! distinct, because only the first may make a message bounce.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use mail_auth::common::cache::NoCache;
+use mail_auth::hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
+};
+use mail_auth::{DnsError, IpLookupStrategy, MX, MessageAuthenticator, RecordSet};
+
+/// One lookup's limit, retries included.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why a lookup gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    /// The name or the record does not exist (NXDOMAIN or no data).
+    NotFound,
+    /// The servers failed, timed out or answered garbage: try later.
+    Temporary(String),
+}
+
+/// The resolver, cheap to clone.
+#[derive(Clone)]
+pub struct Dns {
+    inner: MessageAuthenticator,
+}
+
+impl Dns {
+    /// Asks `nameservers` (UDP, then TCP), or the system's resolv.conf if
+    /// the list is empty.
+    pub fn new(nameservers: &[SocketAddr]) -> Result<Dns, String> {
+        let inner = if nameservers.is_empty() {
+            MessageAuthenticator::new_system_conf()
+        } else {
+            let servers = nameservers
+                .iter()
+                .map(|a| {
+                    let mut udp = ConnectionConfig::udp();
+                    udp.port = a.port();
+                    let mut tcp = ConnectionConfig::tcp();
+                    tcp.port = a.port();
+                    NameServerConfig::new(a.ip(), true, vec![udp, tcp])
+                })
+                .collect();
+            let mut opts = ResolverOpts::default();
+            opts.timeout = Duration::from_secs(5);
+            opts.attempts = 2;
+            MessageAuthenticator::new(ResolverConfig::from_name_servers(servers), opts)
+        }
+        .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
+        Ok(Dns { inner })
+    }
+
+    /// The authenticator for SPF/DKIM/DMARC; run its futures through
+    /// [`Dns::run`].
+    pub fn authenticator(&self) -> &MessageAuthenticator {
+        &self.inner
+    }
+
+    /// Runs a hickory-based future (it needs tokio's reactor), giving up
+    /// with `None` after `limit`.
+    pub async fn run<T>(&self, limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
+        let work = async { Some(async_compat::Compat::new(fut).await) };
+        let late = async {
+            smol::Timer::after(limit).await;
+            None
+        };
+        futures_lite::future::or(work, late).await
+    }
+
+    /// MX hosts of `domain`, best preference first (hosts of equal
+    /// preference in the order given). An empty list means a null MX
+    /// (RFC 7505): the domain takes no mail.
+    pub async fn mx(&self, domain: &str) -> Result<Vec<String>, LookupError> {
+        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+        let found = self
+            .run(
+                TIMEOUT,
+                self.inner
+                    .mx_lookup(fqdn.as_str(), None::<&NoCache<Box<str>, RecordSet<MX>>>),
+            )
+            .await
+            .ok_or_else(timed_out)?
+            .map_err(classify)?;
+        let mut hosts = Vec::new();
+        for mx in found.rrset.iter() {
+            for host in mx.exchanges.iter() {
+                let host = host.trim_end_matches('.');
+                if host.is_empty() {
+                    // "MX 0 ." is the null MX.
+                    continue;
+                }
+                hosts.push(host.to_ascii_lowercase());
+            }
+        }
+        if hosts.is_empty() && found.rrset.is_empty() {
+            return Err(LookupError::NotFound);
+        }
+        Ok(hosts)
+    }
+
+    /// Addresses of `host` (IPv4 first, then IPv6), at most `max`.
+    pub async fn addresses(&self, host: &str, max: usize) -> Result<Vec<IpAddr>, LookupError> {
+        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        let fqdn = format!("{}.", host.trim_end_matches('.'));
+        self.run(
+            TIMEOUT,
+            self.inner.ip_lookup(
+                &fqdn,
+                IpLookupStrategy::Ipv4thenIpv6,
+                max,
+                None::<&NoCache<Box<str>, RecordSet<std::net::Ipv4Addr>>>,
+                None::<&NoCache<Box<str>, RecordSet<std::net::Ipv6Addr>>>,
+            ),
+        )
+        .await
+        .ok_or_else(timed_out)?
+        .map_err(classify)
+    }
+}
+
+fn timed_out() -> LookupError {
+    LookupError::Temporary("DNS lookup timed out".into())
+}
+
+fn classify(e: mail_auth::Error) -> LookupError {
+    match e {
+        mail_auth::Error::Dns(DnsError::RecordNotFound(_)) => LookupError::NotFound,
+        other => LookupError::Temporary(other.to_string()),
+    }
+}

@@ -1,0 +1,205 @@
+//! Mail that leaves the server: next-hop resolution (static routes, a
+//! smarthost, or MX records with the implicit-MX fallback of RFC 5321
+//! §5.1), the SMTP client, SRS, and webhooks. The MX uses it for forward
+//! targets and webhooks now; the outbound queue will use it too.
+//!
+//! Imports `config` (plain values), `net`, `store::mime` and `util`; never
+//! the store's mailboxes, so nothing here can write a message to disk.
+//! Invariants: a recipient is `Delivered` only after the next hop's 2xx to
+//! the end of data (or an HTTP 2xx); DNS and connection failures are
+//! temporary, a domain that does not exist or has a null MX is permanent.
+
+pub mod client;
+pub mod dns;
+pub mod srs;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::{HostPort, Relay as RelayConfig};
+use client::{ClientTls, Envelope, Status, Target};
+use dns::{Dns, LookupError};
+
+/// Addresses tried per destination domain, across all its MX hosts.
+const MAX_ADDRESSES: usize = 5;
+
+/// Secrets the relay derives from the server key.
+pub fn derive_secret(server_key: &[u8; 32], label: &str) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(server_key).expect("any key length works");
+    mac.update(b"sealmail/");
+    mac.update(label.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// The secret that signs an alias' webhook requests.
+pub fn webhook_secret(server_key: &[u8; 32], alias: &str) -> [u8; 32] {
+    derive_secret(server_key, &format!("webhook/{}", alias.to_lowercase()))
+}
+
+/// Everything outbound delivery shares.
+pub struct Relay {
+    pub dns: Dns,
+    config: RelayConfig,
+    helo: String,
+    tls: ClientTls,
+    web_tls: futures_rustls::TlsConnector,
+    pub srs: srs::Srs,
+    server_key: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl Relay {
+    pub fn new(dns: Dns, config: RelayConfig, hostname: &str, server_key: &[u8; 32]) -> Relay {
+        Relay {
+            dns,
+            config,
+            helo: hostname.to_string(),
+            tls: ClientTls {
+                connector: crate::net::tls::opportunistic_client().into(),
+                verifier: crate::net::tls::web_verifier(),
+            },
+            web_tls: crate::net::tls::verifying_client().into(),
+            srs: srs::Srs::new(derive_secret(server_key, "srs")),
+            server_key: zeroize::Zeroizing::new(*server_key),
+        }
+    }
+
+    /// Sends `message` from `from` to `rcpts` (any domains), one
+    /// transaction per domain. One status per recipient, in order.
+    pub async fn send(&self, from: &str, rcpts: &[String], message: &[u8]) -> Vec<Status> {
+        let mut by_domain: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, r) in rcpts.iter().enumerate() {
+            let domain = r.rsplit_once('@').map_or("", |(_, d)| d).to_lowercase();
+            by_domain.entry(domain).or_default().push(i);
+        }
+        let mut out = vec![Status::Temporary("not tried".into()); rcpts.len()];
+        for (domain, idx) in by_domain {
+            let group: Vec<String> = idx.iter().map(|&i| rcpts[i].clone()).collect();
+            let results = self.send_domain(&domain, from, &group, message).await;
+            for (k, st) in idx.into_iter().zip(results) {
+                out[k] = st;
+            }
+        }
+        out
+    }
+
+    async fn send_domain(
+        &self,
+        domain: &str,
+        from: &str,
+        rcpts: &[String],
+        message: &[u8],
+    ) -> Vec<Status> {
+        let targets = match self.targets(domain).await {
+            Ok(t) => t,
+            Err(st) => return vec![st; rcpts.len()],
+        };
+        let env = Envelope {
+            from,
+            rcpts,
+            message,
+        };
+        let mut last = Status::Temporary(format!("no address to deliver to for {domain}"));
+        for t in &targets {
+            let mut result = client::send(t, &self.helo, Some(&self.tls), &env).await;
+            if let Err(Status::Temporary(why)) = &result
+                && why.starts_with("TLS handshake")
+            {
+                // Opportunistic TLS: a server whose TLS is broken still
+                // gets the mail, in plaintext, as Postfix does.
+                tracing::info!(host = %t.host, "STARTTLS failed; retrying without TLS");
+                result = client::send(t, &self.helo, None, &env).await;
+            }
+            match result {
+                Ok(outcome) => {
+                    tracing::debug!(host = %t.host, tls = ?outcome.tls, "relayed");
+                    return outcome.rcpts;
+                }
+                Err(st @ Status::Permanent(_)) => return vec![st; rcpts.len()],
+                Err(st) => {
+                    tracing::info!(host = %t.host, addr = %t.addr, status = ?st, "next hop failed");
+                    last = st;
+                }
+            }
+        }
+        vec![last; rcpts.len()]
+    }
+
+    /// Where mail for `domain` goes, in the order to try.
+    async fn targets(&self, domain: &str) -> Result<Vec<Target>, Status> {
+        let fixed = self
+            .config
+            .routes
+            .get(domain)
+            .or(self.config.smarthost.as_ref());
+        if let Some(HostPort { host, port }) = fixed {
+            return self.resolve(std::slice::from_ref(host), *port).await;
+        }
+        let hosts = match self.dns.mx(domain).await {
+            Ok(hosts) if hosts.is_empty() => {
+                return Err(Status::Permanent(format!(
+                    "{domain} publishes a null MX: it accepts no mail"
+                )));
+            }
+            Ok(hosts) => hosts,
+            // RFC 5321 §5.1: no MX records, the domain itself is the host.
+            Err(LookupError::NotFound) => vec![domain.to_string()],
+            Err(LookupError::Temporary(why)) => {
+                return Err(Status::Temporary(format!("MX lookup for {domain}: {why}")));
+            }
+        };
+        self.resolve(&hosts, self.config.port).await
+    }
+
+    async fn resolve(&self, hosts: &[String], port: u16) -> Result<Vec<Target>, Status> {
+        let mut out = Vec::new();
+        let mut last = None;
+        for host in hosts {
+            if out.len() >= MAX_ADDRESSES {
+                break;
+            }
+            match self.dns.addresses(host, MAX_ADDRESSES - out.len()).await {
+                Ok(ips) => out.extend(ips.into_iter().map(|ip| Target {
+                    host: host.clone(),
+                    addr: SocketAddr::new(ip, port),
+                })),
+                Err(e) => last = Some((host, e)),
+            }
+        }
+        if !out.is_empty() {
+            return Ok(out);
+        }
+        Err(match last {
+            Some((host, LookupError::NotFound)) if hosts.len() == 1 => {
+                Status::Permanent(format!("{host} does not exist"))
+            }
+            Some((host, LookupError::NotFound)) => {
+                Status::Temporary(format!("no address for {host}"))
+            }
+            Some((host, LookupError::Temporary(why))) => {
+                Status::Temporary(format!("address lookup for {host}: {why}"))
+            }
+            None => Status::Temporary("no next hop".into()),
+        })
+    }
+
+    /// POSTs the parsed `message` for `alias` to `url`, signed.
+    pub async fn webhook(
+        &self,
+        url: &str,
+        alias: &str,
+        from: &str,
+        message: &[u8],
+        limits: crate::store::mime::Limits,
+    ) -> Status {
+        let body = match webhook::payload(message, from, alias, limits) {
+            Ok(b) => b,
+            Err(why) => return Status::Permanent(format!("cannot parse the message: {why}")),
+        };
+        let secret = webhook_secret(&self.server_key, alias);
+        webhook::post(&self.dns, &self.web_tls, url, &secret, &body).await
+    }
+}

@@ -1,0 +1,104 @@
+"""Receiving peers for relay tests: an SMTP server (aiosmtpd) and an HTTP
+server (webhooks), both on 127.0.0.1.
+
+usage: sinks.py SMTP_PORT HTTP_PORT DIR   (prints "ready" once listening)
+
+Behaviour is read from DIR/smtp_mode and DIR/http_mode at each message:
+"accept" (default), "tempfail" (SMTP 451 at end of data / HTTP 503) or
+"reject" (SMTP 550 / HTTP 400). Each accepted message is written to
+DIR/smtp-N.json ({"mail_from", "rcpt_tos", "data"}) or DIR/http-N.json
+({"path", "headers", "body"}); each attempt is counted in DIR/*_attempts.
+"""
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from aiosmtpd.controller import Controller
+
+smtp_port, http_port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+lock = threading.Lock()
+
+
+def mode(kind):
+    try:
+        with open(os.path.join(out, f"{kind}_mode")) as f:
+            return f.read().strip() or "accept"
+    except FileNotFoundError:
+        return "accept"
+
+
+def record(kind, obj):
+    with lock:
+        count_file = os.path.join(out, f"{kind}_attempts")
+        n = 0
+        if os.path.exists(count_file):
+            with open(count_file) as f:
+                n = int(f.read() or 0)
+        with open(count_file, "w") as f:
+            f.write(str(n + 1))
+        if obj is None:
+            return
+        i = len([x for x in os.listdir(out) if x.startswith(f"{kind}-")])
+        tmp = os.path.join(out, f".{kind}-{i}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(obj, f)
+        os.rename(tmp, os.path.join(out, f"{kind}-{i}.json"))
+
+
+class Smtp:
+    async def handle_DATA(self, server, session, envelope):
+        m = mode("smtp")
+        if m == "tempfail":
+            record("smtp", None)
+            return "451 4.3.0 Try again later"
+        if m == "reject":
+            record("smtp", None)
+            return "550 5.1.1 No such user"
+        record(
+            "smtp",
+            {
+                "mail_from": envelope.mail_from,
+                "rcpt_tos": envelope.rcpt_tos,
+                "data": envelope.original_content.decode("utf-8", "replace"),
+            },
+        )
+        return "250 2.0.0 OK"
+
+
+class Http(BaseHTTPRequestHandler):
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n)
+        m = mode("http")
+        if m == "accept":
+            record(
+                "http",
+                {
+                    "path": self.path,
+                    "headers": dict(self.headers.items()),
+                    "body": body.decode("utf-8", "replace"),
+                },
+            )
+            code = 200
+        else:
+            record("http", None)
+            code = 503 if m == "tempfail" else 400
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+controller = Controller(Smtp(), hostname="127.0.0.1", port=smtp_port)
+controller.start()
+httpd = ThreadingHTTPServer(("127.0.0.1", http_port), Http)
+threading.Thread(target=httpd.serve_forever, daemon=True).start()
+print("ready", flush=True)
+sys.stdout = open(os.devnull, "w")
+while True:
+    time.sleep(3600)
