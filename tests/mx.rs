@@ -152,3 +152,34 @@ fn swaks_delivers() {
     drop(server);
     assert_eq!(subjects_matching(&env, &addr, "swaks"), 1);
 }
+
+#[test]
+fn quota_holds_for_sealed_mail_too() {
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    // What the mailbox held when last open counts: fill it at the store.
+    {
+        let (_b, store) = env.store();
+        let s = unlock(&store, &addr, "pw");
+        block(s.append(append_req("INBOX", text_message("big", &"x".repeat(3000))))).unwrap();
+    }
+    env.control()
+        .set_quota(&addr, Some(3000 + 2 * 1024))
+        .unwrap();
+    let server = env.serve();
+    let mut replies = Vec::new();
+    for i in 0..6 {
+        replies.push(smtp_send(server.smtp, &addr, &format!("q{i}")));
+    }
+    drop(server);
+    let accepted = replies.iter().filter(|r| r.starts_with("250 ")).count();
+    assert!((1..6).contains(&accepted), "{replies:?}");
+    for r in &replies[accepted..] {
+        assert!(r.starts_with("452 4.2.2"), "{replies:?}");
+    }
+    // Everything acknowledged arrives at the next login.
+    let hits = (0..6)
+        .map(|i| subjects_matching(&env, &addr, &format!("q{i}")))
+        .sum::<usize>();
+    assert_eq!(hits, accepted);
+}

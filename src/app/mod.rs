@@ -232,6 +232,10 @@ pub async fn run(
         hostname: config.hostname.clone(),
         max_message_bytes: config.limits.max_message_bytes,
         mime_limits: config.limits.mime,
+        timeouts: smtp::Timeouts {
+            command: config.mx.command_timeout,
+            data: config.mx.data_timeout,
+        },
     });
     if let Ok(addr) = listeners.smtp.get_ref().local_addr() {
         tracing::info!(%addr, "SMTP (MX) listening");

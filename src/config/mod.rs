@@ -162,6 +162,10 @@ pub struct Mx {
     pub check_senders: bool,
     /// Refuse mail failing DMARC under `p=reject` (550 5.7.1).
     pub dmarc_reject: bool,
+    /// Time to send one command line (also caps the TLS handshake).
+    pub command_timeout: Duration,
+    /// Time for the whole of DATA or one BDAT chunk.
+    pub data_timeout: Duration,
 }
 
 /// Renders the template for a new data directory.
@@ -327,7 +331,18 @@ impl Validator<'_> {
         let mx = Mx {
             check_senders: mx.check_senders.unwrap_or(true),
             dmarc_reject: mx.dmarc_reject.unwrap_or(true),
+            command_timeout: self.duration(
+                "mx.command_timeout",
+                mx.command_timeout.as_deref().unwrap_or("5m"),
+            )?,
+            data_timeout: self.duration(
+                "mx.data_timeout",
+                mx.data_timeout.as_deref().unwrap_or("10m"),
+            )?,
         };
+        if mx.command_timeout.is_zero() || mx.data_timeout.is_zero() {
+            return self.err("mx.command_timeout", "timeouts must be longer than 0s");
+        }
         let relay = self.relay(raw.relay.unwrap_or_default())?;
         Ok(Config {
             mx,

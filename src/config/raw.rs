@@ -24,6 +24,8 @@ pub struct Raw {
 pub struct Mx {
     pub check_senders: Option<bool>,
     pub dmarc_reject: Option<bool>,
+    pub command_timeout: Option<String>,
+    pub data_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -92,6 +92,8 @@ pub struct Conn {
     out: Vec<u8>,
     /// Start of unread bytes in `buf`.
     pos: usize,
+    /// Reads since this task last yielded (see [`Conn::fill`]).
+    reads: u32,
     pub peer: SocketAddr,
 }
 
@@ -108,6 +110,7 @@ impl Conn {
             buf: Vec::with_capacity(READ_CHUNK),
             out: Vec::new(),
             pos: 0,
+            reads: 0,
             peer,
         }
     }
@@ -173,7 +176,16 @@ impl Conn {
     }
 
     /// Reads more bytes into the buffer; 0 means the client closed.
+    ///
+    /// A socket that always has data never makes a read wait, so a flooding
+    /// client would keep its thread (and the timers racing its reads) from
+    /// ever running; every 16th read yields first.
     pub async fn fill(&mut self) -> io::Result<usize> {
+        self.reads += 1;
+        if self.reads >= 16 {
+            self.reads = 0;
+            futures_lite::future::yield_now().await;
+        }
         self.compact();
         let old = self.buf.len();
         self.buf.resize(old + READ_CHUNK, 0);

@@ -47,6 +47,11 @@ pub enum ParseError {
 
 /// Parses one command line (without CRLF).
 pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
+    // NUL, a bare CR and other controls have no place in a command (a CR
+    // could make one line read as two elsewhere).
+    if line.iter().any(|&b| b < b' ' && b != b'\t' || b == 0x7f) {
+        return Err(ParseError::Syntax("control characters are not allowed"));
+    }
     let text =
         std::str::from_utf8(line).map_err(|_| ParseError::Syntax("command is not valid UTF-8"))?;
     let (verb, rest) = match text.split_once(' ') {

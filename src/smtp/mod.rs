@@ -33,8 +33,18 @@ pub struct Smtp {
     pub mime_limits: crate::store::mime::Limits,
     /// Forwards and webhooks; `None` when no DNS resolver could be set up.
     pub relay: Option<std::sync::Arc<crate::relay::Relay>>,
+    pub timeouts: Timeouts,
     /// Destinations already served for messages whose transaction got 4xx.
     pub delivered: retry::Delivered,
+}
+
+/// How long a client may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// To send a command line (RFC 5321 §4.5.3.2: 5 minutes).
+    pub command: std::time::Duration,
+    /// For the whole of DATA, or of one BDAT chunk.
+    pub data: std::time::Duration,
 }
 
 /// The line a client over its address' connection cap reads.

@@ -18,10 +18,19 @@ use crate::relay::client::Status;
 use crate::store::{Recipient, Route, StoreError};
 use crate::util::{now_unix, random_id, rfc5322_date};
 
-/// RFC 5321 §4.5.3.2: 5 minutes for commands, 3 for each DATA block.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-const DATA_TIMEOUT: Duration = Duration::from_secs(3 * 60);
+/// RFC 5321 §4.5.3.2: 3 minutes for each DATA block (the command timeout
+/// and the whole-DATA deadline are `Smtp::timeouts`).
+const DATA_BLOCK_TIMEOUT: Duration = Duration::from_secs(3 * 60);
+/// A TLS handshake gets at most this (or the command timeout if shorter).
 const TLS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Errors (unknown commands, syntax, refused recipients, long lines) a
+/// connection may make before it is closed (Postfix's
+/// `smtpd_hard_error_limit`).
+const MAX_ERRORS: u32 = 20;
+/// Header limits: a header larger than this is refused at the end of data
+/// (552 5.3.4), before anything parses it.
+const MAX_HEADER_BYTES: usize = 1 << 20;
+const MAX_HEADER_LINES: usize = 10_000;
 /// Recipients per message (RFC 5321 §4.5.3.1.8 asks for at least 100).
 const MAX_RECIPIENTS: usize = 100;
 /// Unknown recipients answered at full speed before each further one waits.
@@ -37,6 +46,8 @@ struct Envelope {
     smtputf8: bool,
     /// Accepted RCPT addresses, lowercased.
     rcpts: Vec<String>,
+    /// Errors on this connection so far (survives EHLO and RSET).
+    errors: u32,
     /// What they expand to, without repeats.
     dests: Vec<Dest>,
     unknown_rcpts: u32,
@@ -100,13 +111,15 @@ pub async fn serve(ctx: Arc<Smtp>, acc: Accepted, stop: async_channel::Receiver<
     }
     let mut env = Envelope::default();
     loop {
-        let timeout = COMMAND_TIMEOUT;
+        let timeout = ctx.timeouts.command;
         let next = match conn.next_line(proto::MAX_LINE, timeout, &stop).await {
             Incoming::Line(l) => step(&ctx, &mut conn, &mut env, &l).await,
-            Incoming::TooLong => conn
-                .reply("500 5.5.2 Line too long")
-                .await
-                .map(|()| Next::Continue),
+            Incoming::TooLong => {
+                env.errors += 1;
+                conn.reply("500 5.5.2 Line too long")
+                    .await
+                    .map(|()| Next::Continue)
+            }
             Incoming::Shutdown => {
                 let _ = conn
                     .reply("421 4.3.2 Server shutting down; try again later")
@@ -123,6 +136,12 @@ pub async fn serve(ctx: Arc<Smtp>, acc: Accepted, stop: async_channel::Receiver<
             Ok(Next::Continue) => {}
             Ok(Next::Quit) | Err(_) => break,
         }
+        if env.errors > MAX_ERRORS {
+            let _ = conn
+                .reply("421 4.7.0 Too many errors; closing connection")
+                .await;
+            break;
+        }
         if conn.flush_unless_pipelined().await.is_err() {
             break;
         }
@@ -134,10 +153,12 @@ async fn step(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, line: &[u8]) -> i
     let cmd = match proto::parse(line) {
         Ok(c) => c,
         Err(ParseError::Unknown) => {
+            env.errors += 1;
             conn.reply("500 5.5.2 Command not recognized").await?;
             return Ok(Next::Continue);
         }
         Err(ParseError::Syntax(why)) => {
+            env.errors += 1;
             conn.reply(&format!("501 5.5.4 Syntax error: {why}"))
                 .await?;
             return Ok(Next::Continue);
@@ -150,9 +171,13 @@ async fn step(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, line: &[u8]) -> i
         Command::StartTls => {
             conn.reply("220 2.0.0 Ready to start TLS").await?;
             conn.flush().await?;
-            conn.start_tls(&ctx.tls, TLS_TIMEOUT).await?;
+            conn.start_tls(&ctx.tls, ctx.timeouts.command.min(TLS_TIMEOUT))
+                .await?;
             // RFC 3207 §4.2: forget everything learned before TLS.
-            *env = Envelope::default();
+            *env = Envelope {
+                errors: env.errors,
+                ..Envelope::default()
+            };
         }
         Command::Mail { .. } | Command::Rcpt(_) | Command::Data | Command::Bdat { .. }
             if env.helo.is_none() =>
@@ -213,6 +238,7 @@ async fn ehlo(
     *env = Envelope {
         helo: Some(domain),
         esmtp,
+        errors: env.errors,
         ..Envelope::default()
     };
     if !esmtp {
@@ -292,6 +318,7 @@ async fn rcpt(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, to: String) -> io
             conn.reply("250 2.1.5 Recipient OK").await
         }
         Ok(Recipient::UnknownUser) => {
+            env.errors += 1;
             env.unknown_rcpts += 1;
             if env.unknown_rcpts > FREE_PROBES {
                 let wait = Duration::from_millis(250 * u64::from(env.unknown_rcpts - FREE_PROBES))
@@ -300,7 +327,10 @@ async fn rcpt(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, to: String) -> io
             }
             conn.reply("550 5.1.1 No such user here").await
         }
-        Ok(Recipient::ForeignDomain) => conn.reply("550 5.7.1 Relaying denied").await,
+        Ok(Recipient::ForeignDomain) => {
+            env.errors += 1;
+            conn.reply("550 5.7.1 Relaying denied").await
+        }
         Err(e) => {
             tracing::warn!(error = %e, "recipient lookup failed");
             conn.reply("451 4.3.0 Temporary lookup failure; try again later")
@@ -377,16 +407,21 @@ async fn data(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope) -> io::Result<()>
         .await?;
     conn.flush().await?;
     let mut receiver = DataReceiver::new(ctx.max_message_bytes as usize);
-    loop {
-        let (used, done) = receiver.feed(conn.buffered());
-        conn.consume(used);
-        if done {
-            break;
+    // A deadline for the whole of DATA, not just each read: a client
+    // trickling a byte a minute is cut off all the same.
+    let receive = async {
+        loop {
+            let (used, done) = receiver.feed(conn.buffered());
+            conn.consume(used);
+            if done {
+                return Ok(());
+            }
+            if with_timeout(DATA_BLOCK_TIMEOUT, conn.fill()).await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
         }
-        if with_timeout(DATA_TIMEOUT, conn.fill()).await? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-    }
+    };
+    timed_out_421(with_timeout(ctx.timeouts.data, receive).await, conn).await?;
     let message = (!receiver.too_big).then(|| receiver.into_message());
     finish(ctx, conn, env, message).await
 }
@@ -399,24 +434,31 @@ async fn bdat(
     last: bool,
 ) -> io::Result<()> {
     // The chunk is read whatever happens, so the next command is found.
-    let mut left = size;
     let keep = env.from.is_some() && !env.rcpts.is_empty();
-    while left > 0 {
-        if conn.buffered().is_empty() && with_timeout(DATA_TIMEOUT, conn.fill()).await? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let take = conn.buffered().len().min(left as usize);
-        if keep && !env.chunks_too_big {
-            if (env.chunks.len() + take) as u64 > ctx.max_message_bytes {
-                env.chunks_too_big = true;
-                env.chunks = Vec::new();
-            } else {
-                env.chunks.extend_from_slice(&conn.buffered()[..take]);
+    let max = ctx.max_message_bytes;
+    let receive = async {
+        let mut left = size;
+        while left > 0 {
+            if conn.buffered().is_empty()
+                && with_timeout(DATA_BLOCK_TIMEOUT, conn.fill()).await? == 0
+            {
+                return Err(io::ErrorKind::UnexpectedEof.into());
             }
+            let take = conn.buffered().len().min(left as usize);
+            if keep && !env.chunks_too_big {
+                if (env.chunks.len() + take) as u64 > max {
+                    env.chunks_too_big = true;
+                    env.chunks = Vec::new();
+                } else {
+                    env.chunks.extend_from_slice(&conn.buffered()[..take]);
+                }
+            }
+            conn.consume(take);
+            left -= take as u64;
         }
-        conn.consume(take);
-        left -= take as u64;
-    }
+        Ok(())
+    };
+    timed_out_421(with_timeout(ctx.timeouts.data, receive).await, conn).await?;
     if !keep {
         return conn.reply("554 5.5.1 No valid recipients").await;
     }
@@ -427,6 +469,16 @@ async fn bdat(
     }
     let message = (!env.chunks_too_big).then(|| std::mem::take(&mut env.chunks));
     finish(ctx, conn, env, message).await
+}
+
+/// Tells a client that ran out of time why the connection ends.
+async fn timed_out_421(result: io::Result<()>, conn: &mut Conn) -> io::Result<()> {
+    if let Err(e) = &result
+        && e.kind() == io::ErrorKind::TimedOut
+    {
+        let _ = conn.reply("421 4.4.2 Timeout; closing connection").await;
+    }
+    result
 }
 
 /// Ends a transaction: delivers the message (`None`: it was too big),
@@ -465,6 +517,17 @@ enum Failure {
 /// temporary failure anywhere answers 4xx, and the destinations that did
 /// get it are remembered so the sending MTA's retry skips them.
 async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope, body: Vec<u8>) -> String {
+    let header_end = body
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(body.len(), |i| i + 2);
+    if header_end > MAX_HEADER_BYTES
+        || body[..header_end].iter().filter(|&&b| b == b'\n').count() > MAX_HEADER_LINES
+    {
+        return format!(
+            "552 5.3.4 Message header too large (limits: {MAX_HEADER_BYTES} bytes, {MAX_HEADER_LINES} lines)"
+        );
+    }
     if received_count(&body) >= MAX_HOPS {
         return "554 5.4.6 Too many hops; mail loop suspected".to_string();
     }

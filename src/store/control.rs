@@ -73,6 +73,13 @@ CREATE TABLE IF NOT EXISTS credentials (
     public_key        TEXT NOT NULL,
     changed           TEXT NOT NULL
 );
+-- Bytes a mailbox held when last open: all the server knows of a locked
+-- mailbox's size, for quota checks on mail it can only seal.
+CREATE TABLE IF NOT EXISTS usage (
+    alias_id  INTEGER PRIMARY KEY REFERENCES aliases(id) ON DELETE CASCADE,
+    bytes     INTEGER NOT NULL,
+    updated   TEXT NOT NULL
+);
 PRAGMA user_version = 1;
 ";
 
@@ -430,6 +437,32 @@ impl Control {
             params![trash, alias.id],
         )?;
         Ok(())
+    }
+
+    /// Records what an alias' mailbox held when it was last open.
+    pub fn set_usage(&mut self, alias_id: i64, bytes: u64) -> Result<(), ControlError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO usage (alias_id, bytes, updated) VALUES (?1, ?2, ?3)",
+            params![
+                alias_id,
+                bytes as i64,
+                crate::util::iso8601_utc(crate::util::now_unix())
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// What [`Control::set_usage`] last recorded (0 if never).
+    pub fn usage(&self, alias_id: i64) -> Result<u64, ControlError> {
+        let bytes: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT bytes FROM usage WHERE alias_id = ?1",
+                params![alias_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(bytes.unwrap_or(0).max(0) as u64)
     }
 
     pub fn set_quota(&mut self, address: &str, bytes: Option<u64>) -> Result<(), ControlError> {

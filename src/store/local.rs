@@ -113,6 +113,7 @@ impl Backend for LocalBackend {
     fn release(&self, session: SessionId) {
         let live = lock(&self.inner.sessions).remove(&session);
         if let Some(live) = live {
+            self.inner.record_usage(live.alias);
             self.inner.keys.release(live.alias);
             self.inner.sweep();
         }
@@ -271,6 +272,24 @@ impl Inner {
             .join(format!("{}.sqlite", alias.mailbox_id))
     }
 
+    /// Remembers an open mailbox's size in the control plane, for quota
+    /// checks while it is locked. Best effort: a failure only means an
+    /// older figure is used.
+    fn record_usage(&self, alias_id: i64) {
+        let Some(mb) = lock(&self.open).get(&alias_id).map(|(_, m)| m.clone()) else {
+            return;
+        };
+        let used = lock(&mb).usage();
+        match used {
+            Ok((bytes, _)) => {
+                if let Err(e) = lock(&self.control).set_usage(alias_id, bytes) {
+                    tracing::warn!(error = %e, "cannot record mailbox usage");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot measure mailbox usage"),
+        }
+    }
+
     /// The open mailbox of an alias, opening it with `dek` if needed.
     fn open_mailbox(&self, alias: &Alias, dek: &Dek) -> Result<Arc<Mutex<Mailbox>>, StoreError> {
         if let Some((id, m)) = lock(&self.open).get(&alias.id)
@@ -343,6 +362,7 @@ impl Inner {
         if imported > 0 {
             self.hub.publish(alias.id, vec![Change::FoldersChanged]);
         }
+        self.record_usage(alias.id);
         Ok(SessionInfo {
             id,
             address: alias.address,
@@ -463,6 +483,22 @@ impl Inner {
         let public = alias.public_key.as_deref().ok_or(StoreError::NoMailbox)?;
         if message.len() as u64 > self.cfg.limits.max_message_bytes {
             return Err(StoreError::TooBig(self.cfg.limits.max_message_bytes));
+        }
+        if let Some(limit) = alias.quota_bytes {
+            // The mailbox is locked: its size when last open, plus what
+            // waits in the spool.
+            let stored = lock(&self.control)
+                .usage(alias.id)
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            let waiting = spool::pending_bytes(&self.cfg.data_dir, &alias.mailbox_id)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            if stored
+                .saturating_add(waiting)
+                .saturating_add(message.len() as u64)
+                > limit
+            {
+                return Err(StoreError::OverQuota);
+            }
         }
         // Refuse now what the import would refuse later, while the sender
         // can still be told.
