@@ -21,6 +21,7 @@
 //! See `docs/architecture.md` for how data and keys move.
 
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod net;

@@ -175,6 +175,26 @@ impl Listeners {
     }
 }
 
+/// Holds the data directory's serve lock: one server per data directory,
+/// and no mailbox file swapped (restore) under a running one. Released
+/// when the file is dropped or the process ends.
+pub fn serve_lock(data: &Path) -> Result<std::fs::File, AppError> {
+    let path = data.join("serve.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_at(&path))?;
+    f.try_lock().map_err(|_| {
+        AppError::Invalid(format!(
+            "{}: another sealmail process is using this data directory",
+            path.display()
+        ))
+    })?;
+    Ok(f)
+}
+
 /// Runs the server on `listeners` until `shutdown` resolves, then stops
 /// accepting, tells every session to end, and waits for them (at most ten
 /// seconds).
@@ -183,6 +203,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
+    let _lock = serve_lock(&config.data_dir)?;
     let (backend, store) = open_store(&config)?;
     let tls = tls::server_config(&config.tls_cert, &config.tls_key)
         .map_err(|e| AppError::Invalid(e.to_string()))?;

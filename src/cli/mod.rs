@@ -7,6 +7,7 @@
 //! other users can see in the process list.
 
 mod admin;
+mod backup;
 mod mailbox;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -61,6 +62,9 @@ enum Command {
     /// Look inside a mailbox (needs its password).
     #[command(subcommand)]
     Mailbox(mailbox::MailboxCmd),
+    /// Back up, list and restore mailboxes.
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
     /// Import an mbox or .eml file into a mailbox (needs its password).
     Import {
         address: String,
@@ -100,6 +104,7 @@ pub fn main() -> Result<()> {
         Command::Domain(cmd) => admin::domain(&load(&data)?, cmd),
         Command::Alias(cmd) => admin::alias(&load(&data)?, cmd),
         Command::Mailbox(cmd) => mailbox::run(&load(&data)?, cmd),
+        Command::Backup(cmd) => backup::run(&load(&data)?, cmd),
         Command::Import {
             address,
             file,

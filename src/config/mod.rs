@@ -104,6 +104,8 @@ pub struct Config {
     /// /etc/resolv.conf.
     pub nameservers: Vec<SocketAddr>,
     pub relay: Relay,
+    /// Where `sealmail backup` keeps backups (a local directory).
+    pub backup_dir: PathBuf,
 }
 
 /// How mail leaves this server (forwards now, the outbound queue later).
@@ -344,10 +346,17 @@ impl Validator<'_> {
             return self.err("mx.command_timeout", "timeouts must be longer than 0s");
         }
         let relay = self.relay(raw.relay.unwrap_or_default())?;
+        let backup_dir = data_dir.join(
+            raw.backup
+                .unwrap_or_default()
+                .dir
+                .unwrap_or_else(|| "backups".into()),
+        );
         Ok(Config {
             mx,
             nameservers,
             relay,
+            backup_dir,
             connections_per_ip,
             file: self.file.to_path_buf(),
             data_dir: data_dir.to_path_buf(),

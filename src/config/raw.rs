@@ -17,6 +17,13 @@ pub struct Raw {
     pub mx: Option<Mx>,
     pub dns: Option<Dns>,
     pub relay: Option<Relay>,
+    pub backup: Option<Backup>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    pub dir: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

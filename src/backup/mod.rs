@@ -1,0 +1,400 @@
+//! Mailbox backups: a verified, encrypted snapshot of one mailbox file
+//! written to a target with a manifest, listing, and restore.
+//!
+//! Imports `store` (mailbox files, keys, schema) and `util`. Invariants:
+//! the object is the SQLCipher file itself (never readable without the
+//! DEK); the manifest is written last and is what makes a backup exist, so
+//! an interrupted run leaves the previous backup intact and nothing half
+//! visible; an unchanged mailbox (same state as the newest backup) is not
+//! stored again; object keys carry the mailbox id, never the address; a
+//! restore verifies hash and key before it replaces anything, and gives
+//! every folder a UIDVALIDITY above any the live mailbox used, so no
+//! client ever sees a UID reused.
+//!
+//! Not here yet: the in-process scheduler, S3 targets and retention.
+
+mod target;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::store::StoreError;
+use crate::store::db::DbKey;
+use crate::store::keys::{self, Credentials, KdfParams};
+use crate::store::mailbox::{Limits, Mailbox};
+use crate::util::{iso8601_utc, now_unix, random_id};
+
+pub use target::Target;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the snapshot failed its check: {0}")]
+    Check(String),
+    #[error("the backup is damaged: {0}")]
+    Damaged(String),
+    #[error("the password does not open this backup")]
+    WrongPassword,
+    #[error("no backup {0}")]
+    NotFound(String),
+}
+
+/// What makes a backup exist: written after the object, read before it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub mailbox_id: String,
+    /// Unix seconds; also the object's name.
+    pub created_at: i64,
+    pub created: String,
+    /// SHA-256 of the object's bytes (integrity).
+    pub sha256: String,
+    /// Identifies the mailbox's state (folders with their UIDNEXT and
+    /// HIGHESTMODSEQ, message count): SQLCipher encrypts every copy with
+    /// fresh IVs, so equal content never means equal bytes.
+    pub state: String,
+    pub size: u64,
+    pub schema_version: i64,
+    pub messages: u64,
+    /// The credentials at backup time (wrapped DEK, salt, KDF
+    /// parameters), so the password valid then restores it.
+    pub credentials: WrappedKey,
+}
+
+/// [`Credentials`] as stored in a manifest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WrappedKey {
+    pub salt: String,
+    pub params: KdfParams,
+    pub verifier: String,
+    pub dek_wrapped: String,
+    pub identity_wrapped: String,
+    pub public_key: String,
+}
+
+impl WrappedKey {
+    fn from_credentials(c: &Credentials) -> WrappedKey {
+        WrappedKey {
+            salt: hex::encode(c.salt),
+            params: c.params,
+            verifier: hex::encode(c.verifier),
+            dek_wrapped: hex::encode(&c.dek_wrapped),
+            identity_wrapped: hex::encode(&c.identity_wrapped),
+            public_key: c.public_key.clone(),
+        }
+    }
+
+    fn to_credentials(&self) -> Result<Credentials, BackupError> {
+        let bad = |_| BackupError::Damaged("manifest key material is not hex".into());
+        let salt: [u8; 16] = hex::decode(&self.salt)
+            .map_err(bad)?
+            .try_into()
+            .map_err(|_| BackupError::Damaged("salt length".into()))?;
+        let verifier: [u8; 32] = hex::decode(&self.verifier)
+            .map_err(bad)?
+            .try_into()
+            .map_err(|_| BackupError::Damaged("verifier length".into()))?;
+        Ok(Credentials {
+            salt,
+            params: self.params,
+            verifier,
+            dek_wrapped: hex::decode(&self.dek_wrapped).map_err(bad)?,
+            identity_wrapped: hex::decode(&self.identity_wrapped).map_err(bad)?,
+            public_key: self.public_key.clone(),
+        })
+    }
+}
+
+/// What [`backup_now`] did.
+#[derive(Debug)]
+pub enum Outcome {
+    Stored(Manifest),
+    /// The newest backup already has these bytes.
+    Unchanged(Manifest),
+}
+
+fn object_key(mailbox_id: &str, created_at: i64, ext: &str) -> String {
+    format!("{mailbox_id}/{created_at:012}.{ext}")
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(h.finalize()), size))
+}
+
+/// See [`Manifest::state`]. Every change to a mailbox moves a folder's
+/// UIDNEXT or HIGHESTMODSEQ, or a folder row itself.
+fn state_of(conn: &rusqlite::Connection) -> Result<String, StoreError> {
+    let mut h = Sha256::new();
+    let mut stmt = conn.prepare(
+        "SELECT id, name, uidvalidity, uidnext, highestmodseq, ifnull(special_use, ''), subscribed
+         FROM folders ORDER BY id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let line = format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, i64>(6)?
+        );
+        h.update(line.as_bytes());
+    }
+    let n: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+    h.update(n.to_string().as_bytes());
+    Ok(hex::encode(h.finalize()))
+}
+
+fn message_count(mb: &mut Mailbox) -> Result<u64, BackupError> {
+    Ok(mb.usage()?.1)
+}
+
+/// A temp path inside the data directory (same filesystem, so renames are
+/// atomic, and covered by the data directory's permissions).
+fn temp_path(data_dir: &Path, what: &str) -> Result<PathBuf, BackupError> {
+    let dir = data_dir.join("tmp");
+    crate::util::create_private_dir(&dir)?;
+    Ok(dir.join(format!(".{what}-{}", random_id()?)))
+}
+
+/// Removes a file and SQLite's companions of it.
+fn remove_db_files(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+/// Backs up one open mailbox: skip if its state equals the newest
+/// backup's, checkpoint, `VACUUM INTO` a temp file, open the copy with the
+/// DEK and check it, hash, store the object, then the manifest.
+pub fn backup_now(
+    target: &Target,
+    data_dir: &Path,
+    mailbox_id: &str,
+    mailbox: &mut Mailbox,
+    dek: &[u8; 32],
+    credentials: &Credentials,
+) -> Result<Outcome, BackupError> {
+    let tmp = temp_path(data_dir, "snapshot")?;
+    let result = (|| {
+        let conn = mailbox.connection();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(StoreError::from)?;
+        let messages = {
+            let n: i64 = conn
+                .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+                .map_err(StoreError::from)?;
+            n as u64
+        };
+        let state = state_of(conn)?;
+        let previous = list(target, mailbox_id)?.pop();
+        if let Some(last) = previous.as_ref().filter(|m| m.state == state) {
+            return Ok(Outcome::Unchanged(last.clone()));
+        }
+        conn.execute("VACUUM INTO ?1", [tmp.to_string_lossy().as_ref()])
+            .map_err(StoreError::from)?;
+        let schema_version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(StoreError::from)?;
+        verify_copy(&tmp, dek, messages)?;
+        let (sha256, size) = sha256_file(&tmp)?;
+        let mut created_at = now_unix();
+        if let Some(last) = &previous {
+            // Names must grow even when two backups share a second.
+            created_at = created_at.max(last.created_at + 1);
+        }
+        let manifest = Manifest {
+            mailbox_id: mailbox_id.to_string(),
+            created_at,
+            created: iso8601_utc(created_at),
+            sha256,
+            state,
+            size,
+            schema_version,
+            messages,
+            credentials: WrappedKey::from_credentials(credentials),
+        };
+        target.put_file(&object_key(mailbox_id, created_at, "sqlite"), &tmp)?;
+        crate::util::crash_point("backup-before-manifest");
+        let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
+        target.put_bytes(&object_key(mailbox_id, created_at, "json"), &json)?;
+        Ok(Outcome::Stored(manifest))
+    })();
+    remove_db_files(&tmp);
+    result
+}
+
+/// Opens a copy with `dek`, runs `quick_check` and compares the count.
+fn verify_copy(path: &Path, dek: &[u8; 32], messages: u64) -> Result<(), BackupError> {
+    let mut copy = Mailbox::open(path, DbKey::Raw(dek), Limits::default())
+        .map_err(|e| BackupError::Check(format!("the copy does not open: {e}")))?;
+    let check: String = copy
+        .connection()
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(StoreError::from)?;
+    if check != "ok" {
+        return Err(BackupError::Check(format!("quick_check: {check}")));
+    }
+    let n = message_count(&mut copy)?;
+    if n != messages {
+        return Err(BackupError::Check(format!(
+            "{n} messages in the copy, {messages} in the mailbox"
+        )));
+    }
+    Ok(())
+}
+
+/// Every complete backup of a mailbox (those with a manifest), oldest
+/// first.
+pub fn list(target: &Target, mailbox_id: &str) -> Result<Vec<Manifest>, BackupError> {
+    let mut out = Vec::new();
+    for key in target.list(&format!("{mailbox_id}/"))? {
+        if !key.ends_with(".json") {
+            continue;
+        }
+        let bytes = target.get_bytes(&key)?;
+        match serde_json::from_slice::<Manifest>(&bytes) {
+            Ok(m) if m.mailbox_id == mailbox_id => out.push(m),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%key, error = %e, "unreadable backup manifest skipped"),
+        }
+    }
+    out.sort_by_key(|m| m.created_at);
+    Ok(out)
+}
+
+/// Restores `manifest`'s backup over the mailbox file at `live_path`,
+/// keyed with `current_dek` (the key the alias' credentials hold now):
+/// download to a temp file, verify the hash, open it with the key the
+/// password unwraps from the manifest, check it, re-key it if the key has
+/// changed since, raise every UIDVALIDITY above the live file's, then swap
+/// it in with a rename. The server must not have the mailbox open.
+pub fn restore(
+    target: &Target,
+    data_dir: &Path,
+    manifest: &Manifest,
+    password: &str,
+    live_path: &Path,
+    current_dek: &[u8; 32],
+) -> Result<u64, BackupError> {
+    let creds = manifest.credentials.to_credentials()?;
+    let unwrapped = keys::unwrap(&creds, password).map_err(|e| match e {
+        keys::KeyError::WrongPassword => BackupError::WrongPassword,
+        other => BackupError::Damaged(other.to_string()),
+    })?;
+    let tmp = temp_path(data_dir, "restore")?;
+    let result = (|| {
+        target.get_file(
+            &object_key(&manifest.mailbox_id, manifest.created_at, "sqlite"),
+            &tmp,
+        )?;
+        let (sha, size) = sha256_file(&tmp)?;
+        if sha != manifest.sha256 || size != manifest.size {
+            return Err(BackupError::Damaged(format!(
+                "hash or size differs from the manifest ({size} bytes)"
+            )));
+        }
+        verify_copy(&tmp, &unwrapped.dek, manifest.messages)?;
+        let floor = live_uidvalidity(live_path, current_dek);
+        let mut copy = Mailbox::open(&tmp, DbKey::Raw(&unwrapped.dek), Limits::default())?;
+        let conn = copy.connection();
+        let tx = conn.transaction().map_err(StoreError::from)?;
+        let restored_max: i64 = tx
+            .query_row(
+                "SELECT max(ifnull((SELECT max(uidvalidity) FROM folders), 0),
+                            ifnull((SELECT value FROM counters WHERE name = 'uidvalidity'), 0))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(StoreError::from)?;
+        let mut next = floor
+            .max(restored_max)
+            .max(crate::store::schema::uidvalidity_seed())
+            + 1;
+        let ids: Vec<i64> = {
+            let mut stmt = tx
+                .prepare("SELECT id FROM folders ORDER BY id")
+                .map_err(StoreError::from)?;
+            stmt.query_map([], |r| r.get(0))
+                .map_err(StoreError::from)?
+                .collect::<Result<_, _>>()
+                .map_err(StoreError::from)?
+        };
+        for id in ids {
+            tx.execute(
+                "UPDATE folders SET uidvalidity = ?1 WHERE id = ?2",
+                [next, id],
+            )
+            .map_err(StoreError::from)?;
+            next += 1;
+        }
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ('uidvalidity', ?1)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            [next - 1],
+        )
+        .map_err(StoreError::from)?;
+        tx.commit().map_err(StoreError::from)?;
+        if *unwrapped.dek != *current_dek {
+            // The password was reset since: the file takes today's key.
+            conn.execute_batch(&format!(
+                "PRAGMA rekey = \"x'{}'\";",
+                hex::encode(current_dek)
+            ))
+            .map_err(StoreError::from)?;
+        }
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(StoreError::from)?;
+        drop(copy);
+        // No stale WAL of the old file may be applied to the new one.
+        for suffix in ["-wal", "-shm"] {
+            let mut p = live_path.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+        std::fs::rename(&tmp, live_path)?;
+        if let Some(dir) = live_path.parent() {
+            crate::util::fsync_dir(dir)?;
+        }
+        Ok(manifest.messages)
+    })();
+    remove_db_files(&tmp);
+    result
+}
+
+/// The highest UIDVALIDITY the live mailbox has used (0 if unreadable).
+fn live_uidvalidity(path: &Path, dek: &[u8; 32]) -> i64 {
+    let Ok(mut mb) = Mailbox::open(path, DbKey::Raw(dek), Limits::default()) else {
+        return 0;
+    };
+    mb.connection()
+        .query_row(
+            "SELECT max(ifnull((SELECT max(uidvalidity) FROM folders), 0),
+                        ifnull((SELECT value FROM counters WHERE name = 'uidvalidity'), 0))",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0)
+}

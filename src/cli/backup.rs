@@ -1,0 +1,148 @@
+//! `sealmail backup now|list|restore`: mailbox backups by hand.
+//!
+//! Imports `app`, `backup`, `config`, `store`. Invariants: a backup needs
+//! the owner's password (only it unwraps the key that reads the mailbox);
+//! a restore refuses to run while a server is serving the data directory,
+//! because it replaces the mailbox file.
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+
+use super::read_password;
+use crate::app;
+use crate::backup::{self, Manifest, Outcome, Target};
+use crate::config::Config;
+use crate::store::db::DbKey;
+use crate::store::keys;
+use crate::store::mailbox::Mailbox;
+
+#[derive(Subcommand)]
+pub enum BackupCmd {
+    /// Back up a mailbox now (skipped if nothing changed since the last one).
+    Now { address: String },
+    /// List a mailbox's backups.
+    List { address: String },
+    /// Replace a mailbox with a backup (the server must be stopped).
+    Restore {
+        address: String,
+        /// The newest backup made at or before this time
+        /// (`2026-11-23T10:00:00Z` or Unix seconds); default: the newest.
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
+    let target = Target::Dir(config.backup_dir.clone());
+    let control = app::open_control(config)?;
+    let address = match &cmd {
+        BackupCmd::Now { address }
+        | BackupCmd::List { address }
+        | BackupCmd::Restore { address, .. } => address.clone(),
+    };
+    let alias = control
+        .alias(&address)?
+        .filter(|a| a.mailbox)
+        .with_context(|| format!("{address} has no mailbox here"))?;
+    let live = config
+        .data_dir
+        .join("mailboxes")
+        .join(format!("{}.sqlite", alias.mailbox_id));
+    match cmd {
+        BackupCmd::List { .. } => {
+            let all = backup::list(&target, &alias.mailbox_id)?;
+            if all.is_empty() {
+                println!("no backups of {address}");
+            }
+            for m in all {
+                println!(
+                    "{}\t{} bytes\t{} messages\tsha256 {}",
+                    m.created,
+                    m.size,
+                    m.messages,
+                    &m.sha256[..16]
+                );
+            }
+        }
+        BackupCmd::Now { .. } => {
+            let creds = control
+                .credentials(alias.id)?
+                .context("the alias has no credentials")?;
+            let password = read_password(&format!("password of {address}"))?;
+            let keys = keys::unwrap(&creds, &password).context("cannot open the mailbox")?;
+            let mut mb = Mailbox::open(&live, DbKey::Raw(&keys.dek), config.limits)?;
+            match backup::backup_now(
+                &target,
+                &config.data_dir,
+                &alias.mailbox_id,
+                &mut mb,
+                &keys.dek,
+                &creds,
+            )? {
+                Outcome::Stored(m) => println!(
+                    "backed up {address}: {} messages, {} bytes, {}",
+                    m.messages, m.size, m.created
+                ),
+                Outcome::Unchanged(m) => {
+                    println!("{address} is unchanged since the backup of {}", m.created)
+                }
+            }
+        }
+        BackupCmd::Restore { at, .. } => {
+            let _lock = app::serve_lock(&config.data_dir).map_err(|_| {
+                anyhow::anyhow!(
+                    "a server is running on {}: stop it first, restore replaces the mailbox file",
+                    config.data_dir.display()
+                )
+            })?;
+            let all = backup::list(&target, &alias.mailbox_id)?;
+            let chosen = pick(&all, at.as_deref())?;
+            let creds = control
+                .credentials(alias.id)?
+                .context("the alias has no credentials")?;
+            let password = read_password(&format!("password of {address}"))?;
+            let current = keys::unwrap(&creds, &password)
+                .context("that is not the mailbox's current password")?;
+            let n = backup::restore(
+                &target,
+                &config.data_dir,
+                chosen,
+                &password,
+                &live,
+                &current.dek,
+            )?;
+            println!(
+                "restored {address} from {}: {n} messages (folders have new UIDVALIDITY values; clients resynchronise)",
+                chosen.created
+            );
+        }
+    }
+    Ok(())
+}
+
+fn pick<'a>(all: &'a [Manifest], at: Option<&str>) -> Result<&'a Manifest> {
+    let Some(at) = at else {
+        return all.last().context("no backups to restore");
+    };
+    let limit = match at.parse::<i64>() {
+        Ok(t) => t,
+        Err(_) => parse_iso(at).with_context(|| format!("{at:?} is not a time"))?,
+    };
+    match all.iter().rev().find(|m| m.created_at <= limit) {
+        Some(m) => Ok(m),
+        None => bail!("no backup at or before {at}"),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (or without seconds, or a date alone).
+fn parse_iso(s: &str) -> Option<i64> {
+    let s = s.trim().trim_end_matches('Z');
+    let (date, time) = s.split_once('T').unwrap_or((s, "00:00:00"));
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, mi) = (t.next()??, t.next().flatten().unwrap_or(0));
+    let sec = t.next().flatten().unwrap_or(0);
+    let days = crate::util::days_from_civil(y, u32::try_from(m).ok()?, u32::try_from(dd).ok()?);
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec)
+}
