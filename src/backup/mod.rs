@@ -386,6 +386,9 @@ pub fn restore(
 
 /// The highest UIDVALIDITY the live mailbox has used (0 if unreadable).
 fn live_uidvalidity(path: &Path, dek: &[u8; 32]) -> i64 {
+    if !path.exists() {
+        return 0;
+    }
     let Ok(mut mb) = Mailbox::open(path, DbKey::Raw(dek), Limits::default()) else {
         return 0;
     };

@@ -1,19 +1,62 @@
-//! Where backups go. A local directory for now (the embedded default);
-//! S3-compatible stores are to come behind the same calls.
+//! Where backups go: a local directory (the embedded default) or an
+//! S3-compatible bucket through rust-s3 (blocking; callers on the async
+//! executor use `blocking::unblock`).
 //!
-//! Imports `util`. Invariants: an object appears under its key only once
-//! it is complete and durable (temp file, fsync, rename, directory fsync),
-//! so a crash mid-copy leaves no partial object under a real key; keys are
-//! relative paths of `[A-Za-z0-9._-]` segments, never the address.
+//! Imports `config` and `util`. Invariants: an object appears under its
+//! key only once it is complete (directory: temp file, fsync, rename,
+//! directory fsync; S3: a PUT or a completed multipart upload), so a crash
+//! mid-copy leaves no partial object under a real key; files are streamed
+//! both ways, never held in memory; keys are relative paths of
+//! `[A-Za-z0-9._-]` segments, never the address.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// A backup destination.
-#[derive(Clone, Debug)]
 pub enum Target {
     Dir(PathBuf),
+    S3 {
+        bucket: Box<s3::Bucket>,
+        /// Prepended to every key, with a `/`, unless empty.
+        prefix: String,
+    },
+}
+
+impl Target {
+    /// The configured target: S3 when `[backup.s3]` is set, else the
+    /// directory.
+    pub fn from_config(config: &crate::config::Config) -> io::Result<Target> {
+        let Some(c) = &config.backup_s3 else {
+            return Ok(Target::Dir(config.backup_dir.clone()));
+        };
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let access = c.access_key.clone().or_else(|| env("AWS_ACCESS_KEY_ID"));
+        let secret = c
+            .secret_key
+            .clone()
+            .or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+        let creds =
+            s3::creds::Credentials::new(access.as_deref(), secret.as_deref(), None, None, None)
+                .map_err(|e| io::Error::other(format!("S3 credentials: {e}")))?;
+        let region = s3::Region::Custom {
+            region: c.region.clone(),
+            endpoint: c.endpoint.clone(),
+        };
+        let mut bucket = s3::Bucket::new(&c.bucket, region, creds)
+            .map_err(|e| io::Error::other(format!("S3 bucket {}: {e}", c.bucket)))?;
+        if c.path_style {
+            bucket = bucket.with_path_style();
+        }
+        Ok(Target::S3 {
+            bucket,
+            prefix: c.prefix.clone(),
+        })
+    }
+}
+
+fn s3_err(what: &str, key: &str, e: s3::error::S3Error) -> io::Error {
+    io::Error::other(format!("S3 {what} {key}: {e}"))
 }
 
 fn check_key(key: &str) -> io::Result<()> {
@@ -41,11 +84,30 @@ impl Target {
         check_key(key)?;
         match self {
             Target::Dir(root) => Ok(root.join(key)),
+            Target::S3 { .. } => Err(io::Error::other("not a directory target")),
         }
     }
 
-    /// Stores the file at `src` under `key`, streamed (memory flat in size).
+    fn s3_key(prefix: &str, key: &str) -> io::Result<String> {
+        check_key(key)?;
+        Ok(if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}/{key}")
+        })
+    }
+
+    /// Stores the file at `src` under `key`, streamed (memory flat in size;
+    /// S3 uploads large files in multipart chunks).
     pub fn put_file(&self, key: &str, src: &Path) -> io::Result<()> {
+        if let Target::S3 { bucket, prefix } = self {
+            let k = Self::s3_key(prefix, key)?;
+            let mut from = fs::File::open(src)?;
+            bucket
+                .put_object_stream(&mut from, &k)
+                .map_err(|e| s3_err("upload", &k, e))?;
+            return Ok(());
+        }
         let dest = self.path(key)?;
         self.durable_copy(&dest, |tmp| {
             let mut from = fs::File::open(src)?;
@@ -54,6 +116,13 @@ impl Target {
     }
 
     pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        if let Target::S3 { bucket, prefix } = self {
+            let k = Self::s3_key(prefix, key)?;
+            bucket
+                .put_object(&k, bytes)
+                .map_err(|e| s3_err("upload", &k, e))?;
+            return Ok(());
+        }
         let dest = self.path(key)?;
         self.durable_copy(&dest, |tmp| io::Write::write_all(tmp, bytes))
     }
@@ -89,19 +158,55 @@ impl Target {
     }
 
     pub fn get_bytes(&self, key: &str) -> io::Result<Vec<u8>> {
+        if let Target::S3 { bucket, prefix } = self {
+            let k = Self::s3_key(prefix, key)?;
+            let r = bucket
+                .get_object(&k)
+                .map_err(|e| s3_err("download", &k, e))?;
+            return Ok(r.bytes().to_vec());
+        }
         fs::read(self.path(key)?)
     }
 
     /// Copies the object under `key` into the file `dest`, streamed.
     pub fn get_file(&self, key: &str, dest: &Path) -> io::Result<()> {
-        let mut from = fs::File::open(self.path(key)?)?;
         let mut to = fs::File::create(dest)?;
+        if let Target::S3 { bucket, prefix } = self {
+            let k = Self::s3_key(prefix, key)?;
+            bucket
+                .get_object_to_writer(&k, &mut to)
+                .map_err(|e| s3_err("download", &k, e))?;
+            return to.sync_all();
+        }
+        let mut from = fs::File::open(self.path(key)?)?;
         io::copy(&mut from, &mut to)?;
         to.sync_all()
     }
 
     /// Keys under `prefix` (which ends with `/`), in name order.
     pub fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        if let Target::S3 {
+            bucket,
+            prefix: root,
+        } = self
+        {
+            let full = Self::s3_key(root, prefix.trim_end_matches('/'))? + "/";
+            let pages = bucket
+                .list(full.clone(), None)
+                .map_err(|e| s3_err("list", &full, e))?;
+            let strip = if root.is_empty() {
+                String::new()
+            } else {
+                format!("{root}/")
+            };
+            let mut out: Vec<String> = pages
+                .into_iter()
+                .flat_map(|p| p.contents)
+                .filter_map(|o| o.key.strip_prefix(&strip).map(str::to_string))
+                .collect();
+            out.sort();
+            return Ok(out);
+        }
         let dir = self.path(prefix.trim_end_matches('/'))?;
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -120,6 +225,13 @@ impl Target {
     }
 
     pub fn delete(&self, key: &str) -> io::Result<()> {
+        if let Target::S3 { bucket, prefix } = self {
+            let k = Self::s3_key(prefix, key)?;
+            bucket
+                .delete_object(&k)
+                .map_err(|e| s3_err("delete", &k, e))?;
+            return Ok(());
+        }
         match fs::remove_file(self.path(key)?) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),

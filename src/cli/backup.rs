@@ -33,7 +33,7 @@ pub enum BackupCmd {
 }
 
 pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
-    let target = Target::Dir(config.backup_dir.clone());
+    let target = Target::from_config(config)?;
     let control = app::open_control(config)?;
     let address = match &cmd {
         BackupCmd::Now { address }

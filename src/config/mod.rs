@@ -104,8 +104,37 @@ pub struct Config {
     /// /etc/resolv.conf.
     pub nameservers: Vec<SocketAddr>,
     pub relay: Relay,
-    /// Where `sealmail backup` keeps backups (a local directory).
+    /// Where `sealmail backup` keeps backups when no S3 store is set.
     pub backup_dir: PathBuf,
+    /// An S3-compatible store for backups, which wins over `backup_dir`.
+    pub backup_s3: Option<S3>,
+}
+
+/// An S3-compatible bucket. Credentials left out of the file come from
+/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` when the target is opened.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3 {
+    /// `https://s3.eu-west-1.amazonaws.com`, `http://127.0.0.1:9000`, …
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    /// Object keys start with this (no leading or trailing `/`).
+    pub prefix: String,
+    pub path_style: bool,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+}
+
+impl fmt::Debug for S3 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("path_style", &self.path_style)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How mail leaves this server (forwards now, the outbound queue later).
@@ -346,17 +375,41 @@ impl Validator<'_> {
             return self.err("mx.command_timeout", "timeouts must be longer than 0s");
         }
         let relay = self.relay(raw.relay.unwrap_or_default())?;
-        let backup_dir = data_dir.join(
-            raw.backup
-                .unwrap_or_default()
-                .dir
-                .unwrap_or_else(|| "backups".into()),
-        );
+        let backup = raw.backup.unwrap_or_default();
+        let backup_dir = data_dir.join(backup.dir.unwrap_or_else(|| "backups".into()));
+        let backup_s3 = match backup.s3 {
+            None => None,
+            Some(s3) => {
+                let Some(bucket) = s3.bucket.filter(|b| !b.trim().is_empty()) else {
+                    return self.err(
+                        "backup.s3.bucket",
+                        "is required when [backup.s3] is present",
+                    );
+                };
+                let endpoint = s3.endpoint.unwrap_or_default();
+                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                    return self.err(
+                        "backup.s3.endpoint",
+                        format!("{endpoint:?} is not an http:// or https:// URL"),
+                    );
+                }
+                Some(S3 {
+                    endpoint: endpoint.trim_end_matches('/').to_string(),
+                    region: s3.region.unwrap_or_else(|| "us-east-1".into()),
+                    bucket,
+                    prefix: s3.prefix.unwrap_or_default().trim_matches('/').to_string(),
+                    path_style: s3.path_style.unwrap_or(false),
+                    access_key: s3.access_key,
+                    secret_key: s3.secret_key,
+                })
+            }
+        };
         Ok(Config {
             mx,
             nameservers,
             relay,
             backup_dir,
+            backup_s3,
             connections_per_ip,
             file: self.file.to_path_buf(),
             data_dir: data_dir.to_path_buf(),

@@ -24,6 +24,19 @@ pub struct Raw {
 #[serde(deny_unknown_fields)]
 pub struct Backup {
     pub dir: Option<String>,
+    pub s3: Option<S3>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3 {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+    pub path_style: Option<bool>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
