@@ -15,7 +15,10 @@ use sealmail::store::mailbox::{Limits, Mailbox};
 const CANARY: &str = "S3Canary90210";
 
 fn start_moto() -> (Peer, u16) {
-    let port = free_port();
+    start_moto_on(free_port())
+}
+
+fn start_moto_on(port: u16) -> (Peer, u16) {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/moto_server");
     assert!(
         bin.exists(),
@@ -142,4 +145,138 @@ fn backups_go_to_s3_encrypted_and_come_back() {
         .unwrap()
         .uids;
     assert_eq!(found.len(), 10);
+}
+
+/// Logs `addr` in over POP3 and keeps the session (and so its key) open.
+fn pop3_login(server: std::net::SocketAddr, addr: &str) -> std::net::TcpStream {
+    use std::io::{BufRead, BufReader, Write};
+    let s = std::net::TcpStream::connect(server).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s.try_clone().unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    w.write_all(format!("USER {addr}\r\nPASS pw\r\n").as_bytes())
+        .unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("+OK"), "{line}");
+    s
+}
+
+fn smtp_deliver(server: std::net::SocketAddr, rcpt: &str, subject: &str) {
+    use std::io::{BufRead, BufReader, Write};
+    let s = std::net::TcpStream::connect(server).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let read = |r: &mut BufReader<std::net::TcpStream>| loop {
+        let mut last = String::new();
+        r.read_line(&mut last).unwrap();
+        if last.as_bytes().get(3) != Some(&b'-') {
+            return last;
+        }
+    };
+    read(&mut r);
+    let mut replies = Vec::new();
+    for cmd in [
+        "HELO t.test".to_string(),
+        "MAIL FROM:<a@t.test>".into(),
+        format!("RCPT TO:<{rcpt}>"),
+        "DATA".into(),
+        format!("Subject: {subject}\r\n\r\nhi\r\n."),
+    ] {
+        w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        replies.push(read(&mut r));
+    }
+    assert!(replies[4].starts_with("250 "), "{replies:?}");
+    w.write_all(b"QUIT\r\n").unwrap();
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn scheduler_backs_up_open_mailboxes_and_rides_out_an_s3_outage() {
+    let (moto, port) = start_moto();
+    let b = bucket(port);
+    let mut env = Env::new();
+    env.config.dev = true;
+    env.config.backup_s3 = Some(sealmail::config::S3 {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        region: "eu-west-1".into(),
+        bucket: "mail-backups".into(),
+        prefix: String::new(),
+        path_style: true,
+        access_key: Some("test".into()),
+        secret_key: Some("test".into()),
+    });
+    env.config.backup_policy = Some(sealmail::backup::scheduler::Policy {
+        interval: Duration::from_secs(2),
+        keep_daily: 7,
+        keep_weekly: 4,
+        concurrency: 2,
+    });
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let _pop = pop3_login(server.pop3, &addr);
+    let manifests = |b: &s3::Bucket| keys(b).iter().filter(|k| k.ends_with(".json")).count();
+    // Message counts of the backups in the bucket.
+    let counts = |b: &s3::Bucket| -> Vec<u64> {
+        keys(b)
+            .iter()
+            .filter(|k| k.ends_with(".json"))
+            .map(|k| {
+                let m: serde_json::Value =
+                    serde_json::from_slice(b.get_object(k).unwrap().bytes()).unwrap();
+                m["messages"].as_u64().unwrap()
+            })
+            .collect()
+    };
+    wait_for(
+        "the first scheduled backup",
+        Duration::from_secs(30),
+        || manifests(&b) >= 1,
+    );
+    smtp_deliver(server.smtp, &addr, "after first backup");
+    // Retention keeps one backup per day: the newer replaces the older.
+    wait_for("a backup of the change", Duration::from_secs(30), || {
+        counts(&b) == vec![1]
+    });
+
+    // S3 goes away: mail still flows, the failure is recorded.
+    drop(moto);
+    smtp_deliver(server.smtp, &addr, "during the outage");
+    let id = env.control().alias(&addr).unwrap().unwrap().id;
+    wait_for("a recorded failure", Duration::from_secs(60), || {
+        env.control()
+            .backup_status(id)
+            .unwrap()
+            .is_some_and(|s| s.last_error.is_some())
+    });
+    // It comes back (empty, as moto keeps nothing): the next try succeeds.
+    let (_moto2, _) = start_moto_on(port);
+    let b2 = bucket(port);
+    wait_for("a backup after the outage", Duration::from_secs(60), || {
+        counts(&b2) == vec![2]
+    });
+    wait_for("the error cleared", Duration::from_secs(30), || {
+        env.control()
+            .backup_status(id)
+            .unwrap()
+            .is_some_and(|s| s.last_ok.is_some() && s.last_error.is_none())
+    });
+    drop(server);
+    assert_eq!(subjects(&env, &addr), 2);
+}
+
+fn subjects(env: &Env, addr: &str) -> usize {
+    let (_b, store) = env.store();
+    let s = unlock(&store, addr, "pw");
+    block(s.select("INBOX")).unwrap().uids.len()
 }

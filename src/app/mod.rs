@@ -204,6 +204,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
     let _lock = serve_lock(&config.data_dir)?;
+    // Snapshots and restores left by a crash (restores hold the same lock,
+    // so none is running now).
+    let _ = std::fs::remove_dir_all(config.data_dir.join("tmp"));
     let (backend, store) = open_store(&config)?;
     let tls = tls::server_config(&config.tls_cert, &config.tls_key)
         .map_err(|e| AppError::Invalid(e.to_string()))?;
@@ -288,6 +291,26 @@ pub async fn run(
             stop_rx.clone(),
             alive_tx.clone(),
         )));
+    }
+    if let Some(policy) = config.backup_policy {
+        match crate::backup::Target::from_config(&config) {
+            Ok(target) => {
+                let scheduler = Arc::new(crate::backup::scheduler::Scheduler::new(
+                    target,
+                    &config.data_dir,
+                    policy,
+                    Arc::new(crate::backup::scheduler::SystemClock),
+                ));
+                tasks.push(ex.spawn(crate::backup::scheduler::run(
+                    scheduler,
+                    backend.clone(),
+                    stop_rx.clone(),
+                )));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "scheduled backups are OFF: cannot open the backup target")
+            }
+        }
     }
     tasks.push(ex.spawn(sweeper(backend, throttle, stop_rx.clone())));
     // This thread and one more per further core (up to four in all) run the

@@ -11,8 +11,10 @@
 //! every folder a UIDVALIDITY above any the live mailbox used, so no
 //! client ever sees a UID reused.
 //!
-//! Not here yet: the in-process scheduler, S3 targets and retention.
+//! `scheduler` runs backups inside the server; `retention` decides which
+//! old ones go.
 
+pub mod scheduler;
 mod target;
 
 use std::io::Read;
@@ -186,38 +188,41 @@ fn remove_db_files(path: &Path) {
     }
 }
 
-/// Backs up one open mailbox: skip if its state equals the newest
-/// backup's, checkpoint, `VACUUM INTO` a temp file, open the copy with the
-/// DEK and check it, hash, store the object, then the manifest.
+/// Backs up one open mailbox: under its lock, checkpoint and, unless its
+/// state equals the newest backup's, `VACUUM INTO` a temp file; then,
+/// unlocked, open the copy with the DEK and check it, hash, store the
+/// object, then the manifest.
 pub fn backup_now(
     target: &Target,
     data_dir: &Path,
     mailbox_id: &str,
-    mailbox: &mut Mailbox,
+    mailbox: &std::sync::Mutex<Mailbox>,
     dek: &[u8; 32],
     credentials: &Credentials,
 ) -> Result<Outcome, BackupError> {
+    let previous = list(target, mailbox_id)?.pop();
     let tmp = temp_path(data_dir, "snapshot")?;
     let result = (|| {
-        let conn = mailbox.connection();
-        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-            .map_err(StoreError::from)?;
-        let messages = {
+        // Writers wait only for the copy, not for the upload.
+        let (messages, state, schema_version) = {
+            let mut guard = mailbox.lock().unwrap_or_else(|e| e.into_inner());
+            let conn = guard.connection();
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(StoreError::from)?;
             let n: i64 = conn
                 .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
                 .map_err(StoreError::from)?;
-            n as u64
+            let state = state_of(conn)?;
+            if let Some(last) = previous.as_ref().filter(|m| m.state == state) {
+                return Ok(Outcome::Unchanged(last.clone()));
+            }
+            conn.execute("VACUUM INTO ?1", [tmp.to_string_lossy().as_ref()])
+                .map_err(StoreError::from)?;
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(StoreError::from)?;
+            (n as u64, state, version)
         };
-        let state = state_of(conn)?;
-        let previous = list(target, mailbox_id)?.pop();
-        if let Some(last) = previous.as_ref().filter(|m| m.state == state) {
-            return Ok(Outcome::Unchanged(last.clone()));
-        }
-        conn.execute("VACUUM INTO ?1", [tmp.to_string_lossy().as_ref()])
-            .map_err(StoreError::from)?;
-        let schema_version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(StoreError::from)?;
         verify_copy(&tmp, dek, messages)?;
         let (sha256, size) = sha256_file(&tmp)?;
         let mut created_at = now_unix();
@@ -264,6 +269,59 @@ fn verify_copy(path: &Path, dek: &[u8; 32], messages: u64) -> Result<(), BackupE
         )));
     }
     Ok(())
+}
+
+/// Which backups a retention policy drops: all but the newest of each of
+/// the last `daily` days that have backups and the newest of each of the
+/// last `weekly` weeks (Monday to Sunday, UTC). The newest backup is always
+/// kept. `all` is oldest first, as [`list`] returns it.
+pub fn expired(all: &[Manifest], daily: usize, weekly: usize) -> Vec<&Manifest> {
+    let day = |m: &Manifest| m.created_at.div_euclid(86_400);
+    // 1970-01-01 was a Thursday: +3 makes weeks start on Monday.
+    let week = |m: &Manifest| (m.created_at.div_euclid(86_400) + 3).div_euclid(7);
+    let mut keep = vec![false; all.len()];
+    if let Some(last) = keep.last_mut() {
+        *last = true;
+    }
+    for (bucket, limit) in [
+        (&day as &dyn Fn(&Manifest) -> i64, daily),
+        (&week as &dyn Fn(&Manifest) -> i64, weekly),
+    ] {
+        let mut seen = Vec::new();
+        for (i, m) in all.iter().enumerate().rev() {
+            let b = bucket(m);
+            if seen.contains(&b) {
+                continue;
+            }
+            if seen.len() == limit {
+                break;
+            }
+            seen.push(b);
+            keep[i] = true;
+        }
+    }
+    all.iter()
+        .zip(keep)
+        .filter(|(_, k)| !k)
+        .map(|(m, _)| m)
+        .collect()
+}
+
+/// Deletes what [`expired`] names: the manifest first (the backup stops
+/// existing), then its object.
+pub fn apply_retention(
+    target: &Target,
+    mailbox_id: &str,
+    daily: usize,
+    weekly: usize,
+) -> Result<usize, BackupError> {
+    let all = list(target, mailbox_id)?;
+    let gone = expired(&all, daily, weekly);
+    for m in &gone {
+        target.delete(&object_key(mailbox_id, m.created_at, "json"))?;
+        target.delete(&object_key(mailbox_id, m.created_at, "sqlite"))?;
+    }
+    Ok(gone.len())
 }
 
 /// Every complete backup of a mailbox (those with a manifest), oldest
@@ -400,4 +458,52 @@ fn live_uidvalidity(path: &Path, dek: &[u8; 32]) -> i64 {
             |r| r.get(0),
         )
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: i64) -> Manifest {
+        Manifest {
+            mailbox_id: "m".into(),
+            created_at: t,
+            created: String::new(),
+            sha256: String::new(),
+            state: String::new(),
+            size: 0,
+            schema_version: 1,
+            messages: 0,
+            credentials: WrappedKey {
+                salt: String::new(),
+                params: KdfParams::default(),
+                verifier: String::new(),
+                dek_wrapped: String::new(),
+                identity_wrapped: String::new(),
+                public_key: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn retention_keeps_daily_and_weekly() {
+        let day = 86_400;
+        // Two backups a day for 60 days.
+        let all: Vec<Manifest> = (0..120).map(|i| at(1_000 * day + i * day / 2)).collect();
+        let gone: Vec<i64> = expired(&all, 7, 4).iter().map(|m| m.created_at).collect();
+        let kept: Vec<i64> = all
+            .iter()
+            .map(|m| m.created_at)
+            .filter(|t| !gone.contains(t))
+            .collect();
+        assert!(kept.contains(&all.last().unwrap().created_at));
+        // 7 days + up to 4 older weekly ones (the newest week overlaps).
+        assert!((8..=11).contains(&kept.len()), "{}", kept.len());
+        assert!(
+            kept.windows(2).all(|w| w[0] / day != w[1] / day),
+            "one per day"
+        );
+        assert_eq!(expired(&all[..1], 7, 4).len(), 0);
+        assert_eq!(expired(&all, 0, 0).len(), all.len() - 1, "the newest stays");
+    }
 }

@@ -54,6 +54,13 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
             if all.is_empty() {
                 println!("no backups of {address}");
             }
+            if let Some(crate::store::control::BackupStatus {
+                last_error: Some((error, at)),
+                ..
+            }) = control.backup_status(alias.id)?
+            {
+                eprintln!("last scheduled backup failed at {at}: {error}");
+            }
             for m in all {
                 println!(
                     "{}\t{} bytes\t{} messages\tsha256 {}",
@@ -70,12 +77,13 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
                 .context("the alias has no credentials")?;
             let password = read_password(&format!("password of {address}"))?;
             let keys = keys::unwrap(&creds, &password).context("cannot open the mailbox")?;
-            let mut mb = Mailbox::open(&live, DbKey::Raw(&keys.dek), config.limits)?;
+            let mb =
+                std::sync::Mutex::new(Mailbox::open(&live, DbKey::Raw(&keys.dek), config.limits)?);
             match backup::backup_now(
                 &target,
                 &config.data_dir,
                 &alias.mailbox_id,
-                &mut mb,
+                &mb,
                 &keys.dek,
                 &creds,
             )? {

@@ -108,6 +108,8 @@ pub struct Config {
     pub backup_dir: PathBuf,
     /// An S3-compatible store for backups, which wins over `backup_dir`.
     pub backup_s3: Option<S3>,
+    /// Scheduled backups; `None` when `backup.schedule` is off.
+    pub backup_policy: Option<crate::backup::scheduler::Policy>,
 }
 
 /// An S3-compatible bucket. Credentials left out of the file come from
@@ -377,6 +379,38 @@ impl Validator<'_> {
         let relay = self.relay(raw.relay.unwrap_or_default())?;
         let backup = raw.backup.unwrap_or_default();
         let backup_dir = data_dir.join(backup.dir.unwrap_or_else(|| "backups".into()));
+        let backup_policy = if backup.schedule.unwrap_or(true) {
+            let interval = self.duration(
+                "backup.interval",
+                backup.interval.as_deref().unwrap_or("24h"),
+            )?;
+            if interval.is_zero() {
+                return self.err("backup.interval", "must be longer than 0s");
+            }
+            Some(crate::backup::scheduler::Policy {
+                interval,
+                keep_daily: self.range(
+                    "backup.keep_daily",
+                    backup.keep_daily.unwrap_or(7),
+                    0,
+                    3650,
+                )? as usize,
+                keep_weekly: self.range(
+                    "backup.keep_weekly",
+                    backup.keep_weekly.unwrap_or(4),
+                    0,
+                    520,
+                )? as usize,
+                concurrency: self.range(
+                    "backup.concurrency",
+                    backup.concurrency.unwrap_or(2),
+                    1,
+                    64,
+                )? as usize,
+            })
+        } else {
+            None
+        };
         let backup_s3 = match backup.s3 {
             None => None,
             Some(s3) => {
@@ -410,6 +444,7 @@ impl Validator<'_> {
             relay,
             backup_dir,
             backup_s3,
+            backup_policy,
             connections_per_ip,
             file: self.file.to_path_buf(),
             data_dir: data_dir.to_path_buf(),

@@ -24,6 +24,11 @@ pub struct Raw {
 #[serde(deny_unknown_fields)]
 pub struct Backup {
     pub dir: Option<String>,
+    pub schedule: Option<bool>,
+    pub interval: Option<String>,
+    pub keep_daily: Option<i64>,
+    pub keep_weekly: Option<i64>,
+    pub concurrency: Option<i64>,
     pub s3: Option<S3>,
 }
 

@@ -80,8 +80,24 @@ CREATE TABLE IF NOT EXISTS usage (
     bytes     INTEGER NOT NULL,
     updated   TEXT NOT NULL
 );
+-- The backup scheduler's last outcome per alias (shown by `backup list`).
+CREATE TABLE IF NOT EXISTS backup_status (
+    alias_id    INTEGER PRIMARY KEY REFERENCES aliases(id) ON DELETE CASCADE,
+    last_ok     TEXT,
+    last_error  TEXT,
+    updated     TEXT NOT NULL
+);
 PRAGMA user_version = 1;
 ";
+
+/// What [`Control::backup_status`] returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupStatus {
+    /// When the last backup succeeded (or found nothing to do).
+    pub last_ok: Option<String>,
+    /// The last failure since then, and when it happened.
+    pub last_error: Option<(String, String)>,
+}
 
 /// One alias as the control plane knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -463,6 +479,49 @@ impl Control {
             )
             .optional()?;
         Ok(bytes.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Records a backup attempt: `Ok(())` clears the last error.
+    pub fn set_backup_status(
+        &mut self,
+        alias_id: i64,
+        result: Result<(), &str>,
+    ) -> Result<(), ControlError> {
+        let now = crate::util::iso8601_utc(crate::util::now_unix());
+        match result {
+            Ok(()) => self.conn.execute(
+                "INSERT INTO backup_status (alias_id, last_ok, last_error, updated)
+                 VALUES (?1, ?2, NULL, ?2)
+                 ON CONFLICT (alias_id) DO UPDATE SET last_ok = ?2, last_error = NULL, updated = ?2",
+                params![alias_id, now],
+            )?,
+            Err(e) => self.conn.execute(
+                "INSERT INTO backup_status (alias_id, last_ok, last_error, updated)
+                 VALUES (?1, NULL, ?2, ?3)
+                 ON CONFLICT (alias_id) DO UPDATE SET last_error = ?2, updated = ?3",
+                params![alias_id, e, now],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// The backup scheduler's last outcome for an alias.
+    pub fn backup_status(&self, alias_id: i64) -> Result<Option<BackupStatus>, ControlError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_ok, last_error, updated FROM backup_status WHERE alias_id = ?1",
+                params![alias_id],
+                |r| {
+                    let err: Option<String> = r.get(1)?;
+                    let at: String = r.get(2)?;
+                    Ok(BackupStatus {
+                        last_ok: r.get(0)?,
+                        last_error: err.map(|e| (e, at)),
+                    })
+                },
+            )
+            .optional()?)
     }
 
     pub fn set_quota(&mut self, address: &str, bytes: Option<u64>) -> Result<(), ControlError> {

@@ -97,6 +97,50 @@ impl LocalBackend {
     pub fn open_mailboxes(&self) -> usize {
         lock(&self.inner.open).len()
     }
+
+    /// Mailboxes whose key is in memory now (a session is open or just
+    /// closed), with what a backup of each needs. The caller locks the
+    /// mailbox for the snapshot, which holds its writers off.
+    pub fn open_with_keys(&self) -> Vec<OpenMailbox> {
+        let open: Vec<(i64, String, Arc<Mutex<Mailbox>>)> = lock(&self.inner.open)
+            .iter()
+            .map(|(a, (id, m))| (*a, id.clone(), m.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (alias_id, mailbox_id, mailbox) in open {
+            let Ok(Some(credentials)) = lock(&self.inner.control).credentials(alias_id) else {
+                continue;
+            };
+            if let Some(dek) = self.inner.keys.peek(alias_id, &credentials.verifier) {
+                out.push(OpenMailbox {
+                    alias_id,
+                    mailbox_id,
+                    mailbox,
+                    dek,
+                    credentials,
+                });
+            }
+        }
+        out
+    }
+}
+
+impl LocalBackend {
+    /// Records the backup scheduler's outcome for `sealmail backup list`.
+    pub fn record_backup(&self, alias_id: i64, result: Result<(), &str>) {
+        if let Err(e) = lock(&self.inner.control).set_backup_status(alias_id, result) {
+            tracing::warn!(error = %e, "cannot record backup status");
+        }
+    }
+}
+
+/// See [`LocalBackend::open_with_keys`].
+pub struct OpenMailbox {
+    pub alias_id: i64,
+    pub mailbox_id: String,
+    pub mailbox: Arc<Mutex<Mailbox>>,
+    pub dek: keys::Dek,
+    pub credentials: keys::Credentials,
 }
 
 impl Backend for LocalBackend {

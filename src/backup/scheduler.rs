@@ -1,0 +1,279 @@
+//! The backup scheduler inside the server (no cron): a mailbox whose key
+//! is in memory is backed up once its last success is older than the
+//! interval, with per-mailbox jitter, at most `concurrency` at a time,
+//! retrying failures with backoff, and old backups pruned after each new
+//! one.
+//!
+//! Imports `backup`, `store::local` (open mailboxes and their keys) and
+//! `util`. Invariants: only mailboxes whose owner's key is present are
+//! touched (the server holds no other key); a failure never affects mail
+//! flow and leaves the previous backups as they were; time comes from a
+//! [`Clock`], so tests drive days of schedule without waiting.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::{Outcome, Target};
+use crate::store::local::{LocalBackend, OpenMailbox};
+
+/// Unix seconds now.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        crate::util::now_unix()
+    }
+}
+
+/// How often and how much.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    pub interval: Duration,
+    pub keep_daily: usize,
+    pub keep_weekly: usize,
+    pub concurrency: usize,
+}
+
+#[derive(Default, Clone, Copy, Debug)]
+struct State {
+    /// Unix time of the newest backup (None: none yet).
+    last_ok: Option<i64>,
+    first_seen: i64,
+    failures: u32,
+    /// No attempt before this (backoff after a failure).
+    not_before: i64,
+}
+
+pub struct Scheduler {
+    target: Arc<Target>,
+    data_dir: std::path::PathBuf,
+    policy: Policy,
+    clock: Arc<dyn Clock>,
+    states: Mutex<HashMap<String, State>>,
+}
+
+impl Scheduler {
+    pub fn new(
+        target: Target,
+        data_dir: &std::path::Path,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+    ) -> Scheduler {
+        Scheduler {
+            target: Arc::new(target),
+            data_dir: data_dir.to_path_buf(),
+            policy,
+            clock,
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn states(&self) -> std::sync::MutexGuard<'_, HashMap<String, State>> {
+        self.states.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A spread in `[0, min(interval / 10, 5 min))`, fixed per mailbox, so
+    /// mailboxes opened together are not backed up together.
+    fn jitter(&self, mailbox_id: &str) -> i64 {
+        let span = (self.policy.interval.as_secs() / 10).clamp(1, 300) as i64;
+        let h = Sha256::digest(mailbox_id.as_bytes());
+        (u64::from_be_bytes(h[..8].try_into().unwrap_or([0; 8])) % span as u64) as i64
+    }
+
+    /// Whether a mailbox is due at `now`.
+    fn due(&self, mailbox_id: &str, s: &State, now: i64) -> bool {
+        let base = match s.last_ok {
+            Some(t) => t + self.policy.interval.as_secs() as i64,
+            None => s.first_seen,
+        };
+        now >= base + self.jitter(mailbox_id) && now >= s.not_before
+    }
+
+    /// One pass: backs up every due mailbox among those open.
+    pub async fn tick(&self, backend: &LocalBackend) {
+        let now = self.clock.now();
+        let mut due = Vec::new();
+        for m in backend.open_with_keys() {
+            let known = self.states().get(&m.mailbox_id).copied();
+            let state = match known {
+                Some(s) => s,
+                None => {
+                    // The newest existing backup, read once per process.
+                    let target = self.target.clone();
+                    let id = m.mailbox_id.clone();
+                    let last = blocking::unblock(move || {
+                        super::list(&target, &id)
+                            .ok()
+                            .and_then(|l| l.last().map(|b| b.created_at))
+                    })
+                    .await;
+                    let s = State {
+                        last_ok: last,
+                        first_seen: now,
+                        ..State::default()
+                    };
+                    self.states().insert(m.mailbox_id.clone(), s);
+                    s
+                }
+            };
+            if self.due(&m.mailbox_id, &state, now) {
+                due.push(m);
+            }
+        }
+        for chunk in due.chunks_mut(self.policy.concurrency.max(1)) {
+            let mut running = Vec::new();
+            for m in chunk.iter_mut() {
+                running.push(self.start(m));
+            }
+            // The tasks run on the blocking pool side by side; awaiting
+            // them in turn only collects the results.
+            for task in running {
+                let (alias_id, mailbox_id, result) = task.await;
+                self.finish(backend, alias_id, &mailbox_id, result);
+            }
+        }
+    }
+
+    fn start(&self, m: &mut OpenMailbox) -> blocking::Task<(i64, String, Result<Outcome, String>)> {
+        let target = self.target.clone();
+        let data_dir = self.data_dir.clone();
+        let policy = self.policy;
+        let alias_id = m.alias_id;
+        let mailbox_id = m.mailbox_id.clone();
+        let mailbox = m.mailbox.clone();
+        let dek = m.dek.clone();
+        let creds = m.credentials.clone();
+        blocking::unblock(move || {
+            let result = super::backup_now(&target, &data_dir, &mailbox_id, &mailbox, &dek, &creds)
+                .map_err(|e| e.to_string());
+            if let Ok(Outcome::Stored(_)) = &result
+                && let Err(e) = super::apply_retention(
+                    &target,
+                    &mailbox_id,
+                    policy.keep_daily,
+                    policy.keep_weekly,
+                )
+            {
+                tracing::warn!(error = %e, "backup retention failed; will retry after the next backup");
+            }
+            (alias_id, mailbox_id, result)
+        })
+    }
+
+    fn finish(
+        &self,
+        backend: &LocalBackend,
+        alias_id: i64,
+        mailbox_id: &str,
+        result: Result<Outcome, String>,
+    ) {
+        let now = self.clock.now();
+        let mut states = self.states();
+        let s = states.entry(mailbox_id.to_string()).or_default();
+        match result {
+            Ok(outcome) => {
+                // An unchanged mailbox counts as backed up now.
+                s.last_ok = Some(now);
+                s.failures = 0;
+                s.not_before = 0;
+                if let Outcome::Stored(m) = &outcome {
+                    tracing::info!(messages = m.messages, size = m.size, "mailbox backed up");
+                }
+                backend.record_backup(alias_id, Ok(()));
+            }
+            Err(e) => {
+                s.failures += 1;
+                let wait =
+                    (60i64 << s.failures.min(10)).min(self.policy.interval.as_secs().max(1) as i64);
+                s.not_before = now + wait;
+                tracing::warn!(error = %e, retry_in_s = wait, "backup failed");
+                backend.record_backup(alias_id, Err(&e));
+            }
+        }
+    }
+}
+
+/// Runs the scheduler until `stop` closes.
+pub async fn run(
+    scheduler: Arc<Scheduler>,
+    backend: Arc<LocalBackend>,
+    stop: async_channel::Receiver<()>,
+) {
+    let every =
+        (scheduler.policy.interval / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
+    loop {
+        let tick = async {
+            smol::Timer::after(every).await;
+            true
+        };
+        let stopped = async {
+            let _ = stop.recv().await;
+            false
+        };
+        if !futures_lite::future::or(tick, stopped).await {
+            break;
+        }
+        scheduler.tick(&backend).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    struct Fake(AtomicI64);
+
+    impl Clock for Fake {
+        fn now(&self) -> i64 {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    #[test]
+    fn due_follows_interval_jitter_and_backoff() {
+        let clock = Arc::new(Fake(AtomicI64::new(1_000_000)));
+        let policy = Policy {
+            interval: Duration::from_secs(86_400),
+            keep_daily: 7,
+            keep_weekly: 4,
+            concurrency: 2,
+        };
+        let s = Scheduler::new(
+            Target::Dir("/nonexistent".into()),
+            std::path::Path::new("/nonexistent"),
+            policy,
+            clock.clone(),
+        );
+        let j = s.jitter("mbox");
+        assert!((0..300).contains(&j));
+        assert_ne!(s.jitter("mbox"), s.jitter("other-mailbox-id-x"), "spread");
+        let now = clock.now();
+        let fresh = State {
+            last_ok: Some(now - 3600),
+            first_seen: now,
+            ..State::default()
+        };
+        assert!(!s.due("mbox", &fresh, now));
+        assert!(!s.due("mbox", &fresh, now - 3600 + 86_400 + j - 1));
+        assert!(s.due("mbox", &fresh, now - 3600 + 86_400 + j));
+        let never = State {
+            first_seen: now,
+            ..State::default()
+        };
+        assert!(s.due("mbox", &never, now + j));
+        let failing = State {
+            not_before: now + 600,
+            ..never
+        };
+        assert!(!s.due("mbox", &failing, now + 599));
+        assert!(s.due("mbox", &failing, now + 600));
+    }
+}
