@@ -223,8 +223,20 @@ pub fn backup_now(
                 .map_err(StoreError::from)?;
             (n as u64, state, version)
         };
-        verify_copy(&tmp, dek, messages)?;
-        let (sha256, size) = sha256_file(&tmp)?;
+        // Opening the copy may rewrite its header; after that, the check
+        // and the hash both only read the whole file: side by side.
+        let mut copy = open_copy(&tmp, dek)?;
+        let (checked, hashed) = std::thread::scope(|scope| {
+            let hash = scope.spawn(|| sha256_file(&tmp));
+            let checked = check_copy(&mut copy, messages);
+            let hashed = hash
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("hashing thread failed")));
+            (checked, hashed)
+        });
+        drop(copy);
+        checked?;
+        let (sha256, size) = hashed?;
         let mut created_at = now_unix();
         if let Some(last) = &previous {
             // Names must grow even when two backups share a second.
@@ -241,7 +253,7 @@ pub fn backup_now(
             messages,
             credentials: WrappedKey::from_credentials(credentials),
         };
-        target.put_file(&object_key(mailbox_id, created_at, "sqlite"), &tmp)?;
+        target.put_file_moving(&object_key(mailbox_id, created_at, "sqlite"), &tmp)?;
         crate::util::crash_point("backup-before-manifest");
         let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
         target.put_bytes(&object_key(mailbox_id, created_at, "json"), &json)?;
@@ -253,8 +265,15 @@ pub fn backup_now(
 
 /// Opens a copy with `dek`, runs `quick_check` and compares the count.
 fn verify_copy(path: &Path, dek: &[u8; 32], messages: u64) -> Result<(), BackupError> {
-    let mut copy = Mailbox::open(path, DbKey::Raw(dek), Limits::default())
-        .map_err(|e| BackupError::Check(format!("the copy does not open: {e}")))?;
+    check_copy(&mut open_copy(path, dek)?, messages)
+}
+
+fn open_copy(path: &Path, dek: &[u8; 32]) -> Result<Mailbox, BackupError> {
+    Mailbox::open(path, DbKey::Raw(dek), Limits::default())
+        .map_err(|e| BackupError::Check(format!("the copy does not open: {e}")))
+}
+
+fn check_copy(copy: &mut Mailbox, messages: u64) -> Result<(), BackupError> {
     let check: String = copy
         .connection()
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
@@ -262,7 +281,7 @@ fn verify_copy(path: &Path, dek: &[u8; 32], messages: u64) -> Result<(), BackupE
     if check != "ok" {
         return Err(BackupError::Check(format!("quick_check: {check}")));
     }
-    let n = message_count(&mut copy)?;
+    let n = message_count(copy)?;
     if n != messages {
         return Err(BackupError::Check(format!(
             "{n} messages in the copy, {messages} in the mailbox"

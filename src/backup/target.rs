@@ -115,6 +115,22 @@ impl Target {
         })
     }
 
+    /// Like [`Target::put_file`] for a file the caller no longer needs: a
+    /// directory target on the same filesystem takes it with a rename
+    /// (already fsynced by the caller) instead of a copy.
+    pub fn put_file_moving(&self, key: &str, src: &Path) -> io::Result<()> {
+        if let Target::Dir(_) = self {
+            let dest = self.path(key)?;
+            let dir = dest.parent().ok_or_else(|| io::Error::other("no parent"))?;
+            crate::util::create_private_dir(dir)?;
+            fs::File::open(src)?.sync_all()?;
+            if fs::rename(src, &dest).is_ok() {
+                return crate::util::fsync_dir(dir);
+            }
+        }
+        self.put_file(key, src)
+    }
+
     pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
         if let Target::S3 { bucket, prefix } = self {
             let k = Self::s3_key(prefix, key)?;

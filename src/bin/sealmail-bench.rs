@@ -6,7 +6,10 @@
 //! the client needs no TLS stack) beside reading the same messages straight
 //! from the store. Sizes are
 //! bounded (about a minute in all on two cores); `BENCH_SEARCH_MESSAGES`
-//! overrides the 100,000-message mailbox of the search figures.
+//! overrides the 100,000-message mailbox of the search figures, and
+//! `BENCH_BACKUP_MIB` the size of the backed-up mailbox (256; the backup
+//! goal is stated for 1024); `BENCH_ONLY=append,open,search,pop3,mx,backup`
+//! runs some sections only.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,18 +33,38 @@ fn main() {
         "sealmail storage benchmark (release build, {} cores)\n",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    append_bench(&tmp, 4 * 1024, 5_000);
-    append_bench(&tmp, 100 * 1024, 500);
-    open_bench(&tmp);
-    unlock_bench(&tmp);
+    // BENCH_ONLY=backup,mx runs just those sections.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
+    if run("append") {
+        append_bench(&tmp, 4 * 1024, 5_000);
+        append_bench(&tmp, 100 * 1024, 500);
+    }
+    if run("open") {
+        open_bench(&tmp);
+        unlock_bench(&tmp);
+    }
     let n = std::env::var("BENCH_SEARCH_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    search_bench(&tmp, n);
-    pop3_bench(&tmp, n);
-    mx_bench(&tmp);
-    idle_sessions_bench(&tmp);
+    if run("search") {
+        search_bench(&tmp, n);
+    }
+    if run("pop3") {
+        pop3_bench(&tmp, n);
+    }
+    if run("mx") {
+        mx_bench(&tmp);
+        idle_sessions_bench(&tmp);
+    }
+    let mib = std::env::var("BENCH_BACKUP_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    if run("backup") {
+        backup_bench(&tmp, mib);
+    }
     if std::env::var_os("BENCH_KEEP").is_some() {
         println!("kept {}", tmp.display());
     } else {
@@ -639,4 +662,117 @@ fn idle_sessions_bench(tmp: &Path) {
         after / 1024,
         grew as f64 / n as f64
     );
+}
+
+/// A backup (checkpoint, VACUUM INTO, keyed check, SHA-256, streamed copy
+/// to the directory target, manifest) of a mailbox of about `mib` MiB,
+/// against `cp` of the same file, and the memory it takes.
+fn backup_bench(tmp: &Path, mib: u64) {
+    use sealmail::backup::{Outcome, Target, backup_now};
+    let dir = tmp.join("backup");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (creds, keys) = sealmail::store::keys::create(
+        "pw",
+        KdfParams {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        },
+    )
+    .expect("keys");
+    let path = dir.join("mailbox.sqlite");
+    let mut mb = open(&path, Some(&keys.dek));
+    // Random attachments: neither zstd nor the attachment store shrink them.
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut i = 0usize;
+    let fill_start = Instant::now();
+    while std::fs::metadata(&path).map_or(0, |m| m.len())
+        + std::fs::metadata(dir.join("mailbox.sqlite-wal")).map_or(0, |m| m.len())
+        < mib << 20
+    {
+        let reqs: Vec<AppendRequest> = (0..16)
+            .map(|_| {
+                let mut blob = vec![0u8; 192 * 1024];
+                for b in blob.iter_mut() {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    *b = rng as u8;
+                }
+                i += 1;
+                let body = base64_lines(&blob);
+                AppendRequest {
+                    folder: "INBOX".into(),
+                    message: format!(
+                        "From: a@example.net\r\nSubject: big {i}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n{body}--b--\r\n"
+                    )
+                    .into_bytes(),
+                    flags: Flags::default(),
+                    internal_date: None,
+                }
+            })
+            .collect();
+        mb.append(&reqs, None, None).expect("append");
+    }
+    mb.connection()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("checkpoint");
+    let size = std::fs::metadata(&path).expect("size").len();
+    println!(
+        "\nbackup: filled a {} MiB mailbox ({i} messages with random attachments) in {:.1} s",
+        size >> 20,
+        fill_start.elapsed().as_secs_f64()
+    );
+    let start = Instant::now();
+    std::fs::copy(&path, dir.join("cp.sqlite")).expect("cp");
+    let cp = start.elapsed();
+    std::fs::remove_file(dir.join("cp.sqlite")).expect("rm");
+
+    let baseline = rss_kib();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(baseline));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let target = Target::Dir(dir.join("backups"));
+    let mb = std::sync::Mutex::new(mb);
+    let start = Instant::now();
+    let outcome = backup_now(&target, &dir, "bench", &mb, &keys.dek, &creds).expect("backup");
+    let took = start.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = sampler.join();
+    assert!(matches!(outcome, Outcome::Stored(_)));
+    let grown = peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(baseline);
+    let ratio = took.as_secs_f64() / cp.as_secs_f64().max(1e-9);
+    println!(
+        "backup of {} MiB: {:.2} s; cp of the same file {:.2} s (ratio {ratio:.2}, goal <= 2: {})",
+        size >> 20,
+        took.as_secs_f64(),
+        cp.as_secs_f64(),
+        ok(ratio <= 2.0)
+    );
+    println!(
+        "backup peak memory: +{:.1} MiB over the process before it (goal <= 64 MiB, flat in size: {})",
+        grown as f64 / 1024.0,
+        ok(grown <= 64 * 1024)
+    );
+}
+
+fn base64_lines(data: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+    let mut out = String::with_capacity(b64.len() + b64.len() / 38);
+    for chunk in b64.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or(""));
+        out.push_str("\r\n");
+    }
+    out
 }

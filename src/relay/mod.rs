@@ -120,7 +120,8 @@ impl Relay {
                 }
                 Err(st @ Status::Permanent(_)) => return vec![st; rcpts.len()],
                 Err(st) => {
-                    tracing::info!(host = %t.host, addr = %t.addr, status = ?st, "next hop failed");
+                    tracing::info!(host = %t.host, addr = %t.addr, "next hop failed");
+                    tracing::debug!(status = ?st, "next hop reply");
                     last = st;
                 }
             }

@@ -608,7 +608,15 @@ async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope, body: Vec<u8>) -> Stri
                 temporary.get_or_insert(t.clone());
             }
             Err(Failure::Permanent(p)) => {
-                tracing::warn!(destination = ?d, reply = %p, "a destination refused the message");
+                // Addresses (and remote replies, which quote them) only at
+                // debug level.
+                let kind = match d {
+                    Dest::Mailbox(_) => "mailbox",
+                    Dest::Forward { .. } | Dest::Return(_) => "forward",
+                    Dest::Webhook { .. } => "webhook",
+                };
+                tracing::warn!(kind, "a destination refused the message");
+                tracing::debug!(destination = ?d, reply = %p, "refusal");
                 permanent.get_or_insert(p.clone());
             }
         }
