@@ -1,5 +1,5 @@
 //! Small helpers with no knowledge of mail: randomness, time formatting,
-//! durable file writes.
+//! durable file writes, HMAC, waiting on a stop signal.
 //!
 //! May import nothing of ours. Invariants: durable writes go through a temp
 //! file in the same directory, are fsynced, renamed, and the directory is
@@ -166,6 +166,30 @@ pub fn crash_point(name: &str) {
     {
         std::process::abort();
     }
+}
+
+/// HMAC-SHA256 of the concatenation of `parts` under `key`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    // INVARIANT: HMAC takes keys of any length; `new_from_slice` cannot fail.
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Waits `period`; false if `stop` fired (or closed) first.
+pub async fn wait_or_stop(period: std::time::Duration, stop: &async_channel::Receiver<()>) -> bool {
+    let tick = async {
+        smol::Timer::after(period).await;
+        true
+    };
+    let stopped = async {
+        let _ = stop.recv().await;
+        false
+    };
+    futures_lite::future::or(tick, stopped).await
 }
 
 #[cfg(test)]

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use sealmail::store::Criteria;
 
@@ -64,57 +62,15 @@ fn smtplib_delivery_refusals_and_smuggling() {
     assert!(text.contains("\r\n.leading dot\r\n"), "dot-unstuffing");
 }
 
-/// Sends one message over plain SMTP; returns the final reply.
-fn smtp_send(addr: std::net::SocketAddr, rcpt: &str, subject: &str) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut w = s;
-    let reply = |r: &mut BufReader<std::net::TcpStream>| loop {
-        let mut l = String::new();
-        r.read_line(&mut l).unwrap();
-        if l.as_bytes().get(3) != Some(&b'-') {
-            return l.trim_end().to_string();
-        }
-    };
-    reply(&mut r);
-    let body = format!("Subject: {subject}\r\n\r\nhello\r\n.\r\n");
-    for cmd in [
-        "HELO client.example.net".to_string(),
-        "MAIL FROM:<a@example.net>".into(),
-        format!("RCPT TO:<{rcpt}>"),
-        "DATA".into(),
-    ] {
-        w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
-        reply(&mut r);
-    }
-    w.write_all(body.as_bytes()).unwrap();
-    let last = reply(&mut r);
-    w.write_all(b"QUIT\r\n").unwrap();
-    last
-}
-
 #[test]
 fn delivery_while_the_owner_is_logged_in_goes_straight_to_inbox() {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::Write;
     let mut env = Env::new();
     env.config.dev = true;
     let addr = env.alias("ann", "pw");
     let server = env.serve();
     // The owner logs in through the server (POP3 here), so its key is held.
-    let pop = std::net::TcpStream::connect(server.pop3).unwrap();
-    let mut r = BufReader::new(pop.try_clone().unwrap());
-    let mut w = pop;
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    w.write_all(format!("USER {addr}\r\nPASS pw\r\n").as_bytes())
-        .unwrap();
-    line.clear();
-    r.read_line(&mut line).unwrap();
-    line.clear();
-    r.read_line(&mut line).unwrap();
-    assert!(line.starts_with("+OK maildrop"), "{line}");
+    let mut w = pop3_login(server.pop3, &addr);
     assert!(smtp_send(server.smtp, &addr, "while logged in").starts_with("250 2.0.0"));
     let mailbox_id = env.control().alias(&addr).unwrap().unwrap().mailbox_id;
     let spool = env.data().join("spool").join(&mailbox_id);

@@ -357,18 +357,7 @@ async fn sweeper(
     throttle: Arc<AuthThrottle>,
     stop: async_channel::Receiver<()>,
 ) {
-    loop {
-        let tick = async {
-            smol::Timer::after(Duration::from_secs(30)).await;
-            true
-        };
-        let stopped = async {
-            let _ = stop.recv().await;
-            false
-        };
-        if !futures_lite::future::or(tick, stopped).await {
-            break;
-        }
+    while crate::util::wait_or_stop(Duration::from_secs(30), &stop).await {
         backend.sweep();
         throttle.sweep();
     }

@@ -208,18 +208,7 @@ pub async fn run(
 ) {
     let every =
         (scheduler.policy.interval / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
-    loop {
-        let tick = async {
-            smol::Timer::after(every).await;
-            true
-        };
-        let stopped = async {
-            let _ = stop.recv().await;
-            false
-        };
-        if !futures_lite::future::or(tick, stopped).await {
-            break;
-        }
+    while crate::util::wait_or_stop(every, &stop).await {
         scheduler.tick(&backend).await;
     }
 }

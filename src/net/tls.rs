@@ -82,6 +82,8 @@ pub fn web_verifier() -> std::sync::Arc<rustls::client::WebPkiServerVerifier> {
         provider(),
     )
     .build()
+    // INVARIANT: the roots come from the bundled webpki list; `build` only
+    // fails on an empty store.
     .expect("the bundled roots are valid")
 }
 
@@ -89,6 +91,7 @@ pub fn web_verifier() -> std::sync::Arc<rustls::client::WebPkiServerVerifier> {
 pub fn verifying_client() -> std::sync::Arc<rustls::ClientConfig> {
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
+        // INVARIANT: ring implements every default protocol version.
         .expect("ring supports the default versions")
         .with_webpki_verifier(web_verifier())
         .with_no_client_auth();
@@ -102,6 +105,7 @@ pub fn verifying_client() -> std::sync::Arc<rustls::ClientConfig> {
 pub fn opportunistic_client() -> std::sync::Arc<rustls::ClientConfig> {
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
+        // INVARIANT: ring implements every default protocol version.
         .expect("ring supports the default versions")
         .dangerous()
         .with_custom_certificate_verifier(std::sync::Arc::new(AnyChain(provider())))

@@ -17,9 +17,6 @@ pub mod webhook;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use crate::config::{HostPort, Relay as RelayConfig};
 use client::{ClientTls, Envelope, Status, Target};
 use dns::{Dns, LookupError};
@@ -29,10 +26,7 @@ const MAX_ADDRESSES: usize = 5;
 
 /// Secrets the relay derives from the server key.
 pub fn derive_secret(server_key: &[u8; 32], label: &str) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(server_key).expect("any key length works");
-    mac.update(b"sealmail/");
-    mac.update(label.as_bytes());
-    mac.finalize().into_bytes().into()
+    crate::util::hmac_sha256(server_key, &[b"sealmail/", label.as_bytes()])
 }
 
 /// The secret that signs an alias' webhook requests.

@@ -2,7 +2,7 @@
 //! envelope sender at our domain, so SPF at the next hop checks us, and a
 //! bounce sent to it finds its way back to the original sender.
 //!
-//! Imports hmac/sha2 only. Invariants: only addresses this server made
+//! Imports `util` (HMAC) only. Invariants: only addresses this server made
 //! (a valid keyed hash, at most `MAX_AGE_DAYS` old) are reversed, so the
 //! reverse path is no open relay; hashes compare case-insensitively
 //! because MTAs may fold the case of local parts.
@@ -11,9 +11,6 @@
 //! `SRS0=HHHHH=TT=orig-domain=orig-local@our-domain` for a first hop, and
 //! `SRS1=HHHHH=first-forwarder==HHHHH=TT=domain=local@our-domain` when the
 //! sender already was an SRS0 address of another forwarder.
-
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 /// A bounce to an SRS address older than this is refused.
 const MAX_AGE_DAYS: u64 = 21;
@@ -94,12 +91,12 @@ impl Srs {
     }
 
     fn hash(&self, parts: &[&str]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
-        for p in parts {
-            mac.update(p.to_ascii_lowercase().as_bytes());
-            mac.update(&[0]);
-        }
-        let digest = mac.finalize().into_bytes();
+        let lowered: Vec<String> = parts
+            .iter()
+            .map(|p| p.to_ascii_lowercase() + "\0")
+            .collect();
+        let slices: Vec<&[u8]> = lowered.iter().map(|p| p.as_bytes()).collect();
+        let digest = crate::util::hmac_sha256(&self.key, &slices);
         // 25 bits as five base32 characters.
         let bits = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) >> 7;
         (0..5)

@@ -17,9 +17,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde::Serialize;
-use sha2::Sha256;
 use smol::Async;
 
 use super::client::Status;
@@ -218,11 +216,9 @@ fn append(slot: &mut Option<String>, text: &str) {
 
 /// The signature header's value for `body` sent at `t`.
 pub fn signature(secret: &[u8], t: u64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length works");
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    let t_text = t.to_string();
+    let mac = crate::util::hmac_sha256(secret, &[t_text.as_bytes(), b".", body]);
+    format!("t={t},v1={}", hex::encode(mac))
 }
 
 /// POSTs `body` to `url`, retrying temporary failures a few times.

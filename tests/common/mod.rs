@@ -294,3 +294,54 @@ pub fn start_dns(dir: &Path, zone: &serde_json::Value) -> (Peer, u16) {
     );
     (peer, port)
 }
+
+/// Sends one message over plain SMTP; returns the final reply.
+pub fn smtp_send(addr: std::net::SocketAddr, rcpt: &str, subject: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let reply = |r: &mut BufReader<std::net::TcpStream>| loop {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        if l.as_bytes().get(3) != Some(&b'-') {
+            return l.trim_end().to_string();
+        }
+    };
+    reply(&mut r);
+    let body = format!("Subject: {subject}\r\n\r\nhello\r\n.\r\n");
+    for cmd in [
+        "HELO client.example.net".to_string(),
+        "MAIL FROM:<a@example.net>".into(),
+        format!("RCPT TO:<{rcpt}>"),
+        "DATA".into(),
+    ] {
+        w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        reply(&mut r);
+    }
+    w.write_all(body.as_bytes()).unwrap();
+    let last = reply(&mut r);
+    w.write_all(b"QUIT\r\n").unwrap();
+    last
+}
+
+/// Logs `addr` (password "pw") in over POP3 and keeps the session, and so
+/// its key, open until the stream is dropped.
+pub fn pop3_login(server: std::net::SocketAddr, addr: &str) -> std::net::TcpStream {
+    use std::io::{BufRead, BufReader, Write};
+    let s = std::net::TcpStream::connect(server).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s.try_clone().unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    w.write_all(format!("USER {addr}\r\nPASS pw\r\n").as_bytes())
+        .unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("+OK"), "{line}");
+    s
+}
