@@ -200,7 +200,7 @@ pub fn backup_now(
     dek: &[u8; 32],
     credentials: &Credentials,
 ) -> Result<Outcome, BackupError> {
-    let previous = list(target, mailbox_id)?.pop();
+    let previous = latest(target, mailbox_id)?;
     let tmp = temp_path(data_dir, "snapshot")?;
     let result = (|| {
         // Writers wait only for the copy, not for the upload.
@@ -347,19 +347,46 @@ pub fn apply_retention(
 /// first.
 pub fn list(target: &Target, mailbox_id: &str) -> Result<Vec<Manifest>, BackupError> {
     let mut out = Vec::new();
-    for key in target.list(&format!("{mailbox_id}/"))? {
-        if !key.ends_with(".json") {
-            continue;
-        }
-        let bytes = target.get_bytes(&key)?;
-        match serde_json::from_slice::<Manifest>(&bytes) {
-            Ok(m) if m.mailbox_id == mailbox_id => out.push(m),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(%key, error = %e, "unreadable backup manifest skipped"),
-        }
+    for key in manifest_keys(target, mailbox_id)? {
+        out.extend(read_manifest(target, mailbox_id, &key)?);
     }
     out.sort_by_key(|m| m.created_at);
     Ok(out)
+}
+
+/// The newest complete backup, reading only its manifest (names sort by
+/// time: they are zero-padded Unix seconds).
+pub fn latest(target: &Target, mailbox_id: &str) -> Result<Option<Manifest>, BackupError> {
+    for key in manifest_keys(target, mailbox_id)?.iter().rev() {
+        if let Some(m) = read_manifest(target, mailbox_id, key)? {
+            return Ok(Some(m));
+        }
+    }
+    Ok(None)
+}
+
+fn manifest_keys(target: &Target, mailbox_id: &str) -> Result<Vec<String>, BackupError> {
+    let mut keys = target.list(&format!("{mailbox_id}/"))?;
+    keys.retain(|k| k.ends_with(".json"));
+    Ok(keys)
+}
+
+/// A manifest, or `None` (logged) if it cannot be read as one of this
+/// mailbox's.
+fn read_manifest(
+    target: &Target,
+    mailbox_id: &str,
+    key: &str,
+) -> Result<Option<Manifest>, BackupError> {
+    let bytes = target.get_bytes(key)?;
+    match serde_json::from_slice::<Manifest>(&bytes) {
+        Ok(m) if m.mailbox_id == mailbox_id => Ok(Some(m)),
+        Ok(_) => Ok(None),
+        Err(e) => {
+            tracing::warn!(%key, error = %e, "unreadable backup manifest skipped");
+            Ok(None)
+        }
+    }
 }
 
 /// Restores `manifest`'s backup over the mailbox file at `live_path`,

@@ -109,9 +109,10 @@ impl Scheduler {
                     let target = self.target.clone();
                     let id = m.mailbox_id.clone();
                     let last = blocking::unblock(move || {
-                        super::list(&target, &id)
+                        super::latest(&target, &id)
                             .ok()
-                            .and_then(|l| l.last().map(|b| b.created_at))
+                            .flatten()
+                            .map(|b| b.created_at)
                     })
                     .await;
                     let s = State {

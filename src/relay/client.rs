@@ -99,12 +99,56 @@ impl Reply {
 /// Runs one transaction against `target`. `Err` is a failure before any
 /// recipient was tried (connection, greeting, EHLO, TLS, MAIL): it applies
 /// to every recipient, and the caller may try another host.
+///
+/// TLS is opportunistic (RFC 3207 §4.1): if the STARTTLS handshake fails,
+/// the transaction is run again on a new connection in plaintext, as
+/// Postfix's `may` level does.
 pub async fn send(
     target: &Target,
     helo: &str,
     tls: Option<&ClientTls>,
     env: &Envelope<'_>,
 ) -> Result<Outcome, Status> {
+    match attempt(target, helo, tls, env).await {
+        Err(Failed::Handshake(why)) => {
+            tracing::info!(host = %target.host, "STARTTLS failed; retrying without TLS");
+            tracing::debug!(%why, "handshake failure");
+            attempt(target, helo, None, env)
+                .await
+                .map_err(Failed::into_status)
+        }
+        other => other.map_err(Failed::into_status),
+    }
+}
+
+/// Why a transaction ended early.
+enum Failed {
+    /// The STARTTLS handshake failed (the connection is unusable).
+    Handshake(String),
+    Status(Status),
+}
+
+impl Failed {
+    fn into_status(self) -> Status {
+        match self {
+            Failed::Handshake(why) => Status::Temporary(format!("TLS handshake: {why}")),
+            Failed::Status(s) => s,
+        }
+    }
+}
+
+impl From<Status> for Failed {
+    fn from(s: Status) -> Failed {
+        Failed::Status(s)
+    }
+}
+
+async fn attempt(
+    target: &Target,
+    helo: &str,
+    tls: Option<&ClientTls>,
+    env: &Envelope<'_>,
+) -> Result<Outcome, Failed> {
     let tcp = with_timeout(CONNECT_TIMEOUT, Async::<TcpStream>::connect(target.addr))
         .await
         .map_err(|e| Status::Temporary(format!("connecting to {}: {e}", target.addr)))?;
@@ -122,11 +166,11 @@ async fn transaction(
     helo: &str,
     tls: Option<&ClientTls>,
     env: &Envelope<'_>,
-) -> Result<Outcome, Status> {
+) -> Result<Outcome, Failed> {
     let net = |e: io::Error| Status::Temporary(format!("{}: {e}", target.addr));
     let greeting = read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?;
     if greeting.code != 220 {
-        return Err(Status::from_reply(&greeting, "greeting"));
+        return Err(Failed::Status(Status::from_reply(&greeting, "greeting")));
     }
     let mut caps = ehlo(conn, helo).await.map_err(net)??;
     let mut tls_use = TlsUse::Plain;
@@ -140,9 +184,7 @@ async fn transaction(
             let chain = conn
                 .connect_tls(&tls.connector, name.clone(), REPLY_TIMEOUT)
                 .await
-                .map_err(|e| {
-                    Status::Temporary(format!("TLS handshake with {}: {e}", target.addr))
-                })?;
+                .map_err(|e| Failed::Handshake(format!("{}: {e}", target.addr)))?;
             tls_use = if crate::net::tls::chain_verified(&tls.verifier, &chain, &name) {
                 TlsUse::Verified
             } else {
@@ -154,10 +196,10 @@ async fn transaction(
     let has = |c: &str| caps.iter().any(|x| x == c);
     let utf8 = !env.from.is_ascii() || env.rcpts.iter().any(|r| !r.is_ascii());
     if utf8 && !has("SMTPUTF8") {
-        return Err(Status::Permanent(format!(
+        return Err(Failed::Status(Status::Permanent(format!(
             "{} does not support SMTPUTF8, which the addresses need",
             target.host
-        )));
+        ))));
     }
     let mut mail = format!("MAIL FROM:<{}>", env.from);
     if has("SIZE") {
@@ -202,7 +244,7 @@ async fn transaction(
     }
     let mail_reply = &replies[0];
     if mail_reply.code >= 400 {
-        return Err(Status::from_reply(mail_reply, "MAIL FROM"));
+        return Err(Failed::Status(Status::from_reply(mail_reply, "MAIL FROM")));
     }
     let mut rcpts: Vec<Status> = (0..env.rcpts.len())
         .map(|i| match replies.get(1 + i) {
@@ -219,7 +261,9 @@ async fn transaction(
         });
     }
     let Some(data_reply) = replies.get(1 + env.rcpts.len()) else {
-        return Err(Status::Temporary("DATA was not answered".into()));
+        return Err(Failed::Status(Status::Temporary(
+            "DATA was not answered".into(),
+        )));
     };
     if data_reply.code != 354 {
         let st = Status::from_reply(data_reply, "DATA");

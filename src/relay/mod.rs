@@ -98,16 +98,7 @@ impl Relay {
         };
         let mut last = Status::Temporary(format!("no address to deliver to for {domain}"));
         for t in &targets {
-            let mut result = client::send(t, &self.helo, Some(&self.tls), &env).await;
-            if let Err(Status::Temporary(why)) = &result
-                && why.starts_with("TLS handshake")
-            {
-                // Opportunistic TLS: a server whose TLS is broken still
-                // gets the mail, in plaintext, as Postfix does.
-                tracing::info!(host = %t.host, "STARTTLS failed; retrying without TLS");
-                result = client::send(t, &self.helo, None, &env).await;
-            }
-            match result {
+            match client::send(t, &self.helo, Some(&self.tls), &env).await {
                 Ok(outcome) => {
                     tracing::debug!(host = %t.host, tls = ?outcome.tls, "relayed");
                     return outcome.rcpts;

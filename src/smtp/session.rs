@@ -528,7 +528,7 @@ async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope, body: Vec<u8>) -> Stri
             "552 5.3.4 Message header too large (limits: {MAX_HEADER_BYTES} bytes, {MAX_HEADER_LINES} lines)"
         );
     }
-    if received_count(&body) >= MAX_HOPS {
+    if received_count(&body[..header_end]) >= MAX_HOPS {
         return "554 5.4.6 Too many hops; mail loop suspected".to_string();
     }
     let id = random_id().unwrap_or_default();
@@ -726,13 +726,9 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
-/// Received header fields in the message's header.
-fn received_count(message: &[u8]) -> usize {
-    let end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(message.len());
-    message[..end]
+/// Received header fields in a header block.
+fn received_count(header: &[u8]) -> usize {
+    header
         .split(|&b| b == b'\n')
         .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
         .count()

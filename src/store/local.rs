@@ -405,8 +405,10 @@ impl Inner {
         );
         if imported > 0 {
             self.hub.publish(alias.id, vec![Change::FoldersChanged]);
+            // Only an import changes the size at login; a scan on every
+            // login would cost the warm path.
+            self.record_usage(alias.id);
         }
-        self.record_usage(alias.id);
         Ok(SessionInfo {
             id,
             address: alias.address,
