@@ -56,13 +56,21 @@ fn load_and_kill(env: &Env, addr: &str, tag: &str, pop: bool, after: Duration) -
             tag,
         ])
         .arg(&out)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // The kill timer starts once the load is under way: a cold POP3 login
+    // that imports the spool can take seconds on a slow machine.
+    // The reader lives until the script exits, so its last print has a pipe.
+    let mut reader = std::io::BufReader::new(load.stdout.take().unwrap());
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut ready).unwrap();
+    assert_eq!(ready.trim(), "ready", "the load script started");
     std::thread::sleep(after);
     server.kill().unwrap(); // SIGKILL
     server.wait().unwrap();
     assert!(load.wait().unwrap().success());
+    drop(reader);
     let text = std::fs::read_to_string(&out).unwrap();
     std::fs::remove_file(&out).unwrap();
     text.lines().map(str::to_string).collect()

@@ -2,6 +2,7 @@
 messages over SMTP, one transaction per connection, and record the
 Message-ID of every message that got 250. Optionally keeps a POP3 login
 open, so the server holds the owner's key and files mail into INBOX.
+Prints "ready" once the load is about to start.
 
 usage: mx_load.py SMTP_PORT POP3_PORT|- ALIAS PASSWORD CLIENTS PER_CLIENT TAG OUT
 """
@@ -19,6 +20,10 @@ if pop_port != "-":
     pop = poplib.POP3("127.0.0.1", int(pop_port), timeout=20)
     pop.user(alias)
     pop.pass_(password)
+
+# The caller starts its kill timer on this line (after the POP3 login, if
+# any: the key is in memory then).
+print("ready", flush=True)
 
 
 def client(n):
@@ -41,4 +46,4 @@ for t in threads:
     t.join()
 with open(out, "w") as f:
     f.write("\n".join(acked))
-print(f"acked {len(acked)}")
+print(f"acked {len(acked)}", flush=True)
