@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::config::{self, Config, ConfigError};
 
+use crate::imap::{self, Imap};
 use crate::net::limits::{AuthThrottle, ConnLimiter, ThrottlePolicy};
 use crate::net::listener::accept_loop;
 use crate::net::tls;
@@ -157,6 +158,8 @@ pub fn ensure_demo(config: &Config) -> Result<Option<Demo>, AppError> {
 /// running so tests can bind port 0 and read the ports back.
 pub struct Listeners {
     pub smtp: Async<TcpListener>,
+    pub imap: Async<TcpListener>,
+    pub imaps: Async<TcpListener>,
     pub pop3: Async<TcpListener>,
     pub pop3s: Async<TcpListener>,
 }
@@ -169,6 +172,8 @@ impl Listeners {
         };
         Ok(Listeners {
             smtp: bind(config.listen.smtp)?,
+            imap: bind(config.listen.imap)?,
+            imaps: bind(config.listen.imaps)?,
             pop3: bind(config.listen.pop3)?,
             pop3s: bind(config.listen.pop3s)?,
         })
@@ -287,6 +292,30 @@ pub async fn run(
             listener,
             limiter.clone(),
             pop3::TOO_MANY,
+            session,
+            stop_rx.clone(),
+            alive_tx.clone(),
+        )));
+    }
+    let imap = Arc::new(Imap {
+        store: pop3.store.clone(),
+        tls: pop3.tls.clone(),
+        throttle: throttle.clone(),
+        dev: config.dev,
+        max_message_bytes: config.limits.max_message_bytes,
+    });
+    for (listener, implicit_tls) in [(listeners.imap, false), (listeners.imaps, true)] {
+        if let Ok(addr) = listener.get_ref().local_addr() {
+            tracing::info!(%addr, implicit_tls, "IMAP listening");
+        }
+        let ctx = imap.clone();
+        let stop = stop_rx.clone();
+        let session = move |acc| imap::serve(ctx.clone(), acc, implicit_tls, stop.clone());
+        tasks.push(ex.spawn(accept_loop(
+            ex.clone(),
+            listener,
+            limiter.clone(),
+            imap::TOO_MANY,
             session,
             stop_rx.clone(),
             alive_tx.clone(),

@@ -188,12 +188,19 @@ impl Conn {
         }
         self.compact();
         let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK, 0);
+        // The buffer is grown for the read and cut back by a guard, so a
+        // read abandoned mid-way (IDLE racing a change event) leaves no
+        // zeros behind.
+        let mut grown = Grown {
+            buf: &mut self.buf,
+            keep: old,
+        };
+        grown.buf.resize(old + READ_CHUNK, 0);
         let n = match self.stream.as_mut() {
-            Some(s) => s.read(&mut self.buf[old..]).await,
+            Some(s) => s.read(&mut grown.buf[old..]).await,
             None => Ok(0),
         };
-        self.buf.truncate(old + *n.as_ref().unwrap_or(&0));
+        grown.keep = old + *n.as_ref().unwrap_or(&0);
         n
     }
 
@@ -261,6 +268,18 @@ impl Conn {
         if let Some(s) = self.stream.as_mut() {
             let _ = s.close().await;
         }
+    }
+}
+
+/// Cuts a buffer back to `keep` bytes when dropped.
+struct Grown<'a> {
+    buf: &'a mut Vec<u8>,
+    keep: usize,
+}
+
+impl Drop for Grown<'_> {
+    fn drop(&mut self) {
+        self.buf.truncate(self.keep);
     }
 }
 

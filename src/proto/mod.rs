@@ -1,9 +1,11 @@
-//! Pure parsers and encoders of wire and file formats (mbox, POP3, SMTP): no I/O,
+//! Pure parsers and encoders of wire and file formats (mbox, POP3, SMTP,
+//! IMAP): no I/O,
 //! no async.
 //!
-//! Imports nothing of ours. Invariants: every parser is total (any input
+//! Imports nothing of ours but `util`'s pure helpers. Invariants: every parser is total (any input
 //! gives a value or an error, never a panic) and bounded.
 
+pub mod imap;
 pub mod mbox;
 pub mod pop3;
 pub mod smtp;

@@ -152,6 +152,8 @@ pub struct Server {
     pub smtp: std::net::SocketAddr,
     pub pop3: std::net::SocketAddr,
     pub pop3s: std::net::SocketAddr,
+    pub imap: std::net::SocketAddr,
+    pub imaps: std::net::SocketAddr,
     stop: Option<async_channel::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -164,10 +166,14 @@ impl Env {
         config.listen.smtp = any;
         config.listen.pop3 = any;
         config.listen.pop3s = any;
+        config.listen.imap = any;
+        config.listen.imaps = any;
         let listeners = app::Listeners::bind(&config).expect("bind");
         let smtp = listeners.smtp.get_ref().local_addr().unwrap();
         let pop3 = listeners.pop3.get_ref().local_addr().unwrap();
         let pop3s = listeners.pop3s.get_ref().local_addr().unwrap();
+        let imap = listeners.imap.get_ref().local_addr().unwrap();
+        let imaps = listeners.imaps.get_ref().local_addr().unwrap();
         let (tx, rx) = async_channel::bounded::<()>(1);
         let config = Arc::new(config);
         let thread = std::thread::spawn(move || {
@@ -180,6 +186,8 @@ impl Env {
             smtp,
             pop3,
             pop3s,
+            imap,
+            imaps,
             stop: Some(tx),
             thread: Some(thread),
         }

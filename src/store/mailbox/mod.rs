@@ -170,7 +170,7 @@ impl Mailbox {
         }
         let children: Vec<(i64, String)> = {
             let mut stmt =
-                tx.prepare("SELECT id, name FROM folders WHERE substr(name, 1, ?1) = ?2")?;
+                tx.prepare("SELECT id, name FROM folders WHERE substr(CAST(name AS BLOB), 1, ?1) = CAST(?2 AS BLOB)")?;
             let prefix = format!("{}/", src.name);
             stmt.query_map(params![prefix.len() as i64, prefix], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -227,7 +227,7 @@ impl Mailbox {
         }
         let prefix = format!("{}/", f.name);
         let children: i64 = tx.query_row(
-            "SELECT count(*) FROM folders WHERE substr(name, 1, ?1) = ?2",
+            "SELECT count(*) FROM folders WHERE substr(CAST(name AS BLOB), 1, ?1) = CAST(?2 AS BLOB)",
             params![prefix.len() as i64, prefix],
             |r| r.get(0),
         )?;

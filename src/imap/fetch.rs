@@ -1,0 +1,259 @@
+//! FETCH: asks the store for a few messages at a time and writes each
+//! message's response as soon as it has it.
+//!
+//! Imports `proto::imap`, `store` and the siblings `render` and `view`.
+//! Invariants: at most [`BODY_BATCH`] message bodies are in memory at once
+//! (metadata-only fetches go [`META_BATCH`] at a time), so `1:*` over a large
+//! mailbox streams; a non-PEEK body fetch in a writable folder sets `\Seen`
+//! before the data is sent, and the response then carries FLAGS.
+
+use crate::proto::imap::{FetchAtt, SectionSpec, SectionText};
+use crate::store::{
+    FetchWhat, FetchedMessage, FlagOp, Flags, Section, SectionKind, Session, StoreError,
+    StoreFlags, UidSet,
+};
+
+use super::render;
+use super::view::View;
+
+const BODY_BATCH: usize = 4;
+const META_BATCH: usize = 500;
+
+pub struct Request<'a> {
+    pub atts: &'a [FetchAtt],
+    pub uid: bool,
+    pub changed_since: Option<u64>,
+    pub condstore: bool,
+}
+
+/// FETCH over a list of UIDs, a batch at a time.
+pub struct Fetcher<'a> {
+    req: &'a Request<'a>,
+    what: FetchWhat,
+    sets_seen: bool,
+    batch: usize,
+    uids: Vec<u32>,
+    pos: usize,
+}
+
+impl<'a> Fetcher<'a> {
+    /// `uids` are members of the view, in order.
+    pub fn new(view: &View, uids: Vec<u32>, req: &'a Request<'a>) -> Fetcher<'a> {
+        let mut what = FetchWhat::default();
+        let mut sets_seen = false;
+        for att in req.atts {
+            match att {
+                FetchAtt::Envelope => what.envelope = true,
+                FetchAtt::Body | FetchAtt::BodyStructure => what.structure = true,
+                FetchAtt::Section { peek, section, .. } => {
+                    sets_seen |= !peek;
+                    let s = store_section(section);
+                    if !what.sections.contains(&s) {
+                        what.sections.push(s);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let batch = if what.sections.iter().any(|s| !is_top_header(s)) {
+            BODY_BATCH
+        } else {
+            META_BATCH
+        };
+        Fetcher {
+            req,
+            what,
+            sets_seen: sets_seen && !view.read_only,
+            batch,
+            uids,
+            pos: 0,
+        }
+    }
+
+    /// The responses of the next batch, or `None` when all are done.
+    pub async fn next(
+        &mut self,
+        session: &Session,
+        view: &mut View,
+    ) -> Option<Result<Vec<u8>, StoreError>> {
+        if self.pos >= self.uids.len() {
+            return None;
+        }
+        let end = (self.pos + self.batch).min(self.uids.len());
+        let set = UidSet::from_uids(&self.uids[self.pos..end]);
+        self.pos = end;
+        Some(self.batch(session, view, set).await)
+    }
+
+    async fn batch(
+        &self,
+        session: &Session,
+        view: &mut View,
+        set: UidSet,
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut flagged = Vec::new();
+        if self.sets_seen {
+            let r = session
+                .store_flags(StoreFlags {
+                    folder: view.name.clone(),
+                    uids: set.clone(),
+                    op: FlagOp::Add,
+                    flags: Flags::system(Flags::SEEN),
+                    unchanged_since: None,
+                })
+                .await?;
+            view.remember_own(&r.updated);
+            flagged = r.updated.iter().map(|m| m.uid).collect();
+        }
+        let fetched = session.fetch(&view.name, set, self.what.clone()).await?;
+        let mut out = Vec::new();
+        for m in &fetched {
+            if let Some(since) = self.req.changed_since
+                && m.meta.modseq <= since
+            {
+                continue;
+            }
+            let Some(seq) = view.seq_of(m.meta.uid) else {
+                continue;
+            };
+            message(&mut out, seq, m, self.req, flagged.contains(&m.meta.uid));
+        }
+        Ok(out)
+    }
+}
+
+fn is_top_header(s: &Section) -> bool {
+    s.path.is_empty() && s.kind == SectionKind::Header
+}
+
+fn store_section(s: &SectionSpec) -> Section {
+    let kind = match s.text {
+        SectionText::Whole => SectionKind::Whole,
+        SectionText::Header | SectionText::HeaderFields { .. } => SectionKind::Header,
+        SectionText::Text => SectionKind::Text,
+        SectionText::Mime => SectionKind::Mime,
+    };
+    Section {
+        path: s.path.clone(),
+        kind,
+    }
+}
+
+/// `BODY[1.2.HEADER.FIELDS (From To)]`
+fn section_name(s: &SectionSpec) -> String {
+    let mut parts: Vec<String> = s.path.iter().map(u32::to_string).collect();
+    let text = match &s.text {
+        SectionText::Whole => None,
+        SectionText::Header => Some("HEADER".to_string()),
+        SectionText::Text => Some("TEXT".to_string()),
+        SectionText::Mime => Some("MIME".to_string()),
+        SectionText::HeaderFields { not, fields } => {
+            let mut names = Vec::new();
+            for f in fields {
+                let mut b = Vec::new();
+                crate::proto::imap::push_astring(&mut b, f.as_bytes());
+                names.push(String::from_utf8_lossy(&b).into_owned());
+            }
+            Some(format!(
+                "HEADER.FIELDS{} ({})",
+                if *not { ".NOT" } else { "" },
+                names.join(" ")
+            ))
+        }
+    };
+    parts.extend(text);
+    format!("BODY[{}]", parts.join("."))
+}
+
+fn message(out: &mut Vec<u8>, seq: u32, m: &FetchedMessage, req: &Request<'_>, flagged: bool) {
+    let mut items: Vec<Vec<u8>> = Vec::new();
+    let has = |a: &FetchAtt| req.atts.contains(a);
+    if req.uid || has(&FetchAtt::Uid) {
+        items.push(format!("UID {}", m.meta.uid).into_bytes());
+    }
+    if has(&FetchAtt::Flags) || flagged {
+        items.push(format!("FLAGS {}", render::flags(&m.meta.flags)).into_bytes());
+    }
+    if req.condstore || has(&FetchAtt::ModSeq) {
+        items.push(format!("MODSEQ ({})", m.meta.modseq).into_bytes());
+    }
+    for att in req.atts {
+        let mut item = Vec::new();
+        match att {
+            FetchAtt::InternalDate => item.extend_from_slice(
+                format!(
+                    "INTERNALDATE {}",
+                    render::internal_date(&m.meta.internal_date)
+                )
+                .as_bytes(),
+            ),
+            FetchAtt::Size => {
+                item.extend_from_slice(format!("RFC822.SIZE {}", m.meta.size).as_bytes())
+            }
+            FetchAtt::Envelope => {
+                item.extend_from_slice(b"ENVELOPE ");
+                render::envelope(
+                    &mut item,
+                    m.envelope.as_ref().map_or(&Default::default(), |e| e),
+                );
+            }
+            FetchAtt::Body | FetchAtt::BodyStructure => {
+                let extended = *att == FetchAtt::BodyStructure;
+                item.extend_from_slice(if extended {
+                    b"BODYSTRUCTURE "
+                } else {
+                    b"BODY "
+                });
+                match &m.structure {
+                    Some(p) => render::body(&mut item, p, extended),
+                    None => item.extend_from_slice(b"NIL"),
+                }
+            }
+            FetchAtt::Section {
+                section,
+                partial,
+                legacy,
+                ..
+            } => {
+                let wanted = store_section(section);
+                let bytes = m
+                    .sections
+                    .iter()
+                    .find(|(s, _)| *s == wanted)
+                    .map(|(_, b)| b.as_slice())
+                    .unwrap_or(&[]);
+                let filtered;
+                let mut bytes = match &section.text {
+                    SectionText::HeaderFields { not, fields } => {
+                        filtered = render::header_fields(bytes, fields, *not);
+                        filtered.as_slice()
+                    }
+                    _ => bytes,
+                };
+                let name = match legacy {
+                    Some(l) => l.to_string(),
+                    None => section_name(section),
+                };
+                item.extend_from_slice(name.as_bytes());
+                if let Some((origin, count)) = partial {
+                    item.extend_from_slice(format!("<{origin}>").as_bytes());
+                    let start = (*origin as usize).min(bytes.len());
+                    let end = start.saturating_add(*count as usize).min(bytes.len());
+                    bytes = &bytes[start..end];
+                }
+                item.extend_from_slice(format!(" {{{}}}\r\n", bytes.len()).as_bytes());
+                item.extend_from_slice(bytes);
+            }
+            FetchAtt::Uid | FetchAtt::Flags | FetchAtt::ModSeq => continue,
+        }
+        items.push(item);
+    }
+    out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(item);
+    }
+    out.extend_from_slice(b")\r\n");
+}

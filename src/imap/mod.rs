@@ -1,0 +1,43 @@
+//! The IMAP server (RFC 3501 and the extensions in [`CAPABILITIES`]): one
+//! task per connection, speaking to the mailbox through the storage
+//! interface.
+//!
+//! Imports `net`, `proto::imap` and `store` (its interface only).
+//! Invariants: a command is read whole (lines and literals) within bounds
+//! checked before any allocation; every capability announced is
+//! implemented; sequence numbers are the session's own view, changed only by
+//! the untagged EXISTS/EXPUNGE/VANISHED it has sent; plaintext
+//! authentication needs TLS except from loopback in development mode.
+
+mod fetch;
+mod reader;
+mod render;
+mod session;
+mod view;
+
+use std::sync::Arc;
+
+use futures_rustls::TlsAcceptor;
+
+use crate::net::limits::AuthThrottle;
+use crate::store::Store;
+
+pub use session::serve;
+
+/// What every IMAP connection shares.
+pub struct Imap {
+    pub store: Store,
+    pub tls: TlsAcceptor,
+    pub throttle: Arc<AuthThrottle>,
+    /// Development mode: plaintext logins allowed from loopback.
+    pub dev: bool,
+    /// APPENDLIMIT: the largest message accepted.
+    pub max_message_bytes: u64,
+}
+
+/// Capabilities after login (before it, see [`session`]). Each one is
+/// implemented in full; nothing is listed that is not.
+pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC UTF8=ACCEPT";
+
+/// The line a client over its address' connection cap reads.
+pub const TOO_MANY: &[u8] = b"* BYE [UNAVAILABLE] Too many connections from your address\r\n";

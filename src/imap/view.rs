@@ -1,0 +1,421 @@
+//! The selected mailbox as one session sees it: its sequence numbers, and
+//! the changes other sessions made that it has not told its client yet.
+//!
+//! Imports `proto::imap` (sequence sets), `store` values and the sibling
+//! `render`. Invariants: `uids` is sorted and changes only together with the
+//! untagged EXISTS / EXPUNGE / VANISHED that tell the client; a set is
+//! turned into UID ranges without ever being expanded; events for other
+//! folders, and this session's own flag changes, are not echoed.
+
+use std::collections::{HashSet, VecDeque};
+
+use crate::proto::imap::{SeqNum, SeqSet};
+use crate::store::{Change, Changes, MessageMeta, SelectInfo, UidRange, UidSet};
+
+use super::render;
+
+pub struct View {
+    /// The store's name of the folder.
+    pub name: String,
+    pub read_only: bool,
+    pub uids: Vec<u32>,
+    /// How many messages the client has been told exist.
+    announced: usize,
+    pub highestmodseq: u64,
+    /// Flag changes this session made, so their events are not echoed.
+    own: HashSet<(u32, u64)>,
+    /// Events read from the store but not yet applied.
+    backlog: VecDeque<Change>,
+}
+
+/// How updates may be sent (RFC 3501 §7.4.1: no EXPUNGE during FETCH, STORE
+/// or SEARCH by sequence number).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Moment {
+    Any,
+    NoExpunge,
+}
+
+pub struct Out<'a> {
+    pub buf: &'a mut Vec<u8>,
+    pub condstore: bool,
+    pub qresync: bool,
+}
+
+impl View {
+    pub fn new(name: String, read_only: bool, info: &SelectInfo) -> View {
+        View {
+            name,
+            read_only,
+            announced: info.uids.len(),
+            uids: info.uids.clone(),
+            highestmodseq: info.status.highestmodseq,
+            own: HashSet::new(),
+            backlog: VecDeque::new(),
+        }
+    }
+
+    pub fn len(&self) -> u32 {
+        self.uids.len() as u32
+    }
+
+    pub fn seq_of(&self, uid: u32) -> Option<u32> {
+        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+    }
+
+    pub fn max_uid(&self) -> Option<u32> {
+        self.uids.last().copied()
+    }
+
+    /// Resolves a set of sequence numbers or UIDs to UID ranges over this
+    /// view. Sequence numbers beyond the view are an error (RFC 3501 §9:
+    /// "BAD"); UIDs need not exist.
+    pub fn resolve(&self, set: &SeqSet, uid: bool) -> Result<UidSet, String> {
+        let mut out = Vec::new();
+        if uid {
+            let star = self.max_uid().unwrap_or(0);
+            for &(a, b) in &set.0 {
+                let v = |n: SeqNum| match n {
+                    SeqNum::Num(n) => n,
+                    SeqNum::Star => star,
+                };
+                let (a, b) = (v(a).min(v(b)), v(a).max(v(b)));
+                if b == 0 {
+                    continue;
+                }
+                out.push(UidRange {
+                    first: a.max(1),
+                    last: b,
+                });
+            }
+        } else {
+            let n = self.len();
+            for &(a, b) in &set.0 {
+                let v = |s: SeqNum| match s {
+                    SeqNum::Num(s) => s,
+                    SeqNum::Star => n,
+                };
+                let (a, b) = (v(a).min(v(b)), v(a).max(v(b)));
+                if n == 0 || a > n {
+                    return Err("no such message (sequence number beyond the mailbox)".into());
+                }
+                let b = b.min(n);
+                out.push(UidRange {
+                    first: self.uids[a as usize - 1],
+                    last: self.uids[b as usize - 1],
+                });
+            }
+        }
+        Ok(UidSet(out))
+    }
+
+    /// A UID set with `*` read as "no upper bound": the UIDs VANISHED may
+    /// name are gone from the view, so the view's last UID cannot bound
+    /// them.
+    pub fn resolve_open(set: &SeqSet) -> UidSet {
+        let v = |n: SeqNum| match n {
+            SeqNum::Num(n) => n,
+            SeqNum::Star => u32::MAX,
+        };
+        UidSet(
+            set.0
+                .iter()
+                .map(|&(a, b)| UidRange {
+                    first: v(a).min(v(b)),
+                    last: v(a).max(v(b)),
+                })
+                .collect(),
+        )
+    }
+
+    /// The UIDs of the view inside `set`, in order.
+    pub fn members(&self, set: &UidSet) -> Vec<u32> {
+        let mut out = Vec::new();
+        for r in &set.0 {
+            let start = self.uids.partition_point(|&u| u < r.first);
+            let end = self.uids.partition_point(|&u| u <= r.last);
+            out.extend_from_slice(&self.uids[start..end.max(start)]);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    pub fn remember_own(&mut self, metas: &[MessageMeta]) {
+        if self.own.len() > 100_000 {
+            self.own.clear();
+        }
+        for m in metas {
+            self.own.insert((m.uid, m.modseq));
+            self.highestmodseq = self.highestmodseq.max(m.modseq);
+        }
+    }
+
+    pub fn push_events(&mut self, events: impl IntoIterator<Item = Change>) {
+        self.backlog.extend(events);
+    }
+
+    /// Removes expunged UIDs this session caused itself, writing EXPUNGE
+    /// (or one VANISHED) responses.
+    pub fn expunged(&mut self, uids: &[u32], out: &mut Out<'_>) {
+        self.announce_exists(out);
+        let mut vanished = Vec::new();
+        for &uid in uids {
+            if let Ok(i) = self.uids.binary_search(&uid) {
+                if out.qresync {
+                    vanished.push(uid);
+                } else {
+                    out.buf
+                        .extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                }
+                self.uids.remove(i);
+                self.announced -= 1;
+            }
+        }
+        if !vanished.is_empty() {
+            vanished_line(out.buf, &vanished, false);
+        }
+    }
+
+    fn announce_exists(&mut self, out: &mut Out<'_>) {
+        if self.announced != self.uids.len() {
+            self.announced = self.uids.len();
+            out.buf
+                .extend_from_slice(format!("* {} EXISTS\r\n", self.uids.len()).as_bytes());
+        }
+    }
+
+    /// Applies the backlog as far as `moment` allows, writing the untagged
+    /// responses.
+    pub fn apply(&mut self, moment: Moment, out: &mut Out<'_>) {
+        while let Some(change) = self.backlog.front() {
+            let mine = match change {
+                Change::Exists { folder, .. }
+                | Change::Flags { folder, .. }
+                | Change::Expunged { folder, .. } => folder == &self.name,
+                Change::FoldersChanged => false,
+            };
+            if mine && moment == Moment::NoExpunge && matches!(change, Change::Expunged { .. }) {
+                break;
+            }
+            let Some(change) = self.backlog.pop_front() else {
+                break;
+            };
+            if !mine {
+                continue;
+            }
+            match change {
+                Change::Exists { uid, .. } => {
+                    if let Err(i) = self.uids.binary_search(&uid) {
+                        if i == self.uids.len() {
+                            self.uids.push(uid);
+                        } else {
+                            // An older UID (a late event): only unannounced
+                            // positions may take it.
+                            if i >= self.announced {
+                                self.uids.insert(i, uid);
+                            }
+                        }
+                    }
+                }
+                Change::Flags { meta, .. } => {
+                    self.highestmodseq = self.highestmodseq.max(meta.modseq);
+                    if self.own.remove(&(meta.uid, meta.modseq)) {
+                        continue;
+                    }
+                    if let Some(seq) = self.seq_of(meta.uid)
+                        && (seq as usize) <= self.announced
+                    {
+                        flag_line(out, seq, &meta);
+                    }
+                }
+                Change::Expunged { uids, .. } => self.expunged(&uids, out),
+                Change::FoldersChanged => {}
+            }
+        }
+        self.announce_exists(out);
+    }
+
+    /// Brings the view up to date after its event stream was lost: the
+    /// store's changes since the last modseq known here.
+    pub fn resync(&mut self, fresh: &SelectInfo, changes: &Changes, out: &mut Out<'_>) {
+        self.backlog.clear();
+        let gone: Vec<u32> = self
+            .uids
+            .iter()
+            .copied()
+            .filter(|u| fresh.uids.binary_search(u).is_err())
+            .collect();
+        self.expunged(&gone, out);
+        for &uid in &fresh.uids {
+            if self.uids.binary_search(&uid).is_err() && Some(uid) > self.max_uid() {
+                self.uids.push(uid);
+            }
+        }
+        self.announce_exists(out);
+        for meta in &changes.changed {
+            if let Some(seq) = self.seq_of(meta.uid) {
+                flag_line(out, seq, meta);
+            }
+        }
+        self.highestmodseq = fresh.status.highestmodseq;
+    }
+}
+
+/// `* 3 FETCH (UID 7 FLAGS (\Seen) MODSEQ (12))` for a flag change.
+pub fn flag_line(out: &mut Out<'_>, seq: u32, meta: &MessageMeta) {
+    let modseq = if out.condstore {
+        format!(" MODSEQ ({})", meta.modseq)
+    } else {
+        String::new()
+    };
+    out.buf.extend_from_slice(
+        format!(
+            "* {seq} FETCH (UID {} FLAGS {}{modseq})\r\n",
+            meta.uid,
+            render::flags(&meta.flags)
+        )
+        .as_bytes(),
+    );
+}
+
+/// `* VANISHED [(EARLIER)] 1:3,7`
+pub fn vanished_line(out: &mut Vec<u8>, uids: &[u32], earlier: bool) {
+    if uids.is_empty() {
+        return;
+    }
+    out.extend_from_slice(b"* VANISHED ");
+    if earlier {
+        out.extend_from_slice(b"(EARLIER) ");
+    }
+    out.extend_from_slice(uid_set_text(&UidSet::from_uids(uids)).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `1:3,7` — a set as IMAP writes it.
+pub fn uid_set_text(set: &UidSet) -> String {
+    set.0
+        .iter()
+        .map(|r| {
+            if r.first == r.last {
+                r.first.to_string()
+            } else {
+                format!("{}:{}", r.first, r.last)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Flags, FolderStatus};
+
+    fn view(uids: &[u32]) -> View {
+        View::new(
+            "INBOX".into(),
+            false,
+            &SelectInfo {
+                status: FolderStatus {
+                    name: "INBOX".into(),
+                    uidvalidity: 1,
+                    uidnext: 100,
+                    highestmodseq: 5,
+                    messages: uids.len() as u32,
+                    unseen: 0,
+                    deleted: 0,
+                    size: 0,
+                },
+                uids: uids.to_vec(),
+                keywords: vec![],
+                first_unseen: None,
+            },
+        )
+    }
+
+    #[test]
+    fn sets_resolve_without_expansion() {
+        let v = view(&[3, 5, 9, 20]);
+        let s = |a, b| SeqSet(vec![(a, b)]);
+        assert_eq!(
+            v.resolve(&s(SeqNum::Num(1), SeqNum::Num(u32::MAX)), false)
+                .unwrap(),
+            UidSet::range(3, 20)
+        );
+        assert_eq!(
+            v.resolve(&s(SeqNum::Num(2), SeqNum::Num(3)), false)
+                .unwrap(),
+            UidSet::range(5, 9)
+        );
+        assert!(
+            v.resolve(&s(SeqNum::Num(5), SeqNum::Num(5)), false)
+                .is_err()
+        );
+        // UID 100:* includes the last message (RFC 3501 §6.4.8).
+        assert_eq!(
+            v.resolve(&s(SeqNum::Num(100), SeqNum::Star), true).unwrap(),
+            UidSet::range(20, 100)
+        );
+        assert_eq!(v.members(&UidSet::range(4, 100)), vec![5, 9, 20]);
+        assert_eq!(v.members(&UidSet::all()), vec![3, 5, 9, 20]);
+    }
+
+    #[test]
+    fn events_become_untagged_responses() {
+        let mut v = view(&[3, 5, 9]);
+        let meta = |uid, modseq| MessageMeta {
+            uid,
+            modseq,
+            flags: Flags::system(Flags::SEEN),
+            internal_date: String::new(),
+            size: 0,
+        };
+        v.remember_own(&[meta(3, 6)]);
+        v.push_events([
+            Change::Flags {
+                folder: "INBOX".into(),
+                meta: meta(3, 6),
+            },
+            Change::Flags {
+                folder: "INBOX".into(),
+                meta: meta(5, 7),
+            },
+            Change::Exists {
+                folder: "Other".into(),
+                uid: 4,
+            },
+            Change::Exists {
+                folder: "INBOX".into(),
+                uid: 10,
+            },
+            Change::Expunged {
+                folder: "INBOX".into(),
+                uids: vec![5, 10],
+            },
+        ]);
+        let mut buf = Vec::new();
+        let mut out = Out {
+            buf: &mut buf,
+            condstore: true,
+            qresync: false,
+        };
+        v.apply(Moment::NoExpunge, &mut out);
+        assert_eq!(
+            String::from_utf8(buf.clone()).unwrap(),
+            "* 2 FETCH (UID 5 FLAGS (\\Seen) MODSEQ (7))\r\n* 4 EXISTS\r\n"
+        );
+        buf.clear();
+        let mut out = Out {
+            buf: &mut buf,
+            condstore: true,
+            qresync: false,
+        };
+        v.apply(Moment::Any, &mut out);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "* 2 EXPUNGE\r\n* 3 EXPUNGE\r\n"
+        );
+        assert_eq!(v.uids, vec![3, 9]);
+    }
+}

@@ -1,0 +1,670 @@
+//! IMAP scripted over raw sockets against a server started in-process on
+//! loopback: exact responses per command and extension, error cases, IDLE,
+//! two sessions on one mailbox, QRESYNC after a reconnect, and bad input.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A raw IMAP client: sends lines, reads responses with literals inline.
+struct Client {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> (Client, String) {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut c = Client {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        };
+        let greeting = c.line();
+        (c, greeting)
+    }
+
+    fn login(addr: SocketAddr, user: &str) -> Client {
+        let (mut c, _) = Client::connect(addr);
+        let r = c.cmd(&format!("L LOGIN {user} pw"));
+        assert!(r.last().unwrap().starts_with("L OK"), "{r:?}");
+        c
+    }
+
+    fn send(&mut self, raw: &[u8]) {
+        self.w.write_all(raw).unwrap();
+    }
+
+    /// One response line; a literal's bytes are kept inline.
+    fn line(&mut self) -> String {
+        let mut out = Vec::new();
+        loop {
+            let mut l = Vec::new();
+            self.r.read_until(b'\n', &mut l).unwrap();
+            assert!(!l.is_empty(), "connection closed");
+            out.extend_from_slice(&l);
+            let text = String::from_utf8_lossy(&l).to_string();
+            let t = text.trim_end();
+            if let Some(open) = t.rfind('{')
+                && t.ends_with('}')
+                && let Ok(n) = t[open + 1..t.len() - 1].parse::<usize>()
+            {
+                let mut lit = vec![0; n];
+                self.r.read_exact(&mut lit).unwrap();
+                out.extend_from_slice(&lit);
+                continue;
+            }
+            let s = String::from_utf8_lossy(&out).to_string();
+            return s.trim_end_matches("\r\n").to_string();
+        }
+    }
+
+    /// Sends `line` (which starts with its tag) and returns every response
+    /// up to and including the tagged one.
+    fn cmd(&mut self, line: &str) -> Vec<String> {
+        let tag = line.split(' ').next().unwrap().to_string();
+        self.send(format!("{line}\r\n").as_bytes());
+        self.until(&tag)
+    }
+
+    fn until(&mut self, tag: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let l = self.line();
+            let done = l.starts_with(&format!("{tag} "));
+            out.push(l);
+            if done {
+                return out;
+            }
+        }
+    }
+}
+
+fn dev_env() -> Env {
+    let mut env = Env::new();
+    env.config.dev = true;
+    env
+}
+
+fn msg(i: usize) -> String {
+    format!(
+        "From: Ann <ann@example.net>\r\nTo: bob@example.org\r\nSubject: note {i}\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m{i}@example.net>\r\n\r\nbody number {i}\r\n"
+    )
+}
+
+fn append(c: &mut Client, folder: &str, body: &str) -> Vec<String> {
+    c.send(format!("A APPEND {folder} {{{}+}}\r\n{body}\r\n", body.len()).as_bytes());
+    c.until("A")
+}
+
+#[test]
+fn scripted_session_exact_responses() {
+    let env = dev_env();
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let (mut c, greeting) = Client::connect(server.imap);
+    assert!(
+        greeting.starts_with("* OK [CAPABILITY IMAP4rev1 "),
+        "{greeting}"
+    );
+    assert!(greeting.contains(" STARTTLS") && greeting.contains(" AUTH=PLAIN"));
+
+    // Wrong state and bad syntax.
+    assert_eq!(
+        c.cmd("a1 SELECT INBOX"),
+        vec!["a1 BAD command not valid before login"]
+    );
+    assert_eq!(c.cmd("a2 FROB"), vec!["a2 BAD unknown command FROB"]);
+    assert_eq!(c.cmd("a3 LOGIN"), vec!["a3 BAD expected ' ' at byte 8"]);
+    let r = c.cmd(&format!("a4 LOGIN {addr} wrong"));
+    assert_eq!(
+        r,
+        vec!["a4 NO [AUTHENTICATIONFAILED] Authentication failed."]
+    );
+    let r = c.cmd("a5 LOGIN nobody@example.org pw");
+    assert_eq!(
+        r,
+        vec!["a5 NO [AUTHENTICATIONFAILED] Authentication failed."]
+    );
+
+    // SASL-IR login.
+    use base64::Engine;
+    let ir = base64::engine::general_purpose::STANDARD.encode(format!("\0{addr}\0pw"));
+    let r = c.cmd(&format!("a6 AUTHENTICATE PLAIN {ir}"));
+    assert!(r[0].starts_with("a6 OK [CAPABILITY IMAP4rev1 "), "{r:?}");
+    assert!(!r[0].contains("STARTTLS"));
+    assert_eq!(
+        c.cmd("a7 FETCH 1 FLAGS"),
+        vec!["a7 BAD no mailbox selected"]
+    );
+    assert_eq!(c.cmd("a8 LOGIN x y"), vec!["a8 BAD already logged in"]);
+
+    assert_eq!(
+        c.cmd("b1 NAMESPACE"),
+        vec![
+            "* NAMESPACE ((\"\" \"/\")) NIL NIL",
+            "b1 OK NAMESPACE completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("b2 LIST \"\" \"\""),
+        vec!["* LIST (\\Noselect) \"/\" \"\"", "b2 OK LIST completed"]
+    );
+    assert_eq!(
+        c.cmd("b3 LIST \"\" *"),
+        vec![
+            "* LIST (\\HasNoChildren) \"/\" \"INBOX\"",
+            "* LIST (\\HasNoChildren \\Archive) \"/\" \"Archive\"",
+            "* LIST (\\HasNoChildren \\Drafts) \"/\" \"Drafts\"",
+            "* LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\"",
+            "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"",
+            "* LIST (\\HasNoChildren \\Trash) \"/\" \"Trash\"",
+            "b3 OK LIST completed"
+        ]
+    );
+
+    // Folders: modified UTF-7 names, hierarchy, rename with children,
+    // special-use folders protected.
+    assert_eq!(
+        c.cmd("c1 CREATE Entw&APw-rfe/2024/"),
+        vec!["c1 OK CREATE completed"]
+    );
+    assert_eq!(
+        c.cmd("c2 LIST \"\" Entw&APw-rfe*"),
+        vec![
+            "* LIST (\\HasChildren) \"/\" \"Entw&APw-rfe\"",
+            "* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe/2024\"",
+            "c2 OK LIST completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("c3 RENAME Entw&APw-rfe Old"),
+        vec!["c3 OK RENAME completed"]
+    );
+    assert_eq!(
+        c.cmd("c4 LIST \"\" Old/%"),
+        vec![
+            "* LIST (\\HasNoChildren) \"/\" \"Old/2024\"",
+            "c4 OK LIST completed"
+        ]
+    );
+    let r = c.cmd("c5 DELETE Trash");
+    assert!(r[0].starts_with("c5 NO [CANNOT] "), "{r:?}");
+    let r = c.cmd("c6 DELETE Old");
+    assert!(r[0].starts_with("c6 NO [CANNOT] "), "{r:?}");
+    assert_eq!(c.cmd("c7 DELETE Old/2024"), vec!["c7 OK DELETE completed"]);
+    let r = c.cmd("c8 CREATE Sent");
+    assert!(r[0].starts_with("c8 NO [ALREADYEXISTS] "), "{r:?}");
+    let r = c.cmd("c9 SELECT Nowhere");
+    assert!(r[0].starts_with("c9 NO [NONEXISTENT] "), "{r:?}");
+    assert_eq!(
+        c.cmd("c10 CREATE &Jjo"),
+        vec!["c10 BAD mailbox name is not valid modified UTF-7"]
+    );
+    let r = c.cmd("c11 CREATE a/../b");
+    assert!(r[0].starts_with("c11 NO [CANNOT] "), "{r:?}");
+    c.send(b"c12 CREATE {3+}\r\na\0b\r\n");
+    let r = c.until("c12");
+    assert_eq!(r, vec!["c12 BAD mailbox name is not valid modified UTF-7"]);
+    assert_eq!(
+        c.cmd("c13 SUBSCRIBE Old"),
+        vec!["c13 OK SUBSCRIBE completed"]
+    );
+    assert_eq!(
+        c.cmd("c14 LSUB \"\" O*"),
+        vec![
+            "* LSUB (\\HasNoChildren) \"/\" \"Old\"",
+            "c14 OK LSUB completed"
+        ]
+    );
+
+    // APPEND with a synchronising literal, then SELECT.
+    let m1 = msg(1);
+    c.send(
+        format!(
+            "d1 APPEND INBOX (\\Flagged) \"01-Feb-2024 10:00:00 +0000\" {{{}}}\r\n",
+            m1.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(c.line(), "+ Ready for literal data");
+    c.send(format!("{m1}\r\n").as_bytes());
+    let r = c.until("d1");
+    assert!(r[0].starts_with("d1 OK [APPENDUID "), "{r:?}");
+    let uidvalidity: u32 = r[0].split(' ').nth(3).unwrap().parse().unwrap();
+    for i in 2..=3 {
+        append(&mut c, "INBOX", &msg(i));
+    }
+    assert_eq!(
+        c.cmd("d2 SELECT INBOX"),
+        vec![
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)".to_string(),
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] flags permitted".into(),
+            "* 3 EXISTS".into(),
+            "* 0 RECENT".into(),
+            "* OK [UNSEEN 1] first unseen".into(),
+            format!("* OK [UIDVALIDITY {uidvalidity}] UIDs valid"),
+            "* OK [UIDNEXT 4] next UID".into(),
+            "* OK [HIGHESTMODSEQ 4] modseq".into(),
+            "d2 OK [READ-WRITE] SELECT completed".into(),
+        ]
+    );
+
+    // FETCH.
+    assert_eq!(
+        c.cmd("e1 FETCH 1 (UID FLAGS INTERNALDATE RFC822.SIZE)"),
+        vec![
+            format!(
+                "* 1 FETCH (UID 1 FLAGS (\\Flagged) INTERNALDATE \"01-Feb-2024 10:00:00 +0000\" RFC822.SIZE {})",
+                m1.len()
+            ),
+            "e1 OK FETCH completed".into()
+        ]
+    );
+    assert_eq!(
+        c.cmd("e2 FETCH 2 (ENVELOPE BODY)"),
+        vec![
+            "* 2 FETCH (ENVELOPE (\"Mon, 1 Jan 2024 10:00:00 +0000\" \"note 2\" ((\"Ann\" NIL \"ann\" \"example.net\")) ((\"Ann\" NIL \"ann\" \"example.net\")) ((\"Ann\" NIL \"ann\" \"example.net\")) ((NIL NIL \"bob\" \"example.org\")) NIL NIL NIL \"<m2@example.net>\") BODY (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 15 1))",
+            "e2 OK FETCH completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("e3 FETCH 3 (BODY.PEEK[HEADER.FIELDS (Subject)] BODY.PEEK[TEXT]<5.6>)"),
+        vec![
+            "* 3 FETCH (BODY[HEADER.FIELDS (Subject)] {19}\r\nSubject: note 3\r\n\r\n BODY[TEXT]<5> {6}\r\nnumber)",
+            "e3 OK FETCH completed"
+        ]
+    );
+    // A non-PEEK body fetch sets \Seen and says so.
+    assert_eq!(
+        c.cmd("e4 FETCH 3 BODY[TEXT]"),
+        vec![
+            "* 3 FETCH (FLAGS (\\Seen) BODY[TEXT] {15}\r\nbody number 3\r\n)",
+            "e4 OK FETCH completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("e5 UID FETCH 99 FLAGS"),
+        vec!["e5 OK FETCH completed"]
+    );
+    assert_eq!(
+        c.cmd("e6 FETCH 4 FLAGS"),
+        vec!["e6 BAD no such message (sequence number beyond the mailbox)"]
+    );
+    assert_eq!(
+        c.cmd("e7 FETCH 1:4294967295 UID"),
+        vec![
+            "* 1 FETCH (UID 1)",
+            "* 2 FETCH (UID 2)",
+            "* 3 FETCH (UID 3)",
+            "e7 OK FETCH completed"
+        ]
+    );
+    let r = c.cmd("e8 FETCH 1 BODY[9]");
+    assert_eq!(
+        r,
+        vec![
+            "* 1 FETCH (FLAGS (\\Flagged \\Seen) BODY[9] {0}\r\n)",
+            "e8 OK FETCH completed"
+        ]
+    );
+
+    // STORE, SEARCH, ESEARCH.
+    assert_eq!(
+        c.cmd("f1 STORE 2 +FLAGS (\\Deleted $Work)"),
+        vec![
+            "* 2 FETCH (FLAGS (\\Deleted $Work))",
+            "f1 OK STORE completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("f2 STORE 2 -FLAGS.SILENT ($Work)"),
+        vec!["f2 OK STORE completed"]
+    );
+    assert_eq!(
+        c.cmd("f3 UID STORE 2 FLAGS (\\Deleted)"),
+        vec!["f3 OK STORE completed"],
+        "no change, no response"
+    );
+    assert_eq!(
+        c.cmd("f4 STORE 1 +FLAGS (\\Recent)"),
+        vec!["f4 BAD flag \\Recent cannot be set"]
+    );
+    assert_eq!(
+        c.cmd("g1 SEARCH DELETED"),
+        vec!["* SEARCH 2", "g1 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("g2 UID SEARCH OR SUBJECT \"note 1\" BODY \"number 3\""),
+        vec!["* SEARCH 1 3", "g2 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("g3 SEARCH RETURN (MIN MAX COUNT ALL) NOT DELETED"),
+        vec![
+            "* ESEARCH (TAG \"g3\") MIN 1 MAX 3 COUNT 2 ALL 1,3",
+            "g3 OK SEARCH completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("g4 SEARCH CHARSET KOI8-R ALL"),
+        vec!["g4 NO [BADCHARSET (UTF-8 US-ASCII)] unsupported charset"]
+    );
+    assert_eq!(
+        c.cmd("g5 SEARCH SINCE 1-Jan-2099"),
+        vec!["* SEARCH", "g5 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("g6 SEARCH 2:* UNSEEN"),
+        vec!["* SEARCH 2", "g6 OK SEARCH completed"]
+    );
+
+    // COPY and MOVE with UIDPLUS; EXPUNGE.
+    let archive = c.cmd("h0 STATUS Archive (UIDVALIDITY)");
+    let av: u32 = archive[0]
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        c.cmd("h1 COPY 1:2 Archive"),
+        vec![format!("h1 OK [COPYUID {av} 1:2 1:2] COPY completed")]
+    );
+    let r = c.cmd("h2 COPY 1 Nowhere");
+    assert_eq!(r, vec!["h2 NO [TRYCREATE] no such mailbox"]);
+    assert_eq!(
+        c.cmd("h3 MOVE 3 Archive"),
+        vec![
+            format!("* OK [COPYUID {av} 3 3] moved"),
+            "* 3 EXPUNGE".into(),
+            "h3 OK MOVE completed".into()
+        ]
+    );
+    assert_eq!(
+        c.cmd("h4 EXPUNGE"),
+        vec!["* 2 EXPUNGE", "h4 OK EXPUNGE completed"]
+    );
+    assert_eq!(
+        c.cmd("h5 STATUS Archive (MESSAGES UIDNEXT UNSEEN DELETED RECENT)"),
+        vec![
+            "* STATUS \"Archive\" (MESSAGES 3 UIDNEXT 4 UNSEEN 1 DELETED 1 RECENT 0)",
+            "h5 OK STATUS completed"
+        ]
+    );
+
+    // CONDSTORE.
+    let r = c.cmd("i1 FETCH 1 (MODSEQ)");
+    assert!(r[0].starts_with("* 1 FETCH (MODSEQ ("), "{r:?}");
+    let modseq: u64 = r[0]
+        .trim_end_matches("))")
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let r = c.cmd(&format!(
+        "i2 STORE 1 (UNCHANGEDSINCE {}) +FLAGS (\\Answered)",
+        modseq - 1
+    ));
+    assert_eq!(
+        r,
+        vec!["i2 OK [MODIFIED 1] conditional STORE failed for some messages"]
+    );
+    let r = c.cmd(&format!(
+        "i3 STORE 1 (UNCHANGEDSINCE {modseq}) +FLAGS.SILENT (\\Answered)"
+    ));
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(r[0].starts_with("* 1 FETCH (UID 1 MODSEQ ("), "{r:?}");
+    let new: u64 = r[0]
+        .trim_end_matches("))")
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(new > modseq);
+    assert_eq!(
+        c.cmd(&format!("i4 FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq})")),
+        vec![
+            format!("* 1 FETCH (FLAGS (\\Answered \\Flagged \\Seen) MODSEQ ({new}))"),
+            "i4 OK FETCH completed".into()
+        ]
+    );
+
+    // QUOTA (no quota set), ENABLE, EXAMINE, UNSELECT, LOGOUT.
+    assert_eq!(
+        c.cmd("j1 GETQUOTAROOT INBOX"),
+        vec!["* QUOTAROOT \"INBOX\"", "j1 OK GETQUOTA completed"]
+    );
+    assert_eq!(
+        c.cmd("j2 ENABLE CONDSTORE X-UNKNOWN"),
+        vec!["* ENABLED CONDSTORE", "j2 OK ENABLE completed"]
+    );
+    let r = c.cmd("j3 EXAMINE INBOX");
+    assert!(
+        r.contains(&"* OK [PERMANENTFLAGS ()] read-only".to_string()),
+        "{r:?}"
+    );
+    assert_eq!(r.last().unwrap(), "j3 OK [READ-ONLY] EXAMINE completed");
+    assert_eq!(
+        c.cmd("j4 STORE 1 +FLAGS (\\Deleted)"),
+        vec!["j4 NO [READ-ONLY] mailbox is read-only"]
+    );
+    assert_eq!(c.cmd("j5 UNSELECT"), vec!["j5 OK CLOSE completed"]);
+    assert_eq!(
+        c.cmd("j6 LOGOUT"),
+        vec!["* BYE sealmail logging out", "j6 OK LOGOUT completed"]
+    );
+}
+
+#[test]
+fn plaintext_login_needs_tls_outside_dev_mode() {
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let (mut c, greeting) = Client::connect(server.imap);
+    assert!(greeting.contains("LOGINDISABLED") && greeting.contains("STARTTLS"));
+    assert!(!greeting.contains("AUTH=PLAIN"));
+    let r = c.cmd(&format!("a LOGIN {addr} pw"));
+    assert!(r[0].starts_with("a NO [PRIVACYREQUIRED] "), "{r:?}");
+}
+
+#[test]
+fn idle_sees_deliveries_flags_and_expunges_within_a_second() {
+    let env = dev_env();
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let mut a = Client::login(server.imap, &addr);
+    a.cmd("s SELECT INBOX");
+    a.send(b"i IDLE\r\n");
+    assert_eq!(a.line(), "+ idling");
+
+    let t = Instant::now();
+    assert!(smtp_send(server.smtp, &addr, "pushed").starts_with("250"));
+    assert_eq!(a.line(), "* 1 EXISTS");
+    let waited = t.elapsed();
+    assert!(waited < Duration::from_secs(1), "EXISTS after {waited:?}");
+
+    let mut b = Client::login(server.imap, &addr);
+    b.cmd("s SELECT INBOX");
+    let t = Instant::now();
+    b.cmd("f STORE 1 +FLAGS (\\Flagged)");
+    assert_eq!(a.line(), "* 1 FETCH (UID 1 FLAGS (\\Flagged))");
+    b.cmd("d STORE 1 +FLAGS.SILENT (\\Deleted)");
+    assert_eq!(a.line(), "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Deleted))");
+    b.cmd("e EXPUNGE");
+    assert_eq!(a.line(), "* 1 EXPUNGE");
+    assert!(t.elapsed() < Duration::from_secs(1));
+    a.send(b"DONE\r\n");
+    assert_eq!(a.until("i"), vec!["i OK IDLE terminated"]);
+}
+
+#[test]
+fn two_sessions_expunge_while_fetching_gives_no_stale_uids() {
+    let env = dev_env();
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let mut a = Client::login(server.imap, &addr);
+    for i in 1..=10 {
+        append(&mut a, "INBOX", &msg(i));
+    }
+    a.cmd("s SELECT INBOX");
+    let mut b = Client::login(server.imap, &addr);
+    b.cmd("s SELECT INBOX");
+    b.cmd("d STORE 1:5 +FLAGS.SILENT (\\Deleted)");
+    let r = b.cmd("e EXPUNGE");
+    assert_eq!(r.len(), 6, "{r:?}");
+
+    // A has not been told yet: its numbers still hold, no EXPUNGE may come
+    // during FETCH, and expunged messages are simply absent.
+    let r = a.cmd("f FETCH 1:* (UID)");
+    assert!(!r.iter().any(|l| l.contains("EXPUNGE")), "{r:?}");
+    let uids: Vec<&String> = r
+        .iter()
+        .filter(|l| l.contains("FETCH (UID") && !l.contains("FLAGS"))
+        .collect();
+    assert_eq!(uids.len(), 5, "{r:?}");
+    assert_eq!(uids[0], "* 6 FETCH (UID 6)");
+    let r = a.cmd("n NOOP");
+    assert_eq!(r.iter().filter(|l| *l == "* 1 EXPUNGE").count(), 5, "{r:?}");
+    assert_eq!(
+        a.cmd("g FETCH 1:* (UID)"),
+        vec![
+            "* 1 FETCH (UID 6)",
+            "* 2 FETCH (UID 7)",
+            "* 3 FETCH (UID 8)",
+            "* 4 FETCH (UID 9)",
+            "* 5 FETCH (UID 10)",
+            "g OK FETCH completed"
+        ]
+    );
+}
+
+#[test]
+fn qresync_reconnect_gets_exactly_what_changed() {
+    let env = dev_env();
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let mut a = Client::login(server.imap, &addr);
+    for i in 1..=5 {
+        append(&mut a, "INBOX", &msg(i));
+    }
+    assert_eq!(
+        a.cmd("e ENABLE QRESYNC"),
+        vec!["* ENABLED QRESYNC", "e OK ENABLE completed"]
+    );
+    let r = a.cmd("s SELECT INBOX");
+    let line = |r: &[String], code: &str| -> u64 {
+        let l = r.iter().find(|l| l.contains(code)).unwrap();
+        l.split([' ', ']']).nth(3).unwrap().parse().unwrap()
+    };
+    let validity = line(&r, "UIDVALIDITY");
+    let modseq = line(&r, "HIGHESTMODSEQ");
+    a.cmd("l LOGOUT");
+
+    let mut b = Client::login(server.imap, &addr);
+    b.cmd("s SELECT INBOX");
+    b.cmd("f STORE 2 +FLAGS (\\Seen)");
+    let r = b.cmd("d STORE 3,5 +FLAGS (\\Deleted)");
+    assert_eq!(r.len(), 3, "{r:?}");
+    let r = b.cmd("x EXPUNGE");
+    assert_eq!(
+        r,
+        vec!["* 3 EXPUNGE", "* 4 EXPUNGE", "x OK EXPUNGE completed"]
+    );
+    b.cmd("l LOGOUT");
+
+    let mut a = Client::login(server.imap, &addr);
+    a.cmd("e ENABLE QRESYNC");
+    let r = a.cmd(&format!("s SELECT INBOX (QRESYNC ({validity} {modseq}))"));
+    let news: Vec<&String> = r
+        .iter()
+        .filter(|l| l.contains("VANISHED") || l.contains("FETCH"))
+        .collect();
+    assert_eq!(news.len(), 2, "{r:?}");
+    assert_eq!(news[0], "* VANISHED (EARLIER) 3,5", "{r:?}");
+    assert!(
+        news[1].starts_with("* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ ("),
+        "{r:?}"
+    );
+    // UID FETCH with VANISHED gives the same answer.
+    let r = a.cmd(&format!(
+        "v UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)"
+    ));
+    assert_eq!(r[0], "* VANISHED (EARLIER) 3,5");
+    assert!(
+        r[1].starts_with("* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ ("),
+        "{r:?}"
+    );
+    assert_eq!(r.len(), 3, "{r:?}");
+    // Expunges in this session now come as VANISHED.
+    a.cmd("d STORE 1 +FLAGS.SILENT (\\Deleted)");
+    assert_eq!(
+        a.cmd("x EXPUNGE"),
+        vec!["* VANISHED 1", "x OK EXPUNGE completed"]
+    );
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_the_session_survives() {
+    let env = dev_env();
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let mut c = Client::login(server.imap, &addr);
+
+    // A 4 GiB synchronising literal is refused before a byte is sent.
+    c.send(b"a APPEND INBOX {4294967295}\r\n");
+    let l = c.line();
+    assert!(l.starts_with("a NO [TOOBIG] "), "{l}");
+    assert_eq!(c.cmd("b NOOP"), vec!["b OK NOOP completed"]);
+
+    // An overlong line (5 MiB) is read to its end and refused.
+    let mut long = b"c SEARCH SUBJECT ".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 5 << 20));
+    long.extend_from_slice(b"\r\n");
+    c.send(&long);
+    assert_eq!(c.until("c"), vec!["c BAD command line too long"]);
+
+    // Deep nesting: bounded before recursion.
+    let deep = format!("d SEARCH {}ALL{}", "(".repeat(30_000), ")".repeat(30_000));
+    let r = c.cmd(&deep);
+    assert_eq!(r, vec!["d BAD parentheses nest deeper than 64"]);
+    let r = c.cmd(&format!("e SEARCH {}", "(".repeat(100_000)));
+    assert_eq!(r, vec!["e BAD command line too long"]);
+
+    // Unterminated quoted string, bad sets, binary literal, then still fine.
+    assert_eq!(
+        c.cmd("f SELECT \"INBOX"),
+        vec!["f BAD unterminated quoted string"]
+    );
+    c.cmd("s SELECT INBOX");
+    assert_eq!(
+        c.cmd("g FETCH 1:* FLAGS"),
+        vec!["g BAD no such message (sequence number beyond the mailbox)"]
+    );
+    assert_eq!(c.cmd("h UID FETCH 1:* FLAGS"), vec!["h OK FETCH completed"]);
+    assert_eq!(c.cmd("i NOOP"), vec!["i OK NOOP completed"]);
+
+    // Too many errors: the server hangs up.
+    let mut last = String::new();
+    for n in 0..30 {
+        c.send(format!("z{n} BOGUS\r\n").as_bytes());
+        last = c.line();
+        if last.starts_with("* BYE") {
+            break;
+        }
+    }
+    assert_eq!(last, "* BYE too many errors");
+
+    // A 4 GiB non-synchronising literal: the connection cannot be
+    // resynchronised, so the server says BYE.
+    let (mut c, _) = Client::connect(server.imap);
+    c.send(b"a LOGIN {4294967295+}\r\n");
+    let l = c.line();
+    assert!(l.starts_with("* BYE [TOOBIG] "), "{l}");
+}
