@@ -47,4 +47,5 @@ clippy: deps
 check: fmt clippy test
 
 bench: deps
-	ulimit -n 8192 2>/dev/null || true; $(CARGO) run --release --bin sealmail-bench
+	$(CARGO) build --release --bins
+	ulimit -n $$(ulimit -Hn) 2>/dev/null || true; ./target/release/sealmail-bench

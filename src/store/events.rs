@@ -21,7 +21,10 @@ pub struct Hub {
 
 impl Hub {
     pub fn subscribe(&self, alias: i64) -> Receiver<Change> {
-        let (tx, rx) = async_channel::bounded(CAPACITY);
+        // Unbounded, with the bound enforced in `publish`: a bounded channel
+        // allocates all its slots up front, which 10,000 idle sessions pay
+        // for in full.
+        let (tx, rx) = async_channel::unbounded();
         let mut map = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(alias).or_default().push(tx);
         rx
@@ -36,13 +39,15 @@ impl Hub {
             return;
         };
         subs.retain(|s| {
-            changes.iter().all(|c| match s.try_send(c.clone()) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) => {
+            changes.iter().all(|c| {
+                if s.len() >= CAPACITY {
                     s.close();
-                    false
+                    return false;
                 }
-                Err(TrySendError::Closed(_)) => false,
+                match s.try_send(c.clone()) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_) | TrySendError::Closed(_)) => false,
+                }
             })
         });
         if subs.is_empty() {
