@@ -619,7 +619,16 @@ fn mx_bench(tmp: &Path) {
 
 /// Resident memory of this process, from /proc (0 where unavailable).
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_at("/proc/self/status")
+}
+
+/// Resident memory of another process.
+fn rss_of(pid: u32) -> u64 {
+    rss_at(&format!("/proc/{pid}/status"))
+}
+
+fn rss_at(status: &str) -> u64 {
+    std::fs::read_to_string(status)
         .ok()
         .and_then(|s| {
             s.lines()
@@ -937,18 +946,6 @@ fn imap_bench(tmp: &Path) {
         ms(p99),
         ok(p50 <= Duration::from_millis(2))
     );
-}
-
-/// Resident memory of another process, from /proc.
-fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// 10,000 clients logged in, INBOX selected, in IDLE, against a server in
