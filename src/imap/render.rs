@@ -6,7 +6,8 @@
 //! raw); mailbox names are modified UTF-7 unless the client enabled
 //! UTF8=ACCEPT.
 
-use crate::proto::imap::{mutf7_encode, push_nstring, push_string};
+use crate::proto::imap::{push_nstring, push_string};
+use crate::proto::mutf7::mutf7_encode;
 use crate::store::Flags;
 use crate::store::mime::{Address, Envelope, Part};
 

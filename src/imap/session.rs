@@ -20,8 +20,9 @@ use crate::net::conn::{Conn, Line, Stream, accept_tls, with_timeout};
 use crate::net::listener::Accepted;
 use crate::proto::imap::{
     self as proto, Command, FlagList, Kind, ListOptions, SearchKey, SearchReturn, StatusItem,
-    StoreOp, mutf7_decode,
+    StoreOp,
 };
+use crate::proto::mutf7::mutf7_decode;
 use crate::store::{
     AppendRequest, Change, Criteria, FlagOp, Flags, FolderInfo, Session, StoreError, StoreFlags,
     UidSet, search::Date,

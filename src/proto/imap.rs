@@ -6,7 +6,8 @@
 //! parenthesis nesting is bounded by [`MAX_DEPTH`] before anything recurses
 //! deeper; sequence sets stay ranges (`1:*` is one pair, never a list);
 //! numbers are range-checked here. Mailbox names come out as raw bytes: their
-//! decoding (modified UTF-7 or UTF-8) depends on session state.
+//! decoding (modified UTF-7, see `proto::mutf7`, or UTF-8) depends on
+//! session state.
 
 /// Longest command line accepted (literals excluded), CRLF excluded.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -1442,104 +1443,6 @@ pub fn push_nstring(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     }
 }
 
-/// Modified UTF-7 (RFC 3501 §5.1.3) to UTF-8; `None` if malformed.
-pub fn mutf7_decode(name: &[u8]) -> Option<String> {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < name.len() {
-        let c = name[i];
-        if !(0x20..0x7f).contains(&c) {
-            return None;
-        }
-        if c != b'&' {
-            out.push(c as char);
-            i += 1;
-            continue;
-        }
-        let end = i + 1 + name[i + 1..].iter().position(|&b| b == b'-')?;
-        let chunk = &name[i + 1..end];
-        if chunk.is_empty() {
-            out.push('&');
-        } else {
-            let mut bits: u32 = 0;
-            let mut nbits = 0;
-            let mut units = Vec::new();
-            for &b in chunk {
-                let v = match b {
-                    b'A'..=b'Z' => b - b'A',
-                    b'a'..=b'z' => b - b'a' + 26,
-                    b'0'..=b'9' => b - b'0' + 52,
-                    b'+' => 62,
-                    b',' => 63,
-                    _ => return None,
-                } as u32;
-                bits = (bits << 6) | v;
-                nbits += 6;
-                if nbits >= 16 {
-                    nbits -= 16;
-                    units.push((bits >> nbits) as u16);
-                    bits &= (1 << nbits) - 1;
-                }
-            }
-            // Leftover bits must be zero padding of less than one unit.
-            if nbits >= 6 || bits != 0 {
-                return None;
-            }
-            let s = String::from_utf16(&units).ok()?;
-            // Printable ASCII must not be encoded (RFC 3501 §5.1.3).
-            if s.chars().any(|ch| (' '..='~').contains(&ch)) {
-                return None;
-            }
-            out.push_str(&s);
-        }
-        i = end + 1;
-    }
-    Some(out)
-}
-
-/// UTF-8 to modified UTF-7.
-pub fn mutf7_encode(name: &str) -> String {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
-    let mut out = String::new();
-    let mut pending: Vec<u16> = Vec::new();
-    let flush = |pending: &mut Vec<u16>, out: &mut String| {
-        if pending.is_empty() {
-            return;
-        }
-        out.push('&');
-        let mut bits: u32 = 0;
-        let mut nbits = 0;
-        for u in pending.drain(..) {
-            bits = (bits << 16) | u as u32;
-            nbits += 16;
-            while nbits >= 6 {
-                nbits -= 6;
-                out.push(B64[((bits >> nbits) & 63) as usize] as char);
-            }
-            bits &= (1 << nbits) - 1;
-        }
-        if nbits > 0 {
-            out.push(B64[((bits << (6 - nbits)) & 63) as usize] as char);
-        }
-        out.push('-');
-    };
-    for ch in name.chars() {
-        if (' '..='~').contains(&ch) {
-            flush(&mut pending, &mut out);
-            if ch == '&' {
-                out.push_str("&-");
-            } else {
-                out.push(ch);
-            }
-        } else {
-            let mut buf = [0u16; 2];
-            pending.extend_from_slice(ch.encode_utf16(&mut buf));
-        }
-    }
-    flush(&mut pending, &mut out);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1739,23 +1642,6 @@ mod tests {
             tag_and_name(b"t1 uid fetch 1 x"),
             Some(("t1".into(), "UID FETCH".into()))
         );
-    }
-
-    #[test]
-    fn modified_utf7_round_trips() {
-        for s in ["INBOX", "Entwürfe", "日本語/テスト", "a&b", "Ω&Ω", "😀"] {
-            let e = mutf7_encode(s);
-            assert!(e.is_ascii());
-            assert_eq!(mutf7_decode(e.as_bytes()).as_deref(), Some(s), "{e}");
-        }
-        assert_eq!(mutf7_encode("Entwürfe"), "Entw&APw-rfe");
-        assert_eq!(
-            mutf7_encode("~peter/mail/台北/日本語"),
-            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
-        );
-        for bad in ["&", "&Jjo", "&AGE-", "&U,BTF2XlZyyKng-x&;-", "caf\u{e9}"] {
-            assert_eq!(mutf7_decode(bad.as_bytes()), None, "{bad}");
-        }
     }
 
     #[test]

@@ -7,5 +7,6 @@
 
 pub mod imap;
 pub mod mbox;
+pub mod mutf7;
 pub mod pop3;
 pub mod smtp;
