@@ -463,6 +463,110 @@ fn scripted_session_exact_responses() {
 }
 
 #[test]
+fn sort_and_thread_exact_responses() {
+    let env = dev_env();
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let mut c = Client::login(server.imap, &addr);
+    // uid, from, day of January, subject, message-id, references, padding
+    let mails = [
+        ("zed", 3, "Lunch", "<a@x>", "", 10),
+        ("amy", 1, "Re: Lunch", "<b@x>", "<a@x>", 500),
+        ("bob", 2, "Plans", "<c@x>", "", 40),
+        ("amy", 5, "Re: Lunch", "<d@x>", "<a@x> <b@x>", 0),
+        ("cat", 4, "Re: Plans", "<e@x>", "<c@x>", 300),
+        ("dan", 6, "Re: Gone", "<f@x>", "<missing@x>", 20),
+        ("eve", 7, "Re: Gone", "<g@x>", "<missing@x>", 30),
+    ];
+    for (from, day, subject, id, refs, pad) in mails {
+        let refs = if refs.is_empty() {
+            String::new()
+        } else {
+            format!("References: {refs}\r\n")
+        };
+        let m = format!(
+            "From: {from}@example.net\r\nTo: ann@example.org\r\nSubject: {subject}\r\nDate: {day} Jan 2024 10:00:00 +0000\r\nMessage-ID: {id}\r\n{refs}\r\n{}\r\n",
+            "x".repeat(pad)
+        );
+        assert!(
+            append(&mut c, "INBOX", &m)
+                .last()
+                .unwrap()
+                .starts_with("A OK")
+        );
+    }
+    assert_eq!(
+        c.cmd("s0 SORT (DATE) UTF-8 ALL"),
+        vec!["s0 BAD no mailbox selected"]
+    );
+    c.cmd("s1 SELECT INBOX");
+    assert_eq!(
+        c.cmd("s2 SORT (DATE) UTF-8 ALL"),
+        vec!["* SORT 2 3 1 5 4 6 7", "s2 OK SORT completed"]
+    );
+    assert_eq!(
+        c.cmd("s3 SORT (FROM REVERSE SIZE) US-ASCII ALL"),
+        vec!["* SORT 2 4 3 5 6 7 1", "s3 OK SORT completed"]
+    );
+    assert_eq!(
+        c.cmd("s4 SORT (SUBJECT REVERSE DATE) UTF-8 NOT FROM dan"),
+        vec!["* SORT 7 4 1 2 5 3", "s4 OK SORT completed"]
+    );
+    assert_eq!(
+        c.cmd("s5 UID SORT (REVERSE SIZE) UTF-8 3:5"),
+        vec!["* SORT 5 3 4", "s5 OK SORT completed"]
+    );
+    assert_eq!(
+        c.cmd("s6 SORT (SIZE) UTF-8 SUBJECT nothing-matches"),
+        vec!["* SORT", "s6 OK SORT completed"]
+    );
+    assert_eq!(
+        c.cmd("s7 SORT (COLOUR) UTF-8 ALL"),
+        vec!["s7 BAD unknown sort key COLOUR"]
+    );
+    assert_eq!(
+        c.cmd("s8 SORT (DATE) KOI8-R ALL"),
+        vec!["s8 NO [BADCHARSET (UTF-8 US-ASCII)] unsupported charset"]
+    );
+    assert_eq!(
+        c.cmd("s9 SORT DATE UTF-8 ALL"),
+        vec!["s9 BAD expected '(' at byte 8"]
+    );
+
+    assert_eq!(
+        c.cmd("t1 THREAD ORDEREDSUBJECT UTF-8 ALL"),
+        vec!["* THREAD (2 (1)(4))(3 5)(6 7)", "t1 OK THREAD completed"]
+    );
+    assert_eq!(
+        c.cmd("t2 THREAD REFERENCES UTF-8 ALL"),
+        vec!["* THREAD (3 5)(1 2 4)((6)(7))", "t2 OK THREAD completed"]
+    );
+    assert_eq!(
+        c.cmd("t3 UID THREAD REFERENCES UTF-8 NOT 2"),
+        vec!["* THREAD (3 5)(1 4)((6)(7))", "t3 OK THREAD completed"]
+    );
+    assert_eq!(
+        c.cmd("t4 THREAD REFERENCES UTF-8 SUBJECT nothing-matches"),
+        vec!["* THREAD", "t4 OK THREAD completed"]
+    );
+    assert_eq!(
+        c.cmd("t5 THREAD JWZ UTF-8 ALL"),
+        vec!["t5 BAD unknown threading algorithm JWZ"]
+    );
+    // Sequence numbers follow expunges; UIDs do not.
+    c.cmd("t6 STORE 1 +FLAGS.SILENT (\\Deleted)");
+    c.cmd("t7 EXPUNGE");
+    assert_eq!(
+        c.cmd("t8 THREAD REFERENCES UTF-8 ALL"),
+        vec!["* THREAD (1 3)(2 4)((5)(6))", "t8 OK THREAD completed"]
+    );
+    assert_eq!(
+        c.cmd("t9 UID SORT (DATE) UTF-8 ALL"),
+        vec!["* SORT 2 3 5 4 6 7", "t9 OK SORT completed"]
+    );
+}
+
+#[test]
 fn plaintext_login_needs_tls_outside_dev_mode() {
     let env = Env::new();
     let addr = env.alias("ann", "pw");

@@ -1,6 +1,7 @@
 //! IMAP against clients nobody here wrote: Python's imaplib (a whole
-//! session over STARTTLS and over implicit TLS, IDLE included) and curl
-//! listing and fetching over IMAPS.
+//! session over STARTTLS and over implicit TLS, IDLE included), Python's
+//! zlib as the other end of COMPRESS=DEFLATE, curl listing and fetching over
+//! IMAPS, and mbsync syncing both ways.
 
 mod common;
 
@@ -22,6 +23,18 @@ fn imaplib_session_over_starttls_and_implicit_tls() {
             addr,
             "pw".into(),
         ],
+    );
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn compress_deflate_round_trips_with_zlib() {
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let out = python(
+        "imap_compress.py",
+        &[server.imaps.port().to_string(), addr, "pw".into()],
     );
     assert!(out.contains(" passed, 0 failed"), "{out}");
 }

@@ -35,9 +35,10 @@ pub struct Imap {
     pub max_message_bytes: u64,
 }
 
-/// Capabilities after login (before it, see [`session`]). Each one is
-/// implemented in full; nothing is listed that is not.
-pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC UTF8=ACCEPT";
+/// Capabilities in every state (the session adds the login mechanisms
+/// before login and COMPRESS=DEFLATE after). Each one is implemented in
+/// full; nothing is listed that is not.
+pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC UTF8=ACCEPT SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
 /// The line a client over its address' connection cap reads.
 pub const TOO_MANY: &[u8] = b"* BYE [UNAVAILABLE] Too many connections from your address\r\n";

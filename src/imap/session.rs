@@ -24,8 +24,8 @@ use crate::proto::imap::{
 };
 use crate::proto::mutf7::mutf7_decode;
 use crate::store::{
-    AppendRequest, Change, Criteria, FlagOp, Flags, FolderInfo, Session, StoreError, StoreFlags,
-    UidSet, search::Date,
+    AppendRequest, Change, Criteria, FlagOp, Flags, FolderInfo, Session, SortCriterion, SortKey,
+    StoreError, StoreFlags, ThreadAlgorithm, ThreadNode, UidSet, search::Date,
 };
 
 /// Before login: a short leash. After: at least RFC 3501 §5.4's 30 minutes.
@@ -194,6 +194,9 @@ impl Conversation<'_> {
 
     fn capabilities(&self) -> String {
         let mut caps = format!("{CAPABILITIES} APPENDLIMIT={}", self.ctx.max_message_bytes);
+        if !matches!(self.state, State::NotAuthenticated) && !self.conn.is_compressed() {
+            caps.push_str(" COMPRESS=DEFLATE");
+        }
         if let State::NotAuthenticated = self.state {
             if !self.conn.is_tls() {
                 caps.push_str(" STARTTLS");
@@ -469,6 +472,8 @@ impl Conversation<'_> {
                 | Kind::Unselect
                 | Kind::Expunge(_)
                 | Kind::Search { .. }
+                | Kind::Sort { .. }
+                | Kind::Thread { .. }
                 | Kind::Fetch { .. }
                 | Kind::Store { .. }
                 | Kind::Copy { .. }
@@ -560,6 +565,13 @@ impl Conversation<'_> {
             }
             Kind::Expunge(uids) => self.expunge(tag, uids).await,
             Kind::Search { uid, ret, key } => self.search(tag, uid, ret, key).await,
+            Kind::Sort { uid, keys, key } => self.sort(tag, uid, &keys, key).await,
+            Kind::Thread {
+                uid,
+                algorithm,
+                key,
+            } => self.thread(tag, uid, algorithm, key).await,
+            Kind::Compress(mechanism) => self.compress(tag, &mechanism).await,
             Kind::Fetch {
                 uid,
                 set,
@@ -1062,6 +1074,133 @@ impl Conversation<'_> {
         self.reply(&tagged(tag, "OK", "SEARCH completed")).await
     }
 
+    /// The store criteria of a SORT or THREAD, limited to the messages this
+    /// session has been told about (so every UID has a sequence number).
+    fn view_criteria(&mut self, key: &SearchKey) -> Result<Option<(String, Criteria)>, String> {
+        let user = self.user();
+        let Some(view) = user.view.as_ref() else {
+            return Ok(None);
+        };
+        let mut uses_modseq = false;
+        let c = criteria(key, view, &mut uses_modseq)?;
+        if uses_modseq {
+            user.condstore = true;
+        }
+        let known = Criteria::Uid(UidSet::from_uids(&view.uids));
+        Ok(Some((view.name.clone(), Criteria::And(vec![known, c]))))
+    }
+
+    /// The number a client sees for a UID: itself under `UID`, else its
+    /// sequence number.
+    fn number(&mut self, uid_mode: bool, uid: u32) -> Option<u32> {
+        if uid_mode {
+            return Some(uid);
+        }
+        self.user().view.as_ref().and_then(|v| v.seq_of(uid))
+    }
+
+    async fn sort(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        keys: &[(proto::SortBy, bool)],
+        key: SearchKey,
+    ) -> io::Result<Next> {
+        let (name, criteria) = match self.view_criteria(&key) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(Next::Continue),
+            Err(e) => return self.bad(Some(tag), &e).await,
+        };
+        let keys = keys
+            .iter()
+            .map(|&(by, reverse)| SortCriterion {
+                key: match by {
+                    proto::SortBy::Arrival => SortKey::Arrival,
+                    proto::SortBy::Cc => SortKey::Cc,
+                    proto::SortBy::Date => SortKey::Date,
+                    proto::SortBy::From => SortKey::From,
+                    proto::SortBy::Size => SortKey::Size,
+                    proto::SortBy::Subject => SortKey::Subject,
+                    proto::SortBy::To => SortKey::To,
+                },
+                reverse,
+            })
+            .collect();
+        let uids = match self.user().session.sort(&name, criteria, keys).await {
+            Ok(u) => u,
+            Err(e) => return self.reply(&format!("{tag} {}", store_no(&e))).await,
+        };
+        let mut line = String::from("* SORT");
+        for u in uids {
+            if let Some(n) = self.number(uid, u) {
+                line.push_str(&format!(" {n}"));
+            }
+        }
+        self.conn.reply(&line).await?;
+        let moment = if uid { Moment::Any } else { Moment::NoExpunge };
+        self.updates(moment).await?;
+        self.reply(&tagged(tag, "OK", "SORT completed")).await
+    }
+
+    async fn thread(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        algorithm: proto::ThreadBy,
+        key: SearchKey,
+    ) -> io::Result<Next> {
+        let (name, criteria) = match self.view_criteria(&key) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(Next::Continue),
+            Err(e) => return self.bad(Some(tag), &e).await,
+        };
+        let algorithm = match algorithm {
+            proto::ThreadBy::OrderedSubject => ThreadAlgorithm::OrderedSubject,
+            proto::ThreadBy::References => ThreadAlgorithm::References,
+        };
+        let threads = match self.user().session.thread(&name, criteria, algorithm).await {
+            Ok(t) => t,
+            Err(e) => return self.reply(&format!("{tag} {}", store_no(&e))).await,
+        };
+        let mut line = String::from("* THREAD ");
+        let mut number = |u: u32| self.number(uid, u);
+        for t in &threads {
+            line.push('(');
+            thread_members(t, &mut number, &mut line);
+            line.push(')');
+        }
+        let line = line.trim_end().to_string();
+        self.conn.reply(&line).await?;
+        let moment = if uid { Moment::Any } else { Moment::NoExpunge };
+        self.updates(moment).await?;
+        self.reply(&tagged(tag, "OK", "THREAD completed")).await
+    }
+
+    /// COMPRESS=DEFLATE (RFC 4978): the OK goes out plain, everything after
+    /// it compressed.
+    async fn compress(&mut self, tag: &str, mechanism: &str) -> io::Result<Next> {
+        if self.conn.is_compressed() {
+            return self
+                .reply(&tagged(
+                    tag,
+                    "NO",
+                    "[COMPRESSIONACTIVE] DEFLATE is already active",
+                ))
+                .await;
+        }
+        if mechanism != "DEFLATE" {
+            return self
+                .reply(&tagged(tag, "NO", "unknown compression mechanism"))
+                .await;
+        }
+        self.conn
+            .reply(&tagged(tag, "OK", "DEFLATE active"))
+            .await?;
+        self.conn.flush().await?;
+        self.conn.start_deflate();
+        Ok(Next::Continue)
+    }
+
     async fn fetch(
         &mut self,
         tag: &str,
@@ -1365,6 +1504,47 @@ impl Conversation<'_> {
 }
 
 /// `1,3:5` of UIDs in the order given (COPYUID pairs them up by position).
+/// One thread in RFC 5256 §4 form without its outer parentheses: a
+/// message, then its only reply after a space, or its replies each in
+/// parentheses. Iterative, since reply chains can be long.
+fn thread_members(
+    root: &ThreadNode,
+    number: &mut impl FnMut(u32) -> Option<u32>,
+    out: &mut String,
+) {
+    enum Step<'a> {
+        Node(&'a ThreadNode),
+        Text(&'static str),
+    }
+    let mut stack = vec![Step::Node(root)];
+    while let Some(step) = stack.pop() {
+        let n = match step {
+            Step::Text(t) => {
+                out.push_str(t);
+                continue;
+            }
+            Step::Node(n) => n,
+        };
+        if let Some(num) = n.uid.and_then(&mut *number) {
+            out.push_str(&num.to_string());
+            if !n.children.is_empty() {
+                out.push(' ');
+            }
+        }
+        match n.children.as_slice() {
+            [] => {}
+            [only] => stack.push(Step::Node(only)),
+            many => {
+                for c in many.iter().rev() {
+                    stack.push(Step::Text(")"));
+                    stack.push(Step::Node(c));
+                    stack.push(Step::Text("("));
+                }
+            }
+        }
+    }
+}
+
 fn uid_set_list(uids: &[u32]) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;

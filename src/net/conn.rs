@@ -6,7 +6,9 @@
 //! past its limit (an overlong line is read to its end and discarded, and
 //! reported as [`Line::TooLong`]); upgrading to TLS drops every byte the
 //! client sent before the handshake (RFC 3207 §4.2, RFC 2595 §3.1), so a
-//! command pipelined after STARTTLS is never executed.
+//! command pipelined after STARTTLS is never executed. Under COMPRESS
+//! (RFC 4978) one read inflates at most one buffer's worth, so a
+//! decompression bomb meets the same line and literal bounds as plain bytes.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -14,6 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures_rustls::TlsAcceptor;
 use futures_rustls::server::TlsStream;
@@ -94,7 +97,67 @@ pub struct Conn {
     pos: usize,
     /// Reads since this task last yielded (see [`Conn::fill`]).
     reads: u32,
+    /// Raw DEFLATE both ways once COMPRESS is active.
+    deflate: Option<Box<Deflate>>,
     pub peer: SocketAddr,
+}
+
+/// The two halves of a COMPRESS=DEFLATE stream (RFC 4978 §4: raw DEFLATE,
+/// each batch of replies ended by a sync flush).
+struct Deflate {
+    inflate: Decompress,
+    deflate: Compress,
+    /// Compressed bytes read but not yet inflated.
+    pending: Vec<u8>,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("bad DEFLATE stream: {e}"),
+    )
+}
+
+impl Deflate {
+    /// Inflates what is pending into `out`, at most its spare capacity (one
+    /// read's worth is reserved); returns (bytes consumed, bytes produced).
+    fn inflate(&mut self, out: &mut Vec<u8>) -> io::Result<(usize, usize)> {
+        let (in0, out0) = (self.inflate.total_in(), self.inflate.total_out());
+        out.reserve(READ_CHUNK);
+        let status = self
+            .inflate
+            .decompress_vec(&self.pending, out, FlushDecompress::None)
+            .map_err(corrupt)?;
+        let consumed = (self.inflate.total_in() - in0) as usize;
+        let produced = (self.inflate.total_out() - out0) as usize;
+        self.pending.drain(..consumed);
+        if status == Status::StreamEnd && produced == 0 {
+            // The client ended its stream: nothing more will come.
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        Ok((consumed, produced))
+    }
+
+    /// Compresses `input` and ends it with a sync flush, so the client can
+    /// decode everything sent so far.
+    fn compress(&mut self, input: &[u8]) -> io::Result<Vec<u8>> {
+        let start = self.deflate.total_in();
+        let mut out = Vec::with_capacity(input.len() / 2 + 64);
+        loop {
+            let done = (self.deflate.total_in() - start) as usize;
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.capacity().max(1024));
+            }
+            self.deflate
+                .compress_vec(&input[done..], &mut out, FlushCompress::Sync)
+                .map_err(corrupt)?;
+            let done = (self.deflate.total_in() - start) as usize;
+            // Output room left over means the flush is complete.
+            if done == input.len() && out.len() < out.capacity() {
+                return Ok(out);
+            }
+        }
+    }
 }
 
 impl Conn {
@@ -111,8 +174,25 @@ impl Conn {
             out: Vec::new(),
             pos: 0,
             reads: 0,
+            deflate: None,
             peer,
         }
+    }
+
+    /// Starts COMPRESS=DEFLATE: every byte after the reply just flushed is
+    /// compressed, and every byte after the command that asked for it is
+    /// inflated (including any already buffered).
+    pub fn start_deflate(&mut self) {
+        let pending = self.buf.split_off(self.pos);
+        self.deflate = Some(Box::new(Deflate {
+            inflate: Decompress::new(false),
+            deflate: Compress::new(Compression::new(6), false),
+            pending,
+        }));
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
     }
 
     pub fn is_tls(&self) -> bool {
@@ -187,6 +267,9 @@ impl Conn {
             futures_lite::future::yield_now().await;
         }
         self.compact();
+        if self.deflate.is_some() {
+            return self.fill_inflated().await;
+        }
         let old = self.buf.len();
         // The buffer is grown for the read and cut back by a guard, so a
         // read abandoned mid-way (IDLE racing a change event) leaves no
@@ -202,6 +285,39 @@ impl Conn {
         };
         grown.keep = old + *n.as_ref().unwrap_or(&0);
         n
+    }
+
+    /// [`Conn::fill`] under COMPRESS: inflates pending bytes, reading more
+    /// compressed ones when they run out.
+    async fn fill_inflated(&mut self) -> io::Result<usize> {
+        loop {
+            let Some(d) = self.deflate.as_mut() else {
+                return Ok(0);
+            };
+            if !d.pending.is_empty() {
+                let (consumed, produced) = d.inflate(&mut self.buf)?;
+                if produced > 0 {
+                    return Ok(produced);
+                }
+                if consumed > 0 && !d.pending.is_empty() {
+                    continue;
+                }
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                return Ok(0);
+            };
+            let old = d.pending.len();
+            let mut grown = Grown {
+                buf: &mut d.pending,
+                keep: old,
+            };
+            grown.buf.resize(old + READ_CHUNK, 0);
+            let n = stream.read(&mut grown.buf[old..]).await;
+            grown.keep = old + *n.as_ref().unwrap_or(&0);
+            if n? == 0 {
+                return Ok(0);
+            }
+        }
     }
 
     /// True if a whole line is already buffered (a pipelined command).
@@ -220,7 +336,12 @@ impl Conn {
     }
 
     pub async fn flush(&mut self) -> io::Result<()> {
-        let out = std::mem::take(&mut self.out);
+        let mut out = std::mem::take(&mut self.out);
+        if let Some(d) = self.deflate.as_mut()
+            && !out.is_empty()
+        {
+            out = d.compress(&out)?;
+        }
         let stream = self.stream()?;
         stream.write_all(&out).await?;
         stream.flush().await
@@ -401,6 +522,46 @@ mod tests {
                 Line::Complete(b"three".to_vec())
             );
             assert_eq!(conn.read_line(100).await.unwrap(), Line::Eof);
+        });
+    }
+
+    #[test]
+    fn deflate_round_trips_and_a_bomb_stays_bounded() {
+        smol::block_on(async {
+            let (mut conn, mut client) = pair();
+            conn.start_deflate();
+            // 64 MiB of one line compresses to about 64 KiB.
+            let mut z = Compress::new(Compression::new(9), false);
+            let mut wire = Vec::with_capacity(1 << 20);
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..64 {
+                z.compress_vec(&chunk, &mut wire, FlushCompress::None)
+                    .unwrap();
+                wire.reserve(1 << 20);
+            }
+            z.compress_vec(b"\r\nok\r\n", &mut wire, FlushCompress::Sync)
+                .unwrap();
+            let writer = smol::spawn(async move {
+                client.write_all(&wire).await.unwrap();
+                let mut back = vec![0; 4096];
+                let n = client.read(&mut back).await.unwrap();
+                back.truncate(n);
+                back
+            });
+            assert_eq!(conn.read_line(1000).await.unwrap(), Line::TooLong);
+            assert!(conn.buf.capacity() < 256 * 1024, "buffer stayed small");
+            assert_eq!(
+                conn.read_line(1000).await.unwrap(),
+                Line::Complete(b"ok".to_vec())
+            );
+            conn.reply("* OK compressed").await.unwrap();
+            conn.flush().await.unwrap();
+            let back = writer.await;
+            let mut d = Decompress::new(false);
+            let mut plain = Vec::with_capacity(100);
+            d.decompress_vec(&back, &mut plain, FlushDecompress::Sync)
+                .unwrap();
+            assert_eq!(plain, b"* OK compressed\r\n");
         });
     }
 }

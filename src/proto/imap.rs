@@ -128,6 +128,25 @@ pub enum SearchReturn {
     Count,
 }
 
+/// A SORT key (RFC 5256 §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortBy {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+}
+
+/// A THREAD algorithm (RFC 5256 §2.1, §2.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadBy {
+    OrderedSubject,
+    References,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusItem {
     Messages,
@@ -222,6 +241,19 @@ pub enum Kind {
         ret: Option<Vec<SearchReturn>>,
         key: SearchKey,
     },
+    /// Sort keys with their REVERSE flags, most significant first.
+    Sort {
+        uid: bool,
+        keys: Vec<(SortBy, bool)>,
+        key: SearchKey,
+    },
+    Thread {
+        uid: bool,
+        algorithm: ThreadBy,
+        key: SearchKey,
+    },
+    /// COMPRESS (RFC 4978) with its mechanism name.
+    Compress(String),
     Fetch {
         uid: bool,
         set: SeqSet,
@@ -686,6 +718,12 @@ impl<'a> Parser<'a> {
             "UNSELECT" => Kind::Unselect,
             "EXPUNGE" => Kind::Expunge(None),
             "SEARCH" => self.search(false)?,
+            "SORT" => self.sort(false)?,
+            "THREAD" => self.thread(false)?,
+            "COMPRESS" => {
+                self.sp()?;
+                Kind::Compress(self.atom()?.to_ascii_uppercase())
+            }
             "FETCH" => self.fetch(false)?,
             "STORE" => self.store(false)?,
             "COPY" => self.copy(false, false)?,
@@ -701,6 +739,8 @@ impl<'a> Parser<'a> {
                 let sub = self.atom()?.to_ascii_uppercase();
                 match sub.as_str() {
                     "SEARCH" => self.search(true)?,
+                    "SORT" => self.sort(true)?,
+                    "THREAD" => self.thread(true)?,
                     "FETCH" => self.fetch(true)?,
                     "STORE" => self.store(true)?,
                     "COPY" => self.copy(true, false)?,
@@ -987,24 +1027,91 @@ impl<'a> Parser<'a> {
             && a.eq_ignore_ascii_case("CHARSET")
         {
             self.sp()?;
-            let cs = String::from_utf8_lossy(&self.astring()?).to_ascii_uppercase();
-            if cs != "UTF-8" && cs != "US-ASCII" {
-                return Err("BADCHARSET only UTF-8 and US-ASCII are supported".into());
-            }
+            self.charset()?;
             self.sp()?;
         } else {
             self.pos = save;
         }
+        let key = self.search_keys()?;
+        Ok(Kind::Search { uid, ret, key })
+    }
+
+    /// A SEARCH charset sealmail can match in (UTF-8 and its subset).
+    fn charset(&mut self) -> R<()> {
+        let cs = String::from_utf8_lossy(&self.astring()?).to_ascii_uppercase();
+        if cs != "UTF-8" && cs != "US-ASCII" {
+            return Err("BADCHARSET only UTF-8 and US-ASCII are supported".into());
+        }
+        Ok(())
+    }
+
+    /// One or more search keys, ANDed.
+    fn search_keys(&mut self) -> R<SearchKey> {
         let mut keys = vec![self.search_key()?];
         while self.eat(b' ') {
             keys.push(self.search_key()?);
         }
-        let key = if keys.len() == 1 {
+        Ok(if keys.len() == 1 {
             keys.pop().unwrap_or(SearchKey::All)
         } else {
             SearchKey::And(keys)
+        })
+    }
+
+    /// SORT (RFC 5256 §3): `(criteria) charset keys`.
+    fn sort(&mut self, uid: bool) -> R<Kind> {
+        self.sp()?;
+        self.open()?;
+        let mut keys = Vec::new();
+        loop {
+            let mut reverse = false;
+            let mut name = self.atom()?.to_ascii_uppercase();
+            if name == "REVERSE" {
+                reverse = true;
+                self.sp()?;
+                name = self.atom()?.to_ascii_uppercase();
+            }
+            let by = match name.as_str() {
+                "ARRIVAL" => SortBy::Arrival,
+                "CC" => SortBy::Cc,
+                "DATE" => SortBy::Date,
+                "FROM" => SortBy::From,
+                "SIZE" => SortBy::Size,
+                "SUBJECT" => SortBy::Subject,
+                "TO" => SortBy::To,
+                k => return Err(format!("unknown sort key {k}")),
+            };
+            keys.push((by, reverse));
+            if self.eat(b')') {
+                break;
+            }
+            self.sp()?;
+        }
+        self.depth -= 1;
+        self.sp()?;
+        self.charset()?;
+        self.sp()?;
+        let key = self.search_keys()?;
+        Ok(Kind::Sort { uid, keys, key })
+    }
+
+    /// THREAD (RFC 5256 §4): `algorithm charset keys`.
+    fn thread(&mut self, uid: bool) -> R<Kind> {
+        self.sp()?;
+        let algorithm = match self.atom()?.to_ascii_uppercase().as_str() {
+            "ORDEREDSUBJECT" => ThreadBy::OrderedSubject,
+            "REFERENCES" => ThreadBy::References,
+            a => return Err(format!("unknown threading algorithm {a}")),
         };
-        Ok(Kind::Search { uid, ret, key })
+        self.sp()?;
+        self.charset()?;
+        self.sp()?;
+        let key = self.search_keys()?;
+        Ok(Kind::Thread {
+            uid,
+            algorithm,
+            key,
+        })
     }
 
     fn search_string(&mut self) -> R<String> {

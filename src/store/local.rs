@@ -21,9 +21,9 @@ use super::db::DbKey;
 use super::events::Hub;
 use super::keys::{self, Dek, KdfParams, KeyCache};
 use super::mailbox::{Limits, Mailbox, normalize};
-use super::spool;
 use super::types::*;
 use super::{Backend, BoxFuture, StoreError};
+use super::{order, spool};
 use crate::util::{crash_point, create_private_dir};
 
 /// What the local backend needs to know.
@@ -243,6 +243,31 @@ impl Inner {
             } => self
                 .with(session, |m, _| m.search(&folder, &criteria))
                 .map(Response::Found),
+            R::Sort {
+                session,
+                folder,
+                criteria,
+                keys,
+            } => self
+                .with(session, |m, _| {
+                    let mut rows = m.order_rows(&folder, &criteria)?;
+                    order::sort(&mut rows, &keys);
+                    Ok(SearchResult {
+                        uids: rows.iter().map(|r| r.uid).collect(),
+                        highest_modseq: None,
+                    })
+                })
+                .map(Response::Found),
+            R::Thread {
+                session,
+                folder,
+                criteria,
+                algorithm,
+            } => self
+                .with(session, |m, _| {
+                    Ok(order::thread(m.order_rows(&folder, &criteria)?, algorithm))
+                })
+                .map(Response::Threads),
             R::ChangesSince {
                 session,
                 folder,

@@ -489,6 +489,29 @@ fn zone_offset(date: &str) -> i64 {
     if tok.starts_with('-') { -secs } else { secs }
 }
 
+/// RFC 5256 §2.2 step 5: the subject marks a reply or forward (a leading
+/// `Re:`/`Fw:`/`Fwd:`, possibly after `[tags]`, a `[Fwd: …]` wrapper or a
+/// trailing `(fwd)`).
+pub fn is_reply_or_forward(subject: &str) -> bool {
+    let s = subject.trim().to_lowercase();
+    if s.ends_with("(fwd)") || s.starts_with("[fwd:") {
+        return true;
+    }
+    let mut t = s.as_str();
+    loop {
+        let stripped = strip_blob(t);
+        if stripped.len() == t.len() {
+            break;
+        }
+        t = stripped;
+    }
+    ["re", "fwd", "fw"].iter().any(|p| {
+        t.strip_prefix(p)
+            .map(|r| strip_blob(r.trim_start()))
+            .is_some_and(|r| r.starts_with(':'))
+    })
+}
+
 /// RFC 5256 §2.1: the subject without reply/forward markers, lowercased.
 pub fn base_subject(subject: &str) -> String {
     let mut s = subject
@@ -677,6 +700,23 @@ mod tests {
         assert_eq!(delimiter(b"--abc\r\n", b"abc"), Some(false));
         assert_eq!(delimiter(b"--abc-- \r\n", b"abc"), Some(true));
         assert_eq!(delimiter(b"--abcd\r\n", b"abc"), None);
+    }
+
+    #[test]
+    fn replies_and_forwards() {
+        for s in [
+            "Re: x",
+            "[list] RE: x",
+            "Fwd: x",
+            "fw[2]: x",
+            "x (fwd)",
+            "[Fwd: x]",
+        ] {
+            assert!(is_reply_or_forward(s), "{s}");
+        }
+        for s in ["x", "[list] x", "Reply needed", "Ref: x", ""] {
+            assert!(!is_reply_or_forward(s), "{s}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod local;
 pub mod mailbox;
 pub mod mime;
+pub mod order;
 pub mod schema;
 pub mod search;
 pub mod spool;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use order::{SortCriterion, SortKey, ThreadAlgorithm, ThreadNode};
 pub use search::Criteria;
 pub use types::*;
 
@@ -380,6 +382,38 @@ impl Session {
             criteria,
         };
         expect_reply!(self.backend.call(req), Found)
+    }
+
+    /// SORT: the UIDs `criteria` matches, ordered by `keys` (RFC 5256).
+    pub async fn sort(
+        &self,
+        folder: &str,
+        criteria: Criteria,
+        keys: Vec<SortCriterion>,
+    ) -> Result<Vec<u32>, StoreError> {
+        let req = Request::Sort {
+            session: self.id(),
+            folder: folder.into(),
+            criteria,
+            keys,
+        };
+        expect_reply!(self.backend.call(req), Found).map(|f| f.uids)
+    }
+
+    /// THREAD: the messages `criteria` matches as threads (RFC 5256).
+    pub async fn thread(
+        &self,
+        folder: &str,
+        criteria: Criteria,
+        algorithm: ThreadAlgorithm,
+    ) -> Result<Vec<ThreadNode>, StoreError> {
+        let req = Request::Thread {
+            session: self.id(),
+            folder: folder.into(),
+            criteria,
+            algorithm,
+        };
+        expect_reply!(self.backend.call(req), Threads)
     }
 
     pub async fn changes_since(&self, folder: &str, modseq: u64) -> Result<Changes, StoreError> {

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::mime::{Envelope, Part};
+use super::order::{SortCriterion, ThreadAlgorithm, ThreadNode};
 use super::search::Criteria;
 
 /// A live unlocked session, as the backend knows it.
@@ -376,6 +377,19 @@ pub enum Request {
         folder: String,
         criteria: Criteria,
     },
+    /// SORT: the matching UIDs in order (answered with `Found`).
+    Sort {
+        session: SessionId,
+        folder: String,
+        criteria: Criteria,
+        keys: Vec<SortCriterion>,
+    },
+    Thread {
+        session: SessionId,
+        folder: String,
+        criteria: Criteria,
+        algorithm: ThreadAlgorithm,
+    },
     ChangesSince {
         session: SessionId,
         folder: String,
@@ -406,6 +420,7 @@ pub enum Response {
     Copied(CopyResult),
     Expunged(Vec<u32>),
     Found(SearchResult),
+    Threads(Vec<ThreadNode>),
     Changes(Changes),
     Quota(QuotaUsage),
 }

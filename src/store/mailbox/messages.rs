@@ -1,7 +1,7 @@
-//! Message rows: APPEND, STORE, COPY, MOVE, EXPUNGE, SEARCH and the change
-//! log QRESYNC reads.
+//! Message rows: APPEND, STORE, COPY, MOVE, EXPUNGE, SEARCH, the rows SORT
+//! and THREAD order, and the change log QRESYNC reads.
 //!
-//! Imports `store::{mime, search, types}` and the sibling `bodies`.
+//! Imports `store::{mime, order, search, types}` and the sibling `bodies`.
 //! Invariants: one transaction per call; one new modseq per call that
 //! changes anything, stamped on every row it changed; expunged UIDs are
 //! logged with that modseq.
@@ -13,6 +13,7 @@ use rusqlite::{Connection, Transaction, params};
 use super::{Folder, Mailbox, bodies};
 use crate::store::StoreError;
 use crate::store::mime::{self, Parsed};
+use crate::store::order::OrderRow;
 use crate::store::search::{self, Criteria};
 use crate::store::types::{
     AppendRequest, AppendUid, Changes, CopyResult, FlagOp, Flags, MessageMeta, SearchResult,
@@ -360,10 +361,62 @@ impl Mailbox {
         folder: &str,
         criteria: &Criteria,
     ) -> Result<SearchResult, StoreError> {
+        let mut result = SearchResult::default();
+        self.matching(folder, criteria, "m.modseq", |r| {
+            result.uids.push(r.get(0)?);
+            let m = r.get::<_, i64>(1)? as u64;
+            result.highest_modseq = Some(result.highest_modseq.map_or(m, |h: u64| h.max(m)));
+            Ok(())
+        })?;
+        Ok(result)
+    }
+
+    /// What SORT and THREAD read of the messages `criteria` matches, in UID
+    /// order.
+    pub fn order_rows(
+        &mut self,
+        folder: &str,
+        criteria: &Criteria,
+    ) -> Result<Vec<OrderRow>, StoreError> {
+        // Sent date in UTC, else the arrival time (RFC 5256 §2.2).
+        const COLUMNS: &str = "unixepoch(m.internal_date), \
+            coalesce(b.sent_ts, unixepoch(m.internal_date)), m.size, b.subject, b.base_subject, \
+            b.sort_from, b.sort_to, b.sort_cc, b.message_id, b.in_reply_to, b.refs";
+        let mut rows = Vec::new();
+        self.matching(folder, criteria, COLUMNS, |r| {
+            rows.push(OrderRow {
+                uid: r.get(0)?,
+                arrival: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                date: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                size: r.get::<_, i64>(3)? as u64,
+                subject: r.get(4)?,
+                base_subject: r.get(5)?,
+                from: r.get(6)?,
+                to: r.get(7)?,
+                cc: r.get(8)?,
+                message_id: r.get(9)?,
+                in_reply_to: r.get(10)?,
+                references: r.get(11)?,
+            });
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
+    /// Runs one query for the messages `criteria` matches, in UID order,
+    /// handing each row (`m.uid`, then `columns`) to `each`. A column of
+    /// `b.` joins the message's body row.
+    fn matching(
+        &mut self,
+        folder: &str,
+        criteria: &Criteria,
+        columns: &str,
+        mut each: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
         let f = Mailbox::folder(&self.conn, folder)?;
         let compiled =
             search::compile(criteria).map_err(|e| StoreError::BadMessage(e.to_string()))?;
-        let join = if compiled.sql.contains("b.") {
+        let join = if compiled.sql.contains("b.") || columns.contains("b.") {
             "JOIN bodies b ON b.id = m.body_id"
         } else {
             ""
@@ -377,21 +430,18 @@ impl Mailbox {
             "m.folder_id"
         };
         let sql = format!(
-            "SELECT m.uid, m.modseq FROM messages m {join} WHERE {folder_col} = ?{} AND {} ORDER BY m.uid",
+            "SELECT m.uid, {columns} FROM messages m {join} WHERE {folder_col} = ?{} AND {} ORDER BY m.uid",
             compiled.params.len() + 1,
             compiled.sql
         );
         let mut params = compiled.params;
         params.push(rusqlite::types::Value::Integer(f.id));
         let mut stmt = self.conn.prepare(&sql)?;
-        let mut result = SearchResult::default();
         let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
         while let Some(r) = rows.next()? {
-            result.uids.push(r.get(0)?);
-            let m = r.get::<_, i64>(1)? as u64;
-            result.highest_modseq = Some(result.highest_modseq.map_or(m, |h: u64| h.max(m)));
+            each(r)?;
         }
-        Ok(result)
+        Ok(())
     }
 
     /// Changed flags and vanished UIDs since `modseq` (RFC 7162 §3.2.5).
