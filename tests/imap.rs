@@ -567,6 +567,173 @@ fn sort_and_thread_exact_responses() {
 }
 
 #[test]
+fn imap4rev2_binary_and_searchres_exact_responses() {
+    let env = dev_env();
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let mut c = Client::login(server.imap, &addr);
+    let caps = c.cmd("r0 CAPABILITY");
+    for cap in [
+        " IMAP4rev1 ",
+        " IMAP4rev2 ",
+        " BINARY ",
+        " SEARCHRES ",
+        " LIST-EXTENDED ",
+    ] {
+        assert!(caps[0].contains(cap), "{cap} in {caps:?}");
+    }
+    assert_eq!(
+        c.cmd("r1 ENABLE IMAP4rev2"),
+        vec!["* ENABLED IMAP4rev2", "r1 OK ENABLE completed"]
+    );
+    let plain = msg(1);
+    let binary = "From: ann@example.net\r\nSubject: bin\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC/w==\r\n--b--\r\n";
+    let odd = "From: ann@example.net\r\nSubject: odd\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/x-thing\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n--b--\r\n";
+    for m in [plain.as_str(), binary, odd] {
+        assert!(
+            append(&mut c, "INBOX", m)
+                .last()
+                .unwrap()
+                .starts_with("A OK")
+        );
+    }
+    // A literal8 APPEND keeps its NUL.
+    let with_nul = b"Subject: nul\r\n\r\na\0b\r\n";
+    c.send(format!("A APPEND INBOX ~{{{}+}}\r\n", with_nul.len()).as_bytes());
+    c.send(with_nul);
+    c.send(b"\r\n");
+    assert!(c.until("A").last().unwrap().starts_with("A OK [APPENDUID "));
+
+    let r = c.cmd("r2 SELECT INBOX");
+    assert!(
+        !r.iter()
+            .any(|l| l.contains("RECENT") || l.contains("UNSEEN")),
+        "{r:?}"
+    );
+    assert!(r.contains(&"* 4 EXISTS".to_string()), "{r:?}");
+    assert!(
+        r.contains(&"* LIST (\\HasNoChildren) \"/\" \"INBOX\"".to_string()),
+        "{r:?}"
+    );
+    assert_eq!(r.last().unwrap(), "r2 OK [READ-WRITE] SELECT completed");
+
+    // Every SEARCH answers with ESEARCH; SAVE keeps the result as `$`.
+    assert_eq!(
+        c.cmd("r3 SEARCH ALL"),
+        vec!["* ESEARCH (TAG \"r3\") ALL 1:4", "r3 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("r4 SEARCH SUBJECT nothing-matches"),
+        vec!["* ESEARCH (TAG \"r4\")", "r4 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("r5 UID SEARCH RETURN (SAVE) OR SUBJECT bin SUBJECT odd"),
+        vec!["r5 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("r6 FETCH $ (UID)"),
+        vec![
+            "* 2 FETCH (UID 2)",
+            "* 3 FETCH (UID 3)",
+            "r6 OK FETCH completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("r7 SEARCH RETURN (COUNT) $ SUBJECT odd"),
+        vec!["* ESEARCH (TAG \"r7\") COUNT 1", "r7 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("r8 SEARCH RETURN (MAX SAVE) ALL"),
+        vec!["* ESEARCH (TAG \"r8\") MAX 4", "r8 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("r9 UID SEARCH UID $"),
+        vec!["* ESEARCH (TAG \"r9\") UID ALL 4", "r9 OK SEARCH completed"]
+    );
+
+    // BINARY: transfer encodings undone, literal8 for NULs, sizes.
+    assert_eq!(
+        c.cmd("b1 FETCH 2 (BINARY.SIZE[1] BINARY.SIZE[2] BINARY.PEEK[1])"),
+        vec![
+            "* 2 FETCH (BINARY.SIZE[1] 5 BINARY.SIZE[2] 4 BINARY[1] {5}\r\ncafé)",
+            "b1 OK FETCH completed"
+        ]
+    );
+    let r = c.cmd("b2 FETCH 2 BINARY.PEEK[2]<1.2>");
+    assert_eq!(r[0].as_bytes(), b"* 2 FETCH (BINARY[2]<1> {2}\r\n\x01\x02)");
+    let r = c.cmd("b3 FETCH 4 BINARY.PEEK[]");
+    assert_eq!(
+        r[0].as_bytes(),
+        b"* 4 FETCH (BINARY[] ~{21}\r\nSubject: nul\r\n\r\na\0b\r\n)"
+    );
+    assert_eq!(
+        c.cmd("b4 FETCH 3 BINARY.PEEK[2]"),
+        vec!["b4 NO [UNKNOWN-CTE] a part's Content-Transfer-Encoding cannot be decoded"]
+    );
+    assert_eq!(
+        c.cmd("b5 FETCH 3 BINARY.PEEK[1]"),
+        vec!["* 3 FETCH (BINARY[1] {2}\r\nhi)", "b5 OK FETCH completed"]
+    );
+    assert_eq!(
+        c.cmd("b6 FETCH 1 BINARY[1.]"),
+        vec!["b6 BAD expected a number at byte 20"]
+    );
+
+    // Expunged messages leave `$`.
+    c.cmd("e1 STORE 4 +FLAGS.SILENT (\\Deleted)");
+    assert_eq!(
+        c.cmd("e2 EXPUNGE"),
+        vec!["* 4 EXPUNGE", "e2 OK EXPUNGE completed"]
+    );
+    assert_eq!(
+        c.cmd("e3 SEARCH $"),
+        vec!["* ESEARCH (TAG \"e3\")", "e3 OK SEARCH completed"]
+    );
+
+    // Mailbox names in UTF-8, RENAME's OLDNAME, LIST RECURSIVEMATCH.
+    assert_eq!(
+        c.cmd("n1 CREATE \"Café/Menü\""),
+        vec!["n1 OK CREATE completed"]
+    );
+    c.cmd("n2 UNSUBSCRIBE \"Café\"");
+    assert_eq!(
+        c.cmd("n3 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"Caf*\""),
+        vec![
+            "* LIST (\\HasChildren) \"/\" \"Café\" (\"CHILDINFO\" (\"SUBSCRIBED\"))",
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Café/Menü\"",
+            "n3 OK LIST completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("n4 LIST (RECURSIVEMATCH) \"\" \"*\""),
+        vec!["n4 BAD RECURSIVEMATCH needs the SUBSCRIBED selection option"]
+    );
+    assert_eq!(
+        c.cmd("n5 RENAME \"Café/Menü\" \"Café/Karte\""),
+        vec![
+            "* LIST () \"/\" \"Café/Karte\" (\"OLDNAME\" (\"Café/Menü\"))",
+            "n5 OK RENAME completed"
+        ]
+    );
+    let r = c.cmd("n6 EXAMINE \"Café/Karte\"");
+    assert_eq!(r[0], "* OK [CLOSED] previous mailbox closed");
+    assert!(
+        r.contains(&"* LIST (\\HasNoChildren) \"/\" \"Café/Karte\"".to_string()),
+        "{r:?}"
+    );
+    assert_eq!(
+        c.cmd("n7 STATUS INBOX (MESSAGES DELETED SIZE)"),
+        vec![
+            format!(
+                "* STATUS \"INBOX\" (MESSAGES 3 DELETED 0 SIZE {})",
+                plain.len() + binary.len() + odd.len()
+            ),
+            "n7 OK STATUS completed".to_string()
+        ]
+    );
+}
+
+#[test]
 fn plaintext_login_needs_tls_outside_dev_mode() {
     let env = Env::new();
     let addr = env.alias("ann", "pw");

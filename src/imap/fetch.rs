@@ -34,6 +34,7 @@ pub struct Fetcher<'a> {
     batch: usize,
     uids: Vec<u32>,
     pos: usize,
+    unknown_cte: bool,
 }
 
 impl<'a> Fetcher<'a> {
@@ -48,6 +49,15 @@ impl<'a> Fetcher<'a> {
                 FetchAtt::Section { peek, section, .. } => {
                     sets_seen |= !peek;
                     let s = store_section(section);
+                    if !what.sections.contains(&s) {
+                        what.sections.push(s);
+                    }
+                }
+                FetchAtt::Binary { .. } | FetchAtt::BinarySize { .. } => {
+                    if let FetchAtt::Binary { peek, .. } = att {
+                        sets_seen |= !peek;
+                    }
+                    let s = binary_section(att);
                     if !what.sections.contains(&s) {
                         what.sections.push(s);
                     }
@@ -67,7 +77,15 @@ impl<'a> Fetcher<'a> {
             batch,
             uids,
             pos: 0,
+            unknown_cte: false,
         }
+    }
+
+    /// Some message had a BINARY section in an encoding sealmail cannot
+    /// undo; its response was left out and the command must end
+    /// `NO [UNKNOWN-CTE]` (RFC 3516 §4.2).
+    pub fn unknown_cte(&self) -> bool {
+        self.unknown_cte
     }
 
     /// The responses of the next batch, or `None` when all are done.
@@ -86,7 +104,7 @@ impl<'a> Fetcher<'a> {
     }
 
     async fn batch(
-        &self,
+        &mut self,
         session: &Session,
         view: &mut View,
         set: UidSet,
@@ -116,6 +134,10 @@ impl<'a> Fetcher<'a> {
             let Some(seq) = view.seq_of(m.meta.uid) else {
                 continue;
             };
+            if !m.undecodable.is_empty() {
+                self.unknown_cte = true;
+                continue;
+            }
             message(&mut out, seq, m, self.req, flagged.contains(&m.meta.uid));
         }
         Ok(out)
@@ -124,6 +146,18 @@ impl<'a> Fetcher<'a> {
 
 fn is_top_header(s: &Section) -> bool {
     s.path.is_empty() && s.kind == SectionKind::Header
+}
+
+/// The store section a BINARY or BINARY.SIZE item reads.
+fn binary_section(att: &FetchAtt) -> Section {
+    let path = match att {
+        FetchAtt::Binary { path, .. } | FetchAtt::BinarySize { path } => path.clone(),
+        _ => Vec::new(),
+    };
+    Section {
+        path,
+        kind: SectionKind::Binary,
+    }
 }
 
 fn store_section(s: &SectionSpec) -> Section {
@@ -243,6 +277,38 @@ fn message(out: &mut Vec<u8>, seq: u32, m: &FetchedMessage, req: &Request<'_>, f
                 }
                 item.extend_from_slice(format!(" {{{}}}\r\n", bytes.len()).as_bytes());
                 item.extend_from_slice(bytes);
+            }
+            FetchAtt::Binary { path, .. } | FetchAtt::BinarySize { path } => {
+                let partial = match att {
+                    FetchAtt::Binary { partial, .. } => *partial,
+                    _ => None,
+                };
+                let wanted = binary_section(att);
+                let mut bytes = m
+                    .sections
+                    .iter()
+                    .find(|(s, _)| *s == wanted)
+                    .map(|(_, b)| b.as_slice())
+                    .unwrap_or(&[]);
+                let part: Vec<String> = path.iter().map(u32::to_string).collect();
+                let part = part.join(".");
+                if matches!(att, FetchAtt::BinarySize { .. }) {
+                    item.extend_from_slice(
+                        format!("BINARY.SIZE[{part}] {}", bytes.len()).as_bytes(),
+                    );
+                } else {
+                    item.extend_from_slice(format!("BINARY[{part}]").as_bytes());
+                    if let Some((origin, count)) = partial {
+                        item.extend_from_slice(format!("<{origin}>").as_bytes());
+                        let start = (origin as usize).min(bytes.len());
+                        let end = start.saturating_add(count as usize).min(bytes.len());
+                        bytes = &bytes[start..end];
+                    }
+                    // NULs need a literal8 (RFC 3516 §4.3).
+                    let tilde = if bytes.contains(&0) { "~" } else { "" };
+                    item.extend_from_slice(format!(" {tilde}{{{}}}\r\n", bytes.len()).as_bytes());
+                    item.extend_from_slice(bytes);
+                }
             }
             FetchAtt::Uid | FetchAtt::Flags | FetchAtt::ModSeq => continue,
         }

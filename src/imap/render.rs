@@ -6,7 +6,7 @@
 //! raw); mailbox names are modified UTF-7 unless the client enabled
 //! UTF8=ACCEPT.
 
-use crate::proto::imap::{push_nstring, push_string};
+use crate::proto::imap::{push_nstring, push_string, push_utf8_string};
 use crate::proto::mutf7::mutf7_encode;
 use crate::store::Flags;
 use crate::store::mime::{Address, Envelope, Part};
@@ -47,7 +47,7 @@ pub fn internal_date(iso: &str) -> String {
 /// A mailbox name as the client should see it.
 pub fn mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
     if utf8 {
-        push_string(out, name.as_bytes());
+        push_utf8_string(out, name.as_bytes());
     } else {
         push_string(out, mutf7_encode(name).as_bytes());
     }

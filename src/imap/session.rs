@@ -41,6 +41,9 @@ struct User {
     condstore: bool,
     qresync: bool,
     utf8: bool,
+    /// ENABLE IMAP4rev2 (RFC 9051): ESEARCH answers, no RECENT, a LIST
+    /// line on SELECT, UTF-8 mailbox names.
+    rev2: bool,
 }
 
 enum State {
@@ -387,6 +390,7 @@ impl Conversation<'_> {
             condstore: false,
             qresync: false,
             utf8: false,
+            rev2: false,
         }));
         let caps = self.capabilities();
         self.reply(&tagged(
@@ -519,6 +523,16 @@ impl Conversation<'_> {
                     (Err(e), _) | (_, Err(e)) => return self.bad(Some(tag), &e).await,
                 };
                 let r = self.user().session.rename_folder(&from, &to).await;
+                let user = self.user();
+                if r.is_ok() && user.rev2 {
+                    // RFC 9051 §6.3.6: tell the client the new name.
+                    let mut line = b"* LIST () \"/\" ".to_vec();
+                    render::mailbox(&mut line, to.trim_end_matches('/'), true);
+                    line.extend_from_slice(b" (\"OLDNAME\" (");
+                    render::mailbox(&mut line, &from, true);
+                    line.extend_from_slice(b"))\r\n");
+                    self.conn.write_all(&line).await?;
+                }
                 self.done(tag, r, "RENAME completed").await
             }
             Kind::Subscribe(name) => self.subscribe(tag, &name, true).await,
@@ -641,8 +655,17 @@ impl Conversation<'_> {
                     user.condstore = true;
                 }
                 "UTF8=ACCEPT" => user.utf8 = true,
+                "IMAP4REV2" => {
+                    user.rev2 = true;
+                    user.utf8 = true;
+                }
                 _ => continue,
             }
+            let cap = if cap == "IMAP4REV2" {
+                "IMAP4rev2".to_string()
+            } else {
+                cap
+            };
             if !enabled.contains(&cap) {
                 enabled.push(cap);
             }
@@ -669,7 +692,7 @@ impl Conversation<'_> {
             return self.bad(Some(tag), "QRESYNC must be enabled first").await;
         }
         let mut head = Vec::new();
-        if user.view.take().is_some() && user.qresync {
+        if user.view.take().is_some() && (user.qresync || user.rev2) {
             head.extend_from_slice(b"* OK [CLOSED] previous mailbox closed\r\n");
         }
         while user.events.try_recv().is_ok() {}
@@ -700,15 +723,29 @@ impl Conversation<'_> {
                 "* OK [PERMANENTFLAGS {inner}{sep}\\*)] flags permitted\r\n"
             ));
         }
-        text.push_str(&format!("* {} EXISTS\r\n* 0 RECENT\r\n", info.uids.len()));
-        if let Some(seq) = info.first_unseen.and_then(|u| view.seq_of(u)) {
-            text.push_str(&format!("* OK [UNSEEN {seq}] first unseen\r\n"));
+        text.push_str(&format!("* {} EXISTS\r\n", info.uids.len()));
+        if !user.rev2 {
+            // IMAP4rev2 dropped RECENT and the UNSEEN code (RFC 9051 §6.3.2).
+            text.push_str("* 0 RECENT\r\n");
+            if let Some(seq) = info.first_unseen.and_then(|u| view.seq_of(u)) {
+                text.push_str(&format!("* OK [UNSEEN {seq}] first unseen\r\n"));
+            }
         }
         text.push_str(&format!(
             "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] next UID\r\n* OK [HIGHESTMODSEQ {}] modseq\r\n",
             info.status.uidvalidity, info.status.uidnext, info.status.highestmodseq
         ));
         head.extend_from_slice(text.as_bytes());
+        if user.rev2 {
+            // IMAP4rev2 SELECT names the mailbox in a LIST line (§6.3.2).
+            let folders = user.session.list_folders().await.unwrap_or_default();
+            if let Some(f) = folders.iter().find(|f| f.name == store_name) {
+                let attrs = list_attributes(f).join(" ");
+                head.extend_from_slice(format!("* LIST ({attrs}) \"/\" ").as_bytes());
+                render::mailbox(&mut head, &store_name, true);
+                head.extend_from_slice(b"\r\n");
+            }
+        }
         if let Some(q) = qresync.filter(|q| q.uidvalidity == info.status.uidvalidity) {
             let changes = match user.session.changes_since(&store_name, q.modseq).await {
                 Ok(c) => c,
@@ -788,26 +825,29 @@ impl Conversation<'_> {
             if !decoded.iter().any(|p| wildcard_match(p, &f.name)) {
                 continue;
             }
+            let mut child_info = false;
             if options.subscribed_only && !f.subscribed {
-                continue;
+                let prefix = format!("{}/", f.name);
+                child_info = options.recursive_match
+                    && folders
+                        .iter()
+                        .any(|c| c.subscribed && c.name.starts_with(&prefix));
+                if !child_info {
+                    continue;
+                }
             }
             if options.special_use_only && f.special_use.is_none() {
                 continue;
             }
-            let mut attrs: Vec<&str> = Vec::new();
-            attrs.push(if f.has_children {
-                "\\HasChildren"
-            } else {
-                "\\HasNoChildren"
-            });
-            if let Some(s) = &f.special_use {
-                attrs.push(s);
-            }
+            let mut attrs = list_attributes(f);
             if options.return_subscribed && f.subscribed && !lsub {
                 attrs.push("\\Subscribed");
             }
             out.extend_from_slice(format!("* {verb} ({}) \"/\" ", attrs.join(" ")).as_bytes());
             render::mailbox(&mut out, &f.name, utf8);
+            if child_info {
+                out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
             out.extend_from_slice(b"\r\n");
             matched.push(f);
         }
@@ -998,9 +1038,18 @@ impl Conversation<'_> {
         key: SearchKey,
     ) -> io::Result<Next> {
         let user = self.user();
-        let Some(view) = user.view.as_ref() else {
+        // IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 §6.4.4).
+        let ret = ret.or_else(|| user.rev2.then(|| vec![SearchReturn::All]));
+        let save = ret
+            .as_ref()
+            .is_some_and(|o| o.contains(&SearchReturn::Save));
+        let Some(view) = user.view.as_mut() else {
             return Ok(Next::Continue);
         };
+        if save {
+            // A failed SEARCH ... RETURN (SAVE) leaves `$` empty (RFC 5182 §2.1).
+            view.saved.clear();
+        }
         let mut uses_modseq = false;
         let criteria = match criteria(&key, view, &mut uses_modseq) {
             Ok(c) => c,
@@ -1014,7 +1063,7 @@ impl Conversation<'_> {
             Ok(f) => f,
             Err(e) => return self.reply(&format!("{tag} {}", store_no(&e))).await,
         };
-        let Some(view) = user.view.as_ref() else {
+        let Some(view) = user.view.as_mut() else {
             return Ok(Next::Continue);
         };
         let hits: Vec<u32> = view.members(&UidSet::from_uids(&found.uids));
@@ -1038,37 +1087,17 @@ impl Conversation<'_> {
                 }
             }
             Some(opts) => {
-                line.push_str(&format!("* ESEARCH (TAG \"{tag}\")"));
-                if uid {
-                    line.push_str(" UID");
+                if save {
+                    view.saved = saved_result(&opts, &hits);
                 }
-                for o in &opts {
-                    match o {
-                        SearchReturn::Min => {
-                            if let Some(n) = numbers.first() {
-                                line.push_str(&format!(" MIN {n}"));
-                            }
-                        }
-                        SearchReturn::Max => {
-                            if let Some(n) = numbers.last() {
-                                line.push_str(&format!(" MAX {n}"));
-                            }
-                        }
-                        SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
-                        SearchReturn::All => {
-                            if !numbers.is_empty() {
-                                let set = UidSet::from_uids(&numbers);
-                                line.push_str(&format!(" ALL {}", uid_set_text(&set)));
-                            }
-                        }
-                    }
-                }
-                if let Some(m) = modseq {
-                    line.push_str(&format!(" MODSEQ {m}"));
+                if opts.iter().any(|o| *o != SearchReturn::Save) {
+                    line.push_str(&esearch_line(tag, uid, &opts, &numbers, modseq));
                 }
             }
         }
-        self.conn.reply(&line).await?;
+        if !line.is_empty() {
+            self.conn.reply(&line).await?;
+        }
         let moment = if uid { Moment::Any } else { Moment::NoExpunge };
         self.updates(moment).await?;
         self.reply(&tagged(tag, "OK", "SEARCH completed")).await
@@ -1269,7 +1298,17 @@ impl Conversation<'_> {
                 }
             }
         }
+        let unknown_cte = fetcher.unknown_cte();
         match result {
+            Ok(()) if unknown_cte => {
+                self.updates(moment).await?;
+                self.reply(&tagged(
+                    tag,
+                    "NO",
+                    "[UNKNOWN-CTE] a part's Content-Transfer-Encoding cannot be decoded",
+                ))
+                .await
+            }
             Ok(()) => {
                 self.updates(moment).await?;
                 self.reply(&tagged(tag, "OK", "FETCH completed")).await
@@ -1504,6 +1543,86 @@ impl Conversation<'_> {
 }
 
 /// `1,3:5` of UIDs in the order given (COPYUID pairs them up by position).
+/// A folder's LIST attributes: CHILDREN's and its special use.
+fn list_attributes(f: &FolderInfo) -> Vec<&str> {
+    let mut attrs: Vec<&str> = vec![if f.has_children {
+        "\\HasChildren"
+    } else {
+        "\\HasNoChildren"
+    }];
+    if let Some(s) = &f.special_use {
+        attrs.push(s);
+    }
+    attrs
+}
+
+/// What `RETURN (SAVE)` keeps as `$` (RFC 5182 §2.1): the minimum and/or
+/// maximum when only those were asked for with it, else every match.
+fn saved_result(opts: &[SearchReturn], hits: &[u32]) -> Vec<u32> {
+    let everything = opts
+        .iter()
+        .all(|o| !matches!(o, SearchReturn::Min | SearchReturn::Max))
+        || opts
+            .iter()
+            .any(|o| matches!(o, SearchReturn::All | SearchReturn::Count));
+    if everything {
+        return hits.to_vec();
+    }
+    let mut kept = Vec::new();
+    if opts.contains(&SearchReturn::Min) {
+        kept.extend(hits.first());
+    }
+    if opts.contains(&SearchReturn::Max) {
+        kept.extend(hits.last());
+    }
+    kept.dedup();
+    kept
+}
+
+/// `* ESEARCH (TAG "t") [UID] …` with the requested return data (RFC 4731).
+fn esearch_line(
+    tag: &str,
+    uid: bool,
+    opts: &[SearchReturn],
+    numbers: &[u32],
+    modseq: Option<u64>,
+) -> String {
+    let mut line = String::from("* ESEARCH (TAG ");
+    let mut quoted = Vec::new();
+    proto::push_string(&mut quoted, tag.as_bytes());
+    line.push_str(&String::from_utf8_lossy(&quoted));
+    line.push(')');
+    if uid {
+        line.push_str(" UID");
+    }
+    for o in opts {
+        match o {
+            SearchReturn::Min => {
+                if let Some(n) = numbers.first() {
+                    line.push_str(&format!(" MIN {n}"));
+                }
+            }
+            SearchReturn::Max => {
+                if let Some(n) = numbers.last() {
+                    line.push_str(&format!(" MAX {n}"));
+                }
+            }
+            SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
+            SearchReturn::All => {
+                if !numbers.is_empty() {
+                    let set = UidSet::from_uids(numbers);
+                    line.push_str(&format!(" ALL {}", uid_set_text(&set)));
+                }
+            }
+            SearchReturn::Save => {}
+        }
+    }
+    if let Some(m) = modseq {
+        line.push_str(&format!(" MODSEQ {m}"));
+    }
+    line
+}
+
 /// One thread in RFC 5256 §4 form without its outer parentheses: a
 /// message, then its only reply after a space, or its replies each in
 /// parentheses. Iterative, since reply chains can be long.

@@ -26,6 +26,9 @@ pub struct View {
     own: HashSet<(u32, u64)>,
     /// Events read from the store but not yet applied.
     backlog: VecDeque<Change>,
+    /// `$`: UIDs of the last `SEARCH RETURN (SAVE)` (RFC 5182), sorted;
+    /// expunged ones drop out, new messages never join.
+    pub saved: Vec<u32>,
 }
 
 /// How updates may be sent (RFC 3501 §7.4.1: no EXPUNGE during FETCH, STORE
@@ -52,6 +55,7 @@ impl View {
             highestmodseq: info.status.highestmodseq,
             own: HashSet::new(),
             backlog: VecDeque::new(),
+            saved: Vec::new(),
         }
     }
 
@@ -71,6 +75,9 @@ impl View {
     /// view. Sequence numbers beyond the view are an error (RFC 3501 §9:
     /// "BAD"); UIDs need not exist.
     pub fn resolve(&self, set: &SeqSet, uid: bool) -> Result<UidSet, String> {
+        if set.is_saved() {
+            return Ok(UidSet::from_uids(&self.saved));
+        }
         let mut out = Vec::new();
         if uid {
             let star = self.max_uid().unwrap_or(0);
@@ -170,6 +177,9 @@ impl View {
                 }
                 self.uids.remove(i);
                 self.announced -= 1;
+            }
+            if let Ok(j) = self.saved.binary_search(&uid) {
+                self.saved.remove(j);
             }
         }
         if !vanished.is_empty() {

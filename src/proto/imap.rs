@@ -23,9 +23,17 @@ pub enum SeqNum {
     Star,
 }
 
-/// A sequence set as the client wrote it: inclusive ranges, unordered.
+/// A sequence set as the client wrote it: inclusive ranges, unordered. No
+/// ranges at all is `$`, the saved search result (SEARCHRES, RFC 5182).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeqSet(pub Vec<(SeqNum, SeqNum)>);
+
+impl SeqSet {
+    /// `$`: the last search result saved with `RETURN (SAVE)`.
+    pub fn is_saved(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// Flags as named in commands: system flags by bit (same bits as the store),
 /// keywords by name.
@@ -78,6 +86,17 @@ pub enum FetchAtt {
         /// RFC822, RFC822.HEADER or RFC822.TEXT: the name the reply uses.
         legacy: Option<&'static str>,
     },
+    /// BINARY[part]<partial> and BINARY.PEEK (RFC 3516): a part with its
+    /// Content-Transfer-Encoding undone.
+    Binary {
+        peek: bool,
+        path: Vec<u32>,
+        partial: Option<(u32, u32)>,
+    },
+    /// BINARY.SIZE[part]: the decoded size.
+    BinarySize {
+        path: Vec<u32>,
+    },
 }
 
 /// A calendar date (SEARCH BEFORE/ON/SINCE...).
@@ -126,6 +145,8 @@ pub enum SearchReturn {
     Max,
     All,
     Count,
+    /// SEARCHRES (RFC 5182): keep the result as `$`.
+    Save,
 }
 
 /// A SORT key (RFC 5256 §3).
@@ -178,6 +199,9 @@ pub struct Qresync {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListOptions {
     pub subscribed_only: bool,
+    /// With `subscribed_only`: also list unsubscribed parents of subscribed
+    /// mailboxes, marked `CHILDINFO ("SUBSCRIBED")`.
+    pub recursive_match: bool,
     pub special_use_only: bool,
     pub return_subscribed: bool,
     pub return_special_use: bool,
@@ -578,6 +602,9 @@ impl<'a> Parser<'a> {
     }
 
     fn seq_set(&mut self) -> R<SeqSet> {
+        if self.eat(b'$') {
+            return Ok(SeqSet(Vec::new()));
+        }
         let mut out = Vec::new();
         loop {
             let a = self.seq_num()?;
@@ -886,11 +913,17 @@ impl<'a> Parser<'a> {
                         options.return_subscribed = true;
                     }
                     "SPECIAL-USE" => options.special_use_only = true,
-                    "REMOTE" | "RECURSIVEMATCH" => {}
+                    "RECURSIVEMATCH" => options.recursive_match = true,
+                    // Every mailbox here is local.
+                    "REMOTE" => {}
                     o => return Err(format!("unknown LIST selection option {o}")),
                 }
             }
             self.depth -= 1;
+            if options.recursive_match && !options.subscribed_only {
+                // RFC 5258 §3.1: it only refines another selection option.
+                return Err("RECURSIVEMATCH needs the SUBSCRIBED selection option".into());
+            }
             self.sp()?;
         }
         let reference = self.astring()?;
@@ -978,9 +1011,8 @@ impl<'a> Parser<'a> {
             date = Some(parse_date_time(&text).ok_or("bad APPEND date-time")?);
             self.sp()?;
         }
-        if self.peek() == Some(b'~') {
-            return Err("binary literals are not supported".into());
-        }
+        // A literal8 (RFC 3516 §4.4) may carry NULs; it is stored as is.
+        self.eat(b'~');
         let message = self.literal()?;
         if !self.at_end() {
             return Err("MULTIAPPEND is not supported: one message per APPEND".into());
@@ -1010,6 +1042,7 @@ impl<'a> Parser<'a> {
                     "MAX" => SearchReturn::Max,
                     "ALL" => SearchReturn::All,
                     "COUNT" => SearchReturn::Count,
+                    "SAVE" => SearchReturn::Save,
                     o => return Err(format!("unknown SEARCH return option {o}")),
                 });
             }
@@ -1144,7 +1177,7 @@ impl<'a> Parser<'a> {
                 SearchKey::And(keys)
             });
         }
-        if matches!(self.peek(), Some(b'0'..=b'9' | b'*')) {
+        if matches!(self.peek(), Some(b'0'..=b'9' | b'*' | b'$')) {
             return Ok(SearchKey::Seq(self.seq_set()?));
         }
         let name = self.atom()?.to_ascii_uppercase();
@@ -1333,15 +1366,7 @@ impl<'a> Parser<'a> {
                     };
                 }
                 let section = self.section()?;
-                let partial = if self.eat(b'<') {
-                    let origin = self.number()?;
-                    self.expect(b'.')?;
-                    let count = self.nz_number()?;
-                    self.expect(b'>')?;
-                    Some((origin, count))
-                } else {
-                    None
-                };
+                let partial = self.partial()?;
                 Ok(FetchAtt::Section {
                     peek: name == b"BODY.PEEK",
                     section,
@@ -1349,11 +1374,50 @@ impl<'a> Parser<'a> {
                     legacy: None,
                 })
             }
+            b"BINARY" | b"BINARY.PEEK" | b"BINARY.SIZE" => {
+                let path = self.binary_section()?;
+                if name == b"BINARY.SIZE" {
+                    return Ok(FetchAtt::BinarySize { path });
+                }
+                Ok(FetchAtt::Binary {
+                    peek: name == b"BINARY.PEEK",
+                    path,
+                    partial: self.partial()?,
+                })
+            }
             _ => Err(format!(
                 "unknown FETCH item {}",
                 String::from_utf8_lossy(&name)
             )),
         }
+    }
+
+    /// `<origin.count>` after a section, if present.
+    fn partial(&mut self) -> R<Option<(u32, u32)>> {
+        if !self.eat(b'<') {
+            return Ok(None);
+        }
+        let origin = self.number()?;
+        self.expect(b'.')?;
+        let count = self.nz_number()?;
+        self.expect(b'>')?;
+        Ok(Some((origin, count)))
+    }
+
+    /// `[1.2.3]` or `[]`: a BINARY section is a part number only.
+    fn binary_section(&mut self) -> R<Vec<u32>> {
+        self.expect(b'[')?;
+        let mut path = Vec::new();
+        while !self.eat(b']') {
+            if !path.is_empty() {
+                self.expect(b'.')?;
+            }
+            path.push(self.nz_number()?);
+            if path.len() > 32 {
+                return Err("section path too deep".into());
+            }
+        }
+        Ok(path)
     }
 
     fn section(&mut self) -> R<SectionSpec> {
@@ -1511,10 +1575,20 @@ pub fn parse_date_time(text: &[u8]) -> Option<i64> {
 
 /// Writes `bytes` as an IMAP string: quoted when it can be, else a literal.
 pub fn push_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    push_string_as(out, bytes, false);
+}
+
+/// [`push_string`] for a session that enabled UTF8=ACCEPT or IMAP4rev2,
+/// where quoted strings may carry UTF-8 (RFC 6855 §3, RFC 9051 §9).
+pub fn push_utf8_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    push_string_as(out, bytes, std::str::from_utf8(bytes).is_ok());
+}
+
+fn push_string_as(out: &mut Vec<u8>, bytes: &[u8], utf8: bool) {
     let quotable = bytes.len() < 1024
         && bytes
             .iter()
-            .all(|&c| c != b'\r' && c != b'\n' && c != 0 && c < 0x80);
+            .all(|&c| c != b'\r' && c != b'\n' && c != 0 && (c < 0x80 || utf8));
     if quotable {
         out.push(b'"');
         for &c in bytes {

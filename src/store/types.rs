@@ -163,6 +163,9 @@ pub enum SectionKind {
     Text,
     /// A part's own MIME header.
     Mime,
+    /// A part's body with its Content-Transfer-Encoding undone (IMAP
+    /// BINARY); the message itself for an empty path.
+    Binary,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -180,6 +183,10 @@ pub struct FetchedMessage {
     /// One entry per requested section; empty bytes for a part that does not
     /// exist (RFC 3501 §6.4.5).
     pub sections: Vec<(Section, Vec<u8>)>,
+    /// Binary sections whose transfer encoding is unknown or broken
+    /// (IMAP `NO [UNKNOWN-CTE]`); their entries in `sections` are empty.
+    #[serde(default)]
+    pub undecodable: Vec<Section>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

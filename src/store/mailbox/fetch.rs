@@ -76,6 +76,7 @@ impl Mailbox {
                 } else {
                     None
                 };
+                let mut undecodable = Vec::new();
                 let sections = if what.sections.is_empty() {
                     Vec::new()
                 } else if header_only {
@@ -90,11 +91,14 @@ impl Mailbox {
                     what.sections
                         .iter()
                         .map(|s| {
-                            (
-                                s.clone(),
-                                root.map(|p| section(&raw, p, s))
-                                    .unwrap_or_else(|| raw.clone()),
-                            )
+                            let bytes = match root {
+                                Some(p) => section(&raw, p, s).unwrap_or_else(|| {
+                                    undecodable.push(s.clone());
+                                    Vec::new()
+                                }),
+                                None => raw.clone(),
+                            };
+                            (s.clone(), bytes)
                         })
                         .collect()
                 };
@@ -103,6 +107,7 @@ impl Mailbox {
                     envelope,
                     structure: if what.structure { structure } else { None },
                     sections,
+                    undecodable,
                 });
             }
         }
@@ -141,35 +146,45 @@ fn child(p: &Part, n: u32) -> Option<&Part> {
     None
 }
 
-/// Resolves a section against the part tree; empty for a missing part.
-pub fn section(raw: &[u8], root: &Part, s: &Section) -> Vec<u8> {
-    if s.path.is_empty() {
-        return match s.kind {
-            SectionKind::Whole => raw.to_vec(),
-            SectionKind::Header => slice(raw, root.header_start, root.body_start),
-            SectionKind::Text => slice(raw, root.body_start, root.end),
-            SectionKind::Mime => Vec::new(),
-        };
-    }
+/// The part a non-empty section path names (RFC 3501 §6.4.5 numbering).
+fn find_part<'a>(root: &'a Part, path: &[u32]) -> Option<&'a Part> {
+    let (&first, rest) = path.split_first()?;
     // The top level acts as an encapsulated message: part 1 of a
     // single-part message is its body.
     let mut part = if root.mime_type == "multipart" {
-        root.children.get((s.path[0] as usize).wrapping_sub(1))
-    } else if s.path[0] == 1 {
+        root.children.get((first as usize).wrapping_sub(1))
+    } else if first == 1 {
         Some(root)
     } else {
         None
     };
-    for &n in &s.path[1..] {
+    for &n in rest {
         part = part.and_then(|p| child(p, n));
     }
-    let Some(p) = part else { return Vec::new() };
+    part
+}
+
+/// Resolves a section against the part tree; empty for a missing part.
+/// `None` only for a BINARY section whose transfer encoding cannot be
+/// undone.
+pub fn section(raw: &[u8], root: &Part, s: &Section) -> Option<Vec<u8>> {
+    if s.path.is_empty() {
+        return Some(match s.kind {
+            SectionKind::Whole | SectionKind::Binary => raw.to_vec(),
+            SectionKind::Header => slice(raw, root.header_start, root.body_start),
+            SectionKind::Text => slice(raw, root.body_start, root.end),
+            SectionKind::Mime => Vec::new(),
+        });
+    }
+    let Some(p) = find_part(root, &s.path) else {
+        return Some(Vec::new());
+    };
     let encapsulated = || {
         p.children
             .first()
             .filter(|_| p.mime_type == "message" && p.subtype == "rfc822")
     };
-    match s.kind {
+    Some(match s.kind {
         SectionKind::Whole => slice(raw, p.body_start, p.end),
         SectionKind::Mime => slice(raw, p.header_start, p.body_start),
         SectionKind::Header => {
@@ -178,6 +193,24 @@ pub fn section(raw: &[u8], root: &Part, s: &Section) -> Vec<u8> {
         SectionKind::Text => {
             encapsulated().map_or_else(Vec::new, |m| slice(raw, m.body_start, m.end))
         }
+        SectionKind::Binary => return transfer_decode(raw, p),
+    })
+}
+
+/// A part's body without its Content-Transfer-Encoding (RFC 3516 §4.2).
+/// Multiparts and identity encodings come back as they are.
+fn transfer_decode(raw: &[u8], p: &Part) -> Option<Vec<u8>> {
+    let body = slice(raw, p.body_start, p.end);
+    if p.mime_type == "multipart" || p.mime_type == "message" {
+        return Some(body);
+    }
+    match p.encoding.as_str() {
+        "7bit" | "8bit" | "binary" => Some(body),
+        "base64" | "quoted-printable" => {
+            let whole = slice(raw, p.header_start, p.end);
+            mailparse::parse_mail(&whole).ok()?.get_body_raw().ok()
+        }
+        _ => None,
     }
 }
 
@@ -188,16 +221,36 @@ mod tests {
 
     const MSG: &[u8] = b"Subject: outer\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n--b--\r\n";
 
-    fn get(path: &[u32], kind: SectionKind) -> Vec<u8> {
-        let p = parse(MSG, Limits::default()).unwrap();
+    fn get_in(msg: &[u8], path: &[u32], kind: SectionKind) -> Option<Vec<u8>> {
+        let p = parse(msg, Limits::default()).unwrap();
         section(
-            MSG,
+            msg,
             &p.root,
             &Section {
                 path: path.to_vec(),
                 kind,
             },
         )
+    }
+
+    fn get(path: &[u32], kind: SectionKind) -> Vec<u8> {
+        get_in(MSG, path, kind).unwrap()
+    }
+
+    #[test]
+    fn binary_sections_undo_transfer_encodings() {
+        let msg = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC/w==\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 =\r\nau lait\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n--b--\r\n";
+        assert_eq!(
+            get_in(msg, &[1], SectionKind::Binary).unwrap(),
+            [0u8, 1, 2, 255]
+        );
+        assert_eq!(
+            get_in(msg, &[2], SectionKind::Binary).unwrap(),
+            "café au lait".as_bytes()
+        );
+        assert_eq!(get_in(msg, &[3], SectionKind::Binary), None);
+        assert_eq!(get_in(msg, &[9], SectionKind::Binary).unwrap(), b"");
+        assert_eq!(get_in(msg, &[], SectionKind::Binary).unwrap(), msg);
     }
 
     #[test]
