@@ -1,7 +1,7 @@
 //! Opening SQLCipher databases with the PRAGMA set of DESIGN.md, asserted.
 //!
 //! Imports only `util`. Invariants: every database sealmail writes is opened
-//! here; a keyed open checks the key before anything else reads the file and
+//! here, after SQLite and SQLCipher finished initialising; a keyed open checks the key before anything else reads the file and
 //! then reads every PRAGMA back, refusing to continue if one did not take.
 //! `temp_store=MEMORY` is asserted because SQLCipher leaves temp files in
 //! clear.
@@ -42,8 +42,23 @@ const CIPHER_SETTINGS: &[(&str, &str)] = &[
     ("cipher_plaintext_header_size", "0"),
 ];
 
+/// Finishes SQLite's process-wide initialisation once, before any keyed
+/// open. SQLCipher's part of it runs after SQLite marks itself initialised,
+/// so a second thread opening at that moment would find the cipher not yet
+/// set up and fail `PRAGMA key`; every open waits here until it is.
+fn initialise_once() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        // Opening any connection runs sqlite3_initialize to its end.
+        if let Err(e) = Connection::open_in_memory() {
+            tracing::error!(error = %e, "SQLite failed to initialise");
+        }
+    });
+}
+
 /// Opens (creating if missing) a database with the full PRAGMA set.
 pub fn open(path: &Path, key: DbKey<'_>) -> Result<Connection, DbError> {
+    initialise_once();
     create_private(path).map_err(|e| {
         DbError::Sqlite(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
