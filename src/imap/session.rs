@@ -1115,7 +1115,13 @@ impl Conversation<'_> {
         if uses_modseq {
             user.condstore = true;
         }
-        let known = Criteria::Uid(UidSet::from_uids(&view.uids));
+        // Messages the client has not been told about yet all have higher
+        // UIDs than the view's last (UIDs only grow), so one range is
+        // exact however many gaps expunges left.
+        let known = Criteria::Uid(match view.max_uid() {
+            Some(max) => UidSet::range(1, max),
+            None => UidSet(Vec::new()),
+        });
         Ok(Some((view.name.clone(), Criteria::And(vec![known, c]))))
     }
 
