@@ -137,8 +137,28 @@ fn backups_go_to_s3_encrypted_and_come_back() {
     // Lose the mailbox file entirely, then restore the newest backup.
     let live = env.mailbox_path(&addr);
     std::fs::remove_file(&live).unwrap();
-    let out = run(&["restore", &addr]);
-    assert!(out.contains("11 messages"), "{out}");
+    // Asked for, a progress line goes to stderr; stdout stays as scripts
+    // read it.
+    let out = env
+        .bin()
+        .args(["backup", "restore", &addr])
+        .env("SEALMAIL_PASSWORD", "pw")
+        .env("SEALMAIL_PROGRESS", "1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("11 messages"), "{stdout}");
+    assert!(!stdout.contains("MiB"), "{stdout}");
+    assert!(
+        stderr.contains("downloading ") && stderr.contains("MiB (100%)"),
+        "{stderr}"
+    );
     let (_b, store) = env.store();
     let s = unlock(&store, &addr, "pw");
     let found = block(s.search("INBOX", sealmail::store::Criteria::Body(CANARY.into())))

@@ -12,8 +12,9 @@
 //! client ever sees a UID reused.
 //!
 //! `scheduler` runs backups inside the server; `retention` decides which
-//! old ones go.
+//! old ones go; `progress` draws transfers run by hand.
 
+mod progress;
 pub mod scheduler;
 mod target;
 
@@ -29,6 +30,7 @@ use crate::store::keys::{self, Credentials, KdfParams};
 use crate::store::mailbox::{Limits, Mailbox};
 use crate::util::{iso8601_utc, now_unix, random_id};
 
+use progress::Progress;
 pub use target::Target;
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +201,7 @@ pub fn backup_now(
     mailbox: &std::sync::Mutex<Mailbox>,
     dek: &[u8; 32],
     credentials: &Credentials,
+    show_progress: bool,
 ) -> Result<Outcome, BackupError> {
     let previous = latest(target, mailbox_id)?;
     let tmp = temp_path(data_dir, "snapshot")?;
@@ -253,7 +256,17 @@ pub fn backup_now(
             messages,
             credentials: WrappedKey::from_credentials(credentials),
         };
-        target.put_file_moving(&object_key(mailbox_id, created_at, "sqlite"), &tmp)?;
+        let progress = show_progress
+            .then(|| Progress::start("uploading", size))
+            .flatten();
+        target.put_file_moving(
+            &object_key(mailbox_id, created_at, "sqlite"),
+            &tmp,
+            progress.as_ref(),
+        )?;
+        if let Some(p) = &progress {
+            p.finish();
+        }
         crate::util::crash_point("backup-before-manifest");
         let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
         target.put_bytes(&object_key(mailbox_id, created_at, "json"), &json)?;
@@ -402,6 +415,7 @@ pub fn restore(
     password: &str,
     live_path: &Path,
     current_dek: &[u8; 32],
+    show_progress: bool,
 ) -> Result<u64, BackupError> {
     let creds = manifest.credentials.to_credentials()?;
     let unwrapped = keys::unwrap(&creds, password).map_err(|e| match e {
@@ -410,10 +424,17 @@ pub fn restore(
     })?;
     let tmp = temp_path(data_dir, "restore")?;
     let result = (|| {
+        let progress = show_progress
+            .then(|| Progress::start("downloading", manifest.size))
+            .flatten();
         target.get_file(
             &object_key(&manifest.mailbox_id, manifest.created_at, "sqlite"),
             &tmp,
+            progress.as_ref(),
         )?;
+        if let Some(p) = &progress {
+            p.finish();
+        }
         let (sha, size) = sha256_file(&tmp)?;
         if sha != manifest.sha256 || size != manifest.size {
             return Err(BackupError::Damaged(format!(

@@ -152,8 +152,16 @@ impl Scheduler {
         let dek = m.dek.clone();
         let creds = m.credentials.clone();
         blocking::unblock(move || {
-            let result = super::backup_now(&target, &data_dir, &mailbox_id, &mailbox, &dek, &creds)
-                .map_err(|e| e.to_string());
+            let result = super::backup_now(
+                &target,
+                &data_dir,
+                &mailbox_id,
+                &mailbox,
+                &dek,
+                &creds,
+                false,
+            )
+            .map_err(|e| e.to_string());
             if let Ok(Outcome::Stored(_)) = &result
                 && let Err(e) = super::apply_retention(
                     &target,

@@ -10,8 +10,10 @@
 //! `[A-Za-z0-9._-]` segments, never the address.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
+
+use super::progress::Progress;
 
 /// A backup destination.
 pub enum Target {
@@ -99,26 +101,32 @@ impl Target {
 
     /// Stores the file at `src` under `key`, streamed (memory flat in size;
     /// S3 uploads large files in multipart chunks).
-    pub fn put_file(&self, key: &str, src: &Path) -> io::Result<()> {
+    pub fn put_file(&self, key: &str, src: &Path, progress: Option<&Progress>) -> io::Result<()> {
+        let from = fs::File::open(src)?;
+        let mut from: Box<dyn io::Read + '_> = match progress {
+            Some(p) => Box::new(p.reader(from)),
+            None => Box::new(from),
+        };
         if let Target::S3 { bucket, prefix } = self {
             let k = Self::s3_key(prefix, key)?;
-            let mut from = fs::File::open(src)?;
             bucket
                 .put_object_stream(&mut from, &k)
                 .map_err(|e| s3_err("upload", &k, e))?;
             return Ok(());
         }
         let dest = self.path(key)?;
-        self.durable_copy(&dest, |tmp| {
-            let mut from = fs::File::open(src)?;
-            io::copy(&mut from, tmp).map(|_| ())
-        })
+        self.durable_copy(&dest, |tmp| io::copy(&mut from, tmp).map(|_| ()))
     }
 
     /// Like [`Target::put_file`] for a file the caller no longer needs: a
     /// directory target on the same filesystem takes it with a rename
     /// (already fsynced by the caller) instead of a copy.
-    pub fn put_file_moving(&self, key: &str, src: &Path) -> io::Result<()> {
+    pub fn put_file_moving(
+        &self,
+        key: &str,
+        src: &Path,
+        progress: Option<&Progress>,
+    ) -> io::Result<()> {
         if let Target::Dir(_) = self {
             let dest = self.path(key)?;
             let dir = dest.parent().ok_or_else(|| io::Error::other("no parent"))?;
@@ -128,7 +136,7 @@ impl Target {
                 return crate::util::fsync_dir(dir);
             }
         }
-        self.put_file(key, src)
+        self.put_file(key, src, progress)
     }
 
     pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
@@ -185,18 +193,25 @@ impl Target {
     }
 
     /// Copies the object under `key` into the file `dest`, streamed.
-    pub fn get_file(&self, key: &str, dest: &Path) -> io::Result<()> {
-        let mut to = fs::File::create(dest)?;
-        if let Target::S3 { bucket, prefix } = self {
-            let k = Self::s3_key(prefix, key)?;
-            bucket
-                .get_object_to_writer(&k, &mut to)
-                .map_err(|e| s3_err("download", &k, e))?;
-            return to.sync_all();
+    pub fn get_file(&self, key: &str, dest: &Path, progress: Option<&Progress>) -> io::Result<()> {
+        let file = fs::File::create(dest)?;
+        {
+            let mut to: Box<dyn io::Write + Send + '_> = match progress {
+                Some(p) => Box::new(p.writer(&file)),
+                None => Box::new(&file),
+            };
+            if let Target::S3 { bucket, prefix } = self {
+                let k = Self::s3_key(prefix, key)?;
+                bucket
+                    .get_object_to_writer(&k, &mut to)
+                    .map_err(|e| s3_err("download", &k, e))?;
+            } else {
+                let mut from = fs::File::open(self.path(key)?)?;
+                io::copy(&mut from, &mut to)?;
+            }
+            to.flush()?;
         }
-        let mut from = fs::File::open(self.path(key)?)?;
-        io::copy(&mut from, &mut to)?;
-        to.sync_all()
+        file.sync_all()
     }
 
     /// Keys under `prefix` (which ends with `/`), in name order.

@@ -759,7 +759,8 @@ fn backup_bench(tmp: &Path, mib: u64) {
     let target = Target::Dir(dir.join("backups"));
     let mb = std::sync::Mutex::new(mb);
     let start = Instant::now();
-    let outcome = backup_now(&target, &dir, "bench", &mb, &keys.dek, &creds).expect("backup");
+    let outcome =
+        backup_now(&target, &dir, "bench", &mb, &keys.dek, &creds, false).expect("backup");
     let took = start.elapsed();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = sampler.join();

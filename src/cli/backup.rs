@@ -86,6 +86,7 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
                 &mb,
                 &keys.dek,
                 &creds,
+                true,
             )? {
                 Outcome::Stored(m) => println!(
                     "backed up {address}: {} messages, {} bytes, {}",
@@ -118,6 +119,7 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
                 &password,
                 &live,
                 &current.dek,
+                true,
             )?;
             println!(
                 "restored {address} from {}: {n} messages (folders have new UIDVALIDITY values; clients resynchronise)",
