@@ -28,6 +28,7 @@ pub mod imap;
 pub mod net;
 pub mod pop3;
 pub mod proto;
+pub mod queue;
 pub mod relay;
 pub mod smtp;
 pub mod store;

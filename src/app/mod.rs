@@ -41,6 +41,8 @@ pub enum AppError {
     Key(#[from] KeyError),
     #[error("{0}: {1}")]
     Io(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -146,6 +148,8 @@ pub fn ensure_demo(config: &Config) -> Result<Option<Demo>, AppError> {
         return Ok(None);
     }
     control.add_domain(DEMO_DOMAIN)?;
+    let keys = crate::smtp::dkim::generate(crate::util::now_unix()).map_err(AppError::Invalid)?;
+    control.add_dkim_keys(DEMO_DOMAIN, &keys)?;
     let password = keys::generate_password()?;
     let alias = control.add_alias(&format!("demo@{DEMO_DOMAIN}"), Some(&password), config.kdf)?;
     Ok(Some(Demo {
@@ -158,6 +162,8 @@ pub fn ensure_demo(config: &Config) -> Result<Option<Demo>, AppError> {
 /// running so tests can bind port 0 and read the ports back.
 pub struct Listeners {
     pub smtp: Async<TcpListener>,
+    pub submission: Async<TcpListener>,
+    pub submissions: Async<TcpListener>,
     pub imap: Async<TcpListener>,
     pub imaps: Async<TcpListener>,
     pub pop3: Async<TcpListener>,
@@ -172,6 +178,8 @@ impl Listeners {
         };
         Ok(Listeners {
             smtp: bind(config.listen.smtp)?,
+            submission: bind(config.listen.submission)?,
+            submissions: bind(config.listen.submissions)?,
             imap: bind(config.listen.imap)?,
             imaps: bind(config.listen.imaps)?,
             pop3: bind(config.listen.pop3)?,
@@ -251,35 +259,81 @@ pub async fn run(
             &server_key,
         ))
     });
+    let queue = Arc::new(crate::queue::Queue::open(
+        &config.data_dir,
+        &server_key,
+        Arc::new(crate::queue::SystemClock),
+        config.queue.clone(),
+    )?);
     drop(server_key);
-    let smtp = Arc::new(Smtp {
-        auth,
-        relay,
-        delivered: Default::default(),
+    let (wake_tx, wake_rx) = async_channel::bounded::<()>(1);
+    let deliverer = Arc::new(crate::queue::worker::Deliverer {
+        queue: queue.clone(),
+        relay: relay.clone(),
         store: pop3.store.clone(),
-        tls: pop3.tls.clone(),
         hostname: config.hostname.clone(),
-        max_message_bytes: config.limits.max_message_bytes,
         mime_limits: config.limits.mime,
-        timeouts: smtp::Timeouts {
-            command: config.mx.command_timeout,
-            data: config.mx.data_timeout,
-        },
     });
-    if let Ok(addr) = listeners.smtp.get_ref().local_addr() {
-        tracing::info!(%addr, "SMTP (MX) listening");
-    }
-    let stop = stop_rx.clone();
-    let session = move |acc| smtp::serve(smtp.clone(), acc, stop.clone());
-    tasks.push(ex.spawn(accept_loop(
-        ex.clone(),
-        listeners.smtp,
-        limiter.clone(),
-        smtp::TOO_MANY,
-        session,
+    tasks.push(ex.spawn(crate::queue::worker::run(
+        deliverer,
+        wake_rx,
         stop_rx.clone(),
-        alive_tx.clone(),
     )));
+    let submission = Arc::new(smtp::submit::Submission::new(
+        queue,
+        wake_tx,
+        throttle.clone(),
+        config.send_limits,
+    ));
+    let smtp_ctx = |submission| {
+        Arc::new(Smtp {
+            auth: auth.clone(),
+            relay: relay.clone(),
+            delivered: Default::default(),
+            store: pop3.store.clone(),
+            tls: pop3.tls.clone(),
+            hostname: config.hostname.clone(),
+            max_message_bytes: config.limits.max_message_bytes,
+            mime_limits: config.limits.mime,
+            timeouts: smtp::Timeouts {
+                command: config.mx.command_timeout,
+                data: config.mx.data_timeout,
+            },
+            submission,
+        })
+    };
+    let smtp_listeners = [
+        (listeners.smtp, false, None, "SMTP (MX) listening"),
+        (
+            listeners.submission,
+            false,
+            Some(submission.clone()),
+            "submission (STARTTLS) listening",
+        ),
+        (
+            listeners.submissions,
+            true,
+            Some(submission),
+            "submission (TLS) listening",
+        ),
+    ];
+    for (listener, implicit_tls, submission, what) in smtp_listeners {
+        if let Ok(addr) = listener.get_ref().local_addr() {
+            tracing::info!(%addr, "{what}");
+        }
+        let ctx = smtp_ctx(submission);
+        let stop = stop_rx.clone();
+        let session = move |acc| smtp::serve(ctx.clone(), acc, implicit_tls, stop.clone());
+        tasks.push(ex.spawn(accept_loop(
+            ex.clone(),
+            listener,
+            limiter.clone(),
+            smtp::TOO_MANY,
+            session,
+            stop_rx.clone(),
+            alive_tx.clone(),
+        )));
+    }
     for (listener, implicit_tls) in [(listeners.pop3, false), (listeners.pop3s, true)] {
         if let Ok(addr) = listener.get_ref().local_addr() {
             tracing::info!(%addr, implicit_tls, "POP3 listening");

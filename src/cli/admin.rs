@@ -14,8 +14,12 @@ use crate::store::keys;
 
 #[derive(Subcommand)]
 pub enum DomainCmd {
-    /// Add a domain sealmail receives mail for.
+    /// Add a domain sealmail receives and sends mail for (with new DKIM
+    /// keys; `domain dns` shows the records to publish).
     Add { name: String },
+    /// Print the DNS records to publish for a domain: MX, SPF, DKIM, DMARC,
+    /// MTA-STS and TLS-RPT.
+    Dns { name: String },
     /// List domains and how many aliases each has.
     List,
     /// Remove a domain that has no aliases left.
@@ -80,7 +84,28 @@ pub enum AliasCmd {
 pub fn domain(config: &Config, cmd: DomainCmd) -> Result<()> {
     let mut control = app::open_control(config)?;
     match cmd {
-        DomainCmd::Add { name } => println!("added {}", control.add_domain(&name)?),
+        DomainCmd::Add { name } => {
+            let name = control.add_domain(&name)?;
+            let keys =
+                crate::smtp::dkim::generate(crate::util::now_unix()).map_err(anyhow::Error::msg)?;
+            control.add_dkim_keys(&name, &keys)?;
+            println!("added {name}");
+            println!("publish its DNS records: sealmail domain dns {name}");
+        }
+        DomainCmd::Dns { name } => {
+            let name = crate::store::control::normalize_domain(&name)?;
+            if !control.has_domain(&name)? {
+                bail!("domain {name} is not configured (add it with `sealmail domain add {name}`)");
+            }
+            let mut keys = control.dkim_keys(&name)?;
+            if keys.is_empty() {
+                keys = crate::smtp::dkim::generate(crate::util::now_unix())
+                    .map_err(anyhow::Error::msg)?;
+                control.add_dkim_keys(&name, &keys)?;
+                eprintln!("{name} had no DKIM keys; created them");
+            }
+            print!("{}", dns_records(&name, &config.hostname, &keys));
+        }
         DomainCmd::List => {
             for (name, aliases) in control.list_domains()? {
                 println!("{name}\t{aliases} aliases");
@@ -92,6 +117,58 @@ pub fn domain(config: &Config, cmd: DomainCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The zone-file lines a domain needs, with what each one is for.
+pub fn dns_records(domain: &str, hostname: &str, keys: &[crate::store::DkimKey]) -> String {
+    let day: String = crate::util::iso8601_utc(crate::util::now_unix())
+        .chars()
+        .take(10)
+        .filter(char::is_ascii_digit)
+        .collect();
+    let mut out = format!("; DNS records for {domain}. Publish them in its zone.\n");
+    out.push_str(&format!(
+        "; Mail for {domain} goes to this server ({hostname} needs an A/AAAA record too).\n"
+    ));
+    out.push_str(&format!("{domain}.\tIN MX 10 {hostname}.\n"));
+    out.push_str("; Only the MX hosts send for the domain (SPF).\n");
+    out.push_str(&format!("{domain}.\tIN TXT \"v=spf1 mx -all\"\n"));
+    out.push_str("; DKIM public keys of the signatures this server adds.\n");
+    for k in keys {
+        out.push_str(&format!(
+            "{}._domainkey.{domain}.\tIN TXT {}\n",
+            k.selector,
+            txt_strings(&crate::smtp::dkim::record(k))
+        ));
+    }
+    out.push_str(
+        "; DMARC: mail failing SPF and DKIM alignment is quarantined; reports to postmaster.\n",
+    );
+    out.push_str(&format!(
+        "_dmarc.{domain}.\tIN TXT \"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}\"\n"
+    ));
+    out.push_str("; TLS reporting (RFC 8460): senders report TLS failures to postmaster.\n");
+    out.push_str(&format!(
+        "_smtp._tls.{domain}.\tIN TXT \"v=TLSRPTv1; rua=mailto:postmaster@{domain}\"\n"
+    ));
+    out.push_str("; MTA-STS (RFC 8461), once a valid certificate is installed: publish this\n");
+    out.push_str(&format!(
+        "; record and serve https://mta-sts.{domain}/.well-known/mta-sts.txt containing\n;   version: STSv1\n;   mode: enforce\n;   mx: {hostname}\n;   max_age: 604800\n"
+    ));
+    out.push_str(&format!(
+        "_mta-sts.{domain}.\tIN TXT \"v=STSv1; id={day}\"\n"
+    ));
+    out
+}
+
+/// A TXT value as quoted strings of at most 255 octets (RFC 1035 §3.3).
+fn txt_strings(value: &str) -> String {
+    value
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn quota_arg(s: &str) -> Result<Option<u64>> {

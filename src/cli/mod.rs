@@ -9,6 +9,7 @@
 mod admin;
 mod backup;
 mod mailbox;
+mod queue;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -65,6 +66,9 @@ enum Command {
     /// Back up, list and restore mailboxes.
     #[command(subcommand)]
     Backup(backup::BackupCmd),
+    /// Look at and act on the outbound queue.
+    #[command(subcommand)]
+    Queue(queue::QueueCmd),
     /// Import an mbox or .eml file into a mailbox (needs its password).
     Import {
         address: String,
@@ -105,6 +109,7 @@ pub fn main() -> Result<()> {
         Command::Alias(cmd) => admin::alias(&load(&data)?, cmd),
         Command::Mailbox(cmd) => mailbox::run(&load(&data)?, cmd),
         Command::Backup(cmd) => backup::run(&load(&data)?, cmd),
+        Command::Queue(cmd) => queue::run(&load(&data)?, cmd),
         Command::Import {
             address,
             file,

@@ -110,6 +110,10 @@ pub struct Config {
     pub backup_s3: Option<S3>,
     /// Scheduled backups; `None` when `backup.schedule` is off.
     pub backup_policy: Option<crate::backup::scheduler::Policy>,
+    /// Daily sending limits of the submission ports.
+    pub send_limits: crate::smtp::submit::SendLimits,
+    /// Retries and body keeping of the outbound queue.
+    pub queue: crate::queue::Policy,
 }
 
 /// An S3-compatible bucket. Credentials left out of the file come from
@@ -438,7 +442,58 @@ impl Validator<'_> {
                 })
             }
         };
+        let sub = raw.submission.unwrap_or_default();
+        let send_limits = crate::smtp::submit::SendLimits {
+            per_alias: self.range(
+                "submission.max_per_alias_per_day",
+                sub.max_per_alias_per_day.unwrap_or(1000),
+                0,
+                100_000_000,
+            )? as u64,
+            per_domain: self.range(
+                "submission.max_per_domain_per_day",
+                sub.max_per_domain_per_day.unwrap_or(10_000),
+                0,
+                100_000_000,
+            )? as u64,
+        };
+        let q = raw.queue.unwrap_or_default();
+        let mut queue = crate::queue::Policy {
+            first_retry: self.duration(
+                "queue.first_retry",
+                q.first_retry.as_deref().unwrap_or("5m"),
+            )?,
+            max_retry: self.duration("queue.max_retry", q.max_retry.as_deref().unwrap_or("3h"))?,
+            lifetime: self.duration("queue.lifetime", q.lifetime.as_deref().unwrap_or("5d"))?,
+            keep_body_days: Default::default(),
+        };
+        if queue.first_retry.is_zero() || queue.max_retry < queue.first_retry {
+            return self.err(
+                "queue.max_retry",
+                "retries need first_retry > 0s and max_retry >= first_retry",
+            );
+        }
+        if queue.lifetime.is_zero() {
+            return self.err("queue.lifetime", "must be longer than 0s");
+        }
+        for (domain, days) in q.keep_body_days.unwrap_or_default() {
+            let Ok(d) = crate::store::control::normalize_domain(&domain) else {
+                return self.err(
+                    "queue.keep_body_days",
+                    format!("{domain:?} is not a domain"),
+                );
+            };
+            let days = self.range(
+                "queue.keep_body_days",
+                days,
+                0,
+                i64::from(crate::queue::MAX_KEEP_DAYS),
+            )?;
+            queue.keep_body_days.insert(d, days as u32);
+        }
         Ok(Config {
+            send_limits,
+            queue,
             mx,
             nameservers,
             relay,

@@ -18,6 +18,24 @@ pub struct Raw {
     pub dns: Option<Dns>,
     pub relay: Option<Relay>,
     pub backup: Option<Backup>,
+    pub submission: Option<Submission>,
+    pub queue: Option<Queue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    pub max_per_alias_per_day: Option<i64>,
+    pub max_per_domain_per_day: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Queue {
+    pub first_retry: Option<String>,
+    pub max_retry: Option<String>,
+    pub lifetime: Option<String>,
+    pub keep_body_days: Option<std::collections::BTreeMap<String, i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

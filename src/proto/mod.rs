@@ -9,4 +9,5 @@ pub mod imap;
 pub mod mbox;
 pub mod mutf7;
 pub mod pop3;
+pub mod sasl;
 pub mod smtp;

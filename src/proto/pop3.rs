@@ -119,21 +119,7 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
 /// Decodes a SASL PLAIN response (RFC 4616): `authzid NUL authcid NUL
 /// password`. An authorization identity other than the user is refused.
 pub fn sasl_plain(b64: &str) -> Option<(String, String)> {
-    use base64::Engine;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .ok()?;
-    let mut parts = raw.split(|&b| b == 0);
-    let (authz, user, pass) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || user.is_empty() {
-        return None;
-    }
-    let user = String::from_utf8(user.to_vec()).ok()?;
-    let pass = String::from_utf8(pass.to_vec()).ok()?;
-    if !authz.is_empty() && !authz.eq_ignore_ascii_case(user.as_bytes()) {
-        return None;
-    }
-    Some((user, pass))
+    super::sasl::plain(b64).ok()
 }
 
 #[cfg(test)]

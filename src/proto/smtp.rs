@@ -34,7 +34,11 @@ pub enum Command {
     Vrfy,
     Help,
     StartTls,
-    Auth,
+    /// AUTH mechanism [initial-response] (RFC 4954).
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,7 +115,23 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         "VRFY" | "EXPN" => Ok(Command::Vrfy),
         "HELP" => Ok(Command::Help),
         "STARTTLS" => none(Command::StartTls),
-        "AUTH" => Ok(Command::Auth),
+        "AUTH" => {
+            let mut words = rest.split(' ').filter(|w| !w.is_empty());
+            let mechanism = words
+                .next()
+                .filter(|m| m.len() <= 20)
+                .ok_or(ParseError::Syntax(
+                    "expected AUTH mechanism [initial-response]",
+                ))?
+                .to_ascii_uppercase();
+            let initial = words.next().map(str::to_string);
+            if words.next().is_some() {
+                return Err(ParseError::Syntax(
+                    "expected AUTH mechanism [initial-response]",
+                ));
+            }
+            Ok(Command::Auth { mechanism, initial })
+        }
         _ => Err(ParseError::Unknown),
     }
 }

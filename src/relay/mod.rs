@@ -1,7 +1,7 @@
 //! Mail that leaves the server: next-hop resolution (static routes, a
 //! smarthost, or MX records with the implicit-MX fallback of RFC 5321
 //! §5.1), the SMTP client, SRS, and webhooks. The MX uses it for forward
-//! targets and webhooks now; the outbound queue will use it too.
+//! targets and webhooks, the outbound queue for submitted mail.
 //!
 //! Imports `config` (plain values), `net`, `store::mime` and `util`; never
 //! the store's mailboxes, so nothing here can write a message to disk.
@@ -72,7 +72,7 @@ impl Relay {
         let mut out = vec![Status::Temporary("not tried".into()); rcpts.len()];
         for (domain, idx) in by_domain {
             let group: Vec<String> = idx.iter().map(|&i| rcpts[i].clone()).collect();
-            let results = self.send_domain(&domain, from, &group, message).await;
+            let (results, _) = self.send_domain(&domain, from, &group, message).await;
             for (k, st) in idx.into_iter().zip(results) {
                 out[k] = st;
             }
@@ -80,16 +80,19 @@ impl Relay {
         out
     }
 
-    async fn send_domain(
+    /// Sends `message` to recipients of one `domain` in one transaction,
+    /// trying its next hops in order. One status per recipient, and the
+    /// host that took the transaction with how TLS went.
+    pub async fn send_domain(
         &self,
         domain: &str,
         from: &str,
         rcpts: &[String],
         message: &[u8],
-    ) -> Vec<Status> {
+    ) -> (Vec<Status>, Option<(String, client::TlsUse)>) {
         let targets = match self.targets(domain).await {
             Ok(t) => t,
-            Err(st) => return vec![st; rcpts.len()],
+            Err(st) => return (vec![st; rcpts.len()], None),
         };
         let env = Envelope {
             from,
@@ -101,9 +104,9 @@ impl Relay {
             match client::send(t, &self.helo, Some(&self.tls), &env).await {
                 Ok(outcome) => {
                     tracing::debug!(host = %t.host, tls = ?outcome.tls, "relayed");
-                    return outcome.rcpts;
+                    return (outcome.rcpts, Some((t.host.clone(), outcome.tls)));
                 }
-                Err(st @ Status::Permanent(_)) => return vec![st; rcpts.len()],
+                Err(st @ Status::Permanent(_)) => return (vec![st; rcpts.len()], None),
                 Err(st) => {
                     tracing::info!(host = %t.host, addr = %t.addr, "next hop failed");
                     tracing::debug!(status = ?st, "next hop reply");
@@ -111,7 +114,7 @@ impl Relay {
                 }
             }
         }
-        vec![last; rcpts.len()]
+        (vec![last; rcpts.len()], None)
     }
 
     /// Where mail for `domain` goes, in the order to try.

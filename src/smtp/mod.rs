@@ -1,20 +1,29 @@
-//! The inbound SMTP server (MX, port 25): accepts mail for local aliases and
-//! hands it to the store, which files it into INBOX when the owner's key is
-//! in memory and seals it to the owner's public key otherwise.
+//! The SMTP server. On the MX (port 25) it accepts mail for local aliases
+//! and hands it to the store, which files it into INBOX when the owner's
+//! key is in memory and seals it to the owner's public key otherwise. On
+//! the submission ports (587 STARTTLS, 465 TLS; `submit`) authenticated
+//! users send anywhere: their mail is DKIM-signed (`dkim`) and committed
+//! to the outbound queue.
 //!
 //! Forward targets and webhooks get the message in memory through
 //! `relay` during the session; a temporary failure there answers 451.
 //!
-//! Imports `net`, `proto::smtp`, `relay`, `store` (its interface) and
-//! `util`. Invariants: `250` after DATA/BDAT LAST only once every
-//! destination has the message (durable for mailboxes); only `<CRLF>.<CRLF>` ends DATA; a command pipelined after
-//! STARTTLS is discarded; never relays (a foreign recipient gets 550 5.7.1).
+//! Imports `net`, `proto::{smtp, sasl}`, `queue`, `relay`, `store` (its
+//! interface) and `util`. Invariants: `250` after DATA/BDAT LAST only once
+//! every destination has the message (durable for mailboxes, committed to
+//! the queue for submissions); only `<CRLF>.<CRLF>` ends DATA; a command
+//! pipelined after STARTTLS is discarded; the MX never relays (a foreign
+//! recipient gets 550 5.7.1), submission only for an authenticated user.
 
 mod auth;
+pub mod dkim;
 mod retry;
 mod session;
+pub mod submit;
 
 pub use auth::InboundAuth;
+
+use std::sync::Arc;
 
 use futures_rustls::TlsAcceptor;
 
@@ -26,16 +35,19 @@ pub use session::serve;
 pub struct Smtp {
     pub store: Store,
     /// SPF/DKIM/DMARC checks; `None` when `mx.check_senders` is off.
-    pub auth: Option<std::sync::Arc<InboundAuth>>,
+    pub auth: Option<Arc<InboundAuth>>,
     pub tls: TlsAcceptor,
     pub hostname: String,
     pub max_message_bytes: u64,
     pub mime_limits: crate::store::mime::Limits,
     /// Forwards and webhooks; `None` when no DNS resolver could be set up.
-    pub relay: Option<std::sync::Arc<crate::relay::Relay>>,
+    pub relay: Option<Arc<crate::relay::Relay>>,
     pub timeouts: Timeouts,
     /// Destinations already served for messages whose transaction got 4xx.
     pub delivered: retry::Delivered,
+    /// Set on the submission listeners (587, 465): AUTH, sender rules and
+    /// the outbound queue instead of local delivery.
+    pub submission: Option<Arc<submit::Submission>>,
 }
 
 /// How long a client may take.

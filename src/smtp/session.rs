@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use super::Smtp;
 use super::retry;
-use crate::net::conn::{Conn, Incoming, Stream, with_timeout};
+use crate::net::conn::{Conn, Incoming, Stream, accept_tls, with_timeout};
 use crate::net::listener::Accepted;
 use crate::proto::smtp::{self as proto, Command, DataReceiver, ParseError};
 use crate::relay::client::Status;
-use crate::store::{Recipient, Route, StoreError};
+use crate::store::{Account, Recipient, Route, StoreError};
 use crate::util::{now_unix, random_id, rfc5322_date};
 
 /// RFC 5321 §4.5.3.2: 3 minutes for each DATA block (the command timeout
@@ -54,6 +54,10 @@ struct Envelope {
     /// BDAT chunks so far, and whether they already went over the limit.
     chunks: Vec<u8>,
     chunks_too_big: bool,
+    /// Submission: the authenticated account (kept across RSET and EHLO).
+    account: Option<Account>,
+    /// Submission: recipients at other domains.
+    remote: Vec<String>,
 }
 
 impl Envelope {
@@ -62,6 +66,7 @@ impl Envelope {
         self.smtputf8 = false;
         self.rcpts.clear();
         self.dests.clear();
+        self.remote.clear();
         self.chunks = Vec::new();
         self.chunks_too_big = false;
     }
@@ -69,7 +74,7 @@ impl Envelope {
 
 /// One place a message goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Dest {
+pub(super) enum Dest {
     /// INBOX of this alias.
     Mailbox(String),
     /// A copy relayed to `to`, its envelope sender rewritten (SRS) at the
@@ -101,10 +106,24 @@ enum Next {
     Quit,
 }
 
-/// Serves one connection until QUIT, EOF, timeout or shutdown.
-pub async fn serve(ctx: Arc<Smtp>, acc: Accepted, stop: async_channel::Receiver<()>) {
+/// Serves one connection until QUIT, EOF, timeout or shutdown; with
+/// `implicit_tls` (port 465) the TLS handshake comes first.
+pub async fn serve(
+    ctx: Arc<Smtp>,
+    acc: Accepted,
+    implicit_tls: bool,
+    stop: async_channel::Receiver<()>,
+) {
     let _guard = acc.guard;
-    let mut conn = Conn::new(Stream::Plain(acc.tcp), acc.peer);
+    let stream = if implicit_tls {
+        match accept_tls(acc.tcp, &ctx.tls, ctx.timeouts.command.min(TLS_TIMEOUT)).await {
+            Ok(s) => s,
+            Err(_) => return,
+        }
+    } else {
+        Stream::Plain(acc.tcp)
+    };
+    let mut conn = Conn::new(stream, acc.peer);
     let greeting = format!("220 {} ESMTP sealmail\r\n", ctx.hostname);
     if conn.write_all(greeting.as_bytes()).await.is_err() || conn.flush().await.is_err() {
         return;
@@ -184,6 +203,9 @@ async fn step(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, line: &[u8]) -> i
         {
             conn.reply("503 5.5.1 Send EHLO or HELO first").await?;
         }
+        Command::Mail { .. } if ctx.submission.is_some() && env.account.is_none() => {
+            conn.reply("530 5.7.0 Authentication required").await?;
+        }
         Command::Mail {
             from,
             size,
@@ -216,9 +238,29 @@ async fn step(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, line: &[u8]) -> i
             .await?
         }
         Command::Help => conn.reply("214 2.0.0 See RFC 5321").await?,
-        Command::Auth => {
-            conn.reply("503 5.5.1 Authentication is for the submission ports (587, 465)")
-                .await?
+        Command::Auth { mechanism, initial } => {
+            let Some(sub) = &ctx.submission else {
+                conn.reply("503 5.5.1 Authentication is for the submission ports (587, 465)")
+                    .await?;
+                return Ok(Next::Continue);
+            };
+            if !conn.is_tls() {
+                env.errors += 1;
+                conn.reply("530 5.7.0 Must issue a STARTTLS command first")
+                    .await?;
+            } else if env.helo.is_none() {
+                conn.reply("503 5.5.1 Send EHLO first").await?;
+            } else if env.account.is_some() {
+                conn.reply("503 5.5.1 Already authenticated").await?;
+            } else if env.from.is_some() {
+                conn.reply("503 5.5.1 AUTH is not allowed during a mail transaction")
+                    .await?;
+            } else {
+                match super::submit::auth(ctx, sub, conn, &mechanism, initial).await? {
+                    Ok(account) => env.account = Some(account),
+                    Err(errors) => env.errors += errors,
+                }
+            }
         }
         Command::Quit => {
             conn.reply("221 2.0.0 Bye").await?;
@@ -239,6 +281,7 @@ async fn ehlo(
         helo: Some(domain),
         esmtp,
         errors: env.errors,
+        account: env.account.take(),
         ..Envelope::default()
     };
     if !esmtp {
@@ -255,6 +298,11 @@ async fn ehlo(
     ];
     if !conn.is_tls() {
         lines.push("STARTTLS".into());
+    }
+    // RFC 4954 §4 lets a server hide AUTH until TLS is up (Postfix's
+    // smtpd_tls_auth_only): passwords never cross in the clear.
+    if ctx.submission.is_some() && conn.is_tls() {
+        lines.push("AUTH PLAIN LOGIN".into());
     }
     let last = lines.len() - 1;
     let mut out = String::new();
@@ -277,6 +325,12 @@ async fn mail(
     if size.is_some_and(|s| s > ctx.max_message_bytes) {
         return conn.reply(&too_big(ctx.max_message_bytes)).await;
     }
+    if let (Some(sub), Some(account)) = (&ctx.submission, &env.account)
+        && let Some(refusal) = super::submit::check_sender(sub, account, &from).await
+    {
+        env.errors += 1;
+        return conn.reply(&refusal).await;
+    }
     env.from = Some(from);
     conn.reply("250 2.1.0 Sender OK").await
 }
@@ -291,7 +345,16 @@ async fn rcpt(ctx: &Smtp, conn: &mut Conn, env: &mut Envelope, to: String) -> io
             .await;
     }
     let lookup = ctx.store.lookup(&to).await;
+    if ctx.submission.is_some() && matches!(lookup, Ok(Recipient::ForeignDomain)) {
+        // An authenticated user may send anywhere.
+        if !env.remote.iter().any(|r| r.eq_ignore_ascii_case(&to)) {
+            env.remote.push(to.clone());
+            env.rcpts.push(to.to_lowercase());
+        }
+        return conn.reply("250 2.1.5 Recipient OK").await;
+    }
     let srs_return = match (&lookup, &ctx.relay) {
+        _ if ctx.submission.is_some() => None,
         (Ok(Recipient::UnknownUser), Some(relay)) => to
             .rsplit_once('@')
             .and_then(|(local, _)| relay.srs.reverse(local, today())),
@@ -352,7 +415,11 @@ fn push_unique(dests: &mut Vec<Dest>, d: Dest) {
 /// Follows an alias' forwards through other local aliases (each visited
 /// once, at most `MAX_EXPANSION`), collecting mailboxes, webhooks and
 /// foreign forward targets.
-async fn expand(ctx: &Smtp, route: Route, dests: &mut Vec<Dest>) -> Result<(), StoreError> {
+pub(super) async fn expand(
+    ctx: &Smtp,
+    route: Route,
+    dests: &mut Vec<Dest>,
+) -> Result<(), StoreError> {
     let mut seen = vec![route.address.clone()];
     let mut queue = vec![route];
     while let Some(r) = queue.pop() {
@@ -530,6 +597,12 @@ async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope, body: Vec<u8>) -> Stri
     }
     if received_count(&body[..header_end]) >= MAX_HOPS {
         return "554 5.4.6 Too many hops; mail loop suspected".to_string();
+    }
+    if let (Some(sub), Some(account)) = (&ctx.submission, &env.account) {
+        let rcpts = super::submit::recipients(&env.dests, &env.remote);
+        let helo = env.helo.as_deref().unwrap_or("unknown");
+        let from = env.from.as_deref().unwrap_or("");
+        return super::submit::queue_message(ctx, sub, account, helo, from, rcpts, body).await;
     }
     let id = random_id().unwrap_or_default();
     let id = &id[..16.min(id.len())];

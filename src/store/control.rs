@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::db::{self, DbError, DbKey};
 use super::keys::{self, Credentials, KdfParams, KeyError, Unwrapped};
+pub use super::types::DkimKey;
 use crate::util::{crash_point, iso8601_utc, now_unix, random_id};
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,17 @@ CREATE TABLE IF NOT EXISTS backup_status (
     last_ok     TEXT,
     last_error  TEXT,
     updated     TEXT NOT NULL
+);
+-- DKIM signing keys per domain (the file itself is under the server key).
+CREATE TABLE IF NOT EXISTS dkim_keys (
+    id          INTEGER PRIMARY KEY,
+    domain_id   INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+    selector    TEXT NOT NULL,
+    algorithm   TEXT NOT NULL,
+    private_key BLOB NOT NULL,
+    public_key  BLOB NOT NULL,
+    created     TEXT NOT NULL,
+    UNIQUE (domain_id, selector)
 );
 PRAGMA user_version = 1;
 ";
@@ -198,6 +210,65 @@ impl Control {
         Ok(d)
     }
 
+    /// Stores DKIM keys for `domain` (a selector already there is kept).
+    pub fn add_dkim_keys(&mut self, domain: &str, keys: &[DkimKey]) -> Result<(), ControlError> {
+        let d = normalize_domain(domain)?;
+        let tx = self.conn.transaction()?;
+        let id: Option<i64> = tx
+            .query_row("SELECT id FROM domains WHERE name = ?1", [&d], |r| r.get(0))
+            .optional()?;
+        let id = id.ok_or_else(|| ControlError::NoDomain(d.clone()))?;
+        for k in keys {
+            tx.execute(
+                "INSERT OR IGNORE INTO dkim_keys (domain_id, selector, algorithm, private_key, public_key, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, k.selector, k.algorithm, k.private_key, k.public_key, iso8601_utc(now_unix())],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The DKIM keys of `domain`, oldest first.
+    pub fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>, ControlError> {
+        let Ok(d) = normalize_domain(domain) else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT k.selector, k.algorithm, k.private_key, k.public_key FROM dkim_keys k JOIN domains d ON d.id = k.domain_id WHERE d.name = ?1 ORDER BY k.id",
+        )?;
+        let rows = stmt
+            .query_map([d], |r| {
+                Ok(DkimKey {
+                    selector: r.get(0)?,
+                    algorithm: r.get(1)?,
+                    private_key: r.get(2)?,
+                    public_key: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Addresses `address` may send as besides itself: the aliases of its
+    /// own domain that forward to it (a role address such as `info@`
+    /// delivered to its owner is also sent from by that owner).
+    pub fn send_as(&self, address: &str) -> Result<Vec<String>, ControlError> {
+        let Some(me) = self.alias(address)? else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .list_aliases(Some(&me.domain))?
+            .into_iter()
+            .filter(|a| {
+                a.id != me.id
+                    && a.forward
+                        .iter()
+                        .any(|f| f.eq_ignore_ascii_case(&me.address))
+            })
+            .map(|a| a.address)
+            .collect())
+    }
+
     /// Domains with their alias counts.
     pub fn list_domains(&self) -> Result<Vec<(String, i64)>, ControlError> {
         let mut stmt = self.conn.prepare(
@@ -236,6 +307,7 @@ impl Control {
         if n > 0 {
             return Err(ControlError::DomainInUse(d, n));
         }
+        tx.execute("DELETE FROM dkim_keys WHERE domain_id = ?1", [id])?;
         tx.execute("DELETE FROM domains WHERE id = ?1", [id])?;
         tx.commit()?;
         Ok(())

@@ -261,6 +261,15 @@ impl KeyCache {
         Some(e.dek.clone())
     }
 
+    /// True if `password` is the one that unlocked the cached key (no
+    /// session is counted).
+    pub fn matches(&self, alias: i64, verifier: &[u8; 32], password: &str) -> bool {
+        let tag = self.tag(alias, verifier, password);
+        let map = self.lock();
+        map.get(&alias)
+            .is_some_and(|e| !Self::expired(e, self.ttl) && constant_time_eq(&e.password_tag, &tag))
+    }
+
     /// Stores the DEK after a cold unlock and counts a new session.
     pub fn insert(&self, alias: i64, verifier: &[u8; 32], password: &str, dek: &Dek) {
         let tag = self.tag(alias, verifier, password);

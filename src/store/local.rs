@@ -172,6 +172,13 @@ impl Inner {
                 self.unlock(&address, &password).map(Response::Unlocked)
             }
             R::Lookup { address } => self.lookup(&address).map(Response::Recipient),
+            R::Authenticate { address, password } => self
+                .authenticate(&address, &password)
+                .map(Response::Account),
+            R::DkimKeys { domain } => lock(&self.control)
+                .dkim_keys(&domain)
+                .map(Response::DkimKeys)
+                .map_err(|e| StoreError::Internal(e.to_string())),
             R::Deliver { address, message } => {
                 self.deliver(&address, message).map(Response::Delivered)
             }
@@ -439,6 +446,34 @@ impl Inner {
             address: alias.address,
             imported,
             pop3_trash: alias.pop3_trash,
+        })
+    }
+
+    /// Checks a password for submission. A key cached by an open session
+    /// (or one that closed within the cache time) answers without argon2.
+    fn authenticate(&self, address: &str, password: &str) -> Result<Account, StoreError> {
+        let internal = |e: super::control::ControlError| StoreError::Internal(e.to_string());
+        let alias = self.alias(address)?;
+        let creds = match &alias {
+            Some(a) if a.mailbox => lock(&self.control).credentials(a.id).map_err(internal)?,
+            _ => None,
+        };
+        let (Some(alias), Some(creds)) = (alias, creds) else {
+            let _ = keys::create(password, self.cfg.kdf);
+            return Err(StoreError::AuthFailed);
+        };
+        if !self.keys.matches(alias.id, &creds.verifier, password) {
+            keys::verify(&creds, password).map_err(|e| match e {
+                keys::KeyError::WrongPassword => StoreError::AuthFailed,
+                other => StoreError::Internal(other.to_string()),
+            })?;
+        }
+        let send_as = lock(&self.control)
+            .send_as(&alias.address)
+            .map_err(internal)?;
+        Ok(Account {
+            address: alias.address,
+            send_as,
         })
     }
 

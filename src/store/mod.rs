@@ -175,6 +175,27 @@ impl Store {
         )
     }
 
+    /// Checks an alias' password for sending, without opening its mailbox.
+    pub async fn authenticate(&self, address: &str, password: &str) -> Result<Account, StoreError> {
+        expect_reply!(
+            self.backend.call(Request::Authenticate {
+                address: address.to_string(),
+                password: password.to_string(),
+            }),
+            Account
+        )
+    }
+
+    /// The DKIM signing keys of a local domain (none if it has no keys).
+    pub async fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>, StoreError> {
+        expect_reply!(
+            self.backend.call(Request::DkimKeys {
+                domain: domain.to_string(),
+            }),
+            DkimKeys
+        )
+    }
+
     /// Delivers inbound mail: into INBOX if the alias' key is present, else
     /// sealed to its public key. Returns once the message is durable.
     pub async fn deliver(&self, address: &str, message: Vec<u8>) -> Result<Delivery, StoreError> {

@@ -301,6 +301,45 @@ pub struct Route {
     pub webhooks: Vec<String>,
 }
 
+/// One DKIM signing key of a domain.
+#[derive(
+    Clone, PartialEq, Eq, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop,
+)]
+pub struct DkimKey {
+    pub selector: String,
+    /// `rsa` (PKCS#1 DER private key) or `ed25519` (PKCS#8 DER).
+    pub algorithm: String,
+    pub private_key: Vec<u8>,
+    /// What the DNS record publishes: SubjectPublicKeyInfo DER for RSA,
+    /// the raw 32 bytes for Ed25519.
+    pub public_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for DkimKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DkimKey")
+            .field("selector", &self.selector)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An alias that proved its password for sending (submission AUTH).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub address: String,
+    /// Other addresses it may send as (see `Control::send_as`).
+    pub send_as: Vec<String>,
+}
+
+impl Account {
+    /// True if mail from `address` may be sent by this account.
+    pub fn owns(&self, address: &str) -> bool {
+        self.address.eq_ignore_ascii_case(address)
+            || self.send_as.iter().any(|a| a.eq_ignore_ascii_case(address))
+    }
+}
+
 /// Every request the storage interface takes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Request {
@@ -310,6 +349,14 @@ pub enum Request {
     },
     Lookup {
         address: String,
+    },
+    /// Checks an alias' password without opening its mailbox.
+    Authenticate {
+        address: String,
+        password: String,
+    },
+    DkimKeys {
+        domain: String,
     },
     Deliver {
         address: String,
@@ -415,6 +462,8 @@ pub enum Request {
 pub enum Response {
     Unlocked(SessionInfo),
     Recipient(Recipient),
+    Account(Account),
+    DkimKeys(Vec<DkimKey>),
     Delivered(Delivery),
     Done,
     Folders(Vec<FolderInfo>),

@@ -150,6 +150,8 @@ pub fn with_attachment(subject: &str, body: &str, attachment: &[u8]) -> Vec<u8> 
 /// A server running in-process on ephemeral loopback ports.
 pub struct Server {
     pub smtp: std::net::SocketAddr,
+    pub submission: std::net::SocketAddr,
+    pub submissions: std::net::SocketAddr,
     pub pop3: std::net::SocketAddr,
     pub pop3s: std::net::SocketAddr,
     pub imap: std::net::SocketAddr,
@@ -164,12 +166,16 @@ impl Env {
         let mut config = self.config.clone();
         let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
         config.listen.smtp = any;
+        config.listen.submission = any;
+        config.listen.submissions = any;
         config.listen.pop3 = any;
         config.listen.pop3s = any;
         config.listen.imap = any;
         config.listen.imaps = any;
         let listeners = app::Listeners::bind(&config).expect("bind");
         let smtp = listeners.smtp.get_ref().local_addr().unwrap();
+        let submission = listeners.submission.get_ref().local_addr().unwrap();
+        let submissions = listeners.submissions.get_ref().local_addr().unwrap();
         let pop3 = listeners.pop3.get_ref().local_addr().unwrap();
         let pop3s = listeners.pop3s.get_ref().local_addr().unwrap();
         let imap = listeners.imap.get_ref().local_addr().unwrap();
@@ -184,6 +190,8 @@ impl Env {
         });
         Server {
             smtp,
+            submission,
+            submissions,
             pop3,
             pop3s,
             imap,

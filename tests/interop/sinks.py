@@ -4,11 +4,13 @@ server (webhooks), both on 127.0.0.1.
 usage: sinks.py SMTP_PORT HTTP_PORT DIR   (prints "ready" once listening)
 
 Behaviour is read from DIR/smtp_mode and DIR/http_mode at each message:
-"accept" (default), "tempfail" (SMTP 451 at end of data / HTTP 503) or
-"reject" (SMTP 550 / HTTP 400). Each accepted message is written to
+"accept" (default), "tempfail" (SMTP 451 at end of data / HTTP 503),
+"tempfail_first N" (SMTP 451 for the first N attempts, then accept), "slow"
+(accept after 20 ms) or "reject" (SMTP 550 / HTTP 400). Each accepted message is written to
 DIR/smtp-N.json ({"mail_from", "rcpt_tos", "data"}) or DIR/http-N.json
 ({"path", "headers", "body"}); each attempt is counted in DIR/*_attempts.
 """
+import asyncio
 import json
 import os
 import sys
@@ -48,9 +50,21 @@ def record(kind, obj):
         os.rename(tmp, os.path.join(out, f"{kind}-{i}.json"))
 
 
+def attempts(kind):
+    try:
+        with open(os.path.join(out, f"{kind}_attempts")) as f:
+            return int(f.read() or 0)
+    except FileNotFoundError:
+        return 0
+
+
 class Smtp:
     async def handle_DATA(self, server, session, envelope):
         m = mode("smtp")
+        if m.startswith("tempfail_first"):
+            m = "tempfail" if attempts("smtp") < int(m.split()[1]) else "accept"
+        if m == "slow":
+            await asyncio.sleep(0.02)
         if m == "tempfail":
             record("smtp", None)
             return "451 4.3.0 Try again later"

@@ -1,0 +1,276 @@
+//! Submission and the outbound queue with real peers on loopback: smtplib
+//! over STARTTLS and implicit TLS, an aiosmtpd MX found through a loopback
+//! DNS server, dkimpy verifying the signatures; retries and the 5-day bounce
+//! under a fake clock; kill -9 with hundreds of messages queued; daily
+//! limits; the `queue` and `domain dns` commands.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use sealmail::queue::worker::{Deliverer, run_once};
+use sealmail::queue::{FakeClock, Kind, NewMessage, NewRecipient, Policy, Queue};
+use sealmail::store::Criteria;
+
+const T0: i64 = 1_795_000_000;
+
+fn sink(dir: &std::path::Path) -> (Peer, u16, std::path::PathBuf) {
+    let (smtp_port, http_port) = (free_port(), free_port());
+    let out = dir.join("sink");
+    std::fs::create_dir_all(&out).unwrap();
+    let peer = start_peer(
+        "sinks.py",
+        &[
+            smtp_port.to_string(),
+            http_port.to_string(),
+            out.display().to_string(),
+        ],
+    );
+    (peer, smtp_port, out)
+}
+
+fn sink_messages(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("smtp-") && name.ends_with(".json") {
+            out.push(serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap());
+        }
+    }
+    out
+}
+
+fn add_dkim(env: &Env) -> Vec<sealmail::store::DkimKey> {
+    let keys = sealmail::smtp::dkim::generate(sealmail::util::now_unix()).unwrap();
+    env.control().add_dkim_keys("example.org", &keys).unwrap();
+    keys
+}
+
+#[test]
+fn smtplib_submits_and_dkim_verifies_at_an_mx_found_by_dns() {
+    let work = tempfile::tempdir().unwrap();
+    let (_sink, smtp_port, sink_dir) = sink(work.path());
+    let mut env = Env::new();
+    let keys = add_dkim(&env);
+    let mut zone = serde_json::json!({
+        "remote.test": [["MX", "10 mx.remote.test"]],
+        "mx.remote.test": [["A", "127.0.0.1"]],
+    });
+    for k in &keys {
+        zone[format!("{}._domainkey.example.org", k.selector)] =
+            serde_json::json!([["TXT", sealmail::smtp::dkim::record(k)]]);
+    }
+    let (_dns, dns_port) = start_dns(work.path(), &zone);
+    env.config.nameservers = vec![format!("127.0.0.1:{dns_port}").parse().unwrap()];
+    env.config.relay.port = smtp_port;
+    let ann = env.alias("ann", "ann-password");
+    let bob = env.alias("bob", "bob-password");
+    let server = env.serve();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/submission.py");
+    let out = run_ok(
+        std::process::Command::new(venv_python())
+            .arg(script)
+            .arg(server.submission.port().to_string())
+            .arg(server.submissions.port().to_string())
+            .arg(&ann)
+            .arg("ann-password")
+            .arg(&bob)
+            .arg("carol@remote.test")
+            .arg(dns_port.to_string())
+            .arg(&sink_dir),
+    );
+    assert!(out.contains(" 0 failed"), "{out}");
+    drop(server);
+
+    // The queue kept the status, not the bodies.
+    let key = sealmail::app::server_key(env.data()).unwrap();
+    let q = Queue::open(
+        env.data(),
+        &key,
+        Arc::new(sealmail::queue::SystemClock),
+        Policy::default(),
+    )
+    .unwrap();
+    let list = q.list(true, 100).unwrap();
+    assert_eq!(list.len(), 2);
+    for m in &list {
+        assert!(!m.body_kept, "delivered body was redacted");
+        assert_eq!(m.recipients[0].state, "delivered");
+        let detail = m.recipients[0].last_result.as_deref().unwrap_or("");
+        assert!(detail.contains("via mx.remote.test"), "{detail}");
+        assert!(detail.contains("no TLS"), "{detail}");
+    }
+    // The queue file is encrypted: no message text in it.
+    assert!(files_containing(env.data(), b"hello from smtplib").is_empty());
+}
+
+/// A queue on a fake clock whose remote recipients go to `port` on
+/// loopback through a static route (`relay.routes`).
+fn fake_queue(env: &Env, port: u16) -> (Arc<FakeClock>, Deliverer) {
+    let clock = FakeClock::new(T0);
+    let key = sealmail::app::server_key(env.data()).unwrap();
+    let queue = Arc::new(Queue::open(env.data(), &key, clock.clone(), Policy::default()).unwrap());
+    let mut relay_config = env.config.relay.clone();
+    relay_config.routes.insert(
+        "remote.test".into(),
+        sealmail::config::HostPort {
+            host: "127.0.0.1".into(),
+            port,
+        },
+    );
+    let dns = sealmail::relay::dns::Dns::new(&["127.0.0.1:9".parse().unwrap()]).unwrap();
+    let relay = sealmail::relay::Relay::new(dns, relay_config, "mail.example.org", &key);
+    let (_backend, store) = env.store();
+    let d = Deliverer {
+        queue,
+        relay: Some(Arc::new(relay)),
+        store,
+        hostname: "mail.example.org".into(),
+        mime_limits: env.config.limits.mime,
+    };
+    (clock, d)
+}
+
+fn submit(d: &Deliverer, alias: &str, rcpt: &str, subject: &str) -> String {
+    d.queue
+        .enqueue(&NewMessage {
+            alias: alias.into(),
+            sender: alias.into(),
+            recipients: vec![NewRecipient {
+                kind: Kind::Remote,
+                address: rcpt.into(),
+                via: None,
+            }],
+            body: format!(
+                "From: {alias}\r\nTo: {rcpt}\r\nSubject: {subject}\r\nMessage-ID: <{subject}@example.org>\r\n\r\nbody of {subject}\r\n"
+            )
+            .into_bytes(),
+        })
+        .unwrap()
+}
+
+#[test]
+fn three_temporary_failures_then_one_delivery_on_the_schedule() {
+    let work = tempfile::tempdir().unwrap();
+    let (_sink, port, sink_dir) = sink(work.path());
+    std::fs::write(sink_dir.join("smtp_mode"), "tempfail_first 3").unwrap();
+    let env = Env::new();
+    let ann = env.alias("ann", "pw");
+    let (clock, d) = fake_queue(&env, port);
+    let qid = submit(&d, &ann, "carol@remote.test", "retried");
+
+    // Attempt n fails at time t; the next is due first_retry·2^(n-1) later,
+    // ±20 %: 5, 10, 20 minutes.
+    let mut t = T0;
+    for (n, base) in [(1u32, 300i64), (2, 600), (3, 1200)] {
+        assert_eq!(block(run_once(&d)).unwrap(), 1);
+        let m = d.queue.show(&qid).unwrap();
+        let r = &m.recipients[0];
+        assert_eq!((r.state.as_str(), r.attempts), ("queued", n));
+        // "451 4.3.0 Try again later": a mail-system condition.
+        assert_eq!(r.category, Some(sealmail::queue::Category::Other));
+        let next = r.next_attempt.unwrap();
+        let delay = next - t;
+        assert!(
+            (base * 8 / 10..=base * 12 / 10).contains(&delay),
+            "attempt {n}: retry after {delay}s, expected about {base}s"
+        );
+        // Nothing is due before then.
+        clock.set(next - 1);
+        assert_eq!(block(run_once(&d)).unwrap(), 0);
+        clock.set(next);
+        t = next;
+    }
+    assert_eq!(block(run_once(&d)).unwrap(), 1);
+    let m = d.queue.show(&qid).unwrap();
+    assert_eq!(m.recipients[0].state, "delivered");
+    assert_eq!(m.recipients[0].attempts, 4);
+    assert!(!m.body_kept);
+    let got = sink_messages(&sink_dir);
+    assert_eq!(got.len(), 1, "delivered exactly once");
+    assert!(got[0]["data"].as_str().unwrap().contains("body of retried"));
+    assert_eq!(
+        std::fs::read_to_string(sink_dir.join("smtp_attempts")).unwrap(),
+        "4"
+    );
+    // Nothing more to do.
+    clock.set(t + 10 * 86_400);
+    assert_eq!(block(run_once(&d)).unwrap(), 0);
+}
+
+#[test]
+fn five_days_down_bounces_once_into_the_senders_mailbox() {
+    let env = Env::new();
+    let ann = env.alias("ann", "pw");
+    // Nothing listens here: every attempt is refused.
+    let (clock, d) = fake_queue(&env, free_port());
+    let qid = submit(&d, &ann, "carol@remote.test", "never");
+    let mut attempts = 0;
+    loop {
+        attempts += block(run_once(&d)).unwrap();
+        let r = d.queue.show(&qid).unwrap().recipients.remove(0);
+        if r.state != "queued" {
+            assert_eq!(r.state, "expired");
+            assert_eq!(r.category, Some(sealmail::queue::Category::Network));
+            assert!(r.bounced);
+            break;
+        }
+        assert!(attempts < 100, "still queued after {attempts} attempts");
+        clock.set(r.next_attempt.unwrap());
+    }
+    // The last attempt came at the 5-day mark, not before.
+    assert_eq!(clock_now(&d), T0 + 5 * 86_400);
+    // Backoff capped at 3 h: 5+10+20+40+80+160 min, then every ~3 h.
+    assert!((40..=60).contains(&attempts), "{attempts} attempts");
+    let m = d.queue.show(&qid).unwrap();
+    assert!(!m.body_kept, "body redacted after the bounce");
+    // Later rounds send no second bounce.
+    clock.set(T0 + 6 * 86_400);
+    block(run_once(&d)).unwrap();
+
+    // The owner was not logged in: the bounce waits sealed, and arrives
+    // at login.
+    let (_b, store) = env.store();
+    let s = unlock(&store, &ann, "pw");
+    let found = block(s.search(
+        "INBOX",
+        Criteria::Subject("Undelivered Mail Returned to Sender".into()),
+    ))
+    .unwrap()
+    .uids;
+    assert_eq!(found.len(), 1, "one bounce");
+    let fetched = block(s.fetch(
+        "INBOX",
+        sealmail::store::UidSet::all(),
+        sealmail::store::FetchWhat {
+            sections: vec![sealmail::store::Section {
+                path: vec![],
+                kind: sealmail::store::SectionKind::Whole,
+            }],
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    let text = String::from_utf8_lossy(&fetched[0].sections[0].1).to_string();
+    for want in [
+        "Content-Type: multipart/report; report-type=delivery-status",
+        "Final-Recipient: rfc822; carol@remote.test",
+        "Action: failed",
+        "Status: 4.4.7",
+        "X-Failure-Category: network",
+        "Subject: never",
+    ] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+    assert!(
+        !text.contains("body of never"),
+        "the bounce quotes only the header"
+    );
+}
+
+fn clock_now(d: &Deliverer) -> i64 {
+    d.queue.clock.now()
+}
