@@ -297,9 +297,17 @@ pub async fn run(
 ) {
     let mut last_purge: Option<std::time::Instant> = None;
     loop {
-        let busy = match run_once(&d).await {
-            Ok(n) => n >= BATCH,
-            Err(e) => {
+        // A round in flight at shutdown is dropped: what it did not record
+        // is tried again at the next start.
+        let round = async { Some(run_once(&d).await) };
+        let stopped = async {
+            let _ = stop.recv().await;
+            None
+        };
+        let busy = match futures_lite::future::or(round, stopped).await {
+            None => return,
+            Some(Ok(n)) => n >= BATCH,
+            Some(Err(e)) => {
                 tracing::warn!(error = %e, "queue: delivery round failed");
                 false
             }

@@ -5,8 +5,8 @@ usage: sinks.py SMTP_PORT HTTP_PORT DIR   (prints "ready" once listening)
 
 Behaviour is read from DIR/smtp_mode and DIR/http_mode at each message:
 "accept" (default), "tempfail" (SMTP 451 at end of data / HTTP 503),
-"tempfail_first N" (SMTP 451 for the first N attempts, then accept), "slow"
-(accept after 20 ms) or "reject" (SMTP 550 / HTTP 400). Each accepted message is written to
+"tempfail_first N" (SMTP 451 for the first N attempts, then accept),
+"slow SECONDS" (accept after a pause) or "reject" (SMTP 550 / HTTP 400). Each accepted message is written to
 DIR/smtp-N.json ({"mail_from", "rcpt_tos", "data"}) or DIR/http-N.json
 ({"path", "headers", "body"}); each attempt is counted in DIR/*_attempts.
 """
@@ -63,8 +63,9 @@ class Smtp:
         m = mode("smtp")
         if m.startswith("tempfail_first"):
             m = "tempfail" if attempts("smtp") < int(m.split()[1]) else "accept"
-        if m == "slow":
-            await asyncio.sleep(0.02)
+        if m.startswith("slow"):
+            await asyncio.sleep(float(m.split()[1]))
+            m = "accept"
         if m == "tempfail":
             record("smtp", None)
             return "451 4.3.0 Try again later"

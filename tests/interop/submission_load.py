@@ -27,7 +27,7 @@ def client(n):
                         break
                     mid = f"<load-{n}-{i}@crash.test>"
                     body = (f"From: {user}\r\nTo: {rcpt}\r\nSubject: load {n} {i}\r\n"
-                            f"Message-ID: {mid}\r\n\r\n" + "x" * 2000 + "\r\n")
+                            f"Message-ID: {mid}\r\n\r\n" + ("x" * 76 + "\r\n") * 26)
                     s.sendmail(user, [rcpt], body)
                     with lock:
                         acked.append(mid)
