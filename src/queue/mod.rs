@@ -422,8 +422,6 @@ impl Queue {
         let key = crate::relay::derive_secret(server_key, "queue");
         let conn = db::open(&data_dir.join(FILE_NAME), DbKey::Raw(&key))?;
         conn.execute_batch(SCHEMA)?;
-        // The 250 promises the message survives a power cut.
-        conn.execute_batch("PRAGMA synchronous = FULL;")?;
         Ok(Queue {
             conn: Mutex::new(conn),
             clock,
@@ -444,26 +442,13 @@ impl Queue {
         let qid = qid[..16.min(qid.len())].to_uppercase();
         let domain = domain_of(&m.sender);
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO messages (qid, alias, sender, sender_domain, size, created, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![qid, m.alias, m.sender, domain, m.body.len() as i64, now, m.body],
-        )?;
-        let id = tx.last_insert_rowid();
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO recipients (message_id, kind, address, via, domain, next_at, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            )?;
-            for r in &m.recipients {
-                let d = if r.kind == Kind::Remote {
-                    domain_of(&r.address)
-                } else {
-                    String::new()
-                };
-                ins.execute(params![id, r.kind.as_str(), r.address, r.via, d, now])?;
-            }
-        }
-        tx.commit()?;
+        // The 250 promises the message survives a power cut: this commit
+        // (and every earlier one in the WAL) is synced. Outcomes commit
+        // with NORMAL, since losing one only means one more attempt.
+        conn.execute_batch("PRAGMA synchronous = FULL;")?;
+        let committed = insert_message(&mut conn, &qid, &domain, now, m);
+        conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        committed?;
         Ok(qid)
     }
 
@@ -535,8 +520,27 @@ impl Queue {
     /// deferred to its next attempt (failed as expired once the message
     /// outlived the policy's lifetime).
     pub fn record(&self, rcpt_id: i64, outcome: &Outcome) -> Result<(), QueueError> {
+        self.record_all(&[(rcpt_id, outcome.clone())])
+    }
+
+    /// `record` for several recipients in one transaction.
+    pub fn record_all(&self, outcomes: &[(i64, Outcome)]) -> Result<(), QueueError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (id, o) in outcomes {
+            self.record_in(&tx, *id, o)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn record_in(
+        &self,
+        conn: &Connection,
+        rcpt_id: i64,
+        outcome: &Outcome,
+    ) -> Result<(), QueueError> {
         let now = self.clock.now();
-        let conn = self.conn();
         let (attempts, created): (i64, i64) = conn
             .prepare_cached(
                 "SELECT r.attempts, m.created FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?1",
@@ -797,6 +801,36 @@ fn message_id(conn: &Connection, qid: &str) -> Result<i64, QueueError> {
     )
     .optional()?
     .ok_or_else(|| QueueError::NotFound(qid.to_string()))
+}
+
+fn insert_message(
+    conn: &mut Connection,
+    qid: &str,
+    domain: &str,
+    now: i64,
+    m: &NewMessage,
+) -> Result<(), QueueError> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT INTO messages (qid, alias, sender, sender_domain, size, created, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![qid, m.alias, m.sender, domain, m.body.len() as i64, now, m.body],
+    )?;
+    let id = tx.last_insert_rowid();
+    {
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO recipients (message_id, kind, address, via, domain, next_at, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        )?;
+        for r in &m.recipients {
+            let d = if r.kind == Kind::Remote {
+                domain_of(&r.address)
+            } else {
+                String::new()
+            };
+            ins.execute(params![id, r.kind.as_str(), r.address, r.via, d, now])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// The lower-cased domain of an address ("" without one).

@@ -160,13 +160,7 @@ async fn record_all(
     outcomes: Vec<Outcome>,
 ) -> Result<(), QueueError> {
     let pairs: Vec<(i64, Outcome)> = rcpts.iter().map(|r| r.rcpt_id).zip(outcomes).collect();
-    blocking(&d.queue, move |q| {
-        for (id, o) in &pairs {
-            q.record(*id, o)?;
-        }
-        Ok(())
-    })
-    .await
+    blocking(&d.queue, move |q| q.record_all(&pairs)).await
 }
 
 fn no_resolver() -> Outcome {
