@@ -462,3 +462,42 @@ fn killed_server_delivers_every_accepted_message_after_restart() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn a_refusal_bounces_at_once_with_its_category() {
+    let work = tempfile::tempdir().unwrap();
+    let (_sink, port, sink_dir) = sink(work.path());
+    std::fs::write(sink_dir.join("smtp_mode"), "reject").unwrap();
+    let env = Env::new();
+    let ann = env.alias("ann", "pw");
+    let (_clock, d) = fake_queue(&env, port);
+    let qid = submit(&d, &ann, "nobody@remote.test", "refused");
+    assert_eq!(block(run_once(&d)).unwrap(), 1);
+    let m = d.queue.show(&qid).unwrap();
+    let r = &m.recipients[0];
+    assert_eq!((r.state.as_str(), r.attempts), ("failed", 1));
+    assert_eq!(r.category, Some(sealmail::queue::Category::UnknownUser));
+    assert!(r.bounced, "bounced in the same round");
+    assert!(!m.body_kept);
+    let (_b, store) = env.store();
+    let s = unlock(&store, &ann, "pw");
+    let found = block(s.search("INBOX", Criteria::Subject("Undelivered Mail".into())))
+        .unwrap()
+        .uids;
+    assert_eq!(found.len(), 1, "one bounce");
+    let fetched = block(s.fetch(
+        "INBOX",
+        sealmail::store::UidSet::all(),
+        sealmail::store::FetchWhat {
+            sections: vec![sealmail::store::Section {
+                path: vec![],
+                kind: sealmail::store::SectionKind::Whole,
+            }],
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    let text = String::from_utf8_lossy(&fetched[0].sections[0].1).to_string();
+    assert!(text.contains("Status: 5.1.1"), "{text}");
+    assert!(text.contains("X-Failure-Category: unknown-user"), "{text}");
+}
