@@ -242,19 +242,7 @@ fn five_days_down_bounces_once_into_the_senders_mailbox() {
     .unwrap()
     .uids;
     assert_eq!(found.len(), 1, "one bounce");
-    let fetched = block(s.fetch(
-        "INBOX",
-        sealmail::store::UidSet::all(),
-        sealmail::store::FetchWhat {
-            sections: vec![sealmail::store::Section {
-                path: vec![],
-                kind: sealmail::store::SectionKind::Whole,
-            }],
-            ..Default::default()
-        },
-    ))
-    .unwrap();
-    let text = String::from_utf8_lossy(&fetched[0].sections[0].1).to_string();
+    let text = first_message(&s);
     for want in [
         "Content-Type: multipart/report; report-type=delivery-status",
         "Final-Recipient: rfc822; carol@remote.test",
@@ -269,6 +257,23 @@ fn five_days_down_bounces_once_into_the_senders_mailbox() {
         !text.contains("body of never"),
         "the bounce quotes only the header"
     );
+}
+
+/// The whole of the first message in INBOX.
+fn first_message(s: &sealmail::store::Session) -> String {
+    let fetched = block(s.fetch(
+        "INBOX",
+        sealmail::store::UidSet::all(),
+        sealmail::store::FetchWhat {
+            sections: vec![sealmail::store::Section {
+                path: vec![],
+                kind: sealmail::store::SectionKind::Whole,
+            }],
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    String::from_utf8_lossy(&fetched[0].sections[0].1).to_string()
 }
 
 fn clock_now(d: &Deliverer) -> i64 {
@@ -485,19 +490,7 @@ fn a_refusal_bounces_at_once_with_its_category() {
         .unwrap()
         .uids;
     assert_eq!(found.len(), 1, "one bounce");
-    let fetched = block(s.fetch(
-        "INBOX",
-        sealmail::store::UidSet::all(),
-        sealmail::store::FetchWhat {
-            sections: vec![sealmail::store::Section {
-                path: vec![],
-                kind: sealmail::store::SectionKind::Whole,
-            }],
-            ..Default::default()
-        },
-    ))
-    .unwrap();
-    let text = String::from_utf8_lossy(&fetched[0].sections[0].1).to_string();
+    let text = first_message(&s);
     assert!(text.contains("Status: 5.1.1"), "{text}");
     assert!(text.contains("X-Failure-Category: unknown-user"), "{text}");
 }
