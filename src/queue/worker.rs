@@ -124,6 +124,7 @@ async fn attempt(d: &Deliverer, job: Job) -> Result<(), QueueError> {
         };
         return record_all(d, &job.rcpts, vec![gone; job.rcpts.len()]).await;
     };
+    // INVARIANT: a job is made with its first recipient (`run_once`).
     let outcomes = match job.rcpts[0].kind {
         Kind::Remote => remote(d, &job, &body).await,
         Kind::Local => {
@@ -174,6 +175,7 @@ async fn remote(d: &Deliverer, job: &Job, body: &[u8]) -> Vec<Outcome> {
     let Some(relay) = &d.relay else {
         return vec![no_resolver(); job.rcpts.len()];
     };
+    // INVARIANT: a job is made with its first recipient (`run_once`).
     let domain = &job.rcpts[0].domain;
     let addrs: Vec<String> = job.rcpts.iter().map(|r| r.address.clone()).collect();
     let (statuses, via) = relay.send_domain(domain, &job.sender, &addrs, body).await;
