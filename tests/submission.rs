@@ -201,6 +201,57 @@ fn three_temporary_failures_then_one_delivery_on_the_schedule() {
     assert_eq!(block(run_once(&d)).unwrap(), 0);
 }
 
+/// A lane carries its transactions over one connection each runner, and
+/// a connection the server closed is replaced without losing or doubling a
+/// message.
+#[test]
+fn lanes_reuse_connections_and_survive_a_server_closing_them() {
+    let work = tempfile::tempdir().unwrap();
+    let (_sink, port, sink_dir) = sink(work.path());
+    let env = Env::new();
+    let ann = env.alias("ann", "pw");
+    let (_clock, d) = fake_queue(&env, port);
+    let count = |name: &str| -> usize {
+        std::fs::read_to_string(sink_dir.join(name))
+            .map(|s| s.trim().parse().unwrap())
+            .unwrap_or(0)
+    };
+
+    // 12 messages in one round: 4 runners, 3 transactions on each
+    // connection.
+    let mut qids: Vec<String> = (0..12)
+        .map(|i| submit(&d, &ann, "carol@remote.test", &format!("reuse{i}")))
+        .collect();
+    assert_eq!(block(run_once(&d)).unwrap(), 12);
+    assert_eq!(count("smtp_connections"), 4, "one connection per runner");
+    assert_eq!(sink_messages(&sink_dir).len(), 12);
+
+    // The server now closes each connection after its second message: the
+    // third transaction of each runner finds it closed and opens another.
+    std::fs::write(sink_dir.join("smtp_mode"), "close_after 2").unwrap();
+    qids.extend((12..24).map(|i| submit(&d, &ann, "carol@remote.test", &format!("reuse{i}"))));
+    assert_eq!(block(run_once(&d)).unwrap(), 12);
+    assert_eq!(count("smtp_connections"), 4 + 8);
+    for qid in &qids {
+        let r = d.queue.show(qid).unwrap().recipients.remove(0);
+        assert_eq!((r.state.as_str(), r.attempts), ("delivered", 1), "{qid}");
+    }
+    let mut subjects: Vec<String> = sink_messages(&sink_dir)
+        .iter()
+        .map(|m| {
+            let data = m["data"].as_str().unwrap();
+            data.lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), 24, "each message arrived exactly once");
+    assert_eq!(count("smtp_attempts"), 24);
+}
+
 #[test]
 fn five_days_down_bounces_once_into_the_senders_mailbox() {
     let env = Env::new();

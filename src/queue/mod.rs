@@ -5,9 +5,10 @@
 //!
 //! Imports `store::db`, `relay` (the key derivation), `util`; the delivery
 //! loop is in `worker`, bounce messages in `dsn`, failure categories in
-//! `category`. Invariants: `enqueue`
-//! returns only after the message and all its recipients are committed
-//! with `synchronous=FULL` (the `250` comes after it); a recipient leaves
+//! `category`. Invariants: `enqueue` returns only after the message and
+//! all its recipients are committed and the write-ahead log holding that
+//! commit is synced to disk (the `250` comes after it; concurrent enqueues
+//! share one sync, see `GroupSync`); a recipient leaves
 //! `queued` only by a recorded outcome, so a crash mid-delivery means one
 //! more attempt, never a lost message; bodies are dropped (redacted) once
 //! no recipient needs them, unless the sender's domain keeps them.
@@ -19,8 +20,8 @@ pub mod worker;
 pub use category::{Category, enhanced_code};
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -283,8 +284,39 @@ PRAGMA user_version = 1;
 /// The queue database. Every method is blocking (run it off the executor).
 pub struct Queue {
     conn: Mutex<Connection>,
+    sync: GroupSync,
     pub clock: Arc<dyn Clock>,
     pub policy: Policy,
+}
+
+/// Group commit. Commits go to the write-ahead log without a sync
+/// (`synchronous=NORMAL`); an enqueue then waits until the log is synced
+/// past its commit. One `fdatasync` of the log covers every commit written
+/// before it, so concurrent submitters share it, and the connection is not
+/// held while the disk works. SQLite itself syncs the log before a
+/// checkpoint copies it into the database, so a synced commit stays
+/// durable through checkpoints.
+struct GroupSync {
+    wal: PathBuf,
+    /// Commits whose frames are in the log (bumped after each enqueue).
+    written: AtomicU64,
+    /// The highest commit known to be on disk.
+    synced: Mutex<u64>,
+}
+
+impl GroupSync {
+    /// Returns once commit number `seq` is on disk.
+    fn wait(&self, seq: u64) -> Result<(), QueueError> {
+        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        if *synced >= seq {
+            // Another enqueue's sync covered this commit while we waited.
+            return Ok(());
+        }
+        let upto = self.written.load(Ordering::SeqCst);
+        std::fs::File::open(&self.wal)?.sync_data()?;
+        *synced = upto;
+        Ok(())
+    }
 }
 
 impl Queue {
@@ -296,10 +328,21 @@ impl Queue {
         policy: Policy,
     ) -> Result<Queue, QueueError> {
         let key = crate::relay::derive_secret(server_key, "queue");
-        let conn = db::open(&data_dir.join(FILE_NAME), DbKey::Raw(&key))?;
+        let path = data_dir.join(FILE_NAME);
+        let conn = db::open(&path, DbKey::Raw(&key))?;
         conn.execute_batch(SCHEMA)?;
+        // The log exists from here on (the schema statement wrote to it);
+        // make its directory entry durable once.
+        std::fs::File::open(data_dir)?.sync_all()?;
+        let mut wal = path.into_os_string();
+        wal.push("-wal");
         Ok(Queue {
             conn: Mutex::new(conn),
+            sync: GroupSync {
+                wal: wal.into(),
+                written: AtomicU64::new(0),
+                synced: Mutex::new(0),
+            },
             clock,
             policy,
         })
@@ -317,14 +360,15 @@ impl Queue {
         let qid = crate::util::random_id()?;
         let qid = qid[..16.min(qid.len())].to_uppercase();
         let domain = domain_of(&m.sender);
-        let mut conn = self.conn();
-        // The 250 promises the message survives a power cut: this commit
-        // (and every earlier one in the WAL) is synced. Outcomes commit
-        // with NORMAL, since losing one only means one more attempt.
-        conn.execute_batch("PRAGMA synchronous = FULL;")?;
-        let committed = insert_message(&mut conn, &qid, &domain, now, m);
-        conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
-        committed?;
+        let seq = {
+            let mut conn = self.conn();
+            insert_message(&mut conn, &qid, &domain, now, m)?;
+            self.sync.written.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        // The 250 promises the message survives a power cut: the log is
+        // synced past this commit (and so past every earlier one, outcomes
+        // included; losing an outcome would only mean one more attempt).
+        self.sync.wait(seq)?;
         Ok(qid)
     }
 
@@ -536,8 +580,36 @@ impl Queue {
     /// Ends a message whose recipients are all final and bounced: its body
     /// is dropped now, or kept until the sender domain's keep time ends.
     pub fn finish_if_done(&self, message_id: i64) -> Result<bool, QueueError> {
-        let now = self.clock.now();
         let conn = self.conn();
+        self.finish_in(&conn, message_id)
+    }
+
+    /// After a round: ends every message of `ids` that is done, in one
+    /// transaction, and returns those with a bounce still to send (they
+    /// end once it is sent).
+    pub fn settle(&self, ids: &[i64]) -> Result<Vec<i64>, QueueError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut to_bounce = Vec::new();
+        for &id in ids {
+            let pending: i64 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM recipients WHERE message_id = ?1
+                     AND state IN ('failed', 'expired') AND bounced = 0",
+                )?
+                .query_row([id], |r| r.get(0))?;
+            if pending > 0 {
+                to_bounce.push(id);
+            } else {
+                self.finish_in(&tx, id)?;
+            }
+        }
+        tx.commit()?;
+        Ok(to_bounce)
+    }
+
+    fn finish_in(&self, conn: &Connection, message_id: i64) -> Result<bool, QueueError> {
+        let now = self.clock.now();
         let open: i64 = conn
             .prepare_cached(
                 "SELECT count(*) FROM recipients WHERE message_id = ?1

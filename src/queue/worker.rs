@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::{Category, Due, Kind, Outcome, Queue, QueueError, dsn};
 use crate::relay::Relay;
-use crate::relay::client::{Status, TlsUse};
+use crate::relay::client::{Session, Status, TlsUse};
 use crate::store::{Store, StoreError};
 
 /// Recipients taken per round.
@@ -85,7 +85,9 @@ pub async fn run_once(d: &Deliverer) -> Result<usize, QueueError> {
     crate::util::join_all(work).await;
     // Bounces left from an earlier round whose delivery to the sender failed.
     touched.extend(blocking(&d.queue, |q| q.unbounced()).await?);
-    for id in touched {
+    let touched: Vec<i64> = touched.into_iter().collect();
+    let to_bounce = blocking(&d.queue, move |q| q.settle(&touched)).await?;
+    for id in to_bounce {
         if let Err(e) = bounce_and_finish(d, id).await {
             tracing::warn!(error = %e, "queue: bounce or clean-up failed; retrying next round");
         }
@@ -103,18 +105,24 @@ async fn lane(d: &Deliverer, jobs: Vec<Job>) {
         .into_iter()
         .filter(|r| !r.is_empty())
         .map(|jobs| async move {
+            // One connection carries this runner's transactions in turn.
+            let mut session = None;
             for j in jobs {
-                if let Err(e) = attempt(d, j).await {
+                if let Err(e) = attempt(d, j, &mut session).await {
                     tracing::warn!(error = %e, "queue: could not record a delivery attempt");
                 }
+            }
+            if let Some(s) = session {
+                s.quit().await;
             }
         })
         .collect();
     crate::util::join_all(work).await;
 }
 
-/// Tries one job and records each recipient's outcome.
-async fn attempt(d: &Deliverer, job: Job) -> Result<(), QueueError> {
+/// Tries one job and records each recipient's outcome. `session` is the
+/// lane's open connection, if any (see `Relay::send_domain`).
+async fn attempt(d: &Deliverer, job: Job, session: &mut Option<Session>) -> Result<(), QueueError> {
     let id = job.message_id;
     let Some(body) = blocking(&d.queue, move |q| q.body(id)).await? else {
         // Deleted by the operator meanwhile (or damaged): nothing to send.
@@ -126,7 +134,7 @@ async fn attempt(d: &Deliverer, job: Job) -> Result<(), QueueError> {
     };
     // INVARIANT: a job is made with its first recipient (`run_once`).
     let outcomes = match job.rcpts[0].kind {
-        Kind::Remote => remote(d, &job, &body).await,
+        Kind::Remote => remote(d, &job, &body, session).await,
         Kind::Local => {
             let mut out = Vec::new();
             let mut copy = format!("Return-Path: <{}>\r\n", job.sender).into_bytes();
@@ -171,14 +179,21 @@ fn no_resolver() -> Outcome {
     }
 }
 
-async fn remote(d: &Deliverer, job: &Job, body: &[u8]) -> Vec<Outcome> {
+async fn remote(
+    d: &Deliverer,
+    job: &Job,
+    body: &[u8],
+    session: &mut Option<Session>,
+) -> Vec<Outcome> {
     let Some(relay) = &d.relay else {
         return vec![no_resolver(); job.rcpts.len()];
     };
     // INVARIANT: a job is made with its first recipient (`run_once`).
     let domain = &job.rcpts[0].domain;
     let addrs: Vec<String> = job.rcpts.iter().map(|r| r.address.clone()).collect();
-    let (statuses, via) = relay.send_domain(domain, &job.sender, &addrs, body).await;
+    let (statuses, via) = relay
+        .send_domain(domain, &job.sender, &addrs, body, session)
+        .await;
     let detail = match via {
         Some((host, tls)) => format!(
             "via {host}, {}",

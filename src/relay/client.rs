@@ -1,10 +1,12 @@
-//! The SMTP client: one mail transaction to one server, with
+//! The SMTP client: mail transactions to one server over one connection
+//! (`Session`, reused for up to 100 transactions or 5 minutes), with
 //! opportunistic STARTTLS and PIPELINING, and a result per recipient.
 //!
 //! Imports `net::{conn, tls}`. Invariants: reply lines and reply counts
 //! are bounded; the message is dot-stuffed and ends with `CRLF.CRLF`; a
 //! recipient counts as delivered only after the server's 2xx to the end
-//! of data.
+//! of data; a transaction starts only on a connection whose server state
+//! is clear (after EHLO, an answered end of data, or RSET).
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -96,28 +98,163 @@ impl Reply {
     }
 }
 
-/// Runs one transaction against `target`. `Err` is a failure before any
-/// recipient was tried (connection, greeting, EHLO, TLS, MAIL): it applies
-/// to every recipient, and the caller may try another host.
-///
-/// TLS is opportunistic (RFC 3207 §4.1): if the STARTTLS handshake fails,
-/// the transaction is run again on a new connection in plaintext, as
-/// Postfix's `may` level does.
+/// Runs one transaction against `target` on a connection of its own.
+/// `Err` is a failure before any recipient was tried (connection,
+/// greeting, EHLO, TLS, MAIL): it applies to every recipient, and the
+/// caller may try another host.
 pub async fn send(
     target: &Target,
     helo: &str,
     tls: Option<&ClientTls>,
     env: &Envelope<'_>,
 ) -> Result<Outcome, Status> {
-    match attempt(target, helo, tls, env).await {
-        Err(Failed::Handshake(why)) => {
-            tracing::info!(host = %target.host, "STARTTLS failed; retrying without TLS");
-            tracing::debug!(%why, "handshake failure");
-            attempt(target, helo, None, env)
-                .await
-                .map_err(Failed::into_status)
+    let mut session = Session::open(target, helo, tls).await?;
+    let result = session.send(env).await;
+    session.quit().await;
+    result
+}
+
+/// Transactions one connection may carry, and for how long it is reused
+/// (Postfix's connection cache keeps one for 300 s).
+const MAX_REUSE: usize = 100;
+const MAX_REUSE_TIME: Duration = Duration::from_secs(300);
+
+/// An open, greeted connection to one next hop that carries transactions
+/// one after another (RFC 5321 §4.1.1.4: the end of data clears the
+/// server's state; anything else is cleared with RSET).
+pub struct Session {
+    conn: Conn,
+    pub target: Target,
+    caps: Vec<String>,
+    pub tls: TlsUse,
+    opened: std::time::Instant,
+    sent: usize,
+    /// The server holds no transaction state.
+    clean: bool,
+    /// An I/O error or a protocol surprise: the connection is done.
+    broken: bool,
+    /// The last transaction failed after the server had answered part of
+    /// it: the message may have been delivered.
+    in_doubt: bool,
+}
+
+impl Session {
+    /// Connects, reads the greeting, says EHLO and starts TLS when offered.
+    ///
+    /// TLS is opportunistic (RFC 3207 §4.1): if the STARTTLS handshake
+    /// fails, a new connection is made in plaintext, as Postfix's `may`
+    /// level does.
+    pub async fn open(
+        target: &Target,
+        helo: &str,
+        tls: Option<&ClientTls>,
+    ) -> Result<Session, Status> {
+        match Session::connect(target, helo, tls).await {
+            Err(Failed::Handshake(why)) => {
+                tracing::info!(host = %target.host, "STARTTLS failed; retrying without TLS");
+                tracing::debug!(%why, "handshake failure");
+                Session::connect(target, helo, None)
+                    .await
+                    .map_err(Failed::into_status)
+            }
+            other => other.map_err(Failed::into_status),
         }
-        other => other.map_err(Failed::into_status),
+    }
+
+    async fn connect(
+        target: &Target,
+        helo: &str,
+        tls: Option<&ClientTls>,
+    ) -> Result<Session, Failed> {
+        let tcp = with_timeout(CONNECT_TIMEOUT, Async::<TcpStream>::connect(target.addr))
+            .await
+            .map_err(|e| Status::Temporary(format!("connecting to {}: {e}", target.addr)))?;
+        let _ = tcp.get_ref().set_nodelay(true);
+        let mut conn = Conn::new(Stream::Plain(tcp), target.addr);
+        match greet(&mut conn, target, helo, tls).await {
+            Ok((caps, tls)) => Ok(Session {
+                conn,
+                target: target.clone(),
+                caps,
+                tls,
+                opened: std::time::Instant::now(),
+                sent: 0,
+                clean: true,
+                broken: false,
+                in_doubt: false,
+            }),
+            Err(e) => {
+                let _ = conn.write_all(b"QUIT\r\n").await;
+                conn.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether another transaction may go over this connection.
+    pub fn reusable(&self) -> bool {
+        !self.broken && self.sent < MAX_REUSE && self.opened.elapsed() < MAX_REUSE_TIME
+    }
+
+    /// Whether the last transaction broke off after the server had read
+    /// part of it (see `send`).
+    pub fn in_doubt(&self) -> bool {
+        self.in_doubt
+    }
+
+    /// Runs one transaction. `Err` applies to every recipient (see the
+    /// free `send`). Unless `in_doubt`, nothing was delivered: a reused
+    /// connection the server had closed fails this way, and the caller may
+    /// open a new one.
+    pub async fn send(&mut self, env: &Envelope<'_>) -> Result<Outcome, Status> {
+        self.sent += 1;
+        self.in_doubt = false;
+        if !self.clean
+            && let Err(e) = self.reset().await
+        {
+            self.broken = true;
+            return Err(Status::Temporary(format!("{}: {e}", self.target.addr)));
+        }
+        self.clean = false;
+        let result = transaction(&mut self.conn, &self.target, &self.caps, self.tls, env).await;
+        match result {
+            Ok((outcome, clean)) => {
+                self.clean = clean;
+                Ok(outcome)
+            }
+            Err(Failed::Status(st)) => {
+                // MAIL refused: the server is fine, its state is not.
+                Err(st)
+            }
+            Err(Failed::Io { error, data_sent }) => {
+                self.broken = true;
+                self.in_doubt = data_sent;
+                Err(Status::Temporary(format!("{}: {error}", self.target.addr)))
+            }
+            Err(f @ Failed::Handshake(_)) => {
+                self.broken = true;
+                Err(f.into_status())
+            }
+        }
+    }
+
+    async fn reset(&mut self) -> io::Result<()> {
+        command(&mut self.conn, "RSET").await?;
+        let r = read_reply(&mut self.conn, REPLY_TIMEOUT).await?;
+        if r.code == 250 {
+            self.clean = true;
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("RSET refused: {}", r.text())))
+        }
+    }
+
+    /// Says QUIT (a courtesy; its failure changes nothing) and closes.
+    pub async fn quit(mut self) {
+        if !self.broken {
+            let _ = self.conn.write_all(b"QUIT\r\n").await;
+        }
+        self.conn.close().await;
     }
 }
 
@@ -126,6 +263,12 @@ enum Failed {
     /// The STARTTLS handshake failed (the connection is unusable).
     Handshake(String),
     Status(Status),
+    /// The connection failed; `data_sent` once the message had started
+    /// to go out (before that, nothing can have been delivered).
+    Io {
+        error: io::Error,
+        data_sent: bool,
+    },
 }
 
 impl Failed {
@@ -133,6 +276,7 @@ impl Failed {
         match self {
             Failed::Handshake(why) => Status::Temporary(format!("TLS handshake: {why}")),
             Failed::Status(s) => s,
+            Failed::Io { error, .. } => Status::Temporary(error.to_string()),
         }
     }
 }
@@ -143,30 +287,14 @@ impl From<Status> for Failed {
     }
 }
 
-async fn attempt(
-    target: &Target,
-    helo: &str,
-    tls: Option<&ClientTls>,
-    env: &Envelope<'_>,
-) -> Result<Outcome, Failed> {
-    let tcp = with_timeout(CONNECT_TIMEOUT, Async::<TcpStream>::connect(target.addr))
-        .await
-        .map_err(|e| Status::Temporary(format!("connecting to {}: {e}", target.addr)))?;
-    let mut conn = Conn::new(Stream::Plain(tcp), target.addr);
-    let result = transaction(&mut conn, target, helo, tls, env).await;
-    // QUIT is a courtesy; its failure changes nothing.
-    let _ = conn.write_all(b"QUIT\r\n").await;
-    conn.close().await;
-    result
-}
-
-async fn transaction(
+/// Greeting, EHLO, and STARTTLS with a second EHLO when offered: the
+/// capabilities and how TLS went.
+async fn greet(
     conn: &mut Conn,
     target: &Target,
     helo: &str,
     tls: Option<&ClientTls>,
-    env: &Envelope<'_>,
-) -> Result<Outcome, Failed> {
+) -> Result<(Vec<String>, TlsUse), Failed> {
     let net = |e: io::Error| Status::Temporary(format!("{}: {e}", target.addr));
     let greeting = read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?;
     if greeting.code != 220 {
@@ -193,6 +321,20 @@ async fn transaction(
             caps = ehlo(conn, helo).await.map_err(net)??;
         }
     }
+    Ok((caps, tls_use))
+}
+
+/// One transaction on a greeted connection; the outcome and whether the
+/// server's state is clear afterwards (it is after an answered end of
+/// data).
+async fn transaction(
+    conn: &mut Conn,
+    target: &Target,
+    caps: &[String],
+    tls_use: TlsUse,
+    env: &Envelope<'_>,
+) -> Result<(Outcome, bool), Failed> {
+    let mut data_sent = false;
     let has = |c: &str| caps.iter().any(|x| x == c);
     let utf8 = !env.from.is_ascii() || env.rcpts.iter().any(|r| !r.is_ascii());
     if utf8 && !has("SMTPUTF8") {
@@ -217,15 +359,22 @@ async fn transaction(
     // With PIPELINING (RFC 2920) the whole envelope goes in one write;
     // without, one command per round trip. Replies are read in order.
     let pipelined = has("PIPELINING");
-    let mut replies = Vec::with_capacity(lines.len());
+    let mut replies: Vec<Reply> = Vec::with_capacity(lines.len());
+    macro_rules! io {
+        ($e:expr) => {
+            $e.await.map_err(|error| Failed::Io { error, data_sent })?
+        };
+    }
     if pipelined {
+        let mut group = String::with_capacity(lines.iter().map(|l| l.len() + 2).sum());
         for l in &lines {
-            conn.write_all(l.as_bytes()).await.map_err(net)?;
-            conn.write_all(b"\r\n").await.map_err(net)?;
+            group.push_str(l);
+            group.push_str("\r\n");
         }
-        conn.flush().await.map_err(net)?;
+        io!(conn.write_all(group.as_bytes()));
+        io!(conn.flush());
         for _ in &lines {
-            replies.push(read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?);
+            replies.push(io!(read_reply(conn, REPLY_TIMEOUT)));
         }
     } else {
         for (i, l) in lines.iter().enumerate() {
@@ -233,8 +382,8 @@ async fn transaction(
             if is_data && !replies[1..].iter().any(|r: &Reply| r.code < 400) {
                 break;
             }
-            command(conn, l).await.map_err(net)?;
-            let r = read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?;
+            io!(command(conn, l));
+            let r = io!(read_reply(conn, REPLY_TIMEOUT));
             let mail_failed = i == 0 && r.code >= 400;
             replies.push(r);
             if mail_failed {
@@ -252,13 +401,19 @@ async fn transaction(
             None => Status::Temporary("no reply to RCPT TO".into()),
         })
         .collect();
+    let done = |rcpts, clean| {
+        Ok((
+            Outcome {
+                rcpts,
+                tls: tls_use,
+            },
+            clean,
+        ))
+    };
     if !rcpts.contains(&Status::Delivered) {
         // Nothing to send: DATA was not sent, or (pipelined) refused as
         // RFC 2920 §3.1 says.
-        return Ok(Outcome {
-            rcpts,
-            tls: tls_use,
-        });
+        return done(rcpts, false);
     }
     let Some(data_reply) = replies.get(1 + env.rcpts.len()) else {
         return Err(Failed::Status(Status::Temporary(
@@ -268,22 +423,17 @@ async fn transaction(
     if data_reply.code != 354 {
         let st = Status::from_reply(data_reply, "DATA");
         mark_accepted(&mut rcpts, &st);
-        return Ok(Outcome {
-            rcpts,
-            tls: tls_use,
-        });
+        return done(rcpts, false);
     }
-    write_stuffed(conn, env.message).await.map_err(net)?;
-    conn.flush().await.map_err(net)?;
-    let end = read_reply(conn, DATA_END_TIMEOUT).await.map_err(net)?;
+    data_sent = true;
+    io!(write_stuffed(conn, env.message));
+    io!(conn.flush());
+    let end = io!(read_reply(conn, DATA_END_TIMEOUT));
     let st = Status::from_reply(&end, "end of data");
     if st != Status::Delivered {
         mark_accepted(&mut rcpts, &st);
     }
-    Ok(Outcome {
-        rcpts,
-        tls: tls_use,
-    })
+    done(rcpts, true)
 }
 
 /// Gives every recipient the server accepted the transaction's final word.

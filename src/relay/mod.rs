@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::config::{HostPort, Relay as RelayConfig};
-use client::{ClientTls, Envelope, Status, Target};
+use client::{ClientTls, Envelope, Session, Status, Target};
 use dns::{Dns, LookupError};
 
 /// Addresses tried per destination domain, across all its MX hosts.
@@ -72,7 +72,13 @@ impl Relay {
         let mut out = vec![Status::Temporary("not tried".into()); rcpts.len()];
         for (domain, idx) in by_domain {
             let group: Vec<String> = idx.iter().map(|&i| rcpts[i].clone()).collect();
-            let (results, _) = self.send_domain(&domain, from, &group, message).await;
+            let mut session = None;
+            let (results, _) = self
+                .send_domain(&domain, from, &group, message, &mut session)
+                .await;
+            if let Some(s) = session {
+                s.quit().await;
+            }
             for (k, st) in idx.into_iter().zip(results) {
                 out[k] = st;
             }
@@ -83,25 +89,68 @@ impl Relay {
     /// Sends `message` to recipients of one `domain` in one transaction,
     /// trying its next hops in order. One status per recipient, and the
     /// host that took the transaction with how TLS went.
+    ///
+    /// `reuse` carries a connection between calls for the same domain: an
+    /// open one is used first (and replaced by a new one when the server
+    /// had closed it), and the connection that carried this transaction is
+    /// left there for the next. The caller ends it with `Session::quit`.
     pub async fn send_domain(
         &self,
         domain: &str,
         from: &str,
         rcpts: &[String],
         message: &[u8],
+        reuse: &mut Option<Session>,
     ) -> (Vec<Status>, Option<(String, client::TlsUse)>) {
-        let targets = match self.targets(domain).await {
-            Ok(t) => t,
-            Err(st) => return (vec![st; rcpts.len()], None),
-        };
         let env = Envelope {
             from,
             rcpts,
             message,
         };
+        if let Some(mut s) = reuse.take() {
+            if s.reusable() {
+                match s.send(&env).await {
+                    Ok(outcome) => {
+                        let via = Some((s.target.host.clone(), outcome.tls));
+                        *reuse = Some(s);
+                        return (outcome.rcpts, via);
+                    }
+                    Err(st @ Status::Permanent(_)) => {
+                        *reuse = Some(s);
+                        return (vec![st; rcpts.len()], None);
+                    }
+                    Err(st) if s.in_doubt() => {
+                        // Broken off after DATA: wait for the retry rather
+                        // than send it twice at once.
+                        s.quit().await;
+                        return (vec![st; rcpts.len()], None);
+                    }
+                    // Closed meanwhile, or a temporary refusal before any
+                    // recipient: start over with the next hops in order.
+                    Err(st) => tracing::debug!(status = ?st, "reused connection failed"),
+                }
+            }
+            s.quit().await;
+        }
+        let targets = match self.targets(domain).await {
+            Ok(t) => t,
+            Err(st) => return (vec![st; rcpts.len()], None),
+        };
         let mut last = Status::Temporary(format!("no address to deliver to for {domain}"));
         for t in &targets {
-            match client::send(t, &self.helo, Some(&self.tls), &env).await {
+            let sent = match Session::open(t, &self.helo, Some(&self.tls)).await {
+                Ok(mut s) => {
+                    let r = s.send(&env).await;
+                    if r.is_ok() && s.reusable() {
+                        *reuse = Some(s);
+                    } else {
+                        s.quit().await;
+                    }
+                    r
+                }
+                Err(st) => Err(st),
+            };
+            match sent {
                 Ok(outcome) => {
                     tracing::debug!(host = %t.host, tls = ?outcome.tls, "relayed");
                     return (outcome.rcpts, Some((t.host.clone(), outcome.tls)));

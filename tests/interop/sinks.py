@@ -6,9 +6,13 @@ usage: sinks.py SMTP_PORT HTTP_PORT DIR   (prints "ready" once listening)
 Behaviour is read from DIR/smtp_mode and DIR/http_mode at each message:
 "accept" (default), "tempfail" (SMTP 451 at end of data / HTTP 503),
 "tempfail_first N" (SMTP 451 for the first N attempts, then accept),
-"slow SECONDS" (accept after a pause) or "reject" (SMTP 550 / HTTP 400). Each accepted message is written to
-DIR/smtp-N.json ({"mail_from", "rcpt_tos", "data"}) or DIR/http-N.json
-({"path", "headers", "body"}); each attempt is counted in DIR/*_attempts.
+"slow SECONDS" (accept after a pause), "close_after N" (accept, and close
+the connection once it carried N messages, as a server with a limit per
+connection or an idle timeout does) or "reject" (SMTP 550 / HTTP 400).
+Each accepted message is written to DIR/smtp-N.json ({"mail_from",
+"rcpt_tos", "data"}) or DIR/http-N.json ({"path", "headers", "body"});
+each attempt is counted in DIR/*_attempts, each SMTP connection (EHLO) in
+DIR/smtp_connections.
 """
 import asyncio
 import json
@@ -32,15 +36,19 @@ def mode(kind):
         return "accept"
 
 
+def bump(name):
+    count_file = os.path.join(out, name)
+    n = 0
+    if os.path.exists(count_file):
+        with open(count_file) as f:
+            n = int(f.read() or 0)
+    with open(count_file, "w") as f:
+        f.write(str(n + 1))
+
+
 def record(kind, obj):
     with lock:
-        count_file = os.path.join(out, f"{kind}_attempts")
-        n = 0
-        if os.path.exists(count_file):
-            with open(count_file) as f:
-                n = int(f.read() or 0)
-        with open(count_file, "w") as f:
-            f.write(str(n + 1))
+        bump(f"{kind}_attempts")
         if obj is None:
             return
         i = len([x for x in os.listdir(out) if x.startswith(f"{kind}-")])
@@ -59,8 +67,21 @@ def attempts(kind):
 
 
 class Smtp:
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        session.carried = 0
+        with lock:
+            bump("smtp_connections")
+        return responses
+
     async def handle_DATA(self, server, session, envelope):
         m = mode("smtp")
+        if m.startswith("close_after"):
+            session.carried = getattr(session, "carried", 0) + 1
+            if session.carried >= int(m.split()[1]):
+                # After the 250 below is written, without waiting for QUIT.
+                asyncio.get_running_loop().call_soon(server.transport.close)
+            m = "accept"
         if m.startswith("tempfail_first"):
             m = "tempfail" if attempts("smtp") < int(m.split()[1]) else "accept"
         if m.startswith("slow"):
