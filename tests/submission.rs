@@ -317,6 +317,87 @@ fn smarthost_delivery_kept_bodies_and_the_purge() {
     }
 }
 
+/// A smarthost that wants a login (here another sealmail's port 587):
+/// AUTH PLAIN after STARTTLS; never without TLS; a refused login defers.
+#[test]
+fn smarthost_login_only_over_tls() {
+    let work = tempfile::tempdir().unwrap();
+    let (_sink, sink_port, _sink_dir) = sink(work.path());
+    // The smarthost: a second server where ann has an account too.
+    let hub = Env::new();
+    let ann_at_hub = hub.alias("ann", "hub-password");
+    hub.alias("bob", "pw");
+    let hub_server = hub.serve();
+
+    let env = Env::new();
+    let ann = env.alias("ann", "pw");
+    assert_eq!(ann, ann_at_hub);
+    let via = |port: u16, password: &str| {
+        let mut relay = env.config.relay.clone();
+        relay.smarthost = Some(sealmail::config::HostPort {
+            host: "127.0.0.1".into(),
+            port,
+        });
+        relay.smarthost_login = Some(sealmail::config::Login {
+            user: ann.clone(),
+            password: password.into(),
+        });
+        relay
+    };
+    let (_clock, d) = fake_queue_with(
+        &env,
+        Policy::default(),
+        via(hub_server.submission.port(), "hub-password"),
+    );
+    let qid = submit(&d, &ann, "bob@example.org", "through-the-hub");
+    assert_eq!(block(run_once(&d)).unwrap(), 1);
+    let r = d.queue.show(&qid).unwrap().recipients.remove(0);
+    assert_eq!(r.state, "delivered", "{r:?}");
+    assert_eq!(
+        r.last_result.as_deref(),
+        Some("via 127.0.0.1, TLS (certificate not verified)")
+    );
+    // The hub queued it and delivered it to bob's mailbox.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = run_ok(hub.bin().args(["queue", "list", "--all"]));
+        if list.contains("1 recipients, 0 waiting") {
+            let id = list.split('\t').next().unwrap();
+            let shown = run_ok(hub.bin().args(["queue", "show", id]));
+            assert!(shown.contains("recipient: bob@example.org"), "{shown}");
+            assert!(shown.contains("delivered to a local mailbox"), "{shown}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(d);
+
+    // A smarthost without STARTTLS never sees the password.
+    let env2 = Env::new();
+    let ann2 = env2.alias("ann", "pw");
+    let (_clock, d) = fake_queue_with(&env2, Policy::default(), via(sink_port, "secret"));
+    let qid = submit(&d, &ann2, "bob@example.org", "no-tls");
+    block(run_once(&d)).unwrap();
+    let r = d.queue.show(&qid).unwrap().recipients.remove(0);
+    assert_eq!(r.state, "queued");
+    let why = r.last_result.unwrap();
+    assert!(why.contains("did not offer TLS"), "{why}");
+
+    // A wrong password defers the message instead of bouncing it.
+    let (_clock, d) = fake_queue_with(
+        &env2,
+        Policy::default(),
+        via(hub_server.submission.port(), "wrong"),
+    );
+    let qid = submit(&d, &ann2, "bob@example.org", "wrong-password");
+    block(run_once(&d)).unwrap();
+    let r = d.queue.show(&qid).unwrap().recipients.remove(0);
+    assert_eq!(r.state, "queued");
+    let why = r.last_result.unwrap();
+    assert!(why.contains("refused: 535 5.7.8"), "{why}");
+}
+
 #[test]
 fn five_days_down_bounces_once_into_the_senders_mailbox() {
     let env = Env::new();

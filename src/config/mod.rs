@@ -150,8 +150,27 @@ pub struct Relay {
     pub port: u16,
     /// Every message goes through this host instead of MX lookups.
     pub smarthost: Option<HostPort>,
+    /// The login at the smarthost (AUTH PLAIN, only over TLS). The password
+    /// comes from the file or `SEALMAIL_SMARTHOST_PASSWORD`.
+    pub smarthost_login: Option<Login>,
     /// Per-domain next hops, which win over the smarthost and MX records.
     pub routes: std::collections::BTreeMap<String, HostPort>,
+}
+
+/// A user name and password for another server. Debug output hides the
+/// password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A next hop: a host name or IP address, and a port.
@@ -556,6 +575,28 @@ impl Validator<'_> {
             None | Some("") => None,
             Some(s) => Some(hop("relay.smarthost", s)?),
         };
+        let user = r.smarthost_user.filter(|u| !u.trim().is_empty());
+        let password = r.smarthost_password.filter(|p| !p.is_empty()).or_else(|| {
+            std::env::var("SEALMAIL_SMARTHOST_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty())
+        });
+        let smarthost_login = match (user, password) {
+            (None, _) => None,
+            (Some(_), _) if smarthost.is_none() => {
+                return self.err("relay.smarthost_user", "is set but relay.smarthost is not");
+            }
+            (Some(_), None) => {
+                return self.err(
+                    "relay.smarthost_password",
+                    "is needed with relay.smarthost_user (or set SEALMAIL_SMARTHOST_PASSWORD)",
+                );
+            }
+            (Some(user), Some(password)) => Some(Login {
+                user: user.trim().to_string(),
+                password,
+            }),
+        };
         let mut routes = std::collections::BTreeMap::new();
         for (domain, to) in r.routes.unwrap_or_default() {
             let key = format!("relay.routes.{domain}");
@@ -567,6 +608,7 @@ impl Validator<'_> {
         Ok(Relay {
             port,
             smarthost,
+            smarthost_login,
             routes,
         })
     }
@@ -698,5 +740,23 @@ mod tests {
         assert_eq!(e.key, "relay.smarthost");
         let e = parse("[dns]\nnameservers = [\"x\"]\n").unwrap_err();
         assert_eq!(e.key, "dns.nameservers");
+    }
+
+    #[test]
+    fn smarthost_login() {
+        let c = parse(
+            "[relay]\nsmarthost = \"smtp.example.net:587\"\nsmarthost_user = \"me\"\nsmarthost_password = \"s3cret\"\n",
+        )
+        .unwrap();
+        let login = c.relay.smarthost_login.unwrap();
+        assert_eq!(
+            (login.user.as_str(), login.password.as_str()),
+            ("me", "s3cret")
+        );
+        assert!(!format!("{login:?}").contains("s3cret"));
+        let e =
+            parse("[relay]\nsmarthost_user = \"me\"\nsmarthost_password = \"x\"\n").unwrap_err();
+        assert_eq!(e.key, "relay.smarthost_user");
+        assert_eq!(parse("[relay]\n").unwrap().relay.smarthost_login, None);
     }
 }

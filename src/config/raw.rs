@@ -82,6 +82,8 @@ pub struct Dns {
 pub struct Relay {
     pub port: Option<i64>,
     pub smarthost: Option<String>,
+    pub smarthost_user: Option<String>,
+    pub smarthost_password: Option<String>,
     pub routes: Option<std::collections::BTreeMap<String, String>>,
 }
 

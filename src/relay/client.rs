@@ -2,7 +2,8 @@
 //! (`Session`, reused for up to 100 transactions or 5 minutes), with
 //! opportunistic STARTTLS and PIPELINING, and a result per recipient.
 //!
-//! Imports `net::{conn, tls}`. Invariants: reply lines and reply counts
+//! Imports `net::{conn, tls}` and `config::Login`. Invariants: a login is
+//! sent only inside TLS; reply lines and reply counts
 //! are bounded; the message is dot-stuffed and ends with `CRLF.CRLF`; a
 //! recipient counts as delivered only after the server's 2xx to the end
 //! of data; a transaction starts only on a connection whose server state
@@ -16,6 +17,7 @@ use futures_rustls::TlsConnector;
 use rustls::pki_types::ServerName;
 use smol::Async;
 
+use crate::config::Login;
 use crate::net::conn::{Conn, Line, Stream, with_timeout};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,11 +28,13 @@ const DATA_END_TIMEOUT: Duration = Duration::from_secs(120);
 const MAX_REPLY_LINE: usize = 2048;
 const MAX_REPLY_LINES: usize = 100;
 
-/// Where to connect, and the name the certificate should carry.
+/// Where to connect, the name the certificate should carry, and the login
+/// the server wants (a smarthost's).
 #[derive(Clone, Debug)]
 pub struct Target {
     pub host: String,
     pub addr: SocketAddr,
+    pub login: Option<std::sync::Arc<Login>>,
 }
 
 /// One transaction's envelope and content.
@@ -321,7 +325,44 @@ async fn greet(
             caps = ehlo(conn, helo).await.map_err(net)??;
         }
     }
+    if let Some(login) = &target.login {
+        log_in(conn, target, login, tls_use).await?;
+    }
     Ok((caps, tls_use))
+}
+
+/// AUTH PLAIN (RFC 4954) with the target's login, only inside TLS. A
+/// refusal is temporary, as Postfix defers on it: the mail waits while the
+/// operator fixes the password.
+async fn log_in(
+    conn: &mut Conn,
+    target: &Target,
+    login: &Login,
+    tls_use: TlsUse,
+) -> Result<(), Failed> {
+    use base64::Engine as _;
+    if tls_use == TlsUse::Plain {
+        return Err(Failed::Status(Status::Temporary(format!(
+            "{} did not offer TLS; the login is not sent without it",
+            target.host
+        ))));
+    }
+    let net = |e: io::Error| Status::Temporary(format!("{}: {e}", target.addr));
+    let token = base64::engine::general_purpose::STANDARD
+        .encode(format!("\0{}\0{}", login.user, login.password));
+    command(conn, &format!("AUTH PLAIN {token}"))
+        .await
+        .map_err(net)?;
+    let r = read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?;
+    if r.code == 235 {
+        Ok(())
+    } else {
+        Err(Failed::Status(Status::Temporary(format!(
+            "login at {} refused: {}",
+            target.host,
+            r.text()
+        ))))
+    }
 }
 
 /// One transaction on a greeted connection; the outcome and whether the

@@ -43,11 +43,13 @@ pub struct Relay {
     web_tls: futures_rustls::TlsConnector,
     pub srs: srs::Srs,
     server_key: zeroize::Zeroizing<[u8; 32]>,
+    smarthost_login: Option<std::sync::Arc<crate::config::Login>>,
 }
 
 impl Relay {
     pub fn new(dns: Dns, config: RelayConfig, hostname: &str, server_key: &[u8; 32]) -> Relay {
         Relay {
+            smarthost_login: config.smarthost_login.clone().map(std::sync::Arc::new),
             dns,
             config,
             helo: hostname.to_string(),
@@ -174,7 +176,13 @@ impl Relay {
             .get(domain)
             .or(self.config.smarthost.as_ref());
         if let Some(HostPort { host, port }) = fixed {
-            return self.resolve(std::slice::from_ref(host), *port).await;
+            let mut targets = self.resolve(std::slice::from_ref(host), *port).await?;
+            if !self.config.routes.contains_key(domain) {
+                for t in &mut targets {
+                    t.login = self.smarthost_login.clone();
+                }
+            }
+            return Ok(targets);
         }
         let hosts = match self.dns.mx(domain).await {
             Ok(hosts) if hosts.is_empty() => {
@@ -203,6 +211,7 @@ impl Relay {
                 Ok(ips) => out.extend(ips.into_iter().map(|ip| Target {
                     host: host.clone(),
                     addr: SocketAddr::new(ip, port),
+                    login: None,
                 })),
                 Err(e) => last = Some((host, e)),
             }
