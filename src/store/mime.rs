@@ -233,6 +233,10 @@ impl Ctx<'_> {
         } else if p.mime_type == "text" {
             p.lines = count_lines(body);
             self.index_text(&p, start, end);
+        } else if p.mime_type == "message" && is_report_text(&p.subtype) {
+            // Delivery and disposition reports are plain text fields that
+            // a TEXT search should find (RFC 3464, RFC 8098).
+            self.index_text(&p, start, end);
         } else if p.mime_type != "multipart"
             && p.mime_type != "message"
             && body.len() >= ATTACHMENT_MIN
@@ -257,6 +261,14 @@ impl Ctx<'_> {
             self.body_text.push_str(&text);
         }
     }
+}
+
+/// The `message/*` report parts that are text meant to be read.
+fn is_report_text(subtype: &str) -> bool {
+    matches!(
+        subtype,
+        "delivery-status" | "global-delivery-status" | "disposition-notification"
+    )
 }
 
 /// A leaf part's body, transfer-decoded: as text (charset-converted) when
@@ -624,6 +636,15 @@ mod tests {
     use super::*;
 
     const MULTI: &[u8] = b"From: Ann <ann@example.org>\r\nTo: bob@example.net\r\nSubject: Re: [list] Hello\r\nDate: Tue, 14 Nov 2023 23:13:20 +0100\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\npreamble\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nfirst part\r\n--b1\r\nContent-Type: text/html\r\n\r\n<p>second &amp; <b>bold</b></p>\r\n--b1--\r\nepilogue\r\n";
+
+    #[test]
+    fn delivery_reports_are_searchable_text() {
+        let m = b"Subject: Undelivered\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\r\n\r\n--r\r\nContent-Type: text/plain\r\n\r\nsorry\r\n--r\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mail.example.org\r\n\r\nFinal-Recipient: rfc822; carol@remote.test\r\nAction: failed\r\nStatus: 5.1.1\r\nX-Failure-Category: unknown-user\r\n--r--\r\n";
+        let p = parse(m, Limits::default()).unwrap();
+        assert!(p.body_text.contains("sorry"));
+        assert!(p.body_text.contains("X-Failure-Category: unknown-user"));
+        assert!(p.body_text.contains("carol@remote.test"));
+    }
 
     #[test]
     fn multipart_offsets_and_fields() {
