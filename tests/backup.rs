@@ -2,7 +2,8 @@
 //! local directory target: unchanged mailboxes are not stored twice, the
 //! object is the encrypted file (no SQLite header, no canary, opens only
 //! with the key), a restore brings every message back byte-identical with
-//! new UIDVALIDITY values, and a running server blocks a restore.
+//! new UIDVALIDITY values, and a running server refuses a restore while
+//! the mailbox is open and serves the restored one afterwards.
 
 mod common;
 
@@ -37,9 +38,25 @@ fn whole_messages(env: &Env, addr: &str) -> (u32, Vec<Vec<u8>>) {
     )
 }
 
+/// The message count POP3's STAT reports for `addr` (password "pw").
+fn pop3_stat(server: std::net::SocketAddr, addr: &str) -> usize {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = pop3_login(server, addr);
+    s.write_all(b"STAT\r\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(s.try_clone().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    s.write_all(b"QUIT\r\n").unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 #[test]
 fn backup_list_restore() {
-    let env = Env::new();
+    let mut env = Env::new();
+    // POP3 without TLS, and keys dropped as soon as the last session ends.
+    env.config.dev = true;
+    env.config.key_ttl = std::time::Duration::ZERO;
     let addr = env.alias("ann", "pw");
     {
         let (_b, store) = env.store();
@@ -107,23 +124,40 @@ fn backup_list_restore() {
     assert_eq!(whole_messages(&env, &addr).1.len(), 0);
     let first = listed.lines().next().unwrap().split('\t').next().unwrap();
     {
-        let _server = env.serve();
-        let mut cmd = env.bin();
-        cmd.args(["backup", "restore", &addr])
-            .env("SEALMAIL_PASSWORD", "pw");
-        let out = cmd.output().unwrap();
+        // A running server with a session on the mailbox: refused.
+        let server = env.serve();
+        let pop = pop3_login(server.pop3, &addr);
+        let restore = || {
+            env.bin()
+                .args(["backup", "restore", &addr, "--at", first])
+                .env("SEALMAIL_PASSWORD", "pw")
+                .output()
+                .unwrap()
+        };
+        let out = restore();
         assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("in use by the running server"), "{err}");
+        // Logged out (and the key gone, its time to live being 0 here):
+        // the same server lets the restore through, and serves the
+        // restored mailbox at the next login without a restart.
+        drop(pop);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let out = loop {
+            let out = restore();
+            if out.status.success() || std::time::Instant::now() > deadline {
+                break out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("stop it first"),
-            "{}",
+            out.status.success() && text.contains("restored") && text.contains("20 messages"),
+            "{text}{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        assert_eq!(pop3_stat(server.pop3, &addr), 20);
     }
-    let out = backup(&env, &["restore", &addr, "--at", first]);
-    assert!(
-        out.contains("restored") && out.contains("20 messages"),
-        "{out}"
-    );
     let (validity_after, after) = whole_messages(&env, &addr);
     assert_eq!(after, before, "byte-identical");
     assert!(

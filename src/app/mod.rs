@@ -217,9 +217,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
     let _lock = serve_lock(&config.data_dir)?;
-    // Snapshots and restores left by a crash (restores hold the same lock,
-    // so none is running now).
-    let _ = std::fs::remove_dir_all(config.data_dir.join("tmp"));
+    // Snapshots and restores left by a crash (one running by hand now
+    // keeps its files).
+    crate::backup::clean_temp(&config.data_dir);
     let (backend, store) = open_store(&config)?;
     let tls = tls::server_config(&config.tls_cert, &config.tls_key)
         .map_err(|e| AppError::Invalid(e.to_string()))?;

@@ -173,12 +173,46 @@ fn message_count(mb: &mut Mailbox) -> Result<u64, BackupError> {
     Ok(mb.usage()?.1)
 }
 
-/// A temp path inside the data directory (same filesystem, so renames are
-/// atomic, and covered by the data directory's permissions).
-fn temp_path(data_dir: &Path, what: &str) -> Result<PathBuf, BackupError> {
+/// An empty temp file inside the data directory (same filesystem, so
+/// renames are atomic, and covered by the data directory's permissions),
+/// with an exclusive `flock` held until the returned handle drops: the
+/// server's start-up clean-up of `<data>/tmp` (`clean_temp`) leaves files
+/// of a running backup or restore alone.
+fn temp_path(data_dir: &Path, what: &str) -> Result<(PathBuf, std::fs::File), BackupError> {
     let dir = data_dir.join("tmp");
     crate::util::create_private_dir(&dir)?;
-    Ok(dir.join(format!(".{what}-{}", random_id()?)))
+    let path = dir.join(format!(".{what}-{}", random_id()?));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    f.lock()?;
+    Ok((path, f))
+}
+
+/// Removes what crashed backups and restores left in `<data>/tmp`; a file
+/// whose maker still runs (it holds its lock) stays.
+pub fn clean_temp(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("tmp")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        // SQLite's companions carry no lock of their own: they follow
+        // their main file.
+        let name = e.file_name().to_string_lossy().into_owned();
+        let owner = ["-wal", "-shm", "-journal"]
+            .iter()
+            .find_map(|sfx| name.strip_suffix(sfx))
+            .map_or_else(|| path.clone(), |main| path.with_file_name(main));
+        let in_use = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&owner)
+            .is_ok_and(|f| f.try_lock().is_err());
+        if !in_use {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// Removes a file and SQLite's companions of it.
@@ -204,7 +238,7 @@ pub fn backup_now(
     show_progress: bool,
 ) -> Result<Outcome, BackupError> {
     let previous = latest(target, mailbox_id)?;
-    let tmp = temp_path(data_dir, "snapshot")?;
+    let (tmp, _held) = temp_path(data_dir, "snapshot")?;
     let result = (|| {
         // Writers wait only for the copy, not for the upload.
         let (messages, state, schema_version) = {
@@ -422,7 +456,7 @@ pub fn restore(
         keys::KeyError::WrongPassword => BackupError::WrongPassword,
         other => BackupError::Damaged(other.to_string()),
     })?;
-    let tmp = temp_path(data_dir, "restore")?;
+    let (tmp, _held) = temp_path(data_dir, "restore")?;
     let result = (|| {
         let progress = show_progress
             .then(|| Progress::start("downloading", manifest.size))
@@ -550,6 +584,25 @@ mod tests {
                 public_key: String::new(),
             },
         }
+    }
+
+    #[test]
+    fn clean_temp_spares_files_in_use() {
+        let data = tempfile::tempdir().unwrap();
+        let (held, lock) = temp_path(data.path(), "restore").unwrap();
+        let mut held_wal = held.clone().into_os_string();
+        held_wal.push("-wal");
+        std::fs::write(&held_wal, b"x").unwrap();
+        let stale = data.path().join("tmp/.snapshot-old");
+        std::fs::write(&stale, b"x").unwrap();
+        std::fs::write(data.path().join("tmp/.snapshot-old-wal"), b"x").unwrap();
+        clean_temp(data.path());
+        assert!(held.exists() && PathBuf::from(&held_wal).exists());
+        assert!(!stale.exists());
+        assert!(!data.path().join("tmp/.snapshot-old-wal").exists());
+        drop(lock);
+        clean_temp(data.path());
+        assert!(!held.exists());
     }
 
     #[test]

@@ -312,7 +312,7 @@ fn remove_mailbox_files(config: &Config, mailbox_id: &str) -> Result<()> {
         .data_dir
         .join("mailboxes")
         .join(format!("{mailbox_id}.sqlite"));
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", ".lock"] {
         let p = std::path::PathBuf::from(format!("{}{suffix}", base.display()));
         match std::fs::remove_file(&p) {
             Ok(()) => {}

@@ -2,8 +2,9 @@
 //!
 //! Imports `app`, `backup`, `config`, `store`. Invariants: a backup needs
 //! the owner's password (only it unwraps the key that reads the mailbox);
-//! a restore refuses to run while a server is serving the data directory,
-//! because it replaces the mailbox file.
+//! a restore claims the mailbox file (`FileClaim`) before it replaces it,
+//! so it refuses while a running server has that mailbox open, and the
+//! server waits for the swap otherwise.
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
@@ -14,7 +15,7 @@ use crate::backup::{self, Manifest, Outcome, Target};
 use crate::config::Config;
 use crate::store::db::DbKey;
 use crate::store::keys;
-use crate::store::mailbox::Mailbox;
+use crate::store::mailbox::{FileClaim, Mailbox};
 
 #[derive(Subcommand)]
 pub enum BackupCmd {
@@ -22,7 +23,7 @@ pub enum BackupCmd {
     Now { address: String },
     /// List a mailbox's backups.
     List { address: String },
-    /// Replace a mailbox with a backup (the server must be stopped).
+    /// Replace a mailbox with a backup (refused while the server has it open).
     Restore {
         address: String,
         /// The newest backup made at or before this time
@@ -77,6 +78,8 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
                 .context("the alias has no credentials")?;
             let password = read_password(&format!("password of {address}"))?;
             let keys = keys::unwrap(&creds, &password).context("cannot open the mailbox")?;
+            let _claim = FileClaim::try_share(&live)?
+                .context("a restore of this mailbox is running; try again when it is done")?;
             let mb =
                 std::sync::Mutex::new(Mailbox::open(&live, DbKey::Raw(&keys.dek), config.limits)?);
             match backup::backup_now(
@@ -98,12 +101,15 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
             }
         }
         BackupCmd::Restore { at, .. } => {
-            let _lock = app::serve_lock(&config.data_dir).map_err(|_| {
-                anyhow::anyhow!(
-                    "a server is running on {}: stop it first, restore replaces the mailbox file",
-                    config.data_dir.display()
-                )
-            })?;
+            // A running server keeps the file claimed while the mailbox is
+            // open; once claimed here, it waits for the swap.
+            let Some(_claim) = FileClaim::try_take(&live)? else {
+                bail!(
+                    "{address}'s mailbox is in use by the running server (a session is logged in, \
+                     or ended less than {} minutes ago): log it out and try again, or stop the server",
+                    config.key_ttl.as_secs().div_ceil(60)
+                );
+            };
             let all = backup::list(&target, &alias.mailbox_id)?;
             let chosen = pick(&all, at.as_deref())?;
             let creds = control

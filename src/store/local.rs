@@ -20,7 +20,7 @@ use super::control::{Alias, Control};
 use super::db::DbKey;
 use super::events::Hub;
 use super::keys::{self, Dek, KdfParams, KeyCache};
-use super::mailbox::{Limits, Mailbox, normalize};
+use super::mailbox::{FileClaim, Limits, Mailbox, normalize};
 use super::types::*;
 use super::{Backend, BoxFuture, StoreError};
 use super::{order, spool};
@@ -54,7 +54,7 @@ struct Inner {
 }
 
 /// alias id -> (mailbox id, open file).
-type OpenFiles = HashMap<i64, (String, Arc<Mutex<Mailbox>>)>;
+type OpenFiles = HashMap<i64, (String, Arc<Mutex<Mailbox>>, Arc<FileClaim>)>;
 
 #[derive(Clone)]
 struct Live {
@@ -104,7 +104,7 @@ impl LocalBackend {
     pub fn open_with_keys(&self) -> Vec<OpenMailbox> {
         let open: Vec<(i64, String, Arc<Mutex<Mailbox>>)> = lock(&self.inner.open)
             .iter()
-            .map(|(a, (id, m))| (*a, id.clone(), m.clone()))
+            .map(|(a, (id, m, _))| (*a, id.clone(), m.clone()))
             .collect();
         let mut out = Vec::new();
         for (alias_id, mailbox_id, mailbox) in open {
@@ -314,7 +314,7 @@ impl Inner {
         let live = self.live(session)?;
         let mb = lock(&self.open)
             .get(&live.alias)
-            .map(|(_, m)| m.clone())
+            .map(|(_, m, _)| m.clone())
             .ok_or(StoreError::NoSession)?;
         let mut guard = lock(&mb);
         f(&mut guard, &live)
@@ -352,7 +352,7 @@ impl Inner {
     /// checks while it is locked. Best effort: a failure only means an
     /// older figure is used.
     fn record_usage(&self, alias_id: i64) {
-        let Some(mb) = lock(&self.open).get(&alias_id).map(|(_, m)| m.clone()) else {
+        let Some(mb) = lock(&self.open).get(&alias_id).map(|(_, m, _)| m.clone()) else {
             return;
         };
         let used = lock(&mb).usage();
@@ -366,20 +366,35 @@ impl Inner {
         }
     }
 
-    /// The open mailbox of an alias, opening it with `dek` if needed.
+    /// The open mailbox of an alias, opening it with `dek` if needed. The
+    /// file is claimed (shared, `FileClaim`) for as long as it stays open,
+    /// so a restore by hand cannot replace it underneath.
     fn open_mailbox(&self, alias: &Alias, dek: &Dek) -> Result<Arc<Mutex<Mailbox>>, StoreError> {
-        if let Some((id, m)) = lock(&self.open).get(&alias.id)
-            && *id == alias.mailbox_id
-        {
-            return Ok(m.clone());
+        let cached = || {
+            lock(&self.open)
+                .get(&alias.id)
+                .filter(|(id, _, _)| *id == alias.mailbox_id)
+                .map(|(_, m, _)| m.clone())
+        };
+        if let Some(m) = cached() {
+            return Ok(m);
         }
-        let mb = Mailbox::open(&self.mailbox_path(alias), DbKey::Raw(dek), self.cfg.limits)?;
+        let path = self.mailbox_path(alias);
+        let Some(claim) = FileClaim::try_share(&path)? else {
+            return Err(StoreError::Unavailable(
+                "the mailbox is being restored from a backup; try again in a moment".into(),
+            ));
+        };
+        let mb = Mailbox::open(&path, DbKey::Raw(dek), self.cfg.limits)?;
         let mb = Arc::new(Mutex::new(mb));
         let mut open = lock(&self.open);
         match open.get(&alias.id) {
-            Some((id, m)) if *id == alias.mailbox_id => Ok(m.clone()),
+            Some((id, m, _)) if *id == alias.mailbox_id => Ok(m.clone()),
             _ => {
-                open.insert(alias.id, (alias.mailbox_id.clone(), mb.clone()));
+                open.insert(
+                    alias.id,
+                    (alias.mailbox_id.clone(), mb.clone(), Arc::new(claim)),
+                );
                 Ok(mb)
             }
         }

@@ -23,6 +23,48 @@ use super::{StoreError, schema, search};
 
 pub use bodies::load_message;
 
+/// A claim on a mailbox file between processes: whoever has the file open
+/// (the server, `sealmail import`) holds it shared; `sealmail backup
+/// restore` holds it exclusively while it replaces the file, so it runs
+/// only when nobody has the mailbox open, and nobody opens it meanwhile.
+/// It is a `flock` on a separate `<file>.lock`: SQLite's own locks are
+/// POSIX record locks on the database, which another descriptor of the
+/// same file in the same process would silently drop.
+pub struct FileClaim(#[allow(dead_code)] std::fs::File);
+
+impl FileClaim {
+    /// A shared claim, for using the file; `None` while a restore runs.
+    pub fn try_share(path: &Path) -> Result<Option<FileClaim>, StoreError> {
+        let f = lock_file(path)?;
+        match f.try_lock_shared() {
+            Ok(()) => Ok(Some(FileClaim(f))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+
+    /// The exclusive claim, for replacing the file; `None` while anyone
+    /// has it open.
+    pub fn try_take(path: &Path) -> Result<Option<FileClaim>, StoreError> {
+        let f = lock_file(path)?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(FileClaim(f))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+}
+
+fn lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    Ok(std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::path::PathBuf::from(lock_path))?)
+}
+
 /// Limits applied to what a mailbox accepts.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
