@@ -254,3 +254,136 @@ fn subjects(env: &Env, addr: &str) -> usize {
     let s = unlock(&store, addr, "pw");
     block(s.select("INBOX")).unwrap().uids.len()
 }
+
+/// A server that dies in the middle of an upload (the process aborts after
+/// 12 MiB of a ~20 MiB multipart upload, as a kill -9 would leave it): the
+/// previous backup stays listed and restorable, no half backup appears,
+/// and the next run after a restart completes.
+#[test]
+fn a_server_killed_mid_upload_leaves_the_previous_backup() {
+    let (_moto, port) = start_moto();
+    let b = bucket(port);
+    let mut env = Env::new();
+    let pop3 = free_port();
+    let mut text = std::fs::read_to_string(&env.config.file).unwrap();
+    text = text
+        .replace("dev = false", "dev = true")
+        .replace("\"0.0.0.0:110\"", &format!("\"127.0.0.1:{pop3}\""))
+        .replace("interval = \"24h\"", "interval = \"2s\"");
+    for p in ["25", "587", "465", "143", "993", "995"] {
+        text = text.replace(&format!("\"0.0.0.0:{p}\""), "\"127.0.0.1:0\"");
+    }
+    text.push_str(&format!(
+        "\n[backup.s3]\nendpoint = \"http://127.0.0.1:{port}\"\nregion = \"eu-west-1\"\nbucket = \"mail-backups\"\npath_style = true\naccess_key = \"test\"\nsecret_key = \"test\"\n"
+    ));
+    std::fs::write(&env.config.file, text).unwrap();
+    env.config = sealmail::config::Config::load(env.data()).unwrap();
+    let addr = env.alias("ann", "pw");
+    let append = |from: usize, to: usize| {
+        let (_b, store) = env.store();
+        let s = unlock(&store, &addr, "pw");
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for i in from..to {
+            // About 1 MiB that does not compress: ~1.3 MiB of base64.
+            let noise: Vec<u8> = (0..(1 << 20))
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng as u8
+                })
+                .collect();
+            let m = with_attachment(&format!("m{i}"), "big", &noise);
+            block(s.append(append_req("INBOX", m))).unwrap();
+        }
+    };
+    append(0, 14);
+    let cli = |args: &[&str]| {
+        let mut cmd = env.bin();
+        cmd.args(args).env("SEALMAIL_PASSWORD", "pw");
+        run_ok(&mut cmd)
+    };
+    assert!(cli(&["backup", "now", &addr]).contains("14 messages"));
+    append(14, 15);
+    let manifests = |b: &s3::Bucket| keys(b).iter().filter(|k| k.ends_with(".json")).count();
+    let objects = |b: &s3::Bucket| keys(b).iter().filter(|k| k.ends_with(".sqlite")).count();
+    assert_eq!((manifests(&b), objects(&b)), (1, 1));
+
+    let log = env.dir.path().join("server.log");
+    let serve = |crash: Option<&str>| {
+        let mut cmd = env.bin();
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        cmd.arg("serve")
+            .env("SEALMAIL_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(err);
+        if let Some(c) = crash {
+            cmd.env("SEALMAIL_CRASH_AT", c);
+        }
+        let child = cmd.spawn().unwrap();
+        wait_for("the server", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", pop3)).is_ok()
+        });
+        child
+    };
+    // The owner logs in, the scheduler starts the backup of the change,
+    // and the process dies 12 MiB into the upload.
+    let mut server = serve(Some("backup-upload-mib:12"));
+    let pop = pop3_login(format!("127.0.0.1:{pop3}").parse().unwrap(), &addr);
+    let status = wait_exit(&mut server, Duration::from_secs(60));
+    assert!(!status.success(), "the server was to die mid-upload");
+    drop(pop);
+    assert_eq!(
+        (manifests(&b), objects(&b)),
+        (1, 1),
+        "no half backup: {:?}",
+        keys(&b)
+    );
+    let listed = cli(&["backup", "list", &addr]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.contains("14 messages"), "{listed}");
+    let restored = cli(&["backup", "restore", &addr]);
+    assert!(restored.contains("14 messages"), "{restored}");
+
+    // After a restart the next run completes (and retention, keeping one
+    // backup a day, then drops the older one of today).
+    let before: Vec<String> = keys(&b);
+    let mut server = serve(None);
+    let _pop = pop3_login(format!("127.0.0.1:{pop3}").parse().unwrap(), &addr);
+    let start = Instant::now();
+    while keys(&b) == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no second backup; server log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_for("retention", Duration::from_secs(20), || {
+        (manifests(&b), objects(&b)) == (1, 1)
+    });
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let listed = cli(&["backup", "list", &addr]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(!before.contains(&keys(&b)[0]), "a new backup: {listed}");
+    assert!(listed.contains("14 messages"), "{listed}");
+}
+
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the process did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

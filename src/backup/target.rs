@@ -102,7 +102,10 @@ impl Target {
     /// Stores the file at `src` under `key`, streamed (memory flat in size;
     /// S3 uploads large files in multipart chunks).
     pub fn put_file(&self, key: &str, src: &Path, progress: Option<&Progress>) -> io::Result<()> {
-        let from = fs::File::open(src)?;
+        let from = CrashPoints {
+            inner: fs::File::open(src)?,
+            read: 0,
+        };
         let mut from: Box<dyn io::Read + '_> = match progress {
             Some(p) => Box::new(p.reader(from)),
             None => Box::new(from),
@@ -267,5 +270,24 @@ impl Target {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// A reader that passes the crash point `backup-upload-mib` at every MiB,
+/// so tests can end the process in the middle of an upload.
+struct CrashPoints<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: io::Read> io::Read for CrashPoints<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let before = self.read >> 20;
+        self.read += n as u64;
+        for _ in before..self.read >> 20 {
+            crate::util::crash_point("backup-upload-mib");
+        }
+        Ok(n)
     }
 }
