@@ -165,3 +165,71 @@ fn backup_list_restore() {
         "no UID reuse: new UIDVALIDITY"
     );
 }
+
+/// `sealmail backup server now|list|restore`: the control database (under
+/// the server key) and the sealed spool, unchanged state not stored twice,
+/// imported spool files dropped once a mailbox backup holds them, and a
+/// lost control database and spool put back.
+#[test]
+fn control_database_and_spool_backups() {
+    let env = Env::new();
+    let ann = env.alias("ann", "pw");
+    env.alias("bob", "pw");
+    // Mail for ann while she is away: sealed into the spool.
+    {
+        let (_b, store) = env.store();
+        block(store.deliver(&ann, text_message("away", CANARY))).unwrap();
+    }
+    let server = |args: &[&str]| {
+        let mut cmd = env.bin();
+        cmd.args(["backup", "server"]).args(args);
+        run_ok(&mut cmd)
+    };
+    let out = server(&["now"]);
+    assert!(
+        out.contains("backed up the control database: 2 aliases"),
+        "{out}"
+    );
+    assert!(out.contains("spool: 1 files uploaded"), "{out}");
+    let out = server(&["now"]);
+    assert!(out.contains("unchanged"), "{out}");
+    assert!(out.contains("spool: 0 files uploaded, 0"), "{out}");
+    assert_eq!(server(&["list"]).lines().count(), 1);
+    // Encrypted: no SQLite header, no address, no mail text.
+    let backups = env.data().join("backups");
+    let control: Vec<_> = std::fs::read_dir(backups.join("control"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sqlite"))
+        .collect();
+    let bytes = std::fs::read(&control[0]).unwrap();
+    assert!(!bytes.starts_with(b"SQLite format 3"));
+    assert!(!bytes.windows(ann.len()).any(|w| w == ann.as_bytes()));
+    assert!(files_containing(&backups, CANARY.as_bytes()).is_empty());
+
+    // The data directory loses its control database and spool.
+    std::fs::remove_file(env.data().join("control.sqlite")).unwrap();
+    for s in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(env.data().join(format!("control.sqlite{s}")));
+    }
+    std::fs::remove_dir_all(env.data().join("spool")).unwrap();
+    let out = server(&["restore"]);
+    assert!(
+        out.contains("2 aliases") && out.contains("1 spooled messages put back"),
+        "{out}"
+    );
+    // Ann logs in: her password works again and the mail is imported.
+    {
+        let (_b, store) = env.store();
+        let s = unlock(&store, &ann, "pw");
+        assert_eq!(block(s.status("INBOX")).unwrap().messages, 1);
+    }
+    // Once a mailbox backup holds it, the spool object goes.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(backup(&env, &["now", &ann]).contains("backed up"));
+    let out = server(&["now"]);
+    assert!(
+        out.contains("0 files uploaded, 1 no longer needed"),
+        "{out}"
+    );
+}

@@ -378,12 +378,15 @@ pub async fn run(
     if let Some(policy) = config.backup_policy {
         match crate::backup::Target::from_config(&config) {
             Ok(target) => {
-                let scheduler = Arc::new(crate::backup::scheduler::Scheduler::new(
-                    target,
-                    &config.data_dir,
-                    policy,
-                    Arc::new(crate::backup::scheduler::SystemClock),
-                ));
+                let scheduler = Arc::new(
+                    crate::backup::scheduler::Scheduler::new(
+                        target,
+                        &config.data_dir,
+                        policy,
+                        Arc::new(crate::backup::scheduler::SystemClock),
+                    )
+                    .with_server_files(&*crate::app::server_key(&config.data_dir)?),
+                );
                 tasks.push(ex.spawn(crate::backup::scheduler::run(
                     scheduler,
                     backend.clone(),

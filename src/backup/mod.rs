@@ -16,6 +16,7 @@
 
 mod progress;
 pub mod scheduler;
+pub mod server;
 mod target;
 
 use std::io::Read;
@@ -70,8 +71,9 @@ pub struct Manifest {
     pub credentials: WrappedKey,
 }
 
-/// [`Credentials`] as stored in a manifest.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// [`Credentials`] as stored in a manifest (empty for the control
+/// database, which the server key opens).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WrappedKey {
     pub salt: String,
     pub params: KdfParams,

@@ -2,7 +2,8 @@
 //! is in memory is backed up once its last success is older than the
 //! interval, with per-mailbox jitter, at most `concurrency` at a time,
 //! retrying failures with backoff, and old backups pruned after each new
-//! one.
+//! one. The control database and the spool (`server`) follow the same
+//! interval when the scheduler has the server key.
 //!
 //! Imports `backup`, `store::local` (open mailboxes and their keys) and
 //! `util`. Invariants: only mailboxes whose owner's key is present are
@@ -57,6 +58,8 @@ pub struct Scheduler {
     policy: Policy,
     clock: Arc<dyn Clock>,
     states: Mutex<HashMap<String, State>>,
+    /// Set: the control database and the spool are backed up too.
+    server_key: Option<zeroize::Zeroizing<[u8; 32]>>,
 }
 
 impl Scheduler {
@@ -72,7 +75,15 @@ impl Scheduler {
             policy,
             clock,
             states: Mutex::new(HashMap::new()),
+            server_key: None,
         }
+    }
+
+    /// Also back up the control database (under `server_key`) and the
+    /// sealed spool, on the same interval.
+    pub fn with_server_files(mut self, server_key: &[u8; 32]) -> Scheduler {
+        self.server_key = Some(zeroize::Zeroizing::new(*server_key));
+        self
     }
 
     fn states(&self) -> std::sync::MutexGuard<'_, HashMap<String, State>> {
@@ -96,8 +107,10 @@ impl Scheduler {
         now >= base + self.jitter(mailbox_id) && now >= s.not_before
     }
 
-    /// One pass: backs up every due mailbox among those open.
+    /// One pass: the server's own files when due, then every due mailbox
+    /// among those open.
     pub async fn tick(&self, backend: &LocalBackend) {
+        self.server_files().await;
         let now = self.clock.now();
         let mut due = Vec::new();
         for m in backend.open_with_keys() {
@@ -138,6 +151,90 @@ impl Scheduler {
             for task in running {
                 let (alias_id, mailbox_id, result) = task.await;
                 self.finish(backend, alias_id, &mailbox_id, result);
+            }
+        }
+    }
+
+    /// The control database and the spool (no owner key needed: the one
+    /// is under the server key, the other sealed already).
+    async fn server_files(&self) {
+        let Some(key) = self.server_key.clone() else {
+            return;
+        };
+        let id = super::server::CONTROL;
+        let now = self.clock.now();
+        let known = self.states().get(id).copied();
+        let state = match known {
+            Some(s) => s,
+            None => {
+                let target = self.target.clone();
+                let last = blocking::unblock(move || {
+                    super::latest(&target, id)
+                        .ok()
+                        .flatten()
+                        .map(|b| b.created_at)
+                })
+                .await;
+                let s = State {
+                    last_ok: last,
+                    first_seen: now,
+                    ..State::default()
+                };
+                self.states().insert(id.to_string(), s);
+                s
+            }
+        };
+        if !self.due(id, &state, now) {
+            return;
+        }
+        let target = self.target.clone();
+        let data_dir = self.data_dir.clone();
+        let policy = self.policy;
+        let result = blocking::unblock(move || {
+            let outcome = super::server::backup_control(&target, &data_dir, &key)?;
+            if let Outcome::Stored(m) = &outcome {
+                tracing::info!(
+                    aliases = m.messages,
+                    size = m.size,
+                    "control database backed up"
+                );
+                super::apply_retention(&target, id, policy.keep_daily, policy.keep_weekly)?;
+            }
+            let spool = super::server::sync_spool(&target, &data_dir)?;
+            if spool.uploaded + spool.pruned > 0 {
+                tracing::info!(
+                    uploaded = spool.uploaded,
+                    pruned = spool.pruned,
+                    "spool backed up"
+                );
+            }
+            Ok::<_, super::BackupError>(outcome)
+        })
+        .await
+        .map_err(|e| e.to_string());
+        self.settle(id, result.as_ref().map(drop).map_err(Clone::clone));
+    }
+
+    /// Records an attempt's result; returns the retry delay after a failure.
+    fn settle(&self, id: &str, result: Result<(), String>) -> Option<i64> {
+        let now = self.clock.now();
+        let mut states = self.states();
+        let s = states.entry(id.to_string()).or_default();
+        match result {
+            Ok(()) => {
+                // An unchanged state counts as backed up now.
+                s.last_ok = Some(now);
+                s.failures = 0;
+                s.not_before = 0;
+                None
+            }
+            Err(e) => {
+                s.failures += 1;
+                let wait =
+                    (60i64 << s.failures.min(10)).min(self.policy.interval.as_secs().max(1) as i64);
+                s.not_before = now + wait;
+                tracing::warn!(error = %e, retry_in_s = wait, "backup failed");
+                Some(wait)
             }
         }
     }
@@ -183,28 +280,14 @@ impl Scheduler {
         mailbox_id: &str,
         result: Result<Outcome, String>,
     ) {
-        let now = self.clock.now();
-        let mut states = self.states();
-        let s = states.entry(mailbox_id.to_string()).or_default();
-        match result {
-            Ok(outcome) => {
-                // An unchanged mailbox counts as backed up now.
-                s.last_ok = Some(now);
-                s.failures = 0;
-                s.not_before = 0;
-                if let Outcome::Stored(m) = &outcome {
-                    tracing::info!(messages = m.messages, size = m.size, "mailbox backed up");
-                }
-                backend.record_backup(alias_id, Ok(()));
-            }
-            Err(e) => {
-                s.failures += 1;
-                let wait =
-                    (60i64 << s.failures.min(10)).min(self.policy.interval.as_secs().max(1) as i64);
-                s.not_before = now + wait;
-                tracing::warn!(error = %e, retry_in_s = wait, "backup failed");
-                backend.record_backup(alias_id, Err(&e));
-            }
+        if let Ok(Outcome::Stored(m)) = &result {
+            tracing::info!(messages = m.messages, size = m.size, "mailbox backed up");
+        }
+        let error = result.as_ref().err().cloned();
+        self.settle(mailbox_id, result.map(drop));
+        match error {
+            None => backend.record_backup(alias_id, Ok(())),
+            Some(e) => backend.record_backup(alias_id, Err(&e)),
         }
     }
 }

@@ -241,17 +241,30 @@ impl Target {
             out.sort();
             return Ok(out);
         }
-        let dir = self.path(prefix.trim_end_matches('/'))?;
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
+        // Every object below, as S3 lists them (temp dot-files left out).
         let mut out = Vec::new();
-        for e in entries {
-            let name = e?.file_name();
-            if let Some(n) = name.to_str().filter(|n| !n.starts_with('.')) {
-                out.push(format!("{prefix}{n}"));
+        let mut dirs = vec![prefix.to_string()];
+        while let Some(p) = dirs.pop() {
+            let entries = match fs::read_dir(self.path(p.trim_end_matches('/'))?) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for e in entries {
+                let e = e?;
+                let Some(n) = e
+                    .file_name()
+                    .to_str()
+                    .filter(|n| !n.starts_with('.'))
+                    .map(str::to_string)
+                else {
+                    continue;
+                };
+                if e.file_type()?.is_dir() {
+                    dirs.push(format!("{p}{n}/"));
+                } else {
+                    out.push(format!("{p}{n}"));
+                }
             }
         }
         out.sort();

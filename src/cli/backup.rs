@@ -31,16 +31,35 @@ pub enum BackupCmd {
         #[arg(long)]
         at: Option<String>,
     },
+    /// The server's own files: the control database and the sealed spool.
+    #[command(subcommand)]
+    Server(ServerCmd),
+}
+
+#[derive(Subcommand)]
+pub enum ServerCmd {
+    /// Back up the control database and the spool now.
+    Now,
+    /// List the control database's backups.
+    List,
+    /// Put back the control database and the spooled mail (the server must
+    /// be stopped; needs this data directory's server.key).
+    Restore {
+        /// As for a mailbox restore.
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
     let target = Target::from_config(config)?;
-    let control = app::open_control(config)?;
     let address = match &cmd {
         BackupCmd::Now { address }
         | BackupCmd::List { address }
         | BackupCmd::Restore { address, .. } => address.clone(),
+        BackupCmd::Server(cmd) => return server(config, &target, cmd),
     };
+    let control = app::open_control(config)?;
     let alias = control
         .alias(&address)?
         .filter(|a| a.mailbox)
@@ -100,6 +119,7 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
                 }
             }
         }
+        BackupCmd::Server(_) => unreachable!("handled above"),
         BackupCmd::Restore { at, .. } => {
             // A running server keeps the file claimed while the mailbox is
             // open; once claimed here, it waits for the swap.
@@ -129,6 +149,62 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
             )?;
             println!(
                 "restored {address} from {}: {n} messages (folders have new UIDVALIDITY values; clients resynchronise)",
+                chosen.created
+            );
+        }
+    }
+    Ok(())
+}
+
+fn server(config: &Config, target: &Target, cmd: &ServerCmd) -> Result<()> {
+    use crate::backup::server::{self, CONTROL};
+    let key = app::server_key(&config.data_dir)?;
+    match cmd {
+        ServerCmd::Now => {
+            match server::backup_control(target, &config.data_dir, &key)? {
+                Outcome::Stored(m) => println!(
+                    "backed up the control database: {} aliases, {} bytes, {}",
+                    m.messages, m.size, m.created
+                ),
+                Outcome::Unchanged(m) => println!(
+                    "the control database is unchanged since the backup of {}",
+                    m.created
+                ),
+            }
+            let s = server::sync_spool(target, &config.data_dir)?;
+            println!(
+                "spool: {} files uploaded, {} no longer needed removed",
+                s.uploaded, s.pruned
+            );
+        }
+        ServerCmd::List => {
+            let all = backup::list(target, CONTROL)?;
+            if all.is_empty() {
+                println!("no backups of the control database");
+            }
+            for m in all {
+                println!(
+                    "{}	{} bytes	{} aliases	sha256 {}",
+                    m.created,
+                    m.size,
+                    m.messages,
+                    &m.sha256[..16]
+                );
+            }
+        }
+        ServerCmd::Restore { at } => {
+            let _lock = app::serve_lock(&config.data_dir).map_err(|_| {
+                anyhow::anyhow!(
+                    "a server is running on {}: stop it first, this replaces the control database",
+                    config.data_dir.display()
+                )
+            })?;
+            let all = backup::list(target, CONTROL)?;
+            let chosen = pick(&all, at.as_deref())?;
+            let n = server::restore_control(target, &config.data_dir, chosen, &key)?;
+            let files = server::restore_spool(target, &config.data_dir)?;
+            println!(
+                "restored the control database from {}: {n} aliases; {files} spooled messages put back",
                 chosen.created
             );
         }
