@@ -7,16 +7,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Peak resident memory of this process (the server runs in it), in KiB.
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn hostile_smtp_input_is_bounded() {
     let mut env = Env::new();

@@ -693,16 +693,6 @@ fn a_refusal_bounces_at_once_with_its_category() {
     assert!(text.contains("X-Failure-Category: unknown-user"), "{text}");
 }
 
-/// Peak resident memory of this process (the server runs in it), in KiB.
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// The MX's hostile-input list on 587/465, plus password spraying
 /// (tests/interop/submission_bad_input.py).
 #[test]

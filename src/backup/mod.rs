@@ -276,11 +276,7 @@ pub fn backup_now(
         drop(copy);
         checked?;
         let (sha256, size) = hashed?;
-        let mut created_at = now_unix();
-        if let Some(last) = &previous {
-            // Names must grow even when two backups share a second.
-            created_at = created_at.max(last.created_at + 1);
-        }
+        let created_at = next_time(previous.as_ref());
         let manifest = Manifest {
             mailbox_id: mailbox_id.to_string(),
             created_at,
@@ -292,24 +288,55 @@ pub fn backup_now(
             messages,
             credentials: WrappedKey::from_credentials(credentials),
         };
-        let progress = show_progress
-            .then(|| Progress::start("uploading", size))
-            .flatten();
-        target.put_file_moving(
-            &object_key(mailbox_id, created_at, "sqlite"),
-            &tmp,
-            progress.as_ref(),
-        )?;
-        if let Some(p) = &progress {
-            p.finish();
-        }
-        crate::util::crash_point("backup-before-manifest");
-        let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
-        target.put_bytes(&object_key(mailbox_id, created_at, "json"), &json)?;
+        publish(target, &manifest, &tmp, show_progress)?;
         Ok(Outcome::Stored(manifest))
     })();
     remove_db_files(&tmp);
     result
+}
+
+/// The name of a new backup: now, but always after `previous` (names must
+/// grow even when two backups share a second).
+fn next_time(previous: Option<&Manifest>) -> i64 {
+    let now = now_unix();
+    previous.map_or(now, |last| now.max(last.created_at + 1))
+}
+
+/// Uploads the checked copy at `tmp`, then the manifest that makes the
+/// backup exist.
+fn publish(
+    target: &Target,
+    manifest: &Manifest,
+    tmp: &Path,
+    show_progress: bool,
+) -> Result<(), BackupError> {
+    let (id, at) = (&manifest.mailbox_id, manifest.created_at);
+    let progress = show_progress
+        .then(|| Progress::start("uploading", manifest.size))
+        .flatten();
+    target.put_file_moving(&object_key(id, at, "sqlite"), tmp, progress.as_ref())?;
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    crate::util::crash_point("backup-before-manifest");
+    let json = serde_json::to_vec_pretty(manifest).map_err(std::io::Error::other)?;
+    target.put_bytes(&object_key(id, at, "json"), &json)?;
+    Ok(())
+}
+
+/// Renames the checked copy at `tmp` over the database at `live`, dropping
+/// the live file's WAL first (none of it may be applied to the new file).
+fn swap_in(tmp: &Path, live: &Path) -> Result<(), BackupError> {
+    for suffix in ["-wal", "-shm"] {
+        let mut p = live.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+    std::fs::rename(tmp, live)?;
+    if let Some(dir) = live.parent() {
+        crate::util::fsync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Opens a copy with `dek`, runs `quick_check` and compares the count.
@@ -529,16 +556,7 @@ pub fn restore(
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
             .map_err(StoreError::from)?;
         drop(copy);
-        // No stale WAL of the old file may be applied to the new one.
-        for suffix in ["-wal", "-shm"] {
-            let mut p = live_path.as_os_str().to_owned();
-            p.push(suffix);
-            let _ = std::fs::remove_file(PathBuf::from(p));
-        }
-        std::fs::rename(&tmp, live_path)?;
-        if let Some(dir) = live_path.parent() {
-            crate::util::fsync_dir(dir)?;
-        }
+        swap_in(&tmp, live_path)?;
         Ok(manifest.messages)
     })();
     remove_db_files(&tmp);

@@ -17,8 +17,8 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::{
-    BackupError, Manifest, Outcome, Target, WrappedKey, latest, object_key, remove_db_files,
-    sha256_file, temp_path,
+    BackupError, Manifest, Outcome, Target, WrappedKey, latest, next_time, object_key, publish,
+    remove_db_files, sha256_file, swap_in, temp_path,
 };
 use crate::store::StoreError;
 use crate::store::db::{self, DbKey};
@@ -75,10 +75,7 @@ pub fn backup_control(
             .map_err(StoreError::from)?;
         check_control(&tmp, server_key, aliases)?;
         let (sha256, size) = sha256_file(&tmp)?;
-        let mut created_at = now_unix();
-        if let Some(last) = &previous {
-            created_at = created_at.max(last.created_at + 1);
-        }
+        let created_at = next_time(previous.as_ref());
         let manifest = Manifest {
             mailbox_id: CONTROL.to_string(),
             created_at,
@@ -91,9 +88,7 @@ pub fn backup_control(
             // Opened with the server key, not a password.
             credentials: WrappedKey::default(),
         };
-        target.put_file_moving(&object_key(CONTROL, created_at, "sqlite"), &tmp, None)?;
-        let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
-        target.put_bytes(&object_key(CONTROL, created_at, "json"), &json)?;
+        publish(target, &manifest, &tmp, false)?;
         Ok(Outcome::Stored(manifest))
     })();
     remove_db_files(&tmp);
@@ -149,14 +144,7 @@ pub fn restore_control(
             )),
             other => other,
         })?;
-        let live = data_dir.join("control.sqlite");
-        for suffix in ["-wal", "-shm"] {
-            let mut p = live.as_os_str().to_owned();
-            p.push(suffix);
-            let _ = std::fs::remove_file(std::path::PathBuf::from(p));
-        }
-        std::fs::rename(&tmp, &live)?;
-        crate::util::fsync_dir(data_dir)?;
+        swap_in(&tmp, &data_dir.join("control.sqlite"))?;
         Ok(manifest.messages)
     })();
     remove_db_files(&tmp);

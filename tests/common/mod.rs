@@ -361,3 +361,13 @@ pub fn pop3_login(server: std::net::SocketAddr, addr: &str) -> std::net::TcpStre
     assert!(line.starts_with("+OK"), "{line}");
     s
 }
+
+/// Peak resident memory of this process (the server runs in it), in KiB.
+pub fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}

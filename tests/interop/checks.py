@@ -1,8 +1,10 @@
 """Shared by the interop scripts: counted checks that end with the
 `N passed, N failed` line, and a TLS context for sealmail's self-signed
 test certificates."""
+import socket
 import ssl
 import sys
+import time
 
 
 class Checks:
@@ -69,3 +71,31 @@ class LineClient:
             if l == b".":
                 return lines
             lines.append(l)
+
+
+def closed(cl, within):
+    """True if the server closes the connection within `within` seconds."""
+    cl.sock.settimeout(within)
+    try:
+        while True:
+            if not cl.sock.recv(65536):
+                return True
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def trickle(cl, data, limit):
+    """Sends `data` a byte every half second (slowloris) until the server
+    cuts the connection or `limit` seconds pass; returns the time spent."""
+    start = time.time()
+    for b in data:
+        try:
+            cl.sock.sendall(bytes([b]))
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            break
+        time.sleep(0.5)
+        if time.time() - start > limit:
+            break
+    return time.time() - start

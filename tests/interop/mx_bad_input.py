@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from checks import Checks, LineClient
+from checks import Checks, LineClient, closed, trickle
 
 port, alias = int(sys.argv[1]), sys.argv[2]
 c = Checks("mx bad input")
@@ -38,17 +38,6 @@ def ehlo(cl):
             return line
 
 
-def closed(cl, within):
-    """True if the server closes the connection within `within` seconds."""
-    cl.sock.settimeout(within)
-    try:
-        while True:
-            if not cl.sock.recv(65536):
-                return True
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except socket.timeout:
-        return False
 
 
 def good_delivery(tag):
@@ -164,21 +153,6 @@ cl.sock.close()
 
 print(f"floods done at {time.time() - T0:.1f} s")
 # Slowloris: a byte every half second gets cut off by the deadline.
-
-
-def trickle(cl, data, limit):
-    start = time.time()
-    for b in data:
-        try:
-            cl.sock.sendall(bytes([b]))
-        except (BrokenPipeError, ConnectionResetError):
-            break
-        time.sleep(0.5)
-        if time.time() - start > limit:
-            break
-    return time.time() - start
-
-
 cl, _ = connect()
 spent = trickle(cl, b"NOOP and more and more and more", 8)
 c("slow command cut", spent < 6, spent)

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from checks import Checks, LineClient, insecure_tls
+from checks import Checks, LineClient, closed, insecure_tls, trickle
 
 p587, p465, user, password, victim, victim_password = sys.argv[1:7]
 p587, p465 = int(p587), int(p465)
@@ -52,17 +52,6 @@ def logged_in(src="127.0.0.1"):
     return cl
 
 
-def closed(cl, within):
-    """True if the server closes the connection within `within` seconds."""
-    cl.sock.settimeout(within)
-    try:
-        while True:
-            if not cl.sock.recv(65536):
-                return True
-    except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
-        return True
-    except socket.timeout:
-        return False
 
 
 def good_submission(tag):
@@ -164,22 +153,7 @@ c("100 MB message refused", reply.startswith(b"552 5.3.4"), reply)
 c("usable after", cl.cmd(b"NOOP\r\n").startswith(b"250"))
 cl.sock.close()
 print(f"floods done at {time.time() - T0:.1f} s")
-
-
 # Slowloris: a byte every half second gets cut off by the deadline.
-def trickle(cl, data, limit):
-    start = time.time()
-    for b in data:
-        try:
-            cl.sock.sendall(bytes([b]))
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-            break
-        time.sleep(0.5)
-        if time.time() - start > limit:
-            break
-    return time.time() - start
-
-
 cl, _ = connect(p587, tls=False)
 spent = trickle(cl, b"EHLO and more and more and more", 8)
 c("slow command before TLS cut", spent < 6, spent)
