@@ -107,6 +107,30 @@ impl Scheduler {
         now >= base + self.jitter(mailbox_id) && now >= s.not_before
     }
 
+    /// What is known of `id`'s backups; the first time in this process,
+    /// the newest existing backup is read from the target.
+    async fn state(&self, id: &str, now: i64) -> State {
+        if let Some(s) = self.states().get(id).copied() {
+            return s;
+        }
+        let target = self.target.clone();
+        let key = id.to_string();
+        let last = blocking::unblock(move || {
+            super::latest(&target, &key)
+                .ok()
+                .flatten()
+                .map(|b| b.created_at)
+        })
+        .await;
+        let s = State {
+            last_ok: last,
+            first_seen: now,
+            ..State::default()
+        };
+        self.states().insert(id.to_string(), s);
+        s
+    }
+
     /// One pass: the server's own files when due, then every due mailbox
     /// among those open.
     pub async fn tick(&self, backend: &LocalBackend) {
@@ -114,29 +138,7 @@ impl Scheduler {
         let now = self.clock.now();
         let mut due = Vec::new();
         for m in backend.open_with_keys() {
-            let known = self.states().get(&m.mailbox_id).copied();
-            let state = match known {
-                Some(s) => s,
-                None => {
-                    // The newest existing backup, read once per process.
-                    let target = self.target.clone();
-                    let id = m.mailbox_id.clone();
-                    let last = blocking::unblock(move || {
-                        super::latest(&target, &id)
-                            .ok()
-                            .flatten()
-                            .map(|b| b.created_at)
-                    })
-                    .await;
-                    let s = State {
-                        last_ok: last,
-                        first_seen: now,
-                        ..State::default()
-                    };
-                    self.states().insert(m.mailbox_id.clone(), s);
-                    s
-                }
-            };
+            let state = self.state(&m.mailbox_id, now).await;
             if self.due(&m.mailbox_id, &state, now) {
                 due.push(m);
             }
@@ -163,27 +165,7 @@ impl Scheduler {
         };
         let id = super::server::CONTROL;
         let now = self.clock.now();
-        let known = self.states().get(id).copied();
-        let state = match known {
-            Some(s) => s,
-            None => {
-                let target = self.target.clone();
-                let last = blocking::unblock(move || {
-                    super::latest(&target, id)
-                        .ok()
-                        .flatten()
-                        .map(|b| b.created_at)
-                })
-                .await;
-                let s = State {
-                    last_ok: last,
-                    first_seen: now,
-                    ..State::default()
-                };
-                self.states().insert(id.to_string(), s);
-                s
-            }
-        };
+        let state = self.state(id, now).await;
         if !self.due(id, &state, now) {
             return;
         }

@@ -59,9 +59,14 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
         | BackupCmd::Restore { address, .. } => address.clone(),
         BackupCmd::Server(cmd) => return server(config, &target, cmd),
     };
+    mailbox(config, &target, &address, cmd)
+}
+
+/// The commands on one alias' mailbox.
+fn mailbox(config: &Config, target: &Target, address: &str, cmd: BackupCmd) -> Result<()> {
     let control = app::open_control(config)?;
     let alias = control
-        .alias(&address)?
+        .alias(address)?
         .filter(|a| a.mailbox)
         .with_context(|| format!("{address} has no mailbox here"))?;
     let live = config
@@ -70,7 +75,7 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
         .join(format!("{}.sqlite", alias.mailbox_id));
     match cmd {
         BackupCmd::List { .. } => {
-            let all = backup::list(&target, &alias.mailbox_id)?;
+            let all = backup::list(target, &alias.mailbox_id)?;
             if all.is_empty() {
                 println!("no backups of {address}");
             }
@@ -102,7 +107,7 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
             let mb =
                 std::sync::Mutex::new(Mailbox::open(&live, DbKey::Raw(&keys.dek), config.limits)?);
             match backup::backup_now(
-                &target,
+                target,
                 &config.data_dir,
                 &alias.mailbox_id,
                 &mb,
@@ -119,7 +124,8 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
                 }
             }
         }
-        BackupCmd::Server(_) => unreachable!("handled above"),
+        // Not a mailbox command (`run` sends it to `server`).
+        BackupCmd::Server(ref cmd) => return server(config, target, cmd),
         BackupCmd::Restore { at, .. } => {
             // A running server keeps the file claimed while the mailbox is
             // open; once claimed here, it waits for the swap.
@@ -130,7 +136,7 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
                     config.key_ttl.as_secs().div_ceil(60)
                 );
             };
-            let all = backup::list(&target, &alias.mailbox_id)?;
+            let all = backup::list(target, &alias.mailbox_id)?;
             let chosen = pick(&all, at.as_deref())?;
             let creds = control
                 .credentials(alias.id)?
@@ -139,7 +145,7 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
             let current = keys::unwrap(&creds, &password)
                 .context("that is not the mailbox's current password")?;
             let n = backup::restore(
-                &target,
+                target,
                 &config.data_dir,
                 chosen,
                 &password,
