@@ -5,7 +5,8 @@
 //! keeps a verifier (SHA-256 of half of the argon2id output) and two blobs
 //! sealed with XChaCha20-Poly1305 under the other half. Every secret lives in
 //! a `Zeroizing` buffer. One argon2id run both checks a password and unwraps
-//! the keys.
+//! the keys; at most one run per core (at least two) goes at once, so
+//! memory stays bounded however many logins arrive.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -78,9 +79,44 @@ pub struct Unwrapped {
 const AAD_DEK: &[u8] = b"sealmail/dek/v1";
 const AAD_IDENTITY: &[u8] = b"sealmail/identity/v1";
 
+/// Argon2id runs allowed at once in this process. Each holds its whole
+/// memory cost (64 MiB by default), so without a bound a burst of logins,
+/// failed ones included, would grow memory with the number of attempts;
+/// more runs than cores would not finish sooner anyway.
+fn kdf_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
+/// Holds one of the `kdf_slots` while alive.
+struct KdfSlot;
+
+static KDF_RUNNING: Mutex<usize> = Mutex::new(0);
+static KDF_FREED: std::sync::Condvar = std::sync::Condvar::new();
+
+impl KdfSlot {
+    /// Waits (blocking: callers run on the blocking pool) for a free slot.
+    fn take() -> KdfSlot {
+        let mut running = KDF_RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        while *running >= kdf_slots() {
+            running = KDF_FREED.wait(running).unwrap_or_else(|e| e.into_inner());
+        }
+        *running += 1;
+        KdfSlot
+    }
+}
+
+impl Drop for KdfSlot {
+    fn drop(&mut self) {
+        let mut running = KDF_RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        *running = running.saturating_sub(1);
+        KDF_FREED.notify_one();
+    }
+}
+
 fn derive(password: &str, salt: &[u8; 16], p: KdfParams) -> Result<Zeroizing<[u8; 64]>, KeyError> {
     let params = Params::new(p.memory_kib, p.iterations, p.parallelism, Some(64))
         .map_err(|e| KeyError::Params(e.to_string()))?;
+    let _slot = KdfSlot::take();
     let mut out = Zeroizing::new([0u8; 64]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(password.as_bytes(), salt, out.as_mut())
@@ -335,6 +371,29 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argon2_runs_are_bounded() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NOW: AtomicUsize = AtomicUsize::new(0);
+        static MOST: AtomicUsize = AtomicUsize::new(0);
+        let threads: Vec<_> = (0..4 * kdf_slots())
+            .map(|_| {
+                std::thread::spawn(|| {
+                    let _slot = KdfSlot::take();
+                    let n = NOW.fetch_add(1, Ordering::SeqCst) + 1;
+                    MOST.fetch_max(n, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(20));
+                    NOW.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let most = MOST.load(Ordering::SeqCst);
+        assert!(most >= 1 && most <= kdf_slots(), "{most} at once");
+    }
 
     fn fast() -> KdfParams {
         KdfParams {
