@@ -91,9 +91,14 @@ pub fn open(path: &Path, key: DbKey<'_>) -> Result<Connection, DbError> {
     if keyed {
         check_cipher(&conn)?;
     }
+    // Setting auto_vacuum rewrites page 1 even when the value is already
+    // there, so an existing file is left alone (and checked below).
+    let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if auto_vacuum != 1 {
+        conn.execute_batch("PRAGMA auto_vacuum = FULL;")?;
+    }
     conn.execute_batch(
         "PRAGMA encoding = 'UTF-8';
-         PRAGMA auto_vacuum = FULL;
          PRAGMA busy_timeout = 5000;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
@@ -185,5 +190,26 @@ mod tests {
         let conn = open(&p, DbKey::Raw(&k1)).unwrap();
         let v: String = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(v, "secret-canary");
+    }
+
+    #[test]
+    fn opening_an_existing_database_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.sqlite");
+        let conn = open(&p, DbKey::Raw(&[7u8; 32])).unwrap();
+        conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        drop(conn);
+        let before = std::fs::read(&p).unwrap();
+        let conn = open(&p, DbKey::Raw(&[7u8; 32])).unwrap();
+        let auto_vacuum: i64 = conn
+            .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(auto_vacuum, 1);
+        drop(conn);
+        assert!(
+            std::fs::read(&p).unwrap() == before,
+            "the open rewrote the file"
+        );
     }
 }
