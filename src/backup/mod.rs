@@ -20,6 +20,7 @@ pub mod server;
 mod target;
 
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -227,9 +228,9 @@ fn remove_db_files(path: &Path) {
 }
 
 /// Backs up one open mailbox: under its lock, checkpoint and, unless its
-/// state equals the newest backup's, `VACUUM INTO` a temp file; then,
-/// unlocked, open the copy with the DEK and check it, hash, store the
-/// object, then the manifest.
+/// state equals the newest backup's, copy the file to a temp file
+/// ([`Mailbox::snapshot`]); then, unlocked, open the copy with the DEK and
+/// check it, hash, store the object, then the manifest.
 pub fn backup_now(
     target: &Target,
     data_dir: &Path,
@@ -242,28 +243,26 @@ pub fn backup_now(
     let previous = latest(target, mailbox_id)?;
     let (tmp, _held) = temp_path(data_dir, "snapshot")?;
     let result = (|| {
-        // Writers wait only for the copy, not for the upload.
-        let (messages, state, schema_version) = {
+        // Writers wait only for the copy, not for its check or the upload.
+        let measured = {
             let mut guard = mailbox.lock().unwrap_or_else(|e| e.into_inner());
-            let conn = guard.connection();
-            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-                .map_err(StoreError::from)?;
-            let n: i64 = conn
-                .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
-                .map_err(StoreError::from)?;
-            let state = state_of(conn)?;
-            if let Some(last) = previous.as_ref().filter(|m| m.state == state) {
-                return Ok(Outcome::Unchanged(last.clone()));
-            }
-            conn.execute("VACUUM INTO ?1", [tmp.to_string_lossy().as_ref()])
-                .map_err(StoreError::from)?;
-            let version: i64 = conn
-                .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .map_err(StoreError::from)?;
-            (n as u64, state, version)
+            guard.snapshot(&tmp, |conn| {
+                let state = state_of(conn)?;
+                if let Some(last) = previous.as_ref().filter(|m| m.state == state) {
+                    return Ok(ControlFlow::Break(last.clone()));
+                }
+                let n: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+                let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                Ok(ControlFlow::Continue((n as u64, state, version)))
+            })?
         };
-        // Opening the copy may rewrite its header; after that, the check
-        // and the hash both only read the whole file: side by side.
+        let ((messages, state, schema_version), how) = match measured {
+            ControlFlow::Break(last) => return Ok(Outcome::Unchanged(last)),
+            ControlFlow::Continue(m) => m,
+        };
+        tracing::debug!(mailbox = mailbox_id, copy = ?how, "snapshot taken");
+        // The check and the hash both only read the whole file: side by
+        // side. Opening the copy writes nothing (see the guard below).
         let mut copy = open_copy(&tmp, dek)?;
         let (checked, hashed) = std::thread::scope(|scope| {
             let hash = scope.spawn(|| sha256_file(&tmp));
@@ -273,8 +272,14 @@ pub fn backup_now(
                 .unwrap_or_else(|_| Err(std::io::Error::other("hashing thread failed")));
             (checked, hashed)
         });
+        // A write by the check would reach the file when the copy closes,
+        // after the hash.
+        let unwritten = crate::store::mailbox::wal_is_empty(&tmp);
         drop(copy);
         checked?;
+        if !unwritten? {
+            return Err(BackupError::Check("opening the copy changed it".into()));
+        }
         let (sha256, size) = hashed?;
         let created_at = next_time(previous.as_ref());
         let manifest = Manifest {

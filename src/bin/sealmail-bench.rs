@@ -699,8 +699,8 @@ fn idle_sessions_bench(tmp: &Path) {
     );
 }
 
-/// A backup (checkpoint, VACUUM INTO, keyed check, SHA-256, streamed copy
-/// to the directory target, manifest) of a mailbox of about `mib` MiB,
+/// A backup (checkpoint, file snapshot, keyed check, SHA-256, durable move
+/// into the directory target, manifest) of a mailbox of about `mib` MiB,
 /// against `cp` of the same file, and the memory it takes.
 fn backup_bench(tmp: &Path, mib: u64) {
     use sealmail::backup::{Outcome, Target, backup_now};
@@ -758,11 +758,16 @@ fn backup_bench(tmp: &Path, mib: u64) {
         size >> 20,
         fill_start.elapsed().as_secs_f64()
     );
-    let start = Instant::now();
-    std::fs::copy(&path, dir.join("cp.sqlite")).expect("cp");
-    let cp = start.elapsed();
-    std::fs::remove_file(dir.join("cp.sqlite")).expect("rm");
-
+    // Each figure is taken twice: with the mailbox file out of the page
+    // cache, as a daily backup mostly finds it, and with it cached.
+    let cp_time = || {
+        settle();
+        let start = Instant::now();
+        std::fs::copy(&path, dir.join("cp.sqlite")).expect("cp");
+        let took = start.elapsed();
+        std::fs::remove_file(dir.join("cp.sqlite")).expect("rm");
+        took
+    };
     let baseline = rss_kib();
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(baseline));
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -775,31 +780,73 @@ fn backup_bench(tmp: &Path, mib: u64) {
             }
         })
     };
-    let target = Target::Dir(dir.join("backups"));
     let mb = std::sync::Mutex::new(mb);
-    let start = Instant::now();
-    let outcome =
-        backup_now(&target, &dir, "bench", &mb, &keys.dek, &creds, false).expect("backup");
-    let took = start.elapsed();
+    let backup_time = |name: &str| {
+        // A target of its own, so the state check finds no earlier backup.
+        let target = Target::Dir(dir.join(name));
+        settle();
+        let start = Instant::now();
+        let outcome =
+            backup_now(&target, &dir, "bench", &mb, &keys.dek, &creds, false).expect("backup");
+        let took = start.elapsed();
+        assert!(matches!(outcome, Outcome::Stored(_)));
+        took
+    };
+    evict_from_cache(&path);
+    let cp_cold = cp_time();
+    evict_from_cache(&path);
+    let backup_cold = backup_time("backups-cold");
+    warm_cache(&path);
+    let cp_warm = cp_time();
+    let backup_warm = backup_time("backups-warm");
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = sampler.join();
-    assert!(matches!(outcome, Outcome::Stored(_)));
     let grown = peak
         .load(std::sync::atomic::Ordering::Relaxed)
         .saturating_sub(baseline);
-    let ratio = took.as_secs_f64() / cp.as_secs_f64().max(1e-9);
-    println!(
-        "backup of {} MiB: {:.2} s; cp of the same file {:.2} s (ratio {ratio:.2}, goal <= 2: {})",
-        size >> 20,
-        took.as_secs_f64(),
-        cp.as_secs_f64(),
-        ok(ratio <= 2.0)
-    );
+    for (cache, took, cp) in [
+        ("not cached", backup_cold, cp_cold),
+        ("cached", backup_warm, cp_warm),
+    ] {
+        let ratio = took.as_secs_f64() / cp.as_secs_f64().max(1e-9);
+        println!(
+            "backup of {} MiB, file {cache}: {:.2} s; cp of the same file {:.2} s (ratio {ratio:.2}, goal <= 2: {})",
+            size >> 20,
+            took.as_secs_f64(),
+            cp.as_secs_f64(),
+            ok(ratio <= 2.0)
+        );
+    }
     println!(
         "backup peak memory: +{:.1} MiB over the process before it (goal <= 64 MiB, flat in size: {})",
         grown as f64 / 1024.0,
         ok(grown <= 64 * 1024)
     );
+}
+
+/// Drops a file's pages from the page cache (after writing back any dirty
+/// ones), so the next read comes from the disk.
+fn evict_from_cache(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).expect("open");
+    f.sync_all().expect("sync");
+    // SAFETY: a plain call on a descriptor owned by `f` for its duration.
+    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0, "posix_fadvise");
+}
+
+/// Lets the disk finish what earlier steps wrote, so one figure does not
+/// pay for another's writeback.
+fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::thread::sleep(Duration::from_secs(1));
+}
+
+/// Reads a file once, so its pages are in the page cache.
+fn warm_cache(path: &Path) {
+    let mut f = std::fs::File::open(path).expect("open");
+    std::io::copy(&mut f, &mut std::io::sink()).expect("read");
 }
 
 fn base64_lines(data: &[u8]) -> String {

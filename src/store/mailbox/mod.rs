@@ -11,6 +11,7 @@
 mod bodies;
 mod fetch;
 mod messages;
+mod snapshot;
 
 use std::path::Path;
 
@@ -22,6 +23,7 @@ use super::types::{FolderInfo, FolderStatus, Listing, SelectInfo};
 use super::{StoreError, schema, search};
 
 pub use bodies::load_message;
+pub use snapshot::{CopyKind, wal_is_empty};
 
 /// A claim on a mailbox file between processes: whoever has the file open
 /// (the server, `sealmail import`) holds it shared; `sealmail backup
@@ -83,8 +85,13 @@ impl Default for Limits {
 
 /// An open mailbox file.
 pub struct Mailbox {
+    // Declared (so dropped) before `raw`: see `raw`.
     conn: Connection,
     limits: Limits,
+    /// The database file opened a second time, by the first snapshot, and
+    /// kept open until after `conn` has closed: closing any descriptor of
+    /// the file would drop the POSIX locks SQLite holds on it.
+    raw: Option<std::fs::File>,
 }
 
 /// A folder row.
@@ -110,7 +117,11 @@ impl Mailbox {
         conn.execute_batch("PRAGMA cache_size = -32768;")?;
         schema::migrate(&mut conn)?;
         search::register(&conn)?;
-        Ok(Mailbox { conn, limits })
+        Ok(Mailbox {
+            conn,
+            limits,
+            raw: None,
+        })
     }
 
     pub fn connection(&mut self) -> &mut Connection {
