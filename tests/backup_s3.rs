@@ -376,6 +376,14 @@ fn a_server_killed_mid_upload_leaves_the_previous_backup() {
         "no half backup: {:?}",
         mailbox_keys(&b)
     );
+    // The upload it left is incomplete: never listed, but its parts use
+    // space until someone aborts it.
+    assert_eq!(
+        incomplete_uploads(&b).len(),
+        1,
+        "{:?}",
+        incomplete_uploads(&b)
+    );
     let listed = cli(&["backup", "list", &addr]);
     assert_eq!(listed.lines().count(), 1, "{listed}");
     assert!(listed.contains("14 messages"), "{listed}");
@@ -396,8 +404,9 @@ fn a_server_killed_mid_upload_leaves_the_previous_backup() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Retention also aborts the upload the killed process left.
     wait_for("retention", Duration::from_secs(20), || {
-        (manifests(&b), objects(&b)) == (1, 1)
+        (manifests(&b), objects(&b)) == (1, 1) && incomplete_uploads(&b).is_empty()
     });
     server.kill().unwrap();
     server.wait().unwrap();
@@ -408,6 +417,16 @@ fn a_server_killed_mid_upload_leaves_the_previous_backup() {
         "a new backup: {listed}"
     );
     assert!(listed.contains("14 messages"), "{listed}");
+}
+
+/// Keys of the multipart uploads begun and never completed or aborted.
+fn incomplete_uploads(b: &s3::Bucket) -> Vec<String> {
+    b.list_multiparts_uploads(None, None)
+        .unwrap()
+        .into_iter()
+        .flat_map(|p| p.uploads)
+        .map(|u| u.key)
+        .collect()
 }
 
 fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {

@@ -408,7 +408,9 @@ pub fn expired(all: &[Manifest], daily: usize, weekly: usize) -> Vec<&Manifest> 
 }
 
 /// Deletes what [`expired`] names: the manifest first (the backup stops
-/// existing), then its object.
+/// existing), then its object. Then gives up the uploads older than the
+/// newest backup that never completed (a process killed mid-upload): that
+/// backup exists, so nobody is still waiting for them.
 pub fn apply_retention(
     target: &Target,
     mailbox_id: &str,
@@ -420,6 +422,19 @@ pub fn apply_retention(
     for m in &gone {
         target.delete(&object_key(mailbox_id, m.created_at, "json"))?;
         target.delete(&object_key(mailbox_id, m.created_at, "sqlite"))?;
+    }
+    if let Some(newest) = all.last() {
+        // Keys start with their backup's time: everything named before
+        // the newest backup's time.
+        let newest = object_key(mailbox_id, newest.created_at, "");
+        let abandoned = target.abandon_before(&format!("{mailbox_id}/"), &newest)?;
+        if abandoned > 0 {
+            tracing::info!(
+                mailbox = mailbox_id,
+                abandoned,
+                "incomplete uploads of earlier backups removed"
+            );
+        }
     }
     Ok(gone.len())
 }

@@ -5,7 +5,9 @@
 //! Imports `config` and `util`. Invariants: an object appears under its
 //! key only once it is complete (directory: temp file, fsync, rename,
 //! directory fsync; S3: a PUT or a completed multipart upload), so a crash
-//! mid-copy leaves no partial object under a real key; files are streamed
+//! mid-copy leaves no partial object under a real key, and what it left
+//! elsewhere (an incomplete multipart upload, a temp file) goes once a
+//! later backup exists (`abandon_before`); files are streamed
 //! both ways, never held in memory; keys are relative paths of
 //! `[A-Za-z0-9._-]` segments, never the address.
 
@@ -271,6 +273,54 @@ impl Target {
         Ok(out)
     }
 
+    /// Gives up uploads under `prefix` (which ends with `/`) that never
+    /// completed and whose key sorts before `before`: multipart uploads a
+    /// killed process left in the bucket (their parts use space until
+    /// aborted), or a directory's temp files. Returns how many went.
+    pub fn abandon_before(&self, prefix: &str, before: &str) -> io::Result<usize> {
+        if let Target::S3 {
+            bucket,
+            prefix: root,
+        } = self
+        {
+            let full = Self::s3_key(root, prefix.trim_end_matches('/'))? + "/";
+            let before = Self::s3_key(root, before)?;
+            let pages = bucket
+                .list_multiparts_uploads(Some(&full), None)
+                .map_err(|e| s3_err("list uploads", &full, e))?;
+            let mut n = 0;
+            for u in pages.into_iter().flat_map(|p| p.uploads) {
+                if u.key.starts_with(&full) && u.key < before {
+                    bucket
+                        .abort_upload(&u.key, &u.id)
+                        .map_err(|e| s3_err("abort upload", &u.key, e))?;
+                    n += 1;
+                }
+            }
+            return Ok(n);
+        }
+        // `durable_copy`'s temp files: `.<name>.tmp` beside `<name>`.
+        let dir = self.path(prefix.trim_end_matches('/'))?;
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut n = 0;
+        for e in entries {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+                continue;
+            };
+            if format!("{prefix}{inner}").as_str() < before {
+                fs::remove_file(e.path())?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     pub fn delete(&self, key: &str) -> io::Result<()> {
         if let Target::S3 { bucket, prefix } = self {
             let k = Self::s3_key(prefix, key)?;
@@ -302,5 +352,29 @@ impl<R: io::Read> io::Read for CrashPoints<R> {
             crate::util::crash_point("backup-upload-mib");
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_drops_temp_files_of_earlier_backups_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::Dir(dir.path().to_path_buf());
+        target.put_bytes("m1/000000000001.json", b"{}").unwrap();
+        let sub = dir.path().join("m1");
+        for name in [".000000000002.sqlite.tmp", ".000000000009.sqlite.tmp"] {
+            fs::write(sub.join(name), b"part").unwrap();
+        }
+        assert_eq!(target.abandon_before("m1/", "m1/000000000005.").unwrap(), 1);
+        let mut left: Vec<String> = fs::read_dir(&sub)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".000000000009.sqlite.tmp", "000000000001.json"]);
+        assert_eq!(target.abandon_before("none/", "none/1").unwrap(), 0);
     }
 }
