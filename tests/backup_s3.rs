@@ -405,9 +405,17 @@ fn a_server_killed_mid_upload_leaves_the_previous_backup() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // Retention also aborts the upload the killed process left.
-    wait_for("retention", Duration::from_secs(20), || {
-        (manifests(&b), objects(&b)) == (1, 1) && incomplete_uploads(&b).is_empty()
-    });
+    let start = Instant::now();
+    while (manifests(&b), objects(&b)) != (1, 1) || !incomplete_uploads(&b).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "retention: {:?}, incomplete {:?}; server log:\n{}",
+            mailbox_keys(&b),
+            incomplete_uploads(&b),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     server.kill().unwrap();
     server.wait().unwrap();
     let listed = cli(&["backup", "list", &addr]);

@@ -408,9 +408,9 @@ pub fn expired(all: &[Manifest], daily: usize, weekly: usize) -> Vec<&Manifest> 
 }
 
 /// Deletes what [`expired`] names: the manifest first (the backup stops
-/// existing), then its object. Then gives up the uploads older than the
-/// newest backup that never completed (a process killed mid-upload): that
-/// backup exists, so nobody is still waiting for them.
+/// existing), then its object. Then gives up the uploads that never
+/// completed (a process killed mid-upload) and are no newer than the
+/// newest backup: that backup exists, so nobody is still waiting for them.
 pub fn apply_retention(
     target: &Target,
     mailbox_id: &str,
@@ -424,10 +424,11 @@ pub fn apply_retention(
         target.delete(&object_key(mailbox_id, m.created_at, "sqlite"))?;
     }
     if let Some(newest) = all.last() {
-        // Keys start with their backup's time: everything named before
-        // the newest backup's time.
-        let newest = object_key(mailbox_id, newest.created_at, "");
-        let abandoned = target.abandon_before(&format!("{mailbox_id}/"), &newest)?;
+        // Keys start with their backup's time: everything named up to the
+        // newest backup's second (a killed run may have used that name
+        // too; aborting its upload leaves the complete object alone).
+        let after_newest = object_key(mailbox_id, newest.created_at + 1, "");
+        let abandoned = target.abandon_before(&format!("{mailbox_id}/"), &after_newest)?;
         if abandoned > 0 {
             tracing::info!(
                 mailbox = mailbox_id,
