@@ -266,6 +266,11 @@ pub fn backup_now(
         let mut copy = open_copy(&tmp, dek)?;
         let (checked, hashed) = std::thread::scope(|scope| {
             let hash = scope.spawn(|| sha256_file(&tmp));
+            // A directory target keeps this very file: its writeback may
+            // as well start now (the move into place still syncs it).
+            if let Target::Dir(_) = target {
+                scope.spawn(|| std::fs::File::open(&tmp).and_then(|f| f.sync_data()));
+            }
             let checked = check_copy(&mut copy, messages);
             let hashed = hash
                 .join()
