@@ -1,5 +1,6 @@
 //! Small helpers with no knowledge of mail: randomness, time formatting,
-//! durable file writes, HMAC, waiting on a stop signal.
+//! durable file writes, HMAC, waiting on a stop signal, the clock that
+//! schedules read (faked in tests).
 //!
 //! May import nothing of ours. Invariants: durable writes go through a temp
 //! file in the same directory, are fsynced, renamed, and the directory is
@@ -8,6 +9,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Fills `buf` from the operating system's CSPRNG.
@@ -216,6 +218,38 @@ pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
     })
     .await;
     done.into_iter().flatten().collect()
+}
+
+/// Unix seconds now: the system clock, or a test's hand (the queue and the
+/// backup scheduler both read one).
+pub trait Clock: Send + Sync {
+    fn now(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        now_unix()
+    }
+}
+
+/// A clock that moves only when told to.
+pub struct FakeClock(AtomicI64);
+
+impl FakeClock {
+    pub fn new(start: i64) -> std::sync::Arc<FakeClock> {
+        std::sync::Arc::new(FakeClock(AtomicI64::new(start)))
+    }
+    pub fn set(&self, t: i64) {
+        self.0.store(t, Ordering::SeqCst);
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 #[cfg(test)]

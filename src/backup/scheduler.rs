@@ -20,18 +20,7 @@ use sha2::{Digest, Sha256};
 use super::{Outcome, Target};
 use crate::store::local::{LocalBackend, OpenMailbox};
 
-/// Unix seconds now.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> i64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> i64 {
-        crate::util::now_unix()
-    }
-}
+pub use crate::util::{Clock, SystemClock};
 
 /// How often and how much.
 #[derive(Clone, Copy, Debug)]
@@ -290,19 +279,11 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicI64, Ordering};
-
-    struct Fake(AtomicI64);
-
-    impl Clock for Fake {
-        fn now(&self) -> i64 {
-            self.0.load(Ordering::Relaxed)
-        }
-    }
+    use crate::util::FakeClock;
 
     #[test]
     fn due_follows_interval_jitter_and_backoff() {
-        let clock = Arc::new(Fake(AtomicI64::new(1_000_000)));
+        let clock = FakeClock::new(1_000_000);
         let policy = Policy {
             interval: Duration::from_secs(86_400),
             keep_daily: 7,

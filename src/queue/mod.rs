@@ -23,7 +23,7 @@ pub use category::{Category, enhanced_code};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -55,36 +55,7 @@ impl From<rusqlite::Error> for QueueError {
     }
 }
 
-/// Where the time comes from: the system clock, or a test's hand.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> i64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> i64 {
-        crate::util::now_unix()
-    }
-}
-
-/// A clock that moves only when told to.
-pub struct FakeClock(AtomicI64);
-
-impl FakeClock {
-    pub fn new(start: i64) -> Arc<FakeClock> {
-        Arc::new(FakeClock(AtomicI64::new(start)))
-    }
-    pub fn set(&self, t: i64) {
-        self.0.store(t, Ordering::SeqCst);
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+pub use crate::util::{Clock, FakeClock, SystemClock};
 
 /// How the queue retries and what it keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
