@@ -4,6 +4,7 @@ test certificates."""
 import socket
 import ssl
 import sys
+import threading
 import time
 
 
@@ -99,3 +100,30 @@ def trickle(cl, data, limit):
         if time.time() - start > limit:
             break
     return time.time() - start
+
+
+class KeepSending:
+    """Calls send(tag) from a thread every 0.2 s until stop(), counting the
+    sends that worked in `sent` and keeping what the others raised in
+    `errors`: a well-behaved client beside the hostile ones."""
+
+    def __init__(self, send):
+        self.sent = 0
+        self.errors = []
+        self._stop = threading.Event()
+
+        def loop():
+            while not self._stop.is_set():
+                try:
+                    send(f"good-{self.sent}")
+                    self.sent += 1
+                except Exception as e:  # noqa: BLE001 - reported by the caller
+                    self.errors.append(repr(e))
+                time.sleep(0.2)
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()

@@ -12,10 +12,9 @@ import resource
 import smtplib
 import socket
 import sys
-import threading
 import time
 
-from checks import Checks, LineClient, closed, trickle
+from checks import Checks, KeepSending, LineClient, closed, trickle
 
 port, alias = int(sys.argv[1]), sys.argv[2]
 c = Checks("mx bad input")
@@ -49,22 +48,7 @@ def good_delivery(tag):
 
 
 # A well-behaved client delivers throughout, from a thread.
-good = {"sent": 0, "errors": []}
-stop = threading.Event()
-
-
-def background():
-    while not stop.is_set():
-        try:
-            good_delivery(f"good-{good['sent']}")
-            good["sent"] += 1
-        except Exception as e:  # noqa: BLE001 - reported below
-            good["errors"].append(repr(e))
-        time.sleep(0.2)
-
-
-bg = threading.Thread(target=background, daemon=True)
-bg.start()
+good = KeepSending(good_delivery)
 
 # Long lines.
 cl, g = connect()
@@ -241,10 +225,9 @@ other.sock.close()
 for s in socks:
     s.close()
 
-stop.set()
-bg.join()
-c("background deliveries kept working", good["sent"] >= 5 and not good["errors"],
-  (good["sent"], good["errors"][:3]))
+good.stop()
+c("background deliveries kept working", good.sent >= 5 and not good.errors,
+  (good.sent, good.errors[:3]))
 c("delivery after all that", good_delivery("final"))
-print(f"background deliveries: {good['sent']}")
+print(f"background deliveries: {good.sent}")
 c.finish()

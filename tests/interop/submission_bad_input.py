@@ -17,10 +17,9 @@ import smtplib
 import socket
 import ssl
 import sys
-import threading
 import time
 
-from checks import Checks, LineClient, closed, insecure_tls, trickle
+from checks import Checks, KeepSending, LineClient, closed, insecure_tls, trickle
 
 p587, p465, user, password, victim, victim_password = sys.argv[1:7]
 p587, p465 = int(p587), int(p465)
@@ -63,22 +62,7 @@ def good_submission(tag):
     return True
 
 
-good = {"sent": 0, "errors": []}
-stop = threading.Event()
-
-
-def background():
-    while not stop.is_set():
-        try:
-            good_submission(f"good-{good['sent']}")
-            good["sent"] += 1
-        except Exception as e:  # noqa: BLE001 - reported below
-            good["errors"].append(repr(e))
-        time.sleep(0.2)
-
-
-bg = threading.Thread(target=background, daemon=True)
-bg.start()
+good = KeepSending(good_submission)
 
 # Long lines, before TLS on 587 and after AUTH on 465.
 cl, g = connect(p587, tls=False)
@@ -250,10 +234,9 @@ while True:
 c("account banned: the right password is refused", reply.startswith(b"535 5.7.8"), reply)
 c("other accounts unaffected", try_auth("127.0.0.8", user, password).startswith(b"235"))
 
-stop.set()
-bg.join()
-c("background submissions kept working", good["sent"] >= 5 and not good["errors"],
-  (good["sent"], good["errors"][:3]))
+good.stop()
+c("background submissions kept working", good.sent >= 5 and not good.errors,
+  (good.sent, good.errors[:3]))
 c("submission after all that", good_submission("final"))
-print(f"background submissions: {good['sent']}")
+print(f"background submissions: {good.sent}")
 c.finish()
