@@ -1,6 +1,13 @@
 //! IMAP scripted over raw sockets against a server started in-process on
 //! loopback: exact responses per command and extension, error cases, IDLE,
 //! two sessions on one mailbox, QRESYNC after a reconnect, and bad input.
+// A panic in a test is a failed test: tests may unwrap.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::string_slice
+)]
 
 mod common;
 
@@ -746,7 +753,9 @@ fn plaintext_login_needs_tls_outside_dev_mode() {
 }
 
 #[test]
-fn idle_sees_deliveries_flags_and_expunges_within_a_second() {
+// Pushed as they commit, not polled: a poll (every 30 s or more in most
+// servers) would miss the generous 5 s bound, a slow machine would not.
+fn idle_sees_deliveries_flags_and_expunges_as_they_happen() {
     let env = dev_env();
     let addr = env.alias("ann", "pw");
     let server = env.serve();
@@ -759,7 +768,7 @@ fn idle_sees_deliveries_flags_and_expunges_within_a_second() {
     assert!(smtp_send(server.smtp, &addr, "pushed").starts_with("250"));
     assert_eq!(a.line(), "* 1 EXISTS");
     let waited = t.elapsed();
-    assert!(waited < Duration::from_secs(1), "EXISTS after {waited:?}");
+    assert!(waited < Duration::from_secs(5), "EXISTS after {waited:?}");
 
     let mut b = Client::login(server.imap, &addr);
     b.cmd("s SELECT INBOX");
@@ -770,7 +779,7 @@ fn idle_sees_deliveries_flags_and_expunges_within_a_second() {
     assert_eq!(a.line(), "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Deleted))");
     b.cmd("e EXPUNGE");
     assert_eq!(a.line(), "* 1 EXPUNGE");
-    assert!(t.elapsed() < Duration::from_secs(1));
+    assert!(t.elapsed() < Duration::from_secs(5));
     a.send(b"DONE\r\n");
     assert_eq!(a.until("i"), vec!["i OK IDLE terminated"]);
 }

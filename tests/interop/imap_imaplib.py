@@ -73,7 +73,8 @@ def session(m, label):
     line = m.readline()
     took = time.monotonic() - started
     check(f"{label} idle exists", line.endswith(b"EXISTS\r\n"), line)
-    check(f"{label} idle within 1 s", took < 1.0, took)
+    # Pushed, not polled: generous for a slow machine, far below any poll.
+    check(f"{label} idle pushed within 5 s", took < 5.0, took)
     m.send(b"DONE\r\n")
     typ, data = m._command_complete("IDLE", tag)
     check(f"{label} idle done", typ == "OK", data)
