@@ -42,10 +42,10 @@ fmt:
 	$(CARGO) fmt --all -- --check
 
 clippy: deps
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 check: fmt clippy test
 
 bench: deps
-	$(CARGO) build --release --bins
+	$(CARGO) build --release -p sealmail -p sealmail-bench --bins
 	ulimit -n $$(ulimit -Hn) 2>/dev/null || true; ./target/release/sealmail-bench

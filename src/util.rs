@@ -171,6 +171,7 @@ pub fn crash_point(name: &str) {
 }
 
 /// HMAC-SHA256 of the concatenation of `parts` under `key`.
+#[allow(clippy::expect_used)] // INVARIANT below.
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     use hmac::{Hmac, Mac};
     // INVARIANT: HMAC takes keys of any length; `new_from_slice` cannot fail.

@@ -4,6 +4,13 @@
 //! with the key), a restore brings every message back byte-identical with
 //! new UIDVALIDITY values, and a running server refuses a restore while
 //! the mailbox is open and serves the restored one afterwards.
+// A panic in a test is a failed test: tests may unwrap.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::string_slice
+)]
 
 mod common;
 

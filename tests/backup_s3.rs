@@ -2,6 +2,13 @@
 //! PyPI): one object and a manifest per change, nothing for no change, the
 //! object encrypted (no SQLite header, no canary, opens only with the key),
 //! and a restore from the bucket.
+// A panic in a test is a failed test: tests may unwrap.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::string_slice
+)]
 
 mod common;
 

@@ -1,6 +1,13 @@
 //! No byte of the data directory or the temp directory holds message
 //! content in clear: after appends, searches, a VACUUM, and after a kill -9
 //! in the middle of writing.
+// A panic in a test is a failed test: tests may unwrap.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::string_slice
+)]
 
 mod common;
 

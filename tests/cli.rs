@@ -1,5 +1,12 @@
 //! The command line as an operator uses it: init, config errors, domains and
 //! aliases, generated passwords, and `serve --dev` starting and stopping.
+// A panic in a test is a failed test: tests may unwrap.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::string_slice
+)]
 
 mod common;
 

@@ -2,6 +2,13 @@
 //! session over STARTTLS and over implicit TLS, IDLE included), Python's
 //! zlib as the other end of COMPRESS=DEFLATE, curl listing and fetching over
 //! IMAPS, and mbsync syncing both ways.
+// A panic in a test is a failed test: tests may unwrap.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::string_slice
+)]
 
 mod common;
 

@@ -1,5 +1,12 @@
 //! POP3 against real clients (Python's poplib, fetchmail, curl) and raw
 //! sockets, each run on a server started in-process on loopback.
+// A panic in a test is a failed test: tests may unwrap.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::string_slice
+)]
 
 mod common;
 

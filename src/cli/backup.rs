@@ -92,7 +92,7 @@ fn mailbox(config: &Config, target: &Target, address: &str, cmd: BackupCmd) -> R
                     m.created,
                     m.size,
                     m.messages,
-                    &m.sha256[..16]
+                    m.sha256.get(..16).unwrap_or(&m.sha256)
                 );
             }
         }
@@ -194,7 +194,7 @@ fn server(config: &Config, target: &Target, cmd: &ServerCmd) -> Result<()> {
                     m.created,
                     m.size,
                     m.messages,
-                    &m.sha256[..16]
+                    m.sha256.get(..16).unwrap_or(&m.sha256)
                 );
             }
         }

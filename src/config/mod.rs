@@ -643,26 +643,29 @@ impl Validator<'_> {
 /// `512`, `512K`, `50M`, `2G` (powers of 1024).
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let (num, mul) = match s.chars().last()? {
-        'k' | 'K' => (&s[..s.len() - 1], 1u64 << 10),
-        'm' | 'M' => (&s[..s.len() - 1], 1 << 20),
-        'g' | 'G' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
+    let mut chars = s.chars();
+    let mul = match chars.next_back()? {
+        'k' | 'K' => 1u64 << 10,
+        'm' | 'M' => 1 << 20,
+        'g' | 'G' => 1 << 30,
+        _ => return s.parse().ok(),
     };
+    let num = chars.as_str();
     num.trim().parse::<u64>().ok()?.checked_mul(mul)
 }
 
 /// `30s`, `15m`, `2h`, `1d`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let unit = match s.chars().last()? {
+    let mut chars = s.chars();
+    let unit = match chars.next_back()? {
         's' => 1,
         'm' => 60,
         'h' => 3600,
         'd' => 86_400,
         _ => return None,
     };
-    let n: u64 = s[..s.len() - 1].trim().parse().ok()?;
+    let n: u64 = chars.as_str().trim().parse().ok()?;
     Some(Duration::from_secs(n.checked_mul(unit)?))
 }
 

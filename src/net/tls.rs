@@ -74,6 +74,7 @@ fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// Checks a server's chain against the public web roots.
+#[allow(clippy::expect_used)] // INVARIANT below: `build` fails only on an empty store.
 pub fn web_verifier() -> std::sync::Arc<rustls::client::WebPkiServerVerifier> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
@@ -88,6 +89,7 @@ pub fn web_verifier() -> std::sync::Arc<rustls::client::WebPkiServerVerifier> {
 }
 
 /// A client configuration that verifies servers (webhooks over https).
+#[allow(clippy::expect_used)] // INVARIANT below.
 pub fn verifying_client() -> std::sync::Arc<rustls::ClientConfig> {
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -102,6 +104,7 @@ pub fn verifying_client() -> std::sync::Arc<rustls::ClientConfig> {
 /// servers (RFC 3207 §4.1: an unverifiable certificate is still better
 /// than plaintext). Handshake signatures are checked; the chain is not,
 /// and the caller records what [`chain_verified`] says about it.
+#[allow(clippy::expect_used)] // INVARIANT below.
 pub fn opportunistic_client() -> std::sync::Arc<rustls::ClientConfig> {
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()

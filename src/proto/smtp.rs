@@ -138,8 +138,8 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
 
 fn strip_keyword<'a>(s: &'a str, kw: &str) -> Option<&'a str> {
     let head = s.get(..kw.len())?;
-    head.eq_ignore_ascii_case(kw)
-        .then(|| s[kw.len()..].trim_start())
+    let rest = s.get(kw.len()..)?;
+    head.eq_ignore_ascii_case(kw).then(|| rest.trim_start())
 }
 
 fn mail(rest: &str) -> Result<Command, ParseError> {
@@ -184,7 +184,7 @@ fn path(s: &str) -> Result<(String, &str), ParseError> {
         .ok_or(ParseError::Syntax("addresses go in angle brackets"))?
         .get(..inner_end - 1)
         .unwrap_or("");
-    let params = s[inner_end + 1..].trim();
+    let params = s.get(inner_end + 1..).unwrap_or("").trim();
     let addr = match inner.rsplit_once(':') {
         Some((route, a)) if route.starts_with('@') => a,
         _ => inner,

@@ -64,7 +64,10 @@ impl Category {
             return Category::Dns;
         }
         if let Some(code) = enhanced_code(text) {
-            let (class_subject, detail) = (&code[2..], code.rsplit('.').next().unwrap_or(""));
+            let (class_subject, detail) = (
+                code.get(2..).unwrap_or(""),
+                code.rsplit('.').next().unwrap_or(""),
+            );
             if class_subject.starts_with("2.2") || class_subject == "3.1" {
                 return Category::Full;
             }

@@ -26,7 +26,7 @@ pub struct Report<'a> {
 /// Builds the complete report message.
 pub fn build(r: &Report<'_>) -> Vec<u8> {
     let id = random_id().unwrap_or_else(|_| format!("{}", r.now));
-    let boundary = format!("=_sealmail_report_{}", &id[..16.min(id.len())]);
+    let boundary = format!("=_sealmail_report_{}", id.get(..16).unwrap_or(&id));
     let mut m = String::new();
     m.push_str(&format!(
         "From: Mail Delivery System <MAILER-DAEMON@{}>\r\n",
@@ -87,7 +87,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
         if let Some(code) = reply_code(&b.reason) {
             m.push_str(&format!(
                 "Diagnostic-Code: smtp; {}\r\n",
-                one_line(&b.reason[code..])
+                one_line(b.reason.get(code..).unwrap_or(&b.reason))
             ));
         } else {
             m.push_str(&format!(

@@ -304,7 +304,7 @@ impl Queue {
     pub fn enqueue(&self, m: &NewMessage) -> Result<String, QueueError> {
         let now = self.clock.now();
         let qid = crate::util::random_id()?;
-        let qid = qid[..16.min(qid.len())].to_uppercase();
+        let qid = qid.get(..16).unwrap_or(&qid).to_uppercase();
         let domain = domain_of(&m.sender);
         let seq = {
             let mut conn = self.conn();

@@ -40,13 +40,15 @@ impl Srs {
         let upper = local.to_ascii_uppercase();
         if upper.starts_with("SRS0=") {
             // Someone else's SRS0: point back at that forwarder (SRS1).
-            let rest = &local[4..];
+            let rest = local.get(4..).unwrap_or_default();
             let hash = self.hash(&[domain, rest]);
             return format!("SRS1={hash}={domain}={rest}@{our_domain}");
         }
         if upper.starts_with("SRS1=") {
             // Keep the first forwarder, re-sign for ourselves.
-            if let Some((host, rest)) = local[5..]
+            if let Some((host, rest)) = local
+                .get(5..)
+                .unwrap_or_default()
                 .split_once('=')
                 .and_then(|(_, r)| r.split_once("=="))
             {
@@ -66,7 +68,7 @@ impl Srs {
     pub fn reverse(&self, local: &str, today: u64) -> Option<String> {
         let upper = local.to_ascii_uppercase();
         if upper.starts_with("SRS0=") {
-            let mut parts = local[5..].splitn(4, '=');
+            let mut parts = local.get(5..)?.splitn(4, '=');
             let (hash, tt, domain, orig) =
                 (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
             if !self.hash(&[tt, domain, orig]).eq_ignore_ascii_case(hash) {
@@ -79,7 +81,7 @@ impl Srs {
             return Some(format!("{orig}@{domain}"));
         }
         if upper.starts_with("SRS1=") {
-            let (hash, rest) = local[5..].split_once('=')?;
+            let (hash, rest) = local.get(5..)?.split_once('=')?;
             let (host, inner) = rest.split_once("==")?;
             let inner = format!("={inner}");
             if host.is_empty() || !self.hash(&[host, &inner]).eq_ignore_ascii_case(hash) {

@@ -45,8 +45,8 @@ impl Url {
         } else {
             (false, s.strip_prefix("http://")?)
         };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) => (&rest[..i], &rest[i..]),
+        let (authority, path) = match rest.find(['/', '?']).and_then(|i| rest.split_at_checked(i)) {
+            Some(split) => split,
             None => (rest, "/"),
         };
         if authority.contains('@') || authority.is_empty() {

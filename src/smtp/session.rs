@@ -605,7 +605,7 @@ async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope, body: Vec<u8>) -> Stri
         return super::submit::queue_message(ctx, sub, account, helo, from, rcpts, body).await;
     }
     let id = random_id().unwrap_or_default();
-    let id = &id[..16.min(id.len())];
+    let id = id.get(..16).unwrap_or(&id);
     let with = match (env.esmtp, conn.is_tls()) {
         (true, true) => "ESMTPS",
         (true, false) => "ESMTP",

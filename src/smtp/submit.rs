@@ -332,7 +332,7 @@ pub(super) async fn queue_message(
     }
     let now = now_unix();
     let id = random_id().unwrap_or_default();
-    let id = &id[..16.min(id.len())];
+    let id = id.get(..16).unwrap_or(&id);
     let mut added = format!(
         "Received: from {} by {} (sealmail) with ESMTPSA id {id};\r\n\t{}\r\n",
         printable(helo),

@@ -492,11 +492,11 @@ fn zone_offset(date: &str) -> i64 {
     let Some(tok) = date.split_whitespace().find(|t| {
         (t.starts_with('+') || t.starts_with('-'))
             && t.len() == 5
-            && t[1..].bytes().all(|b| b.is_ascii_digit())
+            && t.bytes().skip(1).all(|b| b.is_ascii_digit())
     }) else {
         return 0;
     };
-    let n: i64 = tok[1..].parse().unwrap_or(0);
+    let n: i64 = tok.get(1..).and_then(|d| d.parse().ok()).unwrap_or(0);
     let secs = (n / 100) * 3600 + (n % 100) * 60;
     if tok.starts_with('-') { -secs } else { secs }
 }
@@ -566,10 +566,10 @@ pub fn base_subject(subject: &str) -> String {
 
 fn strip_blob(s: &str) -> &str {
     if let Some(rest) = s.strip_prefix('[')
-        && let Some(close) = rest.find(']')
-        && !rest[..close].contains('[')
+        && let Some((inner, after)) = rest.split_once(']')
+        && !inner.contains('[')
     {
-        return rest[close + 1..].trim_start();
+        return after.trim_start();
     }
     s
 }
@@ -579,16 +579,16 @@ fn strip_blob(s: &str) -> &str {
 fn html_to_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len() / 2);
     let mut rest = html;
-    while let Some(lt) = rest.find('<') {
-        out.push_str(&rest[..lt]);
-        let tag_end = rest[lt..].find('>').map_or(rest.len(), |i| lt + i + 1);
-        let tag = rest[lt..tag_end].to_ascii_lowercase();
-        rest = &rest[tag_end..];
+    while let Some((text, from_lt)) = rest.split_once('<') {
+        out.push_str(text);
+        let (tag, after) = from_lt.split_once('>').unwrap_or((from_lt, ""));
+        let tag = format!("<{}", tag.to_ascii_lowercase());
+        rest = after;
         for skip in ["script", "style"] {
             if tag.starts_with(&format!("<{skip}")) {
                 let close = format!("</{skip}");
                 let lower = rest.to_ascii_lowercase();
-                rest = lower.find(&close).map_or("", |i| &rest[i..]);
+                rest = lower.find(&close).and_then(|i| rest.get(i..)).unwrap_or("");
             }
         }
         let name: String = tag

@@ -159,14 +159,17 @@ fn message_ids(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = s;
     while let Some(open) = rest.find('<') {
-        let Some(len) = rest[open..].find('>') else {
+        let from_open = rest.get(open..).unwrap_or("");
+        let Some(close) = from_open.find('>') else {
             break;
         };
-        let id = &rest[open..open + len + 1];
+        let (id, after) = from_open
+            .split_at_checked(close + 1)
+            .unwrap_or((from_open, ""));
         if id.len() > 2 {
             out.push(id);
         }
-        rest = &rest[open + len + 1..];
+        rest = after;
     }
     out
 }

@@ -235,7 +235,7 @@ impl Mailbox {
             params![to, src.id],
         )?;
         for (id, name) in children {
-            let new_name = format!("{}{}", to, &name[src.name.len()..]);
+            let new_name = format!("{}{}", to, name.get(src.name.len()..).unwrap_or(""));
             if new_name.len() > MAX_NAME_BYTES {
                 return Err(StoreError::BadName(new_name, "too long".into()));
             }

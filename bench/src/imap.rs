@@ -1,0 +1,247 @@
+//! IMAP: a logged-in command mix, and idle connections' memory.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sealmail::store::{AppendRequest, Flags};
+
+use crate::common::*;
+
+/// A raw IMAP client for the load: one command, responses to its tag.
+pub(crate) struct ImapClient {
+    /// One descriptor per client (writes go through `get_mut`), so 10,000
+    /// fit under the usual limit.
+    r: std::io::BufReader<std::net::TcpStream>,
+    n: u64,
+}
+
+impl ImapClient {
+    pub(crate) fn connect(addr: std::net::SocketAddr) -> ImapClient {
+        use std::io::BufRead;
+        let s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_nodelay(true).expect("nodelay");
+        let mut c = ImapClient {
+            r: std::io::BufReader::new(s),
+            n: 0,
+        };
+        let mut greeting = String::new();
+        c.r.read_line(&mut greeting).expect("greeting");
+        c
+    }
+
+    /// Sends a command (literals allowed as LITERAL+) and reads to its
+    /// tagged reply, which must be OK.
+    pub(crate) fn cmd(&mut self, c: &str) {
+        use std::io::{BufRead, Read, Write};
+        self.n += 1;
+        let tag = format!("t{}", self.n);
+        self.r
+            .get_mut()
+            .write_all(format!("{tag} {c}\r\n").as_bytes())
+            .expect("write");
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            self.r.read_until(b'\n', &mut line).expect("read");
+            assert!(!line.is_empty(), "server closed");
+            let text = String::from_utf8_lossy(&line);
+            let t = text.trim_end();
+            if let Some(open) = t.rfind('{')
+                && t.ends_with('}')
+                && let Ok(n) = t[open + 1..t.len() - 1].parse::<usize>()
+            {
+                let mut lit = vec![0; n];
+                self.r.read_exact(&mut lit).expect("literal");
+                continue;
+            }
+            if let Some(rest) = t.strip_prefix(&format!("{tag} ")) {
+                assert!(rest.starts_with("OK"), "{c}: {t}");
+                return;
+            }
+        }
+    }
+}
+
+/// Commands/s of clients doing login, select, fetch, store, append,
+/// expunge, logout; warm login latency; against the same work done on the
+/// store directly in this process.
+pub(crate) fn imap_bench(tmp: &Path) {
+    let mut config = pop3_mailbox(tmp, "imap-load", 1000, 4096);
+    config.connections_per_ip = 1000;
+    let clients = 8;
+    let rounds = 40;
+    let small = "From: a@example.net\r\nSubject: load\r\n\r\nappended by the load\r\n";
+    // One round: 9 commands.
+    let (rate, logins) = with_server(config.clone(), |_, _, addr| {
+        // A first login unlocks the key (argon2); the rest are warm.
+        ImapClient::connect(addr).cmd("LOGIN ann@example.org pw");
+        let t = Instant::now();
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let mut logins = Vec::new();
+                    for r in 0..rounds {
+                        let mut c = ImapClient::connect(addr);
+                        let t = Instant::now();
+                        c.cmd("LOGIN ann@example.org pw");
+                        logins.push(t.elapsed());
+                        c.cmd("SELECT INBOX");
+                        c.cmd("FETCH 1:20 (FLAGS UID RFC822.SIZE ENVELOPE)");
+                        c.cmd(&format!("FETCH {} BODY.PEEK[]", r % 900 + 1));
+                        c.cmd("STORE 1:5 +FLAGS.SILENT (\\Seen)");
+                        c.cmd(&format!("APPEND INBOX {{{}+}}\r\n{small}", small.len()));
+                        c.cmd("UID STORE 1001:* +FLAGS.SILENT (\\Deleted)");
+                        c.cmd("UID EXPUNGE 1001:*");
+                        c.cmd("LOGOUT");
+                    }
+                    logins
+                })
+            })
+            .collect();
+        let mut logins = Vec::new();
+        for h in handles {
+            logins.extend(h.join().expect("client"));
+        }
+        let cmds = (clients * rounds * 9) as f64;
+        (cmds / t.elapsed().as_secs_f64(), logins)
+    });
+    // Baseline: the same operations through the storage interface.
+    let (_b, store) = sealmail::app::open_store(&config).expect("store");
+    smol::block_on(store.unlock("ann@example.org", "pw")).expect("warm");
+    let t = Instant::now();
+    let ops = clients * rounds;
+    for r in 0..ops {
+        let s = smol::block_on(store.unlock("ann@example.org", "pw")).expect("unlock");
+        let info = smol::block_on(s.select("INBOX")).expect("select");
+        let what = sealmail::store::FetchWhat {
+            envelope: true,
+            ..Default::default()
+        };
+        let first = sealmail::store::UidSet::range(info.uids[0], info.uids[19]);
+        smol::block_on(s.fetch("INBOX", first, what)).expect("fetch");
+        let whole = sealmail::store::FetchWhat {
+            sections: vec![sealmail::store::Section {
+                path: vec![],
+                kind: sealmail::store::SectionKind::Whole,
+            }],
+            ..Default::default()
+        };
+        let one = sealmail::store::UidSet::range(info.uids[r % 900], info.uids[r % 900]);
+        smol::block_on(s.fetch("INBOX", one, whole)).expect("fetch");
+        let five = sealmail::store::UidSet::range(info.uids[0], info.uids[4]);
+        let flags = |uids, bit| sealmail::store::StoreFlags {
+            folder: "INBOX".into(),
+            uids,
+            op: sealmail::store::FlagOp::Add,
+            flags: Flags::system(bit),
+            unchanged_since: None,
+        };
+        smol::block_on(s.store_flags(flags(five, Flags::SEEN))).expect("store");
+        let a = smol::block_on(s.append(AppendRequest {
+            folder: "INBOX".into(),
+            message: small.as_bytes().to_vec(),
+            flags: Flags::default(),
+            internal_date: None,
+        }))
+        .expect("append");
+        let new = sealmail::store::UidSet::range(a.uid, a.uid);
+        smol::block_on(s.store_flags(flags(new.clone(), Flags::DELETED))).expect("store");
+        smol::block_on(s.expunge("INBOX", Some(new))).expect("expunge");
+    }
+    let direct = (ops * 9) as f64 / t.elapsed().as_secs_f64();
+    let p50 = percentile(logins.clone(), 0.5);
+    let p99 = percentile(logins, 0.99);
+    println!(
+        "\nIMAP: {clients} clients x {rounds} rounds of login, select, fetch 20 envelopes, fetch a body, store, append, store, expunge, logout: \
+         {rate:.0} commands/s (the same operations on the store, one thread, no network: {direct:.0}/s, ratio {:.2}); \
+         warm login p50 {:.2} ms, p99 {:.2} ms (goal p50 <= 2 ms: {})",
+        rate / direct,
+        ms(p50),
+        ms(p99),
+        ok(p50 <= Duration::from_millis(2))
+    );
+}
+
+/// 10,000 clients logged in, INBOX selected, in IDLE, against a server in
+/// its own process (so each side has the file descriptors it needs): the
+/// server's resident memory.
+pub(crate) fn imap_idle_bench(tmp: &Path) {
+    let n: usize = std::env::var("BENCH_IDLE_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let data = tmp.join("imap-idle");
+    let config = pop3_mailbox(tmp, "imap-idle", 10, 4096);
+    drop(config);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    };
+    let file = data.join("sealmail.toml");
+    let text = std::fs::read_to_string(&file).expect("config");
+    let text: String = text
+        .lines()
+        .map(|l| {
+            let key = l.split(" = ").next().unwrap_or("");
+            match key {
+                "imap" => format!("imap = \"127.0.0.1:{port}\""),
+                "smtp" | "submission" | "submissions" | "imaps" | "pop3" | "pop3s" => {
+                    format!("{key} = \"127.0.0.1:0\"")
+                }
+                "connections_per_ip" => "connections_per_ip = 100000".to_string(),
+                "check_senders" => "check_senders = false".to_string(),
+                _ => l.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&file, text).expect("config");
+    let bin = std::env::current_exe()
+        .expect("exe")
+        .with_file_name("sealmail");
+    let mut server = std::process::Command::new(&bin)
+        .arg("--data")
+        .arg(&data)
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} (build it: cargo build --release): {e}", bin.display()));
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = rss_of(server.id());
+    let t = Instant::now();
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        use std::io::{BufRead, Write};
+        let mut c = ImapClient::connect(addr);
+        c.cmd("LOGIN ann@example.org pw");
+        c.cmd("SELECT INBOX");
+        c.r.get_mut().write_all(b"i IDLE\r\n").expect("idle");
+        let mut line = String::new();
+        c.r.read_line(&mut line).expect("idling");
+        held.push(c);
+        if t.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_of(server.id());
+    let held_n = held.len();
+    drop(held);
+    let _ = server.kill();
+    let _ = server.wait();
+    println!(
+        "\nIMAP: {held_n} connections logged in, INBOX selected, in IDLE (set up in {:.1} s): server RSS {} -> {} MiB \
+         ({:.1} KiB per connection); goal 10,000 in <= 512 MiB: {}",
+        t.elapsed().as_secs_f64(),
+        before / 1024,
+        after / 1024,
+        after.saturating_sub(before) as f64 / held_n.max(1) as f64,
+        ok(held_n >= 10_000 && after <= 512 * 1024)
+    );
+}

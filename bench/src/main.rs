@@ -1,0 +1,79 @@
+//! `make bench`: storage figures, each encrypted run beside the same code
+//! with encryption off, measured in one process on one machine.
+//!
+//! Prints throughput and latency percentiles with their goals. The POP3
+//! figures run a real server on loopback (plaintext, development mode, so
+//! the client needs no TLS stack) beside reading the same messages straight
+//! from the store. Sizes are
+//! bounded (about a minute in all on two cores); `BENCH_SEARCH_MESSAGES`
+//! overrides the 100,000-message mailbox of the search figures, and
+//! `BENCH_BACKUP_MIB` the size of the backed-up mailbox (256; the backup
+//! goal is stated for 1024);
+//! `BENCH_ONLY=append,open,search,pop3,imap,mx,submission,backup` runs some
+//! sections only.
+
+mod backup;
+mod common;
+mod imap;
+mod mx;
+mod pop3;
+mod store;
+mod submission;
+
+use common::tempdir;
+use imap::{imap_bench, imap_idle_bench};
+use mx::{idle_sessions_bench, mx_bench};
+use pop3::pop3_bench;
+use store::{append_bench, open_bench, search_bench, unlock_bench};
+
+fn main() {
+    let tmp = tempdir();
+    println!(
+        "sealmail storage benchmark (release build, {} cores)\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    // BENCH_ONLY=backup,mx runs just those sections.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
+    if run("append") {
+        append_bench(&tmp, 4 * 1024, 5_000);
+        append_bench(&tmp, 100 * 1024, 500);
+    }
+    if run("open") {
+        open_bench(&tmp);
+        unlock_bench(&tmp);
+    }
+    let n = std::env::var("BENCH_SEARCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    if run("search") {
+        search_bench(&tmp, n);
+    }
+    if run("pop3") {
+        pop3_bench(&tmp, n);
+    }
+    if run("imap") {
+        imap_bench(&tmp);
+        imap_idle_bench(&tmp);
+    }
+    if run("mx") {
+        mx_bench(&tmp);
+        idle_sessions_bench(&tmp);
+    }
+    if run("submission") {
+        submission::submission_bench(&tmp);
+    }
+    let mib = std::env::var("BENCH_BACKUP_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    if run("backup") {
+        backup::backup_bench(&tmp, mib);
+    }
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        println!("kept {}", tmp.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}

@@ -1,0 +1,123 @@
+//! The MX: intake of small messages from several sessions, and the
+//! memory of idle SMTP connections.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// One SMTP sender: `count` transactions on one connection.
+pub(crate) fn mx_sender(addr: std::net::SocketAddr, rcpt: &str, id: usize, count: usize) {
+    use std::io::{BufRead, BufReader, Write};
+    let s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut w = s;
+    let reply = |r: &mut BufReader<std::net::TcpStream>| loop {
+        let mut l = String::new();
+        r.read_line(&mut l).expect("read");
+        if l.as_bytes().get(3) != Some(&b'-') {
+            return l;
+        }
+    };
+    reply(&mut r);
+    w.write_all(b"EHLO bench.example.net\r\n").expect("write");
+    reply(&mut r);
+    let mut rng = id as u64 + 1;
+    for i in 0..count {
+        let body = message(id * 100_000 + i, 4096, &mut rng);
+        // Pipelined envelope (RFC 2920), then the data.
+        w.write_all(
+            format!("MAIL FROM:<s{id}@example.net>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n").as_bytes(),
+        )
+        .expect("write");
+        for _ in 0..3 {
+            reply(&mut r);
+        }
+        w.write_all(&body).expect("write");
+        w.write_all(b".\r\n").expect("write");
+        let last = reply(&mut r);
+        assert!(last.starts_with("250"), "{last}");
+    }
+    w.write_all(b"QUIT\r\n").expect("write");
+}
+
+pub(crate) fn mx_bench(tmp: &Path) {
+    let config = ten_users(&tmp.join("mx"));
+    // Baseline: the store's own sealed delivery, same messages, no network.
+    let (_b, store) = sealmail::app::open_store(&config).expect("store");
+    let per = 200;
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for id in 0..10 {
+            let store = store.clone();
+            scope.spawn(move || {
+                let mut rng = id as u64 + 7;
+                for i in 0..per {
+                    let m = message(i, 4096, &mut rng);
+                    smol::block_on(store.deliver(&format!("user{id}@example.org"), m))
+                        .expect("deliver");
+                }
+            });
+        }
+    });
+    let direct = (10 * per) as f64 / t.elapsed().as_secs_f64();
+    let smtp = with_server(config, |addr, _, _| {
+        let t = Instant::now();
+        std::thread::scope(|scope| {
+            for id in 0..10 {
+                scope.spawn(move || mx_sender(addr, &format!("user{id}@example.org"), id, per));
+            }
+        });
+        (10 * per) as f64 / t.elapsed().as_secs_f64()
+    });
+    println!(
+        "\nMX: 10 senders x {per} messages of 4 KiB, sealed to owners who are away, each 250 durable: {smtp:.0} msgs/s \
+         (the store alone, same deliveries without SMTP: {direct:.0} msgs/s, ratio {:.2}); \
+         goal >= 1,300 (2x Postfix->Dovecot LMTP's ~650), aim 2,000: {}",
+        smtp / direct,
+        ok(smtp >= 1300.0)
+    );
+}
+
+/// 1,000 SMTP sessions that said EHLO and wait: how much memory they hold.
+pub(crate) fn idle_sessions_bench(tmp: &Path) {
+    let data = tmp.join("idle");
+    sealmail::app::init(&data, "bench.example.org", true).expect("init");
+    let mut config = sealmail::config::Config::load(&data).expect("config");
+    config.connections_per_ip = 100_000;
+    let n = 1000;
+    let (before, after) = with_server(config, |addr, _, _| {
+        use std::io::{BufRead, BufReader, Write};
+        std::thread::sleep(Duration::from_millis(200));
+        let before = rss_kib();
+        let mut held = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = std::net::TcpStream::connect(addr)
+                .expect("connect (raise the fd limit: ulimit -n 4096)");
+            let mut r = BufReader::new(s.try_clone().expect("clone"));
+            let mut line = String::new();
+            r.read_line(&mut line).expect("greeting");
+            (&s).write_all(b"EHLO idle.example.net\r\n").expect("write");
+            loop {
+                line.clear();
+                r.read_line(&mut line).expect("ehlo");
+                if line.as_bytes().get(3) == Some(&b' ') {
+                    break;
+                }
+            }
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let after = rss_kib();
+        drop(held);
+        (before, after)
+    });
+    let grew = after.saturating_sub(before);
+    println!(
+        "\nMX: {n} idle sessions after EHLO: RSS {} -> {} MiB ({:.1} KiB per session, client sockets included)",
+        before / 1024,
+        after / 1024,
+        grew as f64 / n as f64
+    );
+}

@@ -1,0 +1,422 @@
+//! The command dispatch and the commands of the authenticated state that
+//! are not about messages: ID, ENABLE, SELECT/EXAMINE, LIST, STATUS, APPEND
+//! (RFC 3501 §6.1–6.3, RFC 5161, RFC 5258, RFC 7162 §3.2.5, RFC 2971).
+//!
+//! Imports the parent's types and lexer.
+
+use super::lexer::*;
+use super::*;
+
+impl Parser<'_> {
+    pub(super) fn command(&mut self) -> R<Kind> {
+        let name = self.atom()?.to_ascii_uppercase();
+        let kind = match name.as_str() {
+            "CAPABILITY" => Kind::Capability,
+            "NOOP" => Kind::Noop,
+            "LOGOUT" => Kind::Logout,
+            "STARTTLS" => Kind::StartTls,
+            "LOGIN" => {
+                self.sp()?;
+                let user = self.astring()?;
+                self.sp()?;
+                let password = self.astring()?;
+                Kind::Login { user, password }
+            }
+            "AUTHENTICATE" => {
+                self.sp()?;
+                let mechanism = self.atom()?.to_ascii_uppercase();
+                let initial = if self.eat(b' ') {
+                    Some(
+                        self.take_while(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=')
+                        })
+                        .to_vec(),
+                    )
+                } else {
+                    None
+                };
+                Kind::Authenticate { mechanism, initial }
+            }
+            "ID" => {
+                self.sp()?;
+                self.id_params()?;
+                Kind::Id
+            }
+            "ENABLE" => {
+                let mut caps = Vec::new();
+                while self.eat(b' ') {
+                    caps.push(self.atom()?.to_ascii_uppercase());
+                }
+                if caps.is_empty() {
+                    return Err("ENABLE needs at least one capability".into());
+                }
+                Kind::Enable(caps)
+            }
+            "SELECT" | "EXAMINE" => self.select(name == "EXAMINE")?,
+            "CREATE" => Kind::Create(self.sp_mailbox()?),
+            "DELETE" => Kind::Delete(self.sp_mailbox()?),
+            "RENAME" => {
+                let from = self.sp_mailbox()?;
+                Kind::Rename(from, self.sp_mailbox()?)
+            }
+            "SUBSCRIBE" => Kind::Subscribe(self.sp_mailbox()?),
+            "UNSUBSCRIBE" => Kind::Unsubscribe(self.sp_mailbox()?),
+            "LIST" => self.list()?,
+            "LSUB" => {
+                let reference = self.sp_mailbox()?;
+                self.sp()?;
+                let pattern = self.list_mailbox()?;
+                Kind::Lsub { reference, pattern }
+            }
+            "NAMESPACE" => Kind::Namespace,
+            "STATUS" => {
+                let mailbox = self.sp_mailbox()?;
+                self.sp()?;
+                let items = self.status_items()?;
+                Kind::Status { mailbox, items }
+            }
+            "APPEND" => self.append()?,
+            "IDLE" => Kind::Idle,
+            "CHECK" => Kind::Check,
+            "CLOSE" => Kind::Close,
+            "UNSELECT" => Kind::Unselect,
+            "EXPUNGE" => Kind::Expunge(None),
+            "SEARCH" => self.search(false)?,
+            "SORT" => self.sort(false)?,
+            "THREAD" => self.thread(false)?,
+            "COMPRESS" => {
+                self.sp()?;
+                Kind::Compress(self.atom()?.to_ascii_uppercase())
+            }
+            "FETCH" => self.fetch(false)?,
+            "STORE" => self.store(false)?,
+            "COPY" => self.copy(false, false)?,
+            "MOVE" => self.copy(false, true)?,
+            "GETQUOTA" => Kind::GetQuota(self.sp_mailbox()?),
+            "GETQUOTAROOT" => Kind::GetQuotaRoot(self.sp_mailbox()?),
+            "SETQUOTA" => {
+                self.pos = self.b.len();
+                Kind::SetQuota
+            }
+            "UID" => {
+                self.sp()?;
+                let sub = self.atom()?.to_ascii_uppercase();
+                match sub.as_str() {
+                    "SEARCH" => self.search(true)?,
+                    "SORT" => self.sort(true)?,
+                    "THREAD" => self.thread(true)?,
+                    "FETCH" => self.fetch(true)?,
+                    "STORE" => self.store(true)?,
+                    "COPY" => self.copy(true, false)?,
+                    "MOVE" => self.copy(true, true)?,
+                    "EXPUNGE" => {
+                        self.sp()?;
+                        Kind::Expunge(Some(self.seq_set()?))
+                    }
+                    _ => return Err(format!("unknown command UID {sub}")),
+                }
+            }
+            _ => return Err(format!("unknown command {name}")),
+        };
+        Ok(kind)
+    }
+
+    pub(super) fn id_params(&mut self) -> R<()> {
+        if self.peek() != Some(b'(') {
+            let nil = self.atom()?;
+            return if nil.eq_ignore_ascii_case("NIL") {
+                Ok(())
+            } else {
+                Err("ID takes NIL or a parameter list".into())
+            };
+        }
+        self.open()?;
+        let mut n = 0;
+        while !self.eat(b')') {
+            if n > 0 {
+                self.sp()?;
+            }
+            self.string()?;
+            self.sp()?;
+            self.nstring()?;
+            n += 1;
+            if n > 30 {
+                return Err("ID takes at most 30 fields".into());
+            }
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    pub(super) fn select(&mut self, read_only: bool) -> R<Kind> {
+        let mailbox = self.sp_mailbox()?;
+        let mut condstore = false;
+        let mut qresync = None;
+        if self.eat(b' ') {
+            self.open()?;
+            loop {
+                let p = self.atom()?.to_ascii_uppercase();
+                match p.as_str() {
+                    "CONDSTORE" => condstore = true,
+                    "QRESYNC" => {
+                        self.sp()?;
+                        self.open()?;
+                        let uidvalidity = self.nz_number()?;
+                        self.sp()?;
+                        let modseq = self.number64()?;
+                        let mut known_uids = None;
+                        if self.eat(b' ') {
+                            if self.peek() == Some(b'(') {
+                                self.skip_list()?;
+                            } else {
+                                known_uids = Some(self.seq_set()?);
+                                if self.eat(b' ') {
+                                    self.skip_list()?;
+                                }
+                            }
+                        }
+                        self.close()?;
+                        qresync = Some(Qresync {
+                            uidvalidity,
+                            modseq,
+                            known_uids,
+                        });
+                    }
+                    _ => return Err(format!("unknown SELECT parameter {p}")),
+                }
+                if self.eat(b')') {
+                    self.depth -= 1;
+                    break;
+                }
+                self.sp()?;
+            }
+        }
+        Ok(Kind::Select {
+            mailbox,
+            read_only,
+            condstore,
+            qresync,
+        })
+    }
+
+    pub(super) fn list(&mut self) -> R<Kind> {
+        let mut options = ListOptions::default();
+        self.sp()?;
+        if self.peek() == Some(b'(') {
+            self.open()?;
+            while !self.eat(b')') {
+                self.eat(b' ');
+                match self.atom()?.to_ascii_uppercase().as_str() {
+                    "SUBSCRIBED" => {
+                        options.subscribed_only = true;
+                        options.return_subscribed = true;
+                    }
+                    "SPECIAL-USE" => options.special_use_only = true,
+                    "RECURSIVEMATCH" => options.recursive_match = true,
+                    // Every mailbox here is local.
+                    "REMOTE" => {}
+                    o => return Err(format!("unknown LIST selection option {o}")),
+                }
+            }
+            self.depth -= 1;
+            if options.recursive_match && !options.subscribed_only {
+                // RFC 5258 §3.1: it only refines another selection option.
+                return Err("RECURSIVEMATCH needs the SUBSCRIBED selection option".into());
+            }
+            self.sp()?;
+        }
+        let reference = self.astring()?;
+        self.sp()?;
+        let mut patterns = Vec::new();
+        if self.peek() == Some(b'(') {
+            self.open()?;
+            loop {
+                patterns.push(self.list_mailbox()?);
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+            self.depth -= 1;
+        } else {
+            patterns.push(self.list_mailbox()?);
+        }
+        if self.eat(b' ') {
+            let ret = self.atom()?;
+            if !ret.eq_ignore_ascii_case("RETURN") {
+                return Err("expected RETURN".into());
+            }
+            self.sp()?;
+            self.open()?;
+            while !self.eat(b')') {
+                self.eat(b' ');
+                match self.atom()?.to_ascii_uppercase().as_str() {
+                    "SUBSCRIBED" => options.return_subscribed = true,
+                    "CHILDREN" => {}
+                    "SPECIAL-USE" => options.return_special_use = true,
+                    "STATUS" => {
+                        self.sp()?;
+                        options.return_status = self.status_items()?;
+                    }
+                    o => return Err(format!("unknown LIST return option {o}")),
+                }
+            }
+            self.depth -= 1;
+        }
+        Ok(Kind::List {
+            reference,
+            patterns,
+            options,
+        })
+    }
+
+    pub(super) fn status_items(&mut self) -> R<Vec<StatusItem>> {
+        self.open()?;
+        let mut items = Vec::new();
+        loop {
+            let item = match self.atom()?.to_ascii_uppercase().as_str() {
+                "MESSAGES" => StatusItem::Messages,
+                "RECENT" => StatusItem::Recent,
+                "UIDNEXT" => StatusItem::UidNext,
+                "UIDVALIDITY" => StatusItem::UidValidity,
+                "UNSEEN" => StatusItem::Unseen,
+                "DELETED" => StatusItem::Deleted,
+                "SIZE" => StatusItem::Size,
+                "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+                other => return Err(format!("unknown STATUS item {other}")),
+            };
+            if !items.contains(&item) {
+                items.push(item);
+            }
+            if self.eat(b')') {
+                self.depth -= 1;
+                return Ok(items);
+            }
+            self.sp()?;
+        }
+    }
+
+    pub(super) fn append(&mut self) -> R<Kind> {
+        let mailbox = self.sp_mailbox()?;
+        self.sp()?;
+        let mut flags = FlagList::default();
+        if self.peek() == Some(b'(') {
+            flags = self.flag_list()?;
+            self.sp()?;
+        }
+        let mut date = None;
+        if self.peek() == Some(b'"') {
+            let text = self.quoted()?;
+            date = Some(parse_date_time(&text).ok_or("bad APPEND date-time")?);
+            self.sp()?;
+        }
+        // A literal8 (RFC 3516 §4.4) may carry NULs; it is stored as is.
+        self.eat(b'~');
+        let message = self.literal()?;
+        if !self.at_end() {
+            return Err("MULTIAPPEND is not supported: one message per APPEND".into());
+        }
+        Ok(Kind::Append {
+            mailbox,
+            flags,
+            date,
+            message,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::*;
+
+    #[test]
+    pub(super) fn simple_commands_and_tags() {
+        assert_eq!(
+            parse(b"a1 CAPABILITY").unwrap(),
+            Command {
+                tag: "a1".into(),
+                kind: Kind::Capability
+            }
+        );
+        assert_eq!(kind("x noop"), Kind::Noop);
+        assert_eq!(parse(b"+x NOOP").unwrap_err().tag, None);
+        assert!(err("a NOOP extra").contains("end of the command"));
+        assert!(err("a FROB").contains("unknown command FROB"));
+        assert_eq!(
+            kind("a LOGIN \"u@x\" {3}\r\np\"w"),
+            Kind::Login {
+                user: b"u@x".to_vec(),
+                password: b"p\"w".to_vec()
+            }
+        );
+        assert!(err("a LOGIN u {10}\r\nabc").contains("shorter"));
+    }
+
+    #[test]
+    pub(super) fn store_append_select_list() {
+        assert_eq!(
+            kind("a STORE 1:2 (UNCHANGEDSINCE 9) +FLAGS.SILENT (\\Seen $Junk \\seen)"),
+            Kind::Store {
+                uid: false,
+                set: SeqSet(vec![(SeqNum::Num(1), SeqNum::Num(2))]),
+                op: StoreOp::Add,
+                silent: true,
+                flags: FlagList {
+                    system: SEEN,
+                    keywords: vec!["$Junk".into()],
+                    invalid: None
+                },
+                unchanged_since: Some(9)
+            }
+        );
+        let Kind::Append {
+            flags,
+            date,
+            message,
+            ..
+        } = kind("a APPEND INBOX (\\Draft) \" 1-Jan-2024 10:00:00 +0100\" {5+}\r\nhello")
+        else {
+            panic!()
+        };
+        assert_eq!(flags.system, DRAFT);
+        assert_eq!(date, Some(1704099600));
+        assert_eq!(message, b"hello");
+        assert_eq!(
+            kind("a SELECT inbox (QRESYNC (67890007 20050715194045000 41,43:211))"),
+            Kind::Select {
+                mailbox: b"inbox".to_vec(),
+                read_only: false,
+                condstore: false,
+                qresync: Some(Qresync {
+                    uidvalidity: 67890007,
+                    modseq: 20050715194045000,
+                    known_uids: Some(SeqSet(vec![
+                        (SeqNum::Num(41), SeqNum::Num(41)),
+                        (SeqNum::Num(43), SeqNum::Num(211))
+                    ]))
+                })
+            }
+        );
+        let Kind::List {
+            patterns, options, ..
+        } = kind("a LIST (SUBSCRIBED) \"\" (INBOX \"Sent*\") RETURN (STATUS (MESSAGES UIDNEXT))")
+        else {
+            panic!()
+        };
+        assert_eq!(patterns.len(), 2);
+        assert!(options.subscribed_only);
+        assert_eq!(
+            options.return_status,
+            vec![StatusItem::Messages, StatusItem::UidNext]
+        );
+        assert_eq!(
+            kind("a LIST \"\" %/*"),
+            Kind::List {
+                reference: vec![],
+                patterns: vec![b"%/*".to_vec()],
+                options: ListOptions::default()
+            }
+        );
+    }
+}

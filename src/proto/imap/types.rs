@@ -1,0 +1,296 @@
+//! The typed IMAP command that `parse` returns: sequence sets, flags,
+//! FETCH items, SEARCH keys and every command's arguments.
+//!
+//! Imports nothing. Invariants: plain data; sequence sets stay ranges.
+
+/// A sequence number or UID, or `*` (the last one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeqNum {
+    Num(u32),
+    Star,
+}
+
+/// A sequence set as the client wrote it: inclusive ranges, unordered. No
+/// ranges at all is `$`, the saved search result (SEARCHRES, RFC 5182).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeqSet(pub Vec<(SeqNum, SeqNum)>);
+
+impl SeqSet {
+    /// `$`: the last search result saved with `RETURN (SAVE)`.
+    pub fn is_saved(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Flags as named in commands: system flags by bit (same bits as the store),
+/// keywords by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlagList {
+    pub system: u8,
+    pub keywords: Vec<String>,
+    /// `\Recent` or `\*` named where they cannot be set.
+    pub invalid: Option<String>,
+}
+
+pub const SEEN: u8 = 1;
+pub const ANSWERED: u8 = 2;
+pub const FLAGGED: u8 = 4;
+pub const DELETED: u8 = 8;
+pub const DRAFT: u8 = 16;
+
+/// Which bytes of a message a FETCH names (RFC 3501 §6.4.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SectionText {
+    Whole,
+    Header,
+    HeaderFields { not: bool, fields: Vec<String> },
+    Text,
+    Mime,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SectionSpec {
+    pub path: Vec<u32>,
+    pub text: SectionText,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchAtt {
+    Uid,
+    Flags,
+    InternalDate,
+    Size,
+    Envelope,
+    /// BODY without a section: the non-extensible structure.
+    Body,
+    BodyStructure,
+    ModSeq,
+    Section {
+        peek: bool,
+        section: SectionSpec,
+        /// `<origin.count>`
+        partial: Option<(u32, u32)>,
+        /// RFC822, RFC822.HEADER or RFC822.TEXT: the name the reply uses.
+        legacy: Option<&'static str>,
+    },
+    /// BINARY[part]<partial> and BINARY.PEEK (RFC 3516): a part with its
+    /// Content-Transfer-Encoding undone.
+    Binary {
+        peek: bool,
+        path: Vec<u32>,
+        partial: Option<(u32, u32)>,
+    },
+    /// BINARY.SIZE[part]: the decoded size.
+    BinarySize {
+        path: Vec<u32>,
+    },
+}
+
+/// A calendar date (SEARCH BEFORE/ON/SINCE...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Date {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+}
+
+/// SEARCH keys, with sequence sets still as the client wrote them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    Seq(SeqSet),
+    Uid(SeqSet),
+    Flag(u8, bool),
+    Keyword(String, bool),
+    /// RECENT / NEW: sealmail keeps no `\Recent`, so these match nothing.
+    Recent,
+    Larger(u64),
+    Smaller(u64),
+    Before(Date),
+    On(Date),
+    Since(Date),
+    SentBefore(Date),
+    SentOn(Date),
+    SentSince(Date),
+    Subject(String),
+    From(String),
+    To(String),
+    Cc(String),
+    Bcc(String),
+    Header(String, String),
+    Body(String),
+    Text(String),
+    ModSeq(u64),
+    Not(Box<SearchKey>),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    And(Vec<SearchKey>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchReturn {
+    Min,
+    Max,
+    All,
+    Count,
+    /// SEARCHRES (RFC 5182): keep the result as `$`.
+    Save,
+}
+
+/// A SORT key (RFC 5256 §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortBy {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+}
+
+/// A THREAD algorithm (RFC 5256 §2.1, §2.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadBy {
+    OrderedSubject,
+    References,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Deleted,
+    Size,
+    HighestModSeq,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// SELECT's QRESYNC parameters (RFC 7162 §3.2.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Qresync {
+    pub uidvalidity: u32,
+    pub modseq: u64,
+    pub known_uids: Option<SeqSet>,
+}
+
+/// LIST-EXTENDED options that sealmail honours.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    pub subscribed_only: bool,
+    /// With `subscribed_only`: also list unsubscribed parents of subscribed
+    /// mailboxes, marked `CHILDINFO ("SUBSCRIBED")`.
+    pub recursive_match: bool,
+    pub special_use_only: bool,
+    pub return_subscribed: bool,
+    pub return_special_use: bool,
+    pub return_status: Vec<StatusItem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Login {
+        user: Vec<u8>,
+        password: Vec<u8>,
+    },
+    Authenticate {
+        mechanism: String,
+        initial: Option<Vec<u8>>,
+    },
+    Id,
+    Enable(Vec<String>),
+    Select {
+        mailbox: Vec<u8>,
+        read_only: bool,
+        condstore: bool,
+        qresync: Option<Qresync>,
+    },
+    Create(Vec<u8>),
+    Delete(Vec<u8>),
+    Rename(Vec<u8>, Vec<u8>),
+    Subscribe(Vec<u8>),
+    Unsubscribe(Vec<u8>),
+    List {
+        reference: Vec<u8>,
+        patterns: Vec<Vec<u8>>,
+        options: ListOptions,
+    },
+    Lsub {
+        reference: Vec<u8>,
+        pattern: Vec<u8>,
+    },
+    Namespace,
+    Status {
+        mailbox: Vec<u8>,
+        items: Vec<StatusItem>,
+    },
+    Append {
+        mailbox: Vec<u8>,
+        flags: FlagList,
+        date: Option<i64>,
+        message: Vec<u8>,
+    },
+    Idle,
+    Check,
+    Close,
+    Unselect,
+    Expunge(Option<SeqSet>),
+    Search {
+        uid: bool,
+        ret: Option<Vec<SearchReturn>>,
+        key: SearchKey,
+    },
+    /// Sort keys with their REVERSE flags, most significant first.
+    Sort {
+        uid: bool,
+        keys: Vec<(SortBy, bool)>,
+        key: SearchKey,
+    },
+    Thread {
+        uid: bool,
+        algorithm: ThreadBy,
+        key: SearchKey,
+    },
+    /// COMPRESS (RFC 4978) with its mechanism name.
+    Compress(String),
+    Fetch {
+        uid: bool,
+        set: SeqSet,
+        atts: Vec<FetchAtt>,
+        changed_since: Option<u64>,
+        vanished: bool,
+    },
+    Store {
+        uid: bool,
+        set: SeqSet,
+        op: StoreOp,
+        silent: bool,
+        flags: FlagList,
+        unchanged_since: Option<u64>,
+    },
+    Copy {
+        uid: bool,
+        set: SeqSet,
+        mailbox: Vec<u8>,
+    },
+    Move {
+        uid: bool,
+        set: SeqSet,
+        mailbox: Vec<u8>,
+    },
+    GetQuota(Vec<u8>),
+    GetQuotaRoot(Vec<u8>),
+    SetQuota,
+}
