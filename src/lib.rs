@@ -1,22 +1,47 @@
 //! sealmail: a mail server in one binary whose mailboxes only their owners
 //! can open.
 //!
-//! The map, lower layers first (a module imports only those above it):
+//! The map, lower layers first. Each line names what the module may import
+//! of ours; `tests/layers.rs` reads these lines and fails the build's tests
+//! when a module imports anything else, so this list is the rule, not a
+//! description of it.
 //!
-//! - `util`: randomness, time, durable writes. Imports nothing of ours.
-//! - `proto`: pure parsers of wire and file formats (mbox, POP3, SMTP and
-//!   its DATA receiver, IMAP with modified UTF-7). No I/O.
-//! - `store`: the control plane, keys, encrypted mailbox files, search, the
-//!   sealed spool, change events, and the storage interface (`Store`,
-//!   `Session`, `Backend`) that protocol sessions use.
-//! - `config`: the TOML file, validated into an immutable `Config`.
-//! - `net`: TLS, connections with bounded lines and STARTTLS, per-address
-//!   caps, login throttling, the accept loop.
-//! - `imap`, `pop3`, `smtp`: protocol sessions; they use `net`, `proto` and
-//!   the `store` interface, never each other.
-//! - `app`: builds the subsystems from a `Config`, binds the listeners, owns
-//!   the executor and every task.
-//! - `cli`: the command line; the only user of anyhow.
+//! - `util` (imports nothing): randomness, time and clocks, durable writes.
+//! - `proto` (imports `util`): pure parsers and encoders of wire and file
+//!   formats: IMAP with modified UTF-7, SMTP and its DATA receiver, POP3,
+//!   SASL, mbox. No I/O, no async, total over any input.
+//! - `dns` (imports nothing): the shared resolver (SPF/DKIM/DMARC records,
+//!   MX lookups).
+//! - `store` (imports `util`): the control plane, keys, encrypted mailbox
+//!   files, MIME scanning, search, the sealed spool, change events, and the
+//!   storage interface (`Store`, `Session`, `Backend`) that sessions use.
+//! - `config` (imports `store`, `util`): the TOML file, validated into an
+//!   immutable `Config`, and the policies it hands to subsystems.
+//! - `net` (imports `util`): TLS, connections with bounded lines and
+//!   STARTTLS, per-address caps, login throttling, the accept loop.
+//! - `relay` (imports `config`, `dns`, `net`, `store`, `util`): mail that
+//!   leaves from memory: the SMTP client, SRS, webhooks.
+//! - `queue` (imports `config`, `relay`, `store`, `util`): the outbound
+//!   queue, its delivery rounds and bounce reports.
+//! - `backup` (imports `config`, `store`, `util`): the scheduler, snapshots,
+//!   targets, retention and restore.
+//! - `imap` (imports `net`, `proto`, `store` interface, `util`): IMAP
+//!   sessions.
+//! - `pop3` (imports `net`, `proto`, `store` interface, `util`): POP3
+//!   sessions.
+//! - `smtp` (imports `config`, `dns`, `net`, `proto`, `queue`, `relay`,
+//!   `store` interface, `util`): MX and submission sessions.
+//! - `app` (imports `backup`, `config`, `dns`, `imap`, `net`, `pop3`, `queue`,
+//!   `relay`, `smtp`, `store`, `util`): builds the subsystems from a
+//!   `Config`, binds the listeners, owns the executor and every task.
+//! - `cli` (imports `app`, `backup`, `config`, `dns`, `proto`, `queue`,
+//!   `relay`, `smtp`, `store`, `util`): the command line; the only user of
+//!   anyhow.
+//!
+//! "`store` interface" means the items at `store`'s root and its modules of
+//! plain values (`types`, `mime`, `order`, `search`, `events`): a session
+//! never reaches the files, keys or databases behind the interface, so the
+//! same session code runs over a local or a remote store.
 //!
 //! See `docs/architecture.md` for how data and keys move.
 
@@ -24,6 +49,7 @@ pub mod app;
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod imap;
 pub mod net;
 pub mod pop3;

@@ -235,7 +235,7 @@ pub async fn run(
         dev: config.dev,
     });
     let mut tasks = Vec::new();
-    let dns = match crate::relay::dns::Dns::new(&config.nameservers) {
+    let dns = match crate::dns::Dns::new(&config.nameservers) {
         Ok(d) => Some(d),
         Err(e) => {
             // Mail still flows; the operator is told loudly what is off.

@@ -20,16 +20,8 @@ use sha2::{Digest, Sha256};
 use super::{Outcome, Target};
 use crate::store::local::{LocalBackend, OpenMailbox};
 
+pub use crate::config::BackupPolicy as Policy;
 pub use crate::util::{Clock, SystemClock};
-
-/// How often and how much.
-#[derive(Clone, Copy, Debug)]
-pub struct Policy {
-    pub interval: Duration,
-    pub keep_daily: usize,
-    pub keep_weekly: usize,
-    pub concurrency: usize,
-}
 
 #[derive(Default, Clone, Copy, Debug)]
 struct State {

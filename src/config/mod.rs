@@ -6,7 +6,10 @@
 //! error names the file, the key and what is wrong with it; the template in
 //! `assets/sealmail.toml` documents every key with its default.
 
+mod policy;
 mod raw;
+
+pub use policy::{BackupPolicy, MAX_KEEP_DAYS, QueuePolicy, SendLimits};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -109,11 +112,11 @@ pub struct Config {
     /// An S3-compatible store for backups, which wins over `backup_dir`.
     pub backup_s3: Option<S3>,
     /// Scheduled backups; `None` when `backup.schedule` is off.
-    pub backup_policy: Option<crate::backup::scheduler::Policy>,
+    pub backup_policy: Option<BackupPolicy>,
     /// Daily sending limits of the submission ports.
-    pub send_limits: crate::smtp::submit::SendLimits,
+    pub send_limits: SendLimits,
     /// Retries and body keeping of the outbound queue.
-    pub queue: crate::queue::Policy,
+    pub queue: QueuePolicy,
 }
 
 /// An S3-compatible bucket. Credentials left out of the file come from
@@ -410,7 +413,7 @@ impl Validator<'_> {
             if interval.is_zero() {
                 return self.err("backup.interval", "must be longer than 0s");
             }
-            Some(crate::backup::scheduler::Policy {
+            Some(BackupPolicy {
                 interval,
                 keep_daily: self.range(
                     "backup.keep_daily",
@@ -462,7 +465,7 @@ impl Validator<'_> {
             }
         };
         let sub = raw.submission.unwrap_or_default();
-        let send_limits = crate::smtp::submit::SendLimits {
+        let send_limits = SendLimits {
             per_alias: self.range(
                 "submission.max_per_alias_per_day",
                 sub.max_per_alias_per_day.unwrap_or(1000),
@@ -477,7 +480,7 @@ impl Validator<'_> {
             )? as u64,
         };
         let q = raw.queue.unwrap_or_default();
-        let mut queue = crate::queue::Policy {
+        let mut queue = QueuePolicy {
             first_retry: self.duration(
                 "queue.first_retry",
                 q.first_retry.as_deref().unwrap_or("5m"),
@@ -502,12 +505,7 @@ impl Validator<'_> {
                     format!("{domain:?} is not a domain"),
                 );
             };
-            let days = self.range(
-                "queue.keep_body_days",
-                days,
-                0,
-                i64::from(crate::queue::MAX_KEEP_DAYS),
-            )?;
+            let days = self.range("queue.keep_body_days", days, 0, i64::from(MAX_KEEP_DAYS))?;
             queue.keep_body_days.insert(d, days as u32);
         }
         Ok(Config {

@@ -1,8 +1,8 @@
 //! One IMAP connection: the not-authenticated, authenticated and selected
 //! states, and every command's work (SEARCH, SORT and THREAD in `search`).
 //!
-//! Imports `net`, `proto::imap`, `proto::pop3::sasl_plain` (SASL PLAIN is
-//! the same in both), `store` and the siblings. Invariants: every command
+//! Imports `net`, `proto::{imap, sasl, mutf7}`, the `store` interface and
+//! the siblings. Invariants: every command
 //! gets exactly one tagged reply; untagged updates from other sessions go out
 //! before it, and never an EXPUNGE during FETCH, STORE or SEARCH by sequence
 //! number; after 20 protocol errors the connection is closed.
@@ -327,9 +327,9 @@ impl Conversation<'_> {
                 if response.trim() == "*" {
                     return self.bad(Some(tag), "authentication cancelled").await;
                 }
-                match crate::proto::pop3::sasl_plain(&response) {
-                    Some((user, password)) => self.login(tag, &user, &password).await,
-                    None => self.bad(Some(tag), "malformed PLAIN response").await,
+                match crate::proto::sasl::plain(&response) {
+                    Ok((user, password)) => self.login(tag, &user, &password).await,
+                    Err(e) => self.bad(Some(tag), e.describe()).await,
                 }
             }
             _ => self.bad(Some(tag), "command not valid before login").await,
@@ -1427,7 +1427,9 @@ fn status_line(
 /// LIST pattern matching: `*` matches anything, `%` anything but the
 /// hierarchy delimiter; INBOX matches case-insensitively.
 fn wildcard_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = crate::store::mailbox::normalize(pattern).chars().collect();
+    let p: Vec<char> = crate::store::normalize_folder_name(pattern)
+        .chars()
+        .collect();
     let n: Vec<char> = name.chars().collect();
     // prev[j]: the pattern so far matches the first j characters of name.
     let mut prev = vec![false; n.len() + 1];

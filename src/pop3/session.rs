@@ -221,9 +221,9 @@ async fn authorization(
                 conn.reply("-ERR authentication cancelled").await?;
                 return Ok(None);
             }
-            match proto::sasl_plain(&response) {
-                Some((name, pw)) => return login(ctx, conn, &name, &pw).await,
-                None => conn.reply("-ERR [AUTH] malformed PLAIN response").await?,
+            match crate::proto::sasl::plain(&response) {
+                Ok((name, pw)) => return login(ctx, conn, &name, &pw).await,
+                Err(e) => conn.reply(&format!("-ERR [AUTH] {}", e.describe())).await?,
             }
         }
         _ => conn.reply("-ERR command not valid before login").await?,

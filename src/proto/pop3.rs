@@ -116,12 +116,6 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     }
 }
 
-/// Decodes a SASL PLAIN response (RFC 4616): `authzid NUL authcid NUL
-/// password`. An authorization identity other than the user is refused.
-pub fn sasl_plain(b64: &str) -> Option<(String, String)> {
-    super::sasl::plain(b64).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,22 +177,5 @@ mod tests {
             assert_eq!(&parse(line.as_bytes()), want, "{line:?}");
         }
         let _ = parse(b"\xff\xfe RETR");
-    }
-
-    #[test]
-    fn plain_responses() {
-        use base64::Engine;
-        let enc = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
-        assert_eq!(
-            sasl_plain(&enc(b"\0ann@x\0pw")),
-            Some(("ann@x".into(), "pw".into()))
-        );
-        assert_eq!(
-            sasl_plain(&enc(b"ann@x\0ann@x\0pw")),
-            Some(("ann@x".into(), "pw".into()))
-        );
-        assert_eq!(sasl_plain(&enc(b"bob@x\0ann@x\0pw")), None);
-        assert_eq!(sasl_plain("!!!"), None);
-        assert_eq!(sasl_plain(&enc(b"\0\0pw")), None);
     }
 }

@@ -21,11 +21,9 @@ pub mod worker;
 pub use admin::{MessageState, RecipientState, show_time};
 pub use category::{Category, enhanced_code};
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -36,8 +34,7 @@ pub const FILE_NAME: &str = "queue.sqlite";
 
 /// Records of finished messages are deleted this long after the end.
 const RECORD_DAYS: i64 = 30;
-/// The most days a domain may keep bodies of delivered mail.
-pub const MAX_KEEP_DAYS: u32 = 30;
+pub use crate::config::{MAX_KEEP_DAYS, QueuePolicy as Policy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -56,30 +53,6 @@ impl From<rusqlite::Error> for QueueError {
 }
 
 pub use crate::util::{Clock, FakeClock, SystemClock};
-
-/// How the queue retries and what it keeps.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Policy {
-    /// Delay before the first retry; each further one doubles it.
-    pub first_retry: Duration,
-    /// The longest delay between two attempts.
-    pub max_retry: Duration,
-    /// A message not delivered after this bounces (Postfix: 5 days).
-    pub lifetime: Duration,
-    /// Domains that keep delivered bodies, and for how many days (≤ 30).
-    pub keep_body_days: BTreeMap<String, u32>,
-}
-
-impl Default for Policy {
-    fn default() -> Policy {
-        Policy {
-            first_retry: Duration::from_secs(5 * 60),
-            max_retry: Duration::from_secs(3 * 3600),
-            lifetime: Duration::from_secs(5 * 86_400),
-            keep_body_days: BTreeMap::new(),
-        }
-    }
-}
 
 impl Policy {
     /// Seconds to wait after the `attempts`-th failed attempt (1-based):

@@ -10,7 +10,7 @@
 //! temporary, a domain that does not exist or has a null MX is permanent.
 
 pub mod client;
-pub mod dns;
+
 pub mod srs;
 pub mod webhook;
 
@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::config::{HostPort, Relay as RelayConfig};
+use crate::dns::{Dns, LookupError};
 use client::{ClientTls, Envelope, Session, Status, Target};
-use dns::{Dns, LookupError};
 
 /// Addresses tried per destination domain, across all its MX hosts.
 const MAX_ADDRESSES: usize = 5;

@@ -21,7 +21,7 @@ use serde::Serialize;
 use smol::Async;
 
 use super::client::Status;
-use super::dns::Dns;
+use crate::dns::Dns;
 use crate::net::conn::{Conn, Line, Stream, with_timeout};
 use crate::store::mime::{self, Leaf, Part};
 

@@ -2,7 +2,7 @@
 //! DMARC (RFC 7489) with mail-auth, and the `Authentication-Results` header
 //! (RFC 8601).
 //!
-//! Imports mail-auth and `relay::dns` (whose `run` gives mail-auth's
+//! Imports mail-auth and `dns` (whose `run` gives mail-auth's
 //! hickory lookups the tokio reactor they need). Invariants: every check
 //! is bounded by `TIMEOUT`; a DNS failure is a `temperror`, never a
 //! rejection.
@@ -15,7 +15,7 @@ use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{AuthenticatedMessage, AuthenticationResults, DmarcResult};
 
-use crate::relay::dns::Dns;
+use crate::dns::Dns;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 

@@ -30,12 +30,7 @@ const SASL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long DKIM keys read from the control plane are reused.
 const DKIM_CACHE: Duration = Duration::from_secs(60);
 
-/// Messages per 24 hours; 0 means no limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SendLimits {
-    pub per_alias: u64,
-    pub per_domain: u64,
-}
+pub use crate::config::SendLimits;
 
 /// What submission listeners share besides `Smtp`.
 pub struct Submission {

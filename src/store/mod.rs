@@ -28,8 +28,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use mailbox::normalize as normalize_folder_name;
 pub use order::{SortCriterion, SortKey, ThreadAlgorithm, ThreadNode};
-pub use search::Criteria;
 pub use types::*;
 
 /// Errors as a protocol needs them: each variant says whether the client did

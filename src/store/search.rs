@@ -8,60 +8,16 @@
 //! for needles of three or more characters, which the trigram tokenizer
 //! matches as exact substrings (same folding).
 
+use super::types::Flags;
+pub use super::types::{Criteria, Date};
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
-use serde::{Deserialize, Serialize};
-
-use super::types::{Flags, UidSet};
-
-/// A calendar date, compared by day as IMAP does (RFC 3501 §6.4.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Date {
-    pub year: u16,
-    pub month: u8,
-    pub day: u8,
-}
 
 impl Date {
     fn iso(&self) -> String {
         format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
     }
-}
-
-/// One SEARCH key or a combination. Sequence numbers, `$` (SEARCHRES) and
-/// `\Recent`/NEW/OLD are session state: the protocol layer turns them into
-/// `Uid` sets before asking the store.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Criteria {
-    All,
-    Uid(UidSet),
-    /// A system flag set (`true`) or not set (`false`): SEEN/UNSEEN, etc.
-    Flag(u8, bool),
-    Keyword(String, bool),
-    Larger(u64),
-    Smaller(u64),
-    Before(Date),
-    On(Date),
-    Since(Date),
-    SentBefore(Date),
-    SentOn(Date),
-    SentSince(Date),
-    Subject(String),
-    From(String),
-    To(String),
-    Cc(String),
-    Bcc(String),
-    /// HEADER field-name string; an empty string matches any message that
-    /// has the field.
-    Header(String, String),
-    Body(String),
-    Text(String),
-    /// CONDSTORE MODSEQ: modseq at least this (RFC 7162 §3.1.5).
-    ModSeq(u64),
-    Not(Box<Criteria>),
-    And(Vec<Criteria>),
-    Or(Box<Criteria>, Box<Criteria>),
 }
 
 /// A compiled WHERE clause and its parameters.
