@@ -329,7 +329,7 @@ impl Conversation<'_> {
                 }
                 match crate::proto::sasl::plain(&response) {
                     Ok((user, password)) => self.login(tag, &user, &password).await,
-                    Err(e) => self.bad(Some(tag), e.describe()).await,
+                    Err(_) => self.bad(Some(tag), "malformed PLAIN response").await,
                 }
             }
             _ => self.bad(Some(tag), "command not valid before login").await,

@@ -223,7 +223,7 @@ async fn authorization(
             }
             match crate::proto::sasl::plain(&response) {
                 Ok((name, pw)) => return login(ctx, conn, &name, &pw).await,
-                Err(e) => conn.reply(&format!("-ERR [AUTH] {}", e.describe())).await?,
+                Err(_) => conn.reply("-ERR [AUTH] malformed PLAIN response").await?,
             }
         }
         _ => conn.reply("-ERR command not valid before login").await?,
