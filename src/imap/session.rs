@@ -236,7 +236,7 @@ impl Conversation<'_> {
     ) -> io::Result<Next> {
         let cmd = match proto::parse(bytes) {
             Ok(c) => c,
-            Err(e) if e.bad_charset => {
+            Err(e) if e.error == proto::Error::BadCharset => {
                 let tag = e.tag.unwrap_or_else(|| "*".into());
                 return self
                     .reply(&tagged(
@@ -246,7 +246,7 @@ impl Conversation<'_> {
                     ))
                     .await;
             }
-            Err(e) => return self.bad(e.tag.as_deref(), &e.message).await,
+            Err(e) => return self.bad(e.tag.as_deref(), &e.error.to_string()).await,
         };
         let Command { tag, kind } = cmd;
         match kind {

@@ -48,7 +48,7 @@ impl Parser<'_> {
                     caps.push(self.atom()?.to_ascii_uppercase());
                 }
                 if caps.is_empty() {
-                    return Err("ENABLE needs at least one capability".into());
+                    return Err(Error::Invalid("ENABLE needs at least one capability"));
                 }
                 Kind::Enable(caps)
             }
@@ -113,10 +113,20 @@ impl Parser<'_> {
                         self.sp()?;
                         Kind::Expunge(Some(self.seq_set()?))
                     }
-                    _ => return Err(format!("unknown command UID {sub}")),
+                    _ => {
+                        return Err(Error::Unknown {
+                            what: "command UID",
+                            name: sub,
+                        });
+                    }
                 }
             }
-            _ => return Err(format!("unknown command {name}")),
+            _ => {
+                return Err(Error::Unknown {
+                    what: "command",
+                    name,
+                });
+            }
         };
         Ok(kind)
     }
@@ -127,7 +137,7 @@ impl Parser<'_> {
             return if nil.eq_ignore_ascii_case("NIL") {
                 Ok(())
             } else {
-                Err("ID takes NIL or a parameter list".into())
+                Err(Error::Invalid("ID takes NIL or a parameter list"))
             };
         }
         self.open()?;
@@ -141,7 +151,7 @@ impl Parser<'_> {
             self.nstring()?;
             n += 1;
             if n > 30 {
-                return Err("ID takes at most 30 fields".into());
+                return Err(Error::TooMany("ID takes at most 30 fields"));
             }
         }
         self.depth -= 1;
@@ -182,7 +192,12 @@ impl Parser<'_> {
                             known_uids,
                         });
                     }
-                    _ => return Err(format!("unknown SELECT parameter {p}")),
+                    _ => {
+                        return Err(Error::Unknown {
+                            what: "SELECT parameter",
+                            name: p,
+                        });
+                    }
                 }
                 if self.eat(b')') {
                     self.depth -= 1;
@@ -215,13 +230,20 @@ impl Parser<'_> {
                     "RECURSIVEMATCH" => options.recursive_match = true,
                     // Every mailbox here is local.
                     "REMOTE" => {}
-                    o => return Err(format!("unknown LIST selection option {o}")),
+                    o => {
+                        return Err(Error::Unknown {
+                            what: "LIST selection option",
+                            name: o.into(),
+                        });
+                    }
                 }
             }
             self.depth -= 1;
             if options.recursive_match && !options.subscribed_only {
                 // RFC 5258 §3.1: it only refines another selection option.
-                return Err("RECURSIVEMATCH needs the SUBSCRIBED selection option".into());
+                return Err(Error::Invalid(
+                    "RECURSIVEMATCH needs the SUBSCRIBED selection option",
+                ));
             }
             self.sp()?;
         }
@@ -244,7 +266,10 @@ impl Parser<'_> {
         if self.eat(b' ') {
             let ret = self.atom()?;
             if !ret.eq_ignore_ascii_case("RETURN") {
-                return Err("expected RETURN".into());
+                return Err(Error::Expected {
+                    what: Expected::Return,
+                    at: self.pos,
+                });
             }
             self.sp()?;
             self.open()?;
@@ -258,7 +283,12 @@ impl Parser<'_> {
                         self.sp()?;
                         options.return_status = self.status_items()?;
                     }
-                    o => return Err(format!("unknown LIST return option {o}")),
+                    o => {
+                        return Err(Error::Unknown {
+                            what: "LIST return option",
+                            name: o.into(),
+                        });
+                    }
                 }
             }
             self.depth -= 1;
@@ -283,7 +313,12 @@ impl Parser<'_> {
                 "DELETED" => StatusItem::Deleted,
                 "SIZE" => StatusItem::Size,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
-                other => return Err(format!("unknown STATUS item {other}")),
+                other => {
+                    return Err(Error::Unknown {
+                        what: "STATUS item",
+                        name: other.into(),
+                    });
+                }
             };
             if !items.contains(&item) {
                 items.push(item);
@@ -307,14 +342,16 @@ impl Parser<'_> {
         let mut date = None;
         if self.peek() == Some(b'"') {
             let text = self.quoted()?;
-            date = Some(parse_date_time(&text).ok_or("bad APPEND date-time")?);
+            date = Some(parse_date_time(&text).ok_or(Error::Invalid("bad APPEND date-time"))?);
             self.sp()?;
         }
         // A literal8 (RFC 3516 §4.4) may carry NULs; it is stored as is.
         self.eat(b'~');
         let message = self.literal()?;
         if !self.at_end() {
-            return Err("MULTIAPPEND is not supported: one message per APPEND".into());
+            return Err(Error::Invalid(
+                "MULTIAPPEND is not supported: one message per APPEND",
+            ));
         }
         Ok(Kind::Append {
             mailbox,

@@ -47,7 +47,12 @@ impl Parser<'_> {
                         changed_since = Some(self.number64()?);
                     }
                     "VANISHED" => vanished = true,
-                    o => return Err(format!("unknown FETCH modifier {o}")),
+                    o => {
+                        return Err(Error::Unknown {
+                            what: "FETCH modifier",
+                            name: o.into(),
+                        });
+                    }
                 }
                 if self.eat(b')') {
                     self.depth -= 1;
@@ -57,7 +62,7 @@ impl Parser<'_> {
             }
         }
         if vanished && (!uid || changed_since.is_none()) {
-            return Err("VANISHED needs UID FETCH with CHANGEDSINCE".into());
+            return Err(Error::Invalid("VANISHED needs UID FETCH with CHANGEDSINCE"));
         }
         Ok(Kind::Fetch {
             uid,
@@ -99,7 +104,7 @@ impl Parser<'_> {
                     return if name == b"BODY" {
                         Ok(FetchAtt::Body)
                     } else {
-                        Err("BODY.PEEK needs a section".into())
+                        Err(Error::Invalid("BODY.PEEK needs a section"))
                     };
                 }
                 let section = self.section()?;
@@ -122,10 +127,10 @@ impl Parser<'_> {
                     partial: self.partial()?,
                 })
             }
-            _ => Err(format!(
-                "unknown FETCH item {}",
-                String::from_utf8_lossy(&name)
-            )),
+            _ => Err(Error::Unknown {
+                what: "FETCH item",
+                name: String::from_utf8_lossy(&name).into_owned(),
+            }),
         }
     }
 
@@ -151,7 +156,7 @@ impl Parser<'_> {
             }
             path.push(self.nz_number()?);
             if path.len() > 32 {
-                return Err("section path too deep".into());
+                return Err(Error::Invalid("section path too deep"));
             }
         }
         Ok(path)
@@ -163,7 +168,7 @@ impl Parser<'_> {
         while matches!(self.peek(), Some(b'1'..=b'9')) {
             path.push(self.nz_number()?);
             if path.len() > 32 {
-                return Err("section path too deep".into());
+                return Err(Error::Invalid("section path too deep"));
             }
             if !self.eat(b'.') {
                 break;
@@ -195,10 +200,10 @@ impl Parser<'_> {
                     fields,
                 }
             }
-            _ => return Err("bad section".into()),
+            _ => return Err(Error::Invalid("bad section")),
         };
         if !path.is_empty() && word.is_empty() && self.b.get(self.pos - 1) == Some(&b'.') {
-            return Err("bad section".into());
+            return Err(Error::Invalid("bad section"));
         }
         self.expect(b']')?;
         Ok(SectionSpec { path, text })
@@ -213,7 +218,10 @@ impl Parser<'_> {
             self.open()?;
             let m = self.atom()?;
             if !m.eq_ignore_ascii_case("UNCHANGEDSINCE") {
-                return Err(format!("unknown STORE modifier {m}"));
+                return Err(Error::Unknown {
+                    what: "STORE modifier",
+                    name: m,
+                });
             }
             self.sp()?;
             unchanged_since = Some(self.number64()?);
@@ -229,7 +237,12 @@ impl Parser<'_> {
         let silent = match rest {
             "FLAGS" => false,
             "FLAGS.SILENT" => true,
-            _ => return Err(format!("unknown STORE item {item}")),
+            _ => {
+                return Err(Error::Unknown {
+                    what: "STORE item",
+                    name: item,
+                });
+            }
         };
         self.sp()?;
         let flags = if self.peek() == Some(b'(') {

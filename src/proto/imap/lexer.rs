@@ -4,7 +4,10 @@
 //! Imports the parent's types. Invariants: it never reads past the input;
 //! parenthesis depth is counted on `open` and refused past `MAX_DEPTH`.
 
-use super::{ANSWERED, DELETED, DRAFT, FLAGGED, FlagList, MAX_DEPTH, R, SEEN, SeqNum, SeqSet};
+use super::{
+    ANSWERED, DELETED, DRAFT, Error, Expected, FLAGGED, FlagList, MAX_DEPTH, R, SEEN, SeqNum,
+    SeqSet,
+};
 
 pub(super) struct Parser<'a> {
     pub(super) b: &'a [u8],
@@ -46,7 +49,10 @@ impl<'a> Parser<'a> {
             self.pos += 1;
             Ok(())
         } else {
-            Err(format!("expected '{}' at byte {}", c as char, self.pos))
+            Err(Error::Expected {
+                what: Expected::Char(c),
+                at: self.pos,
+            })
         }
     }
 
@@ -74,7 +80,7 @@ impl<'a> Parser<'a> {
     pub(super) fn tag(&mut self) -> R<String> {
         let t = self.take_while(|c| is_astring_char(c) && c != b'+');
         if t.is_empty() {
-            return Err("a command starts with a tag".into());
+            return Err(Error::NoTag);
         }
         Ok(String::from_utf8_lossy(t).into_owned())
     }
@@ -82,7 +88,10 @@ impl<'a> Parser<'a> {
     pub(super) fn atom(&mut self) -> R<String> {
         let a = self.take_while(is_atom_char);
         if a.is_empty() {
-            return Err(format!("expected an atom at byte {}", self.pos));
+            return Err(Error::Expected {
+                what: Expected::Atom,
+                at: self.pos,
+            });
         }
         Ok(String::from_utf8_lossy(a).into_owned())
     }
@@ -92,7 +101,7 @@ impl<'a> Parser<'a> {
         self.expect(b'(')?;
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(format!("parentheses nest deeper than {MAX_DEPTH}"));
+            return Err(Error::TooDeep("parentheses"));
         }
         Ok(())
     }
@@ -106,21 +115,24 @@ impl<'a> Parser<'a> {
     pub(super) fn number64(&mut self) -> R<u64> {
         let d = self.take_while(|c| c.is_ascii_digit());
         if d.is_empty() || d.len() > 20 {
-            return Err(format!("expected a number at byte {}", self.pos));
+            return Err(Error::Expected {
+                what: Expected::Number,
+                at: self.pos,
+            });
         }
         std::str::from_utf8(d)
             .ok()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| "number out of range".to_string())
+            .ok_or(Error::OutOfRange)
     }
 
     pub(super) fn number(&mut self) -> R<u32> {
-        u32::try_from(self.number64()?).map_err(|_| "number out of range".to_string())
+        u32::try_from(self.number64()?).map_err(|_| Error::OutOfRange)
     }
 
     pub(super) fn nz_number(&mut self) -> R<u32> {
         match self.number()? {
-            0 => Err("0 is not a valid message number or UID".into()),
+            0 => Err(Error::Zero),
             n => Ok(n),
         }
     }
@@ -130,7 +142,9 @@ impl<'a> Parser<'a> {
         let mut out = Vec::new();
         loop {
             match self.peek() {
-                None | Some(b'\r') | Some(b'\n') => return Err("unterminated quoted string".into()),
+                None | Some(b'\r') | Some(b'\n') => {
+                    return Err(Error::BadString("unterminated quoted string"));
+                }
                 Some(b'"') => {
                     self.pos += 1;
                     return Ok(out);
@@ -142,10 +156,10 @@ impl<'a> Parser<'a> {
                             out.push(c);
                             self.pos += 1;
                         }
-                        _ => return Err("bad escape in quoted string".into()),
+                        _ => return Err(Error::BadString("bad escape in quoted string")),
                     }
                 }
-                Some(0) => return Err("NUL in quoted string".into()),
+                Some(0) => return Err(Error::BadString("NUL in quoted string")),
                 Some(c) => {
                     out.push(c);
                     self.pos += 1;
@@ -160,15 +174,15 @@ impl<'a> Parser<'a> {
         self.eat(b'+');
         self.expect(b'}')?;
         if !self.b[self.pos..].starts_with(b"\r\n") {
-            return Err("a literal's size must end its line".into());
+            return Err(Error::BadString("a literal's size must end its line"));
         }
         self.pos += 2;
-        let n = usize::try_from(n).map_err(|_| "literal too large".to_string())?;
+        let n = usize::try_from(n).map_err(|_| Error::BadString("literal too large"))?;
         let end = self
             .pos
             .checked_add(n)
             .filter(|&e| e <= self.b.len())
-            .ok_or_else(|| "literal is shorter than announced".to_string())?;
+            .ok_or(Error::BadString("literal is shorter than announced"))?;
         let out = self.b[self.pos..end].to_vec();
         self.pos = end;
         Ok(out)
@@ -178,7 +192,10 @@ impl<'a> Parser<'a> {
         match self.peek() {
             Some(b'"') => self.quoted(),
             Some(b'{') => self.literal(),
-            _ => Err(format!("expected a string at byte {}", self.pos)),
+            _ => Err(Error::Expected {
+                what: Expected::String,
+                at: self.pos,
+            }),
         }
     }
 
@@ -188,7 +205,10 @@ impl<'a> Parser<'a> {
             _ => {
                 let a = self.take_while(is_astring_char);
                 if a.is_empty() {
-                    return Err(format!("expected a string at byte {}", self.pos));
+                    return Err(Error::Expected {
+                        what: Expected::String,
+                        at: self.pos,
+                    });
                 }
                 Ok(a.to_vec())
             }
@@ -196,7 +216,8 @@ impl<'a> Parser<'a> {
     }
 
     pub(super) fn astring_utf8(&mut self) -> R<String> {
-        String::from_utf8(self.astring()?).map_err(|_| "string is not valid UTF-8".to_string())
+        String::from_utf8(self.astring()?)
+            .map_err(|_| Error::BadString("string is not valid UTF-8"))
     }
 
     pub(super) fn list_mailbox(&mut self) -> R<Vec<u8>> {
@@ -205,7 +226,10 @@ impl<'a> Parser<'a> {
             _ => {
                 let a = self.take_while(is_list_char);
                 if a.is_empty() {
-                    return Err(format!("expected a mailbox pattern at byte {}", self.pos));
+                    return Err(Error::Expected {
+                        what: Expected::MailboxPattern,
+                        at: self.pos,
+                    });
                 }
                 Ok(a.to_vec())
             }
@@ -230,7 +254,7 @@ impl<'a> Parser<'a> {
             let b = if self.eat(b':') { self.seq_num()? } else { a };
             out.push((a, b));
             if out.len() > 100_000 {
-                return Err("sequence set has too many ranges".into());
+                return Err(Error::TooMany("sequence set has too many ranges"));
             }
             if !self.eat(b',') {
                 return Ok(SeqSet(out));
@@ -303,7 +327,10 @@ impl<'a> Parser<'a> {
         if a.eq_ignore_ascii_case("NIL") {
             Ok(None)
         } else {
-            Err("expected a string or NIL".into())
+            Err(Error::Expected {
+                what: Expected::StringOrNil,
+                at: self.pos,
+            })
         }
     }
 
@@ -313,7 +340,7 @@ impl<'a> Parser<'a> {
         self.open()?;
         loop {
             match self.peek() {
-                None => return Err("unterminated list".into()),
+                None => return Err(Error::Invalid("unterminated list")),
                 Some(b'(') => self.skip_list()?,
                 Some(b')') => {
                     self.close()?;

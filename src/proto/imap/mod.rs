@@ -11,12 +11,14 @@
 
 mod command;
 mod encode;
+mod error;
 mod fetch;
 mod lexer;
 mod search;
 mod types;
 
 pub use encode::{push_astring, push_nstring, push_string, push_utf8_string};
+pub use error::{Error, Expected};
 pub use search::{parse_date, parse_date_time};
 pub use types::*;
 
@@ -40,39 +42,24 @@ pub struct Command {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
     pub tag: Option<String>,
-    pub message: String,
-    /// A charset SEARCH cannot use: `NO [BADCHARSET]` rather than `BAD`.
-    pub bad_charset: bool,
+    pub error: Error,
 }
 
-pub(super) type R<T> = Result<T, String>;
+pub(super) type R<T> = Result<T, Error>;
 
 /// Parses one whole command: its lines joined by CRLF, literals inline
 /// (`{n}` CRLF and n bytes), without the final CRLF.
 pub fn parse(input: &[u8]) -> Result<Command, ParseError> {
     let mut p = Parser::new(input);
-    let tag = match p.tag() {
-        Ok(t) => t,
-        Err(message) => {
-            return Err(ParseError {
-                tag: None,
-                message,
-                bad_charset: false,
-            });
-        }
-    };
-    let fail = |message: String| ParseError {
+    let tag = p.tag().map_err(|error| ParseError { tag: None, error })?;
+    let fail = |error: Error| ParseError {
         tag: Some(tag.clone()),
-        bad_charset: message.starts_with("BADCHARSET"),
-        message,
+        error,
     };
     p.sp().map_err(fail)?;
     let kind = p.command().map_err(fail)?;
     if p.pos != p.b.len() {
-        return Err(fail(format!(
-            "unexpected characters at the end of the command (at byte {})",
-            p.pos
-        )));
+        return Err(fail(Error::Trailing { at: p.pos }));
     }
     Ok(Command { tag, kind })
 }
@@ -117,7 +104,7 @@ pub(super) mod testing {
     }
 
     pub fn err(s: &str) -> String {
-        parse(s.as_bytes()).unwrap_err().message
+        parse(s.as_bytes()).unwrap_err().error.to_string()
     }
 }
 

@@ -26,7 +26,12 @@ impl Parser<'_> {
                     "ALL" => SearchReturn::All,
                     "COUNT" => SearchReturn::Count,
                     "SAVE" => SearchReturn::Save,
-                    o => return Err(format!("unknown SEARCH return option {o}")),
+                    o => {
+                        return Err(Error::Unknown {
+                            what: "SEARCH return option",
+                            name: o.into(),
+                        });
+                    }
                 });
             }
             self.depth -= 1;
@@ -56,7 +61,7 @@ impl Parser<'_> {
     pub(super) fn charset(&mut self) -> R<()> {
         let cs = String::from_utf8_lossy(&self.astring()?).to_ascii_uppercase();
         if cs != "UTF-8" && cs != "US-ASCII" {
-            return Err("BADCHARSET only UTF-8 and US-ASCII are supported".into());
+            return Err(Error::BadCharset);
         }
         Ok(())
     }
@@ -95,7 +100,12 @@ impl Parser<'_> {
                 "SIZE" => SortBy::Size,
                 "SUBJECT" => SortBy::Subject,
                 "TO" => SortBy::To,
-                k => return Err(format!("unknown sort key {k}")),
+                k => {
+                    return Err(Error::Unknown {
+                        what: "sort key",
+                        name: k.into(),
+                    });
+                }
             };
             keys.push((by, reverse));
             if self.eat(b')') {
@@ -117,7 +127,12 @@ impl Parser<'_> {
         let algorithm = match self.atom()?.to_ascii_uppercase().as_str() {
             "ORDEREDSUBJECT" => ThreadBy::OrderedSubject,
             "REFERENCES" => ThreadBy::References,
-            a => return Err(format!("unknown threading algorithm {a}")),
+            a => {
+                return Err(Error::Unknown {
+                    what: "threading algorithm",
+                    name: a.into(),
+                });
+            }
         };
         self.sp()?;
         self.charset()?;
@@ -143,7 +158,7 @@ impl Parser<'_> {
             self.take_while(|c| c.is_ascii_alphanumeric() || c == b'-')
                 .to_vec()
         };
-        parse_date(&text).ok_or_else(|| "bad date (expected e.g. 1-Feb-2024)".to_string())
+        parse_date(&text).ok_or(Error::Invalid("bad date (expected e.g. 1-Feb-2024)"))
     }
 
     pub(super) fn search_key(&mut self) -> R<SearchKey> {
@@ -231,7 +246,7 @@ impl Parser<'_> {
                 self.sp()?;
                 self.depth += 1;
                 if self.depth > MAX_DEPTH {
-                    return Err(format!("search keys nest deeper than {MAX_DEPTH}"));
+                    return Err(Error::TooDeep("search keys"));
                 }
                 let k = self.search_key()?;
                 self.depth -= 1;
@@ -241,7 +256,7 @@ impl Parser<'_> {
                 self.sp()?;
                 self.depth += 1;
                 if self.depth > MAX_DEPTH {
-                    return Err(format!("search keys nest deeper than {MAX_DEPTH}"));
+                    return Err(Error::TooDeep("search keys"));
                 }
                 let a = self.search_key()?;
                 self.sp()?;
@@ -249,7 +264,10 @@ impl Parser<'_> {
                 self.depth -= 1;
                 Ok(SearchKey::Or(Box::new(a), Box::new(b)))
             }
-            other => Err(format!("unknown search key {other}")),
+            other => Err(Error::Unknown {
+                what: "search key",
+                name: other.into(),
+            }),
         }
     }
 }
@@ -332,7 +350,7 @@ mod tests {
         let nots = format!("a SEARCH {}ALL", "NOT ".repeat(10_000));
         assert!(err(&nots).contains("deeper"));
         let e = parse(b"a SEARCH CHARSET KOI8-R ALL").unwrap_err();
-        assert!(e.bad_charset);
+        assert_eq!(e.error, Error::BadCharset);
         assert!(matches!(
             kind("a SEARCH SINCE 1-Feb-2024 BEFORE \"15-Mar-2024\""),
             Kind::Search { .. }
