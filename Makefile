@@ -4,10 +4,11 @@
 #   make test    install what the tests need, then run every test
 #   make check   fmt + clippy -D warnings + tests
 #   make bench   storage benchmarks (encrypted vs plain, same run)
+#   make fuzz    every parser's fuzz target under AFL, FUZZ_SECONDS each
 
 CARGO ?= cargo
 
-.PHONY: run test check bench deps fmt clippy
+.PHONY: run test check bench deps fmt clippy fuzz
 
 run: deps
 	$(CARGO) run --release --bin sealmail -- serve --dev
@@ -49,3 +50,30 @@ check: fmt clippy test
 bench: deps
 	$(CARGO) build --release -p sealmail -p sealmail-bench --bins
 	ulimit -n $$(ulimit -Hn) 2>/dev/null || true; ./target/release/sealmail-bench
+
+# Fuzzing on the stable toolchain with cargo-afl (installed when missing).
+# Each target runs FUZZ_SECONDS from its seeds (fuzz/seeds/<target>); a
+# crash fails the run and is left in fuzz/target/afl/<target>/default/crashes.
+# CI runs a short pass; run longer by hand: make fuzz FUZZ_SECONDS=600.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = imap smtp smtp_data pop3 sasl mutf7 mbox mime
+
+fuzz:
+	@command -v cargo-afl >/dev/null || $(CARGO) install cargo-afl --locked
+	cd fuzz && $(CARGO) afl build --release
+	@mkdir -p fuzz/target/afl; passed=0; failed=0; \
+	for t in $(FUZZ_TARGETS); do \
+	  out=fuzz/target/afl/$$t; rm -rf $$out; \
+	  AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
+	  AFL_QUIET=1 AFL_NO_AFFINITY=1 \
+	    $(CARGO) afl fuzz -i fuzz/seeds/$$t -o $$out -V $(FUZZ_SECONDS) \
+	    fuzz/target/release/$$t > $$out.log 2>&1; \
+	  execs=$$(sed -n 's/^execs_done *: *//p' $$out/default/fuzzer_stats 2>/dev/null); \
+	  crashes=$$(ls $$out/default/crashes 2>/dev/null | grep -vc README); \
+	  if [ -n "$$execs" ] && [ "$$crashes" = 0 ]; then \
+	    passed=$$((passed+1)); echo "fuzz $$t: $$execs executions, no crash"; \
+	  else \
+	    failed=$$((failed+1)); echo "fuzz $$t: FAILED ($$crashes crashes; log $$out.log)"; \
+	  fi; \
+	done; \
+	echo "fuzz: $$passed passed, $$failed failed"; [ $$failed = 0 ]

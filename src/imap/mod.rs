@@ -10,6 +10,7 @@
 //! authentication needs TLS except from loopback in development mode.
 
 mod fetch;
+mod ops;
 mod reader;
 mod render;
 mod session;

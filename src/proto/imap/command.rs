@@ -206,12 +206,12 @@ impl Parser<'_> {
                 self.sp()?;
             }
         }
-        Ok(Kind::Select {
+        Ok(Kind::Select(Select {
             mailbox,
             read_only,
             condstore,
             qresync,
-        })
+        }))
     }
 
     pub(super) fn list(&mut self) -> R<Kind> {
@@ -353,12 +353,12 @@ impl Parser<'_> {
                 "MULTIAPPEND is not supported: one message per APPEND",
             ));
         }
-        Ok(Kind::Append {
+        Ok(Kind::Append(Append {
             mailbox,
             flags,
             date,
             message,
-        })
+        }))
     }
 }
 
@@ -394,7 +394,7 @@ mod tests {
     pub(super) fn store_append_select_list() {
         assert_eq!(
             kind("a STORE 1:2 (UNCHANGEDSINCE 9) +FLAGS.SILENT (\\Seen $Junk \\seen)"),
-            Kind::Store {
+            Kind::Store(Store {
                 uid: false,
                 set: SeqSet(vec![(SeqNum::Num(1), SeqNum::Num(2))]),
                 op: StoreOp::Add,
@@ -405,14 +405,14 @@ mod tests {
                     invalid: None
                 },
                 unchanged_since: Some(9)
-            }
+            })
         );
-        let Kind::Append {
+        let Kind::Append(Append {
             flags,
             date,
             message,
             ..
-        } = kind("a APPEND INBOX (\\Draft) \" 1-Jan-2024 10:00:00 +0100\" {5+}\r\nhello")
+        }) = kind("a APPEND INBOX (\\Draft) \" 1-Jan-2024 10:00:00 +0100\" {5+}\r\nhello")
         else {
             panic!()
         };
@@ -421,7 +421,7 @@ mod tests {
         assert_eq!(message, b"hello");
         assert_eq!(
             kind("a SELECT inbox (QRESYNC (67890007 20050715194045000 41,43:211))"),
-            Kind::Select {
+            Kind::Select(Select {
                 mailbox: b"inbox".to_vec(),
                 read_only: false,
                 condstore: false,
@@ -433,7 +433,7 @@ mod tests {
                         (SeqNum::Num(43), SeqNum::Num(211))
                     ]))
                 })
-            }
+            })
         );
         let Kind::List {
             patterns, options, ..

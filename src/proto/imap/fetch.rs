@@ -64,13 +64,13 @@ impl Parser<'_> {
         if vanished && (!uid || changed_since.is_none()) {
             return Err(Error::Invalid("VANISHED needs UID FETCH with CHANGEDSINCE"));
         }
-        Ok(Kind::Fetch {
+        Ok(Kind::Fetch(Fetch {
             uid,
             set,
             atts,
             changed_since,
             vanished,
-        })
+        }))
     }
 
     pub(super) fn fetch_att(&mut self) -> R<FetchAtt> {
@@ -258,14 +258,14 @@ impl Parser<'_> {
             }
             list
         };
-        Ok(Kind::Store {
+        Ok(Kind::Store(Store {
             uid,
             set,
             op,
             silent,
             flags,
             unchanged_since,
-        })
+        }))
     }
 
     pub(super) fn copy(&mut self, uid: bool, is_move: bool) -> R<Kind> {
@@ -273,9 +273,9 @@ impl Parser<'_> {
         let set = self.seq_set()?;
         let mailbox = self.sp_mailbox()?;
         Ok(if is_move {
-            Kind::Move { uid, set, mailbox }
+            Kind::Move(Copy { uid, set, mailbox })
         } else {
-            Kind::Copy { uid, set, mailbox }
+            Kind::Copy(Copy { uid, set, mailbox })
         })
     }
 }
@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     pub(super) fn fetch_items() {
-        let Kind::Fetch { atts, .. } = kind(
+        let Kind::Fetch(Fetch { atts, .. }) = kind(
             "a UID FETCH 1:* (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (From \"To\")]<0.100> BODY[] RFC822.SIZE MODSEQ) (CHANGEDSINCE 5 VANISHED)",
         ) else {
             panic!()
@@ -308,7 +308,7 @@ mod tests {
                 legacy: None
             }
         );
-        let Kind::Fetch { atts, .. } = kind("a FETCH 1 ALL") else {
+        let Kind::Fetch(Fetch { atts, .. }) = kind("a FETCH 1 ALL") else {
             panic!()
         };
         assert_eq!(atts.len(), 4);

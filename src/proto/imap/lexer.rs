@@ -362,7 +362,7 @@ mod tests {
 
     #[test]
     pub(super) fn sequence_sets_stay_ranges() {
-        let Kind::Fetch { set, .. } = kind("a FETCH 1:4294967295,*,3:2 FLAGS") else {
+        let Kind::Fetch(Fetch { set, .. }) = kind("a FETCH 1:4294967295,*,3:2 FLAGS") else {
             panic!()
         };
         assert_eq!(

@@ -54,7 +54,7 @@ impl Parser<'_> {
             self.pos = save;
         }
         let key = self.search_keys()?;
-        Ok(Kind::Search { uid, ret, key })
+        Ok(Kind::Search(Search { uid, ret, key }))
     }
 
     /// A SEARCH charset sealmail can match in (UTF-8 and its subset).
@@ -118,7 +118,7 @@ impl Parser<'_> {
         self.charset()?;
         self.sp()?;
         let key = self.search_keys()?;
-        Ok(Kind::Sort { uid, keys, key })
+        Ok(Kind::Sort(Sort { uid, keys, key }))
     }
 
     /// THREAD (RFC 5256 §4): `algorithm charset keys`.
@@ -138,11 +138,11 @@ impl Parser<'_> {
         self.charset()?;
         self.sp()?;
         let key = self.search_keys()?;
-        Ok(Kind::Thread {
+        Ok(Kind::Thread(Thread {
             uid,
             algorithm,
             key,
-        })
+        }))
     }
 
     pub(super) fn search_string(&mut self) -> R<String> {
@@ -328,7 +328,7 @@ mod tests {
 
     #[test]
     pub(super) fn search_keys_nest_boundedly() {
-        let Kind::Search { key, ret, uid } =
+        let Kind::Search(Search { key, ret, uid }) =
             kind("a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 OR (FROM x 1:3) NOT SEEN")
         else {
             panic!()
@@ -353,7 +353,7 @@ mod tests {
         assert_eq!(e.error, Error::BadCharset);
         assert!(matches!(
             kind("a SEARCH SINCE 1-Feb-2024 BEFORE \"15-Mar-2024\""),
-            Kind::Search { .. }
+            Kind::Search(Search { .. })
         ));
         assert!(err("a SEARCH SINCE 31-Foo-2024").contains("date"));
     }

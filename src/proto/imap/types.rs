@@ -195,6 +195,79 @@ pub struct ListOptions {
     pub return_status: Vec<StatusItem>,
 }
 
+/// SELECT and EXAMINE (RFC 3501 §6.3.1, §6.3.2; RFC 7162 §3.1.8, §3.2.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Select {
+    pub mailbox: Vec<u8>,
+    pub read_only: bool,
+    pub condstore: bool,
+    pub qresync: Option<Qresync>,
+}
+
+/// APPEND (RFC 3501 §6.3.11).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Append {
+    pub mailbox: Vec<u8>,
+    pub flags: FlagList,
+    pub date: Option<i64>,
+    pub message: Vec<u8>,
+}
+
+/// SEARCH (RFC 3501 §6.4.4, RFC 4731 RETURN, RFC 5182 SAVE).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Search {
+    pub uid: bool,
+    pub ret: Option<Vec<SearchReturn>>,
+    pub key: SearchKey,
+}
+
+/// SORT (RFC 5256 §3): keys with their REVERSE flags, most significant
+/// first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sort {
+    pub uid: bool,
+    pub keys: Vec<(SortBy, bool)>,
+    pub key: SearchKey,
+}
+
+/// THREAD (RFC 5256 §4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Thread {
+    pub uid: bool,
+    pub algorithm: ThreadBy,
+    pub key: SearchKey,
+}
+
+/// FETCH (RFC 3501 §6.4.5, RFC 7162 CHANGEDSINCE and VANISHED).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetch {
+    pub uid: bool,
+    pub set: SeqSet,
+    pub atts: Vec<FetchAtt>,
+    pub changed_since: Option<u64>,
+    pub vanished: bool,
+}
+
+/// STORE (RFC 3501 §6.4.6, RFC 7162 UNCHANGEDSINCE).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Store {
+    pub uid: bool,
+    pub set: SeqSet,
+    pub op: StoreOp,
+    pub silent: bool,
+    pub flags: FlagList,
+    pub unchanged_since: Option<u64>,
+}
+
+/// COPY and MOVE (RFC 3501 §6.4.7, RFC 6851).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Copy {
+    pub uid: bool,
+    pub set: SeqSet,
+    pub mailbox: Vec<u8>,
+}
+
+/// A command without its tag.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     Capability,
@@ -211,12 +284,7 @@ pub enum Kind {
     },
     Id,
     Enable(Vec<String>),
-    Select {
-        mailbox: Vec<u8>,
-        read_only: bool,
-        condstore: bool,
-        qresync: Option<Qresync>,
-    },
+    Select(Select),
     Create(Vec<u8>),
     Delete(Vec<u8>),
     Rename(Vec<u8>, Vec<u8>),
@@ -236,60 +304,21 @@ pub enum Kind {
         mailbox: Vec<u8>,
         items: Vec<StatusItem>,
     },
-    Append {
-        mailbox: Vec<u8>,
-        flags: FlagList,
-        date: Option<i64>,
-        message: Vec<u8>,
-    },
+    Append(Append),
     Idle,
     Check,
     Close,
     Unselect,
     Expunge(Option<SeqSet>),
-    Search {
-        uid: bool,
-        ret: Option<Vec<SearchReturn>>,
-        key: SearchKey,
-    },
-    /// Sort keys with their REVERSE flags, most significant first.
-    Sort {
-        uid: bool,
-        keys: Vec<(SortBy, bool)>,
-        key: SearchKey,
-    },
-    Thread {
-        uid: bool,
-        algorithm: ThreadBy,
-        key: SearchKey,
-    },
+    Search(Search),
+    Sort(Sort),
+    Thread(Thread),
     /// COMPRESS (RFC 4978) with its mechanism name.
     Compress(String),
-    Fetch {
-        uid: bool,
-        set: SeqSet,
-        atts: Vec<FetchAtt>,
-        changed_since: Option<u64>,
-        vanished: bool,
-    },
-    Store {
-        uid: bool,
-        set: SeqSet,
-        op: StoreOp,
-        silent: bool,
-        flags: FlagList,
-        unchanged_since: Option<u64>,
-    },
-    Copy {
-        uid: bool,
-        set: SeqSet,
-        mailbox: Vec<u8>,
-    },
-    Move {
-        uid: bool,
-        set: SeqSet,
-        mailbox: Vec<u8>,
-    },
+    Fetch(Fetch),
+    Store(Store),
+    Copy(Copy),
+    Move(Copy),
     GetQuota(Vec<u8>),
     GetQuotaRoot(Vec<u8>),
     SetQuota,

@@ -1,0 +1,122 @@
+//! One function per parser, each taking arbitrary bytes: what the fuzz
+//! targets in `src/bin/` call under AFL, and what `tests/fuzz_corpus.rs`
+//! replays over the seeds and every past finding on every test run.
+//!
+//! Imports `sealmail`'s parsers only. Invariants: a function panics only
+//! when the parser broke a promise (it panicked itself, or a property
+//! below does not hold), so any crash AFL finds is a bug.
+
+use sealmail::proto::{imap, mbox, mutf7, pop3, sasl, smtp};
+use sealmail::store::mime;
+
+/// A fuzz target: any bytes in, a panic only on a broken promise.
+pub type Target = fn(&[u8]);
+
+/// The targets by name, as `make fuzz` and the corpus replay know them.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("imap", imap_command),
+    ("smtp", smtp_command),
+    ("smtp_data", smtp_data),
+    ("pop3", pop3_command),
+    ("sasl", sasl_response),
+    ("mutf7", mailbox_name),
+    ("mbox", mbox_file),
+    ("mime", mime_message),
+];
+
+/// An IMAP command as the reader assembles it (lines and literals).
+pub fn imap_command(data: &[u8]) {
+    let _ = imap::tag_and_name(data);
+    let _ = imap::literal_at_end(data);
+    let _ = imap::parse_date(data);
+    let _ = imap::parse_date_time(data);
+    if let Ok(cmd) = imap::parse(data) {
+        // A parsed command's tag is the input's first bytes.
+        assert!(data.starts_with(cmd.tag.as_bytes()) || cmd.tag.contains('\u{fffd}'));
+    }
+    let mut out = Vec::new();
+    imap::push_string(&mut out, data);
+    imap::push_astring(&mut out, data);
+}
+
+/// An SMTP command line.
+pub fn smtp_command(data: &[u8]) {
+    let _ = smtp::parse(data);
+}
+
+/// DATA bytes: fed whole or split anywhere, the receiver sees the same
+/// message and stops at the same place.
+pub fn smtp_data(data: &[u8]) {
+    let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
+    let mut whole = smtp::DataReceiver::new(1 << 20);
+    let (used, done) = whole.feed(data);
+    let mut parts = smtp::DataReceiver::new(1 << 20);
+    let (head, tail) = data.split_at(split);
+    let (used_head, done_head) = parts.feed(head);
+    let (used2, done2) = if done_head {
+        (used_head, true)
+    } else {
+        let (u, d) = parts.feed(tail);
+        (split + u, d)
+    };
+    assert_eq!((used, done), (used2, done2));
+    assert!(used <= data.len());
+    assert_eq!(whole.into_message(), parts.into_message());
+}
+
+/// A POP3 command line.
+pub fn pop3_command(data: &[u8]) {
+    let _ = pop3::parse(data);
+}
+
+/// A SASL response line (base64).
+pub fn sasl_response(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok((user, password)) = sasl::plain(&text) {
+        assert!(!user.is_empty() && !user.contains('\0') && !password.contains('\0'));
+    }
+    let _ = sasl::login_field(&text);
+}
+
+/// A mailbox name: decoding is total, and what decodes re-encodes to a
+/// name that decodes to the same text.
+pub fn mailbox_name(data: &[u8]) {
+    if let Some(name) = mutf7::mutf7_decode(data) {
+        let again = mutf7::mutf7_encode(&name);
+        assert_eq!(mutf7::mutf7_decode(again.as_bytes()), Some(name));
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let encoded = mutf7::mutf7_encode(text);
+        assert!(encoded.is_ascii());
+        assert_eq!(
+            mutf7::mutf7_decode(encoded.as_bytes()).as_deref(),
+            Some(text)
+        );
+    }
+}
+
+/// An mbox file being imported.
+pub fn mbox_file(data: &[u8]) {
+    let _ = mbox::is_mbox(data);
+    let total: usize = mbox::split(data).iter().map(Vec::len).sum();
+    // Every line may gain a CR, nothing more.
+    assert!(total <= data.len() * 2 + 2);
+    let crlf = mbox::to_crlf(data);
+    assert!(crlf.len() <= data.len() * 2);
+}
+
+/// A message being stored: the MIME walk and every leaf's decoding.
+pub fn mime_message(data: &[u8]) {
+    let Ok(parsed) = mime::parse(data, mime::Limits::default()) else {
+        return;
+    };
+    let mut stack = vec![&parsed.root];
+    while let Some(part) = stack.pop() {
+        assert!(part.header_start <= part.end && part.end as usize <= data.len());
+        if part.children.is_empty() {
+            let _ = mime::decode_leaf(data, part);
+        }
+        stack.extend(part.children.iter());
+    }
+    let _ = mime::base_subject(&parsed.envelope.subject.clone().unwrap_or_default());
+}

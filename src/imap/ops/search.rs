@@ -1,0 +1,348 @@
+//! SEARCH, SORT and THREAD: search keys turned into store criteria over
+//! the session's view, the saved result `$` (SEARCHRES, RFC 5182), and the
+//! ESEARCH (RFC 4731), SORT and THREAD (RFC 5256) responses.
+//!
+//! Imports the session's types, `view`, `proto::imap` and the `store`
+//! interface. Invariants: every number answered is a UID or a sequence
+//! number of the view; SORT and THREAD only see messages the client has
+//! been told about; a failed `RETURN (SAVE)` leaves `$` empty.
+
+use std::io;
+
+use crate::imap::session::{Io, Next, User};
+use crate::imap::view::{Moment, View, uid_set_text};
+use crate::proto::imap::{self as proto, Search, SearchKey, SearchReturn, Sort, Thread};
+use crate::store::{Criteria, Date, SortCriterion, SortKey, ThreadAlgorithm, ThreadNode, UidSet};
+
+pub async fn search(
+    io: &mut Io<'_>,
+    user: &mut User,
+    view: &mut View,
+    tag: &str,
+    search: Search,
+) -> io::Result<Next> {
+    let Search { uid, ret, key } = search;
+    // IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 §6.4.4).
+    let ret = ret.or_else(|| user.rev2.then(|| vec![SearchReturn::All]));
+    let save = ret
+        .as_ref()
+        .is_some_and(|o| o.contains(&SearchReturn::Save));
+    if save {
+        // A failed SEARCH ... RETURN (SAVE) leaves `$` empty (RFC 5182 §2.1).
+        view.saved.clear();
+    }
+    let mut uses_modseq = false;
+    let criteria = match criteria(&key, view, &mut uses_modseq) {
+        Ok(c) => c,
+        Err(e) => return io.bad(Some(tag), &e).await,
+    };
+    if uses_modseq {
+        user.condstore = true;
+    }
+    let found = match user.session.search(&view.name, criteria).await {
+        Ok(f) => f,
+        Err(e) => return io.store_failed(tag, &e).await,
+    };
+    let hits: Vec<u32> = view.members(&UidSet::from_uids(&found.uids));
+    let numbers: Vec<u32> = if uid {
+        hits.clone()
+    } else {
+        hits.iter().filter_map(|&u| view.seq_of(u)).collect()
+    };
+    let modseq = found
+        .highest_modseq
+        .filter(|_| uses_modseq && !hits.is_empty());
+    let mut line = String::new();
+    match ret {
+        None => {
+            line.push_str("* SEARCH");
+            for n in &numbers {
+                line.push_str(&format!(" {n}"));
+            }
+            if let Some(m) = modseq {
+                line.push_str(&format!(" (MODSEQ {m})"));
+            }
+        }
+        Some(opts) => {
+            if save {
+                view.saved = saved_result(&opts, &hits);
+            }
+            if opts.iter().any(|o| *o != SearchReturn::Save) {
+                line.push_str(&esearch_line(tag, uid, &opts, &numbers, modseq));
+            }
+        }
+    }
+    answer(io, user, view, tag, uid, &line, "SEARCH").await
+}
+
+/// The store criteria of a SORT or THREAD, limited to the messages this
+/// session has been told about (so every UID has a sequence number).
+fn view_criteria(user: &mut User, view: &View, key: &SearchKey) -> Result<Criteria, String> {
+    let mut uses_modseq = false;
+    let c = criteria(key, view, &mut uses_modseq)?;
+    if uses_modseq {
+        user.condstore = true;
+    }
+    // Messages the client has not been told about yet all have higher
+    // UIDs than the view's last (UIDs only grow), so one range is
+    // exact however many gaps expunges left.
+    let known = Criteria::Uid(match view.max_uid() {
+        Some(max) => UidSet::range(1, max),
+        None => UidSet(Vec::new()),
+    });
+    Ok(Criteria::And(vec![known, c]))
+}
+
+/// The number a client sees for a UID: itself under `UID`, else its
+/// sequence number.
+fn number(view: &View, uid_mode: bool, uid: u32) -> Option<u32> {
+    if uid_mode {
+        Some(uid)
+    } else {
+        view.seq_of(uid)
+    }
+}
+
+pub async fn sort(
+    io: &mut Io<'_>,
+    user: &mut User,
+    view: &mut View,
+    tag: &str,
+    sort: Sort,
+) -> io::Result<Next> {
+    let criteria = match view_criteria(user, view, &sort.key) {
+        Ok(c) => c,
+        Err(e) => return io.bad(Some(tag), &e).await,
+    };
+    let keys = sort
+        .keys
+        .iter()
+        .map(|&(by, reverse)| SortCriterion {
+            key: match by {
+                proto::SortBy::Arrival => SortKey::Arrival,
+                proto::SortBy::Cc => SortKey::Cc,
+                proto::SortBy::Date => SortKey::Date,
+                proto::SortBy::From => SortKey::From,
+                proto::SortBy::Size => SortKey::Size,
+                proto::SortBy::Subject => SortKey::Subject,
+                proto::SortBy::To => SortKey::To,
+            },
+            reverse,
+        })
+        .collect();
+    let uids = match user.session.sort(&view.name, criteria, keys).await {
+        Ok(u) => u,
+        Err(e) => return io.store_failed(tag, &e).await,
+    };
+    let mut line = String::from("* SORT");
+    for u in uids {
+        if let Some(n) = number(view, sort.uid, u) {
+            line.push_str(&format!(" {n}"));
+        }
+    }
+    answer(io, user, view, tag, sort.uid, &line, "SORT").await
+}
+
+pub async fn thread(
+    io: &mut Io<'_>,
+    user: &mut User,
+    view: &mut View,
+    tag: &str,
+    thread: Thread,
+) -> io::Result<Next> {
+    let criteria = match view_criteria(user, view, &thread.key) {
+        Ok(c) => c,
+        Err(e) => return io.bad(Some(tag), &e).await,
+    };
+    let algorithm = match thread.algorithm {
+        proto::ThreadBy::OrderedSubject => ThreadAlgorithm::OrderedSubject,
+        proto::ThreadBy::References => ThreadAlgorithm::References,
+    };
+    let threads = match user.session.thread(&view.name, criteria, algorithm).await {
+        Ok(t) => t,
+        Err(e) => return io.store_failed(tag, &e).await,
+    };
+    let mut line = String::from("* THREAD ");
+    let mut number = |u: u32| number(view, thread.uid, u);
+    for t in &threads {
+        line.push('(');
+        thread_members(t, &mut number, &mut line);
+        line.push(')');
+    }
+    let line = line.trim_end().to_string();
+    answer(io, user, view, tag, thread.uid, &line, "THREAD").await
+}
+
+/// Ends a SEARCH, SORT or THREAD: its untagged line, then pending updates
+/// (no EXPUNGE unless answering with UIDs), then the tagged OK.
+async fn answer(
+    io: &mut Io<'_>,
+    user: &mut User,
+    view: &mut View,
+    tag: &str,
+    uid: bool,
+    line: &str,
+    verb: &str,
+) -> io::Result<Next> {
+    if !line.is_empty() {
+        io.conn.reply(line).await?;
+    }
+    let moment = if uid { Moment::Any } else { Moment::NoExpunge };
+    io.updates(user, Some(view), moment).await?;
+    io.ok(tag, &format!("{verb} completed")).await
+}
+
+/// What `RETURN (SAVE)` keeps as `$` (RFC 5182 §2.1): the minimum and/or
+/// maximum when only those were asked for with it, else every match.
+fn saved_result(opts: &[SearchReturn], hits: &[u32]) -> Vec<u32> {
+    let everything = opts
+        .iter()
+        .all(|o| !matches!(o, SearchReturn::Min | SearchReturn::Max))
+        || opts
+            .iter()
+            .any(|o| matches!(o, SearchReturn::All | SearchReturn::Count));
+    if everything {
+        return hits.to_vec();
+    }
+    let mut kept = Vec::new();
+    if opts.contains(&SearchReturn::Min) {
+        kept.extend(hits.first());
+    }
+    if opts.contains(&SearchReturn::Max) {
+        kept.extend(hits.last());
+    }
+    kept.dedup();
+    kept
+}
+
+/// `* ESEARCH (TAG "t") [UID] …` with the requested return data (RFC 4731).
+fn esearch_line(
+    tag: &str,
+    uid: bool,
+    opts: &[SearchReturn],
+    numbers: &[u32],
+    modseq: Option<u64>,
+) -> String {
+    let mut line = String::from("* ESEARCH (TAG ");
+    let mut quoted = Vec::new();
+    proto::push_string(&mut quoted, tag.as_bytes());
+    line.push_str(&String::from_utf8_lossy(&quoted));
+    line.push(')');
+    if uid {
+        line.push_str(" UID");
+    }
+    for o in opts {
+        match o {
+            SearchReturn::Min => {
+                if let Some(n) = numbers.first() {
+                    line.push_str(&format!(" MIN {n}"));
+                }
+            }
+            SearchReturn::Max => {
+                if let Some(n) = numbers.last() {
+                    line.push_str(&format!(" MAX {n}"));
+                }
+            }
+            SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
+            SearchReturn::All => {
+                if !numbers.is_empty() {
+                    let set = UidSet::from_uids(numbers);
+                    line.push_str(&format!(" ALL {}", uid_set_text(&set)));
+                }
+            }
+            SearchReturn::Save => {}
+        }
+    }
+    if let Some(m) = modseq {
+        line.push_str(&format!(" MODSEQ {m}"));
+    }
+    line
+}
+
+/// One thread in RFC 5256 §4 form without its outer parentheses: a
+/// message, then its only reply after a space, or its replies each in
+/// parentheses. Iterative, since reply chains can be long.
+fn thread_members(
+    root: &ThreadNode,
+    number: &mut impl FnMut(u32) -> Option<u32>,
+    out: &mut String,
+) {
+    enum Step<'a> {
+        Node(&'a ThreadNode),
+        Text(&'static str),
+    }
+    let mut stack = vec![Step::Node(root)];
+    while let Some(step) = stack.pop() {
+        let n = match step {
+            Step::Text(t) => {
+                out.push_str(t);
+                continue;
+            }
+            Step::Node(n) => n,
+        };
+        if let Some(num) = n.uid.and_then(&mut *number) {
+            out.push_str(&num.to_string());
+            if !n.children.is_empty() {
+                out.push(' ');
+            }
+        }
+        match n.children.as_slice() {
+            [] => {}
+            [only] => stack.push(Step::Node(only)),
+            many => {
+                for c in many.iter().rev() {
+                    stack.push(Step::Text(")"));
+                    stack.push(Step::Node(c));
+                    stack.push(Step::Text("("));
+                }
+            }
+        }
+    }
+}
+
+/// SEARCH keys to store criteria over this view.
+fn criteria(key: &SearchKey, view: &View, modseq: &mut bool) -> Result<Criteria, String> {
+    let date = |d: &proto::Date| Date {
+        year: d.year,
+        month: d.month,
+        day: d.day,
+    };
+    Ok(match key {
+        SearchKey::All => Criteria::All,
+        SearchKey::Seq(s) => Criteria::Uid(view.resolve(s, false)?),
+        SearchKey::Uid(s) => Criteria::Uid(view.resolve(s, true)?),
+        SearchKey::Flag(bit, set) => Criteria::Flag(*bit, *set),
+        SearchKey::Keyword(k, set) => Criteria::Keyword(k.clone(), *set),
+        SearchKey::Recent => Criteria::Uid(UidSet::default()),
+        SearchKey::Larger(n) => Criteria::Larger(*n),
+        SearchKey::Smaller(n) => Criteria::Smaller(*n),
+        SearchKey::Before(d) => Criteria::Before(date(d)),
+        SearchKey::On(d) => Criteria::On(date(d)),
+        SearchKey::Since(d) => Criteria::Since(date(d)),
+        SearchKey::SentBefore(d) => Criteria::SentBefore(date(d)),
+        SearchKey::SentOn(d) => Criteria::SentOn(date(d)),
+        SearchKey::SentSince(d) => Criteria::SentSince(date(d)),
+        SearchKey::Subject(s) => Criteria::Subject(s.clone()),
+        SearchKey::From(s) => Criteria::From(s.clone()),
+        SearchKey::To(s) => Criteria::To(s.clone()),
+        SearchKey::Cc(s) => Criteria::Cc(s.clone()),
+        SearchKey::Bcc(s) => Criteria::Bcc(s.clone()),
+        SearchKey::Header(f, v) => Criteria::Header(f.clone(), v.clone()),
+        SearchKey::Body(s) => Criteria::Body(s.clone()),
+        SearchKey::Text(s) => Criteria::Text(s.clone()),
+        SearchKey::ModSeq(m) => {
+            *modseq = true;
+            Criteria::ModSeq(*m)
+        }
+        SearchKey::Not(k) => Criteria::Not(Box::new(criteria(k, view, modseq)?)),
+        SearchKey::Or(a, b) => Criteria::Or(
+            Box::new(criteria(a, view, modseq)?),
+            Box::new(criteria(b, view, modseq)?),
+        ),
+        SearchKey::And(keys) => Criteria::And(
+            keys.iter()
+                .map(|k| criteria(k, view, modseq))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
