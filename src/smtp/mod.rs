@@ -8,15 +8,18 @@
 //! Forward targets and webhooks get the message in memory through
 //! `relay` during the session; a temporary failure there answers 451.
 //!
-//! Imports `net`, `proto::{smtp, sasl}`, `queue`, `relay`, `store` (its
-//! interface) and `util`. Invariants: `250` after DATA/BDAT LAST only once
+//! Imports `config`, `dns`, `net`, `proto::{smtp, sasl}`, `queue`, `relay`,
+//! `store` (its interface) and `util`. Invariants: `250` after DATA/BDAT LAST only once
 //! every destination has the message (durable for mailboxes, committed to
 //! the queue for submissions); only `<CRLF>.<CRLF>` ends DATA; a command
 //! pipelined after STARTTLS is discarded; the MX never relays (a foreign
 //! recipient gets 550 5.7.1), submission only for an authenticated user.
 
 mod auth;
+mod data;
+mod deliver;
 pub mod dkim;
+mod envelope;
 mod retry;
 mod session;
 pub mod submit;

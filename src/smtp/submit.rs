@@ -246,8 +246,8 @@ pub(super) async fn check_sender(
 }
 
 /// Where a submitted message goes, built from the session's recipients.
-pub(super) fn recipients(dests: &[super::session::Dest], remote: &[String]) -> Vec<NewRecipient> {
-    use super::session::Dest;
+pub(super) fn recipients(dests: &[super::envelope::Dest], remote: &[String]) -> Vec<NewRecipient> {
+    use super::envelope::Dest;
     let mut out: Vec<NewRecipient> = Vec::new();
     let mut push = |r: NewRecipient| {
         if !out.contains(&r) {

@@ -1,0 +1,276 @@
+//! The end of a transaction: trace headers, sender checks, and handing
+//! the message to every destination — the store for mailboxes (durable
+//! before the reply), the relay for forwards and webhooks, the outbound
+//! queue for submissions.
+//!
+//! Imports `relay`, `store` (its interface), `util` and the siblings.
+//! Invariants: 250 only if every destination has the message; a temporary
+//! failure anywhere answers 4xx, and the destinations that did get it are
+//! remembered so the sending MTA's retry skips them; the Received header
+//! names the client's HELO, never its address.
+
+use super::Smtp;
+use super::data::too_big;
+use super::envelope::{Dest, Greeting, Transaction, today};
+use super::retry;
+use crate::net::conn::Conn;
+use crate::relay::client::Status;
+use crate::store::{Account, StoreError};
+use crate::util::{now_unix, random_id, rfc5322_date};
+
+/// Header limits: a header larger than this is refused at the end of data
+/// (552 5.3.4), before anything parses it.
+const MAX_HEADER_BYTES: usize = 1 << 20;
+const MAX_HEADER_LINES: usize = 10_000;
+
+/// What `deliver` needs of the session.
+pub struct Envelope<'a> {
+    pub greeting: &'a Greeting,
+    pub tx: &'a Transaction,
+    /// Submission: the authenticated account.
+    pub account: Option<&'a Account>,
+}
+
+/// Relay hops a message may have made before we refuse it as a loop
+/// (RFC 5321 §6.3 suggests counting Received headers; Postfix uses 50).
+const MAX_HOPS: usize = 50;
+
+/// How one destination fared.
+enum Failure {
+    Temporary(String),
+    Permanent(String),
+}
+
+/// Adds trace headers and hands the message to every destination: the
+/// store for mailboxes (durable before this returns), the relay for
+/// forwards and webhooks. 250 only if every destination has it; a
+/// temporary failure anywhere answers 4xx, and the destinations that did
+/// get it are remembered so the sending MTA's retry skips them.
+pub async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope<'_>, body: Vec<u8>) -> String {
+    let header_end = body
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(body.len(), |i| i + 2);
+    let header = body.get(..header_end).unwrap_or_default();
+    if header_end > MAX_HEADER_BYTES
+        || header.iter().filter(|&&b| b == b'\n').count() > MAX_HEADER_LINES
+    {
+        return format!(
+            "552 5.3.4 Message header too large (limits: {MAX_HEADER_BYTES} bytes, {MAX_HEADER_LINES} lines)"
+        );
+    }
+    if received_count(header) >= MAX_HOPS {
+        return "554 5.4.6 Too many hops; mail loop suspected".to_string();
+    }
+    let (greeting, tx) = (env.greeting, env.tx);
+    if let (Some(sub), Some(account)) = (&ctx.submission, env.account) {
+        let rcpts = super::submit::recipients(&tx.dests, &tx.remote);
+        let (helo, from) = (greeting.helo.as_str(), tx.from.as_str());
+        return super::submit::queue_message(ctx, sub, account, helo, from, rcpts, body).await;
+    }
+    let id = random_id().unwrap_or_default();
+    let id = id.get(..16).unwrap_or(&id);
+    let with = match (greeting.esmtp, conn.is_tls()) {
+        (true, true) => "ESMTPS",
+        (true, false) => "ESMTP",
+        (false, true) => "SMTPS",
+        (false, false) => "SMTP",
+    };
+    let from = tx.from.as_str();
+    // Privacy: the Received header names the client's HELO, not its address.
+    let received = format!(
+        "Received: from {} by {} (sealmail) with {with} id {id};\r\n\t{}\r\n",
+        greeting.helo,
+        ctx.hostname,
+        rfc5322_date(now_unix())
+    );
+    // Authentication-Results goes above this hop's Received (RFC 8601 §2.1).
+    let mut relayed = Vec::with_capacity(body.len() + 1024);
+    if let Some(auth) = &ctx.auth {
+        let verdict = auth
+            .check(conn.peer.ip(), &greeting.helo, from, &body)
+            .await;
+        if verdict.dmarc_reject {
+            return "550 5.7.1 Rejected: the sender's domain publishes a DMARC reject policy and this message fails it"
+                .to_string();
+        }
+        relayed.extend_from_slice(verdict.header.as_bytes());
+    }
+    relayed.extend_from_slice(received.as_bytes());
+    relayed.extend_from_slice(&body);
+    let digest = retry::message_digest(from, &body);
+    drop(body);
+
+    let mut outcomes: Vec<(&Dest, Result<(), Failure>)> = Vec::new();
+    let todo: Vec<&Dest> = tx
+        .dests
+        .iter()
+        .filter(|d| !ctx.delivered.contains(&digest, &d.key()))
+        .collect();
+    let skipped = tx.dests.len() - todo.len();
+    // Mailboxes: Return-Path is added at final delivery (RFC 5321 §4.4).
+    let mut stored: Option<Vec<u8>> = None;
+    for d in todo.iter().copied() {
+        let Dest::Mailbox(alias) = d else { continue };
+        let copy = stored.get_or_insert_with(|| {
+            let mut m = format!("Return-Path: <{from}>\r\n").into_bytes();
+            m.extend_from_slice(&relayed);
+            m
+        });
+        let result = ctx.store.deliver(alias, copy.clone()).await.map_err(|e| {
+            tracing::warn!(error = %e, "delivery failed");
+            match e {
+                StoreError::TooBig(n) => Failure::Permanent(too_big(n)),
+                StoreError::OverQuota => {
+                    Failure::Temporary("452 4.2.2 Mailbox full; try again later".into())
+                }
+                StoreError::BadMessage(why) => {
+                    Failure::Permanent(format!("554 5.6.0 Message refused: {why}"))
+                }
+                _ => Failure::Temporary(
+                    "451 4.3.0 Temporary failure storing the message; try again later".into(),
+                ),
+            }
+        });
+        outcomes.push((d, result.map(|_| ())));
+    }
+    relay_copies(ctx, from, &relayed, &todo, &mut outcomes).await;
+
+    let mut temporary = None;
+    let mut permanent = None;
+    let mut delivered = skipped;
+    for (d, r) in &outcomes {
+        match r {
+            Ok(()) => delivered += 1,
+            Err(Failure::Temporary(t)) => {
+                temporary.get_or_insert(t.clone());
+            }
+            Err(Failure::Permanent(p)) => {
+                // Addresses (and remote replies, which quote them) only at
+                // debug level.
+                let kind = match d {
+                    Dest::Mailbox(_) => "mailbox",
+                    Dest::Forward { .. } | Dest::Return(_) => "forward",
+                    Dest::Webhook { .. } => "webhook",
+                };
+                tracing::warn!(kind, "a destination refused the message");
+                tracing::debug!(destination = ?d, reply = %p, "refusal");
+                permanent.get_or_insert(p.clone());
+            }
+        }
+    }
+    if let Some(t) = temporary {
+        for (d, r) in &outcomes {
+            if r.is_ok() {
+                ctx.delivered.insert(&digest, &d.key());
+            }
+        }
+        return t;
+    }
+    match permanent {
+        // Nobody got it: the sender learns why.
+        Some(p) if delivered == 0 => p,
+        // Some destinations have it; a refusal elsewhere is logged (above).
+        _ => format!("250 2.0.0 Message accepted as {id}"),
+    }
+}
+
+/// Forwards (grouped by the SRS domain they are sent from) and webhooks.
+async fn relay_copies<'d>(
+    ctx: &Smtp,
+    from: &str,
+    message: &[u8],
+    todo: &[&'d Dest],
+    outcomes: &mut Vec<(&'d Dest, Result<(), Failure>)>,
+) {
+    let relayed: Vec<&Dest> = todo
+        .iter()
+        .copied()
+        .filter(|d| !matches!(d, Dest::Mailbox(_)))
+        .collect();
+    if relayed.is_empty() {
+        return;
+    }
+    let Some(relay) = &ctx.relay else {
+        for d in relayed {
+            outcomes.push((
+                d,
+                Err(Failure::Temporary(
+                    "451 4.3.0 Forwarding is unavailable (no DNS resolver); try again later".into(),
+                )),
+            ));
+        }
+        return;
+    };
+    // One transaction per envelope sender: SRS at each forwarding alias'
+    // domain, or the original sender for returns.
+    let mut groups: Vec<(String, Vec<&Dest>)> = Vec::new();
+    for d in relayed.iter().copied() {
+        let sender = match d {
+            Dest::Forward { via, .. } => {
+                let domain = via.rsplit_once('@').map_or("", |(_, dom)| dom);
+                relay.srs.forward(from, domain, today())
+            }
+            Dest::Return(_) => from.to_string(),
+            _ => continue,
+        };
+        match groups.iter_mut().find(|(s, _)| *s == sender) {
+            Some((_, list)) => list.push(d),
+            None => groups.push((sender, vec![d])),
+        }
+    }
+    for (sender, list) in groups {
+        let rcpts: Vec<String> = list
+            .iter()
+            .map(|d| match d {
+                Dest::Forward { to, .. } | Dest::Return(to) => to.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        let statuses = relay.send(&sender, &rcpts, message).await;
+        for (d, st) in list.into_iter().zip(statuses) {
+            outcomes.push((d, relay_failure(st, "Forwarding")));
+        }
+    }
+    for d in relayed {
+        if let Dest::Webhook { url, alias } = d {
+            let st = relay
+                .webhook(url, alias, from, message, ctx.mime_limits)
+                .await;
+            outcomes.push((d, relay_failure(st, "Webhook delivery")));
+        }
+    }
+}
+
+fn relay_failure(st: Status, what: &str) -> Result<(), Failure> {
+    match st {
+        Status::Delivered => Ok(()),
+        Status::Temporary(why) => Err(Failure::Temporary(format!(
+            "451 4.4.0 {what} failed temporarily ({}); try again later",
+            printable(&why)
+        ))),
+        Status::Permanent(why) => Err(Failure::Permanent(format!(
+            "554 5.4.0 {what} refused: {}",
+            printable(&why)
+        ))),
+    }
+}
+
+/// Text from elsewhere, safe to put in one reply line.
+fn printable(s: &str) -> String {
+    s.chars()
+        .filter(|c| (' '..='~').contains(c))
+        .take(200)
+        .collect()
+}
+
+/// Received header fields in a header block.
+fn received_count(header: &[u8]) -> usize {
+    header
+        .split(|&b| b == b'\n')
+        .filter(|l| {
+            l.get(..9)
+                .is_some_and(|h| h.eq_ignore_ascii_case(b"received:"))
+        })
+        .count()
+}

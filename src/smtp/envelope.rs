@@ -1,0 +1,276 @@
+//! The SMTP session's state and the envelope commands: what the client
+//! has established (RFC 5321 §3.3, §4.1.4), MAIL, RCPT, and the expansion
+//! of local recipients into destinations.
+//!
+//! Imports the sibling `submit`, `store` (its interface) and `util`.
+//! Invariants: a transaction exists only after MAIL was accepted and only
+//! inside the state that greeted (`State::Mail`); RSET, EHLO/HELO and
+//! STARTTLS end it; recipients are unique and at most `MAX_RECIPIENTS`.
+
+use std::io;
+use std::time::Duration;
+
+use super::Smtp;
+use crate::net::conn::Conn;
+use crate::store::{Account, Recipient, Route, StoreError};
+use crate::util::now_unix;
+
+/// Recipients per message (RFC 5321 §4.5.3.1.8 asks for at least 100).
+const MAX_RECIPIENTS: usize = 100;
+/// Unknown recipients answered at full speed before each further one waits.
+const FREE_PROBES: u32 = 3;
+/// Local forward chains longer than this are cut (and logged).
+const MAX_EXPANSION: usize = 16;
+
+/// What EHLO or HELO said.
+#[derive(Clone, Debug)]
+pub struct Greeting {
+    pub helo: String,
+    /// EHLO (extended SMTP) rather than HELO.
+    pub esmtp: bool,
+}
+
+/// A mail transaction: from MAIL until the message is answered or RSET.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    pub from: String,
+    /// MAIL carried SMTPUTF8 (RFC 6531): non-ASCII addresses allowed.
+    pub smtputf8: bool,
+    /// Accepted RCPT addresses, lowercased.
+    pub rcpts: Vec<String>,
+    /// What they expand to, without repeats.
+    pub dests: Vec<Dest>,
+    /// Submission: recipients at other domains.
+    pub remote: Vec<String>,
+    /// BDAT chunks so far, and whether they already went over the limit.
+    pub chunks: Vec<u8>,
+    pub chunks_too_big: bool,
+}
+
+/// The session's state; each variant holds only what is valid in it.
+#[derive(Debug)]
+pub enum State {
+    /// Connected (or just through STARTTLS): no EHLO or HELO yet.
+    Connected,
+    /// Greeted, no transaction.
+    Ready(Greeting),
+    /// A transaction after MAIL.
+    Mail(Greeting, Transaction),
+}
+
+impl State {
+    /// Ends any transaction (RSET, and after each message).
+    pub fn reset(&mut self) {
+        if let State::Mail(..) = self
+            && let State::Mail(greeting, _) = std::mem::replace(self, State::Connected)
+        {
+            *self = State::Ready(greeting);
+        }
+    }
+}
+
+/// What outlives a transaction on one connection.
+pub struct Client {
+    pub state: State,
+    /// Errors on this connection so far (survives EHLO and RSET).
+    pub errors: u32,
+    /// Unknown recipients since the last EHLO (RCPT slows down past a few).
+    pub unknown_rcpts: u32,
+    /// Submission: the authenticated account (kept across RSET and EHLO).
+    pub account: Option<Account>,
+}
+
+/// One place a message goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dest {
+    /// INBOX of this alias.
+    Mailbox(String),
+    /// A copy relayed to `to`, its envelope sender rewritten (SRS) at the
+    /// domain of `via`, the alias that forwards.
+    Forward { to: String, via: String },
+    /// Mail to an SRS address of ours, relayed to the original sender
+    /// with its envelope sender unchanged (usually a bounce).
+    Return(String),
+    /// The parsed message POSTed to `url` on behalf of `alias`.
+    Webhook { url: String, alias: String },
+}
+
+impl Dest {
+    /// Names the destination in the retry memory.
+    pub fn key(&self) -> String {
+        match self {
+            Dest::Mailbox(a) => format!("mailbox:{a}"),
+            Dest::Forward { to, .. } | Dest::Return(to) => format!("forward:{}", to.to_lowercase()),
+            Dest::Webhook { url, alias } => format!("webhook:{alias}:{url}"),
+        }
+    }
+}
+
+/// MAIL FROM (RFC 5321 §4.1.1.2, RFC 1870 SIZE).
+pub async fn mail(
+    ctx: &Smtp,
+    conn: &mut Conn,
+    client: &mut Client,
+    from: String,
+    size: Option<u64>,
+    smtputf8: bool,
+) -> io::Result<()> {
+    let greeting = match &client.state {
+        State::Connected => return conn.reply("503 5.5.1 Send EHLO or HELO first").await,
+        State::Mail(..) => return conn.reply("503 5.5.1 Nested MAIL command").await,
+        State::Ready(g) => g.clone(),
+    };
+    if size.is_some_and(|s| s > ctx.max_message_bytes) {
+        return conn
+            .reply(&super::data::too_big(ctx.max_message_bytes))
+            .await;
+    }
+    if let (Some(sub), Some(account)) = (&ctx.submission, &client.account)
+        && let Some(refusal) = super::submit::check_sender(sub, account, &from).await
+    {
+        client.errors += 1;
+        return conn.reply(&refusal).await;
+    }
+    client.state = State::Mail(
+        greeting,
+        Transaction {
+            from,
+            smtputf8,
+            ..Transaction::default()
+        },
+    );
+    conn.reply("250 2.1.0 Sender OK").await
+}
+
+/// RCPT TO (RFC 5321 §4.1.1.3): a local alias, an SRS return address of
+/// ours, or (submission only) any foreign address.
+pub async fn rcpt(ctx: &Smtp, conn: &mut Conn, client: &mut Client, to: String) -> io::Result<()> {
+    let tx = match &mut client.state {
+        State::Connected => return conn.reply("503 5.5.1 Send EHLO or HELO first").await,
+        State::Ready(_) => return conn.reply("503 5.5.1 Send MAIL first").await,
+        State::Mail(_, tx) => tx,
+    };
+    if !tx.smtputf8 && !to.is_ascii() {
+        return conn
+            .reply("553 5.6.7 A non-ASCII address needs SMTPUTF8 on MAIL")
+            .await;
+    }
+    if tx.rcpts.len() >= MAX_RECIPIENTS {
+        return conn
+            .reply("452 4.5.3 Too many recipients; send the rest in another message")
+            .await;
+    }
+    let lookup = ctx.store.lookup(&to).await;
+    if ctx.submission.is_some() && matches!(lookup, Ok(Recipient::ForeignDomain)) {
+        // An authenticated user may send anywhere.
+        if !tx.remote.iter().any(|r| r.eq_ignore_ascii_case(&to)) {
+            tx.remote.push(to.clone());
+            tx.rcpts.push(to.to_lowercase());
+        }
+        return conn.reply("250 2.1.5 Recipient OK").await;
+    }
+    let srs_return = match (&lookup, &ctx.relay) {
+        _ if ctx.submission.is_some() => None,
+        (Ok(Recipient::UnknownUser), Some(relay)) => to
+            .rsplit_once('@')
+            .and_then(|(local, _)| relay.srs.reverse(local, today())),
+        _ => None,
+    };
+    match (lookup, srs_return) {
+        (Ok(Recipient::Local(route)), _) => {
+            if let Err(e) = expand(ctx, route, &mut tx.dests).await {
+                tracing::warn!(error = %e, "recipient lookup failed");
+                return conn
+                    .reply("451 4.3.0 Temporary lookup failure; try again later")
+                    .await;
+            }
+            let to = to.to_lowercase();
+            if !tx.rcpts.contains(&to) {
+                tx.rcpts.push(to);
+            }
+            conn.reply("250 2.1.5 Recipient OK").await
+        }
+        (Ok(Recipient::UnknownUser), Some(original)) => {
+            push_unique(&mut tx.dests, Dest::Return(original));
+            tx.rcpts.push(to.to_lowercase());
+            conn.reply("250 2.1.5 Recipient OK").await
+        }
+        (Ok(Recipient::UnknownUser), None) => {
+            client.errors += 1;
+            client.unknown_rcpts += 1;
+            if client.unknown_rcpts > FREE_PROBES {
+                let wait =
+                    Duration::from_millis(250 * u64::from(client.unknown_rcpts - FREE_PROBES))
+                        .min(Duration::from_secs(5));
+                smol::Timer::after(wait).await;
+            }
+            conn.reply("550 5.1.1 No such user here").await
+        }
+        (Ok(Recipient::ForeignDomain), _) => {
+            client.errors += 1;
+            conn.reply("550 5.7.1 Relaying denied").await
+        }
+        (Err(e), _) => {
+            tracing::warn!(error = %e, "recipient lookup failed");
+            conn.reply("451 4.3.0 Temporary lookup failure; try again later")
+                .await
+        }
+    }
+}
+
+/// Days since the epoch, for SRS timestamps.
+pub fn today() -> u64 {
+    (now_unix().max(0) / 86_400) as u64
+}
+
+fn push_unique(dests: &mut Vec<Dest>, d: Dest) {
+    if !dests.contains(&d) {
+        dests.push(d);
+    }
+}
+
+/// Follows an alias' forwards through other local aliases (each visited
+/// once, at most `MAX_EXPANSION`), collecting mailboxes, webhooks and
+/// foreign forward targets.
+pub async fn expand(ctx: &Smtp, route: Route, dests: &mut Vec<Dest>) -> Result<(), StoreError> {
+    let mut seen = vec![route.address.clone()];
+    let mut queue = vec![route];
+    while let Some(r) = queue.pop() {
+        if r.mailbox {
+            push_unique(dests, Dest::Mailbox(r.address.clone()));
+        }
+        for url in &r.webhooks {
+            push_unique(
+                dests,
+                Dest::Webhook {
+                    url: url.clone(),
+                    alias: r.address.clone(),
+                },
+            );
+        }
+        for target in &r.forward {
+            let lower = target.to_lowercase();
+            if seen.contains(&lower) {
+                continue;
+            }
+            seen.push(lower);
+            match ctx.store.lookup(target).await? {
+                Recipient::Local(next) if seen.len() <= MAX_EXPANSION => queue.push(next),
+                Recipient::Local(_) => {
+                    tracing::warn!("local forwarding chain too long; cut");
+                }
+                Recipient::UnknownUser => {
+                    tracing::warn!("a forward target is an unknown local address; skipped");
+                }
+                Recipient::ForeignDomain => push_unique(
+                    dests,
+                    Dest::Forward {
+                        to: target.clone(),
+                        via: r.address.clone(),
+                    },
+                ),
+            }
+        }
+    }
+    Ok(())
+}
