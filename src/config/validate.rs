@@ -1,0 +1,417 @@
+//! The second phase of configuration: raw TOML values checked one section
+//! at a time into a `Config`, each error naming the file, the key and what
+//! is wrong.
+//!
+//! Imports the parent's types and `store` (domain names, KDF and limit
+//! values). Invariants: every value is checked against its range before it
+//! is used; defaults are the ones `assets/sealmail.toml` documents.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+pub(super) struct Validator<'a> {
+    pub file: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err<T>(&self, key: &str, problem: impl Into<String>) -> Result<T, ConfigError> {
+        Err(ConfigError {
+            file: self.file.to_path_buf(),
+            key: key.to_string(),
+            problem: problem.into(),
+        })
+    }
+
+    pub fn validate(&self, raw: raw::Raw, data_dir: &Path) -> Result<Config, ConfigError> {
+        let server = raw.server.unwrap_or_default();
+        let dev = server.dev.unwrap_or(false);
+        let hostname = server.hostname.unwrap_or_else(|| "localhost".into());
+        if crate::store::control::normalize_domain(&hostname).is_err() {
+            return self.err(
+                "server.hostname",
+                format!("{hostname:?} is not a valid host name"),
+            );
+        }
+        let tls = raw.tls.unwrap_or_default();
+        let keys = raw.keys.unwrap_or_default();
+        let key_ttl =
+            self.duration("keys.cache_ttl", keys.cache_ttl.as_deref().unwrap_or("15m"))?;
+        let (limits, connections_per_ip) = self.limits(raw.limits.unwrap_or_default())?;
+        let backup = raw.backup.unwrap_or_default();
+        Ok(Config {
+            send_limits: self.send_limits(raw.submission.unwrap_or_default())?,
+            queue: self.queue(raw.queue.unwrap_or_default())?,
+            mx: self.mx(raw.mx.unwrap_or_default())?,
+            nameservers: self.nameservers(raw.dns.unwrap_or_default())?,
+            relay: self.relay(raw.relay.unwrap_or_default())?,
+            backup_dir: data_dir.join(backup.dir.clone().unwrap_or_else(|| "backups".into())),
+            backup_policy: self.backup_policy(&backup)?,
+            backup_s3: self.s3(backup.s3)?,
+            connections_per_ip,
+            file: self.file.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
+            hostname,
+            dev,
+            listen: self.listen(raw.listen.unwrap_or_default(), dev)?,
+            tls_cert: data_dir.join(tls.cert.unwrap_or_else(|| "tls/cert.pem".into())),
+            tls_key: data_dir.join(tls.key.unwrap_or_else(|| "tls/key.pem".into())),
+            key_ttl,
+            kdf: self.kdf(&keys)?,
+            limits,
+        })
+    }
+
+    /// `[listen]`: every address, loopback only in development mode.
+    fn listen(&self, l: raw::Listen, dev: bool) -> Result<Listen, ConfigError> {
+        let defaults = if dev {
+            Listen::dev()
+        } else {
+            Listen::production()
+        };
+        Ok(Listen {
+            smtp: self.addr("listen.smtp", l.smtp, defaults.smtp, dev)?,
+            submission: self.addr("listen.submission", l.submission, defaults.submission, dev)?,
+            submissions: self.addr(
+                "listen.submissions",
+                l.submissions,
+                defaults.submissions,
+                dev,
+            )?,
+            imap: self.addr("listen.imap", l.imap, defaults.imap, dev)?,
+            imaps: self.addr("listen.imaps", l.imaps, defaults.imaps, dev)?,
+            pop3: self.addr("listen.pop3", l.pop3, defaults.pop3, dev)?,
+            pop3s: self.addr("listen.pop3s", l.pop3s, defaults.pop3s, dev)?,
+        })
+    }
+
+    /// `[keys]`: argon2id's costs.
+    fn kdf(&self, k: &raw::Keys) -> Result<KdfParams, ConfigError> {
+        let memory = self.size(
+            "keys.argon2_memory",
+            k.argon2_memory.as_deref().unwrap_or("19M"),
+        )?;
+        Ok(KdfParams {
+            memory_kib: self.range(
+                "keys.argon2_memory",
+                (memory / 1024) as i64,
+                8,
+                4 * 1024 * 1024,
+            )? as u32,
+            iterations: self.range(
+                "keys.argon2_iterations",
+                k.argon2_iterations.unwrap_or(2),
+                1,
+                100,
+            )? as u32,
+            parallelism: self.range(
+                "keys.argon2_parallelism",
+                k.argon2_parallelism.unwrap_or(1),
+                1,
+                16,
+            )? as u32,
+        })
+    }
+
+    /// `[limits]`: message size, MIME bounds, connections per address.
+    fn limits(&self, lim: raw::Limits) -> Result<(Limits, usize), ConfigError> {
+        let max_message_bytes = self.size(
+            "limits.max_message_size",
+            lim.max_message_size.as_deref().unwrap_or("50M"),
+        )?;
+        if !(1024..=1024 * 1024 * 1024).contains(&max_message_bytes) {
+            return self.err("limits.max_message_size", "must be between 1K and 1G");
+        }
+        let limits = Limits {
+            max_message_bytes,
+            mime: MimeLimits {
+                max_depth: self.range(
+                    "limits.mime_max_depth",
+                    lim.mime_max_depth.unwrap_or(32),
+                    1,
+                    128,
+                )? as usize,
+                max_parts: self.range(
+                    "limits.mime_max_parts",
+                    lim.mime_max_parts.unwrap_or(1000),
+                    1,
+                    100_000,
+                )? as usize,
+            },
+        };
+        let connections_per_ip = self.range(
+            "limits.connections_per_ip",
+            lim.connections_per_ip.unwrap_or(50),
+            1,
+            100_000,
+        )? as usize;
+        Ok((limits, connections_per_ip))
+    }
+
+    /// `[dns]`: the resolvers to ask (the system's when empty).
+    fn nameservers(&self, dns: raw::Dns) -> Result<Vec<SocketAddr>, ConfigError> {
+        let mut nameservers = Vec::new();
+        for n in dns.nameservers.unwrap_or_default() {
+            let addr = n.parse::<SocketAddr>().or_else(|_| {
+                n.parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, 53))
+            });
+            match addr {
+                Ok(a) => nameservers.push(a),
+                Err(_) => {
+                    return self.err(
+                        "dns.nameservers",
+                        format!("{n:?} is not an IP address or address:port"),
+                    );
+                }
+            }
+        }
+        Ok(nameservers)
+    }
+
+    /// `[mx]`: sender checks and deadlines.
+    fn mx(&self, mx: raw::Mx) -> Result<Mx, ConfigError> {
+        let mx = Mx {
+            check_senders: mx.check_senders.unwrap_or(true),
+            dmarc_reject: mx.dmarc_reject.unwrap_or(true),
+            command_timeout: self.duration(
+                "mx.command_timeout",
+                mx.command_timeout.as_deref().unwrap_or("5m"),
+            )?,
+            data_timeout: self.duration(
+                "mx.data_timeout",
+                mx.data_timeout.as_deref().unwrap_or("10m"),
+            )?,
+        };
+        if mx.command_timeout.is_zero() || mx.data_timeout.is_zero() {
+            return self.err("mx.command_timeout", "timeouts must be longer than 0s");
+        }
+        Ok(mx)
+    }
+
+    /// `[backup]`: the schedule and retention (none when `schedule` is off).
+    fn backup_policy(&self, backup: &raw::Backup) -> Result<Option<BackupPolicy>, ConfigError> {
+        Ok(if backup.schedule.unwrap_or(true) {
+            let interval = self.duration(
+                "backup.interval",
+                backup.interval.as_deref().unwrap_or("24h"),
+            )?;
+            if interval.is_zero() {
+                return self.err("backup.interval", "must be longer than 0s");
+            }
+            Some(BackupPolicy {
+                interval,
+                keep_daily: self.range(
+                    "backup.keep_daily",
+                    backup.keep_daily.unwrap_or(7),
+                    0,
+                    3650,
+                )? as usize,
+                keep_weekly: self.range(
+                    "backup.keep_weekly",
+                    backup.keep_weekly.unwrap_or(4),
+                    0,
+                    520,
+                )? as usize,
+                concurrency: self.range(
+                    "backup.concurrency",
+                    backup.concurrency.unwrap_or(2),
+                    1,
+                    64,
+                )? as usize,
+            })
+        } else {
+            None
+        })
+    }
+
+    /// `[backup.s3]`: an S3-compatible bucket instead of a directory.
+    fn s3(&self, s3: Option<raw::S3>) -> Result<Option<S3>, ConfigError> {
+        Ok(match s3 {
+            None => None,
+            Some(s3) => {
+                let Some(bucket) = s3.bucket.filter(|b| !b.trim().is_empty()) else {
+                    return self.err(
+                        "backup.s3.bucket",
+                        "is required when [backup.s3] is present",
+                    );
+                };
+                let endpoint = s3.endpoint.unwrap_or_default();
+                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                    return self.err(
+                        "backup.s3.endpoint",
+                        format!("{endpoint:?} is not an http:// or https:// URL"),
+                    );
+                }
+                Some(S3 {
+                    endpoint: endpoint.trim_end_matches('/').to_string(),
+                    region: s3.region.unwrap_or_else(|| "us-east-1".into()),
+                    bucket,
+                    prefix: s3.prefix.unwrap_or_default().trim_matches('/').to_string(),
+                    path_style: s3.path_style.unwrap_or(false),
+                    access_key: s3.access_key,
+                    secret_key: s3.secret_key,
+                })
+            }
+        })
+    }
+
+    /// `[submission]`: daily sending limits.
+    fn send_limits(&self, sub: raw::Submission) -> Result<SendLimits, ConfigError> {
+        Ok(SendLimits {
+            per_alias: self.range(
+                "submission.max_per_alias_per_day",
+                sub.max_per_alias_per_day.unwrap_or(1000),
+                0,
+                100_000_000,
+            )? as u64,
+            per_domain: self.range(
+                "submission.max_per_domain_per_day",
+                sub.max_per_domain_per_day.unwrap_or(10_000),
+                0,
+                100_000_000,
+            )? as u64,
+        })
+    }
+
+    /// `[queue]`: the retry schedule and kept bodies.
+    fn queue(&self, q: raw::Queue) -> Result<QueuePolicy, ConfigError> {
+        let mut queue = QueuePolicy {
+            first_retry: self.duration(
+                "queue.first_retry",
+                q.first_retry.as_deref().unwrap_or("5m"),
+            )?,
+            max_retry: self.duration("queue.max_retry", q.max_retry.as_deref().unwrap_or("3h"))?,
+            lifetime: self.duration("queue.lifetime", q.lifetime.as_deref().unwrap_or("5d"))?,
+            keep_body_days: Default::default(),
+        };
+        if queue.first_retry.is_zero() || queue.max_retry < queue.first_retry {
+            return self.err(
+                "queue.max_retry",
+                "retries need first_retry > 0s and max_retry >= first_retry",
+            );
+        }
+        if queue.lifetime.is_zero() {
+            return self.err("queue.lifetime", "must be longer than 0s");
+        }
+        for (domain, days) in q.keep_body_days.unwrap_or_default() {
+            let Ok(d) = crate::store::control::normalize_domain(&domain) else {
+                return self.err(
+                    "queue.keep_body_days",
+                    format!("{domain:?} is not a domain"),
+                );
+            };
+            let days = self.range("queue.keep_body_days", days, 0, i64::from(MAX_KEEP_DAYS))?;
+            queue.keep_body_days.insert(d, days as u32);
+        }
+        Ok(queue)
+    }
+
+    fn addr(
+        &self,
+        key: &str,
+        v: Option<String>,
+        default: SocketAddr,
+        dev: bool,
+    ) -> Result<SocketAddr, ConfigError> {
+        let a = match v {
+            None => default,
+            Some(s) => match s.parse::<SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => return self.err(
+                    key,
+                    format!(
+                        "{s:?} is not an address:port such as \"127.0.0.1:2143\" or \"[::]:993\""
+                    ),
+                ),
+            },
+        };
+        if dev && !a.ip().is_loopback() {
+            return self.err(
+                key,
+                format!("{a} is not a loopback address, and server.dev is on"),
+            );
+        }
+        Ok(a)
+    }
+
+    fn relay(&self, r: raw::Relay) -> Result<Relay, ConfigError> {
+        let port = self.range("relay.port", r.port.unwrap_or(25), 1, 65535)? as u16;
+        let hop = |key: &str, s: &str| {
+            HostPort::parse(s, 25).ok_or(()).or_else(|()| {
+                self.err(
+                    key,
+                    format!("{s:?} is not a host or host:port such as \"smtp.example.net:587\""),
+                )
+            })
+        };
+        let smarthost = match r.smarthost.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => Some(hop("relay.smarthost", s)?),
+        };
+        let user = r.smarthost_user.filter(|u| !u.trim().is_empty());
+        let password = r.smarthost_password.filter(|p| !p.is_empty()).or_else(|| {
+            std::env::var("SEALMAIL_SMARTHOST_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty())
+        });
+        let smarthost_login = match (user, password) {
+            (None, _) => None,
+            (Some(_), _) if smarthost.is_none() => {
+                return self.err("relay.smarthost_user", "is set but relay.smarthost is not");
+            }
+            (Some(_), None) => {
+                return self.err(
+                    "relay.smarthost_password",
+                    "is needed with relay.smarthost_user (or set SEALMAIL_SMARTHOST_PASSWORD)",
+                );
+            }
+            (Some(user), Some(password)) => Some(Login {
+                user: user.trim().to_string(),
+                password,
+            }),
+        };
+        let mut routes = std::collections::BTreeMap::new();
+        for (domain, to) in r.routes.unwrap_or_default() {
+            let key = format!("relay.routes.{domain}");
+            let Ok(d) = crate::store::control::normalize_domain(&domain) else {
+                return self.err(&key, "is not a domain name");
+            };
+            routes.insert(d, hop(&key, &to)?);
+        }
+        Ok(Relay {
+            port,
+            smarthost,
+            smarthost_login,
+            routes,
+        })
+    }
+
+    fn range(&self, key: &str, v: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
+        if (min..=max).contains(&v) {
+            Ok(v)
+        } else {
+            self.err(key, format!("{v} is out of range {min}..={max}"))
+        }
+    }
+
+    fn size(&self, key: &str, s: &str) -> Result<u64, ConfigError> {
+        parse_size(s).ok_or(()).or_else(|()| {
+            self.err(
+                key,
+                format!("{s:?} is not a size such as \"512K\", \"50M\" or \"2G\""),
+            )
+        })
+    }
+
+    fn duration(&self, key: &str, s: &str) -> Result<Duration, ConfigError> {
+        parse_duration(s).ok_or(()).or_else(|()| {
+            self.err(
+                key,
+                format!("{s:?} is not a duration such as \"30s\", \"15m\", \"2h\" or \"1d\""),
+            )
+        })
+    }
+}
