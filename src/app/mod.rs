@@ -208,6 +208,56 @@ pub fn serve_lock(data: &Path) -> Result<std::fs::File, AppError> {
     Ok(f)
 }
 
+/// The executor, every task on it, and what the accept loops share.
+struct Tasks {
+    ex: Arc<smol::Executor<'static>>,
+    tasks: Vec<smol::Task<()>>,
+    limiter: Arc<ConnLimiter>,
+    /// Closed at shutdown: every loop and session watches it.
+    stop: async_channel::Receiver<()>,
+    /// Held by every connection task; `recv` fails once they are all gone.
+    alive: async_channel::Sender<()>,
+}
+
+impl Tasks {
+    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.push(self.ex.spawn(task));
+    }
+
+    /// Runs an accept loop on `listener` whose connections run `session`.
+    fn listen<S, F>(
+        &mut self,
+        listener: Async<TcpListener>,
+        what: &str,
+        refuse: &'static [u8],
+        session: S,
+    ) where
+        S: Fn(crate::net::listener::Accepted) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if let Ok(addr) = listener.get_ref().local_addr() {
+            tracing::info!(%addr, "{what} listening");
+        }
+        let accept = accept_loop(
+            self.ex.clone(),
+            listener,
+            self.limiter.clone(),
+            refuse,
+            session,
+            self.stop.clone(),
+            self.alive.clone(),
+        );
+        self.spawn(accept);
+    }
+}
+
+/// What the protocol front ends share.
+struct Shared {
+    store: Store,
+    tls: futures_rustls::TlsAcceptor,
+    throttle: Arc<AuthThrottle>,
+}
+
 /// Runs the server on `listeners` until `shutdown` resolves, then stops
 /// accepting, tells every session to end, and waits for them (at most ten
 /// seconds).
@@ -223,18 +273,97 @@ pub async fn run(
     let (backend, store) = open_store(&config)?;
     let tls = tls::server_config(&config.tls_cert, &config.tls_key)
         .map_err(|e| AppError::Invalid(e.to_string()))?;
-    let throttle = AuthThrottle::new(ThrottlePolicy::default());
-    let limiter = ConnLimiter::new(config.connections_per_ip);
-    let ex = Arc::new(smol::Executor::new());
-    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-    let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);
-    let pop3 = Arc::new(Pop3 {
+    let shared = Shared {
         store,
         tls: futures_rustls::TlsAcceptor::from(tls),
-        throttle: throttle.clone(),
+        throttle: AuthThrottle::new(ThrottlePolicy::default()),
+    };
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);
+    let mut tasks = Tasks {
+        ex: Arc::new(smol::Executor::new()),
+        tasks: Vec::new(),
+        limiter: ConnLimiter::new(config.connections_per_ip),
+        stop: stop_rx,
+        alive: alive_tx,
+    };
+    let Listeners {
+        smtp,
+        submission,
+        submissions,
+        pop3: pop3_plain,
+        pop3s,
+        imap: imap_plain,
+        imaps,
+    } = listeners;
+    start_smtp(
+        &config,
+        &shared,
+        [smtp, submission, submissions],
+        &mut tasks,
+    )?;
+    let pop3 = Arc::new(Pop3 {
+        store: shared.store.clone(),
+        tls: shared.tls.clone(),
+        throttle: shared.throttle.clone(),
         dev: config.dev,
     });
-    let mut tasks = Vec::new();
+    for (listener, implicit_tls, what) in [(pop3_plain, false, "POP3"), (pop3s, true, "POP3S")] {
+        let (ctx, stop) = (pop3.clone(), tasks.stop.clone());
+        let session = move |acc| pop3::serve(ctx.clone(), acc, implicit_tls, stop.clone());
+        tasks.listen(listener, what, pop3::TOO_MANY, session);
+    }
+    let imap = Arc::new(Imap {
+        store: shared.store.clone(),
+        tls: shared.tls.clone(),
+        throttle: shared.throttle.clone(),
+        dev: config.dev,
+        max_message_bytes: config.limits.max_message_bytes,
+    });
+    for (listener, implicit_tls, what) in [(imap_plain, false, "IMAP"), (imaps, true, "IMAPS")] {
+        let (ctx, stop) = (imap.clone(), tasks.stop.clone());
+        let session = move |acc| imap::serve(ctx.clone(), acc, implicit_tls, stop.clone());
+        tasks.listen(listener, what, imap::TOO_MANY, session);
+    }
+    start_backups(&config, &backend, &mut tasks)?;
+    let stop = tasks.stop.clone();
+    tasks.spawn(sweeper(backend, shared.throttle, stop));
+    let workers = start_workers(&tasks);
+    tracing::info!(data = %config.data_dir.display(), hostname = %config.hostname, "sealmail is ready");
+    tasks.ex.run(shutdown).await;
+    tracing::info!("shutting down");
+    stop_tx.close();
+    let Tasks {
+        ex, tasks, alive, ..
+    } = tasks;
+    drop(alive);
+    ex.run(async {
+        for t in tasks {
+            t.await;
+        }
+        let drained = async {
+            let _ = alive_rx.recv().await;
+        };
+        let deadline = async {
+            smol::Timer::after(Duration::from_secs(10)).await;
+        };
+        futures_lite::future::or(drained, deadline).await;
+    })
+    .await;
+    for w in workers {
+        let _ = w.join();
+    }
+    Ok(())
+}
+
+/// The MX and submission listeners (in that order: 25, 587, 465), the
+/// DNS-based checks, the relay, and the outbound queue with its worker.
+fn start_smtp(
+    config: &Config,
+    shared: &Shared,
+    [mx, starttls, implicit]: [Async<TcpListener>; 3],
+    tasks: &mut Tasks,
+) -> Result<(), AppError> {
     let dns = match crate::dns::Dns::new(&config.nameservers) {
         Ok(d) => Some(d),
         Err(e) => {
@@ -270,19 +399,16 @@ pub async fn run(
     let deliverer = Arc::new(crate::queue::worker::Deliverer {
         queue: queue.clone(),
         relay: relay.clone(),
-        store: pop3.store.clone(),
+        store: shared.store.clone(),
         hostname: config.hostname.clone(),
         mime_limits: config.limits.mime,
     });
-    tasks.push(ex.spawn(crate::queue::worker::run(
-        deliverer,
-        wake_rx,
-        stop_rx.clone(),
-    )));
+    let stop = tasks.stop.clone();
+    tasks.spawn(crate::queue::worker::run(deliverer, wake_rx, stop));
     let submission = Arc::new(smtp::submit::Submission::new(
         queue,
         wake_tx,
-        throttle.clone(),
+        shared.throttle.clone(),
         config.send_limits,
     ));
     let smtp_ctx = |submission| {
@@ -290,8 +416,8 @@ pub async fn run(
             auth: auth.clone(),
             relay: relay.clone(),
             delivered: Default::default(),
-            store: pop3.store.clone(),
-            tls: pop3.tls.clone(),
+            store: shared.store.clone(),
+            tls: shared.tls.clone(),
             hostname: config.hostname.clone(),
             max_message_bytes: config.limits.max_message_bytes,
             mime_limits: config.limits.mime,
@@ -302,139 +428,73 @@ pub async fn run(
             submission,
         })
     };
-    let smtp_listeners = [
-        (listeners.smtp, false, None, "SMTP (MX) listening"),
+    let listeners = [
+        (mx, false, None, "SMTP (MX)"),
         (
-            listeners.submission,
+            starttls,
             false,
             Some(submission.clone()),
-            "submission (STARTTLS) listening",
+            "submission (STARTTLS)",
         ),
-        (
-            listeners.submissions,
-            true,
-            Some(submission),
-            "submission (TLS) listening",
-        ),
+        (implicit, true, Some(submission), "submission (TLS)"),
     ];
-    for (listener, implicit_tls, submission, what) in smtp_listeners {
-        if let Ok(addr) = listener.get_ref().local_addr() {
-            tracing::info!(%addr, "{what}");
-        }
-        let ctx = smtp_ctx(submission);
-        let stop = stop_rx.clone();
+    for (listener, implicit_tls, submission, what) in listeners {
+        let (ctx, stop) = (smtp_ctx(submission), tasks.stop.clone());
         let session = move |acc| smtp::serve(ctx.clone(), acc, implicit_tls, stop.clone());
-        tasks.push(ex.spawn(accept_loop(
-            ex.clone(),
-            listener,
-            limiter.clone(),
-            smtp::TOO_MANY,
-            session,
-            stop_rx.clone(),
-            alive_tx.clone(),
-        )));
+        tasks.listen(listener, what, smtp::TOO_MANY, session);
     }
-    for (listener, implicit_tls) in [(listeners.pop3, false), (listeners.pop3s, true)] {
-        if let Ok(addr) = listener.get_ref().local_addr() {
-            tracing::info!(%addr, implicit_tls, "POP3 listening");
+    Ok(())
+}
+
+/// The backup scheduler, when `[backup]` schedules backups.
+fn start_backups(
+    config: &Config,
+    backend: &Arc<LocalBackend>,
+    tasks: &mut Tasks,
+) -> Result<(), AppError> {
+    let Some(policy) = config.backup_policy else {
+        return Ok(());
+    };
+    let target = match crate::backup::Target::from_config(config) {
+        Ok(target) => target,
+        Err(e) => {
+            tracing::error!(error = %e, "scheduled backups are OFF: cannot open the backup target");
+            return Ok(());
         }
-        let ctx = pop3.clone();
-        let stop = stop_rx.clone();
-        let session = move |acc| pop3::serve(ctx.clone(), acc, implicit_tls, stop.clone());
-        tasks.push(ex.spawn(accept_loop(
-            ex.clone(),
-            listener,
-            limiter.clone(),
-            pop3::TOO_MANY,
-            session,
-            stop_rx.clone(),
-            alive_tx.clone(),
-        )));
-    }
-    let imap = Arc::new(Imap {
-        store: pop3.store.clone(),
-        tls: pop3.tls.clone(),
-        throttle: throttle.clone(),
-        dev: config.dev,
-        max_message_bytes: config.limits.max_message_bytes,
-    });
-    for (listener, implicit_tls) in [(listeners.imap, false), (listeners.imaps, true)] {
-        if let Ok(addr) = listener.get_ref().local_addr() {
-            tracing::info!(%addr, implicit_tls, "IMAP listening");
-        }
-        let ctx = imap.clone();
-        let stop = stop_rx.clone();
-        let session = move |acc| imap::serve(ctx.clone(), acc, implicit_tls, stop.clone());
-        tasks.push(ex.spawn(accept_loop(
-            ex.clone(),
-            listener,
-            limiter.clone(),
-            imap::TOO_MANY,
-            session,
-            stop_rx.clone(),
-            alive_tx.clone(),
-        )));
-    }
-    if let Some(policy) = config.backup_policy {
-        match crate::backup::Target::from_config(&config) {
-            Ok(target) => {
-                let scheduler = Arc::new(
-                    crate::backup::scheduler::Scheduler::new(
-                        target,
-                        &config.data_dir,
-                        policy,
-                        Arc::new(crate::backup::scheduler::SystemClock),
-                    )
-                    .with_server_files(&*crate::app::server_key(&config.data_dir)?),
-                );
-                tasks.push(ex.spawn(crate::backup::scheduler::run(
-                    scheduler,
-                    backend.clone(),
-                    stop_rx.clone(),
-                )));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "scheduled backups are OFF: cannot open the backup target")
-            }
-        }
-    }
-    tasks.push(ex.spawn(sweeper(backend, throttle, stop_rx.clone())));
-    // This thread and one more per further core (up to four in all) run the
-    // connection tasks; SQLite and argon2 run on the blocking pool.
+    };
+    let scheduler = Arc::new(
+        crate::backup::scheduler::Scheduler::new(
+            target,
+            &config.data_dir,
+            policy,
+            Arc::new(crate::backup::scheduler::SystemClock),
+        )
+        .with_server_files(&*server_key(&config.data_dir)?),
+    );
+    let stop = tasks.stop.clone();
+    tasks.spawn(crate::backup::scheduler::run(
+        scheduler,
+        backend.clone(),
+        stop,
+    ));
+    Ok(())
+}
+
+/// This thread and one more per further core (up to four in all) run the
+/// connection tasks; SQLite and argon2 run on the blocking pool.
+fn start_workers(tasks: &Tasks) -> Vec<std::thread::JoinHandle<()>> {
     let cores = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(4);
-    let workers: Vec<_> = (1..cores)
+    (1..cores)
         .map(|_| {
-            let ex = ex.clone();
-            let stop = stop_rx.clone();
+            let ex = tasks.ex.clone();
+            let stop = tasks.stop.clone();
             std::thread::spawn(move || {
                 smol::block_on(ex.run(async move { while stop.recv().await.is_ok() {} }))
             })
         })
-        .collect();
-    tracing::info!(data = %config.data_dir.display(), hostname = %config.hostname, "sealmail is ready");
-    ex.run(shutdown).await;
-    tracing::info!("shutting down");
-    stop_tx.close();
-    drop(alive_tx);
-    ex.run(async {
-        for t in tasks {
-            t.await;
-        }
-        let drained = async {
-            let _ = alive_rx.recv().await;
-        };
-        let deadline = async {
-            smol::Timer::after(Duration::from_secs(10)).await;
-        };
-        futures_lite::future::or(drained, deadline).await;
-    })
-    .await;
-    for w in workers {
-        let _ = w.join();
-    }
-    Ok(())
+        .collect()
 }
 
 /// Every 30 s: drops idle keys (closing their files) and old login failures.
