@@ -31,7 +31,7 @@ pub fn split(data: &[u8]) -> Vec<Vec<u8>> {
                     .take(5)
                     .eq(b"From ".iter())
             {
-                &body[1..]
+                body.get(1..).unwrap_or_default()
             } else {
                 body
             };
@@ -61,18 +61,16 @@ pub fn is_mbox(data: &[u8]) -> bool {
 /// Converts bare LF (and bare CR) line ends to CRLF.
 pub fn to_crlf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 32);
-    let mut i = 0;
-    while i < data.len() {
-        match data[i] {
-            b'\r' if data.get(i + 1) == Some(&b'\n') => {
+    let mut bytes = data.iter().peekable();
+    while let Some(&b) = bytes.next() {
+        match b {
+            b'\r' if bytes.peek() == Some(&&b'\n') => {
+                bytes.next();
                 out.extend_from_slice(b"\r\n");
-                i += 2;
-                continue;
             }
             b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
             b => out.push(b),
         }
-        i += 1;
     }
     out
 }

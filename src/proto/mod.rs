@@ -5,6 +5,8 @@
 //! Imports nothing of ours but `util`'s pure helpers. Invariants: every parser is total (any input
 //! gives a value or an error, never a panic) and bounded.
 
+#![deny(clippy::indexing_slicing)]
+
 pub mod imap;
 pub mod mbox;
 pub mod mutf7;

@@ -8,19 +8,18 @@
 /// Modified UTF-7 (RFC 3501 §5.1.3) to UTF-8; `None` if malformed.
 pub fn mutf7_decode(name: &[u8]) -> Option<String> {
     let mut out = String::new();
-    let mut i = 0;
-    while i < name.len() {
-        let c = name[i];
+    let mut rest = name;
+    while let Some((&c, after)) = rest.split_first() {
         if !(0x20..0x7f).contains(&c) {
             return None;
         }
         if c != b'&' {
             out.push(c as char);
-            i += 1;
+            rest = after;
             continue;
         }
-        let end = i + 1 + name[i + 1..].iter().position(|&b| b == b'-')?;
-        let chunk = &name[i + 1..end];
+        let end = after.iter().position(|&b| b == b'-')?;
+        let (chunk, from_dash) = after.split_at_checked(end)?;
         if chunk.is_empty() {
             out.push('&');
         } else {
@@ -55,14 +54,20 @@ pub fn mutf7_decode(name: &[u8]) -> Option<String> {
             }
             out.push_str(&s);
         }
-        i = end + 1;
+        rest = from_dash.get(1..).unwrap_or_default();
     }
     Some(out)
 }
 
+/// The modified base64 digit of the low six bits of `v` (RFC 3501 §5.1.3:
+/// `,` instead of `/`).
+fn b64_digit(v: u32) -> char {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+    B64.get((v & 63) as usize).map_or('A', |&d| char::from(d))
+}
+
 /// UTF-8 to modified UTF-7.
 pub fn mutf7_encode(name: &str) -> String {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
     let mut out = String::new();
     let mut pending: Vec<u16> = Vec::new();
     let flush = |pending: &mut Vec<u16>, out: &mut String| {
@@ -77,12 +82,12 @@ pub fn mutf7_encode(name: &str) -> String {
             nbits += 16;
             while nbits >= 6 {
                 nbits -= 6;
-                out.push(B64[((bits >> nbits) & 63) as usize] as char);
+                out.push(b64_digit(bits >> nbits));
             }
             bits &= (1 << nbits) - 1;
         }
         if nbits > 0 {
-            out.push(B64[((bits << (6 - nbits)) & 63) as usize] as char);
+            out.push(b64_digit(bits << (6 - nbits)));
         }
         out.push('-');
     };

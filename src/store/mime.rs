@@ -8,6 +8,8 @@
 //! multiparts are kept whole as one opaque part); a message with more than
 //! `Limits::max_parts` parts is refused; no input panics.
 
+#![deny(clippy::indexing_slicing)]
+
 use serde::{Deserialize, Serialize};
 
 use crate::util::date_only;
@@ -164,7 +166,7 @@ pub fn parse(buf: &[u8], limits: Limits) -> Result<Parsed, MimeError> {
 /// Parses a header block at `start`; returns the headers and where the body
 /// begins. A block mailparse cannot read counts as no headers.
 fn split_headers(buf: &[u8], start: usize, end: usize) -> (Vec<mailparse::MailHeader<'_>>, usize) {
-    let slice = &buf[start..end];
+    let slice = buf.get(start..end).unwrap_or_default();
     match mailparse::parse_headers(slice) {
         Ok((h, off)) => (h, start + off.min(slice.len())),
         Err(_) => (Vec::new(), start),
@@ -209,7 +211,7 @@ impl Ctx<'_> {
         p.header_start = start as u64;
         p.body_start = body_start as u64;
         p.end = end as u64;
-        let body = &self.buf[body_start..end];
+        let body = self.buf.get(body_start..end).unwrap_or_default();
         let nested = depth < self.limits.max_depth;
         if p.mime_type == "multipart" && nested {
             let boundary = p
@@ -248,7 +250,7 @@ impl Ctx<'_> {
 
     fn index_text(&mut self, p: &Part, start: usize, end: usize) {
         // A leaf text part: mailparse does not recurse into it.
-        let Ok(mail) = mailparse::parse_mail(&self.buf[start..end]) else {
+        let Ok(mail) = mailparse::parse_mail(self.buf.get(start..end).unwrap_or_default()) else {
             return;
         };
         let Ok(text) = mail.get_body() else { return };
@@ -339,16 +341,18 @@ fn split_multipart(buf: &[u8], start: usize, end: usize, boundary: &[u8]) -> Vec
     let mut current: Option<usize> = None;
     let mut ls = start;
     while ls < end {
-        let line_end = buf[ls..end]
-            .iter()
-            .position(|&b| b == b'\n')
+        let line_end = buf
+            .get(ls..end)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
             .map_or(end, |i| ls + i + 1);
-        if let Some(close) = delimiter(&buf[ls..line_end], boundary) {
+        let line = buf.get(ls..line_end).unwrap_or_default();
+        if let Some(close) = delimiter(line, boundary) {
             if let Some(s) = current {
+                let before = |e: usize| e.checked_sub(1).and_then(|i| buf.get(i)).copied();
                 let mut e = ls;
-                if e > s && buf[e - 1] == b'\n' {
+                if e > s && before(e) == Some(b'\n') {
                     e -= 1;
-                    if e > s && buf[e - 1] == b'\r' {
+                    if e > s && before(e) == Some(b'\r') {
                         e -= 1;
                     }
                 }

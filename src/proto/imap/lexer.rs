@@ -69,12 +69,17 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// What is left of the input.
+    pub(super) fn rest(&self) -> &'a [u8] {
+        self.b.get(self.pos..).unwrap_or_default()
+    }
+
     pub(super) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
         let start = self.pos;
         while self.peek().is_some_and(&f) {
             self.pos += 1;
         }
-        &self.b[start..self.pos]
+        self.b.get(start..self.pos).unwrap_or_default()
     }
 
     pub(super) fn tag(&mut self) -> R<String> {
@@ -173,7 +178,7 @@ impl<'a> Parser<'a> {
         let n = self.number64()?;
         self.eat(b'+');
         self.expect(b'}')?;
-        if !self.b[self.pos..].starts_with(b"\r\n") {
+        if !self.rest().starts_with(b"\r\n") {
             return Err(Error::BadString("a literal's size must end its line"));
         }
         self.pos += 2;
@@ -183,7 +188,7 @@ impl<'a> Parser<'a> {
             .checked_add(n)
             .filter(|&e| e <= self.b.len())
             .ok_or(Error::BadString("literal is shorter than announced"))?;
-        let out = self.b[self.pos..end].to_vec();
+        let out = self.b.get(self.pos..end).unwrap_or_default().to_vec();
         self.pos = end;
         Ok(out)
     }

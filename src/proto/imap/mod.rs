@@ -83,7 +83,7 @@ pub fn tag_and_name(line: &[u8]) -> Option<(String, String)> {
 pub fn literal_at_end(line: &[u8]) -> Option<(u64, bool)> {
     let rest = line.strip_suffix(b"}")?;
     let open = rest.iter().rposition(|&b| b == b'{')?;
-    let inner = &rest[open + 1..];
+    let inner = rest.get(open + 1..)?;
     let (digits, plus) = match inner.strip_suffix(b"+") {
         Some(d) => (d, true),
         None => (inner, false),
