@@ -55,19 +55,22 @@ bench: deps
 # Each target runs FUZZ_SECONDS from its seeds (fuzz/seeds/<target>); a
 # crash fails the run and is left in fuzz/target/afl/<target>/default/crashes.
 # CI runs a short pass; run longer by hand: make fuzz FUZZ_SECONDS=600.
+# FUZZ_PROFILE=dev builds faster (CI's smoke pass); release runs faster.
 FUZZ_SECONDS ?= 60
+FUZZ_PROFILE ?= release
 FUZZ_TARGETS = imap smtp smtp_data pop3 sasl mutf7 mbox mime
+FUZZ_BIN = fuzz/target/$(if $(filter dev,$(FUZZ_PROFILE)),debug,$(FUZZ_PROFILE))
 
 fuzz:
 	@command -v cargo-afl >/dev/null || $(CARGO) install cargo-afl --locked
-	cd fuzz && $(CARGO) afl build --release
+	cd fuzz && $(CARGO) afl build --profile $(FUZZ_PROFILE)
 	@mkdir -p fuzz/target/afl; passed=0; failed=0; \
 	for t in $(FUZZ_TARGETS); do \
 	  out=fuzz/target/afl/$$t; rm -rf $$out; \
 	  AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
 	  AFL_QUIET=1 AFL_NO_AFFINITY=1 \
 	    $(CARGO) afl fuzz -i fuzz/seeds/$$t -o $$out -V $(FUZZ_SECONDS) \
-	    fuzz/target/release/$$t > $$out.log 2>&1; \
+	    $(FUZZ_BIN)/$$t > $$out.log 2>&1; \
 	  execs=$$(sed -n 's/^execs_done *: *//p' $$out/default/fuzzer_stats 2>/dev/null); \
 	  crashes=$$(ls $$out/default/crashes 2>/dev/null | grep -vc README); \
 	  if [ -n "$$execs" ] && [ "$$crashes" = 0 ]; then \
