@@ -9,7 +9,7 @@ use std::io;
 
 use crate::imap::session::{Io, Next, User};
 use crate::imap::view::{Moment, View};
-use crate::proto::imap::Copy;
+use crate::proto::imap::CopyTo;
 use crate::store::{StoreError, UidSet};
 
 pub async fn run(
@@ -17,7 +17,7 @@ pub async fn run(
     user: &mut User,
     view: &mut View,
     tag: &str,
-    copy: Copy,
+    copy: CopyTo,
     is_move: bool,
 ) -> io::Result<Next> {
     let verb = if is_move { "MOVE" } else { "COPY" };

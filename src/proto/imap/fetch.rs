@@ -273,9 +273,9 @@ impl Parser<'_> {
         let set = self.seq_set()?;
         let mailbox = self.sp_mailbox()?;
         Ok(if is_move {
-            Kind::Move(Copy { uid, set, mailbox })
+            Kind::Move(CopyTo { uid, set, mailbox })
         } else {
-            Kind::Copy(Copy { uid, set, mailbox })
+            Kind::Copy(CopyTo { uid, set, mailbox })
         })
     }
 }

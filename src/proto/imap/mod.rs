@@ -10,6 +10,7 @@
 //! session state.
 
 mod command;
+mod emit;
 mod encode;
 mod error;
 mod fetch;
@@ -17,6 +18,7 @@ mod lexer;
 mod search;
 mod types;
 
+pub use emit::command as encode_command;
 pub use encode::{push_astring, push_nstring, push_string, push_utf8_string};
 pub use error::{Error, Expected};
 pub use search::{parse_date, parse_date_time};

@@ -261,7 +261,7 @@ pub struct Store {
 
 /// COPY and MOVE (RFC 3501 §6.4.7, RFC 6851).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Copy {
+pub struct CopyTo {
     pub uid: bool,
     pub set: SeqSet,
     pub mailbox: Vec<u8>,
@@ -317,8 +317,8 @@ pub enum Kind {
     Compress(String),
     Fetch(Fetch),
     Store(Store),
-    Copy(Copy),
-    Move(Copy),
+    Copy(CopyTo),
+    Move(CopyTo),
     GetQuota(Vec<u8>),
     GetQuotaRoot(Vec<u8>),
     SetQuota,
