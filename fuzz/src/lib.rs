@@ -44,7 +44,9 @@ pub fn imap_command(data: &[u8]) {
 
 /// An SMTP command line.
 pub fn smtp_command(data: &[u8]) {
-    let _ = smtp::parse(data);
+    if let Ok(cmd) = smtp::parse(data) {
+        assert_eq!(smtp::parse(smtp::encode(&cmd).as_bytes()), Ok(cmd));
+    }
 }
 
 /// DATA bytes: fed whole or split anywhere, the receiver sees the same
@@ -69,7 +71,9 @@ pub fn smtp_data(data: &[u8]) {
 
 /// A POP3 command line.
 pub fn pop3_command(data: &[u8]) {
-    let _ = pop3::parse(data);
+    if let Ok(cmd) = pop3::parse(data) {
+        assert_eq!(pop3::parse(pop3::encode(&cmd).as_bytes()), Ok(cmd));
+    }
 }
 
 /// A SASL response line (base64).
