@@ -252,4 +252,60 @@ mod tests {
         }
         assert!(parsed > 10_000, "{parsed}");
     }
+
+    /// The forms and refusals the table above leaves out, with exact bytes.
+    #[test]
+    fn every_other_form_and_refusal() {
+        use Command as C;
+        let syntax = |w: &'static str| Err(ParseError::Syntax(w));
+        let table: &[(&[u8], Result<Command, ParseError>)] = &[
+            (b"STLS", Ok(C::Stls)),
+            (b"STLS now", syntax("this command takes no arguments")),
+            (b"STAT", Ok(C::Stat)),
+            (b"NOOP", Ok(C::Noop)),
+            (b"RSET", Ok(C::Rset)),
+            (b"QUIT", Ok(C::Quit)),
+            (b"quit x", syntax("this command takes no arguments")),
+            (b"UIDL", Ok(C::Uidl(None))),
+            (b"UIDL 7", Ok(C::Uidl(Some(7)))),
+            (b"UIDL 1 2", syntax("expected at most one message number")),
+            (b"LIST 1 2", syntax("expected at most one message number")),
+            (b"LIST 4294967295", Ok(C::List(Some(u32::MAX)))),
+            (
+                b"LIST 4294967296",
+                syntax("a message number is a positive integer"),
+            ),
+            (b"RETR 1", Ok(C::Retr(1))),
+            (b"RETR", syntax("expected one message number")),
+            (b"RETR 1 2", syntax("expected one message number")),
+            (b"DELE 2", Ok(C::Dele(2))),
+            (b"DELE", syntax("expected one message number")),
+            (b"DELE x", syntax("a message number is a positive integer")),
+            (b"TOP 1 0", Ok(C::Top(1, 0))),
+            (b"TOP 1", syntax("expected TOP message-number line-count")),
+            (b"TOP 0 1", syntax("a message number is a positive integer")),
+            (
+                b"TOP 1 1 1",
+                syntax("expected TOP message-number line-count"),
+            ),
+            (b"USER", syntax("expected USER name")),
+            (b"USER ", syntax("expected USER name")),
+            (b"PASS", syntax("expected PASS password")),
+            (b"PASS  two", Ok(C::Pass(" two".into()))),
+            (b"AUTH", Ok(C::Auth(None))),
+            (b"auth plain", Ok(C::Auth(Some(("PLAIN".into(), None))))),
+            (
+                b"AUTH a b c",
+                syntax("expected AUTH mechanism [initial-response]"),
+            ),
+            (b"RETRIEVE 1", Err(ParseError::Unknown("RETRIEVE".into()))),
+            (
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                Err(ParseError::Unknown("ABCDEFGHIJKLMNOP".into())),
+            ),
+        ];
+        for (line, want) in table {
+            assert_eq!(&parse(line), want, "{:?}", String::from_utf8_lossy(line));
+        }
+    }
 }

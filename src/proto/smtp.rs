@@ -487,4 +487,141 @@ mod tests {
         }
         assert!(parsed > 10_000, "{parsed}");
     }
+
+    /// One row per command form and per refusal, with the exact bytes.
+    #[test]
+    fn every_form_and_every_refusal() {
+        use Command as C;
+        let syntax = |w: &'static str| Err(ParseError::Syntax(w));
+        let mail = |from: &str, size: Option<u64>, smtputf8: bool| {
+            Ok(C::Mail {
+                from: from.into(),
+                size,
+                smtputf8,
+            })
+        };
+        let table: &[(&[u8], Result<Command, ParseError>)] = &[
+            (b"EHLO a.example", Ok(C::Ehlo("a.example".into()))),
+            (b"ehlo [192.0.2.1] extra", Ok(C::Ehlo("[192.0.2.1]".into()))),
+            (b"HELO a", Ok(C::Helo("a".into()))),
+            (b"EHLO", syntax("expected a domain or address literal")),
+            (b"EHLO ", syntax("expected a domain or address literal")),
+            (b"MAIL FROM:<a@b.c>", mail("a@b.c", None, false)),
+            (b"MAIL FROM: <a@b.c>", mail("a@b.c", None, false)),
+            (b"MAIL FROM:<a@b.c> SIZE=0", mail("a@b.c", Some(0), false)),
+            (
+                b"MAIL FROM:<a@b.c> size=5 smtputf8",
+                mail("a@b.c", Some(5), true),
+            ),
+            (b"MAIL FROM:<a@b.c> BODY=7BIT", mail("a@b.c", None, false)),
+            (b"MAIL FROM:<>", mail("", None, false)),
+            (b"MAIL FROM:<@x.org:a@b.c>", mail("a@b.c", None, false)),
+            (b"MAIL FROM:<a@b.c> SIZE=x", syntax("SIZE needs a number")),
+            (
+                b"MAIL FROM:<a@b.c> BODY=BINARYMIME",
+                syntax("BODY=BINARYMIME is not supported"),
+            ),
+            (
+                b"MAIL FROM:<a@b.c> AUTH=<>",
+                syntax("unknown MAIL parameter"),
+            ),
+            (b"MAIL TO:<a@b.c>", syntax("expected MAIL FROM:<address>")),
+            (b"MAIL", syntax("expected MAIL FROM:<address>")),
+            (b"MAIL FROM:a@b.c", syntax("addresses go in angle brackets")),
+            (
+                b"MAIL FROM:<a@b.c",
+                syntax("addresses go in angle brackets"),
+            ),
+            (b"MAIL FROM:<ab.c>", syntax("address needs a domain")),
+            (b"MAIL FROM:<@b.c>", syntax("malformed address")),
+            (b"MAIL FROM:<a@>", syntax("malformed address")),
+            (b"MAIL FROM:<a b@c.d>", syntax("malformed address")),
+            (b"RCPT TO:<a@b.c>", Ok(C::Rcpt("a@b.c".into()))),
+            (b"rcpt to:<a@b.c> NOTIFY=NEVER", Ok(C::Rcpt("a@b.c".into()))),
+            (
+                b"RCPT TO:<Postmaster@b.c>",
+                Ok(C::Rcpt("Postmaster@b.c".into())),
+            ),
+            (b"RCPT FROM:<a@b.c>", syntax("expected RCPT TO:<address>")),
+            (b"RCPT TO:<>", syntax("the recipient may not be empty")),
+            (b"DATA", Ok(C::Data)),
+            (b"DATA now", syntax("no arguments allowed")),
+            (
+                b"BDAT 0",
+                Ok(C::Bdat {
+                    size: 0,
+                    last: false,
+                }),
+            ),
+            (
+                b"BDAT 7 last",
+                Ok(C::Bdat {
+                    size: 7,
+                    last: true,
+                }),
+            ),
+            (b"BDAT", syntax("expected BDAT chunk-size [LAST]")),
+            (b"BDAT 1 LAST x", syntax("expected BDAT chunk-size [LAST]")),
+            (b"BDAT 1 FIRST", syntax("expected BDAT chunk-size [LAST]")),
+            (
+                b"BDAT 99999999999999999999",
+                syntax("expected BDAT chunk-size [LAST]"),
+            ),
+            (b"RSET", Ok(C::Rset)),
+            (b"RSET x", syntax("no arguments allowed")),
+            (b"NOOP", Ok(C::Noop)),
+            (b"NOOP anything", Ok(C::Noop)),
+            (b"QUIT", Ok(C::Quit)),
+            (b"QUIT now", syntax("no arguments allowed")),
+            (b"VRFY a", Ok(C::Vrfy)),
+            (b"EXPN list", Ok(C::Vrfy)),
+            (b"HELP", Ok(C::Help)),
+            (b"STARTTLS", Ok(C::StartTls)),
+            (b"STARTTLS x", syntax("no arguments allowed")),
+            (
+                b"AUTH plain AGFubgBwdw==",
+                Ok(C::Auth {
+                    mechanism: "PLAIN".into(),
+                    initial: Some("AGFubgBwdw==".into()),
+                }),
+            ),
+            (
+                b"AUTH LOGIN",
+                Ok(C::Auth {
+                    mechanism: "LOGIN".into(),
+                    initial: None,
+                }),
+            ),
+            (
+                b"AUTH",
+                syntax("expected AUTH mechanism [initial-response]"),
+            ),
+            (
+                b"AUTH PLAIN a b",
+                syntax("expected AUTH mechanism [initial-response]"),
+            ),
+            (
+                b"AUTH ABCDEFGHIJKLMNOPQRSTU",
+                syntax("expected AUTH mechanism [initial-response]"),
+            ),
+            (b"XYZZY", Err(ParseError::Unknown)),
+            (b"", Err(ParseError::Unknown)),
+            (
+                b"MAIL FROM:<a@b.c>\rRCPT TO:<d@e.f>",
+                syntax("control characters are not allowed"),
+            ),
+            (b"NOOP \x00", syntax("control characters are not allowed")),
+            (b"NOOP \x7f", syntax("control characters are not allowed")),
+            (b"NOOP \xc3", syntax("command is not valid UTF-8")),
+        ];
+        for (line, want) in table {
+            assert_eq!(&parse(line), want, "{:?}", String::from_utf8_lossy(line));
+        }
+        let at_limit = format!("RCPT TO:<{}@b.c>", "a".repeat(64));
+        assert!(parse(at_limit.as_bytes()).is_ok());
+        let local = format!("RCPT TO:<{}@b.c>", "a".repeat(65));
+        assert_eq!(parse(local.as_bytes()), syntax("malformed address"));
+        let path = format!("RCPT TO:<a@{}.c>", "b".repeat(255));
+        assert_eq!(parse(path.as_bytes()), syntax("address too long"));
+    }
 }

@@ -264,11 +264,12 @@ impl Parser<'_> {
             patterns.push(self.list_mailbox()?);
         }
         if self.eat(b' ') {
+            let at = self.pos;
             let ret = self.atom()?;
             if !ret.eq_ignore_ascii_case("RETURN") {
                 return Err(Error::Expected {
                     what: Expected::Return,
-                    at: self.pos,
+                    at,
                 });
             }
             self.sp()?;
@@ -455,5 +456,113 @@ mod tests {
                 options: ListOptions::default()
             }
         );
+    }
+
+    /// One row per command form that needs no argument struct, with the
+    /// exact bytes and the exact command.
+    #[test]
+    fn every_simple_form() {
+        let set = |a: u32, b: u32| SeqSet(vec![(SeqNum::Num(a), SeqNum::Num(b))]);
+        let table: Vec<(&str, Kind)> = vec![
+            ("a CAPABILITY", Kind::Capability),
+            ("a noop", Kind::Noop),
+            ("a LOGOUT", Kind::Logout),
+            ("a STARTTLS", Kind::StartTls),
+            ("a ID NIL", Kind::Id),
+            ("a ID (\"name\" \"x\" \"os\" NIL)", Kind::Id),
+            ("a IDLE", Kind::Idle),
+            ("a CHECK", Kind::Check),
+            ("a CLOSE", Kind::Close),
+            ("a UNSELECT", Kind::Unselect),
+            ("a NAMESPACE", Kind::Namespace),
+            ("a EXPUNGE", Kind::Expunge(None)),
+            ("a UID EXPUNGE 3:4", Kind::Expunge(Some(set(3, 4)))),
+            (
+                "a LOGIN ann \"p w\"",
+                Kind::Login {
+                    user: b"ann".to_vec(),
+                    password: b"p w".to_vec(),
+                },
+            ),
+            (
+                "a LOGIN {3+}\r\nann {2}\r\npw",
+                Kind::Login {
+                    user: b"ann".to_vec(),
+                    password: b"pw".to_vec(),
+                },
+            ),
+            (
+                "a AUTHENTICATE plain",
+                Kind::Authenticate {
+                    mechanism: "PLAIN".into(),
+                    initial: None,
+                },
+            ),
+            (
+                "a AUTHENTICATE PLAIN =",
+                Kind::Authenticate {
+                    mechanism: "PLAIN".into(),
+                    initial: Some(b"=".to_vec()),
+                },
+            ),
+            (
+                "a ENABLE condstore qresync",
+                Kind::Enable(vec!["CONDSTORE".into(), "QRESYNC".into()]),
+            ),
+            ("a CREATE Work/", Kind::Create(b"Work/".to_vec())),
+            ("a DELETE \"a b\"", Kind::Delete(b"a b".to_vec())),
+            ("a RENAME a b", Kind::Rename(b"a".to_vec(), b"b".to_vec())),
+            ("a SUBSCRIBE x", Kind::Subscribe(b"x".to_vec())),
+            ("a UNSUBSCRIBE x", Kind::Unsubscribe(b"x".to_vec())),
+            (
+                "a LSUB \"\" %",
+                Kind::Lsub {
+                    reference: Vec::new(),
+                    pattern: b"%".to_vec(),
+                },
+            ),
+            (
+                "a STATUS INBOX (MESSAGES MESSAGES SIZE)",
+                Kind::Status {
+                    mailbox: b"INBOX".to_vec(),
+                    items: vec![StatusItem::Messages, StatusItem::Size],
+                },
+            ),
+            ("a COMPRESS deflate", Kind::Compress("DEFLATE".into())),
+            ("a GETQUOTA \"\"", Kind::GetQuota(Vec::new())),
+            (
+                "a GETQUOTAROOT INBOX",
+                Kind::GetQuotaRoot(b"INBOX".to_vec()),
+            ),
+            ("a SETQUOTA \"\" (STORAGE 512)", Kind::SetQuota),
+            (
+                "a UID COPY 1:2 Archive",
+                Kind::Copy(CopyTo {
+                    uid: true,
+                    set: set(1, 2),
+                    mailbox: b"Archive".to_vec(),
+                }),
+            ),
+            (
+                "a MOVE 1 Trash",
+                Kind::Move(CopyTo {
+                    uid: false,
+                    set: set(1, 1),
+                    mailbox: b"Trash".to_vec(),
+                }),
+            ),
+            (
+                "a EXAMINE INBOX",
+                Kind::Select(Select {
+                    mailbox: b"INBOX".to_vec(),
+                    read_only: true,
+                    condstore: false,
+                    qresync: None,
+                }),
+            ),
+        ];
+        for (input, want) in table {
+            assert_eq!(kind(input), want, "{input:?}");
+        }
     }
 }

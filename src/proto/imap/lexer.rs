@@ -328,13 +328,14 @@ impl<'a> Parser<'a> {
         if matches!(self.peek(), Some(b'"' | b'{')) {
             return self.string().map(Some);
         }
+        let at = self.pos;
         let a = self.atom()?;
         if a.eq_ignore_ascii_case("NIL") {
             Ok(None)
         } else {
             Err(Error::Expected {
                 what: Expected::StringOrNil,
-                at: self.pos,
+                at,
             })
         }
     }

@@ -128,4 +128,128 @@ mod tests {
             Some(("t1".into(), "UID FETCH".into()))
         );
     }
+
+    /// One row per refusal, with the exact text the client reads after BAD.
+    #[test]
+    fn every_refusal_names_its_problem() {
+        let table: &[(&str, &str)] = &[
+            ("", "a command starts with a tag"),
+            (" NOOP", "a command starts with a tag"),
+            ("a", "expected ' ' at byte 1"),
+            ("a ", "expected an atom at byte 2"),
+            ("a FROB", "unknown command FROB"),
+            ("a UID FROB 1", "unknown command UID FROB"),
+            (
+                "a NOOP x",
+                "unexpected characters at the end of the command (at byte 6)",
+            ),
+            ("a LOGIN", "expected ' ' at byte 7"),
+            ("a LOGIN u", "expected ' ' at byte 9"),
+            ("a LOGIN \"u", "unterminated quoted string"),
+            ("a LOGIN \"u\\x\" p", "bad escape in quoted string"),
+            ("a LOGIN \"u\0\" p", "NUL in quoted string"),
+            ("a LOGIN {3}u p", "a literal's size must end its line"),
+            ("a LOGIN {9}\r\nabc", "literal is shorter than announced"),
+            ("a LOGIN (x) p", "expected a string at byte 8"),
+            ("a ENABLE", "ENABLE needs at least one capability"),
+            ("a ID x", "ID takes NIL or a parameter list"),
+            ("a ID (\"a\" x)", "expected a string or NIL at byte 10"),
+            ("a SELECT INBOX (FOO)", "unknown SELECT parameter FOO"),
+            (
+                "a SELECT INBOX (QRESYNC (0 1))",
+                "0 is not a valid message number or UID",
+            ),
+            ("a LIST (FOO) \"\" *", "unknown LIST selection option FOO"),
+            (
+                "a LIST (RECURSIVEMATCH) \"\" *",
+                "RECURSIVEMATCH needs the SUBSCRIBED selection option",
+            ),
+            ("a LIST \"\" * FOO (CHILDREN)", "expected RETURN at byte 12"),
+            (
+                "a LIST \"\" * RETURN (FOO)",
+                "unknown LIST return option FOO",
+            ),
+            ("a LIST \"\" )", "expected a mailbox pattern at byte 10"),
+            ("a STATUS INBOX (FOO)", "unknown STATUS item FOO"),
+            ("a STATUS INBOX MESSAGES", "expected '(' at byte 15"),
+            (
+                "a APPEND INBOX \"1-Jan-2024\" {1}\r\nx",
+                "bad APPEND date-time",
+            ),
+            (
+                "a APPEND INBOX {1}\r\nx {1}\r\ny",
+                "MULTIAPPEND is not supported: one message per APPEND",
+            ),
+            (
+                "a SEARCH RETURN (FOO) ALL",
+                "unknown SEARCH return option FOO",
+            ),
+            ("a SEARCH FOO", "unknown search key FOO"),
+            (
+                "a SEARCH SINCE 1-Foo-2024",
+                "bad date (expected e.g. 1-Feb-2024)",
+            ),
+            ("a SEARCH 0", "0 is not a valid message number or UID"),
+            ("a SEARCH 4294967296", "number out of range"),
+            (
+                "a SEARCH LARGER 99999999999999999999",
+                "number out of range",
+            ),
+            ("a SORT (FOO) UTF-8 ALL", "unknown sort key FOO"),
+            ("a THREAD FOO UTF-8 ALL", "unknown threading algorithm FOO"),
+            ("a FETCH 1 FOO", "unknown FETCH item FOO"),
+            ("a FETCH 1 BODY.PEEK", "BODY.PEEK needs a section"),
+            ("a FETCH 1 BODY[FOO]", "bad section"),
+            ("a FETCH 1 BODY[MIME]", "bad section"),
+            ("a FETCH 1 BODY[1.]", "bad section"),
+            (
+                "a FETCH 1 BODY[]<0.0>",
+                "0 is not a valid message number or UID",
+            ),
+            ("a FETCH 1 FLAGS (FOO)", "unknown FETCH modifier FOO"),
+            (
+                "a FETCH 1 FLAGS (CHANGEDSINCE 1 VANISHED)",
+                "VANISHED needs UID FETCH with CHANGEDSINCE",
+            ),
+            ("a STORE 1 (FOO 1) FLAGS ()", "unknown STORE modifier FOO"),
+            ("a STORE 1 FOO ()", "unknown STORE item FOO"),
+            ("a COPY 1", "expected ' ' at byte 8"),
+            ("a UID EXPUNGE", "expected ' ' at byte 13"),
+            (
+                "a SEARCH 1:2:3",
+                "unexpected characters at the end of the command (at byte 12)",
+            ),
+        ];
+        for (input, want) in table {
+            let got = parse(input.as_bytes()).map_err(|e| e.error.to_string());
+            assert_eq!(got, Err(want.to_string()), "{input:?}");
+        }
+        let deep = format!("a SEARCH {}ALL{}", "(".repeat(65), ")".repeat(65));
+        assert_eq!(
+            parse(deep.as_bytes()).map_err(|e| e.error),
+            Err(Error::TooDeep("parentheses"))
+        );
+        let nots = format!("a SEARCH {}ALL", "NOT ".repeat(65));
+        assert_eq!(
+            parse(nots.as_bytes()).map_err(|e| e.error),
+            Err(Error::TooDeep("search keys"))
+        );
+        let path = format!("a FETCH 1 BINARY[{}]", vec!["1"; 33].join("."));
+        assert_eq!(
+            parse(path.as_bytes()).map_err(|e| e.error),
+            Err(Error::Invalid("section path too deep"))
+        );
+        let id = format!("a ID ({})", vec!["\"k\" \"v\""; 31].join(" "));
+        assert_eq!(
+            parse(id.as_bytes()).map_err(|e| e.error),
+            Err(Error::TooMany("ID takes at most 30 fields"))
+        );
+        assert_eq!(
+            parse(b"a SEARCH SUBJECT {2}\r\n\xff\xfe").map_err(|e| e.error),
+            Err(Error::BadString("string is not valid UTF-8"))
+        );
+        // The tag comes back with the error whenever it was read.
+        assert_eq!(parse(b"t1 FROB").unwrap_err().tag.as_deref(), Some("t1"));
+        assert_eq!(parse(b" FROB").unwrap_err().tag, None);
+    }
 }
