@@ -1,7 +1,8 @@
 //! Mailbox backups: a verified, encrypted snapshot of one mailbox file
 //! written to a target with a manifest, listing, and restore.
 //!
-//! Imports `store` (mailbox files, keys, schema) and `util`. Invariants:
+//! Imports `config` (the policy and target settings), `store` (mailbox
+//! files, keys, schema) and `util`. Invariants:
 //! the object is the SQLCipher file itself (never readable without the
 //! DEK); the manifest is written last and is what makes a backup exist, so
 //! an interrupted run leaves the previous backup intact and nothing half

@@ -1,8 +1,8 @@
 //! Configuration in two phases: the raw TOML (`raw`) is validated into an
 //! immutable [`Config`] that subsystems receive in an `Arc`.
 //!
-//! Imports `store::{keys::KdfParams, mailbox::Limits}` (plain values) and
-//! `util`. Invariants: a `Config` exists only if every value was checked; an
+//! Imports `store` for plain values (`KdfParams`, mailbox and MIME limits)
+//! and its domain-name check. Invariants: a `Config` exists only if every value was checked; an
 //! error names the file, the key and what is wrong with it; the template in
 //! `assets/sealmail.toml` documents every key with its default.
 

@@ -2,7 +2,8 @@
 //! task per connection, speaking to the mailbox through the storage
 //! interface.
 //!
-//! Imports `net`, `proto::imap` and `store` (its interface only).
+//! Imports `net`, `proto::{imap, mutf7, sasl}` and `store` (its interface
+//! only).
 //! Invariants: a command is read whole (lines and literals) within bounds
 //! checked before any allocation; every capability announced is
 //! implemented; sequence numbers are the session's own view, changed only by

@@ -1,7 +1,7 @@
 //! The POP3 server (RFC 1939, 2449, 2595, 3206, 5034): one task per
 //! connection, speaking to the mailbox through the storage interface.
 //!
-//! Imports `net`, `proto::pop3` and `store` (its interface only).
+//! Imports `net`, `proto::{pop3, sasl}` and `store` (its interface only).
 //! Invariants: the maildrop is a snapshot of INBOX taken at login; DELE only
 //! marks, and nothing changes in the mailbox before QUIT (UPDATE state), so
 //! a dropped connection deletes nothing; plaintext authentication needs TLS

@@ -3,7 +3,8 @@
 //! stands — queued with its next attempt time, delivered, or failed with
 //! the reason and its category — until the records expire.
 //!
-//! Imports `store::db`, `relay` (the key derivation), `util`; the delivery
+//! Imports `config` (the policy), `store::db`, `relay` (the key derivation),
+//! `util`; the delivery
 //! loop is in `worker`, bounce messages in `dsn`, failure categories in
 //! `category`, the operator's views and commands in `admin`. Invariants: `enqueue` returns only after the message and
 //! all its recipients are committed and the write-ahead log holding that

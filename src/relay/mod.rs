@@ -3,7 +3,7 @@
 //! §5.1), the SMTP client, SRS, and webhooks. The MX uses it for forward
 //! targets and webhooks, the outbound queue for submitted mail.
 //!
-//! Imports `config` (plain values), `net`, `store::mime` and `util`; never
+//! Imports `config` (plain values), `dns`, `net`, `store::mime` and `util`; never
 //! the store's mailboxes, so nothing here can write a message to disk.
 //! Invariants: a recipient is `Delivered` only after the next hop's 2xx to
 //! the end of data (or an HTTP 2xx); DNS and connection failures are

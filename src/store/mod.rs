@@ -2,7 +2,7 @@
 //! the sealed spool, change events, and the one interface protocol sessions
 //! use to reach all of it.
 //!
-//! May import `util` and `config::Limits`-like plain values only; never a
+//! May import `util` only; never a
 //! protocol or `app`. Protocol code holds a [`Store`] and the [`Session`]s it
 //! unlocks; behind them sits a [`Backend`]: [`local::LocalBackend`] in this
 //! process, or (later) a remote one over the cluster link. Requests and
