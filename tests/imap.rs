@@ -948,3 +948,17 @@ fn bad_input_gets_clear_errors_and_the_session_survives() {
     let l = c.line();
     assert!(l.starts_with("* BYE [TOOBIG] "), "{l}");
 }
+
+/// `é` is two bytes: the APPEND date's zone was once sliced inside it, a
+/// panic any client could reach before login. Now it is a BAD, the
+/// session goes on, and no connection task panicked (checked on drop).
+#[test]
+fn multibyte_append_zone_before_login_is_refused() {
+    let env = dev_env();
+    env.alias("ann", "pw");
+    let server = env.serve();
+    let (mut c, _) = Client::connect(server.imap);
+    c.send("a APPEND INBOX \"1-Jan-2024 10:00:00 \u{e9}+00\" {1+}\r\nx\r\n".as_bytes());
+    assert_eq!(c.until("a"), vec!["a BAD bad APPEND date-time"]);
+    assert_eq!(c.cmd("b NOOP"), vec!["b OK NOOP completed"]);
+}

@@ -496,9 +496,18 @@ async fn authenticated(
                 options,
             },
             view,
-        ) => list::list(io, user, view, tag, &reference, &patterns, options).await,
+        ) => {
+            let query = list::Query {
+                reference: &reference,
+                patterns: &patterns,
+                options,
+                lsub: false,
+            };
+            list::run(io, user, view, tag, query).await
+        }
         (Kind::Lsub { reference, pattern }, view) => {
-            list::lsub(io, user, view, tag, &reference, pattern).await
+            let pattern = [pattern];
+            list::run(io, user, view, tag, list::Query::lsub(&reference, &pattern)).await
         }
         (Kind::Namespace, view) => {
             io.conn.reply("* NAMESPACE ((\"\" \"/\")) NIL NIL").await?;

@@ -14,54 +14,30 @@ use crate::imap::view::{Moment, View};
 use crate::proto::imap::ListOptions;
 use crate::store::FolderInfo;
 
-pub async fn lsub(
-    io: &mut Io<'_>,
-    user: &mut User,
-    view: Option<&mut View>,
-    tag: &str,
-    reference: &[u8],
-    pattern: Vec<u8>,
-) -> io::Result<Next> {
-    let options = ListOptions {
-        subscribed_only: true,
-        return_subscribed: true,
-        ..Default::default()
-    };
-    let query = Query {
-        reference,
-        patterns: &[pattern],
-        options,
-        lsub: true,
-    };
-    answer(io, user, view, tag, query).await
+/// A LIST or LSUB: LSUB is LIST of subscribed names (RFC 3501 §6.3.9).
+pub struct Query<'a> {
+    pub reference: &'a [u8],
+    pub patterns: &'a [Vec<u8>],
+    pub options: ListOptions,
+    pub lsub: bool,
 }
 
-pub async fn list(
-    io: &mut Io<'_>,
-    user: &mut User,
-    view: Option<&mut View>,
-    tag: &str,
-    reference: &[u8],
-    patterns: &[Vec<u8>],
-    options: ListOptions,
-) -> io::Result<Next> {
-    let query = Query {
-        reference,
-        patterns,
-        options,
-        lsub: false,
-    };
-    answer(io, user, view, tag, query).await
+impl<'a> Query<'a> {
+    pub fn lsub(reference: &'a [u8], pattern: &'a [Vec<u8>]) -> Query<'a> {
+        Query {
+            reference,
+            patterns: pattern,
+            options: ListOptions {
+                subscribed_only: true,
+                return_subscribed: true,
+                ..Default::default()
+            },
+            lsub: true,
+        }
+    }
 }
 
-struct Query<'a> {
-    reference: &'a [u8],
-    patterns: &'a [Vec<u8>],
-    options: ListOptions,
-    lsub: bool,
-}
-
-async fn answer(
+pub async fn run(
     io: &mut Io<'_>,
     user: &mut User,
     view: Option<&mut View>,

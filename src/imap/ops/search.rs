@@ -72,7 +72,18 @@ pub async fn search(
             }
         }
     }
-    answer(io, user, view, tag, uid, &line, "SEARCH").await
+    answer(
+        io,
+        user,
+        view,
+        tag,
+        Answer {
+            verb: "SEARCH",
+            uid,
+            line: &line,
+        },
+    )
+    .await
 }
 
 /// The store criteria of a SORT or THREAD, limited to the messages this
@@ -140,7 +151,18 @@ pub async fn sort(
             line.push_str(&format!(" {n}"));
         }
     }
-    answer(io, user, view, tag, sort.uid, &line, "SORT").await
+    answer(
+        io,
+        user,
+        view,
+        tag,
+        Answer {
+            verb: "SORT",
+            uid: sort.uid,
+            line: &line,
+        },
+    )
+    .await
 }
 
 pub async fn thread(
@@ -170,7 +192,25 @@ pub async fn thread(
         line.push(')');
     }
     let line = line.trim_end().to_string();
-    answer(io, user, view, tag, thread.uid, &line, "THREAD").await
+    answer(
+        io,
+        user,
+        view,
+        tag,
+        Answer {
+            verb: "THREAD",
+            uid: thread.uid,
+            line: &line,
+        },
+    )
+    .await
+}
+
+/// The untagged line of a SEARCH, SORT or THREAD, and how it was asked.
+struct Answer<'a> {
+    verb: &'a str,
+    uid: bool,
+    line: &'a str,
 }
 
 /// Ends a SEARCH, SORT or THREAD: its untagged line, then pending updates
@@ -180,10 +220,9 @@ async fn answer(
     user: &mut User,
     view: &mut View,
     tag: &str,
-    uid: bool,
-    line: &str,
-    verb: &str,
+    a: Answer<'_>,
 ) -> io::Result<Next> {
+    let Answer { verb, uid, line } = a;
     if !line.is_empty() {
         io.conn.reply(line).await?;
     }
