@@ -228,23 +228,8 @@ mod tests {
             b"QUIT",
             b"TOP 2 99999999999999999999999",
         ];
-        let mut rng = fastrand::Rng::with_seed(1939);
         let mut parsed = 0;
-        for i in 0..100_000 {
-            let mut line = lines[i % lines.len()].to_vec();
-            if i >= lines.len() {
-                for _ in 0..rng.usize(1..3) {
-                    let at = rng.usize(..=line.len());
-                    match rng.u8(0..3) {
-                        0 if at < line.len() => line[at] = rng.u8(..),
-                        1 => line.insert(at, *b" 0123456789".get(rng.usize(..11)).unwrap()),
-                        _ if at < line.len() => {
-                            line.remove(at);
-                        }
-                        _ => {}
-                    }
-                }
-            }
+        for line in super::super::mutations(lines, b" 0123456789", 1939, 100_000) {
             if let Ok(cmd) = parse(&line) {
                 parsed += 1;
                 assert_eq!(parse(encode(&cmd).as_bytes()), Ok(cmd.clone()), "{line:?}");
