@@ -58,7 +58,7 @@ impl User {
         if self.utf8 {
             String::from_utf8(raw.to_vec()).map_err(|_| "mailbox name is not UTF-8".to_string())
         } else {
-            mutf7_decode(raw).ok_or_else(|| "mailbox name is not valid modified UTF-7".to_string())
+            mutf7_decode(raw).map_err(|_| "mailbox name is not valid modified UTF-7".to_string())
         }
     }
 
