@@ -47,20 +47,8 @@ enum Failure {
 /// temporary failure anywhere answers 4xx, and the destinations that did
 /// get it are remembered so the sending MTA's retry skips them.
 pub async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope<'_>, body: Vec<u8>) -> String {
-    let header_end = body
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(body.len(), |i| i + 2);
-    let header = body.get(..header_end).unwrap_or_default();
-    if header_end > MAX_HEADER_BYTES
-        || header.iter().filter(|&&b| b == b'\n').count() > MAX_HEADER_LINES
-    {
-        return format!(
-            "552 5.3.4 Message header too large (limits: {MAX_HEADER_BYTES} bytes, {MAX_HEADER_LINES} lines)"
-        );
-    }
-    if received_count(header) >= MAX_HOPS {
-        return "554 5.4.6 Too many hops; mail loop suspected".to_string();
+    if let Some(refusal) = header_refusal(&body) {
+        return refusal;
     }
     let (greeting, tx) = (env.greeting, env.tx);
     if let (Some(sub), Some(account)) = (&ctx.submission, env.account) {
@@ -70,34 +58,11 @@ pub async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope<'_>, body: Vec<u8>)
     }
     let id = random_id().unwrap_or_default();
     let id = id.get(..16).unwrap_or(&id);
-    let with = match (greeting.esmtp, conn.is_tls()) {
-        (true, true) => "ESMTPS",
-        (true, false) => "ESMTP",
-        (false, true) => "SMTPS",
-        (false, false) => "SMTP",
-    };
     let from = tx.from.as_str();
-    // Privacy: the Received header names the client's HELO, not its address.
-    let received = format!(
-        "Received: from {} by {} (sealmail) with {with} id {id};\r\n\t{}\r\n",
-        greeting.helo,
-        ctx.hostname,
-        rfc5322_date(now_unix())
-    );
-    // Authentication-Results goes above this hop's Received (RFC 8601 §2.1).
-    let mut relayed = Vec::with_capacity(body.len() + 1024);
-    if let Some(auth) = &ctx.auth {
-        let verdict = auth
-            .check(conn.peer.ip(), &greeting.helo, from, &body)
-            .await;
-        if verdict.dmarc_reject {
-            return "550 5.7.1 Rejected: the sender's domain publishes a DMARC reject policy and this message fails it"
-                .to_string();
-        }
-        relayed.extend_from_slice(verdict.header.as_bytes());
-    }
-    relayed.extend_from_slice(received.as_bytes());
-    relayed.extend_from_slice(&body);
+    let relayed = match traced(ctx, conn, greeting, from, id, &body).await {
+        Ok(m) => m,
+        Err(refusal) => return refusal,
+    };
     let digest = retry::message_digest(from, &body);
     drop(body);
 
@@ -108,13 +73,93 @@ pub async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope<'_>, body: Vec<u8>)
         .filter(|d| !ctx.delivered.contains(&digest, &d.key()))
         .collect();
     let skipped = tx.dests.len() - todo.len();
-    // Mailboxes: Return-Path is added at final delivery (RFC 5321 §4.4).
+    store_copies(ctx, from, &relayed, &todo, &mut outcomes).await;
+    relay_copies(ctx, from, &relayed, &todo, &mut outcomes).await;
+    match verdict(&outcomes, skipped) {
+        Verdict::Temporary(t) => {
+            for (d, r) in &outcomes {
+                if r.is_ok() {
+                    ctx.delivered.insert(&digest, &d.key());
+                }
+            }
+            t
+        }
+        Verdict::Refused(p) => p,
+        Verdict::Accepted => format!("250 2.0.0 Message accepted as {id}"),
+    }
+}
+
+/// 552 for a header over the limits, 554 for a mail loop, before anything
+/// parses the message.
+fn header_refusal(body: &[u8]) -> Option<String> {
+    let header_end = body
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(body.len(), |i| i + 2);
+    let header = body.get(..header_end).unwrap_or_default();
+    if header_end > MAX_HEADER_BYTES
+        || header.iter().filter(|&&b| b == b'\n').count() > MAX_HEADER_LINES
+    {
+        return Some(format!(
+            "552 5.3.4 Message header too large (limits: {MAX_HEADER_BYTES} bytes, {MAX_HEADER_LINES} lines)"
+        ));
+    }
+    (received_count(header) >= MAX_HOPS)
+        .then(|| "554 5.4.6 Too many hops; mail loop suspected".to_string())
+}
+
+/// The message with this hop's Authentication-Results (above, RFC 8601
+/// §2.1) and Received headers; `Err` is the refusal of a DMARC reject.
+async fn traced(
+    ctx: &Smtp,
+    conn: &Conn,
+    greeting: &Greeting,
+    from: &str,
+    id: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, String> {
+    let with = match (greeting.esmtp, conn.is_tls()) {
+        (true, true) => "ESMTPS",
+        (true, false) => "ESMTP",
+        (false, true) => "SMTPS",
+        (false, false) => "SMTP",
+    };
+    // Privacy: the Received header names the client's HELO, not its address.
+    let received = format!(
+        "Received: from {} by {} (sealmail) with {with} id {id};\r\n\t{}\r\n",
+        greeting.helo,
+        ctx.hostname,
+        rfc5322_date(now_unix())
+    );
+    let mut relayed = Vec::with_capacity(body.len() + 1024);
+    if let Some(auth) = &ctx.auth {
+        let verdict = auth.check(conn.peer.ip(), &greeting.helo, from, body).await;
+        if verdict.dmarc_reject {
+            return Err("550 5.7.1 Rejected: the sender's domain publishes a DMARC reject policy and this message fails it"
+                .to_string());
+        }
+        relayed.extend_from_slice(verdict.header.as_bytes());
+    }
+    relayed.extend_from_slice(received.as_bytes());
+    relayed.extend_from_slice(body);
+    Ok(relayed)
+}
+
+/// Files a copy into each mailbox destination; Return-Path is added at
+/// final delivery (RFC 5321 §4.4).
+async fn store_copies<'d>(
+    ctx: &Smtp,
+    from: &str,
+    message: &[u8],
+    todo: &[&'d Dest],
+    outcomes: &mut Vec<(&'d Dest, Result<(), Failure>)>,
+) {
     let mut stored: Option<Vec<u8>> = None;
     for d in todo.iter().copied() {
         let Dest::Mailbox(alias) = d else { continue };
         let copy = stored.get_or_insert_with(|| {
             let mut m = format!("Return-Path: <{from}>\r\n").into_bytes();
-            m.extend_from_slice(&relayed);
+            m.extend_from_slice(message);
             m
         });
         let result = ctx.store.deliver(alias, copy.clone()).await.map_err(|e| {
@@ -134,12 +179,23 @@ pub async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope<'_>, body: Vec<u8>)
         });
         outcomes.push((d, result.map(|_| ())));
     }
-    relay_copies(ctx, from, &relayed, &todo, &mut outcomes).await;
+}
 
+/// What the destinations' outcomes add up to.
+enum Verdict {
+    /// Some destination failed temporarily: the sender retries.
+    Temporary(String),
+    /// Nobody got it: the sender learns why.
+    Refused(String),
+    /// Every destination, or some (a refusal elsewhere is logged).
+    Accepted,
+}
+
+fn verdict(outcomes: &[(&Dest, Result<(), Failure>)], skipped: usize) -> Verdict {
     let mut temporary = None;
     let mut permanent = None;
     let mut delivered = skipped;
-    for (d, r) in &outcomes {
+    for (d, r) in outcomes {
         match r {
             Ok(()) => delivered += 1,
             Err(Failure::Temporary(t)) => {
@@ -159,19 +215,10 @@ pub async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope<'_>, body: Vec<u8>)
             }
         }
     }
-    if let Some(t) = temporary {
-        for (d, r) in &outcomes {
-            if r.is_ok() {
-                ctx.delivered.insert(&digest, &d.key());
-            }
-        }
-        return t;
-    }
-    match permanent {
-        // Nobody got it: the sender learns why.
-        Some(p) if delivered == 0 => p,
-        // Some destinations have it; a refusal elsewhere is logged (above).
-        _ => format!("250 2.0.0 Message accepted as {id}"),
+    match (temporary, permanent) {
+        (Some(t), _) => Verdict::Temporary(t),
+        (None, Some(p)) if delivered == 0 => Verdict::Refused(p),
+        _ => Verdict::Accepted,
     }
 }
 
