@@ -319,7 +319,6 @@ impl Io<'_> {
             }
         }
         let mut buf = Vec::new();
-        let mut out = user.out(&mut buf);
         if lost && moment == Moment::Any {
             // The stream fell behind and was dropped: read the state afresh.
             if let Ok(events) = user.session.subscribe() {
@@ -330,12 +329,11 @@ impl Io<'_> {
                 .session
                 .changes_since(&view.name, view.highestmodseq)
                 .await;
-            let mut out = user.out(&mut buf);
             if let (Ok(fresh), Ok(changes)) = (fresh, changes) {
-                view.resync(&fresh, &changes, &mut out);
+                view.resync(&fresh, &changes, &mut user.out(&mut buf));
             }
         } else {
-            view.apply(moment, &mut out);
+            view.apply(moment, &mut user.out(&mut buf));
         }
         self.conn.write_all(&buf).await
     }
