@@ -95,4 +95,32 @@ mod tests {
     fn crlf_normalisation() {
         assert_eq!(to_crlf(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\nd");
     }
+
+    /// One row per form: what each input splits into, exactly.
+    #[test]
+    fn split_table() {
+        let table: &[(&[u8], &[&[u8]])] = &[
+            (b"", &[]),
+            (b"Subject: no separator\n\nbody\n", &[]),
+            (b"From a\n", &[b""]),
+            (b"From a\nx\n", &[b"x\r\n"]),
+            (b"From a\r\nx\r\n\r\nFrom b\r\ny\r\n", &[b"x\r\n", b"y\r\n"]),
+            (b"From a\nx\nFrom b\ny\n", &[b"x\r\nFrom b\r\ny\r\n"]),
+            (
+                b"From a\n>From x\n>>From y\n>Fromage\n",
+                &[b"From x\r\n>From y\r\n>Fromage\r\n"],
+            ),
+            (b"From a\nno final newline", &[b"no final newline\r\n"]),
+            (b"From a\n\n\nFrom b\n", &[b"\r\n", b""]),
+        ];
+        for (input, want) in table {
+            let got = split(input);
+            let want: Vec<Vec<u8>> = want.iter().map(|m| m.to_vec()).collect();
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(input));
+        }
+        assert!(is_mbox(b"From x"));
+        assert!(!is_mbox(b"from x"));
+        assert_eq!(to_crlf(b""), b"");
+        assert_eq!(to_crlf(b"\r\r\n\n"), b"\r\n\r\n\r\n");
+    }
 }
