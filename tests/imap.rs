@@ -11,85 +11,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::imap::Client;
 use common::*;
-
-/// A raw IMAP client: sends lines, reads responses with literals inline.
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> (Client, String) {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut c = Client {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        };
-        let greeting = c.line();
-        (c, greeting)
-    }
-
-    fn login(addr: SocketAddr, user: &str) -> Client {
-        let (mut c, _) = Client::connect(addr);
-        let r = c.cmd(&format!("L LOGIN {user} pw"));
-        assert!(r.last().unwrap().starts_with("L OK"), "{r:?}");
-        c
-    }
-
-    fn send(&mut self, raw: &[u8]) {
-        self.w.write_all(raw).unwrap();
-    }
-
-    /// One response line; a literal's bytes are kept inline.
-    fn line(&mut self) -> String {
-        let mut out = Vec::new();
-        loop {
-            let mut l = Vec::new();
-            self.r.read_until(b'\n', &mut l).unwrap();
-            assert!(!l.is_empty(), "connection closed");
-            out.extend_from_slice(&l);
-            let text = String::from_utf8_lossy(&l).to_string();
-            let t = text.trim_end();
-            if let Some(open) = t.rfind('{')
-                && t.ends_with('}')
-                && let Ok(n) = t[open + 1..t.len() - 1].parse::<usize>()
-            {
-                let mut lit = vec![0; n];
-                self.r.read_exact(&mut lit).unwrap();
-                out.extend_from_slice(&lit);
-                continue;
-            }
-            let s = String::from_utf8_lossy(&out).to_string();
-            return s.trim_end_matches("\r\n").to_string();
-        }
-    }
-
-    /// Sends `line` (which starts with its tag) and returns every response
-    /// up to and including the tagged one.
-    fn cmd(&mut self, line: &str) -> Vec<String> {
-        let tag = line.split(' ').next().unwrap().to_string();
-        self.send(format!("{line}\r\n").as_bytes());
-        self.until(&tag)
-    }
-
-    fn until(&mut self, tag: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        loop {
-            let l = self.line();
-            let done = l.starts_with(&format!("{tag} "));
-            out.push(l);
-            if done {
-                return out;
-            }
-        }
-    }
-}
 
 fn dev_env() -> Env {
     let mut env = Env::new();
@@ -320,10 +245,13 @@ fn scripted_session_exact_responses() {
         ]
     );
 
-    // STORE, SEARCH, ESEARCH.
+    // STORE, SEARCH, ESEARCH. A keyword new to the mailbox is announced
+    // before the FETCH that shows it (RFC 3501 §7.2.6).
     assert_eq!(
         c.cmd("f1 STORE 2 +FLAGS (\\Deleted $Work)"),
         vec![
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)",
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] flags permitted",
             "* 2 FETCH (FLAGS (\\Deleted $Work))",
             "f1 OK STORE completed"
         ]

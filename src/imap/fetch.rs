@@ -120,7 +120,7 @@ impl<'a> Fetcher<'a> {
                     unchanged_since: None,
                 })
                 .await?;
-            view.remember_own(&r.updated);
+            view.note_own(&r.updated, false);
             flagged = r.updated.iter().map(|m| m.uid).collect();
         }
         let fetched = session.fetch(&view.name, set, self.what.clone()).await?;
@@ -138,7 +138,12 @@ impl<'a> Fetcher<'a> {
                 self.unknown_cte = true;
                 continue;
             }
-            message(&mut out, seq, m, self.req, flagged.contains(&m.meta.uid));
+            let flags = self.req.atts.contains(&FetchAtt::Flags) || flagged.contains(&m.meta.uid);
+            if flags {
+                view.announce_keywords(&m.meta.flags, &mut out);
+                view.mark_shown(m.meta.uid, m.meta.modseq);
+            }
+            message(&mut out, seq, m, self.req, flags);
         }
         Ok(out)
     }
@@ -199,13 +204,13 @@ fn section_name(s: &SectionSpec) -> String {
     format!("BODY[{}]", parts.join("."))
 }
 
-fn message(out: &mut Vec<u8>, seq: u32, m: &FetchedMessage, req: &Request<'_>, flagged: bool) {
+fn message(out: &mut Vec<u8>, seq: u32, m: &FetchedMessage, req: &Request<'_>, flags: bool) {
     let mut items: Vec<Vec<u8>> = Vec::new();
     let has = |a: &FetchAtt| req.atts.contains(a);
     if req.uid || has(&FetchAtt::Uid) {
         items.push(format!("UID {}", m.meta.uid).into_bytes());
     }
-    if has(&FetchAtt::Flags) || flagged {
+    if flags {
         items.push(format!("FLAGS {}", render::flags(&m.meta.flags)).into_bytes());
     }
     if req.condstore || has(&FetchAtt::ModSeq) {

@@ -5,12 +5,20 @@
 //! `render`. Invariants: `uids` is sorted and changes only together with the
 //! untagged EXISTS / EXPUNGE / VANISHED that tell the client; a set is
 //! turned into UID ranges without ever being expanded; events for other
-//! folders, and this session's own flag changes, are not echoed.
+//! folders are not echoed.
+//!
+//! Flag updates (RFC 3501 §7.4.2, RFC 7162 §3.1): a message's state is sent
+//! only when it is newer than the newest state this client already holds,
+//! so a client that applies untagged FETCHes in order always ends on the
+//! current flags and never sees a MODSEQ go down. Several pending changes
+//! of one message are sent as one, the newest. A keyword first used while
+//! the mailbox is selected is announced in `* FLAGS` and `PERMANENTFLAGS`
+//! before the first FETCH that shows it.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use crate::proto::imap::{SeqNum, SeqSet};
-use crate::store::{Change, Changes, MessageMeta, SelectInfo, UidRange, UidSet};
+use crate::store::{Change, Changes, Flags, MessageMeta, SelectInfo, UidRange, UidSet};
 
 use super::render;
 
@@ -22,8 +30,22 @@ pub struct View {
     /// How many messages the client has been told exist.
     announced: usize,
     pub highestmodseq: u64,
-    /// Flag changes this session made, so their events are not echoed.
-    own: HashSet<(u32, u64)>,
+    /// The mailbox's MODSEQ at selection: every change up to it is part of
+    /// the state the client starts from, so its events are never sent.
+    base_modseq: u64,
+    /// Keywords announced in `* FLAGS`.
+    keywords: Vec<String>,
+    /// Per message changed since selection: the MODSEQ of the newest state
+    /// the client was sent in full.
+    shown: HashMap<u32, u64>,
+    /// Per message: this session's own change the client was not shown in
+    /// full (`.SILENT`, or CONDSTORE's flagless STORE reply). Its state is
+    /// sent if an older change by another session shows up later.
+    silent: HashMap<u32, MessageMeta>,
+    /// Messages with another session's change folded into a newer pending
+    /// one: that newer state must be sent even if it is this session's own.
+    /// Holds the folded change's MODSEQ.
+    merged: HashMap<u32, u64>,
     /// Events read from the store but not yet applied.
     backlog: VecDeque<Change>,
     /// `$`: UIDs of the last `SEARCH RETURN (SAVE)` (RFC 5182), sorted;
@@ -53,7 +75,11 @@ impl View {
             announced: info.uids.len(),
             uids: info.uids.clone(),
             highestmodseq: info.status.highestmodseq,
-            own: HashSet::new(),
+            base_modseq: info.status.highestmodseq,
+            keywords: info.keywords.clone(),
+            shown: HashMap::new(),
+            silent: HashMap::new(),
+            merged: HashMap::new(),
             backlog: VecDeque::new(),
             saved: Vec::new(),
         }
@@ -148,14 +174,65 @@ impl View {
         out
     }
 
-    pub fn remember_own(&mut self, metas: &[MessageMeta]) {
-        if self.own.len() > 100_000 {
-            self.own.clear();
-        }
+    /// Records flag changes this session made. `shown`: the client is
+    /// sent their full state (their FETCH includes FLAGS).
+    pub fn note_own(&mut self, metas: &[MessageMeta], shown: bool) {
         for m in metas {
-            self.own.insert((m.uid, m.modseq));
             self.highestmodseq = self.highestmodseq.max(m.modseq);
+            if shown {
+                self.mark_shown(m.uid, m.modseq);
+            } else if m.modseq > self.shown_modseq(m.uid)
+                && self.silent.get(&m.uid).is_none_or(|s| s.modseq < m.modseq)
+            {
+                self.silent.insert(m.uid, m.clone());
+            }
         }
+    }
+
+    /// The client was sent the state of `uid` at `modseq` in full.
+    pub fn mark_shown(&mut self, uid: u32, modseq: u64) {
+        if modseq <= self.base_modseq {
+            return;
+        }
+        let e = self.shown.entry(uid).or_default();
+        *e = (*e).max(modseq);
+        if self.silent.get(&uid).is_some_and(|s| s.modseq <= modseq) {
+            self.silent.remove(&uid);
+        }
+        if self.merged.get(&uid).is_some_and(|&m| m <= modseq) {
+            self.merged.remove(&uid);
+        }
+    }
+
+    fn shown_modseq(&self, uid: u32) -> u64 {
+        self.shown.get(&uid).copied().unwrap_or(self.base_modseq)
+    }
+
+    /// Announces keywords in `flags` the client has not been told of:
+    /// `* FLAGS` and, read-write, `PERMANENTFLAGS` (RFC 3501 §7.2.6).
+    pub fn announce_keywords(&mut self, flags: &Flags, buf: &mut Vec<u8>) {
+        let mut new = false;
+        for k in &flags.keywords {
+            if !self
+                .keywords
+                .iter()
+                .any(|have| have.eq_ignore_ascii_case(k))
+            {
+                self.keywords.push(k.clone());
+                new = true;
+            }
+        }
+        if new {
+            buf.extend_from_slice(flags_lines(&self.keywords, self.read_only).as_bytes());
+        }
+    }
+
+    /// Writes the current state of a message that changed, with any new
+    /// keyword announced first.
+    fn flag_update(&mut self, seq: u32, meta: &MessageMeta, out: &mut Out<'_>) {
+        self.announce_keywords(&meta.flags, out.buf);
+        flag_line(out, seq, meta);
+        self.mark_shown(meta.uid, meta.modseq);
     }
 
     pub fn push_events(&mut self, events: impl IntoIterator<Item = Change>) {
@@ -181,6 +258,9 @@ impl View {
             if let Ok(j) = self.saved.binary_search(&uid) {
                 self.saved.remove(j);
             }
+            self.shown.remove(&uid);
+            self.silent.remove(&uid);
+            self.merged.remove(&uid);
         }
         if !vanished.is_empty() {
             vanished_line(out.buf, &vanished, false);
@@ -198,6 +278,16 @@ impl View {
     /// Applies the backlog as far as `moment` allows, writing the untagged
     /// responses.
     pub fn apply(&mut self, moment: Moment, out: &mut Out<'_>) {
+        // The newest pending change per message: older ones are not sent.
+        let mut newest: HashMap<u32, u64> = HashMap::new();
+        for c in &self.backlog {
+            if let Change::Flags { folder, meta } = c
+                && folder == &self.name
+            {
+                let e = newest.entry(meta.uid).or_default();
+                *e = (*e).max(meta.modseq);
+            }
+        }
         while let Some(change) = self.backlog.front() {
             let mine = match change {
                 Change::Exists { folder, .. }
@@ -230,20 +320,43 @@ impl View {
                 }
                 Change::Flags { meta, .. } => {
                     self.highestmodseq = self.highestmodseq.max(meta.modseq);
-                    if self.own.remove(&(meta.uid, meta.modseq)) {
+                    if newest.get(&meta.uid).is_some_and(|&m| m > meta.modseq) {
+                        if meta.modseq > self.shown_modseq(meta.uid) {
+                            let m = self.merged.entry(meta.uid).or_default();
+                            *m = (*m).max(meta.modseq);
+                        }
                         continue;
                     }
-                    if let Some(seq) = self.seq_of(meta.uid)
-                        && (seq as usize) <= self.announced
-                    {
-                        flag_line(out, seq, &meta);
-                    }
+                    self.changed(meta, out);
                 }
                 Change::Expunged { uids, .. } => self.expunged(&uids, out),
                 Change::FoldersChanged => {}
             }
         }
         self.announce_exists(out);
+    }
+
+    /// Sends another session's change of a message, unless the client
+    /// already holds that state or a newer one.
+    fn changed(&mut self, meta: MessageMeta, out: &mut Out<'_>) {
+        let Some(seq) = self.seq_of(meta.uid) else {
+            return;
+        };
+        if seq as usize > self.announced || meta.modseq <= self.shown_modseq(meta.uid) {
+            return;
+        }
+        let meta = match self.silent.get(&meta.uid) {
+            // This session's own change, not shown: the client knows it,
+            // unless another session's change was folded into it.
+            Some(own) if own.modseq == meta.modseq && !self.merged.contains_key(&meta.uid) => {
+                return;
+            }
+            // An older change reached us after our own newer one: send the
+            // newer state, which includes both.
+            Some(own) if own.modseq > meta.modseq => own.clone(),
+            _ => meta,
+        };
+        self.flag_update(seq, &meta, out);
     }
 
     /// Brings the view up to date after its event stream was lost: the
@@ -264,9 +377,7 @@ impl View {
         }
         self.announce_exists(out);
         for meta in &changes.changed {
-            if let Some(seq) = self.seq_of(meta.uid) {
-                flag_line(out, seq, meta);
-            }
+            self.changed(meta.clone(), out);
         }
         self.highestmodseq = fresh.status.highestmodseq;
     }
@@ -287,6 +398,26 @@ pub fn flag_line(out: &mut Out<'_>, seq: u32, meta: &MessageMeta) {
         )
         .as_bytes(),
     );
+}
+
+/// `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]` for a mailbox whose
+/// keywords are `keywords` (RFC 3501 §7.2.6, §7.1).
+pub fn flags_lines(keywords: &[String], read_only: bool) -> String {
+    let mut flags = Flags::system(
+        Flags::ANSWERED | Flags::FLAGGED | Flags::DELETED | Flags::SEEN | Flags::DRAFT,
+    );
+    flags.keywords = keywords.to_vec();
+    let flag_text = render::flags(&flags);
+    let mut text = format!("* FLAGS {flag_text}\r\n");
+    if read_only {
+        text.push_str("* OK [PERMANENTFLAGS ()] read-only\r\n");
+    } else {
+        let inner = flag_text.trim_end_matches(')');
+        text.push_str(&format!(
+            "* OK [PERMANENTFLAGS {inner} \\*)] flags permitted\r\n"
+        ));
+    }
+    text
 }
 
 /// `* VANISHED [(EARLIER)] 1:3,7`
@@ -381,7 +512,7 @@ mod tests {
             internal_date: String::new(),
             size: 0,
         };
-        v.remember_own(&[meta(3, 6)]);
+        v.note_own(&[meta(3, 6)], true);
         v.push_events([
             Change::Flags {
                 folder: "INBOX".into(),

@@ -3,6 +3,8 @@
 //! built binary for tests that need a process to kill.
 #![allow(dead_code)]
 
+pub mod imap;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

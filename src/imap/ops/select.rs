@@ -10,9 +10,9 @@ use std::io;
 use super::list::list_attributes;
 use crate::imap::render;
 use crate::imap::session::{Io, Next, Selection, User};
-use crate::imap::view::{Out, View, flag_line, vanished_line};
+use crate::imap::view::{Out, View, flag_line, flags_lines, vanished_line};
 use crate::proto::imap::{Qresync, Select};
-use crate::store::{Flags, SelectInfo};
+use crate::store::SelectInfo;
 
 pub async fn run(
     io: &mut Io<'_>,
@@ -77,21 +77,7 @@ pub async fn run(
 /// FLAGS, PERMANENTFLAGS, EXISTS, RECENT, UNSEEN, UIDVALIDITY, UIDNEXT and
 /// HIGHESTMODSEQ (RFC 3501 §6.3.1, RFC 7162 §3.1.2).
 fn untagged(user: &User, view: &View, info: &SelectInfo) -> String {
-    let mut flags = Flags::system(
-        Flags::ANSWERED | Flags::FLAGGED | Flags::DELETED | Flags::SEEN | Flags::DRAFT,
-    );
-    flags.keywords = info.keywords.clone();
-    let flag_text = render::flags(&flags);
-    let mut text = format!("* FLAGS {flag_text}\r\n");
-    if view.read_only {
-        text.push_str("* OK [PERMANENTFLAGS ()] read-only\r\n");
-    } else {
-        let inner = flag_text.trim_end_matches(')');
-        let sep = if inner.len() > 1 { " " } else { "" };
-        text.push_str(&format!(
-            "* OK [PERMANENTFLAGS {inner}{sep}\\*)] flags permitted\r\n"
-        ));
-    }
+    let mut text = flags_lines(&info.keywords, view.read_only);
     text.push_str(&format!("* {} EXISTS\r\n", info.uids.len()));
     if !user.rev2 {
         // IMAP4rev2 dropped RECENT and the UNSEEN code (RFC 9051 §6.3.2).

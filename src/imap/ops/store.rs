@@ -3,7 +3,8 @@
 //!
 //! Imports the session's types, `view`, `render`, `proto::imap` and the
 //! `store` interface. Invariants: only messages whose flags changed are
-//! answered; this session's own changes are not echoed again as events.
+//! answered; the view records what the client was shown, so this session's
+//! own changes are not echoed again as events.
 
 use std::io;
 
@@ -56,7 +57,7 @@ pub async fn run(
         Ok(r) => r,
         Err(e) => return io.store_failed(tag, &e).await,
     };
-    view.remember_own(&result.updated);
+    view.note_own(&result.updated, !store.silent);
     let buf = fetch_lines(
         view,
         &result.updated,
@@ -89,7 +90,7 @@ pub async fn run(
 /// The untagged FETCH of each changed message: flags unless `.SILENT`,
 /// and under CONDSTORE always UID and MODSEQ (RFC 7162 §3.1.3).
 fn fetch_lines(
-    view: &View,
+    view: &mut View,
     updated: &[MessageMeta],
     uid: bool,
     silent: bool,
@@ -103,6 +104,9 @@ fn fetch_lines(
         let Some(seq) = view.seq_of(meta.uid) else {
             continue;
         };
+        if !silent {
+            view.announce_keywords(&meta.flags, &mut buf);
+        }
         let mut items = Vec::new();
         if uid || condstore {
             items.push(format!("UID {}", meta.uid));
