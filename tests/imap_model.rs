@@ -83,28 +83,29 @@ impl Model {
 
     fn untagged(&mut self, line: &str, ctx: Ctx) {
         let words: Vec<&str> = line.splitn(4, ' ').collect();
-        if words.len() >= 3 && words[0] == "*" {
-            if let Ok(n) = words[1].parse::<usize>() {
-                match words[2].to_ascii_uppercase().as_str() {
-                    "EXISTS" => {
-                        if n < self.seqs.len() {
-                            self.fail(format!("{line} shrinks {} messages", self.seqs.len()));
-                        }
-                        self.seqs.resize(n, Entry::default());
+        if words.len() >= 3
+            && words[0] == "*"
+            && let Ok(n) = words[1].parse::<usize>()
+        {
+            match words[2].to_ascii_uppercase().as_str() {
+                "EXISTS" => {
+                    if n < self.seqs.len() {
+                        self.fail(format!("{line} shrinks {} messages", self.seqs.len()));
                     }
-                    "EXPUNGE" => {
-                        if ctx == Ctx::NoExpunge {
-                            self.fail(format!("{line} during a command that forbids it"));
-                        }
-                        if n == 0 || n > self.seqs.len() {
-                            self.fail(format!("{line} beyond {} messages", self.seqs.len()));
-                        }
-                        self.seqs.remove(n - 1);
-                    }
-                    "FETCH" => self.fetch(line),
-                    "RECENT" => {}
-                    other => self.fail(format!("unexpected untagged {other}: {line}")),
+                    self.seqs.resize(n, Entry::default());
                 }
+                "EXPUNGE" => {
+                    if ctx == Ctx::NoExpunge {
+                        self.fail(format!("{line} during a command that forbids it"));
+                    }
+                    if n == 0 || n > self.seqs.len() {
+                        self.fail(format!("{line} beyond {} messages", self.seqs.len()));
+                    }
+                    self.seqs.remove(n - 1);
+                }
+                "FETCH" => self.fetch(line),
+                "RECENT" => {}
+                other => self.fail(format!("unexpected untagged {other}: {line}")),
             }
         }
     }
@@ -248,7 +249,7 @@ struct Session {
 impl Session {
     fn open(addr: SocketAddr, user: &str, i: usize, seed: u64, seen: Seen) -> Session {
         let mut c = Client::login(addr, user);
-        let condstore = i % 2 == 0;
+        let condstore = i.is_multiple_of(2);
         if condstore {
             c.cmd("E ENABLE CONDSTORE");
         }
