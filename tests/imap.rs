@@ -135,13 +135,16 @@ fn scripted_session_exact_responses() {
     assert!(r[0].starts_with("c9 NO [NONEXISTENT] "), "{r:?}");
     assert_eq!(
         c.cmd("c10 CREATE &Jjo"),
-        vec!["c10 BAD mailbox name is not valid modified UTF-7"]
+        vec!["c10 NO [CANNOT] mailbox name is not valid modified UTF-7"]
     );
     let r = c.cmd("c11 CREATE a/../b");
     assert!(r[0].starts_with("c11 NO [CANNOT] "), "{r:?}");
     c.send(b"c12 CREATE {3+}\r\na\0b\r\n");
     let r = c.until("c12");
-    assert_eq!(r, vec!["c12 BAD mailbox name is not valid modified UTF-7"]);
+    assert_eq!(
+        r,
+        vec!["c12 NO [CANNOT] mailbox name is not valid modified UTF-7"]
+    );
     assert_eq!(
         c.cmd("c13 SUBSCRIBE Old"),
         vec!["c13 OK SUBSCRIBE completed"]
@@ -177,7 +180,7 @@ fn scripted_session_exact_responses() {
             "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)".to_string(),
             "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] flags permitted".into(),
             "* 3 EXISTS".into(),
-            "* 0 RECENT".into(),
+            "* 3 RECENT".into(),
             "* OK [UNSEEN 1] first unseen".into(),
             format!("* OK [UIDVALIDITY {uidvalidity}] UIDs valid"),
             "* OK [UIDNEXT 4] next UID".into(),
@@ -191,7 +194,7 @@ fn scripted_session_exact_responses() {
         c.cmd("e1 FETCH 1 (UID FLAGS INTERNALDATE RFC822.SIZE)"),
         vec![
             format!(
-                "* 1 FETCH (UID 1 FLAGS (\\Flagged) INTERNALDATE \"01-Feb-2024 10:00:00 +0000\" RFC822.SIZE {})",
+                "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent) INTERNALDATE \"01-Feb-2024 10:00:00 +0000\" RFC822.SIZE {})",
                 m1.len()
             ),
             "e1 OK FETCH completed".into()
@@ -215,7 +218,7 @@ fn scripted_session_exact_responses() {
     assert_eq!(
         c.cmd("e4 FETCH 3 BODY[TEXT]"),
         vec![
-            "* 3 FETCH (FLAGS (\\Seen) BODY[TEXT] {15}\r\nbody number 3\r\n)",
+            "* 3 FETCH (FLAGS (\\Seen \\Recent) BODY[TEXT] {15}\r\nbody number 3\r\n)",
             "e4 OK FETCH completed"
         ]
     );
@@ -240,7 +243,7 @@ fn scripted_session_exact_responses() {
     assert_eq!(
         r,
         vec![
-            "* 1 FETCH (FLAGS (\\Flagged \\Seen) BODY[9] {0}\r\n)",
+            "* 1 FETCH (FLAGS (\\Flagged \\Seen \\Recent) BODY[9] {0}\r\n)",
             "e8 OK FETCH completed"
         ]
     );
@@ -252,7 +255,7 @@ fn scripted_session_exact_responses() {
         vec![
             "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)",
             "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] flags permitted",
-            "* 2 FETCH (FLAGS (\\Deleted $Work))",
+            "* 2 FETCH (FLAGS (\\Deleted \\Recent $Work))",
             "f1 OK STORE completed"
         ]
     );
@@ -327,15 +330,17 @@ fn scripted_session_exact_responses() {
     assert_eq!(
         c.cmd("h5 STATUS Archive (MESSAGES UIDNEXT UNSEEN DELETED RECENT)"),
         vec![
-            "* STATUS \"Archive\" (MESSAGES 3 UIDNEXT 4 UNSEEN 1 DELETED 1 RECENT 0)",
+            "* STATUS \"Archive\" (MESSAGES 3 UIDNEXT 4 UNSEEN 1 DELETED 1 RECENT 3)",
             "h5 OK STATUS completed"
         ]
     );
 
     // CONDSTORE.
     let r = c.cmd("i1 FETCH 1 (MODSEQ)");
-    assert!(r[0].starts_with("* 1 FETCH (MODSEQ ("), "{r:?}");
-    let modseq: u64 = r[0]
+    // The first CONDSTORE-enabling command reports HIGHESTMODSEQ.
+    assert!(r[0].starts_with("* OK [HIGHESTMODSEQ "), "{r:?}");
+    assert!(r[1].starts_with("* 1 FETCH (MODSEQ ("), "{r:?}");
+    let modseq: u64 = r[1]
         .trim_end_matches("))")
         .rsplit('(')
         .next()
@@ -366,7 +371,7 @@ fn scripted_session_exact_responses() {
     assert_eq!(
         c.cmd(&format!("i4 FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq})")),
         vec![
-            format!("* 1 FETCH (FLAGS (\\Answered \\Flagged \\Seen) MODSEQ ({new}))"),
+            format!("* 1 FETCH (FLAGS (\\Answered \\Flagged \\Seen \\Recent) MODSEQ ({new}))"),
             "i4 OK FETCH completed".into()
         ]
     );
@@ -630,7 +635,8 @@ fn imap4rev2_binary_and_searchres_exact_responses() {
         c.cmd("n1 CREATE \"Café/Menü\""),
         vec!["n1 OK CREATE completed"]
     );
-    c.cmd("n2 UNSUBSCRIBE \"Café\"");
+    // CREATE does not subscribe; the client does.
+    c.cmd("n2 SUBSCRIBE \"Café/Menü\"");
     assert_eq!(
         c.cmd("n3 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"Caf*\""),
         vec![
@@ -695,6 +701,8 @@ fn idle_sees_deliveries_flags_and_expunges_as_they_happen() {
     let t = Instant::now();
     assert!(smtp_send(server.smtp, &addr, "pushed").starts_with("250"));
     assert_eq!(a.line(), "* 1 EXISTS");
+    // A's session is the first to see it: it holds it as \Recent.
+    assert_eq!(a.line(), "* 1 RECENT");
     let waited = t.elapsed();
     assert!(waited < Duration::from_secs(5), "EXISTS after {waited:?}");
 
@@ -702,9 +710,12 @@ fn idle_sees_deliveries_flags_and_expunges_as_they_happen() {
     b.cmd("s SELECT INBOX");
     let t = Instant::now();
     b.cmd("f STORE 1 +FLAGS (\\Flagged)");
-    assert_eq!(a.line(), "* 1 FETCH (UID 1 FLAGS (\\Flagged))");
+    assert_eq!(a.line(), "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))");
     b.cmd("d STORE 1 +FLAGS.SILENT (\\Deleted)");
-    assert_eq!(a.line(), "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Deleted))");
+    assert_eq!(
+        a.line(),
+        "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Deleted \\Recent))"
+    );
     b.cmd("e EXPUNGE");
     assert_eq!(a.line(), "* 1 EXPUNGE");
     assert!(t.elapsed() < Duration::from_secs(5));

@@ -63,7 +63,7 @@ fn another_sessions_older_change_never_follows_the_newer_state() {
     assert_eq!(
         a.cmd("a1 STORE 1 +FLAGS (\\Seen)"),
         [
-            "* 1 FETCH (FLAGS (\\Flagged \\Seen))",
+            "* 1 FETCH (FLAGS (\\Flagged \\Seen \\Recent))",
             "a1 OK STORE completed"
         ]
     );
@@ -88,7 +88,7 @@ fn another_sessions_older_change_never_follows_the_newer_state() {
         a.cmd("a4 STORE 1 +FLAGS.SILENT (\\Answered)"),
         [
             "* 1 FETCH (UID 1 MODSEQ (6))",
-            "* 1 FETCH (UID 1 FLAGS (\\Answered \\Seen) MODSEQ (6))",
+            "* 1 FETCH (UID 1 FLAGS (\\Answered \\Seen \\Recent) MODSEQ (6))",
             "a4 OK STORE completed"
         ]
     );
@@ -127,4 +127,250 @@ fn a_new_keyword_is_announced_to_other_sessions_before_its_fetch() {
         b.cmd("b3 NOOP"),
         ["* 1 FETCH (UID 1 FLAGS ())", "b3 OK NOOP completed"]
     );
+}
+
+#[test]
+fn exactly_one_session_sees_a_message_as_recent() {
+    let (env, user) = with_inbox(&[msg(1), msg(2)]);
+    let server = env.serve();
+    // The first SELECT claims both; the second sees none.
+    let mut a = Client::login(server.imap, &user);
+    let r = a.cmd("a1 SELECT INBOX");
+    assert!(r.contains(&"* 2 RECENT".to_string()), "{r:?}");
+    let mut b = Client::login(server.imap, &user);
+    let r = b.cmd("b1 SELECT INBOX");
+    assert!(r.contains(&"* 0 RECENT".to_string()), "{r:?}");
+    assert_eq!(
+        a.cmd("a2 FETCH 1 FLAGS"),
+        ["* 1 FETCH (FLAGS (\\Recent))", "a2 OK FETCH completed"]
+    );
+    assert_eq!(
+        b.cmd("b2 FETCH 1 FLAGS"),
+        ["* 1 FETCH (FLAGS ())", "b2 OK FETCH completed"]
+    );
+    assert_eq!(
+        a.cmd("a3 SEARCH RECENT"),
+        ["* SEARCH 1 2", "a3 OK SEARCH completed"]
+    );
+    assert_eq!(
+        b.cmd("b3 SEARCH RECENT"),
+        ["* SEARCH", "b3 OK SEARCH completed"]
+    );
+    assert_eq!(
+        b.cmd("b4 SEARCH OLD"),
+        ["* SEARCH 1 2", "b4 OK SEARCH completed"]
+    );
+    a.cmd("a4 STORE 1 +FLAGS.SILENT (\\Seen)");
+    assert_eq!(
+        a.cmd("a5 SEARCH NEW"),
+        ["* SEARCH 2", "a5 OK SEARCH completed"]
+    );
+
+    // A delivery while both are selected: STATUS from a third session counts
+    // it unclaimed; the first session to hear of it claims it.
+    let mut c = Client::login(server.imap, &user);
+    smtp_send(server.smtp, &user, "third");
+    let r = c.cmd("c1 STATUS INBOX (MESSAGES RECENT)");
+    assert_eq!(r[0], "* STATUS \"INBOX\" (MESSAGES 3 RECENT 1)", "{r:?}");
+    assert_eq!(
+        a.cmd("a6 NOOP"),
+        ["* 3 EXISTS", "* 3 RECENT", "a6 OK NOOP completed"]
+    );
+    assert_eq!(
+        b.cmd("b5 NOOP"),
+        [
+            "* 1 FETCH (UID 1 FLAGS (\\Seen))",
+            "* 3 EXISTS",
+            "b5 OK NOOP completed"
+        ]
+    );
+    let r = c.cmd("c2 STATUS INBOX (RECENT)");
+    assert_eq!(r[0], "* STATUS \"INBOX\" (RECENT 0)", "{r:?}");
+    // IMAP4rev2 has no \Recent.
+    let mut d = Client::login(server.imap, &user);
+    d.cmd("d1 ENABLE IMAP4rev2");
+    let r = d.cmd("d2 SELECT INBOX");
+    assert!(!r.iter().any(|l| l.contains("RECENT")), "{r:?}");
+}
+
+#[test]
+fn invalid_modified_utf7_names_are_no_and_list_matches_nothing() {
+    let (env, user) = with_inbox(&[]);
+    let server = env.serve();
+    let mut c = Client::login(server.imap, &user);
+    for (cmd, verb) in [
+        ("SELECT &Jjo", "SELECT"),
+        ("CREATE &Jjo-&", "CREATE"),
+        ("DELETE a&b", "DELETE"),
+        ("RENAME INBOX &-&AAA", "RENAME"),
+        ("STATUS &U,BTFw (MESSAGES)", "STATUS"),
+    ] {
+        let r = c.cmd(&format!("t {cmd}"));
+        assert_eq!(r.len(), 1, "{verb}: {r:?}");
+        assert!(
+            r[0].starts_with("t NO [CANNOT] mailbox name is not valid modified UTF-7"),
+            "{verb}: {r:?}"
+        );
+    }
+    assert_eq!(c.cmd("l LIST \"\" &Jjo"), ["l OK LIST completed"]);
+    assert_eq!(c.cmd("n NOOP"), ["n OK NOOP completed"]);
+}
+
+#[test]
+fn search_beyond_the_mailbox_is_empty_and_condstore_enables_itself_once() {
+    let msgs: Vec<String> = (1..=3).map(msg).collect();
+    let (env, user) = with_inbox(&msgs);
+    let server = env.serve();
+    let mut c = selected(&server, &user);
+    assert_eq!(
+        c.cmd("s1 SEARCH 1000"),
+        ["* SEARCH", "s1 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("s2 SEARCH 2:1000"),
+        ["* SEARCH 2 3", "s2 OK SEARCH completed"]
+    );
+    // FETCH by sequence number beyond the mailbox stays BAD (as Dovecot).
+    assert!(c.cmd("s3 FETCH 1000 FLAGS")[0].starts_with("s3 BAD"));
+
+    c.cmd("f1 STORE 2 +FLAGS.SILENT (\\Flagged)");
+    // The first CONDSTORE-enabling command reports HIGHESTMODSEQ once.
+    let r = c.cmd("f2 FETCH 1 (MODSEQ)");
+    assert!(r[0].starts_with("* OK [HIGHESTMODSEQ "), "{r:?}");
+    let highest: u64 = r[0]["* OK [HIGHESTMODSEQ ".len()..]
+        .split(']')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(c.cmd("f3 FETCH 1 (MODSEQ)").len() == 2);
+
+    // ESEARCH MIN/MAX alone: the MODSEQ of the messages returned.
+    let r = c.cmd("e1 SEARCH RETURN (MIN) MODSEQ 1");
+    let min_modseq = fetch_modseq(&mut c, 1);
+    assert_eq!(
+        r[0],
+        format!("* ESEARCH (TAG \"e1\") MIN 1 MODSEQ {min_modseq}"),
+        "{r:?}"
+    );
+    let r = c.cmd("e2 SEARCH RETURN (MAX COUNT) MODSEQ 1");
+    assert_eq!(
+        r[0],
+        format!("* ESEARCH (TAG \"e2\") MAX 3 COUNT 3 MODSEQ {highest}"),
+        "{r:?}"
+    );
+    let r = c.cmd("e3 SEARCH RETURN (MIN MAX) MODSEQ 1 UNFLAGGED");
+    let m = fetch_modseq(&mut c, 1).max(fetch_modseq(&mut c, 3));
+    assert_eq!(
+        r[0],
+        format!("* ESEARCH (TAG \"e3\") MIN 1 MAX 3 MODSEQ {m}"),
+        "{r:?}"
+    );
+
+    // Selected, STATUS HIGHESTMODSEQ and STORE UNCHANGEDSINCE enable it
+    // too; with ENABLE CONDSTORE the answer comes after ENABLED.
+    let mut d = selected(&server, &user);
+    assert_eq!(
+        d.cmd("d1 ENABLE CONDSTORE"),
+        [
+            "* ENABLED CONDSTORE".to_string(),
+            format!("* OK [HIGHESTMODSEQ {highest}] modseq"),
+            "d1 OK ENABLE completed".to_string()
+        ]
+    );
+    let mut e = selected(&server, &user);
+    let r = e.cmd(&format!(
+        "u1 STORE 3 (UNCHANGEDSINCE {highest}) +FLAGS (\\Answered)"
+    ));
+    assert_eq!(
+        r[0],
+        format!("* OK [HIGHESTMODSEQ {highest}] modseq"),
+        "{r:?}"
+    );
+}
+
+fn fetch_modseq(c: &mut Client, seq: u32) -> u64 {
+    let r = c.cmd(&format!("m FETCH {seq} (MODSEQ)"));
+    let l = &r[0];
+    let at = l.find("MODSEQ (").unwrap() + "MODSEQ (".len();
+    l[at..].split(')').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn subscriptions_are_the_clients_not_the_servers() {
+    let (env, user) = with_inbox(&[]);
+    let server = env.serve();
+    let mut c = Client::login(server.imap, &user);
+    // CREATE does not subscribe.
+    c.cmd("c1 CREATE Projects/Alpha");
+    assert_eq!(c.cmd("l1 LSUB \"\" Projects*"), ["l1 OK LSUB completed"]);
+    c.cmd("s1 SUBSCRIBE Projects/Alpha");
+    assert_eq!(
+        c.cmd("l2 LSUB \"\" Projects/%"),
+        [
+            "* LSUB (\\HasNoChildren) \"/\" \"Projects/Alpha\"",
+            "l2 OK LSUB completed"
+        ]
+    );
+    // `%` names the unsubscribed parent of a subscribed child \Noselect.
+    assert_eq!(
+        c.cmd("l3 LSUB \"\" %"),
+        [
+            "* LSUB (\\HasNoChildren) \"/\" \"INBOX\"",
+            "* LSUB (\\HasNoChildren \\Archive) \"/\" \"Archive\"",
+            "* LSUB (\\HasNoChildren \\Drafts) \"/\" \"Drafts\"",
+            "* LSUB (\\HasNoChildren \\Junk) \"/\" \"Junk\"",
+            "* LSUB (\\HasChildren \\Noselect) \"/\" \"Projects\"",
+            "* LSUB (\\HasNoChildren \\Sent) \"/\" \"Sent\"",
+            "* LSUB (\\HasNoChildren \\Trash) \"/\" \"Trash\"",
+            "l3 OK LSUB completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("l4 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Pro%"),
+        [
+            "* LIST (\\HasChildren) \"/\" \"Projects\" (\"CHILDINFO\" (\"SUBSCRIBED\"))",
+            "l4 OK LIST completed"
+        ]
+    );
+    // DELETE keeps the subscription; the name is listed as not existing.
+    c.cmd("d1 DELETE Projects/Alpha");
+    assert_eq!(
+        c.cmd("l5 LSUB \"\" Projects/*"),
+        [
+            "* LSUB (\\Noselect) \"/\" \"Projects/Alpha\"",
+            "l5 OK LSUB completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("l6 LIST (SUBSCRIBED) \"\" Projects/*"),
+        [
+            "* LIST (\\NonExistent \\Subscribed) \"/\" \"Projects/Alpha\"",
+            "l6 OK LIST completed"
+        ]
+    );
+    assert_eq!(c.cmd("l7 LIST \"\" Projects/*"), ["l7 OK LIST completed"]);
+    // Re-creating it finds it subscribed; a subscription may name a folder
+    // that never existed; UNSUBSCRIBE removes the name.
+    c.cmd("c2 CREATE Projects/Alpha");
+    assert_eq!(
+        c.cmd("l8 LIST (SUBSCRIBED) \"\" Projects/*"),
+        [
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Projects/Alpha\"",
+            "l8 OK LIST completed"
+        ]
+    );
+    assert_eq!(c.cmd("s2 SUBSCRIBE Later"), ["s2 OK SUBSCRIBE completed"]);
+    assert_eq!(
+        c.cmd("l9 LSUB \"\" Later"),
+        [
+            "* LSUB (\\Noselect) \"/\" \"Later\"",
+            "l9 OK LSUB completed"
+        ]
+    );
+    c.cmd("u1 UNSUBSCRIBE Later");
+    c.cmd("u2 UNSUBSCRIBE Projects/Alpha");
+    assert_eq!(c.cmd("l10 LSUB \"\" Pro*"), ["l10 OK LSUB completed"]);
+    assert_eq!(c.cmd("l11 LSUB \"\" Later"), ["l11 OK LSUB completed"]);
 }

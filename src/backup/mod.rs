@@ -147,11 +147,13 @@ fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
 }
 
 /// See [`Manifest::state`]. Every change to a mailbox moves a folder's
-/// UIDNEXT or HIGHESTMODSEQ, or a folder row itself.
+/// UIDNEXT or HIGHESTMODSEQ, a folder row itself, or the subscriptions
+/// (a `\Recent` claim is session state and does not count).
 fn state_of(conn: &rusqlite::Connection) -> Result<String, StoreError> {
     let mut h = Sha256::new();
     let mut stmt = conn.prepare(
-        "SELECT id, name, uidvalidity, uidnext, highestmodseq, ifnull(special_use, ''), subscribed
+        "SELECT id, name, uidvalidity, uidnext, highestmodseq, ifnull(special_use, ''),
+                name IN (SELECT name FROM subscriptions)
          FROM folders ORDER BY id",
     )?;
     let mut rows = stmt.query([])?;
@@ -167,6 +169,11 @@ fn state_of(conn: &rusqlite::Connection) -> Result<String, StoreError> {
             r.get::<_, i64>(6)?
         );
         h.update(line.as_bytes());
+    }
+    let mut stmt = conn.prepare("SELECT name FROM subscriptions ORDER BY name")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        h.update(format!("subscribed\t{}\n", r.get::<_, String>(0)?).as_bytes());
     }
     let n: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
     h.update(n.to_string().as_bytes());

@@ -40,6 +40,9 @@ pub fn run(config: &Config, cmd: MailboxCmd) -> Result<()> {
                     );
                 }
                 for f in session.list_folders().await? {
+                    if f.nonexistent {
+                        continue;
+                    }
                     let s = session.status(&f.name).await?;
                     println!(
                         "{}\t{} messages\t{} unseen\t{} bytes\tuidnext {}",

@@ -143,7 +143,8 @@ impl<'a> Fetcher<'a> {
                 view.announce_keywords(&m.meta.flags, &mut out);
                 view.mark_shown(m.meta.uid, m.meta.modseq);
             }
-            message(&mut out, seq, m, self.req, flags);
+            let recent = flags && view.is_recent(m.meta.uid);
+            message(&mut out, seq, m, self.req, flags.then_some(recent));
         }
         Ok(out)
     }
@@ -204,14 +205,21 @@ fn section_name(s: &SectionSpec) -> String {
     format!("BODY[{}]", parts.join("."))
 }
 
-fn message(out: &mut Vec<u8>, seq: u32, m: &FetchedMessage, req: &Request<'_>, flags: bool) {
+/// `flags`: whether FLAGS goes out, and then whether with `\Recent`.
+fn message(
+    out: &mut Vec<u8>,
+    seq: u32,
+    m: &FetchedMessage,
+    req: &Request<'_>,
+    flags: Option<bool>,
+) {
     let mut items: Vec<Vec<u8>> = Vec::new();
     let has = |a: &FetchAtt| req.atts.contains(a);
     if req.uid || has(&FetchAtt::Uid) {
         items.push(format!("UID {}", m.meta.uid).into_bytes());
     }
-    if flags {
-        items.push(format!("FLAGS {}", render::flags(&m.meta.flags)).into_bytes());
+    if let Some(recent) = flags {
+        items.push(format!("FLAGS {}", render::flags_recent(&m.meta.flags, recent)).into_bytes());
     }
     if req.condstore || has(&FetchAtt::ModSeq) {
         items.push(format!("MODSEQ ({})", m.meta.modseq).into_bytes());

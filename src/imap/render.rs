@@ -13,6 +13,12 @@ use crate::store::mime::{Address, Envelope, Part};
 
 /// `(\Seen \Flagged $Junk)`
 pub fn flags(f: &Flags) -> String {
+    flags_recent(f, false)
+}
+
+/// `(\Seen \Recent $Work)`: a message's flags, with the session flag
+/// `\Recent` where this session holds it.
+pub fn flags_recent(f: &Flags, recent: bool) -> String {
     let mut names: Vec<&str> = Vec::new();
     for (bit, name) in [
         (Flags::ANSWERED, "\\Answered"),
@@ -24,6 +30,9 @@ pub fn flags(f: &Flags) -> String {
         if f.has(bit) {
             names.push(name);
         }
+    }
+    if recent {
+        names.push("\\Recent");
     }
     names.extend(f.keywords.iter().map(String::as_str));
     format!("({})", names.join(" "))

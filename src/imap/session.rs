@@ -62,6 +62,19 @@ impl User {
         }
     }
 
+    /// A CONDSTORE-enabling command (RFC 7162 §3.1): the first one while a
+    /// mailbox is selected reports the mailbox's HIGHESTMODSEQ.
+    pub fn enable_condstore(&mut self, view: Option<&View>) -> Vec<u8> {
+        if self.condstore {
+            return Vec::new();
+        }
+        self.condstore = true;
+        match view {
+            Some(v) => format!("* OK [HIGHESTMODSEQ {}] modseq\r\n", v.highestmodseq).into_bytes(),
+            None => Vec::new(),
+        }
+    }
+
     pub fn out<'a>(&self, buf: &'a mut Vec<u8>) -> Out<'a> {
         Out {
             buf,
@@ -258,6 +271,12 @@ impl Io<'_> {
         self.reply(&tagged(tag, "NO", text)).await
     }
 
+    /// A mailbox name that does not decode (bad modified UTF-7): no mailbox
+    /// can have it, so `NO`, not `BAD`, and the session goes on (as Dovecot).
+    pub async fn bad_name(&mut self, tag: &str, why: &str) -> io::Result<Next> {
+        self.no(tag, &format!("[CANNOT] {why}")).await
+    }
+
     /// `tag NO [CODE] …` for a storage error.
     pub async fn store_failed(&mut self, tag: &str, e: &StoreError) -> io::Result<Next> {
         self.reply(&format!("{tag} {}", store_no(e))).await
@@ -317,6 +336,19 @@ impl Io<'_> {
                     break;
                 }
             }
+        }
+        if let Some(up_to) = view.arrivals() {
+            // New messages: this session claims those nobody has as
+            // `\Recent`; a read-only one only sees them as such.
+            let claimed = if view.read_only {
+                (view.max_uid().unwrap_or(0) + 1..=up_to).collect()
+            } else {
+                user.session
+                    .claim_recent(&view.name, up_to)
+                    .await
+                    .unwrap_or_default()
+            };
+            view.add_recent(&claimed);
         }
         let mut buf = Vec::new();
         if lost && moment == Moment::Any {
@@ -477,7 +509,7 @@ async fn authenticated(
 ) -> io::Result<(Next, Selection)> {
     use ops::*;
     let next = match (kind, view) {
-        (Kind::Enable(caps), _) => enable::run(io, user, tag, caps).await,
+        (Kind::Enable(caps), view) => enable::run(io, user, view, tag, caps).await,
         (Kind::Create(name), view) => mailboxes::create(io, user, view, tag, &name).await,
         (Kind::Delete(name), view) => mailboxes::delete(io, user, view, tag, &name).await,
         (Kind::Rename(from, to), view) => mailboxes::rename(io, user, view, tag, &from, &to).await,

@@ -48,6 +48,13 @@ pub struct View {
     merged: HashMap<u32, u64>,
     /// Events read from the store but not yet applied.
     backlog: VecDeque<Change>,
+    /// Messages this session holds as `\Recent` (RFC 3501 §2.3.2), sorted;
+    /// always empty under IMAP4rev2, which dropped the flag.
+    pub recent: Vec<u32>,
+    /// Whether this session reports `\Recent` at all (IMAP4rev1).
+    with_recent: bool,
+    /// How many recent messages the client has been told of.
+    recent_announced: usize,
     /// `$`: UIDs of the last `SEARCH RETURN (SAVE)` (RFC 5182), sorted;
     /// expunged ones drop out, new messages never join.
     pub saved: Vec<u32>,
@@ -80,9 +87,49 @@ impl View {
             shown: HashMap::new(),
             silent: HashMap::new(),
             merged: HashMap::new(),
+            recent: Vec::new(),
+            with_recent: false,
+            recent_announced: 0,
             backlog: VecDeque::new(),
             saved: Vec::new(),
         }
+    }
+
+    /// Starts reporting `\Recent`, holding `uids` as recent (already
+    /// counted in SELECT's `* n RECENT`).
+    pub fn hold_recent(&mut self, uids: Vec<u32>) {
+        self.with_recent = true;
+        self.recent_announced = uids.len();
+        self.recent = uids;
+    }
+
+    pub fn is_recent(&self, uid: u32) -> bool {
+        self.recent.binary_search(&uid).is_ok()
+    }
+
+    /// The highest UID among pending arrivals in this folder: what a
+    /// session that reports `\Recent` claims before applying them.
+    pub fn arrivals(&self) -> Option<u32> {
+        if !self.with_recent {
+            return None;
+        }
+        let known = self.max_uid().unwrap_or(0);
+        self.backlog
+            .iter()
+            .filter_map(|c| match c {
+                Change::Exists { folder, uid } if folder == &self.name && *uid > known => {
+                    Some(*uid)
+                }
+                _ => None,
+            })
+            .max()
+    }
+
+    /// Arrivals this session claimed (or, read-only, that nobody has).
+    pub fn add_recent(&mut self, uids: &[u32]) {
+        self.recent.extend_from_slice(uids);
+        self.recent.sort_unstable();
+        self.recent.dedup();
     }
 
     pub fn len(&self) -> u32 {
@@ -140,6 +187,30 @@ impl View {
             }
         }
         Ok(UidSet(out))
+    }
+
+    /// Sequence numbers as a SEARCH key: numbers beyond the view match
+    /// nothing rather than being an error (as Dovecot; RFC 3501 §6.4.4 asks
+    /// only for the messages that match).
+    pub fn resolve_search(&self, set: &SeqSet) -> UidSet {
+        let n = self.len();
+        let v = |s: SeqNum| match s {
+            SeqNum::Num(s) => s,
+            SeqNum::Star => n,
+        };
+        let mut out = Vec::new();
+        for &(a, b) in &set.0 {
+            let (a, b) = (v(a).min(v(b)).max(1), v(a).max(v(b)).min(n));
+            if a > b {
+                continue;
+            }
+            if let (Some(&first), Some(&last)) =
+                (self.uids.get(a as usize - 1), self.uids.get(b as usize - 1))
+            {
+                out.push(UidRange { first, last });
+            }
+        }
+        UidSet(out)
     }
 
     /// A UID set with `*` read as "no upper bound": the UIDs VANISHED may
@@ -231,7 +302,7 @@ impl View {
     /// keyword announced first.
     fn flag_update(&mut self, seq: u32, meta: &MessageMeta, out: &mut Out<'_>) {
         self.announce_keywords(&meta.flags, out.buf);
-        flag_line(out, seq, meta);
+        flag_line(out, seq, meta, self.is_recent(meta.uid));
         self.mark_shown(meta.uid, meta.modseq);
     }
 
@@ -261,17 +332,33 @@ impl View {
             self.shown.remove(&uid);
             self.silent.remove(&uid);
             self.merged.remove(&uid);
+            if let Ok(j) = self.recent.binary_search(&uid) {
+                self.recent.remove(j);
+                self.recent_announced = self.recent_announced.saturating_sub(1);
+            }
         }
         if !vanished.is_empty() {
             vanished_line(out.buf, &vanished, false);
         }
     }
 
+    /// `* n EXISTS` when the count grew, then `* n RECENT` when the
+    /// number of recent messages changed with it (RFC 3501 §7.3.1, §7.3.2).
     fn announce_exists(&mut self, out: &mut Out<'_>) {
         if self.announced != self.uids.len() {
             self.announced = self.uids.len();
             out.buf
                 .extend_from_slice(format!("* {} EXISTS\r\n", self.uids.len()).as_bytes());
+            let recent = self
+                .recent
+                .iter()
+                .filter(|&&u| self.seq_of(u).is_some())
+                .count();
+            if self.with_recent && recent != self.recent_announced {
+                self.recent_announced = recent;
+                out.buf
+                    .extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
+            }
         }
     }
 
@@ -384,7 +471,7 @@ impl View {
 }
 
 /// `* 3 FETCH (UID 7 FLAGS (\Seen) MODSEQ (12))` for a flag change.
-pub fn flag_line(out: &mut Out<'_>, seq: u32, meta: &MessageMeta) {
+pub fn flag_line(out: &mut Out<'_>, seq: u32, meta: &MessageMeta, recent: bool) {
     let modseq = if out.condstore {
         format!(" MODSEQ ({})", meta.modseq)
     } else {
@@ -394,7 +481,7 @@ pub fn flag_line(out: &mut Out<'_>, seq: u32, meta: &MessageMeta) {
         format!(
             "* {seq} FETCH (UID {} FLAGS {}{modseq})\r\n",
             meta.uid,
-            render::flags(&meta.flags)
+            render::flags_recent(&meta.flags, recent)
         )
         .as_bytes(),
     );
@@ -467,6 +554,7 @@ mod tests {
                     unseen: 0,
                     deleted: 0,
                     size: 0,
+                    recent: 0,
                 },
                 uids: uids.to_vec(),
                 keywords: vec![],

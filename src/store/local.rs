@@ -205,6 +205,13 @@ impl Inner {
             R::Status { session, folder } => self
                 .with(session, |m, _| m.status(&folder))
                 .map(Response::Status),
+            R::ClaimRecent {
+                session,
+                folder,
+                up_to,
+            } => self
+                .with(session, |m, _| m.claim_recent(&folder, up_to))
+                .map(Response::Expunged),
             R::Listing { session, folder } => self
                 .with(session, |m, _| m.listing(&folder))
                 .map(Response::Listing),

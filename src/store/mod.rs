@@ -301,6 +301,18 @@ impl Session {
         expect_reply!(self.backend.call(req), Status)
     }
 
+    /// Claims as `\Recent` for this session the messages up to `up_to` no
+    /// session has claimed yet: exactly one session sees each message as
+    /// recent (RFC 3501 §2.3.2). Returns their UIDs.
+    pub async fn claim_recent(&self, folder: &str, up_to: u32) -> Result<Vec<u32>, StoreError> {
+        let req = Request::ClaimRecent {
+            session: self.id(),
+            folder: folder.into(),
+            up_to,
+        };
+        expect_reply!(self.backend.call(req), Expunged)
+    }
+
     /// UIDs and sizes of every message in a folder.
     pub async fn listing(&self, folder: &str) -> Result<Listing, StoreError> {
         let req = Request::Listing {

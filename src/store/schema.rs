@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 use crate::util::{iso8601_utc, now_unix};
 
 /// The version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// Special-use folders created on first open (RFC 6154), INBOX first.
 pub const SPECIAL: &[(&str, Option<&str>)] = &[
@@ -104,6 +104,20 @@ CREATE TABLE counters (
 CREATE VIRTUAL TABLE fts USING fts5(headers, body, tokenize = 'trigram', content = '', contentless_delete = 1);
 ";
 
+/// Version 2: subscriptions are names, not a folder column, so they outlive
+/// DELETE and can name folders that do not exist (RFC 3501 §6.3.9); and
+/// each folder keeps the highest UID a session has claimed as `\Recent`
+/// (RFC 3501 §2.3.2), messages already stored counting as seen.
+const V2: &str = "
+CREATE TABLE subscriptions (
+    name  TEXT PRIMARY KEY
+) WITHOUT ROWID;
+INSERT INTO subscriptions (name) SELECT name FROM folders WHERE subscribed = 1;
+ALTER TABLE folders DROP COLUMN subscribed;
+ALTER TABLE folders ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
+UPDATE folders SET recent_uid = uidnext - 1;
+";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("mailbox schema version {0} is newer than this sealmail ({VERSION})")]
@@ -129,6 +143,12 @@ pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
             )?;
         }
         tx.execute_batch("PRAGMA user_version = 1")?;
+        tx.commit()?;
+    }
+    if version < 2 {
+        let tx = conn.transaction()?;
+        tx.execute_batch(V2)?;
+        tx.execute_batch("PRAGMA user_version = 2")?;
         tx.commit()?;
     }
     Ok(())

@@ -85,13 +85,16 @@ impl Flags {
     }
 }
 
-/// A folder name as listed.
+/// A folder name as listed: every folder, then each subscribed name that
+/// has no folder (`nonexistent`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FolderInfo {
     pub name: String,
     pub special_use: Option<String>,
     pub subscribed: bool,
     pub has_children: bool,
+    #[serde(default)]
+    pub nonexistent: bool,
 }
 
 /// STATUS counters (RFC 3501 §6.3.10, RFC 8438 SIZE).
@@ -105,6 +108,9 @@ pub struct FolderStatus {
     pub unseen: u32,
     pub deleted: u32,
     pub size: u64,
+    /// Messages no session has claimed as `\Recent` yet (RFC 3501 §2.3.2).
+    #[serde(default)]
+    pub recent: u32,
 }
 
 /// What SELECT needs: counters, the UID list for sequence numbers, the
@@ -389,6 +395,13 @@ pub enum Request {
     Status {
         session: SessionId,
         folder: String,
+    },
+    /// Claims the folder's messages up to `up_to` that no session has
+    /// claimed as `\Recent`; answers `Expunged` with the claimed UIDs.
+    ClaimRecent {
+        session: SessionId,
+        folder: String,
+        up_to: u32,
     },
     Listing {
         session: SessionId,

@@ -20,7 +20,7 @@ pub async fn run(
 ) -> io::Result<Next> {
     let name = match user.decode_name(&append.mailbox) {
         Ok(n) => n,
-        Err(e) => return io.bad(Some(tag), &e).await,
+        Err(e) => return io.bad_name(tag, &e).await,
     };
     if let Some(f) = &append.flags.invalid {
         return io.bad(Some(tag), &format!("flag {f} cannot be set")).await;

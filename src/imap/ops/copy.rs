@@ -23,14 +23,14 @@ pub async fn run(
     let verb = if is_move { "MOVE" } else { "COPY" };
     let dest = match user.decode_name(&copy.mailbox) {
         Ok(n) => n,
-        Err(e) => return io.bad(Some(tag), &e).await,
+        Err(e) => return io.bad_name(tag, &e).await,
     };
     if is_move && view.read_only {
         return io.no(tag, "[READ-ONLY] mailbox is read-only").await;
     }
     let resolved = match view.resolve(&copy.set, copy.uid) {
         Ok(s) => s,
-        Err(e) => return io.bad(Some(tag), &e).await,
+        Err(e) => return io.bad_name(tag, &e).await,
     };
     let members = UidSet::from_uids(&view.members(&resolved));
     let r = if members.0.is_empty() {

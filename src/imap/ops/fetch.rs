@@ -30,7 +30,8 @@ pub async fn run(
         Err(e) => return io.bad(Some(tag), &e).await,
     };
     if fetch.changed_since.is_some() || fetch.atts.contains(&FetchAtt::ModSeq) {
-        user.condstore = true;
+        let highest = user.enable_condstore(Some(view));
+        io.conn.write_all(&highest).await?;
     }
     if fetch.vanished {
         if !user.qresync {

@@ -58,9 +58,9 @@ pub async fn run(
     for p in q.patterns {
         let mut full = q.reference.to_vec();
         full.extend_from_slice(p);
-        match user.decode_name(&full) {
-            Ok(n) => decoded.push(n),
-            Err(e) => return io.bad(Some(tag), &e).await,
+        // A pattern that is no valid name matches nothing (as Dovecot).
+        if let Ok(n) = user.decode_name(&full) {
+            decoded.push(n);
         }
     }
     let folders = match user.session.list_folders().await {
@@ -70,35 +70,67 @@ pub async fn run(
     let options = &q.options;
     let mut out = Vec::new();
     let mut matched: Vec<&FolderInfo> = Vec::new();
-    for f in &folders {
-        if !decoded.iter().any(|p| wildcard_match(p, &f.name)) {
+    for c in candidates(&folders) {
+        let Some(pattern) = decoded.iter().find(|p| wildcard_match(p, &c.name)) else {
             continue;
-        }
+        };
+        let subscribed = c.folder.is_some_and(|f| f.subscribed);
+        let has_subscribed_child = || {
+            let prefix = format!("{}/", c.name);
+            folders
+                .iter()
+                .filter(|f| f.subscribed && f.name.starts_with(&prefix))
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+        };
         let mut child_info = false;
-        if options.subscribed_only && !f.subscribed {
-            let prefix = format!("{}/", f.name);
-            child_info = options.recursive_match
-                && folders
-                    .iter()
-                    .any(|c| c.subscribed && c.name.starts_with(&prefix));
-            if !child_info {
+        let mut noselect = false;
+        if options.subscribed_only && !subscribed {
+            let children = has_subscribed_child();
+            if q.lsub {
+                // LSUB names an unsubscribed parent `\Noselect` when the
+                // pattern matches it but not its subscribed child (RFC 3501
+                // §6.3.9: `%`).
+                if children.is_empty()
+                    || !pattern.contains('%')
+                    || children.iter().any(|n| wildcard_match(pattern, n))
+                {
+                    continue;
+                }
+                noselect = true;
+            } else if options.recursive_match && !children.is_empty() {
+                child_info = true;
+            } else {
                 continue;
             }
-        }
-        if options.special_use_only && f.special_use.is_none() {
+        } else if c.folder.is_none_or(|f| f.nonexistent) && !options.subscribed_only {
             continue;
         }
-        let mut attrs = list_attributes(f);
-        if options.return_subscribed && f.subscribed && !q.lsub {
+        if options.special_use_only && c.folder.is_none_or(|f| f.special_use.is_none()) {
+            continue;
+        }
+        let mut attrs = match c.folder {
+            Some(f) if !f.nonexistent => list_attributes(f),
+            // A name with no folder: LIST-EXTENDED's `\NonExistent`, plain
+            // `\Noselect` for LSUB (RFC 5258 §3.4, RFC 3501 §7.2.2).
+            _ if q.lsub => vec!["\\Noselect"],
+            _ => vec!["\\NonExistent"],
+        };
+        if noselect && !attrs.contains(&"\\Noselect") {
+            attrs.push("\\Noselect");
+        }
+        if options.return_subscribed && subscribed && !q.lsub {
             attrs.push("\\Subscribed");
         }
         out.extend_from_slice(format!("* {verb} ({}) \"/\" ", attrs.join(" ")).as_bytes());
-        render::mailbox(&mut out, &f.name, utf8);
+        render::mailbox(&mut out, &c.name, utf8);
         if child_info {
             out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
         }
         out.extend_from_slice(b"\r\n");
-        matched.push(f);
+        if let Some(f) = c.folder.filter(|f| !f.nonexistent) {
+            matched.push(f);
+        }
     }
     io.conn.write_all(&out).await?;
     if !options.return_status.is_empty() {
@@ -111,6 +143,39 @@ pub async fn run(
     }
     io.updates(user, view, Moment::Any).await?;
     io.ok(tag, &format!("{verb} completed")).await
+}
+
+/// A name LIST may answer: a folder, a subscribed name without one, or
+/// the parent of a subscribed name that is neither (for LSUB's `%` and
+/// RECURSIVEMATCH).
+struct Candidate<'a> {
+    name: String,
+    folder: Option<&'a FolderInfo>,
+}
+
+/// Every name LIST may answer, INBOX first, then in name order.
+fn candidates(folders: &[FolderInfo]) -> Vec<Candidate<'_>> {
+    let mut out: Vec<Candidate<'_>> = folders
+        .iter()
+        .map(|f| Candidate {
+            name: f.name.clone(),
+            folder: Some(f),
+        })
+        .collect();
+    for f in folders.iter().filter(|f| f.subscribed) {
+        let mut parent = f.name.as_str();
+        while let Some((p, _)) = parent.rsplit_once('/') {
+            parent = p;
+            if !out.iter().any(|c| c.name == parent) {
+                out.push(Candidate {
+                    name: parent.to_string(),
+                    folder: None,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| (a.name != "INBOX", &a.name).cmp(&(b.name != "INBOX", &b.name)));
+    out
 }
 
 /// A folder's LIST attributes: CHILDREN's and its special use.

@@ -20,7 +20,7 @@ pub async fn create(
 ) -> io::Result<Next> {
     let name = match user.decode_name(raw) {
         Ok(n) => n,
-        Err(e) => return io.bad(Some(tag), &e).await,
+        Err(e) => return io.bad_name(tag, &e).await,
     };
     let r = user.session.create_folder(name.trim_end_matches('/')).await;
     io.done(user, view, tag, r, "CREATE completed").await
@@ -35,7 +35,7 @@ pub async fn delete(
 ) -> io::Result<Next> {
     let name = match user.decode_name(raw) {
         Ok(n) => n,
-        Err(e) => return io.bad(Some(tag), &e).await,
+        Err(e) => return io.bad_name(tag, &e).await,
     };
     let r = user.session.delete_folder(&name).await;
     io.done(user, view, tag, r, "DELETE completed").await
@@ -51,7 +51,7 @@ pub async fn rename(
 ) -> io::Result<Next> {
     let (from, to) = match (user.decode_name(from), user.decode_name(to)) {
         (Ok(f), Ok(t)) => (f, t),
-        (Err(e), _) | (_, Err(e)) => return io.bad(Some(tag), &e).await,
+        (Err(e), _) | (_, Err(e)) => return io.bad_name(tag, &e).await,
     };
     let r = user.session.rename_folder(&from, &to).await;
     if r.is_ok() && user.rev2 {
@@ -76,7 +76,7 @@ pub async fn subscribe(
 ) -> io::Result<Next> {
     let name = match user.decode_name(raw) {
         Ok(n) => n,
-        Err(e) => return io.bad(Some(tag), &e).await,
+        Err(e) => return io.bad_name(tag, &e).await,
     };
     let r = user.session.subscribe_folder(&name, on).await;
     let verb = if on { "SUBSCRIBE" } else { "UNSUBSCRIBE" };

@@ -17,7 +17,7 @@ pub async fn run(
 ) -> io::Result<Next> {
     let name = match mailbox.map(|m| user.decode_name(m)).transpose() {
         Ok(n) => n,
-        Err(e) => return io.bad(Some(tag), &e).await,
+        Err(e) => return io.bad_name(tag, &e).await,
     };
     let usage = match user.session.quota().await {
         Ok(q) => q,

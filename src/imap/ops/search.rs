@@ -37,7 +37,8 @@ pub async fn search(
         Err(e) => return io.bad(Some(tag), &e).await,
     };
     if uses_modseq {
-        user.condstore = true;
+        let highest = user.enable_condstore(Some(view));
+        io.conn.write_all(&highest).await?;
     }
     let found = match user.session.search(&view.name, criteria).await {
         Ok(f) => f,
@@ -49,9 +50,24 @@ pub async fn search(
     } else {
         hits.iter().filter_map(|&u| view.seq_of(u)).collect()
     };
-    let modseq = found
+    let mut modseq = found
         .highest_modseq
         .filter(|_| uses_modseq && !hits.is_empty());
+    if let (Some(_), Some(opts)) = (modseq, &ret) {
+        // MIN and/or MAX alone: the MODSEQ is that of the messages returned
+        // (RFC 7162 §3.1.5, RFC 4731 §3.2).
+        let returned = returned_by_min_max(opts, &hits);
+        if !returned.is_empty() {
+            match user
+                .session
+                .fetch(&view.name, UidSet::from_uids(&returned), Default::default())
+                .await
+            {
+                Ok(f) => modseq = f.iter().map(|m| m.meta.modseq).max(),
+                Err(e) => return io.store_failed(tag, &e).await,
+            }
+        }
+    }
     let mut line = String::new();
     match ret {
         None => {
@@ -88,11 +104,17 @@ pub async fn search(
 
 /// The store criteria of a SORT or THREAD, limited to the messages this
 /// session has been told about (so every UID has a sequence number).
-fn view_criteria(user: &mut User, view: &View, key: &SearchKey) -> Result<Criteria, String> {
+/// Also returns what enabling CONDSTORE says, if the key did.
+fn view_criteria(
+    user: &mut User,
+    view: &View,
+    key: &SearchKey,
+) -> Result<(Criteria, Vec<u8>), String> {
     let mut uses_modseq = false;
     let c = criteria(key, view, &mut uses_modseq)?;
+    let mut highest = Vec::new();
     if uses_modseq {
-        user.condstore = true;
+        highest = user.enable_condstore(Some(view));
     }
     // Messages the client has not been told about yet all have higher
     // UIDs than the view's last (UIDs only grow), so one range is
@@ -101,7 +123,7 @@ fn view_criteria(user: &mut User, view: &View, key: &SearchKey) -> Result<Criter
         Some(max) => UidSet::range(1, max),
         None => UidSet(Vec::new()),
     });
-    Ok(Criteria::And(vec![known, c]))
+    Ok((Criteria::And(vec![known, c]), highest))
 }
 
 /// The number a client sees for a UID: itself under `UID`, else its
@@ -122,7 +144,10 @@ pub async fn sort(
     sort: Sort,
 ) -> io::Result<Next> {
     let criteria = match view_criteria(user, view, &sort.key) {
-        Ok(c) => c,
+        Ok((c, highest)) => {
+            io.conn.write_all(&highest).await?;
+            c
+        }
         Err(e) => return io.bad(Some(tag), &e).await,
     };
     let keys = sort
@@ -173,7 +198,10 @@ pub async fn thread(
     thread: Thread,
 ) -> io::Result<Next> {
     let criteria = match view_criteria(user, view, &thread.key) {
-        Ok(c) => c,
+        Ok((c, highest)) => {
+            io.conn.write_all(&highest).await?;
+            c
+        }
         Err(e) => return io.bad(Some(tag), &e).await,
     };
     let algorithm = match thread.algorithm {
@@ -231,27 +259,33 @@ async fn answer(
     io.ok(tag, &format!("{verb} completed")).await
 }
 
+/// The matches MIN and MAX return when they are the only results asked
+/// for besides SAVE; empty otherwise.
+fn returned_by_min_max(opts: &[SearchReturn], hits: &[u32]) -> Vec<u32> {
+    let only_min_max = opts
+        .iter()
+        .any(|o| matches!(o, SearchReturn::Min | SearchReturn::Max))
+        && !opts
+            .iter()
+            .any(|o| matches!(o, SearchReturn::All | SearchReturn::Count));
+    let mut kept = Vec::new();
+    if only_min_max {
+        if opts.contains(&SearchReturn::Min) {
+            kept.extend(hits.first());
+        }
+        if opts.contains(&SearchReturn::Max) {
+            kept.extend(hits.last());
+        }
+        kept.dedup();
+    }
+    kept
+}
+
 /// What `RETURN (SAVE)` keeps as `$` (RFC 5182 §2.1): the minimum and/or
 /// maximum when only those were asked for with it, else every match.
 fn saved_result(opts: &[SearchReturn], hits: &[u32]) -> Vec<u32> {
-    let everything = opts
-        .iter()
-        .all(|o| !matches!(o, SearchReturn::Min | SearchReturn::Max))
-        || opts
-            .iter()
-            .any(|o| matches!(o, SearchReturn::All | SearchReturn::Count));
-    if everything {
-        return hits.to_vec();
-    }
-    let mut kept = Vec::new();
-    if opts.contains(&SearchReturn::Min) {
-        kept.extend(hits.first());
-    }
-    if opts.contains(&SearchReturn::Max) {
-        kept.extend(hits.last());
-    }
-    kept.dedup();
-    kept
+    let kept = returned_by_min_max(opts, hits);
+    if kept.is_empty() { hits.to_vec() } else { kept }
 }
 
 /// `* ESEARCH (TAG "t") [UID] …` with the requested return data (RFC 4731).
@@ -348,11 +382,12 @@ fn criteria(key: &SearchKey, view: &View, modseq: &mut bool) -> Result<Criteria,
     };
     Ok(match key {
         SearchKey::All => Criteria::All,
-        SearchKey::Seq(s) => Criteria::Uid(view.resolve(s, false)?),
+        SearchKey::Seq(s) if s.is_saved() => Criteria::Uid(view.resolve(s, false)?),
+        SearchKey::Seq(s) => Criteria::Uid(view.resolve_search(s)),
         SearchKey::Uid(s) => Criteria::Uid(view.resolve(s, true)?),
         SearchKey::Flag(bit, set) => Criteria::Flag(*bit, *set),
         SearchKey::Keyword(k, set) => Criteria::Keyword(k.clone(), *set),
-        SearchKey::Recent => Criteria::Uid(UidSet::default()),
+        SearchKey::Recent => Criteria::Uid(UidSet::from_uids(&view.recent)),
         SearchKey::Larger(n) => Criteria::Larger(*n),
         SearchKey::Smaller(n) => Criteria::Smaller(*n),
         SearchKey::Before(d) => Criteria::Before(date(d)),

@@ -23,7 +23,7 @@ pub async fn run(
 ) -> io::Result<(Next, Selection)> {
     let name = match user.decode_name(&select.mailbox) {
         Ok(n) => n,
-        Err(e) => return Ok((io.bad(Some(tag), &e).await?, Selection::Keep)),
+        Err(e) => return Ok((io.bad_name(tag, &e).await?, Selection::Keep)),
     };
     if select.qresync.is_some() && !user.qresync {
         let next = io.bad(Some(tag), "QRESYNC must be enabled first").await?;
@@ -44,7 +44,25 @@ pub async fn run(
     if select.condstore {
         user.condstore = true;
     }
-    let view = View::new(info.status.name.clone(), select.read_only, &info);
+    let mut view = View::new(info.status.name.clone(), select.read_only, &info);
+    if !user.rev2 {
+        let recent = if select.read_only {
+            // EXAMINE claims nothing: the messages no session has claimed
+            // are recent, the last UIDs (RFC 3501 §6.3.2).
+            let unclaimed = (info.status.recent as usize).min(info.uids.len());
+            info.uids[info.uids.len() - unclaimed..].to_vec()
+        } else {
+            let up_to = view.max_uid().unwrap_or(0);
+            match user.session.claim_recent(&view.name, up_to).await {
+                Ok(uids) => uids,
+                Err(e) => {
+                    io.conn.write_all(&head).await?;
+                    return Ok((io.store_failed(tag, &e).await?, Selection::Deselect));
+                }
+            }
+        };
+        view.hold_recent(recent);
+    }
     head.extend_from_slice(untagged(user, &view, &info).as_bytes());
     if user.rev2 {
         // IMAP4rev2 SELECT names the mailbox in a LIST line (§6.3.2).
@@ -81,7 +99,7 @@ fn untagged(user: &User, view: &View, info: &SelectInfo) -> String {
     text.push_str(&format!("* {} EXISTS\r\n", info.uids.len()));
     if !user.rev2 {
         // IMAP4rev2 dropped RECENT and the UNSEEN code (RFC 9051 §6.3.2).
-        text.push_str("* 0 RECENT\r\n");
+        text.push_str(&format!("* {} RECENT\r\n", view.recent.len()));
         if let Some(seq) = info.first_unseen.and_then(|u| view.seq_of(u)) {
             text.push_str(&format!("* OK [UNSEEN {seq}] first unseen\r\n"));
         }
@@ -120,7 +138,7 @@ async fn resync(
     };
     for meta in &changes.changed {
         if let Some(seq) = view.seq_of(meta.uid) {
-            flag_line(&mut out, seq, meta);
+            flag_line(&mut out, seq, meta, view.is_recent(meta.uid));
         }
     }
     Ok(())

@@ -22,14 +22,15 @@ pub async fn run(
 ) -> io::Result<Next> {
     let name = match user.decode_name(mailbox) {
         Ok(n) => n,
-        Err(e) => return io.bad(Some(tag), &e).await,
+        Err(e) => return io.bad_name(tag, &e).await,
     };
+    let mut line = Vec::new();
     if items.contains(&StatusItem::HighestModSeq) {
-        user.condstore = true;
+        line = user.enable_condstore(view.as_deref());
     }
     match user.session.status(&name).await {
         Ok(s) => {
-            let line = status_line(&s.name, &s, items, user.utf8);
+            line.extend(status_line(&s.name, &s, items, user.utf8));
             io.conn.write_all(&line).await?;
             io.updates(user, view, Moment::Any).await?;
             io.ok(tag, "STATUS completed").await
@@ -45,7 +46,7 @@ pub fn status_line(name: &str, s: &FolderStatus, items: &[StatusItem], utf8: boo
         .iter()
         .map(|i| match i {
             StatusItem::Messages => format!("MESSAGES {}", s.messages),
-            StatusItem::Recent => "RECENT 0".to_string(),
+            StatusItem::Recent => format!("RECENT {}", s.recent),
             StatusItem::UidNext => format!("UIDNEXT {}", s.uidnext),
             StatusItem::UidValidity => format!("UIDVALIDITY {}", s.uidvalidity),
             StatusItem::Unseen => format!("UNSEEN {}", s.unseen),

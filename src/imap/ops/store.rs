@@ -36,8 +36,9 @@ pub async fn run(
         Ok(s) => s,
         Err(e) => return io.bad(Some(tag), &e).await,
     };
+    let mut buf = Vec::new();
     if store.unchanged_since.is_some() {
-        user.condstore = true;
+        buf = user.enable_condstore(Some(view));
     }
     let req = StoreFlags {
         folder: view.name.clone(),
@@ -58,13 +59,13 @@ pub async fn run(
         Err(e) => return io.store_failed(tag, &e).await,
     };
     view.note_own(&result.updated, !store.silent);
-    let buf = fetch_lines(
+    buf.extend(fetch_lines(
         view,
         &result.updated,
         store.uid,
         store.silent,
         user.condstore,
-    );
+    ));
     io.conn.write_all(&buf).await?;
     io.updates(user, Some(view), moment).await?;
     if result.modified.is_empty() {
@@ -112,7 +113,11 @@ fn fetch_lines(
             items.push(format!("UID {}", meta.uid));
         }
         if !silent {
-            items.push(format!("FLAGS {}", render::flags(&meta.flags)));
+            let recent = view.is_recent(meta.uid);
+            items.push(format!(
+                "FLAGS {}",
+                render::flags_recent(&meta.flags, recent)
+            ));
         }
         if condstore {
             items.push(format!("MODSEQ ({})", meta.modseq));

@@ -193,7 +193,11 @@ impl Parser<'_> {
             "UNFLAGGED" => flag(FLAGGED, false),
             "UNSEEN" => flag(SEEN, false),
             "OLD" => Ok(SearchKey::Not(Box::new(SearchKey::Recent))),
-            "NEW" | "RECENT" => Ok(SearchKey::Recent),
+            "RECENT" => Ok(SearchKey::Recent),
+            "NEW" => Ok(SearchKey::And(vec![
+                SearchKey::Recent,
+                SearchKey::Flag(SEEN, false),
+            ])),
             "KEYWORD" | "UNKEYWORD" => {
                 self.sp()?;
                 let k = self.atom()?;

@@ -102,7 +102,7 @@ pub enum SearchKey {
     Uid(SeqSet),
     Flag(u8, bool),
     Keyword(String, bool),
-    /// RECENT / NEW: sealmail keeps no `\Recent`, so these match nothing.
+    /// RECENT: the messages this session holds as `\Recent`.
     Recent,
     Larger(u64),
     Smaller(u64),

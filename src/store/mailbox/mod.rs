@@ -102,6 +102,8 @@ pub(crate) struct Folder {
     pub uidvalidity: u32,
     pub uidnext: u32,
     pub highestmodseq: u64,
+    /// The highest UID a session has claimed as `\Recent`.
+    pub recent_uid: u32,
 }
 
 const MAX_NAME_BYTES: usize = 1000;
@@ -131,7 +133,7 @@ impl Mailbox {
     pub(crate) fn folder(conn: &Connection, name: &str) -> Result<Folder, StoreError> {
         let name = normalize(name);
         conn.query_row(
-            "SELECT id, name, uidvalidity, uidnext, highestmodseq FROM folders WHERE name = ?1",
+            "SELECT id, name, uidvalidity, uidnext, highestmodseq, recent_uid FROM folders WHERE name = ?1",
             [&name],
             |r| {
                 Ok(Folder {
@@ -140,6 +142,7 @@ impl Mailbox {
                     uidvalidity: r.get(2)?,
                     uidnext: r.get(3)?,
                     highestmodseq: r.get::<_, i64>(4)? as u64,
+                    recent_uid: r.get(5)?,
                 })
             },
         )
@@ -149,21 +152,37 @@ impl Mailbox {
 
     pub fn list_folders(&mut self) -> Result<Vec<FolderInfo>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT name, special_use, subscribed FROM folders ORDER BY name = 'INBOX' DESC, name",
+            "SELECT name, special_use, name IN (SELECT name FROM subscriptions) FROM folders
+             ORDER BY name = 'INBOX' DESC, name",
         )?;
         let rows: Vec<(String, Option<String>, bool)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
+        let mut stmt = self.conn.prepare(
+            "SELECT name FROM subscriptions WHERE name NOT IN (SELECT name FROM folders) ORDER BY name",
+        )?;
+        let orphans: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-        Ok(rows
+        let mut out: Vec<FolderInfo> = rows
             .iter()
             .map(|(name, special_use, subscribed)| FolderInfo {
                 has_children: names.iter().any(|n| is_child(n, name)),
                 name: name.clone(),
                 special_use: special_use.clone(),
                 subscribed: *subscribed,
+                nonexistent: false,
             })
-            .collect())
+            .collect();
+        out.extend(orphans.into_iter().map(|name| FolderInfo {
+            has_children: names.iter().any(|n| is_child(n, &name)),
+            name,
+            special_use: None,
+            subscribed: true,
+            nonexistent: true,
+        }));
+        Ok(out)
     }
 
     /// CREATE (RFC 3501 §6.3.3): missing parents are created too.
@@ -234,6 +253,7 @@ impl Mailbox {
             "UPDATE folders SET name = ?1 WHERE id = ?2",
             params![to, src.id],
         )?;
+        rename_subscription(&tx, &src.name, &to)?;
         for (id, name) in children {
             let new_name = format!("{}{}", to, name.get(src.name.len()..).unwrap_or(""));
             if new_name.len() > MAX_NAME_BYTES {
@@ -243,6 +263,7 @@ impl Mailbox {
                 "UPDATE folders SET name = ?1 WHERE id = ?2",
                 params![new_name, id],
             )?;
+            rename_subscription(&tx, &name, &new_name)?;
         }
         // Parents of the new name, so the hierarchy stays whole.
         if let Some((parent, _)) = to.rsplit_once('/') {
@@ -293,13 +314,46 @@ impl Mailbox {
         Ok(removed)
     }
 
+    /// SUBSCRIBE / UNSUBSCRIBE (RFC 3501 §6.3.6, §6.3.7): a name, which
+    /// need not exist and stays when its folder is deleted.
     pub fn subscribe(&mut self, name: &str, subscribed: bool) -> Result<(), StoreError> {
-        let f = Self::folder(&self.conn, name)?;
-        self.conn.execute(
-            "UPDATE folders SET subscribed = ?1 WHERE id = ?2",
-            params![subscribed, f.id],
-        )?;
+        let name = match Self::folder(&self.conn, name) {
+            Ok(f) => f.name,
+            Err(_) => validate_name(name)?,
+        };
+        if subscribed {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO subscriptions (name) VALUES (?1)",
+                [&name],
+            )?;
+        } else {
+            self.conn
+                .execute("DELETE FROM subscriptions WHERE name = ?1", [&name])?;
+        }
         Ok(())
+    }
+
+    /// Moves the folder's `\Recent` mark up to `up_to` (never past the
+    /// last UID given out) and returns the UIDs it passed over.
+    pub fn claim_recent(&mut self, name: &str, up_to: u32) -> Result<Vec<u32>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let f = Self::folder(&tx, name)?;
+        let to = up_to.min(f.uidnext.saturating_sub(1));
+        if to <= f.recent_uid {
+            return Ok(Vec::new());
+        }
+        tx.execute(
+            "UPDATE folders SET recent_uid = ?1 WHERE id = ?2",
+            params![to, f.id],
+        )?;
+        let uids: Vec<u32> = tx
+            .prepare_cached(
+                "SELECT uid FROM messages WHERE folder_id = ?1 AND uid > ?2 AND uid <= ?3 ORDER BY uid",
+            )?
+            .query_map(params![f.id, f.recent_uid, to], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        tx.commit()?;
+        Ok(uids)
     }
 
     pub fn status(&mut self, name: &str) -> Result<FolderStatus, StoreError> {
@@ -367,12 +421,15 @@ impl Mailbox {
 }
 
 fn status_of(conn: &Connection, f: &Folder) -> Result<FolderStatus, StoreError> {
-    let (messages, unseen, deleted, size): (u32, u32, u32, i64) = conn
+    let (messages, unseen, deleted, size, recent): (u32, u32, u32, i64, u32) = conn
         .prepare_cached(
-            "SELECT count(*), ifnull(sum((flags & 1) = 0), 0), ifnull(sum((flags & 8) != 0), 0), ifnull(sum(size), 0)
+            "SELECT count(*), ifnull(sum((flags & 1) = 0), 0), ifnull(sum((flags & 8) != 0), 0), ifnull(sum(size), 0),
+                    ifnull(sum(uid > ?2), 0)
              FROM messages WHERE folder_id = ?1",
         )?
-        .query_row([f.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        .query_row(params![f.id, f.recent_uid], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
     Ok(FolderStatus {
         name: f.name.clone(),
         uidvalidity: f.uidvalidity,
@@ -382,6 +439,7 @@ fn status_of(conn: &Connection, f: &Folder) -> Result<FolderStatus, StoreError> 
         unseen,
         deleted,
         size: size as u64,
+        recent,
     })
 }
 
@@ -441,6 +499,21 @@ pub fn validate_name(name: &str) -> Result<String, StoreError> {
         return bad("empty, '.' or '..' path components are not allowed");
     }
     Ok(normalize(name))
+}
+
+/// A renamed folder keeps its subscription under the new name.
+fn rename_subscription(
+    tx: &rusqlite::Transaction<'_>,
+    from: &str,
+    to: &str,
+) -> Result<(), StoreError> {
+    if tx.execute("DELETE FROM subscriptions WHERE name = ?1", [from])? > 0 {
+        tx.execute(
+            "INSERT OR IGNORE INTO subscriptions (name) VALUES (?1)",
+            [to],
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
