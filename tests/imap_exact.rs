@@ -374,3 +374,91 @@ fn subscriptions_are_the_clients_not_the_servers() {
     assert_eq!(c.cmd("l10 LSUB \"\" Pro*"), ["l10 OK LSUB completed"]);
     assert_eq!(c.cmd("l11 LSUB \"\" Later"), ["l11 OK LSUB completed"]);
 }
+
+fn with_headers(from: &str, to: &str, subject: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <{}@x>\r\n\r\nbody\r\n",
+        subject.len() * 7 + from.len()
+    )
+}
+
+#[test]
+fn envelope_addresses_follow_rfc5322() {
+    let (env, user) = with_inbox(&[
+        with_headers(
+            "ann@example.net (Ann Lee)",
+            "A: a@x.org, b@x.org;, B: ;, c@y.org",
+            "one",
+        ),
+        with_headers(
+            "Ann <@relay.example,@hub.example:ann@example.net>",
+            "<bob (the builder)@ (at) example.org>",
+            "two",
+        ),
+    ]);
+    let server = env.serve();
+    let mut c = selected(&server, &user);
+    let r = c.cmd("e1 FETCH 1 ENVELOPE");
+    assert_eq!(
+        r[0],
+        "* 1 FETCH (ENVELOPE (\"Mon, 1 Jan 2024 10:00:00 +0000\" \"one\" \
+         ((\"Ann Lee\" NIL \"ann\" \"example.net\")) \
+         ((\"Ann Lee\" NIL \"ann\" \"example.net\")) \
+         ((\"Ann Lee\" NIL \"ann\" \"example.net\")) \
+         ((NIL NIL \"A\" NIL)(NIL NIL \"a\" \"x.org\")(NIL NIL \"b\" \"x.org\")(NIL NIL NIL NIL)\
+         (NIL NIL \"B\" NIL)(NIL NIL NIL NIL)(NIL NIL \"c\" \"y.org\")) \
+         NIL NIL NIL \"<46@x>\"))"
+    );
+    let r = c.cmd("e2 FETCH 2 ENVELOPE");
+    assert!(
+        r[0].contains("((\"Ann\" \"@relay.example,@hub.example\" \"ann\" \"example.net\"))"),
+        "{r:?}"
+    );
+    assert!(
+        r[0].contains("((NIL NIL \"bob\" \"example.org\"))"),
+        "{r:?}"
+    );
+    // SEARCH sees through comments inside the address.
+    assert_eq!(
+        c.cmd("s1 SEARCH TO bob@example.org"),
+        ["* SEARCH 2", "s1 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("s2 SEARCH FROM \"Ann Lee <ann@example.net>\""),
+        ["* SEARCH 1", "s2 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("s3 SEARCH TO c@y.org"),
+        ["* SEARCH 1", "s3 OK SEARCH completed"]
+    );
+}
+
+#[test]
+fn sort_reads_groups_and_keeps_a_subject_that_is_only_a_blob() {
+    let (env, user) = with_inbox(&[
+        // 1: To is a group; its first mailbox is zed@.
+        with_headers("b@x.org", "Team: zed@x.org, aaa@x.org;", "Re: [xyz]"),
+        // 2
+        with_headers("c@x.org", "mid@x.org", "[xyz] apple"),
+        // 3
+        with_headers("a@x.org", "yak@x.org", "_"),
+        // 4
+        with_headers("d@x.org", "Empty:;, bee@x.org", "[xyz]"),
+    ]);
+    let server = env.serve();
+    let mut c = selected(&server, &user);
+    // Base subjects: "[xyz]", "apple", "_", "[xyz]"; "[" < "_" < "a".
+    assert_eq!(
+        c.cmd("o1 SORT (SUBJECT) UTF-8 ALL"),
+        ["* SORT 1 4 3 2", "o1 OK SORT completed"]
+    );
+    // To: zed (group's first mailbox), mid, yak, bee (after an empty group).
+    assert_eq!(
+        c.cmd("o2 SORT (TO) UTF-8 ALL"),
+        ["* SORT 4 2 3 1", "o2 OK SORT completed"]
+    );
+    assert_eq!(
+        c.cmd("o3 SORT (FROM) UTF-8 ALL"),
+        ["* SORT 3 1 2 4", "o3 OK SORT completed"]
+    );
+}

@@ -7,7 +7,7 @@
 //! below does not hold), so any crash AFL finds is a bug.
 
 use sealmail::proto::{imap, mbox, mutf7, pop3, sasl, smtp};
-use sealmail::store::mime;
+use sealmail::store::{address, mime};
 
 /// A fuzz target: any bytes in, a panic only on a broken promise.
 pub type Target = fn(&[u8]);
@@ -22,6 +22,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("mutf7", mailbox_name),
     ("mbox", mbox_file),
     ("mime", mime_message),
+    ("address", address_list),
 ];
 
 /// An IMAP command as the reader assembles it (lines and literals).
@@ -123,4 +124,15 @@ pub fn mime_message(data: &[u8]) {
         stack.extend(part.children.iter());
     }
     let _ = mime::base_subject(&parsed.envelope.subject.clone().unwrap_or_default());
+}
+
+/// An address-list header value (From, To, Cc, …) as ENVELOPE reads it.
+pub fn address_list(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let list = address::parse_list(&text);
+    // Each address consumes at least one character of the input.
+    assert!(list.len() <= text.len());
+    for a in &list {
+        let _ = a.canonical();
+    }
 }

@@ -75,7 +75,9 @@ fn addresses(out: &mut Vec<u8>, list: &[Address]) {
     for a in list {
         out.push(b'(');
         opt(out, &a.name);
-        out.extend_from_slice(b" NIL ");
+        out.push(b' ');
+        opt(out, &a.adl);
+        out.push(b' ');
         opt(out, &a.mailbox);
         out.push(b' ');
         opt(out, &a.host);

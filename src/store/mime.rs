@@ -81,14 +81,7 @@ pub struct Envelope {
     pub message_id: Option<String>,
 }
 
-/// One address; group start is `mailbox: Some(name), host: None`, group end
-/// is all `None`, as RFC 3501 encodes groups.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Address {
-    pub name: Option<String>,
-    pub mailbox: Option<String>,
-    pub host: Option<String>,
-}
+pub use super::address::Address;
 
 /// Header fields that SEARCH and SORT read, decoded.
 #[derive(Clone, Debug, Default)]
@@ -393,40 +386,39 @@ fn count_lines(body: &[u8]) -> u64 {
     }
 }
 
+/// A header's addresses as ENVELOPE gives them: names as the header has
+/// them (encoded words kept), comments dropped or used as the name.
 fn addresses(headers: &[mailparse::MailHeader<'_>], name: &str) -> Vec<Address> {
-    let Some(h) = header(headers, name) else {
-        return Vec::new();
-    };
-    let Ok(list) = mailparse::addrparse_header(h) else {
-        return Vec::new();
-    };
-    let single = |s: &mailparse::SingleInfo| {
-        let (mailbox, host) = match s.addr.rsplit_once('@') {
-            Some((m, h)) => (m.to_string(), Some(h.to_string())),
-            None => (s.addr.clone(), None),
-        };
-        Address {
-            name: s.display_name.clone().filter(|n| !n.is_empty()),
-            mailbox: Some(mailbox),
-            host,
-        }
-    };
-    let mut out = Vec::new();
-    for a in list.iter() {
-        match a {
-            mailparse::MailAddr::Single(s) => out.push(single(s)),
-            mailparse::MailAddr::Group(g) => {
-                out.push(Address {
-                    name: None,
-                    mailbox: Some(g.group_name.clone()),
-                    host: None,
-                });
-                out.extend(g.addrs.iter().map(single));
-                out.push(Address::default());
-            }
-        }
+    raw_value(headers, name)
+        .map(|v| super::address::parse_list(&v))
+        .unwrap_or_default()
+}
+
+/// Text with RFC 2047 encoded words decoded.
+fn decode_words(s: &str) -> String {
+    match mailparse::parse_header(format!("X: {s}").as_bytes()) {
+        Ok((h, _)) => h.get_value(),
+        Err(_) => s.to_string(),
     }
-    out
+}
+
+/// What SEARCH FROM/TO/CC/BCC match: the decoded header, then each address
+/// as `Name <mailbox@host>` with comments and folding removed.
+fn address_text(headers: &[mailparse::MailHeader<'_>], name: &str) -> String {
+    let mut text = value(headers, name).unwrap_or_default();
+    let canonical: Vec<String> = addresses(headers, name)
+        .into_iter()
+        .map(|mut a| {
+            a.name = a.name.map(|n| decode_words(&n));
+            a.canonical()
+        })
+        .filter(|c| !c.is_empty())
+        .collect();
+    if !canonical.is_empty() {
+        text.push('\n');
+        text.push_str(&canonical.join(", "));
+    }
+    text
 }
 
 fn envelope_of(headers: &[mailparse::MailHeader<'_>]) -> Envelope {
@@ -476,10 +468,10 @@ fn fields_of(headers: &[mailparse::MailHeader<'_>]) -> Fields {
     Fields {
         base_subject: base_subject(&subject),
         subject,
-        from: value(headers, "From").unwrap_or_default(),
-        to: value(headers, "To").unwrap_or_default(),
-        cc: value(headers, "Cc").unwrap_or_default(),
-        bcc: value(headers, "Bcc").unwrap_or_default(),
+        from: address_text(headers, "From"),
+        to: address_text(headers, "To"),
+        cc: address_text(headers, "Cc"),
+        bcc: address_text(headers, "Bcc"),
         sent_date,
         sent_ts,
         message_id: value(headers, "Message-ID"),

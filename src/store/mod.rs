@@ -9,6 +9,7 @@
 //! replies are the serialisable values of [`types`], so both backends speak
 //! the same language. All SQLite and argon2 work runs on the blocking pool.
 
+pub mod address;
 pub mod control;
 pub mod db;
 pub mod events;
