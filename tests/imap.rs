@@ -601,10 +601,14 @@ fn imap4rev2_binary_and_searchres_exact_responses() {
     );
     let r = c.cmd("b2 FETCH 2 BINARY.PEEK[2]<1.2>");
     assert_eq!(r[0].as_bytes(), b"* 2 FETCH (BINARY[2]<1> {2}\r\n\x01\x02)");
-    let r = c.cmd("b3 FETCH 4 BINARY.PEEK[]");
+    // Appended as literal8 with a NUL: stored base64-encoded, so BODY[]
+    // is 7-bit and BINARY[1] gives the bytes back in a literal8.
+    let r = c.cmd("b3 FETCH 4 BINARY.PEEK[1]");
+    assert_eq!(r[0].as_bytes(), b"* 4 FETCH (BINARY[1] ~{5}\r\na\0b\r\n)");
+    let r = c.cmd("b3b FETCH 4 BODY.PEEK[]");
     assert_eq!(
-        r[0].as_bytes(),
-        b"* 4 FETCH (BINARY[] ~{21}\r\nSubject: nul\r\n\r\na\0b\r\n)"
+        r[0],
+        "* 4 FETCH (BODY[] {61}\r\nSubject: nul\r\nContent-Transfer-Encoding: base64\r\n\r\nYQBiDQo=\r\n)"
     );
     assert_eq!(
         c.cmd("b4 FETCH 3 BINARY.PEEK[2]"),

@@ -462,3 +462,110 @@ fn sort_reads_groups_and_keeps_a_subject_that_is_only_a_blob() {
         ["* SORT 3 1 2 4", "o3 OK SORT completed"]
     );
 }
+
+#[test]
+fn multiappend_stores_all_or_nothing() {
+    let (env, user) = with_inbox(&[]);
+    let server = env.serve();
+    let mut c = selected(&server, &user);
+    let (a, b) = (msg(1), msg(2));
+    c.send(
+        format!(
+            "m1 APPEND INBOX (\\Seen) {{{}+}}\r\n{a} \"02-Jan-2024 10:00:00 +0000\" {{{}+}}\r\n{b}\r\n",
+            a.len(),
+            b.len()
+        )
+        .as_bytes(),
+    );
+    let r = c.until("m1");
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert_eq!(r[0], "* 2 EXISTS");
+    assert_eq!(r[1], "* 2 RECENT");
+    assert!(
+        r[2].starts_with("m1 OK [APPENDUID ") && r[2].ends_with(" 1:2] APPEND completed"),
+        "{r:?}"
+    );
+    assert_eq!(
+        c.cmd("f1 FETCH 1:2 FLAGS"),
+        [
+            "* 1 FETCH (FLAGS (\\Seen \\Recent))",
+            "* 2 FETCH (FLAGS (\\Recent))",
+            "f1 OK FETCH completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("f2 FETCH 2 INTERNALDATE"),
+        [
+            "* 2 FETCH (INTERNALDATE \"02-Jan-2024 10:00:00 +0000\")",
+            "f2 OK FETCH completed"
+        ]
+    );
+    // A bad flag on the second message: nothing is stored.
+    c.send(
+        format!(
+            "m2 APPEND INBOX {{{}+}}\r\n{a} (\\Recent) {{{}+}}\r\n{b}\r\n",
+            a.len(),
+            b.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(c.until("m2"), ["m2 BAD flag \\Recent cannot be set"]);
+    // A missing mailbox: TRYCREATE, nothing stored.
+    c.send(
+        format!(
+            "m3 APPEND Nowhere {{{}+}}\r\n{a} {{{}+}}\r\n{b}\r\n",
+            a.len(),
+            b.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(c.until("m3"), ["m3 NO [TRYCREATE] no such mailbox"]);
+    assert_eq!(c.cmd("n NOOP"), ["n OK NOOP completed"]);
+    let r = c.cmd("s STATUS INBOX (MESSAGES)");
+    assert_eq!(r[0], "* STATUS \"INBOX\" (MESSAGES 2)");
+}
+
+#[test]
+fn binary_parts_never_go_out_in_an_ordinary_literal() {
+    let (env, user) = with_inbox(&[]);
+    let server = env.serve();
+    let mut c = selected(&server, &user);
+    let mut m = b"Subject: bin\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n".to_vec();
+    m.extend_from_slice(&[0, 1, 2, 255, 0]);
+    m.extend_from_slice(b"\r\n--b--\r\n");
+    c.send(format!("a1 APPEND INBOX ~{{{}+}}\r\n", m.len()).as_bytes());
+    c.send(&m);
+    c.send(b"\r\n");
+    let r = c.until("a1");
+    assert!(r.last().unwrap().starts_with("a1 OK"), "{r:?}");
+    // BODY[2] is base64, BODYSTRUCTURE says so, BINARY[2] is the bytes.
+    assert_eq!(
+        c.cmd("f1 FETCH 1 BODY.PEEK[2]"),
+        [
+            "* 1 FETCH (BODY[2] {8}\r\nAAEC/wA=)",
+            "f1 OK FETCH completed"
+        ]
+    );
+    let r = c.cmd("f2 FETCH 1 BODY.PEEK[2.MIME]");
+    assert!(
+        r[0].contains("Content-Transfer-Encoding: base64\r\n"),
+        "{r:?}"
+    );
+    assert!(!r[0].contains("binary"), "{r:?}");
+    let r = c.cmd("f3 FETCH 1 BODYSTRUCTURE");
+    assert!(
+        r[0].contains("\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL \"BASE64\" 8"),
+        "{r:?}"
+    );
+    c.send(b"f4 FETCH 1 BINARY.PEEK[2]\r\n");
+    assert_eq!(
+        c.line_bytes(),
+        b"* 1 FETCH (BINARY[2] ~{5}\r\n\0\x01\x02\xff\0)"
+    );
+    assert_eq!(c.line(), "f4 OK FETCH completed");
+    // Part 1 is untouched.
+    assert_eq!(
+        c.cmd("f5 FETCH 1 BODY.PEEK[1]"),
+        ["* 1 FETCH (BODY[1] {5}\r\nhello)", "f5 OK FETCH completed"]
+    );
+}

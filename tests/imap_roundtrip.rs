@@ -287,15 +287,20 @@ impl Gen {
             },
             18 => Kind::Append(Append {
                 mailbox: self.bytes(),
-                flags: if self.bool() {
-                    self.flags()
-                } else {
-                    FlagList::default()
-                },
-                date: self
-                    .bool()
-                    .then(|| self.rng.i64(-30_000_000_000..250_000_000_000)),
-                message: self.bytes(),
+                messages: (0..self.rng.usize(1..4))
+                    .map(|_| AppendMessage {
+                        flags: if self.bool() {
+                            self.flags()
+                        } else {
+                            FlagList::default()
+                        },
+                        date: self
+                            .bool()
+                            .then(|| self.rng.i64(-30_000_000_000..250_000_000_000)),
+                        message: self.bytes(),
+                        binary: self.bool(),
+                    })
+                    .collect(),
             }),
             19 => Kind::Idle,
             20 => Kind::Check,

@@ -332,34 +332,36 @@ impl Parser<'_> {
         }
     }
 
+    /// APPEND, with MULTIAPPEND's further messages (RFC 3502 §6).
     pub(super) fn append(&mut self) -> R<Kind> {
         let mailbox = self.sp_mailbox()?;
-        self.sp()?;
-        let mut flags = FlagList::default();
-        if self.peek() == Some(b'(') {
-            flags = self.flag_list()?;
+        let mut messages = Vec::new();
+        loop {
             self.sp()?;
+            let mut flags = FlagList::default();
+            if self.peek() == Some(b'(') {
+                flags = self.flag_list()?;
+                self.sp()?;
+            }
+            let mut date = None;
+            if self.peek() == Some(b'"') {
+                let text = self.quoted()?;
+                date = Some(parse_date_time(&text).ok_or(Error::Invalid("bad APPEND date-time"))?);
+                self.sp()?;
+            }
+            // A literal8 (RFC 3516 §4.4) may carry NULs.
+            let binary = self.eat(b'~');
+            let message = self.literal()?;
+            messages.push(AppendMessage {
+                flags,
+                date,
+                message,
+                binary,
+            });
+            if self.at_end() {
+                return Ok(Kind::Append(Append { mailbox, messages }));
+            }
         }
-        let mut date = None;
-        if self.peek() == Some(b'"') {
-            let text = self.quoted()?;
-            date = Some(parse_date_time(&text).ok_or(Error::Invalid("bad APPEND date-time"))?);
-            self.sp()?;
-        }
-        // A literal8 (RFC 3516 §4.4) may carry NULs; it is stored as is.
-        self.eat(b'~');
-        let message = self.literal()?;
-        if !self.at_end() {
-            return Err(Error::Invalid(
-                "MULTIAPPEND is not supported: one message per APPEND",
-            ));
-        }
-        Ok(Kind::Append(Append {
-            mailbox,
-            flags,
-            date,
-            message,
-        }))
     }
 }
 
@@ -408,18 +410,26 @@ mod tests {
                 unchanged_since: Some(9)
             })
         );
-        let Kind::Append(Append {
-            flags,
-            date,
-            message,
-            ..
-        }) = kind("a APPEND INBOX (\\Draft) \" 1-Jan-2024 10:00:00 +0100\" {5+}\r\nhello")
+        let Kind::Append(Append { messages, .. }) =
+            kind("a APPEND INBOX (\\Draft) \" 1-Jan-2024 10:00:00 +0100\" {5+}\r\nhello")
         else {
             panic!()
         };
-        assert_eq!(flags.system, DRAFT);
-        assert_eq!(date, Some(1704099600));
-        assert_eq!(message, b"hello");
+        let [m] = &messages[..] else { panic!() };
+        assert_eq!(m.flags.system, DRAFT);
+        assert_eq!(m.date, Some(1704099600));
+        assert_eq!(m.message, b"hello");
+        assert!(!m.binary);
+        // MULTIAPPEND: several messages, each with its own flags and date.
+        let Kind::Append(Append { messages, .. }) = kind(
+            "a APPEND INBOX {1+}\r\na (\\Seen) ~{2+}\r\nb\0 \"1-Jan-2024 10:00:00 +0000\" {1+}\r\nc",
+        ) else {
+            panic!()
+        };
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[1].flags.system, SEEN);
+        assert!(messages[1].binary && messages[1].message == b"b\0");
+        assert_eq!(messages[2].date, Some(1704103200));
         assert_eq!(
             kind("a SELECT inbox (QRESYNC (67890007 20050715194045000 41,43:211))"),
             Kind::Select(Select {

@@ -265,16 +265,21 @@ fn status_items(out: &mut Vec<u8>, items: &[StatusItem]) {
 fn append(out: &mut Vec<u8>, a: &Append) {
     word(out, "APPEND");
     sp_astring(out, &a.mailbox);
-    if a.flags != FlagList::default() {
+    for m in &a.messages {
+        if m.flags != FlagList::default() {
+            out.push(b' ');
+            flag_list(out, &m.flags);
+        }
+        if let Some(date) = m.date {
+            out.push(b' ');
+            date_time(out, date);
+        }
         out.push(b' ');
-        flag_list(out, &a.flags);
+        if m.binary {
+            out.push(b'~');
+        }
+        literal(out, &m.message);
     }
-    if let Some(date) = a.date {
-        out.push(b' ');
-        date_time(out, date);
-    }
-    out.push(b' ');
-    literal(out, &a.message);
 }
 
 fn literal(out: &mut Vec<u8>, bytes: &[u8]) {

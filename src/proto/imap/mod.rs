@@ -177,8 +177,8 @@ mod tests {
                 "bad APPEND date-time",
             ),
             (
-                "a APPEND INBOX {1}\r\nx {1}\r\ny",
-                "MULTIAPPEND is not supported: one message per APPEND",
+                "a APPEND INBOX {1}\r\nx {1}\r\ny junk",
+                "expected '{' at byte 29",
             ),
             (
                 "a SEARCH RETURN (FOO) ALL",

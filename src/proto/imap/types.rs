@@ -208,9 +208,18 @@ pub struct Select {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Append {
     pub mailbox: Vec<u8>,
+    /// One message, or several with MULTIAPPEND (RFC 3502).
+    pub messages: Vec<AppendMessage>,
+}
+
+/// One message of an APPEND with its flags and date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendMessage {
     pub flags: FlagList,
     pub date: Option<i64>,
     pub message: Vec<u8>,
+    /// Sent as a `literal8` (RFC 3516 §4.4): it may hold binary content.
+    pub binary: bool,
 }
 
 /// SEARCH (RFC 3501 §6.4.4, RFC 4731 RETURN, RFC 5182 SAVE).
