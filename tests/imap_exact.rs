@@ -569,3 +569,152 @@ fn binary_parts_never_go_out_in_an_ordinary_literal() {
         ["* 1 FETCH (BODY[1] {5}\r\nhello)", "f5 OK FETCH completed"]
     );
 }
+
+#[test]
+fn unauthenticate_within_preview_objectid_savedate() {
+    let long_body = "word ".repeat(100);
+    let mut reply = msg(2).replace("Subject: note 2", "Subject: Re: note 1");
+    reply = reply.replace(
+        "Message-ID: <m2@example.net>",
+        "Message-ID: <m2@example.net>\r\nIn-Reply-To: <m1@example.net>",
+    );
+    let (env, user) = with_inbox(&[
+        msg(1).replace(
+            "body number 1",
+            &format!("Hello\tthere,\r\n\r\n{long_body}"),
+        ),
+        reply,
+    ]);
+    let server = env.serve();
+    let mut c = selected(&server, &user);
+    let caps = &c.cmd("c CAPABILITY")[0];
+    for cap in [
+        "MULTIAPPEND",
+        "UNAUTHENTICATE",
+        "WITHIN",
+        "PREVIEW",
+        "OBJECTID",
+        "SAVEDATE",
+    ] {
+        assert!(caps.contains(&format!(" {cap}")), "{cap}: {caps}");
+    }
+
+    // PREVIEW: the text, whitespace collapsed, at most 200 characters.
+    let r = c.cmd("p1 FETCH 1 (PREVIEW)");
+    let want = format!("Hello there, {}", "word ".repeat(100));
+    let want: String = want.chars().take(200).collect();
+    assert_eq!(
+        r,
+        [
+            format!("* 1 FETCH (PREVIEW \"{want}\")"),
+            "p1 OK FETCH completed".to_string()
+        ]
+    );
+    assert_eq!(
+        c.cmd("p2 FETCH 2 (PREVIEW (LAZY))"),
+        [
+            "* 2 FETCH (PREVIEW \"body number 2\")",
+            "p2 OK FETCH completed"
+        ]
+    );
+
+    // OBJECTID: a reply shares its thread; a copy shares the EMAILID; a
+    // MAILBOXID survives RENAME.
+    let ids = |c: &mut Client, seq: u32| -> (String, String) {
+        let r = c.cmd(&format!("i FETCH {seq} (EMAILID THREADID)"));
+        let l = &r[0];
+        let e = l
+            .split("EMAILID (")
+            .nth(1)
+            .unwrap()
+            .split(')')
+            .next()
+            .unwrap();
+        let t = l
+            .split("THREADID (")
+            .nth(1)
+            .unwrap()
+            .split(')')
+            .next()
+            .unwrap();
+        (e.to_string(), t.to_string())
+    };
+    let (e1, t1) = ids(&mut c, 1);
+    let (e2, t2) = ids(&mut c, 2);
+    assert_ne!(e1, e2);
+    assert_eq!(t1, t2);
+    c.cmd("k COPY 1 INBOX");
+    let (e3, _) = ids(&mut c, 3);
+    assert_eq!(e1, e3);
+    assert_eq!(
+        c.cmd(&format!("s1 SEARCH EMAILID {e1}")),
+        ["* SEARCH 1 3", "s1 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd(&format!("s2 SEARCH THREADID {t1}")),
+        ["* SEARCH 1 2 3", "s2 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("s3 SEARCH EMAILID nonsense"),
+        ["* SEARCH", "s3 OK SEARCH completed"]
+    );
+    let r = c.cmd("m1 CREATE Projects");
+    assert!(r[0].starts_with("m1 OK [MAILBOXID (F"), "{r:?}");
+    let id = r[0]
+        .split("MAILBOXID (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .to_string();
+    c.cmd("m2 RENAME Projects Work");
+    assert_eq!(
+        c.cmd("m3 STATUS Work (MAILBOXID)")[0],
+        format!("* STATUS \"Work\" (MAILBOXID ({id}))")
+    );
+
+    // SAVEDATE: today for new messages; SEARCH by it; WITHIN by arrival.
+    let r = c.cmd("d1 FETCH 3 (SAVEDATE INTERNALDATE)");
+    assert!(r[0].contains("SAVEDATE \""), "{r:?}");
+    assert_eq!(
+        c.cmd("d2 SEARCH SAVEDATESUPPORTED SAVEDBEFORE 1-Jan-2000"),
+        ["* SEARCH", "d2 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("d3 SEARCH SAVEDSINCE 1-Jan-2000"),
+        ["* SEARCH 1 2 3", "d3 OK SEARCH completed"]
+    );
+    let m = msg(9);
+    c.send(
+        format!(
+            "a APPEND INBOX \"01-Jan-2020 10:00:00 +0000\" {{{}+}}\r\n{m}\r\n",
+            m.len()
+        )
+        .as_bytes(),
+    );
+    let r = c.until("a");
+    assert_eq!(r[..2], ["* 4 EXISTS", "* 4 RECENT"]);
+    assert_eq!(
+        c.cmd("w1 SEARCH OLDER 86400"),
+        ["* SEARCH 4", "w1 OK SEARCH completed"]
+    );
+    assert_eq!(
+        c.cmd("w2 SEARCH YOUNGER 86400"),
+        ["* SEARCH 1 2 3", "w2 OK SEARCH completed"]
+    );
+
+    // UNAUTHENTICATE: back to before login, on the same connection.
+    assert_eq!(
+        c.cmd("u1 UNAUTHENTICATE"),
+        ["u1 OK UNAUTHENTICATE completed"]
+    );
+    assert_eq!(
+        c.cmd("u2 SELECT INBOX"),
+        ["u2 BAD command not valid before login"]
+    );
+    let r = c.cmd(&format!("u3 LOGIN {user} pw"));
+    assert!(r.last().unwrap().starts_with("u3 OK"), "{r:?}");
+    let r = c.cmd("u4 SELECT INBOX");
+    assert!(r.last().unwrap().starts_with("u4 OK"), "{r:?}");
+}

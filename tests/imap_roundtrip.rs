@@ -121,7 +121,7 @@ impl Gen {
             };
         }
         let bit = self.pick(&[SEEN, ANSWERED, FLAGGED, DELETED, DRAFT]);
-        match self.rng.u8(0..20) {
+        match self.rng.u8(0..22) {
             0 => SearchKey::All,
             1 => SearchKey::Seq(self.seq_set()),
             2 => SearchKey::Uid(self.seq_set()),
@@ -141,6 +141,16 @@ impl Gen {
             16 => SearchKey::Body(self.text()),
             17 => SearchKey::Text(self.text()),
             18 => SearchKey::ModSeq(self.rng.u64(..)),
+            19 if self.bool() => SearchKey::Older(self.rng.u64(1..=u64::from(u32::MAX))),
+            19 => SearchKey::Younger(self.rng.u64(1..=u64::from(u32::MAX))),
+            20 => match self.rng.u8(0..6) {
+                0 => SearchKey::EmailId(self.atom()),
+                1 => SearchKey::ThreadId(self.atom()),
+                2 => SearchKey::SavedBefore(self.date()),
+                3 => SearchKey::SavedOn(self.date()),
+                4 => SearchKey::SavedSince(self.date()),
+                _ => SearchKey::SaveDateSupported,
+            },
             _ => SearchKey::SentOn(self.date()),
         }
     }
@@ -155,6 +165,7 @@ impl Gen {
             StatusItem::Deleted,
             StatusItem::Size,
             StatusItem::HighestModSeq,
+            StatusItem::MailboxId,
         ];
         let mut items: Vec<StatusItem> = all.into_iter().filter(|_| self.bool()).collect();
         if items.is_empty() {
@@ -192,7 +203,14 @@ impl Gen {
             4 => FetchAtt::Envelope,
             5 => FetchAtt::Body,
             6 => FetchAtt::BodyStructure,
-            7 => FetchAtt::ModSeq,
+            7 => match self.rng.u8(0..6) {
+                0 => FetchAtt::Preview { lazy: false },
+                1 => FetchAtt::Preview { lazy: true },
+                2 => FetchAtt::EmailId,
+                3 => FetchAtt::ThreadId,
+                4 => FetchAtt::SaveDate,
+                _ => FetchAtt::ModSeq,
+            },
             8 => {
                 let (text, peek, legacy) = match self.rng.u8(0..3) {
                     0 => (SectionText::Whole, false, "RFC822"),
@@ -305,7 +323,8 @@ impl Gen {
             19 => Kind::Idle,
             20 => Kind::Check,
             21 => Kind::Close,
-            22 => Kind::Unselect,
+            22 if self.bool() => Kind::Unselect,
+            22 => Kind::Unauthenticate,
             23 => Kind::Expunge(self.bool().then(|| self.seq_set())),
             24 => Kind::Search(Search {
                 uid,

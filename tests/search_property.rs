@@ -32,6 +32,8 @@ struct Model {
     size: u64,
     flags: Flags,
     internal: (u16, u8, u8),
+    /// The internal date as Unix time.
+    internal_ts: i64,
     sent: (u16, u8, u8),
     /// Headers with their decoded values, in order.
     headers: Vec<(String, String)>,
@@ -224,6 +226,7 @@ fn message(rng: &mut fastrand::Rng, i: usize) -> (Vec<u8>, Model) {
         size: raw.len() as u64,
         flags,
         internal,
+        internal_ts: 0,
         sent,
         headers,
         body: body_text,
@@ -256,6 +259,13 @@ fn eval(c: &Criteria, m: &Model) -> bool {
         Criteria::Larger(n) => m.size > *n,
         Criteria::Smaller(n) => m.size < *n,
         Criteria::Before(x) => date_key(m.internal) < d(x),
+        Criteria::ArrivedSince(t) => m.internal_ts >= *t,
+        Criteria::EmailId(_)
+        | Criteria::ThreadId(_)
+        | Criteria::SavedBefore(_)
+        | Criteria::SavedOn(_)
+        | Criteria::SavedSince(_) => unimplemented!("not generated"),
+        Criteria::ArrivedBefore(t) => m.internal_ts < *t,
         Criteria::On(x) => date_key(m.internal) == d(x),
         Criteria::Since(x) => date_key(m.internal) >= d(x),
         Criteria::SentBefore(x) => m.sent < d(x),
@@ -345,7 +355,9 @@ fn leaf(rng: &mut fastrand::Rng, models: &[Model], max_modseq: u64) -> Criteria 
         ),
         4 => Criteria::Larger(models[rng.usize(..models.len())].size),
         5 => Criteria::Smaller(models[rng.usize(..models.len())].size + rng.u64(0..3)),
-        6 => Criteria::Before(date(rng)),
+        6 if rng.bool() => Criteria::Before(date(rng)),
+        6 if rng.bool() => Criteria::ArrivedSince(models[rng.usize(..models.len())].internal_ts),
+        6 => Criteria::ArrivedBefore(models[rng.usize(..models.len())].internal_ts),
         7 => Criteria::On(Date {
             year: 2026,
             month: models[0].internal.1,
@@ -408,12 +420,13 @@ fn setup(seed: u64, session: &Session) -> Vec<Model> {
     let mut models = Vec::new();
     let mut requests = Vec::new();
     for i in 0..60 {
-        let (raw, m) = message(&mut rng, i);
+        let (raw, mut m) = message(&mut rng, i);
+        m.internal_ts = unix(m.internal, rng.i64(0..86_400));
         requests.push(AppendRequest {
             folder: "INBOX".into(),
             message: raw,
             flags: m.flags.clone(),
-            internal_date: Some(unix(m.internal, rng.i64(0..86_400))),
+            internal_date: Some(m.internal_ts),
         });
         models.push(m);
     }

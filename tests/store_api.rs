@@ -316,6 +316,7 @@ fn fetch_envelope_structure_and_sections() {
                 kind: SectionKind::Whole,
             },
         ],
+        ..Default::default()
     };
     let got = block(s.fetch("INBOX", UidSet::all(), what))
         .unwrap()
@@ -404,6 +405,7 @@ fn bad_input_is_stored_or_refused_never_a_panic() {
                 path: vec![],
                 kind: SectionKind::Whole,
             }],
+            ..Default::default()
         };
         let got = block(s.fetch("INBOX", UidSet::range(uid.uid, uid.uid), what)).unwrap();
         assert_eq!(got[0].sections[0].1, raw, "{name}: stored exactly");

@@ -46,6 +46,8 @@ impl<'a> Fetcher<'a> {
             match att {
                 FetchAtt::Envelope => what.envelope = true,
                 FetchAtt::Body | FetchAtt::BodyStructure => what.structure = true,
+                FetchAtt::Preview { .. } => what.preview = true,
+                FetchAtt::EmailId | FetchAtt::ThreadId | FetchAtt::SaveDate => what.ids = true,
                 FetchAtt::Section { peek, section, .. } => {
                     sets_seen |= !peek;
                     let s = store_section(section);
@@ -322,6 +324,22 @@ fn message(
                     item.extend_from_slice(format!(" {tilde}{{{}}}\r\n", bytes.len()).as_bytes());
                     item.extend_from_slice(bytes);
                 }
+            }
+            FetchAtt::Preview { .. } => {
+                item.extend_from_slice(b"PREVIEW ");
+                crate::proto::imap::push_nstring(
+                    &mut item,
+                    m.preview.as_deref().map(str::as_bytes),
+                );
+            }
+            FetchAtt::EmailId | FetchAtt::ThreadId | FetchAtt::SaveDate => {
+                let Some(ids) = &m.ids else { continue };
+                let text = match att {
+                    FetchAtt::EmailId => format!("EMAILID (M{})", ids.email_id),
+                    FetchAtt::ThreadId => format!("THREADID (T{})", ids.thread_id),
+                    _ => format!("SAVEDATE \"{}\"", render::internal_date(&ids.saved_at)),
+                };
+                item.extend_from_slice(text.as_bytes());
             }
             FetchAtt::Uid | FetchAtt::Flags | FetchAtt::ModSeq => continue,
         }

@@ -446,6 +446,12 @@ impl Conversation<'_> {
             (State::Authenticated(_) | State::Selected(..), Kind::Select(select)) => {
                 self.select(&tag, select).await
             }
+            // RFC 8437: the store session, its keys and the selection go;
+            // the connection (TLS, COMPRESS) stays.
+            (State::Authenticated(_) | State::Selected(..), Kind::Unauthenticate) => {
+                self.state = State::NotAuthenticated;
+                io.ok(&tag, "UNAUTHENTICATE completed").await
+            }
             (State::Authenticated(user), kind) => authenticated(io, user, None, &tag, kind, stop)
                 .await
                 .map(|(next, _)| next),

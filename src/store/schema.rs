@@ -105,9 +105,13 @@ CREATE VIRTUAL TABLE fts USING fts5(headers, body, tokenize = 'trigram', content
 ";
 
 /// Version 2: subscriptions are names, not a folder column, so they outlive
-/// DELETE and can name folders that do not exist (RFC 3501 §6.3.9); and
-/// each folder keeps the highest UID a session has claimed as `\Recent`
-/// (RFC 3501 §2.3.2), messages already stored counting as seen.
+/// DELETE and can name folders that do not exist (RFC 3501 §6.3.9); each
+/// folder keeps the highest UID a session has claimed as `\Recent` (RFC
+/// 3501 §2.3.2), messages already stored counting as seen; each body has an
+/// object id from a counter that never goes back (IMAP EMAILID and, for a
+/// thread's first message, THREADID; RFC 8474), existing bodies keeping
+/// their row id; each message row records when it was saved (SAVEDATE, RFC
+/// 8514), unknown for rows already stored.
 const V2: &str = "
 CREATE TABLE subscriptions (
     name  TEXT PRIMARY KEY
@@ -116,6 +120,11 @@ INSERT INTO subscriptions (name) SELECT name FROM folders WHERE subscribed = 1;
 ALTER TABLE folders DROP COLUMN subscribed;
 ALTER TABLE folders ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
 UPDATE folders SET recent_uid = uidnext - 1;
+ALTER TABLE bodies ADD COLUMN object_id INTEGER;
+UPDATE bodies SET object_id = id;
+INSERT OR REPLACE INTO counters (name, value)
+    VALUES ('objectid', (SELECT ifnull(max(id), 0) FROM bodies));
+ALTER TABLE messages ADD COLUMN saved_at TEXT;
 ";
 
 #[derive(Debug, thiserror::Error)]

@@ -103,6 +103,31 @@ fn emit(c: &Criteria, out: &mut Compiled, depth: usize) -> Result<(), TooDeep> {
             "(substr(m.internal_date, 1, 10) >= {})",
             p(out, Value::Text(d.iso()))
         ),
+        Criteria::ArrivedSince(t) => format!(
+            "(m.internal_date >= {})",
+            p(out, Value::Text(crate::util::iso8601_utc(*t)))
+        ),
+        Criteria::ArrivedBefore(t) => format!(
+            "(m.internal_date < {})",
+            p(out, Value::Text(crate::util::iso8601_utc(*t)))
+        ),
+        Criteria::EmailId(id) => format!(
+            "(m.body_id IN (SELECT id FROM bodies WHERE object_id = {}))",
+            p(out, Value::Integer(*id))
+        ),
+        Criteria::ThreadId(id) => format!("(m.thread_id = {})", p(out, Value::Integer(*id))),
+        Criteria::SavedBefore(d) => format!(
+            "(substr(ifnull(m.saved_at, m.internal_date), 1, 10) < {})",
+            p(out, Value::Text(d.iso()))
+        ),
+        Criteria::SavedOn(d) => format!(
+            "(substr(ifnull(m.saved_at, m.internal_date), 1, 10) = {})",
+            p(out, Value::Text(d.iso()))
+        ),
+        Criteria::SavedSince(d) => format!(
+            "(substr(ifnull(m.saved_at, m.internal_date), 1, 10) >= {})",
+            p(out, Value::Text(d.iso()))
+        ),
         Criteria::SentBefore(d) => {
             format!("ifnull(b.sent_date < {}, 0)", p(out, Value::Text(d.iso())))
         }

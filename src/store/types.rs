@@ -178,6 +178,12 @@ pub struct FetchWhat {
     pub envelope: bool,
     pub structure: bool,
     pub sections: Vec<Section>,
+    /// The first text of the message (IMAP PREVIEW).
+    #[serde(default)]
+    pub preview: bool,
+    /// Object ids and the save date (IMAP EMAILID, THREADID, SAVEDATE).
+    #[serde(default)]
+    pub ids: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -192,6 +198,20 @@ pub struct FetchedMessage {
     /// (IMAP `NO [UNKNOWN-CTE]`); their entries in `sections` are empty.
     #[serde(default)]
     pub undecodable: Vec<Section>,
+    #[serde(default)]
+    pub preview: Option<String>,
+    /// With `FetchWhat::ids`.
+    #[serde(default)]
+    pub ids: Option<MessageIds>,
+}
+
+/// A message's object ids (RFC 8474) and when it was saved in its folder
+/// (RFC 8514; the internal date for messages stored before this was kept).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageIds {
+    pub email_id: i64,
+    pub thread_id: i64,
+    pub saved_at: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -516,6 +536,16 @@ pub enum Criteria {
     Before(Date),
     On(Date),
     Since(Date),
+    /// Internal date at or after / before this Unix time (WITHIN).
+    ArrivedSince(i64),
+    ArrivedBefore(i64),
+    /// Object ids (RFC 8474): the body's, the thread's.
+    EmailId(i64),
+    ThreadId(i64),
+    /// The day the message was saved in its folder (RFC 8514).
+    SavedBefore(Date),
+    SavedOn(Date),
+    SavedSince(Date),
     SentBefore(Date),
     SentOn(Date),
     SentSince(Date),

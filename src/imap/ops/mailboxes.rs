@@ -22,8 +22,17 @@ pub async fn create(
         Ok(n) => n,
         Err(e) => return io.bad_name(tag, &e).await,
     };
-    let r = user.session.create_folder(name.trim_end_matches('/')).await;
-    io.done(user, view, tag, r, "CREATE completed").await
+    let name = name.trim_end_matches('/');
+    let r = user.session.create_folder(name).await;
+    // The new folder's MAILBOXID in the tagged reply (RFC 8474 §4.1).
+    let done = match (&r, user.session.status(name).await) {
+        (Ok(()), Ok(s)) => format!(
+            "[MAILBOXID ({})] CREATE completed",
+            super::status::mailbox_id(&s)
+        ),
+        _ => "CREATE completed".to_string(),
+    };
+    io.done(user, view, tag, r, &done).await
 }
 
 pub async fn delete(

@@ -391,6 +391,18 @@ fn criteria(key: &SearchKey, view: &View, modseq: &mut bool) -> Result<Criteria,
         SearchKey::Larger(n) => Criteria::Larger(*n),
         SearchKey::Smaller(n) => Criteria::Smaller(*n),
         SearchKey::Before(d) => Criteria::Before(date(d)),
+        SearchKey::EmailId(id) => {
+            object_id(id, 'M').map_or(Criteria::Uid(UidSet::default()), Criteria::EmailId)
+        }
+        SearchKey::ThreadId(id) => {
+            object_id(id, 'T').map_or(Criteria::Uid(UidSet::default()), Criteria::ThreadId)
+        }
+        SearchKey::SavedBefore(d) => Criteria::SavedBefore(date(d)),
+        SearchKey::SavedOn(d) => Criteria::SavedOn(date(d)),
+        SearchKey::SavedSince(d) => Criteria::SavedSince(date(d)),
+        SearchKey::SaveDateSupported => Criteria::All,
+        SearchKey::Older(n) => Criteria::ArrivedBefore(crate::util::now_unix() - *n as i64),
+        SearchKey::Younger(n) => Criteria::ArrivedSince(crate::util::now_unix() - *n as i64),
         SearchKey::On(d) => Criteria::On(date(d)),
         SearchKey::Since(d) => Criteria::Since(date(d)),
         SearchKey::SentBefore(d) => Criteria::SentBefore(date(d)),
@@ -419,4 +431,10 @@ fn criteria(key: &SearchKey, view: &View, modseq: &mut bool) -> Result<Criteria,
                 .collect::<Result<_, _>>()?,
         ),
     })
+}
+
+/// The number in an object id this server hands out (`M12`, `T7`); any
+/// other id matches nothing.
+fn object_id(id: &str, prefix: char) -> Option<i64> {
+    id.strip_prefix(prefix)?.parse().ok().filter(|n| *n > 0)
 }

@@ -105,8 +105,11 @@ fn untagged(user: &User, view: &View, info: &SelectInfo) -> String {
         }
     }
     text.push_str(&format!(
-        "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] next UID\r\n* OK [HIGHESTMODSEQ {}] modseq\r\n",
-        info.status.uidvalidity, info.status.uidnext, info.status.highestmodseq
+        "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] next UID\r\n* OK [HIGHESTMODSEQ {}] modseq\r\n* OK [MAILBOXID ({})] mailbox id\r\n",
+        info.status.uidvalidity,
+        info.status.uidnext,
+        info.status.highestmodseq,
+        super::status::mailbox_id(&info.status)
     ));
     text
 }

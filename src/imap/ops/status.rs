@@ -53,8 +53,15 @@ pub fn status_line(name: &str, s: &FolderStatus, items: &[StatusItem], utf8: boo
             StatusItem::Deleted => format!("DELETED {}", s.deleted),
             StatusItem::Size => format!("SIZE {}", s.size),
             StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", s.highestmodseq),
+            StatusItem::MailboxId => format!("MAILBOXID ({})", mailbox_id(s)),
         })
         .collect();
     out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
     out
+}
+
+/// A folder's MAILBOXID (RFC 8474 §4): from its UIDVALIDITY, which no other
+/// folder of the mailbox has had or will have, and which RENAME keeps.
+pub fn mailbox_id(s: &FolderStatus) -> String {
+    format!("F{}", s.uidvalidity)
 }

@@ -80,6 +80,7 @@ impl Parser<'_> {
             "CHECK" => Kind::Check,
             "CLOSE" => Kind::Close,
             "UNSELECT" => Kind::Unselect,
+            "UNAUTHENTICATE" => Kind::Unauthenticate,
             "EXPUNGE" => Kind::Expunge(None),
             "SEARCH" => self.search(false)?,
             "SORT" => self.sort(false)?,
@@ -314,6 +315,7 @@ impl Parser<'_> {
                 "DELETED" => StatusItem::Deleted,
                 "SIZE" => StatusItem::Size,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+                "MAILBOXID" => StatusItem::MailboxId,
                 other => {
                     return Err(Error::Unknown {
                         what: "STATUS item",
@@ -484,6 +486,7 @@ mod tests {
             ("a CHECK", Kind::Check),
             ("a CLOSE", Kind::Close),
             ("a UNSELECT", Kind::Unselect),
+            ("a UNAUTHENTICATE", Kind::Unauthenticate),
             ("a NAMESPACE", Kind::Namespace),
             ("a EXPUNGE", Kind::Expunge(None)),
             ("a UID EXPUNGE 3:4", Kind::Expunge(Some(set(3, 4)))),

@@ -88,6 +88,7 @@ fn kind(out: &mut Vec<u8>, kind: &Kind) {
         Kind::Check => word(out, "CHECK"),
         Kind::Close => word(out, "CLOSE"),
         Kind::Unselect => word(out, "UNSELECT"),
+        Kind::Unauthenticate => word(out, "UNAUTHENTICATE"),
         Kind::Expunge(None) => word(out, "EXPUNGE"),
         Kind::Expunge(Some(set)) => {
             word(out, "UID EXPUNGE ");
@@ -255,6 +256,7 @@ fn status_items(out: &mut Vec<u8>, items: &[StatusItem]) {
             StatusItem::Deleted => "DELETED",
             StatusItem::Size => "SIZE",
             StatusItem::HighestModSeq => "HIGHESTMODSEQ",
+            StatusItem::MailboxId => "MAILBOXID",
         })
         .collect();
     out.push(b'(');
@@ -427,6 +429,14 @@ fn search_key(out: &mut Vec<u8>, key: &SearchKey, top: bool) {
         SearchKey::Before(d) => dated(out, "BEFORE ", d),
         SearchKey::On(d) => dated(out, "ON ", d),
         SearchKey::Since(d) => dated(out, "SINCE ", d),
+        SearchKey::Older(n) => word(out, &format!("OLDER {n}")),
+        SearchKey::EmailId(id) => word(out, &format!("EMAILID {id}")),
+        SearchKey::ThreadId(id) => word(out, &format!("THREADID {id}")),
+        SearchKey::SavedBefore(d) => dated(out, "SAVEDBEFORE ", d),
+        SearchKey::SavedOn(d) => dated(out, "SAVEDON ", d),
+        SearchKey::SavedSince(d) => dated(out, "SAVEDSINCE ", d),
+        SearchKey::SaveDateSupported => word(out, "SAVEDATESUPPORTED"),
+        SearchKey::Younger(n) => word(out, &format!("YOUNGER {n}")),
         SearchKey::SentBefore(d) => dated(out, "SENTBEFORE ", d),
         SearchKey::SentOn(d) => dated(out, "SENTON ", d),
         SearchKey::SentSince(d) => dated(out, "SENTSINCE ", d),
@@ -512,6 +522,11 @@ fn fetch_att(out: &mut Vec<u8>, a: &FetchAtt) {
         FetchAtt::Body => word(out, "BODY"),
         FetchAtt::BodyStructure => word(out, "BODYSTRUCTURE"),
         FetchAtt::ModSeq => word(out, "MODSEQ"),
+        FetchAtt::Preview { lazy: false } => word(out, "PREVIEW"),
+        FetchAtt::Preview { lazy: true } => word(out, "PREVIEW (LAZY)"),
+        FetchAtt::EmailId => word(out, "EMAILID"),
+        FetchAtt::ThreadId => word(out, "THREADID"),
+        FetchAtt::SaveDate => word(out, "SAVEDATE"),
         FetchAtt::Section {
             legacy: Some(name), ..
         } => word(out, name),

@@ -86,6 +86,20 @@ impl Parser<'_> {
             b"ENVELOPE" => simple(FetchAtt::Envelope),
             b"BODYSTRUCTURE" => simple(FetchAtt::BodyStructure),
             b"MODSEQ" => simple(FetchAtt::ModSeq),
+            b"EMAILID" => simple(FetchAtt::EmailId),
+            b"THREADID" => simple(FetchAtt::ThreadId),
+            b"SAVEDATE" => simple(FetchAtt::SaveDate),
+            b"PREVIEW" => {
+                // `PREVIEW (LAZY)`: the only modifier (RFC 8970 §3.2).
+                let lazy = self
+                    .b
+                    .get(self.pos..self.pos + 7)
+                    .is_some_and(|m| m.eq_ignore_ascii_case(b" (LAZY)"));
+                if lazy {
+                    self.pos += 7;
+                }
+                Ok(FetchAtt::Preview { lazy })
+            }
             b"RFC822" | b"RFC822.HEADER" | b"RFC822.TEXT" => {
                 let (text, peek, legacy) = match name.as_slice() {
                     b"RFC822" => (SectionText::Whole, false, "RFC822"),

@@ -203,6 +203,28 @@ impl Parser<'_> {
                 let k = self.atom()?;
                 Ok(SearchKey::Keyword(k, name == "KEYWORD"))
             }
+            "EMAILID" | "THREADID" => {
+                self.sp()?;
+                let id = self.atom()?;
+                Ok(if name == "EMAILID" {
+                    SearchKey::EmailId(id)
+                } else {
+                    SearchKey::ThreadId(id)
+                })
+            }
+            "SAVEDBEFORE" => Ok(SearchKey::SavedBefore(self.search_date()?)),
+            "SAVEDON" => Ok(SearchKey::SavedOn(self.search_date()?)),
+            "SAVEDSINCE" => Ok(SearchKey::SavedSince(self.search_date()?)),
+            "SAVEDATESUPPORTED" => Ok(SearchKey::SaveDateSupported),
+            "OLDER" | "YOUNGER" => {
+                self.sp()?;
+                let n = u64::from(self.nz_number()?);
+                Ok(if name == "OLDER" {
+                    SearchKey::Older(n)
+                } else {
+                    SearchKey::Younger(n)
+                })
+            }
             "LARGER" | "SMALLER" => {
                 self.sp()?;
                 let n = self.number64()?;

@@ -65,6 +65,15 @@ pub enum FetchAtt {
     Body,
     BodyStructure,
     ModSeq,
+    /// PREVIEW (RFC 8970), with `(LAZY)`.
+    Preview {
+        lazy: bool,
+    },
+    /// EMAILID and THREADID (RFC 8474).
+    EmailId,
+    ThreadId,
+    /// SAVEDATE (RFC 8514).
+    SaveDate,
     Section {
         peek: bool,
         section: SectionSpec,
@@ -109,6 +118,17 @@ pub enum SearchKey {
     Before(Date),
     On(Date),
     Since(Date),
+    /// WITHIN (RFC 5032): arrived more than / at most this many seconds ago.
+    Older(u64),
+    Younger(u64),
+    /// OBJECTID (RFC 8474 §6).
+    EmailId(String),
+    ThreadId(String),
+    /// SAVEDATE (RFC 8514 §4.3).
+    SavedBefore(Date),
+    SavedOn(Date),
+    SavedSince(Date),
+    SaveDateSupported,
     SentBefore(Date),
     SentOn(Date),
     SentSince(Date),
@@ -165,6 +185,8 @@ pub enum StatusItem {
     Deleted,
     Size,
     HighestModSeq,
+    /// MAILBOXID (RFC 8474).
+    MailboxId,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,6 +340,8 @@ pub enum Kind {
     Check,
     Close,
     Unselect,
+    /// UNAUTHENTICATE (RFC 8437): back to the not-authenticated state.
+    Unauthenticate,
     Expunge(Option<SeqSet>),
     Search(Search),
     Sort(Sort),

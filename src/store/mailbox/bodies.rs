@@ -18,7 +18,11 @@ use crate::store::mime::Parsed;
 type Segment = (u64, u64, String);
 
 /// Stores a parsed message's bytes; returns the new body id.
-pub(super) fn insert(conn: &Connection, raw: &[u8], parsed: &Parsed) -> Result<i64, StoreError> {
+pub(super) fn insert(
+    conn: &Connection,
+    raw: &[u8],
+    parsed: &Parsed,
+) -> Result<Inserted, StoreError> {
     let split = parsed.root.body_start as usize;
     let (header, body) = raw.split_at(split.min(raw.len()));
     let mut rest = Vec::with_capacity(body.len());
@@ -81,7 +85,46 @@ pub(super) fn insert(conn: &Connection, raw: &[u8], parsed: &Parsed) -> Result<i
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO fts (rowid, headers, body) VALUES (?1, ?2, ?3)")?
         .execute(params![id, parsed.header_text, parsed.body_text])?;
-    Ok(id)
+    let object_id: i64 = conn
+        .prepare_cached(
+            "UPDATE counters SET value = value + 1 WHERE name = 'objectid' RETURNING value",
+        )?
+        .query_row([], |r| r.get(0))?;
+    conn.prepare_cached("UPDATE bodies SET object_id = ?1 WHERE id = ?2")?
+        .execute(params![object_id, id])?;
+    Ok(Inserted { id, object_id })
+}
+
+/// A new body row: its row id and its object id (EMAILID).
+pub struct Inserted {
+    pub id: i64,
+    pub object_id: i64,
+}
+
+/// The first 200 characters of a body's text parts with whitespace runs
+/// made single spaces: IMAP PREVIEW (RFC 8970 §3).
+pub fn load_preview(conn: &Connection, body_id: i64) -> Result<String, StoreError> {
+    let text: Vec<u8> = conn
+        .prepare_cached("SELECT text FROM bodies WHERE id = ?1")?
+        .query_row([body_id], |r| r.get(0))?;
+    let text = decompress(&text)?;
+    let body = text
+        .iter()
+        .position(|&b| b == 0)
+        .and_then(|at| text.get(at + 1..))
+        .unwrap_or_default();
+    let body = String::from_utf8_lossy(body);
+    let mut out = String::new();
+    for (i, word) in body.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() >= 200 {
+            break;
+        }
+    }
+    Ok(out.chars().take(200).collect())
 }
 
 fn compress(data: &[u8]) -> Result<Vec<u8>, StoreError> {

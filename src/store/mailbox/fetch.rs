@@ -10,7 +10,7 @@ use super::{Mailbox, bodies, messages::split_keywords};
 use crate::store::StoreError;
 use crate::store::mime::{Envelope, Part};
 use crate::store::types::{
-    FetchWhat, FetchedMessage, Flags, MessageMeta, Section, SectionKind, UidSet,
+    FetchWhat, FetchedMessage, Flags, MessageIds, MessageMeta, Section, SectionKind, UidSet,
 };
 
 impl Mailbox {
@@ -30,13 +30,28 @@ impl Mailbox {
         let mut out = Vec::new();
         for range in &uids.0 {
             // Metadata alone (POP3 STAT, flag syncs) never touches bodies.
-            let sql = if needs_structure || what.envelope {
-                "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.body_id, b.structure, b.envelope
-                 FROM messages m JOIN bodies b ON b.id = m.body_id
-                 WHERE m.folder_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
-            } else {
-                "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.body_id, '', ''
-                 FROM messages m WHERE m.folder_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
+            let sql = match (needs_structure || what.envelope, what.ids) {
+                (true, false) => {
+                    "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.body_id, b.structure, b.envelope
+                     FROM messages m JOIN bodies b ON b.id = m.body_id
+                     WHERE m.folder_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
+                }
+                (true, true) => {
+                    "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.body_id, b.structure, b.envelope,
+                            b.object_id, m.thread_id, ifnull(m.saved_at, m.internal_date)
+                     FROM messages m JOIN bodies b ON b.id = m.body_id
+                     WHERE m.folder_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
+                }
+                (false, false) => {
+                    "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.body_id, '', ''
+                     FROM messages m WHERE m.folder_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
+                }
+                (false, true) => {
+                    "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.body_id, '', '',
+                            b.object_id, m.thread_id, ifnull(m.saved_at, m.internal_date)
+                     FROM messages m JOIN bodies b ON b.id = m.body_id
+                     WHERE m.folder_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
+                }
             };
             let mut stmt = tx.prepare_cached(sql)?;
             let rows = stmt.query_map(params![f.id, range.first, range.last], |r| {
@@ -62,10 +77,19 @@ impl Mailbox {
                     } else {
                         String::new()
                     },
+                    if what.ids {
+                        Some(MessageIds {
+                            email_id: r.get::<_, Option<i64>>(9)?.unwrap_or_default(),
+                            thread_id: r.get(10)?,
+                            saved_at: r.get(11)?,
+                        })
+                    } else {
+                        None
+                    },
                 ))
             })?;
             for row in rows {
-                let (meta, body_id, structure, envelope) = row?;
+                let (meta, body_id, structure, envelope, ids) = row?;
                 let structure: Option<Part> = if needs_structure {
                     Some(from_json(&structure)?)
                 } else {
@@ -102,12 +126,19 @@ impl Mailbox {
                         })
                         .collect()
                 };
+                let preview = if what.preview {
+                    Some(bodies::load_preview(&tx, body_id)?)
+                } else {
+                    None
+                };
                 out.push(FetchedMessage {
                     meta,
                     envelope,
                     structure: if what.structure { structure } else { None },
                     sections,
                     undecodable,
+                    preview,
+                    ids,
                 });
             }
         }

@@ -124,8 +124,8 @@ fn insert_row(
     tx.prepare_cached("UPDATE folders SET uidnext = ?1 WHERE id = ?2")?
         .execute(params![f.uidnext, f.id])?;
     tx.prepare_cached(
-        "INSERT INTO messages (folder_id, uid, modseq, flags, keywords, internal_date, size, body_id, thread_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO messages (folder_id, uid, modseq, flags, keywords, internal_date, size, body_id, thread_id, saved_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         f.id,
@@ -136,14 +136,15 @@ fn insert_row(
         meta.internal_date,
         meta.size as i64,
         body_id,
-        thread_id
+        thread_id,
+        iso8601_utc(now_unix())
     ])?;
     Ok(uid)
 }
 
 /// The thread a new message joins: that of a message it replies to or
-/// references, else its own.
-fn thread_for(tx: &Connection, parsed: &Parsed, body_id: i64) -> Result<i64, StoreError> {
+/// references, else a new one named by its own object id.
+fn thread_for(tx: &Connection, parsed: &Parsed, object_id: i64) -> Result<i64, StoreError> {
     let f = &parsed.fields;
     let mut candidates: Vec<&String> = f.in_reply_to.iter().collect();
     candidates.extend(f.references.iter().rev());
@@ -155,7 +156,7 @@ fn thread_for(tx: &Connection, parsed: &Parsed, body_id: i64) -> Result<i64, Sto
             return Ok(t?);
         }
     }
-    Ok(body_id)
+    Ok(object_id)
 }
 
 /// Bytes used and messages held, across all folders.
@@ -227,8 +228,9 @@ impl Mailbox {
             let Some(f) = folders.get_mut(&name) else {
                 return Err(StoreError::NoSuchFolder(name));
             };
-            let body_id = bodies::insert(&tx, &r.message, p)?;
-            let thread = thread_for(&tx, p, body_id)?;
+            let body = bodies::insert(&tx, &r.message, p)?;
+            let body_id = body.id;
+            let thread = thread_for(&tx, p, body.object_id)?;
             let meta = MessageMeta {
                 uid: 0,
                 modseq: 0,
