@@ -718,3 +718,69 @@ fn unauthenticate_within_preview_objectid_savedate() {
     let r = c.cmd("u4 SELECT INBOX");
     assert!(r.last().unwrap().starts_with("u4 OK"), "{r:?}");
 }
+
+#[test]
+fn esort_and_partial_page_through_results() {
+    let msgs: Vec<String> = (1..=6)
+        .map(|i| {
+            msg(i).replace(
+                &format!("Subject: note {i}"),
+                &format!("Subject: {}", 7 - i),
+            )
+        })
+        .collect();
+    let (env, user) = with_inbox(&msgs);
+    let server = env.serve();
+    let mut c = selected(&server, &user);
+    // ESORT: ESEARCH in sort order; MIN/MAX are the first and last sorted.
+    assert_eq!(
+        c.cmd("o1 SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL"),
+        [
+            "* ESEARCH (TAG \"o1\") MIN 6 MAX 1 COUNT 6 ALL 6,5,4,3,2,1",
+            "o1 OK SORT completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("o2 UID SORT RETURN (ALL) (REVERSE SUBJECT) UTF-8 2:5"),
+        ["* ESEARCH (TAG \"o2\") UID ALL 2:5", "o2 OK SORT completed"]
+    );
+    // PARTIAL: a window from the start or from the end, for SEARCH and SORT.
+    assert_eq!(
+        c.cmd("p1 SEARCH RETURN (PARTIAL 2:3) ALL"),
+        [
+            "* ESEARCH (TAG \"p1\") PARTIAL (2:3 2:3)",
+            "p1 OK SEARCH completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("p2 UID SEARCH RETURN (PARTIAL -1:-2 COUNT) ALL"),
+        [
+            "* ESEARCH (TAG \"p2\") UID PARTIAL (-1:-2 5:6) COUNT 6",
+            "p2 OK SEARCH completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("p3 SORT RETURN (PARTIAL 1:2) (SUBJECT) UTF-8 ALL"),
+        [
+            "* ESEARCH (TAG \"p3\") PARTIAL (1:2 6,5)",
+            "p3 OK SORT completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("p4 SEARCH RETURN (PARTIAL 10:20) ALL"),
+        [
+            "* ESEARCH (TAG \"p4\") PARTIAL (10:20 NIL)",
+            "p4 OK SEARCH completed"
+        ]
+    );
+    // FETCH's PARTIAL modifier: the last two of the set.
+    assert_eq!(
+        c.cmd("f1 UID FETCH 1:* (FLAGS) (PARTIAL -1:-2)"),
+        [
+            "* 5 FETCH (UID 5 FLAGS (\\Recent))",
+            "* 6 FETCH (UID 6 FLAGS (\\Recent))",
+            "f1 OK FETCH completed"
+        ]
+    );
+    assert!(c.cmd("b1 SEARCH RETURN (PARTIAL 0:5) ALL")[0].starts_with("b1 BAD"));
+}

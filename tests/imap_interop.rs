@@ -1,5 +1,6 @@
 //! IMAP against clients nobody here wrote: Python's imaplib (a whole
-//! session over STARTTLS and over implicit TLS, IDLE included), Python's
+//! session over STARTTLS and over implicit TLS, IDLE included), IMAPClient
+//! parsing ENVELOPE and BODYSTRUCTURE edge cases, Python's
 //! zlib as the other end of COMPRESS=DEFLATE, curl listing and fetching over
 //! IMAPS, and mbsync syncing both ways.
 // A panic in a test is a failed test: tests may unwrap.
@@ -30,6 +31,18 @@ fn imaplib_session_over_starttls_and_implicit_tls() {
             addr,
             "pw".into(),
         ],
+    );
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn imapclient_parses_envelopes_structures_and_object_ids() {
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    let out = venv_script(
+        "imap_imapclient.py",
+        &[server.imaps.port().to_string(), addr, "pw".into()],
     );
     assert!(out.contains(" passed, 0 failed"), "{out}");
 }

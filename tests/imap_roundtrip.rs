@@ -194,6 +194,35 @@ impl Gen {
         self.bool().then(|| (self.rng.u32(..), self.nz()))
     }
 
+    /// A PARTIAL range (RFC 9394): both ends on one side, low first.
+    fn window(&mut self) -> (i64, i64) {
+        let a = self.rng.i64(1..=i64::from(u32::MAX));
+        let b = self.rng.i64(a..=i64::from(u32::MAX));
+        if self.bool() { (a, b) } else { (-a, -b) }
+    }
+
+    fn return_options(&mut self) -> Option<Vec<SearchReturn>> {
+        self.bool().then(|| {
+            let all = [
+                SearchReturn::Min,
+                SearchReturn::Max,
+                SearchReturn::All,
+                SearchReturn::Count,
+                SearchReturn::Save,
+            ];
+            (0..self.rng.usize(1..4))
+                .map(|_| {
+                    if self.rng.u8(0..6) == 0 {
+                        let (a, b) = self.window();
+                        SearchReturn::Partial(a, b)
+                    } else {
+                        self.pick(&all)
+                    }
+                })
+                .collect()
+        })
+    }
+
     fn fetch_att(&mut self) -> FetchAtt {
         match self.rng.u8(0..12) {
             0 => FetchAtt::Uid,
@@ -328,20 +357,12 @@ impl Gen {
             23 => Kind::Expunge(self.bool().then(|| self.seq_set())),
             24 => Kind::Search(Search {
                 uid,
-                ret: self.bool().then(|| {
-                    let all = [
-                        SearchReturn::Min,
-                        SearchReturn::Max,
-                        SearchReturn::All,
-                        SearchReturn::Count,
-                        SearchReturn::Save,
-                    ];
-                    (0..self.rng.usize(1..4)).map(|_| self.pick(&all)).collect()
-                }),
+                ret: self.return_options(),
                 key: self.key(0),
             }),
             25 => Kind::Sort(Sort {
                 uid,
+                ret: self.return_options(),
                 keys: (0..self.rng.usize(1..4))
                     .map(|_| {
                         let by = self.pick(&[
@@ -374,6 +395,7 @@ impl Gen {
                         .collect(),
                     changed_since,
                     vanished: uid && changed_since.is_some() && self.bool(),
+                    partial: self.bool().then(|| self.window()),
                 })
             }
             30 => Kind::Store(Store {

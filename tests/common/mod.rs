@@ -246,6 +246,14 @@ pub fn python(script: &str, args: &[String]) -> String {
     run_ok(Command::new("python3").arg(&path).args(args))
 }
 
+/// [`python`] with the virtualenv's packages (IMAPClient and the peers).
+pub fn venv_script(script: &str, args: &[String]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
+    run_ok(Command::new(venv_python()).arg(&path).args(args))
+}
+
 /// The Python with the test peers' packages (dnslib, dkimpy, aiosmtpd)
 /// that `make test` installs.
 pub fn venv_python() -> PathBuf {

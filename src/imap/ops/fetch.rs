@@ -53,7 +53,11 @@ pub async fn run(
             Err(e) => return io.store_failed(tag, &e).await,
         }
     }
-    let members = view.members(&resolved);
+    let mut members = view.members(&resolved);
+    if let Some((a, b)) = fetch.partial {
+        // PARTIAL (RFC 9394 §3.3): a window of the set's messages.
+        members = super::search::window(&members, a, b).to_vec();
+    }
     let req = items::Request {
         atts: &fetch.atts,
         uid: fetch.uid,

@@ -84,7 +84,7 @@ pub async fn search(
                 view.saved = saved_result(&opts, &hits);
             }
             if opts.iter().any(|o| *o != SearchReturn::Save) {
-                line.push_str(&esearch_line(tag, uid, &opts, &numbers, modseq));
+                line.push_str(&esearch_line(tag, uid, &opts, &numbers, modseq, false));
             }
         }
     }
@@ -170,12 +170,21 @@ pub async fn sort(
         Ok(u) => u,
         Err(e) => return io.store_failed(tag, &e).await,
     };
-    let mut line = String::from("* SORT");
-    for u in uids {
-        if let Some(n) = number(view, sort.uid, u) {
-            line.push_str(&format!(" {n}"));
+    let numbers: Vec<u32> = uids
+        .into_iter()
+        .filter_map(|u| number(view, sort.uid, u))
+        .collect();
+    let line = match &sort.ret {
+        // ESORT (RFC 5267 §3): ESEARCH, the numbers in sort order.
+        Some(opts) => esearch_line(tag, sort.uid, opts, &numbers, None, true),
+        None => {
+            let mut line = String::from("* SORT");
+            for n in numbers {
+                line.push_str(&format!(" {n}"));
+            }
+            line
         }
-    }
+    };
     answer(
         io,
         user,
@@ -284,17 +293,68 @@ fn returned_by_min_max(opts: &[SearchReturn], hits: &[u32]) -> Vec<u32> {
 /// What `RETURN (SAVE)` keeps as `$` (RFC 5182 §2.1): the minimum and/or
 /// maximum when only those were asked for with it, else every match.
 fn saved_result(opts: &[SearchReturn], hits: &[u32]) -> Vec<u32> {
+    if let Some(&SearchReturn::Partial(a, b)) =
+        opts.iter().find(|o| matches!(o, SearchReturn::Partial(..)))
+    {
+        return window(hits, a, b).to_vec();
+    }
     let kept = returned_by_min_max(opts, hits);
     if kept.is_empty() { hits.to_vec() } else { kept }
 }
 
-/// `* ESEARCH (TAG "t") [UID] …` with the requested return data (RFC 4731).
+/// A result as a set: ascending ranges for SEARCH, runs in the given
+/// order for SORT.
+fn set_text(numbers: &[u32], sorted: bool) -> String {
+    if sorted {
+        ordered_set_text(numbers)
+    } else {
+        uid_set_text(&UidSet::from_uids(numbers))
+    }
+}
+
+/// The part of a result a PARTIAL range names (RFC 9394 §2): positions
+/// `a..=b` from 1, or with negative numbers from the end.
+pub fn window(numbers: &[u32], a: i64, b: i64) -> &[u32] {
+    let len = numbers.len() as i64;
+    let (from, to) = if a < 0 {
+        (len + a.min(b), len + a.max(b) + 1)
+    } else {
+        (a.min(b) - 1, a.max(b))
+    };
+    let (from, to) = (from.clamp(0, len) as usize, to.clamp(0, len) as usize);
+    numbers.get(from..to.max(from)).unwrap_or_default()
+}
+
+/// `3:5,9` for numbers in the order given: runs that count up by one
+/// become ranges (ESORT keeps sort order, RFC 5267 §3.2).
+fn ordered_set_text(numbers: &[u32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while let Some(&start) = numbers.get(i) {
+        let mut end = start;
+        while numbers.get(i + 1) == Some(&end.wrapping_add(1)) {
+            end += 1;
+            i += 1;
+        }
+        out.push(if end == start {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    out.join(",")
+}
+
+/// `* ESEARCH (TAG "t") [UID] …` with the requested return data (RFC 4731;
+/// RFC 5267 for SORT, whose `numbers` are in sort order; RFC 9394 PARTIAL).
 fn esearch_line(
     tag: &str,
     uid: bool,
     opts: &[SearchReturn],
     numbers: &[u32],
     modseq: Option<u64>,
+    sorted: bool,
 ) -> String {
     let mut line = String::from("* ESEARCH (TAG ");
     let mut quoted = Vec::new();
@@ -319,9 +379,17 @@ fn esearch_line(
             SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
             SearchReturn::All => {
                 if !numbers.is_empty() {
-                    let set = UidSet::from_uids(numbers);
-                    line.push_str(&format!(" ALL {}", uid_set_text(&set)));
+                    line.push_str(&format!(" ALL {}", set_text(numbers, sorted)));
                 }
+            }
+            SearchReturn::Partial(a, b) => {
+                let part = window(numbers, *a, *b);
+                let set = if part.is_empty() {
+                    "NIL".to_string()
+                } else {
+                    set_text(part, sorted)
+                };
+                line.push_str(&format!(" PARTIAL ({} {set})", proto::window_range(*a, *b)));
             }
             SearchReturn::Save => {}
         }

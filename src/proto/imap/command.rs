@@ -340,6 +340,11 @@ impl Parser<'_> {
         let mut messages = Vec::new();
         loop {
             self.sp()?;
+            if !messages.is_empty() {
+                // IMAPClient's multiappend sends two spaces between
+                // messages; Dovecot takes it, so do we.
+                self.eat(b' ');
+            }
             let mut flags = FlagList::default();
             if self.peek() == Some(b'(') {
                 flags = self.flag_list()?;

@@ -96,17 +96,14 @@ fn kind(out: &mut Vec<u8>, kind: &Kind) {
         }
         Kind::Search(s) => {
             uid_prefix(out, s.uid, "SEARCH");
-            if let Some(ret) = &s.ret {
-                word(out, " RETURN (");
-                let names: Vec<&str> = ret.iter().map(|r| search_return(*r)).collect();
-                word(out, &names.join(" "));
-                out.push(b')');
-            }
+            return_options(out, &s.ret);
             out.push(b' ');
             search_key(out, &s.key, true);
         }
         Kind::Sort(s) => {
-            uid_prefix(out, s.uid, "SORT (");
+            uid_prefix(out, s.uid, "SORT");
+            return_options(out, &s.ret);
+            word(out, " (");
             let keys: Vec<String> = s
                 .keys
                 .iter()
@@ -365,13 +362,28 @@ pub(super) fn seq_set(out: &mut Vec<u8>, set: &SeqSet) {
     word(out, &ranges.join(","));
 }
 
-fn search_return(r: SearchReturn) -> &'static str {
+fn search_return(r: SearchReturn) -> String {
     match r {
-        SearchReturn::Min => "MIN",
-        SearchReturn::Max => "MAX",
-        SearchReturn::All => "ALL",
-        SearchReturn::Count => "COUNT",
-        SearchReturn::Save => "SAVE",
+        SearchReturn::Min => "MIN".into(),
+        SearchReturn::Max => "MAX".into(),
+        SearchReturn::All => "ALL".into(),
+        SearchReturn::Count => "COUNT".into(),
+        SearchReturn::Save => "SAVE".into(),
+        SearchReturn::Partial(a, b) => format!("PARTIAL {}", window_range(a, b)),
+    }
+}
+
+/// `1:100` or `-1:-100`.
+pub fn window_range(a: i64, b: i64) -> String {
+    format!("{a}:{b}")
+}
+
+fn return_options(out: &mut Vec<u8>, ret: &Option<Vec<SearchReturn>>) {
+    if let Some(ret) = ret {
+        word(out, " RETURN (");
+        let names: Vec<String> = ret.iter().map(|r| search_return(*r)).collect();
+        word(out, &names.join(" "));
+        out.push(b')');
     }
 }
 
@@ -506,6 +518,9 @@ fn fetch(out: &mut Vec<u8>, f: &Fetch) {
     }
     if f.vanished {
         modifiers.push("VANISHED".into());
+    }
+    if let Some((a, b)) = f.partial {
+        modifiers.push(format!("PARTIAL {}", window_range(a, b)));
     }
     if !modifiers.is_empty() {
         word(out, &format!(" ({})", modifiers.join(" ")));

@@ -38,6 +38,7 @@ impl Parser<'_> {
         }
         let mut changed_since = None;
         let mut vanished = false;
+        let mut partial = None;
         if self.eat(b' ') {
             self.open()?;
             loop {
@@ -47,6 +48,10 @@ impl Parser<'_> {
                         changed_since = Some(self.number64()?);
                     }
                     "VANISHED" => vanished = true,
+                    "PARTIAL" => {
+                        self.sp()?;
+                        partial = Some(self.partial_range()?);
+                    }
                     o => {
                         return Err(Error::Unknown {
                             what: "FETCH modifier",
@@ -70,6 +75,7 @@ impl Parser<'_> {
             atts,
             changed_since,
             vanished,
+            partial,
         }))
     }
 

@@ -18,7 +18,7 @@ mod lexer;
 mod search;
 mod types;
 
-pub use emit::command as encode_command;
+pub use emit::{command as encode_command, window_range};
 pub use encode::{push_astring, push_nstring, push_string, push_utf8_string};
 pub use error::{Error, Expected};
 pub use search::{parse_date, parse_date_time};

@@ -10,39 +10,7 @@ use super::*;
 impl Parser<'_> {
     pub(super) fn search(&mut self, uid: bool) -> R<Kind> {
         self.sp()?;
-        let mut ret = None;
-        let save = self.pos;
-        if let Ok(a) = self.atom()
-            && a.eq_ignore_ascii_case("RETURN")
-        {
-            self.sp()?;
-            self.open()?;
-            let mut opts = Vec::new();
-            while !self.eat(b')') {
-                self.eat(b' ');
-                opts.push(match self.atom()?.to_ascii_uppercase().as_str() {
-                    "MIN" => SearchReturn::Min,
-                    "MAX" => SearchReturn::Max,
-                    "ALL" => SearchReturn::All,
-                    "COUNT" => SearchReturn::Count,
-                    "SAVE" => SearchReturn::Save,
-                    o => {
-                        return Err(Error::Unknown {
-                            what: "SEARCH return option",
-                            name: o.into(),
-                        });
-                    }
-                });
-            }
-            self.depth -= 1;
-            if opts.is_empty() {
-                opts.push(SearchReturn::All);
-            }
-            ret = Some(opts);
-            self.sp()?;
-        } else {
-            self.pos = save;
-        }
+        let ret = self.return_options()?;
         let save = self.pos;
         if let Ok(a) = self.atom()
             && a.eq_ignore_ascii_case("CHARSET")
@@ -80,8 +48,66 @@ impl Parser<'_> {
     }
 
     /// SORT (RFC 5256 §3): `(criteria) charset keys`.
+    /// `RETURN (...) ` before SEARCH or SORT criteria (RFC 4731, RFC 5267,
+    /// RFC 9394), with its trailing space; `None` when absent.
+    fn return_options(&mut self) -> R<Option<Vec<SearchReturn>>> {
+        let save = self.pos;
+        match self.atom() {
+            Ok(a) if a.eq_ignore_ascii_case("RETURN") => {}
+            _ => {
+                self.pos = save;
+                return Ok(None);
+            }
+        }
+        self.sp()?;
+        self.open()?;
+        let mut opts = Vec::new();
+        while !self.eat(b')') {
+            self.eat(b' ');
+            opts.push(match self.atom()?.to_ascii_uppercase().as_str() {
+                "MIN" => SearchReturn::Min,
+                "MAX" => SearchReturn::Max,
+                "ALL" => SearchReturn::All,
+                "COUNT" => SearchReturn::Count,
+                "SAVE" => SearchReturn::Save,
+                "PARTIAL" => {
+                    self.sp()?;
+                    let (a, b) = self.partial_range()?;
+                    SearchReturn::Partial(a, b)
+                }
+                o => {
+                    return Err(Error::Unknown {
+                        what: "SEARCH return option",
+                        name: o.into(),
+                    });
+                }
+            });
+        }
+        self.depth -= 1;
+        if opts.is_empty() {
+            opts.push(SearchReturn::All);
+        }
+        self.sp()?;
+        Ok(Some(opts))
+    }
+
+    /// RFC 9394 §2: `first:last` counting from the start, or `-a:-b` from
+    /// the end; both ends on one side, in either order.
+    pub(super) fn partial_range(&mut self) -> R<(i64, i64)> {
+        let neg = self.eat(b'-');
+        let a = i64::from(self.nz_number()?);
+        self.expect(b':')?;
+        if neg {
+            self.expect(b'-')?;
+        }
+        let b = i64::from(self.nz_number()?);
+        let (a, b) = (a.min(b), a.max(b));
+        Ok(if neg { (-a, -b) } else { (a, b) })
+    }
+
     pub(super) fn sort(&mut self, uid: bool) -> R<Kind> {
         self.sp()?;
+        let ret = self.return_options()?;
         self.open()?;
         let mut keys = Vec::new();
         loop {
@@ -118,7 +144,12 @@ impl Parser<'_> {
         self.charset()?;
         self.sp()?;
         let key = self.search_keys()?;
-        Ok(Kind::Sort(Sort { uid, keys, key }))
+        Ok(Kind::Sort(Sort {
+            uid,
+            ret,
+            keys,
+            key,
+        }))
     }
 
     /// THREAD (RFC 5256 §4): `algorithm charset keys`.

@@ -154,6 +154,9 @@ pub enum SearchReturn {
     Count,
     /// SEARCHRES (RFC 5182): keep the result as `$`.
     Save,
+    /// PARTIAL (RFC 9394): a window of the result, 1-based; negative
+    /// numbers count from its end (`-1` is the last).
+    Partial(i64, i64),
 }
 
 /// A SORT key (RFC 5256 §3).
@@ -257,6 +260,8 @@ pub struct Search {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sort {
     pub uid: bool,
+    /// ESORT (RFC 5267 §3): return options, answered with ESEARCH.
+    pub ret: Option<Vec<SearchReturn>>,
     pub keys: Vec<(SortBy, bool)>,
     pub key: SearchKey,
 }
@@ -277,6 +282,8 @@ pub struct Fetch {
     pub atts: Vec<FetchAtt>,
     pub changed_since: Option<u64>,
     pub vanished: bool,
+    /// PARTIAL (RFC 9394 §3.3): only this window of the set's messages.
+    pub partial: Option<(i64, i64)>,
 }
 
 /// STORE (RFC 3501 §6.4.6, RFC 7162 UNCHANGEDSINCE).
