@@ -784,3 +784,52 @@ fn esort_and_partial_page_through_results() {
     );
     assert!(c.cmd("b1 SEARCH RETURN (PARTIAL 0:5) ALL")[0].starts_with("b1 BAD"));
 }
+
+#[test]
+fn replace_stores_the_new_message_then_expunges_the_old() {
+    let (env, user) = with_inbox(&[msg(1), msg(2)]);
+    let server = env.serve();
+    let mut c = selected(&server, &user);
+    let draft = msg(3);
+    c.send(
+        format!(
+            "r1 REPLACE 1 Drafts (\\Draft) {{{}+}}\r\n{draft}\r\n",
+            draft.len()
+        )
+        .as_bytes(),
+    );
+    let r = c.until("r1");
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(
+        r[0].starts_with("* OK [APPENDUID ") && r[0].ends_with(" 1] replacement stored"),
+        "{r:?}"
+    );
+    assert_eq!(r[1], "* 1 EXPUNGE");
+    assert_eq!(r[2], "r1 OK REPLACE completed");
+    // UID REPLACE into the selected mailbox: EXISTS for the new one.
+    c.send(format!("r2 UID REPLACE 2 INBOX {{{}+}}\r\n{draft}\r\n", draft.len()).as_bytes());
+    let r = c.until("r2");
+    assert!(
+        r[0].starts_with("* OK [APPENDUID ") && r[0].ends_with(" 3] replacement stored"),
+        "{r:?}"
+    );
+    assert_eq!(
+        r[1..],
+        [
+            "* 1 EXPUNGE",
+            "* 1 EXISTS",
+            "* 1 RECENT",
+            "r2 OK REPLACE completed"
+        ]
+    );
+    // A UID that is gone, and a sequence number beyond the mailbox.
+    c.send(format!("r3 UID REPLACE 2 INBOX {{{}+}}\r\n{draft}\r\n", draft.len()).as_bytes());
+    assert_eq!(
+        c.until("r3"),
+        ["r3 NO [NONEXISTENT] no message with that UID"]
+    );
+    c.send(format!("r4 REPLACE 9 INBOX {{{}+}}\r\n{draft}\r\n", draft.len()).as_bytes());
+    assert!(c.until("r4")[0].starts_with("r4 BAD"));
+    let r = c.cmd("s STATUS Drafts (MESSAGES)");
+    assert_eq!(r[0], "* STATUS \"Drafts\" (MESSAGES 1)");
+}

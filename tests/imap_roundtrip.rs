@@ -194,6 +194,21 @@ impl Gen {
         self.bool().then(|| (self.rng.u32(..), self.nz()))
     }
 
+    fn append_message(&mut self) -> AppendMessage {
+        AppendMessage {
+            flags: if self.bool() {
+                self.flags()
+            } else {
+                FlagList::default()
+            },
+            date: self
+                .bool()
+                .then(|| self.rng.i64(-30_000_000_000..250_000_000_000)),
+            message: self.bytes(),
+            binary: self.bool(),
+        }
+    }
+
     /// A PARTIAL range (RFC 9394): both ends on one side, low first.
     fn window(&mut self) -> (i64, i64) {
         let a = self.rng.i64(1..=i64::from(u32::MAX));
@@ -332,21 +347,16 @@ impl Gen {
                 mailbox: self.bytes(),
                 items: self.status_items(),
             },
+            18 if self.bool() => Kind::Replace(Replace {
+                uid,
+                number: self.rng.u32(1..),
+                mailbox: self.bytes(),
+                message: self.append_message(),
+            }),
             18 => Kind::Append(Append {
                 mailbox: self.bytes(),
                 messages: (0..self.rng.usize(1..4))
-                    .map(|_| AppendMessage {
-                        flags: if self.bool() {
-                            self.flags()
-                        } else {
-                            FlagList::default()
-                        },
-                        date: self
-                            .bool()
-                            .then(|| self.rng.i64(-30_000_000_000..250_000_000_000)),
-                        message: self.bytes(),
-                        binary: self.bool(),
-                    })
+                    .map(|_| self.append_message())
                     .collect(),
             }),
             19 => Kind::Idle,

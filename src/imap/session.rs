@@ -569,6 +569,7 @@ async fn authenticated(
             return Ok((next, Selection::Deselect));
         }
         (Kind::Expunge(uids), Some(view)) => expunge::run(io, user, view, tag, uids).await,
+        (Kind::Replace(r), Some(view)) => append::replace(io, user, view, tag, r).await,
         (Kind::Search(search), Some(view)) => search::search(io, user, view, tag, search).await,
         (Kind::Sort(sort), Some(view)) => search::sort(io, user, view, tag, sort).await,
         (Kind::Thread(thread), Some(view)) => search::thread(io, user, view, tag, thread).await,

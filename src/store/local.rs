@@ -50,6 +50,11 @@ struct Inner {
     /// reset gives the alias a new file).
     open: Mutex<OpenFiles>,
     gates: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    /// (alias, folder) -> the highest UID known claimed as `\Recent`, so
+    /// the sessions that hear of a delivery after the one that claimed it
+    /// do not each open a transaction to learn so. Cleared for an alias
+    /// when its folders change (a re-created folder starts its UIDs anew).
+    recent: Mutex<HashMap<(i64, String), u32>>,
     next_session: AtomicU64,
 }
 
@@ -83,6 +88,7 @@ impl LocalBackend {
                 sessions: Mutex::new(HashMap::new()),
                 open: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
+                recent: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
             }),
         })
@@ -210,7 +216,7 @@ impl Inner {
                 folder,
                 up_to,
             } => self
-                .with(session, |m, _| m.claim_recent(&folder, up_to))
+                .claim_recent(session, &folder, up_to)
                 .map(Response::Expunged),
             R::Listing { session, folder } => self
                 .with(session, |m, _| m.listing(&folder))
@@ -334,8 +340,32 @@ impl Inner {
     ) -> Result<Response, StoreError> {
         let live = self.live(session)?;
         self.with(session, |m, _| f(m))?;
+        lock(&self.recent).retain(|k, _| k.0 != live.alias);
         self.hub.publish(live.alias, vec![Change::FoldersChanged]);
         Ok(Response::Done)
+    }
+
+    /// See `Request::ClaimRecent`; answered from memory when another
+    /// session already claimed that far.
+    fn claim_recent(
+        &self,
+        session: SessionId,
+        folder: &str,
+        up_to: u32,
+    ) -> Result<Vec<u32>, StoreError> {
+        let live = self.live(session)?;
+        let key = (live.alias, super::normalize_folder_name(folder));
+        if lock(&self.recent)
+            .get(&key)
+            .is_some_and(|&mark| mark >= up_to)
+        {
+            return Ok(Vec::new());
+        }
+        let (uids, mark) = self.with(session, |m, _| m.claim_recent(folder, up_to))?;
+        let mut known = lock(&self.recent);
+        let e = known.entry(key).or_default();
+        *e = (*e).max(mark);
+        Ok(uids)
     }
 
     fn gate(&self, alias: i64) -> Arc<Mutex<()>> {

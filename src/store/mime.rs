@@ -138,7 +138,7 @@ pub fn parse(buf: &[u8], limits: Limits) -> Result<Parsed, MimeError> {
     let root = ctx.part(0, buf.len(), 0, false)?;
     let (headers, _) = split_headers(buf, 0, buf.len());
     let envelope = envelope_of(&headers);
-    let fields = fields_of(&headers);
+    let fields = fields_of(&headers, &envelope);
     let mut header_text = String::new();
     for h in &headers {
         header_text.push_str(&h.get_key());
@@ -396,6 +396,9 @@ fn addresses(headers: &[mailparse::MailHeader<'_>], name: &str) -> Vec<Address> 
 
 /// Text with RFC 2047 encoded words decoded.
 fn decode_words(s: &str) -> String {
+    if !s.contains("=?") {
+        return s.to_string();
+    }
     match mailparse::parse_header(format!("X: {s}").as_bytes()) {
         Ok((h, _)) => h.get_value(),
         Err(_) => s.to_string(),
@@ -404,11 +407,12 @@ fn decode_words(s: &str) -> String {
 
 /// What SEARCH FROM/TO/CC/BCC match: the decoded header, then each address
 /// as `Name <mailbox@host>` with comments and folding removed.
-fn address_text(headers: &[mailparse::MailHeader<'_>], name: &str) -> String {
+fn address_text(headers: &[mailparse::MailHeader<'_>], name: &str, list: &[Address]) -> String {
     let mut text = value(headers, name).unwrap_or_default();
-    let canonical: Vec<String> = addresses(headers, name)
-        .into_iter()
-        .map(|mut a| {
+    let canonical: Vec<String> = list
+        .iter()
+        .map(|a| {
+            let mut a = a.clone();
             a.name = a.name.map(|n| decode_words(&n));
             a.canonical()
         })
@@ -445,15 +449,16 @@ fn envelope_of(headers: &[mailparse::MailHeader<'_>]) -> Envelope {
     }
 }
 
-fn first_mailbox(headers: &[mailparse::MailHeader<'_>], name: &str) -> String {
-    addresses(headers, name)
-        .into_iter()
-        .find_map(|a| a.host.is_some().then_some(a.mailbox).flatten())
+/// SORT's key for an address header: the first mailbox's local part,
+/// lowercased (group names skipped).
+fn first_mailbox(list: &[Address]) -> String {
+    list.iter()
+        .find_map(|a| a.host.as_ref().and(a.mailbox.as_ref()))
+        .map(|m| m.to_lowercase())
         .unwrap_or_default()
-        .to_lowercase()
 }
 
-fn fields_of(headers: &[mailparse::MailHeader<'_>]) -> Fields {
+fn fields_of(headers: &[mailparse::MailHeader<'_>], envelope: &Envelope) -> Fields {
     let subject = value(headers, "Subject").unwrap_or_default();
     let (sent_ts, sent_date) = match value(headers, "Date") {
         Some(d) => match mailparse::dateparse(&d) {
@@ -468,18 +473,18 @@ fn fields_of(headers: &[mailparse::MailHeader<'_>]) -> Fields {
     Fields {
         base_subject: base_subject(&subject),
         subject,
-        from: address_text(headers, "From"),
-        to: address_text(headers, "To"),
-        cc: address_text(headers, "Cc"),
-        bcc: address_text(headers, "Bcc"),
+        from: address_text(headers, "From", &envelope.from),
+        to: address_text(headers, "To", &envelope.to),
+        cc: address_text(headers, "Cc", &envelope.cc),
+        bcc: address_text(headers, "Bcc", &envelope.bcc),
         sent_date,
         sent_ts,
         message_id: value(headers, "Message-ID"),
         in_reply_to: value(headers, "In-Reply-To"),
         references,
-        sort_from: first_mailbox(headers, "From"),
-        sort_to: first_mailbox(headers, "To"),
-        sort_cc: first_mailbox(headers, "Cc"),
+        sort_from: first_mailbox(&envelope.from),
+        sort_to: first_mailbox(&envelope.to),
+        sort_cc: first_mailbox(&envelope.cc),
     }
 }
 

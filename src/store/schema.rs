@@ -108,10 +108,12 @@ CREATE VIRTUAL TABLE fts USING fts5(headers, body, tokenize = 'trigram', content
 /// DELETE and can name folders that do not exist (RFC 3501 §6.3.9); each
 /// folder keeps the highest UID a session has claimed as `\Recent` (RFC
 /// 3501 §2.3.2), messages already stored counting as seen; each body has an
-/// object id from a counter that never goes back (IMAP EMAILID and, for a
-/// thread's first message, THREADID; RFC 8474), existing bodies keeping
-/// their row id; each message row records when it was saved (SAVEDATE, RFC
-/// 8514), unknown for rows already stored.
+/// object id (IMAP EMAILID and, for a thread's first message, THREADID; RFC
+/// 8474): the UIDVALIDITY and UID it was first stored under, as
+/// `uidvalidity << 32 | uid`, which no other body can ever have, existing
+/// bodies keeping their row id (below 2^32, so apart); each message row
+/// records when it was saved (SAVEDATE, RFC 8514), unknown for rows already
+/// stored.
 const V2: &str = "
 CREATE TABLE subscriptions (
     name  TEXT PRIMARY KEY
@@ -122,8 +124,6 @@ ALTER TABLE folders ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
 UPDATE folders SET recent_uid = uidnext - 1;
 ALTER TABLE bodies ADD COLUMN object_id INTEGER;
 UPDATE bodies SET object_id = id;
-INSERT OR REPLACE INTO counters (name, value)
-    VALUES ('objectid', (SELECT ifnull(max(id), 0) FROM bodies));
 ALTER TABLE messages ADD COLUMN saved_at TEXT;
 ";
 

@@ -504,5 +504,5 @@ fn criteria(key: &SearchKey, view: &View, modseq: &mut bool) -> Result<Criteria,
 /// The number in an object id this server hands out (`M12`, `T7`); any
 /// other id matches nothing.
 fn object_id(id: &str, prefix: char) -> Option<i64> {
-    id.strip_prefix(prefix)?.parse().ok().filter(|n| *n > 0)
+    id.strip_prefix(prefix)?.parse().ok().filter(|n| *n != 0)
 }

@@ -51,6 +51,9 @@ pub async fn run(
             // are recent, the last UIDs (RFC 3501 §6.3.2).
             let unclaimed = (info.status.recent as usize).min(info.uids.len());
             info.uids[info.uids.len() - unclaimed..].to_vec()
+        } else if info.status.recent == 0 {
+            // Nothing unclaimed: no write to make.
+            Vec::new()
         } else {
             let up_to = view.max_uid().unwrap_or(0);
             match user.session.claim_recent(&view.name, up_to).await {

@@ -76,6 +76,7 @@ impl Parser<'_> {
                 Kind::Status { mailbox, items }
             }
             "APPEND" => self.append()?,
+            "REPLACE" => self.replace(false)?,
             "IDLE" => Kind::Idle,
             "CHECK" => Kind::Check,
             "CLOSE" => Kind::Close,
@@ -110,6 +111,7 @@ impl Parser<'_> {
                     "STORE" => self.store(true)?,
                     "COPY" => self.copy(true, false)?,
                     "MOVE" => self.copy(true, true)?,
+                    "REPLACE" => self.replace(true)?,
                     "EXPUNGE" => {
                         self.sp()?;
                         Kind::Expunge(Some(self.seq_set()?))
@@ -345,30 +347,50 @@ impl Parser<'_> {
                 // messages; Dovecot takes it, so do we.
                 self.eat(b' ');
             }
-            let mut flags = FlagList::default();
-            if self.peek() == Some(b'(') {
-                flags = self.flag_list()?;
-                self.sp()?;
-            }
-            let mut date = None;
-            if self.peek() == Some(b'"') {
-                let text = self.quoted()?;
-                date = Some(parse_date_time(&text).ok_or(Error::Invalid("bad APPEND date-time"))?);
-                self.sp()?;
-            }
-            // A literal8 (RFC 3516 §4.4) may carry NULs.
-            let binary = self.eat(b'~');
-            let message = self.literal()?;
-            messages.push(AppendMessage {
-                flags,
-                date,
-                message,
-                binary,
-            });
+            messages.push(self.append_message()?);
             if self.at_end() {
                 return Ok(Kind::Append(Append { mailbox, messages }));
             }
         }
+    }
+
+    /// `[flag-list SP] [date-time SP] literal`, after its leading space.
+    fn append_message(&mut self) -> R<AppendMessage> {
+        let mut flags = FlagList::default();
+        if self.peek() == Some(b'(') {
+            flags = self.flag_list()?;
+            self.sp()?;
+        }
+        let mut date = None;
+        if self.peek() == Some(b'"') {
+            let text = self.quoted()?;
+            date = Some(parse_date_time(&text).ok_or(Error::Invalid("bad APPEND date-time"))?);
+            self.sp()?;
+        }
+        // A literal8 (RFC 3516 §4.4) may carry NULs.
+        let binary = self.eat(b'~');
+        let message = self.literal()?;
+        Ok(AppendMessage {
+            flags,
+            date,
+            message,
+            binary,
+        })
+    }
+
+    /// REPLACE (RFC 8508 §3): `number mailbox message`.
+    pub(super) fn replace(&mut self, uid: bool) -> R<Kind> {
+        self.sp()?;
+        let number = self.nz_number()?;
+        let mailbox = self.sp_mailbox()?;
+        self.sp()?;
+        let message = self.append_message()?;
+        Ok(Kind::Replace(Replace {
+            uid,
+            number,
+            mailbox,
+            message,
+        }))
     }
 }
 

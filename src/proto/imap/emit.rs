@@ -84,6 +84,7 @@ fn kind(out: &mut Vec<u8>, kind: &Kind) {
             status_items(out, items);
         }
         Kind::Append(a) => append(out, a),
+        Kind::Replace(r) => replace(out, r),
         Kind::Idle => word(out, "IDLE"),
         Kind::Check => word(out, "CHECK"),
         Kind::Close => word(out, "CLOSE"),
@@ -265,20 +266,31 @@ fn append(out: &mut Vec<u8>, a: &Append) {
     word(out, "APPEND");
     sp_astring(out, &a.mailbox);
     for m in &a.messages {
-        if m.flags != FlagList::default() {
-            out.push(b' ');
-            flag_list(out, &m.flags);
-        }
-        if let Some(date) = m.date {
-            out.push(b' ');
-            date_time(out, date);
-        }
-        out.push(b' ');
-        if m.binary {
-            out.push(b'~');
-        }
-        literal(out, &m.message);
+        append_message(out, m);
     }
+}
+
+fn replace(out: &mut Vec<u8>, r: &Replace) {
+    uid_prefix(out, r.uid, &format!("REPLACE {}", r.number));
+    sp_astring(out, &r.mailbox);
+    append_message(out, &r.message);
+}
+
+/// ` [flags] [date] literal`
+fn append_message(out: &mut Vec<u8>, m: &AppendMessage) {
+    if m.flags != FlagList::default() {
+        out.push(b' ');
+        flag_list(out, &m.flags);
+    }
+    if let Some(date) = m.date {
+        out.push(b' ');
+        date_time(out, date);
+    }
+    out.push(b' ');
+    if m.binary {
+        out.push(b'~');
+    }
+    literal(out, &m.message);
 }
 
 fn literal(out: &mut Vec<u8>, bytes: &[u8]) {

@@ -237,6 +237,16 @@ pub struct Append {
     pub messages: Vec<AppendMessage>,
 }
 
+/// REPLACE and UID REPLACE (RFC 8508): a new message for an old one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replace {
+    pub uid: bool,
+    /// The message replaced: a sequence number, or a UID under UID.
+    pub number: u32,
+    pub mailbox: Vec<u8>,
+    pub message: AppendMessage,
+}
+
 /// One message of an APPEND with its flags and date.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendMessage {
@@ -343,6 +353,7 @@ pub enum Kind {
         items: Vec<StatusItem>,
     },
     Append(Append),
+    Replace(Replace),
     Idle,
     Check,
     Close,

@@ -17,12 +17,14 @@ use crate::store::mime::Parsed;
 /// A cut-out: offset into the body (after the header), length, SHA-256.
 type Segment = (u64, u64, String);
 
-/// Stores a parsed message's bytes; returns the new body id.
+/// Stores a parsed message's bytes under `object_id` (see the schema's
+/// version 2); returns the new body id.
 pub(super) fn insert(
     conn: &Connection,
     raw: &[u8],
     parsed: &Parsed,
-) -> Result<Inserted, StoreError> {
+    object_id: i64,
+) -> Result<i64, StoreError> {
     let split = parsed.root.body_start as usize;
     let (header, body) = raw.split_at(split.min(raw.len()));
     let mut rest = Vec::with_capacity(body.len());
@@ -56,8 +58,8 @@ pub(super) fn insert(
     conn.prepare_cached(
         "INSERT INTO bodies (refcount, size, header, rest, text, segments, structure, envelope, subject,
             from_text, to_text, cc_text, bcc_text, sent_date, sent_ts, message_id, in_reply_to, refs,
-            base_subject, sort_from, sort_to, sort_cc)
-         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+            base_subject, sort_from, sort_to, sort_cc, object_id)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
     )?
     .execute(params![
         raw.len() as i64,
@@ -81,24 +83,12 @@ pub(super) fn insert(
         f.sort_from,
         f.sort_to,
         f.sort_cc,
+        object_id,
     ])?;
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO fts (rowid, headers, body) VALUES (?1, ?2, ?3)")?
         .execute(params![id, parsed.header_text, parsed.body_text])?;
-    let object_id: i64 = conn
-        .prepare_cached(
-            "UPDATE counters SET value = value + 1 WHERE name = 'objectid' RETURNING value",
-        )?
-        .query_row([], |r| r.get(0))?;
-    conn.prepare_cached("UPDATE bodies SET object_id = ?1 WHERE id = ?2")?
-        .execute(params![object_id, id])?;
-    Ok(Inserted { id, object_id })
-}
-
-/// A new body row: its row id and its object id (EMAILID).
-pub struct Inserted {
-    pub id: i64,
-    pub object_id: i64,
+    Ok(id)
 }
 
 /// The first 200 characters of a body's text parts with whitespace runs

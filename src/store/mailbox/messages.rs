@@ -228,9 +228,10 @@ impl Mailbox {
             let Some(f) = folders.get_mut(&name) else {
                 return Err(StoreError::NoSuchFolder(name));
             };
-            let body = bodies::insert(&tx, &r.message, p)?;
-            let body_id = body.id;
-            let thread = thread_for(&tx, p, body.object_id)?;
+            // The folder and UID it is about to get: unique for ever.
+            let object_id = (i64::from(f.uidvalidity) << 32) | i64::from(f.uidnext);
+            let body_id = bodies::insert(&tx, &r.message, p, object_id)?;
+            let thread = thread_for(&tx, p, object_id)?;
             let meta = MessageMeta {
                 uid: 0,
                 modseq: 0,

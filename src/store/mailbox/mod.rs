@@ -334,13 +334,13 @@ impl Mailbox {
     }
 
     /// Moves the folder's `\Recent` mark up to `up_to` (never past the
-    /// last UID given out) and returns the UIDs it passed over.
-    pub fn claim_recent(&mut self, name: &str, up_to: u32) -> Result<Vec<u32>, StoreError> {
+    /// last UID given out); returns the UIDs it passed over and the mark.
+    pub fn claim_recent(&mut self, name: &str, up_to: u32) -> Result<(Vec<u32>, u32), StoreError> {
         let tx = self.conn.transaction()?;
         let f = Self::folder(&tx, name)?;
         let to = up_to.min(f.uidnext.saturating_sub(1));
         if to <= f.recent_uid {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), f.recent_uid));
         }
         tx.execute(
             "UPDATE folders SET recent_uid = ?1 WHERE id = ?2",
@@ -353,7 +353,7 @@ impl Mailbox {
             .query_map(params![f.id, f.recent_uid, to], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         tx.commit()?;
-        Ok(uids)
+        Ok((uids, to))
     }
 
     pub fn status(&mut self, name: &str) -> Result<FolderStatus, StoreError> {
