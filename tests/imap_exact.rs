@@ -833,3 +833,27 @@ fn replace_stores_the_new_message_then_expunges_the_old() {
     let r = c.cmd("s STATUS Drafts (MESSAGES)");
     assert_eq!(r[0], "* STATUS \"Drafts\" (MESSAGES 1)");
 }
+
+#[test]
+fn sort_display_uses_display_names_then_addresses() {
+    let (env, user) = with_inbox(&[
+        with_headers("Zed <a@x.org>", "Mid <m@x.org>", "1"),
+        with_headers("b@x.org", "zz@x.org (Comment Name)", "2"),
+        with_headers("=?utf-8?q?Al?= <z@x.org>", "aa@x.org", "3"),
+    ]);
+    let server = env.serve();
+    let mut c = selected(&server, &user);
+    assert_eq!(
+        c.cmd("d1 SORT (DISPLAYFROM) UTF-8 ALL"),
+        ["* SORT 3 2 1", "d1 OK SORT completed"]
+    );
+    // "aa@x.org", "comment name" (from the comment), "mid".
+    assert_eq!(
+        c.cmd("d2 SORT (DISPLAYTO) UTF-8 ALL"),
+        ["* SORT 3 2 1", "d2 OK SORT completed"]
+    );
+    assert_eq!(
+        c.cmd("d3 SORT (REVERSE DISPLAYFROM) UTF-8 ALL"),
+        ["* SORT 1 2 3", "d3 OK SORT completed"]
+    );
+}

@@ -377,6 +377,8 @@ impl Gen {
                     .map(|_| {
                         let by = self.pick(&[
                             SortBy::Arrival,
+                            SortBy::DisplayFrom,
+                            SortBy::DisplayTo,
                             SortBy::Cc,
                             SortBy::Date,
                             SortBy::From,

@@ -102,6 +102,10 @@ pub struct Fields {
     pub sort_from: String,
     pub sort_to: String,
     pub sort_cc: String,
+    /// SORT=DISPLAY (RFC 5957): the first address's decoded display name,
+    /// else its `mailbox@host`, lowercased.
+    pub display_from: String,
+    pub display_to: String,
 }
 
 /// Everything the store keeps from one parse.
@@ -449,6 +453,18 @@ fn envelope_of(headers: &[mailparse::MailHeader<'_>]) -> Envelope {
     }
 }
 
+/// SORT=DISPLAY's key for an address header (RFC 5957 §3): the first
+/// mailbox's display name, decoded, else its address; lowercased.
+fn display_name(list: &[Address]) -> String {
+    let Some(a) = list.iter().find(|a| a.host.is_some()) else {
+        return String::new();
+    };
+    match a.name.as_deref().filter(|n| !n.trim().is_empty()) {
+        Some(n) => decode_words(n).to_lowercase(),
+        None => a.canonical().to_lowercase(),
+    }
+}
+
 /// SORT's key for an address header: the first mailbox's local part,
 /// lowercased (group names skipped).
 fn first_mailbox(list: &[Address]) -> String {
@@ -485,6 +501,8 @@ fn fields_of(headers: &[mailparse::MailHeader<'_>], envelope: &Envelope) -> Fiel
         sort_from: first_mailbox(&envelope.from),
         sort_to: first_mailbox(&envelope.to),
         sort_cc: first_mailbox(&envelope.cc),
+        display_from: display_name(&envelope.from),
+        display_to: display_name(&envelope.to),
     }
 }
 

@@ -25,6 +25,9 @@ pub enum SortKey {
     Size,
     Subject,
     To,
+    /// SORT=DISPLAY (RFC 5957).
+    DisplayFrom,
+    DisplayTo,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +71,9 @@ pub struct OrderRow {
     pub message_id: Option<String>,
     pub in_reply_to: Option<String>,
     pub references: String,
+    /// SORT=DISPLAY keys: display name or address, lowercased.
+    pub display_from: String,
+    pub display_to: String,
 }
 
 /// Sorts rows by `keys`, then by UID (RFC 5256: ties go by sequence
@@ -94,6 +100,8 @@ fn compare(a: &OrderRow, b: &OrderRow, key: SortKey) -> Ordering {
         SortKey::Size => a.size.cmp(&b.size),
         SortKey::Subject => a.base_subject.cmp(&b.base_subject),
         SortKey::To => a.to.cmp(&b.to),
+        SortKey::DisplayFrom => a.display_from.cmp(&b.display_from),
+        SortKey::DisplayTo => a.display_to.cmp(&b.display_to),
     }
 }
 

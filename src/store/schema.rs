@@ -113,7 +113,8 @@ CREATE VIRTUAL TABLE fts USING fts5(headers, body, tokenize = 'trigram', content
 /// `uidvalidity << 32 | uid`, which no other body can ever have, existing
 /// bodies keeping their row id (below 2^32, so apart); each message row
 /// records when it was saved (SAVEDATE, RFC 8514), unknown for rows already
-/// stored.
+/// stored; each body keeps SORT=DISPLAY's keys (RFC 5957), absent for
+/// bodies already stored, which sort by mailbox instead.
 const V2: &str = "
 CREATE TABLE subscriptions (
     name  TEXT PRIMARY KEY
@@ -125,6 +126,8 @@ UPDATE folders SET recent_uid = uidnext - 1;
 ALTER TABLE bodies ADD COLUMN object_id INTEGER;
 UPDATE bodies SET object_id = id;
 ALTER TABLE messages ADD COLUMN saved_at TEXT;
+ALTER TABLE bodies ADD COLUMN display_from TEXT;
+ALTER TABLE bodies ADD COLUMN display_to TEXT;
 ";
 
 #[derive(Debug, thiserror::Error)]

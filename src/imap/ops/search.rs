@@ -162,6 +162,8 @@ pub async fn sort(
                 proto::SortBy::Size => SortKey::Size,
                 proto::SortBy::Subject => SortKey::Subject,
                 proto::SortBy::To => SortKey::To,
+                proto::SortBy::DisplayFrom => SortKey::DisplayFrom,
+                proto::SortBy::DisplayTo => SortKey::DisplayTo,
             },
             reverse,
         })

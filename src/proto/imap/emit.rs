@@ -402,6 +402,8 @@ fn return_options(out: &mut Vec<u8>, ret: &Option<Vec<SearchReturn>>) {
 fn sort_by(by: SortBy) -> &'static str {
     match by {
         SortBy::Arrival => "ARRIVAL",
+        SortBy::DisplayFrom => "DISPLAYFROM",
+        SortBy::DisplayTo => "DISPLAYTO",
         SortBy::Cc => "CC",
         SortBy::Date => "DATE",
         SortBy::From => "FROM",

@@ -126,6 +126,8 @@ impl Parser<'_> {
                 "SIZE" => SortBy::Size,
                 "SUBJECT" => SortBy::Subject,
                 "TO" => SortBy::To,
+                "DISPLAYFROM" => SortBy::DisplayFrom,
+                "DISPLAYTO" => SortBy::DisplayTo,
                 k => {
                     return Err(Error::Unknown {
                         what: "sort key",

@@ -169,6 +169,9 @@ pub enum SortBy {
     Size,
     Subject,
     To,
+    /// SORT=DISPLAY (RFC 5957).
+    DisplayFrom,
+    DisplayTo,
 }
 
 /// A THREAD algorithm (RFC 5256 §2.1, §2.2).

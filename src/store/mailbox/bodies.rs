@@ -58,8 +58,8 @@ pub(super) fn insert(
     conn.prepare_cached(
         "INSERT INTO bodies (refcount, size, header, rest, text, segments, structure, envelope, subject,
             from_text, to_text, cc_text, bcc_text, sent_date, sent_ts, message_id, in_reply_to, refs,
-            base_subject, sort_from, sort_to, sort_cc, object_id)
-         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+            base_subject, sort_from, sort_to, sort_cc, object_id, display_from, display_to)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
     )?
     .execute(params![
         raw.len() as i64,
@@ -84,6 +84,8 @@ pub(super) fn insert(
         f.sort_to,
         f.sort_cc,
         object_id,
+        f.display_from,
+        f.display_to,
     ])?;
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO fts (rowid, headers, body) VALUES (?1, ?2, ?3)")?

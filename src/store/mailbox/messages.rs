@@ -384,7 +384,8 @@ impl Mailbox {
         // Sent date in UTC, else the arrival time (RFC 5256 §2.2).
         const COLUMNS: &str = "unixepoch(m.internal_date), \
             coalesce(b.sent_ts, unixepoch(m.internal_date)), m.size, b.subject, b.base_subject, \
-            b.sort_from, b.sort_to, b.sort_cc, b.message_id, b.in_reply_to, b.refs";
+            b.sort_from, b.sort_to, b.sort_cc, b.message_id, b.in_reply_to, b.refs, \
+            ifnull(b.display_from, b.sort_from), ifnull(b.display_to, b.sort_to)";
         let mut rows = Vec::new();
         self.matching(folder, criteria, COLUMNS, |r| {
             rows.push(OrderRow {
@@ -400,6 +401,8 @@ impl Mailbox {
                 message_id: r.get(9)?,
                 in_reply_to: r.get(10)?,
                 references: r.get(11)?,
+                display_from: r.get(12)?,
+                display_to: r.get(13)?,
             });
             Ok(())
         })?;
