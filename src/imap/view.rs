@@ -103,6 +103,12 @@ impl View {
         self.recent = uids;
     }
 
+    /// Whether this session claims new messages as `\Recent` (IMAP4rev1,
+    /// read-write).
+    pub fn claims_recent(&self) -> bool {
+        self.with_recent && !self.read_only
+    }
+
     pub fn is_recent(&self, uid: u32) -> bool {
         self.recent.binary_search(&uid).is_ok()
     }

@@ -221,9 +221,20 @@ impl Inner {
             R::Listing { session, folder } => self
                 .with(session, |m, _| m.listing(&folder))
                 .map(Response::Listing),
-            R::Append { session, messages } => {
-                self.append(session, &messages).map(Response::Appended)
-            }
+            R::Append {
+                session,
+                messages,
+                recent: false,
+            } => self
+                .append(session, &messages, false)
+                .map(|(a, _)| Response::Appended(a)),
+            R::Append {
+                session,
+                messages,
+                recent: true,
+            } => self
+                .append(session, &messages, true)
+                .map(|(a, claimed)| Response::AppendedRecent(a, claimed)),
             R::Fetch {
                 session,
                 folder,
@@ -675,9 +686,21 @@ impl Inner {
         &self,
         session: SessionId,
         messages: &[AppendRequest],
-    ) -> Result<Vec<AppendUid>, StoreError> {
+        recent: bool,
+    ) -> Result<(Vec<AppendUid>, bool), StoreError> {
         let live = self.live(session)?;
-        let appended = self.with(session, |m, live| m.append(messages, live.quota, None))?;
+        let (appended, claimed) = self.with(session, |m, live| {
+            if recent {
+                m.append_recent(messages, live.quota)
+            } else {
+                m.append(messages, live.quota, None).map(|a| (a, false))
+            }
+        })?;
+        if claimed && let Some((folder, last)) = appended.last() {
+            let mut known = lock(&self.recent);
+            let e = known.entry((live.alias, folder.clone())).or_default();
+            *e = (*e).max(last.uid);
+        }
         let changes = appended
             .iter()
             .map(|(folder, a)| Change::Exists {
@@ -686,7 +709,7 @@ impl Inner {
             })
             .collect();
         self.hub.publish(live.alias, changes);
-        Ok(appended.into_iter().map(|(_, a)| a).collect())
+        Ok((appended.into_iter().map(|(_, a)| a).collect(), claimed))
     }
 
     fn store(&self, session: SessionId, req: &StoreFlags) -> Result<StoreResult, StoreError> {

@@ -338,8 +338,27 @@ impl Session {
         let req = Request::Append {
             session: self.id(),
             messages,
+            recent: false,
         };
         expect_reply!(self.backend.call(req), Appended)
+    }
+
+    /// `append_batch` into the folder this session has selected, claiming
+    /// the new messages as `\Recent` in the same transaction when no older
+    /// message is unclaimed; says whether it did.
+    pub async fn append_recent(
+        &self,
+        messages: Vec<AppendRequest>,
+    ) -> Result<(Vec<AppendUid>, bool), StoreError> {
+        let req = Request::Append {
+            session: self.id(),
+            messages,
+            recent: true,
+        };
+        match self.backend.call(req).await? {
+            Response::AppendedRecent(uids, claimed) => Ok((uids, claimed)),
+            other => Err(StoreError::Internal(format!("unexpected reply {other:?}"))),
+        }
     }
 
     pub async fn fetch(

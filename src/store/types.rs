@@ -430,6 +430,11 @@ pub enum Request {
     Append {
         session: SessionId,
         messages: Vec<AppendRequest>,
+        /// The session has the folder selected and reports `\Recent`:
+        /// claim the new messages in the same transaction; answered with
+        /// `AppendedRecent`.
+        #[serde(default)]
+        recent: bool,
     },
     Fetch {
         session: SessionId,
@@ -503,6 +508,8 @@ pub enum Response {
     Status(FolderStatus),
     Listing(Listing),
     Appended(Vec<AppendUid>),
+    /// The UIDs, and whether this session claimed them as `\Recent`.
+    AppendedRecent(Vec<AppendUid>, bool),
     Fetched(Vec<FetchedMessage>),
     Stored(StoreResult),
     Copied(CopyResult),

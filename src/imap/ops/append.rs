@@ -31,8 +31,24 @@ pub async fn run(
             Err(e) => return io.bad(Some(tag), &e).await,
         }
     }
-    // All or nothing, in one transaction (RFC 3502 §6.3.11).
-    let r = user.session.append_batch(requests).await;
+    // All or nothing, in one transaction (RFC 3502 §6.3.11). Into the
+    // selected folder, the same transaction claims them as \Recent.
+    let mut view = view;
+    let r = match view.as_deref_mut() {
+        Some(v) if v.claims_recent() && crate::store::normalize_folder_name(&name) == v.name => {
+            match user.session.append_recent(requests).await {
+                Ok((uids, claimed)) => {
+                    if claimed {
+                        let new: Vec<u32> = uids.iter().map(|a| a.uid).collect();
+                        v.add_recent(&new);
+                    }
+                    Ok(uids)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        _ => user.session.append_batch(requests).await,
+    };
     io.updates(user, view, Moment::Any).await?;
     match r {
         Ok(uids) => {

@@ -209,6 +209,28 @@ impl Mailbox {
         quota: Option<u64>,
         marker: Option<&str>,
     ) -> Result<Appended, StoreError> {
+        self.append_in(requests, quota, marker, false)
+            .map(|(appended, _)| appended)
+    }
+
+    /// `append` by a session that has the target folder selected: in the
+    /// same transaction it claims the new messages as `\Recent` (RFC 3501
+    /// §2.3.2) when nothing older is unclaimed. Returns whether it did.
+    pub fn append_recent(
+        &mut self,
+        requests: &[AppendRequest],
+        quota: Option<u64>,
+    ) -> Result<(Appended, bool), StoreError> {
+        self.append_in(requests, quota, None, true)
+    }
+
+    fn append_in(
+        &mut self,
+        requests: &[AppendRequest],
+        quota: Option<u64>,
+        marker: Option<&str>,
+        claim: bool,
+    ) -> Result<(Appended, bool), StoreError> {
         let mut parsed = Vec::with_capacity(requests.len());
         for r in requests {
             check_keywords(&r.flags)?;
@@ -251,8 +273,23 @@ impl Mailbox {
         if let Some(name) = marker {
             tx.execute("INSERT INTO spool_imported (name) VALUES (?1)", [name])?;
         }
+        let mut claimed = claim && folders.len() == 1;
+        if claimed {
+            for (name, f) in &folders {
+                let first = out
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(0, |(_, a)| a.uid);
+                claimed &= tx
+                    .prepare_cached(
+                        "UPDATE folders SET recent_uid = ?1 WHERE id = ?2 AND recent_uid = ?3",
+                    )?
+                    .execute(params![f.uidnext - 1, f.id, first.saturating_sub(1)])?
+                    == 1;
+            }
+        }
         tx.commit()?;
-        Ok(out)
+        Ok((out, claimed))
     }
 
     /// `append` with `synchronous=FULL` for its commit: for the commit that
