@@ -13,20 +13,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::imap::Client;
+use common::imap::{Client, dev_env, msg};
 use common::*;
-
-fn dev_env() -> Env {
-    let mut env = Env::new();
-    env.config.dev = true;
-    env
-}
-
-fn msg(i: usize) -> String {
-    format!(
-        "From: Ann <ann@example.net>\r\nTo: bob@example.org\r\nSubject: note {i}\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m{i}@example.net>\r\n\r\nbody number {i}\r\n"
-    )
-}
 
 fn append(c: &mut Client, folder: &str, body: &str) -> Vec<String> {
     c.send(format!("A APPEND {folder} {{{}+}}\r\n{body}\r\n", body.len()).as_bytes());

@@ -7,7 +7,7 @@
 //! below does not hold), so any crash AFL finds is a bug.
 
 use sealmail::proto::{imap, mbox, mutf7, pop3, sasl, smtp};
-use sealmail::store::{address, mime};
+use sealmail::store::{address, binary, mime};
 
 /// A fuzz target: any bytes in, a panic only on a broken promise.
 pub type Target = fn(&[u8]);
@@ -124,6 +124,10 @@ pub fn mime_message(data: &[u8]) {
         stack.extend(part.children.iter());
     }
     let _ = mime::base_subject(&parsed.envelope.subject.clone().unwrap_or_default());
+    // Binary parts re-encoded: still a message that parses.
+    if let Some(encoded) = binary::encode_binary_parts(data) {
+        assert!(mime::parse(&encoded, mime::Limits::default()).is_ok());
+    }
 }
 
 /// An address-list header value (From, To, Cc, …) as ENVELOPE reads it.

@@ -10,6 +10,7 @@
 //! the same language. All SQLite and argon2 work runs on the blocking pool.
 
 pub mod address;
+pub mod binary;
 pub mod control;
 pub mod db;
 pub mod events;

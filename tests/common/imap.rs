@@ -6,6 +6,20 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// An environment in development mode (plaintext login allowed).
+pub fn dev_env() -> super::Env {
+    let mut env = super::Env::new();
+    env.config.dev = true;
+    env
+}
+
+/// Test message number `i`: plain text from Ann to Bob.
+pub fn msg(i: usize) -> String {
+    format!(
+        "From: Ann <ann@example.net>\r\nTo: bob@example.org\r\nSubject: note {i}\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m{i}@example.net>\r\n\r\nbody number {i}\r\n"
+    )
+}
+
 pub struct Client {
     pub r: BufReader<TcpStream>,
     pub w: TcpStream,

@@ -73,7 +73,7 @@ fn request(folder: &str, m: AppendMessage) -> Result<AppendRequest, String> {
     // Binary content never goes out in an ordinary literal: its parts are
     // stored base64-encoded (RFC 3516 §4.2, §4.3).
     let message = if m.binary || m.message.contains(&0) {
-        crate::store::mime::encode_binary_parts(&m.message).unwrap_or(m.message)
+        crate::store::binary::encode_binary_parts(&m.message).unwrap_or(m.message)
     } else {
         m.message
     };

@@ -104,17 +104,22 @@ pub async fn search(
 
 /// The store criteria of a SORT or THREAD, limited to the messages this
 /// session has been told about (so every UID has a sequence number).
-/// Also returns what enabling CONDSTORE says, if the key did.
-fn view_criteria(
+/// A key that enables CONDSTORE has that said first; an `Err` is the
+/// client's mistake, for a `BAD`.
+async fn view_criteria(
+    io: &mut Io<'_>,
     user: &mut User,
     view: &View,
     key: &SearchKey,
-) -> Result<(Criteria, Vec<u8>), String> {
+) -> io::Result<Result<Criteria, String>> {
     let mut uses_modseq = false;
-    let c = criteria(key, view, &mut uses_modseq)?;
-    let mut highest = Vec::new();
+    let c = match criteria(key, view, &mut uses_modseq) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
     if uses_modseq {
-        highest = user.enable_condstore(Some(view));
+        let highest = user.enable_condstore(Some(view));
+        io.conn.write_all(&highest).await?;
     }
     // Messages the client has not been told about yet all have higher
     // UIDs than the view's last (UIDs only grow), so one range is
@@ -123,7 +128,7 @@ fn view_criteria(
         Some(max) => UidSet::range(1, max),
         None => UidSet(Vec::new()),
     });
-    Ok((Criteria::And(vec![known, c]), highest))
+    Ok(Ok(Criteria::And(vec![known, c])))
 }
 
 /// The number a client sees for a UID: itself under `UID`, else its
@@ -143,11 +148,8 @@ pub async fn sort(
     tag: &str,
     sort: Sort,
 ) -> io::Result<Next> {
-    let criteria = match view_criteria(user, view, &sort.key) {
-        Ok((c, highest)) => {
-            io.conn.write_all(&highest).await?;
-            c
-        }
+    let criteria = match view_criteria(io, user, view, &sort.key).await? {
+        Ok(c) => c,
         Err(e) => return io.bad(Some(tag), &e).await,
     };
     let keys = sort
@@ -208,11 +210,8 @@ pub async fn thread(
     tag: &str,
     thread: Thread,
 ) -> io::Result<Next> {
-    let criteria = match view_criteria(user, view, &thread.key) {
-        Ok((c, highest)) => {
-            io.conn.write_all(&highest).await?;
-            c
-        }
+    let criteria = match view_criteria(io, user, view, &thread.key).await? {
+        Ok(c) => c,
         Err(e) => return io.bad(Some(tag), &e).await,
     };
     let algorithm = match thread.algorithm {
