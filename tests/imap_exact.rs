@@ -845,3 +845,85 @@ fn sort_display_uses_display_names_then_addresses() {
         ["* SORT 1 2 3", "d3 OK SORT completed"]
     );
 }
+
+#[test]
+fn metadata_on_mailboxes_and_the_server() {
+    let (env, user) = with_inbox(&[]);
+    let server = env.serve();
+    let mut c = Client::login(server.imap, &user);
+    assert_eq!(
+        c.cmd("m1 SETMETADATA INBOX (/private/comment \"my inbox\" /shared/comment {3+}\r\nabc)"),
+        ["m1 OK SETMETADATA completed"]
+    );
+    assert_eq!(
+        c.cmd("m2 SETMETADATA \"\" (/private/vendor/x/a \"1\" /private/vendor/x/a/b \"2\")"),
+        ["m2 OK SETMETADATA completed"]
+    );
+    assert_eq!(
+        c.cmd("g1 GETMETADATA INBOX /private/comment"),
+        [
+            "* METADATA INBOX (/private/comment \"my inbox\")",
+            "g1 OK GETMETADATA completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("g2 GETMETADATA INBOX (/private/comment /shared/comment /private/none)"),
+        [
+            "* METADATA INBOX (/private/comment \"my inbox\" /shared/comment \"abc\")",
+            "g2 OK GETMETADATA completed"
+        ]
+    );
+    // DEPTH and MAXSIZE on the server's entries.
+    assert_eq!(
+        c.cmd("g3 GETMETADATA (DEPTH infinity) \"\" /private/vendor"),
+        [
+            "* METADATA \"\" (/private/vendor/x/a \"1\" /private/vendor/x/a/b \"2\")",
+            "g3 OK GETMETADATA completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("g4 GETMETADATA (DEPTH 1) \"\" /private/vendor/x"),
+        [
+            "* METADATA \"\" (/private/vendor/x/a \"1\")",
+            "g4 OK GETMETADATA completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("g5 GETMETADATA (MAXSIZE 0) INBOX /private/comment"),
+        ["g5 OK [METADATA LONGENTRIES 8] GETMETADATA completed"]
+    );
+    // NIL removes; RENAME carries entries; bad names and sizes are refused.
+    c.cmd("f CREATE Work");
+    c.cmd("s SETMETADATA Work (/private/comment \"w\")");
+    c.cmd("r RENAME Work Play");
+    assert_eq!(
+        c.cmd("g6 GETMETADATA Play /private/comment"),
+        [
+            "* METADATA Play (/private/comment \"w\")",
+            "g6 OK GETMETADATA completed"
+        ]
+    );
+    assert_eq!(
+        c.cmd("m3 SETMETADATA INBOX (/private/comment NIL)"),
+        ["m3 OK SETMETADATA completed"]
+    );
+    assert_eq!(
+        c.cmd("g7 GETMETADATA INBOX /private/comment"),
+        ["g7 OK GETMETADATA completed"]
+    );
+    assert!(c.cmd("b1 SETMETADATA INBOX (/comment \"x\")")[0].starts_with("b1 BAD"));
+    assert!(c.cmd("b2 GETMETADATA INBOX /private/*")[0].starts_with("b2 BAD"));
+    assert!(c.cmd("b3 GETMETADATA Nowhere /private/comment")[0].starts_with("b3 NO"));
+    let big = "x".repeat(40_000);
+    c.send(
+        format!(
+            "b4 SETMETADATA INBOX (/private/big {{{}+}}\r\n{big})\r\n",
+            big.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(
+        c.until("b4"),
+        ["b4 NO [METADATA MAXSIZE 32768] value too large"]
+    );
+}

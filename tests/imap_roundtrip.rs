@@ -347,6 +347,22 @@ impl Gen {
                 mailbox: self.bytes(),
                 items: self.status_items(),
             },
+            18 if self.rng.u8(0..4) == 0 => Kind::GetMetadata(GetMetadata {
+                mailbox: self.bytes(),
+                entries: (0..self.rng.usize(1..4)).map(|_| self.atom()).collect(),
+                max_size: self.bool().then(|| self.rng.u32(..)),
+                depth: self.pick(&[
+                    MetadataDepth::Zero,
+                    MetadataDepth::One,
+                    MetadataDepth::Infinity,
+                ]),
+            }),
+            18 if self.rng.u8(0..3) == 0 => Kind::SetMetadata(SetMetadata {
+                mailbox: self.bytes(),
+                entries: (0..self.rng.usize(1..4))
+                    .map(|_| (self.atom(), self.bool().then(|| self.bytes())))
+                    .collect(),
+            }),
             18 if self.bool() => Kind::Replace(Replace {
                 uid,
                 number: self.rng.u32(1..),

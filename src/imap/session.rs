@@ -559,6 +559,8 @@ async fn authenticated(
         (Kind::GetQuota(root), _) => quota::run(io, user, tag, Some(&root), None).await,
         (Kind::GetQuotaRoot(name), _) => quota::run(io, user, tag, None, Some(&name)).await,
         (Kind::SetQuota, _) => io.no(tag, "[NOPERM] quotas are set by the operator").await,
+        (Kind::GetMetadata(g), view) => metadata::get(io, user, view, tag, g).await,
+        (Kind::SetMetadata(m), view) => metadata::set(io, user, view, tag, m).await,
         // Selected state (§6.4).
         (Kind::Close, Some(view)) => {
             let next = select::close(io, user, view, tag).await?;

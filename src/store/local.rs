@@ -211,6 +211,21 @@ impl Inner {
             R::Status { session, folder } => self
                 .with(session, |m, _| m.status(&folder))
                 .map(Response::Status),
+            R::GetMetadata {
+                session,
+                folder,
+                names,
+                depth,
+            } => self
+                .with(session, |m, _| m.get_metadata(&folder, &names, depth))
+                .map(Response::Metadata),
+            R::SetMetadata {
+                session,
+                folder,
+                entries,
+            } => self
+                .with(session, |m, _| m.set_metadata(&folder, &entries))
+                .map(|()| Response::Done),
             R::ClaimRecent {
                 session,
                 folder,

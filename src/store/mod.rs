@@ -315,6 +315,40 @@ impl Session {
         expect_reply!(self.backend.call(req), Expunged)
     }
 
+    /// METADATA entries (RFC 5464) of `folder` (`""`: the server's) named
+    /// by `names`, with descendants to `depth` levels (`u8::MAX`: all).
+    pub async fn get_metadata(
+        &self,
+        folder: &str,
+        names: Vec<String>,
+        depth: u8,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let req = Request::GetMetadata {
+            session: self.id(),
+            folder: folder.into(),
+            names,
+            depth,
+        };
+        expect_reply!(self.backend.call(req), Metadata)
+    }
+
+    /// Sets or (with `None`) removes METADATA entries, all or none.
+    pub async fn set_metadata(
+        &self,
+        folder: &str,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<(), StoreError> {
+        let req = Request::SetMetadata {
+            session: self.id(),
+            folder: folder.into(),
+            entries,
+        };
+        match self.backend.call(req).await? {
+            Response::Done => Ok(()),
+            other => Err(StoreError::Internal(format!("unexpected reply {other:?}"))),
+        }
+    }
+
     /// UIDs and sizes of every message in a folder.
     pub async fn listing(&self, folder: &str) -> Result<Listing, StoreError> {
         let req = Request::Listing {

@@ -114,7 +114,8 @@ CREATE VIRTUAL TABLE fts USING fts5(headers, body, tokenize = 'trigram', content
 /// bodies keeping their row id (below 2^32, so apart); each message row
 /// records when it was saved (SAVEDATE, RFC 8514), unknown for rows already
 /// stored; each body keeps SORT=DISPLAY's keys (RFC 5957), absent for
-/// bodies already stored, which sort by mailbox instead.
+/// bodies already stored, which sort by mailbox instead; and `metadata`
+/// keeps IMAP METADATA entries (RFC 5464).
 const V2: &str = "
 CREATE TABLE subscriptions (
     name  TEXT PRIMARY KEY
@@ -128,6 +129,13 @@ UPDATE bodies SET object_id = id;
 ALTER TABLE messages ADD COLUMN saved_at TEXT;
 ALTER TABLE bodies ADD COLUMN display_from TEXT;
 ALTER TABLE bodies ADD COLUMN display_to TEXT;
+-- IMAP METADATA (RFC 5464): entries per folder, '' for the server's.
+CREATE TABLE metadata (
+    folder  TEXT NOT NULL,
+    name    TEXT NOT NULL,         -- lowercased entry name
+    value   BLOB NOT NULL,
+    PRIMARY KEY (folder, name)
+) WITHOUT ROWID;
 ";
 
 #[derive(Debug, thiserror::Error)]

@@ -416,6 +416,21 @@ pub enum Request {
         session: SessionId,
         folder: String,
     },
+    /// METADATA entries of a folder (`""`: the server's) named by `names`,
+    /// with their descendants to `depth` levels (`u8::MAX`: all);
+    /// answered with `Metadata`.
+    GetMetadata {
+        session: SessionId,
+        folder: String,
+        names: Vec<String>,
+        depth: u8,
+    },
+    /// Sets (or, with `None`, removes) METADATA entries.
+    SetMetadata {
+        session: SessionId,
+        folder: String,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+    },
     /// Claims the folder's messages up to `up_to` that no session has
     /// claimed as `\Recent`; answers `Expunged` with the claimed UIDs.
     ClaimRecent {
@@ -508,6 +523,7 @@ pub enum Response {
     Status(FolderStatus),
     Listing(Listing),
     Appended(Vec<AppendUid>),
+    Metadata(Vec<(String, Vec<u8>)>),
     /// The UIDs, and whether this session claimed them as `\Recent`.
     AppendedRecent(Vec<AppendUid>, bool),
     Fetched(Vec<FetchedMessage>),

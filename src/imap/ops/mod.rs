@@ -17,6 +17,7 @@ pub mod idle;
 pub mod list;
 pub mod login;
 pub mod mailboxes;
+pub mod metadata;
 pub mod quota;
 pub mod search;
 pub mod select;

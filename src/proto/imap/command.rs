@@ -77,6 +77,8 @@ impl Parser<'_> {
             }
             "APPEND" => self.append()?,
             "REPLACE" => self.replace(false)?,
+            "GETMETADATA" => self.get_metadata()?,
+            "SETMETADATA" => self.set_metadata()?,
             "IDLE" => Kind::Idle,
             "CHECK" => Kind::Check,
             "CLOSE" => Kind::Close,
@@ -376,6 +378,89 @@ impl Parser<'_> {
             message,
             binary,
         })
+    }
+
+    /// GETMETADATA (RFC 5464 §4.2): `[(options)] mailbox entries`.
+    pub(super) fn get_metadata(&mut self) -> R<Kind> {
+        self.sp()?;
+        let mut max_size = None;
+        let mut depth = MetadataDepth::Zero;
+        if self.peek() == Some(b'(') {
+            self.open()?;
+            loop {
+                match self.atom()?.to_ascii_uppercase().as_str() {
+                    "MAXSIZE" => {
+                        self.sp()?;
+                        max_size = Some(self.number()?);
+                    }
+                    "DEPTH" => {
+                        self.sp()?;
+                        depth = match self.atom()?.to_ascii_lowercase().as_str() {
+                            "0" => MetadataDepth::Zero,
+                            "1" => MetadataDepth::One,
+                            "infinity" => MetadataDepth::Infinity,
+                            _ => return Err(Error::Invalid("DEPTH is 0, 1 or infinity")),
+                        };
+                    }
+                    o => {
+                        return Err(Error::Unknown {
+                            what: "GETMETADATA option",
+                            name: o.into(),
+                        });
+                    }
+                }
+                if self.eat(b')') {
+                    self.depth -= 1;
+                    break;
+                }
+                self.sp()?;
+            }
+            self.sp()?;
+        }
+        let mailbox = self.astring()?;
+        self.sp()?;
+        let mut entries = Vec::new();
+        if self.peek() == Some(b'(') {
+            self.open()?;
+            loop {
+                entries.push(self.astring_utf8()?);
+                if self.eat(b')') {
+                    self.depth -= 1;
+                    break;
+                }
+                self.sp()?;
+            }
+        } else {
+            entries.push(self.astring_utf8()?);
+        }
+        Ok(Kind::GetMetadata(GetMetadata {
+            mailbox,
+            entries,
+            max_size,
+            depth,
+        }))
+    }
+
+    /// SETMETADATA (RFC 5464 §4.3): `mailbox (entry value ...)`, a value
+    /// being a string, a literal8 or NIL.
+    pub(super) fn set_metadata(&mut self) -> R<Kind> {
+        let mailbox = self.sp_mailbox()?;
+        self.sp()?;
+        self.open()?;
+        let mut entries = Vec::new();
+        loop {
+            let name = self.astring_utf8()?;
+            self.sp()?;
+            self.eat(b'~');
+            let value = self.nstring()?;
+            entries.push((name, value));
+            if self.eat(b')') {
+                self.depth -= 1;
+                break;
+            }
+            self.sp()?;
+        }
+        Ok(Kind::SetMetadata(SetMetadata { mailbox, entries }))
     }
 
     /// REPLACE (RFC 8508 §3): `number mailbox message`.

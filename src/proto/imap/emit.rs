@@ -85,6 +85,48 @@ fn kind(out: &mut Vec<u8>, kind: &Kind) {
         }
         Kind::Append(a) => append(out, a),
         Kind::Replace(r) => replace(out, r),
+        Kind::GetMetadata(g) => {
+            word(out, "GETMETADATA");
+            let mut opts = Vec::new();
+            if let Some(n) = g.max_size {
+                opts.push(format!("MAXSIZE {n}"));
+            }
+            match g.depth {
+                MetadataDepth::Zero => {}
+                MetadataDepth::One => opts.push("DEPTH 1".into()),
+                MetadataDepth::Infinity => opts.push("DEPTH infinity".into()),
+            }
+            if !opts.is_empty() {
+                word(out, &format!(" ({})", opts.join(" ")));
+            }
+            out.push(b' ');
+            push_astring(out, &g.mailbox);
+            word(out, " (");
+            for (i, e) in g.entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                push_astring(out, e.as_bytes());
+            }
+            out.push(b')');
+        }
+        Kind::SetMetadata(m) => {
+            word(out, "SETMETADATA");
+            sp_astring(out, &m.mailbox);
+            word(out, " (");
+            for (i, (name, value)) in m.entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                push_astring(out, name.as_bytes());
+                out.push(b' ');
+                match value {
+                    Some(v) => literal(out, v),
+                    None => word(out, "NIL"),
+                }
+            }
+            out.push(b')');
+        }
         Kind::Idle => word(out, "IDLE"),
         Kind::Check => word(out, "CHECK"),
         Kind::Close => word(out, "CLOSE"),

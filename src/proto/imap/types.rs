@@ -250,6 +250,31 @@ pub struct Replace {
     pub message: AppendMessage,
 }
 
+/// GETMETADATA (RFC 5464 §4.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GetMetadata {
+    /// Empty: the server's entries.
+    pub mailbox: Vec<u8>,
+    pub entries: Vec<String>,
+    pub max_size: Option<u32>,
+    pub depth: MetadataDepth,
+}
+
+/// How far below each named entry GETMETADATA reaches (RFC 5464 §4.2.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataDepth {
+    Zero,
+    One,
+    Infinity,
+}
+
+/// SETMETADATA (RFC 5464 §4.3): a value of `None` removes the entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetMetadata {
+    pub mailbox: Vec<u8>,
+    pub entries: Vec<(String, Option<Vec<u8>>)>,
+}
+
 /// One message of an APPEND with its flags and date.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendMessage {
@@ -357,6 +382,8 @@ pub enum Kind {
     },
     Append(Append),
     Replace(Replace),
+    GetMetadata(GetMetadata),
+    SetMetadata(SetMetadata),
     Idle,
     Check,
     Close,

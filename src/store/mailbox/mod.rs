@@ -310,6 +310,7 @@ impl Mailbox {
         }
         let removed = messages::remove_all(&tx, f.id)?;
         tx.execute("DELETE FROM folders WHERE id = ?1", [f.id])?;
+        tx.execute("DELETE FROM metadata WHERE folder = ?1", [&f.name])?;
         tx.commit()?;
         Ok(removed)
     }
@@ -331,6 +332,83 @@ impl Mailbox {
                 .execute("DELETE FROM subscriptions WHERE name = ?1", [&name])?;
         }
         Ok(())
+    }
+
+    /// See `Request::GetMetadata`. Names compare case-insensitively.
+    pub fn get_metadata(
+        &mut self,
+        folder: &str,
+        names: &[String],
+        depth: u8,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let folder = self.metadata_folder(folder)?;
+        let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name, value FROM metadata WHERE folder = ?1
+             AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/') ORDER BY name",
+        )?;
+        for want in names {
+            let want = want.to_lowercase();
+            let rows = stmt.query_map(params![folder, want], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            for row in rows {
+                let (name, value) = row?;
+                let below = name
+                    .get(want.len()..)
+                    .map_or(0, |rest| rest.matches('/').count());
+                if usize::from(depth) >= below && !out.iter().any(|(n, _)| *n == name) {
+                    out.push((name, value));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// See `Request::SetMetadata`: all entries in one transaction, at most
+    /// `MAX_METADATA` per folder.
+    pub fn set_metadata(
+        &mut self,
+        folder: &str,
+        entries: &[(String, Option<Vec<u8>>)],
+    ) -> Result<(), StoreError> {
+        const MAX_METADATA: i64 = 1000;
+        let folder = self.metadata_folder(folder)?;
+        let tx = self.conn.transaction()?;
+        for (name, value) in entries {
+            let name = name.to_lowercase();
+            match value {
+                Some(v) => tx.execute(
+                    "INSERT OR REPLACE INTO metadata (folder, name, value) VALUES (?1, ?2, ?3)",
+                    params![folder, name, v],
+                )?,
+                None => tx.execute(
+                    "DELETE FROM metadata WHERE folder = ?1 AND name = ?2",
+                    params![folder, name],
+                )?,
+            };
+        }
+        let n: i64 = tx.query_row(
+            "SELECT count(*) FROM metadata WHERE folder = ?1",
+            [&folder],
+            |r| r.get(0),
+        )?;
+        if n > MAX_METADATA {
+            return Err(StoreError::BadName(
+                folder,
+                format!("more than {MAX_METADATA} metadata entries"),
+            ));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The store's name of a folder for METADATA; `""` is the server.
+    fn metadata_folder(&self, folder: &str) -> Result<String, StoreError> {
+        if folder.is_empty() {
+            return Ok(String::new());
+        }
+        Ok(Self::folder(&self.conn, folder)?.name)
     }
 
     /// Moves the folder's `\Recent` mark up to `up_to` (never past the
@@ -501,12 +579,17 @@ pub fn validate_name(name: &str) -> Result<String, StoreError> {
     Ok(normalize(name))
 }
 
-/// A renamed folder keeps its subscription under the new name.
+/// A renamed folder keeps its subscription and its METADATA under the new
+/// name.
 fn rename_subscription(
     tx: &rusqlite::Transaction<'_>,
     from: &str,
     to: &str,
 ) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE metadata SET folder = ?2 WHERE folder = ?1",
+        params![from, to],
+    )?;
     if tx.execute("DELETE FROM subscriptions WHERE name = ?1", [from])? > 0 {
         tx.execute(
             "INSERT OR IGNORE INTO subscriptions (name) VALUES (?1)",
