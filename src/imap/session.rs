@@ -582,7 +582,8 @@ async fn authenticated(
         // What is left needs a selected mailbox (the commands of any state
         // and of the not-authenticated state were dispatched before).
         (_, None) => io.bad(Some(tag), "no mailbox selected").await,
-        (_, Some(_)) => Ok(Next::Continue),
+        // Every command gets a reply, even one no state here handles.
+        (_, Some(_)) => io.bad(Some(tag), "command not valid in this state").await,
     }?;
     Ok((next, Selection::Keep))
 }
