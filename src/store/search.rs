@@ -60,10 +60,7 @@ fn emit(c: &Criteria, out: &mut Compiled, depth: usize) -> Result<(), TooDeep> {
     if depth > MAX_DEPTH {
         return Err(TooDeep);
     }
-    let p = |out: &mut Compiled, v: Value| {
-        out.params.push(v);
-        format!("?{}", out.params.len())
-    };
+    let p = param;
     let sql = match c {
         Criteria::All => "1".to_string(),
         Criteria::Uid(set) => {
@@ -91,18 +88,9 @@ fn emit(c: &Criteria, out: &mut Compiled, depth: usize) -> Result<(), TooDeep> {
         }
         Criteria::Larger(n) => format!("(m.size > {})", p(out, Value::Integer(*n as i64))),
         Criteria::Smaller(n) => format!("(m.size < {})", p(out, Value::Integer(*n as i64))),
-        Criteria::Before(d) => format!(
-            "(substr(m.internal_date, 1, 10) < {})",
-            p(out, Value::Text(d.iso()))
-        ),
-        Criteria::On(d) => format!(
-            "(substr(m.internal_date, 1, 10) = {})",
-            p(out, Value::Text(d.iso()))
-        ),
-        Criteria::Since(d) => format!(
-            "(substr(m.internal_date, 1, 10) >= {})",
-            p(out, Value::Text(d.iso()))
-        ),
+        Criteria::Before(d) => day(out, "m.internal_date", "<", d),
+        Criteria::On(d) => day(out, "m.internal_date", "=", d),
+        Criteria::Since(d) => day(out, "m.internal_date", ">=", d),
         Criteria::ArrivedSince(t) => format!(
             "(m.internal_date >= {})",
             p(out, Value::Text(crate::util::iso8601_utc(*t)))
@@ -116,18 +104,9 @@ fn emit(c: &Criteria, out: &mut Compiled, depth: usize) -> Result<(), TooDeep> {
             p(out, Value::Integer(*id))
         ),
         Criteria::ThreadId(id) => format!("(m.thread_id = {})", p(out, Value::Integer(*id))),
-        Criteria::SavedBefore(d) => format!(
-            "(substr(ifnull(m.saved_at, m.internal_date), 1, 10) < {})",
-            p(out, Value::Text(d.iso()))
-        ),
-        Criteria::SavedOn(d) => format!(
-            "(substr(ifnull(m.saved_at, m.internal_date), 1, 10) = {})",
-            p(out, Value::Text(d.iso()))
-        ),
-        Criteria::SavedSince(d) => format!(
-            "(substr(ifnull(m.saved_at, m.internal_date), 1, 10) >= {})",
-            p(out, Value::Text(d.iso()))
-        ),
+        Criteria::SavedBefore(d) => day(out, SAVED, "<", d),
+        Criteria::SavedOn(d) => day(out, SAVED, "=", d),
+        Criteria::SavedSince(d) => day(out, SAVED, ">=", d),
         Criteria::SentBefore(d) => {
             format!("ifnull(b.sent_date < {}, 0)", p(out, Value::Text(d.iso())))
         }
@@ -184,6 +163,25 @@ fn join(items: &[Criteria], op: &str, out: &mut Compiled, depth: usize) -> Resul
 /// BODY/TEXT: the trigram index answers needles of three or more
 /// characters exactly; shorter ones are checked by `text_match` over the
 /// stored text.
+/// Adds a parameter; returns its placeholder (`?3`).
+fn param(out: &mut Compiled, v: Value) -> String {
+    out.params.push(v);
+    format!("?{}", out.params.len())
+}
+
+/// When a message was saved in its folder (RFC 8514), for rows that lack
+/// it their internal date.
+const SAVED: &str = "ifnull(m.saved_at, m.internal_date)";
+
+/// `(day of <column> <op> ?)`: a timestamp column compared by calendar day
+/// (RFC 3501 §6.4.4 disregards time and zone).
+fn day(out: &mut Compiled, column: &str, op: &str, d: &Date) -> String {
+    format!(
+        "(substr({column}, 1, 10) {op} {})",
+        param(out, Value::Text(d.iso()))
+    )
+}
+
 fn fts(out: &mut Compiled, columns: &str, needle: &str) -> String {
     if needle.is_empty() {
         return "1".into();
