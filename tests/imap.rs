@@ -387,7 +387,7 @@ fn scripted_session_exact_responses() {
         c.cmd("j4 STORE 1 +FLAGS (\\Deleted)"),
         vec!["j4 NO [READ-ONLY] mailbox is read-only"]
     );
-    assert_eq!(c.cmd("j5 UNSELECT"), vec!["j5 OK CLOSE completed"]);
+    assert_eq!(c.cmd("j5 UNSELECT"), vec!["j5 OK UNSELECT completed"]);
     assert_eq!(
         c.cmd("j6 LOGOUT"),
         vec!["* BYE sealmail logging out", "j6 OK LOGOUT completed"]

@@ -927,3 +927,173 @@ fn metadata_on_mailboxes_and_the_server() {
         ["b4 NO [METADATA MAXSIZE 32768] value too large"]
     );
 }
+
+#[test]
+fn list_metadata_follows_each_mailbox_with_its_entries() {
+    let (env, user) = with_inbox(&[]);
+    let server = env.serve();
+    let mut c = Client::login(server.imap, &user);
+    c.cmd("c CREATE Work");
+    c.cmd("m1 SETMETADATA INBOX (/private/comment \"mine\" /shared/color \"#f00\")");
+    c.cmd("m2 SETMETADATA Work (/private/comment {5+}\r\nwork!)");
+    assert_eq!(
+        c.cmd("l1 LIST \"\" (INBOX Work) RETURN (METADATA (/private/comment /shared/color))"),
+        [
+            "* LIST (\\HasNoChildren) \"/\" \"INBOX\"",
+            "* LIST (\\HasNoChildren) \"/\" \"Work\"",
+            "* METADATA \"INBOX\" (/private/comment \"mine\" /shared/color \"#f00\")",
+            "* METADATA \"Work\" (/private/comment \"work!\" /shared/color NIL)",
+            "l1 OK LIST completed"
+        ]
+    );
+    // With STATUS, and MAXSIZE leaving out longer values.
+    assert_eq!(
+        c.cmd(
+            "l2 LIST \"\" Work RETURN (STATUS (MESSAGES) METADATA (MAXSIZE 4 \"/private/comment\"))"
+        ),
+        [
+            "* LIST (\\HasNoChildren) \"/\" \"Work\"",
+            "* STATUS \"Work\" (MESSAGES 0)",
+            "l2 OK [METADATA LONGENTRIES 5] LIST completed"
+        ]
+    );
+    assert!(c.cmd("b1 LIST \"\" * RETURN (METADATA (/comment))")[0].starts_with("b1 BAD"));
+    assert!(c.cmd("b2 LIST \"\" * RETURN (METADATA ())")[0].starts_with("b2 BAD"));
+    let caps = c.cmd("k CAPABILITY");
+    assert!(caps[0].contains(" LIST-METADATA "), "{caps:?}");
+}
+
+#[test]
+fn catenate_joins_text_and_parts_of_stored_messages() {
+    let multipart = "From: Ann <ann@example.net>\r\nSubject: with file\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: text/plain; name=f.txt\r\n\r\nthe attachment\r\n--b--\r\n";
+    let (env, user) = with_inbox(&[msg(1), multipart.to_string()]);
+    let server = env.serve();
+    let mut c = selected(&server, &user);
+    let r = c.cmd("s STATUS INBOX (UIDVALIDITY)");
+    let validity: u32 = r[0]
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A forward that keeps the attachment: new text, then the stored part
+    // (its MIME header and body), then the closing boundary.
+    let head = "From: Bob <bob@example.org>\r\nSubject: Fwd: with file\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=n\r\n\r\n--n\r\nContent-Type: text/plain\r\n\r\nsee below\r\n--n\r\n";
+    let tail = "\r\n--n--\r\n";
+    c.send(
+        format!(
+            "c1 APPEND Drafts (\\Draft) CATENATE (TEXT {{{}+}}\r\n{head} URL \"/INBOX;UIDVALIDITY={validity}/;UID=2/;SECTION=2.MIME\" URL \"/INBOX/;UID=2/;SECTION=2\" TEXT {{{}+}}\r\n{tail})\r\n",
+            head.len(),
+            tail.len()
+        )
+        .as_bytes(),
+    );
+    let r = c.until("c1");
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(
+        r[0].starts_with("c1 OK [APPENDUID ") && r[0].ends_with(" 1] APPEND completed"),
+        "{r:?}"
+    );
+    let want = format!("{head}Content-Type: text/plain; name=f.txt\r\n\r\nthe attachment{tail}");
+    c.cmd("e EXAMINE Drafts");
+    assert_eq!(
+        c.cmd("f1 FETCH 1 (FLAGS BODY.PEEK[])"),
+        [
+            format!(
+                "* 1 FETCH (FLAGS (\\Draft \\Recent) BODY[] {{{}}}\r\n{want})",
+                want.len()
+            ),
+            "f1 OK FETCH completed".to_string()
+        ]
+    );
+    assert_eq!(
+        c.cmd("f2 FETCH 1 BODY.PEEK[2]"),
+        [
+            "* 1 FETCH (BODY[2] {14}\r\nthe attachment)",
+            "f2 OK FETCH completed"
+        ]
+    );
+    // A relative URL reads the selected mailbox; an absolute one must name
+    // this server and this user; PARTIAL cuts, HEADER.FIELDS filters.
+    let r = c.cmd(&format!(
+        "c2 APPEND Drafts CATENATE (URL \"imap://{}@mail.example.org/Drafts/;UID=1/;SECTION=HEADER.FIELDS%20(Subject)\" URL \";UID=1/;SECTION=TEXT/;PARTIAL=7.9\")",
+        user.replace('@', "%40")
+    ));
+    assert!(r.last().unwrap().starts_with("c2 OK [APPENDUID "), "{r:?}");
+    assert_eq!(
+        c.cmd("f3 FETCH 2 BODY.PEEK[]"),
+        [
+            "* 2 FETCH (BODY[] {36}\r\nSubject: Fwd: with file\r\n\r\nntent-Typ)",
+            "f3 OK FETCH completed"
+        ]
+    );
+    // Refusals: the whole command, nothing stored.
+    for (url, why) in [
+        ("/INBOX/;UID=99", "no message with that UID"),
+        ("/Nowhere/;UID=1", "no such mailbox"),
+        (
+            "/INBOX;UIDVALIDITY=1/;UID=1",
+            "the mailbox's UIDVALIDITY has changed",
+        ),
+        (
+            "imap://other.example.org/INBOX/;UID=1",
+            "the URL names another server",
+        ),
+        (
+            "imap://bob%40example.org@mail.example.org/INBOX/;UID=1",
+            "the URL names another user's mailbox",
+        ),
+        (
+            "/INBOX/;UID=1/;URLAUTH=anonymous:internal:00",
+            "IMAP URL has a part CATENATE does not take",
+        ),
+    ] {
+        assert_eq!(
+            c.cmd(&format!(
+                "n APPEND Drafts {{1+}}\r\nx CATENATE (TEXT {{2+}}\r\nx: URL \"{url}\")"
+            )),
+            [format!("n NO [BADURL {url}] {why}")]
+        );
+    }
+    assert_eq!(
+        c.cmd("m STATUS Drafts (MESSAGES)"),
+        ["* STATUS \"Drafts\" (MESSAGES 2)", "m OK STATUS completed"]
+    );
+    let r = c.cmd("u UNSELECT");
+    assert_eq!(r, ["u OK UNSELECT completed"]);
+    let r = c.cmd("c3 APPEND Drafts CATENATE (URL \";UID=1\")");
+    assert_eq!(
+        r,
+        ["c3 NO [BADURL ;UID=1] a relative URL needs a selected mailbox"]
+    );
+    let caps = c.cmd("k CAPABILITY");
+    assert!(caps[0].contains(" CATENATE "), "{caps:?}");
+}
+
+#[test]
+fn catenate_is_bounded_by_appendlimit() {
+    let mut env = dev_env();
+    env.config.limits.max_message_bytes = 1000;
+    let user = env.alias("ann", "pw");
+    {
+        let (_b, store) = env.store();
+        let s = unlock(&store, &user, "pw");
+        block(s.append(append_req("INBOX", msg(1).into_bytes()))).unwrap();
+    }
+    let server = env.serve();
+    let mut c = selected(&server, &user);
+    // msg(1) is under 200 bytes: five copies fit, ten do not.
+    let five = ["URL \";UID=1\""; 5].join(" ");
+    let r = c.cmd(&format!("a1 APPEND INBOX CATENATE ({five})"));
+    assert!(r.last().unwrap().starts_with("a1 OK [APPENDUID "), "{r:?}");
+    let ten = ["URL \";UID=1\""; 10].join(" ");
+    assert_eq!(
+        c.cmd(&format!("a2 APPEND INBOX CATENATE ({ten})")),
+        ["a2 NO [TOOBIG] the message would be larger than APPENDLIMIT=1000"]
+    );
+    assert_eq!(
+        c.cmd("s STATUS INBOX (MESSAGES)"),
+        ["* STATUS \"INBOX\" (MESSAGES 2)", "s OK STATUS completed"]
+    );
+}

@@ -204,8 +204,23 @@ impl Gen {
             date: self
                 .bool()
                 .then(|| self.rng.i64(-30_000_000_000..250_000_000_000)),
-            message: self.bytes(),
-            binary: self.bool(),
+            data: if self.rng.u8(0..4) == 0 {
+                let parts = (0..self.rng.usize(1..4))
+                    .map(|_| {
+                        if self.bool() {
+                            CatPart::Text(self.bytes())
+                        } else {
+                            CatPart::Url(format!("/{}/;UID={}", self.text(), self.nz()))
+                        }
+                    })
+                    .collect();
+                AppendData::Catenate(parts)
+            } else {
+                AppendData::Literal {
+                    message: self.bytes(),
+                    binary: self.bool(),
+                }
+            },
         }
     }
 
@@ -298,6 +313,12 @@ impl Gen {
             } else {
                 Vec::new()
             },
+            return_metadata: self.bool().then(|| ListMetadata {
+                entries: (0..self.rng.usize(1..3))
+                    .map(|_| format!("/private/{}", self.text()))
+                    .collect(),
+                max_size: self.bool().then(|| self.rng.u32(..)),
+            }),
         }
     }
 

@@ -23,6 +23,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("mbox", mbox_file),
     ("mime", mime_message),
     ("address", address_list),
+    ("imap_url", imap_url),
 ];
 
 /// An IMAP command as the reader assembles it (lines and literals).
@@ -138,5 +139,19 @@ pub fn address_list(data: &[u8]) {
     assert!(list.len() <= text.len());
     for a in &list {
         let _ = a.canonical();
+    }
+}
+
+/// An IMAP URL as CATENATE reads it (RFC 5092).
+pub fn imap_url(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(url) = imap::parse_url(&text) {
+        // What the grammar promises: a message by a positive UID, a named
+        // mailbox when there is one, no zero UIDVALIDITY or length.
+        assert!(url.uid > 0);
+        assert_ne!(url.uidvalidity, Some(0));
+        assert!(url.mailbox.as_ref().is_none_or(|m| !m.is_empty()));
+        assert!(url.partial.is_none_or(|(_, len)| len != Some(0)));
+        assert!(url.server.is_none_or(|s| !s.host.is_empty()));
     }
 }

@@ -319,6 +319,7 @@ pub async fn run(
         throttle: shared.throttle.clone(),
         dev: config.dev,
         max_message_bytes: config.limits.max_message_bytes,
+        hostname: config.hostname.clone(),
     });
     for (listener, implicit_tls, what) in [(imap_plain, false, "IMAP"), (imaps, true, "IMAPS")] {
         let (ctx, stop) = (imap.clone(), tasks.stop.clone());

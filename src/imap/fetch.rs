@@ -7,6 +7,8 @@
 //! mailbox streams; a non-PEEK body fetch in a writable folder sets `\Seen`
 //! before the data is sent, and the response then carries FLAGS.
 
+use std::borrow::Cow;
+
 use crate::proto::imap::{FetchAtt, SectionSpec, SectionText};
 use crate::store::{
     FetchWhat, FetchedMessage, FlagOp, Flags, Section, SectionKind, Session, StoreError,
@@ -152,6 +154,57 @@ impl<'a> Fetcher<'a> {
     }
 }
 
+/// A section of a fetched message as `BODY[section]` shows it.
+fn section_of<'m>(m: &'m FetchedMessage, section: &SectionSpec) -> Cow<'m, [u8]> {
+    let wanted = store_section(section);
+    let bytes = m
+        .sections
+        .iter()
+        .find(|(s, _)| *s == wanted)
+        .map(|(_, b)| b.as_slice())
+        .unwrap_or(&[]);
+    match &section.text {
+        SectionText::HeaderFields { not, fields } => {
+            Cow::Owned(render::header_fields(bytes, fields, *not))
+        }
+        _ => Cow::Borrowed(bytes),
+    }
+}
+
+/// What an IMAP URL names (RFC 5092 §5): a section of one message, as
+/// `BODY.PEEK[section]<partial>` returns it; `None` without that message.
+/// A partial without a length runs to the end.
+pub async fn url_section(
+    session: &Session,
+    folder: &str,
+    uid: u32,
+    section: &SectionSpec,
+    partial: Option<(u32, Option<u32>)>,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let what = FetchWhat {
+        sections: vec![store_section(section)],
+        ..FetchWhat::default()
+    };
+    let fetched = session
+        .fetch(folder, UidSet::from_uids(&[uid]), what)
+        .await?;
+    let Some(m) = fetched.iter().find(|m| m.meta.uid == uid) else {
+        return Ok(None);
+    };
+    let bytes = section_of(m, section);
+    let (start, end) = match partial {
+        Some((origin, count)) => {
+            let start = (origin as usize).min(bytes.len());
+            let end = count.map_or(bytes.len(), |c| {
+                start.saturating_add(c as usize).min(bytes.len())
+            });
+            (start, end)
+        }
+        None => (0, bytes.len()),
+    };
+    Ok(bytes.get(start..end).map(<[u8]>::to_vec))
+}
+
 fn is_top_header(s: &Section) -> bool {
     s.path.is_empty() && s.kind == SectionKind::Header
 }
@@ -264,21 +317,8 @@ fn message(
                 legacy,
                 ..
             } => {
-                let wanted = store_section(section);
-                let bytes = m
-                    .sections
-                    .iter()
-                    .find(|(s, _)| *s == wanted)
-                    .map(|(_, b)| b.as_slice())
-                    .unwrap_or(&[]);
-                let filtered;
-                let mut bytes = match &section.text {
-                    SectionText::HeaderFields { not, fields } => {
-                        filtered = render::header_fields(bytes, fields, *not);
-                        filtered.as_slice()
-                    }
-                    _ => bytes,
-                };
+                let whole = section_of(m, section);
+                let mut bytes = whole.as_ref();
                 let name = match legacy {
                     Some(l) => l.to_string(),
                     None => section_name(section),

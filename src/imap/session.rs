@@ -567,7 +567,7 @@ async fn authenticated(
             return Ok((next, Selection::Deselect));
         }
         (Kind::Unselect, Some(_)) => {
-            let next = io.ok(tag, "CLOSE completed").await?;
+            let next = io.ok(tag, "UNSELECT completed").await?;
             return Ok((next, Selection::Deselect));
         }
         (Kind::Expunge(uids), Some(view)) => expunge::run(io, user, view, tag, uids).await,

@@ -1,17 +1,20 @@
 //! LIST and LSUB (RFC 3501 §6.3.8, §6.3.9) with LIST-EXTENDED (RFC 5258),
-//! SPECIAL-USE (RFC 6154), CHILDREN (RFC 3348) and LIST-STATUS (RFC 5819).
+//! SPECIAL-USE (RFC 6154), CHILDREN (RFC 3348), LIST-STATUS (RFC 5819) and
+//! LIST-METADATA (RFC 9590).
 //!
-//! Imports the session's types, `render`, `status`, `proto::imap` and the
+//! Imports the session's types, `render`, `status`, `metadata`,
+//! `proto::imap` and the
 //! `store` interface. Invariants: `*` matches any name, `%` any name
 //! without the delimiter, in time linear in pattern × name.
 
 use std::io;
 
+use super::metadata;
 use super::status::status_line;
 use crate::imap::render;
 use crate::imap::session::{Io, Next, User};
 use crate::imap::view::{Moment, View};
-use crate::proto::imap::ListOptions;
+use crate::proto::imap::{ListMetadata, ListOptions};
 use crate::store::FolderInfo;
 
 /// A LIST or LSUB: LSUB is LIST of subscribed names (RFC 3501 §6.3.9).
@@ -46,6 +49,11 @@ pub async fn run(
 ) -> io::Result<Next> {
     let verb = if q.lsub { "LSUB" } else { "LIST" };
     let utf8 = user.utf8;
+    if let Some(m) = &q.options.return_metadata
+        && let Some(why) = m.entries.iter().find_map(|e| metadata::bad_entry(e))
+    {
+        return io.bad(Some(tag), why).await;
+    }
     if let [only] = q.patterns
         && only.is_empty()
     {
@@ -133,16 +141,56 @@ pub async fn run(
         }
     }
     io.conn.write_all(&out).await?;
-    if !options.return_status.is_empty() {
-        for f in matched {
-            if let Ok(s) = user.session.status(&f.name).await {
-                let line = status_line(&f.name, &s, &options.return_status, utf8);
-                io.conn.write_all(&line).await?;
-            }
+    let mut longest = 0;
+    for f in matched {
+        if !options.return_status.is_empty()
+            && let Ok(s) = user.session.status(&f.name).await
+        {
+            let line = status_line(&f.name, &s, &options.return_status, utf8);
+            io.conn.write_all(&line).await?;
+        }
+        if let Some(m) = &options.return_metadata {
+            longest = longest.max(list_metadata(io, user, &f.name, m).await?);
         }
     }
     io.updates(user, view, Moment::Any).await?;
-    io.ok(tag, &format!("{verb} completed")).await
+    io.ok(tag, &metadata::completed(verb, longest)).await
+}
+
+/// LIST-METADATA (RFC 9590): after a mailbox's LIST line, the entries
+/// asked for, NIL where unset. A mailbox whose entries cannot be read now
+/// gets no METADATA line (the RFC allows leaving it out).
+async fn list_metadata(
+    io: &mut Io<'_>,
+    user: &User,
+    folder: &str,
+    m: &ListMetadata,
+) -> io::Result<usize> {
+    let Ok(found) = user
+        .session
+        .get_metadata(folder, m.entries.clone(), 0)
+        .await
+    else {
+        return Ok(0);
+    };
+    let entries: Vec<(&str, Option<&[u8]>)> = m
+        .entries
+        .iter()
+        .map(|e| {
+            let value = found
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(e))
+                .map(|(_, v)| v.as_slice());
+            (e.as_str(), value)
+        })
+        .collect();
+    let mut mailbox = Vec::new();
+    render::mailbox(&mut mailbox, folder, user.utf8);
+    let (line, longest) = metadata::metadata_line(&mailbox, &entries, m.max_size);
+    if let Some(line) = line {
+        io.conn.write_all(&line).await?;
+    }
+    Ok(longest)
 }
 
 /// A name LIST may answer: a folder, a subscribed name without one, or

@@ -17,7 +17,7 @@ use crate::proto::imap::{GetMetadata, MetadataDepth, SetMetadata, push_astring, 
 const MAX_VALUE: usize = 32 * 1024;
 
 /// Why an entry name is refused (RFC 5464 §3.2), if it is.
-fn bad_entry(name: &str) -> Option<&'static str> {
+pub(super) fn bad_entry(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
     if !(lower.starts_with("/private/") || lower.starts_with("/shared/")) {
         return Some("an entry name starts with /private/ or /shared/");
@@ -65,14 +65,37 @@ pub async fn get(
     };
     // MAXSIZE leaves out larger values and says how large the largest was
     // (RFC 5464 §4.2.1).
+    let mut mailbox = Vec::new();
+    push_astring(&mut mailbox, &g.mailbox);
+    let found: Vec<(&str, Option<&[u8]>)> = entries
+        .iter()
+        .map(|(e, v)| (e.as_str(), Some(v.as_slice())))
+        .collect();
+    let (line, longest) = metadata_line(&mailbox, &found, g.max_size);
+    if let Some(line) = line {
+        io.conn.write_all(&line).await?;
+    }
+    io.updates(user, view, Moment::Any).await?;
+    io.ok(tag, &completed("GETMETADATA", longest)).await
+}
+
+/// `* METADATA mailbox (entry value …)` for `entries` (a `None` value is
+/// NIL), leaving out values over `max_size`; with the longest left out.
+/// No line when every entry was left out.
+pub(super) fn metadata_line(
+    mailbox: &[u8],
+    entries: &[(&str, Option<&[u8]>)],
+    max_size: Option<u32>,
+) -> (Option<Vec<u8>>, usize) {
     let mut longest = 0;
     let mut line = b"* METADATA ".to_vec();
-    push_astring(&mut line, &g.mailbox);
+    line.extend_from_slice(mailbox);
     line.extend_from_slice(b" (");
     let mut any = false;
-    for (entry, value) in &entries {
-        if g.max_size.is_some_and(|max| value.len() > max as usize) {
-            longest = longest.max(value.len());
+    for (entry, value) in entries {
+        let len = value.map_or(0, <[u8]>::len);
+        if max_size.is_some_and(|max| len > max as usize) {
+            longest = longest.max(len);
             continue;
         }
         if any {
@@ -81,23 +104,26 @@ pub async fn get(
         any = true;
         push_astring(&mut line, entry.as_bytes());
         line.push(b' ');
-        if value.contains(&0) {
-            line.extend_from_slice(format!("~{{{}}}\r\n", value.len()).as_bytes());
-            line.extend_from_slice(value);
-        } else {
-            push_string(&mut line, value);
+        match value {
+            None => line.extend_from_slice(b"NIL"),
+            Some(v) if v.contains(&0) => {
+                line.extend_from_slice(format!("~{{{}}}\r\n", v.len()).as_bytes());
+                line.extend_from_slice(v);
+            }
+            Some(v) => push_string(&mut line, v),
         }
     }
     line.extend_from_slice(b")\r\n");
-    if any {
-        io.conn.write_all(&line).await?;
-    }
-    io.updates(user, view, Moment::Any).await?;
+    (any.then_some(line), longest)
+}
+
+/// The tagged OK's text, saying how long the longest value left out was.
+pub(super) fn completed(verb: &str, longest: usize) -> String {
     if longest > 0 {
-        let text = format!("[METADATA LONGENTRIES {longest}] GETMETADATA completed");
-        return io.ok(tag, &text).await;
+        format!("[METADATA LONGENTRIES {longest}] {verb} completed")
+    } else {
+        format!("{verb} completed")
     }
-    io.ok(tag, "GETMETADATA completed").await
 }
 
 pub async fn set(

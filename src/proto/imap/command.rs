@@ -289,6 +289,10 @@ impl Parser<'_> {
                         self.sp()?;
                         options.return_status = self.status_items()?;
                     }
+                    "METADATA" => {
+                        self.sp()?;
+                        options.return_metadata = Some(self.list_metadata()?);
+                    }
                     o => {
                         return Err(Error::Unknown {
                             what: "LIST return option",
@@ -304,6 +308,36 @@ impl Parser<'_> {
             patterns,
             options,
         })
+    }
+
+    /// LIST's `METADATA ([MAXSIZE n] entry *(SP entry))` (RFC 9590);
+    /// entry names start with `/`, so MAXSIZE cannot be one.
+    fn list_metadata(&mut self) -> R<ListMetadata> {
+        self.open()?;
+        let mut m = ListMetadata::default();
+        loop {
+            if self.peek().is_some_and(|c| c.eq_ignore_ascii_case(&b'M')) {
+                if !self.atom()?.eq_ignore_ascii_case("MAXSIZE") || m.max_size.is_some() {
+                    return Err(Error::Invalid("LIST METADATA takes MAXSIZE and entries"));
+                }
+                self.sp()?;
+                m.max_size = Some(self.number()?);
+            } else {
+                m.entries.push(self.astring_utf8()?);
+                if m.entries.len() > MAX_LITERALS {
+                    return Err(Error::TooMany("too many METADATA entries"));
+                }
+            }
+            if self.eat(b')') {
+                self.depth -= 1;
+                break;
+            }
+            self.sp()?;
+        }
+        if m.entries.is_empty() {
+            return Err(Error::Invalid("LIST METADATA names at least one entry"));
+        }
+        Ok(m)
     }
 
     pub(super) fn status_items(&mut self) -> R<Vec<StatusItem>> {
@@ -369,15 +403,62 @@ impl Parser<'_> {
             date = Some(parse_date_time(&text).ok_or(Error::Invalid("bad APPEND date-time"))?);
             self.sp()?;
         }
-        // A literal8 (RFC 3516 §4.4) may carry NULs.
-        let binary = self.eat(b'~');
-        let message = self.literal()?;
-        Ok(AppendMessage {
-            flags,
-            date,
-            message,
-            binary,
-        })
+        let data = if self.peek().is_some_and(|c| c.eq_ignore_ascii_case(&b'C')) {
+            AppendData::Catenate(self.catenate()?)
+        } else {
+            // A literal8 (RFC 3516 §4.4) may carry NULs.
+            let binary = self.eat(b'~');
+            let message = self.literal()?;
+            AppendData::Literal { message, binary }
+        };
+        Ok(AppendMessage { flags, date, data })
+    }
+
+    /// `CATENATE (cat-part *(SP cat-part))` (RFC 4469 §5), where a part is
+    /// `TEXT literal` or `URL astring`.
+    fn catenate(&mut self) -> R<Vec<CatPart>> {
+        if !self.atom()?.eq_ignore_ascii_case("CATENATE") {
+            return Err(Error::Invalid("APPEND takes a literal or CATENATE"));
+        }
+        self.sp()?;
+        self.open()?;
+        let mut parts = Vec::new();
+        loop {
+            let part = match self.atom()?.to_ascii_uppercase().as_str() {
+                "TEXT" => {
+                    self.sp()?;
+                    // RFC 4469 §5: TEXT takes a literal (literal8 only under
+                    // the BINARY-aware grammar of RFC 4469 §6, which a
+                    // message with NULs needs).
+                    if self.peek() == Some(b'~') {
+                        return Err(Error::Invalid("CATENATE TEXT takes a literal"));
+                    }
+                    CatPart::Text(self.literal()?)
+                }
+                "URL" => {
+                    self.sp()?;
+                    let url = self.astring()?;
+                    CatPart::Url(
+                        String::from_utf8(url).map_err(|_| Error::BadString("URL is not UTF-8"))?,
+                    )
+                }
+                other => {
+                    return Err(Error::Unknown {
+                        what: "CATENATE part",
+                        name: other.into(),
+                    });
+                }
+            };
+            parts.push(part);
+            if parts.len() > crate::proto::imap::MAX_LITERALS {
+                return Err(Error::TooMany("CATENATE parts"));
+            }
+            if self.eat(b')') {
+                self.depth -= 1;
+                return Ok(parts);
+            }
+            self.sp()?;
+        }
     }
 
     /// GETMETADATA (RFC 5464 §4.2): `[(options)] mailbox entries`.
@@ -532,8 +613,13 @@ mod tests {
         let [m] = &messages[..] else { panic!() };
         assert_eq!(m.flags.system, DRAFT);
         assert_eq!(m.date, Some(1704099600));
-        assert_eq!(m.message, b"hello");
-        assert!(!m.binary);
+        assert_eq!(
+            m.data,
+            AppendData::Literal {
+                message: b"hello".to_vec(),
+                binary: false
+            }
+        );
         // MULTIAPPEND: several messages, each with its own flags and date.
         let Kind::Append(Append { messages, .. }) = kind(
             "a APPEND INBOX {1+}\r\na (\\Seen) ~{2+}\r\nb\0 \"1-Jan-2024 10:00:00 +0000\" {1+}\r\nc",
@@ -542,8 +628,32 @@ mod tests {
         };
         assert_eq!(messages.len(), 3);
         assert_eq!(messages[1].flags.system, SEEN);
-        assert!(messages[1].binary && messages[1].message == b"b\0");
+        assert_eq!(
+            messages[1].data,
+            AppendData::Literal {
+                message: b"b\0".to_vec(),
+                binary: true
+            }
+        );
         assert_eq!(messages[2].date, Some(1704103200));
+        // CATENATE (RFC 4469): text and URLs, also as one of several.
+        let Kind::Append(Append { messages, .. }) = kind(
+            "a APPEND Drafts (\\Seen) CATENATE (URL \"/INBOX;UIDVALIDITY=9/;UID=2/;SECTION=HEADER\" TEXT {2+}\r\n\r\n url /INBOX/;UID=2/;SECTION=1) {1+}\r\nx",
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            messages[0].data,
+            AppendData::Catenate(vec![
+                CatPart::Url("/INBOX;UIDVALIDITY=9/;UID=2/;SECTION=HEADER".into()),
+                CatPart::Text(b"\r\n".to_vec()),
+                CatPart::Url("/INBOX/;UID=2/;SECTION=1".into()),
+            ])
+        );
+        assert_eq!(messages.len(), 2);
+        assert!(err("a APPEND x CATENATE ()").contains("expected"));
+        assert!(err("a APPEND x CATENATE (FILE x)").contains("CATENATE part"));
+        assert!(err("a APPEND x CONCAT (TEXT {1+}\r\nx)").contains("CATENATE"));
         assert_eq!(
             kind("a SELECT inbox (QRESYNC (67890007 20050715194045000 41,43:211))"),
             Kind::Select(Select {

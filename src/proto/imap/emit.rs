@@ -268,6 +268,20 @@ fn list(out: &mut Vec<u8>, reference: &[u8], patterns: &[Vec<u8>], o: &ListOptio
         status_items(&mut s, &o.return_status);
         returns.push(s);
     }
+    if let Some(m) = &o.return_metadata {
+        let mut s = b"METADATA (".to_vec();
+        if let Some(max) = m.max_size {
+            s.extend_from_slice(format!("MAXSIZE {max} ").as_bytes());
+        }
+        for (i, e) in m.entries.iter().enumerate() {
+            if i > 0 {
+                s.push(b' ');
+            }
+            push_astring(&mut s, e.as_bytes());
+        }
+        s.push(b')');
+        returns.push(s);
+    }
     if !returns.is_empty() {
         word(out, " RETURN (");
         out.extend_from_slice(&returns.join(&b' '));
@@ -329,10 +343,33 @@ fn append_message(out: &mut Vec<u8>, m: &AppendMessage) {
         date_time(out, date);
     }
     out.push(b' ');
-    if m.binary {
-        out.push(b'~');
+    match &m.data {
+        AppendData::Literal { message, binary } => {
+            if *binary {
+                out.push(b'~');
+            }
+            literal(out, message);
+        }
+        AppendData::Catenate(parts) => {
+            word(out, "CATENATE (");
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                match part {
+                    CatPart::Text(bytes) => {
+                        word(out, "TEXT ");
+                        literal(out, bytes);
+                    }
+                    CatPart::Url(url) => {
+                        word(out, "URL");
+                        sp_astring(out, url.as_bytes());
+                    }
+                }
+            }
+            out.push(b')');
+        }
     }
-    literal(out, &m.message);
 }
 
 fn literal(out: &mut Vec<u8>, bytes: &[u8]) {

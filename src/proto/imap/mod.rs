@@ -17,12 +17,14 @@ mod fetch;
 mod lexer;
 mod search;
 mod types;
+mod url;
 
 pub use emit::{command as encode_command, window_range};
 pub use encode::{push_astring, push_nstring, push_string, push_utf8_string};
 pub use error::{Error, Expected};
 pub use search::{parse_date, parse_date_time};
 pub use types::*;
+pub use url::{ImapUrl, UrlServer, parse_url};
 
 use lexer::Parser;
 

@@ -221,6 +221,15 @@ pub struct ListOptions {
     pub return_subscribed: bool,
     pub return_special_use: bool,
     pub return_status: Vec<StatusItem>,
+    /// LIST-METADATA (RFC 9590): entries to report for each mailbox.
+    pub return_metadata: Option<ListMetadata>,
+}
+
+/// `RETURN (METADATA ([MAXSIZE n] entry …))` (RFC 9590).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListMetadata {
+    pub entries: Vec<String>,
+    pub max_size: Option<u32>,
 }
 
 /// SELECT and EXAMINE (RFC 3501 §6.3.1, §6.3.2; RFC 7162 §3.1.8, §3.2.5).
@@ -280,9 +289,28 @@ pub struct SetMetadata {
 pub struct AppendMessage {
     pub flags: FlagList,
     pub date: Option<i64>,
-    pub message: Vec<u8>,
-    /// Sent as a `literal8` (RFC 3516 §4.4): it may hold binary content.
-    pub binary: bool,
+    pub data: AppendData,
+}
+
+/// What an APPEND message is made of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppendData {
+    /// The message itself. `binary`: sent as a `literal8` (RFC 3516 §4.4),
+    /// so it may hold binary content.
+    Literal { message: Vec<u8>, binary: bool },
+    /// CATENATE (RFC 4469): the message is these parts, joined in order.
+    Catenate(Vec<CatPart>),
+}
+
+/// One part of a CATENATE message (RFC 4469 §5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CatPart {
+    /// `TEXT literal`: bytes sent with the command.
+    Text(Vec<u8>),
+    /// `URL astring`: an IMAP URL (RFC 5092) naming a message or a part of
+    /// one in the user's own mailboxes; [`parse_url`](super::parse_url)
+    /// reads it when the command runs.
+    Url(String),
 }
 
 /// SEARCH (RFC 3501 §6.4.4, RFC 4731 RETURN, RFC 5182 SAVE).
