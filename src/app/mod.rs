@@ -276,7 +276,10 @@ pub async fn run(
     let shared = Shared {
         store,
         tls: futures_rustls::TlsAcceptor::from(tls),
-        throttle: AuthThrottle::new(ThrottlePolicy::default()),
+        throttle: AuthThrottle::new(ThrottlePolicy {
+            checks_global: config.password_checks,
+            ..ThrottlePolicy::default()
+        }),
     };
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);

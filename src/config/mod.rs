@@ -103,6 +103,8 @@ pub struct Config {
     pub limits: Limits,
     /// Concurrent connections one client address may hold, all protocols.
     pub connections_per_ip: usize,
+    /// Password checks (argon2) running at once, all protocols.
+    pub password_checks: usize,
     pub mx: Mx,
     /// DNS servers for SPF/DKIM/DMARC and MX lookups; empty means
     /// /etc/resolv.conf.

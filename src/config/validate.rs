@@ -39,7 +39,8 @@ impl Validator<'_> {
         let keys = raw.keys.unwrap_or_default();
         let key_ttl =
             self.duration("keys.cache_ttl", keys.cache_ttl.as_deref().unwrap_or("15m"))?;
-        let (limits, connections_per_ip) = self.limits(raw.limits.unwrap_or_default())?;
+        let (limits, connections_per_ip, password_checks) =
+            self.limits(raw.limits.unwrap_or_default())?;
         let backup = raw.backup.unwrap_or_default();
         Ok(Config {
             send_limits: self.send_limits(raw.submission.unwrap_or_default())?,
@@ -51,6 +52,7 @@ impl Validator<'_> {
             backup_policy: self.backup_policy(&backup)?,
             backup_s3: self.s3(backup.s3)?,
             connections_per_ip,
+            password_checks,
             file: self.file.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
             hostname,
@@ -115,8 +117,9 @@ impl Validator<'_> {
         })
     }
 
-    /// `[limits]`: message size, MIME bounds, connections per address.
-    fn limits(&self, lim: raw::Limits) -> Result<(Limits, usize), ConfigError> {
+    /// `[limits]`: message size, MIME bounds, connections per address,
+    /// password checks at once.
+    fn limits(&self, lim: raw::Limits) -> Result<(Limits, usize, usize), ConfigError> {
         let max_message_bytes = self.size(
             "limits.max_message_size",
             lim.max_message_size.as_deref().unwrap_or("50M"),
@@ -147,7 +150,13 @@ impl Validator<'_> {
             1,
             100_000,
         )? as usize;
-        Ok((limits, connections_per_ip))
+        let password_checks = self.range(
+            "limits.password_checks",
+            lim.password_checks.unwrap_or(4),
+            1,
+            256,
+        )? as usize;
+        Ok((limits, connections_per_ip, password_checks))
     }
 
     /// `[dns]`: the resolvers to ask (the system's when empty).

@@ -1,15 +1,21 @@
 //! Limits shared by every listener: connections per client address, and
-//! authentication throttling (growing delays, then bans per address and per
-//! account).
+//! authentication throttling (growing delays and bans per address; turns
+//! and delays, never a ban, per account; bounded password checks).
 //!
 //! Imports nothing of ours. Invariants: a connection slot is released when
-//! its guard drops, whatever ends the connection; failure records forget
-//! themselves after `window` without failures, so the maps stay small.
+//! its guard drops, whatever ends the connection; a login attempt counts
+//! from before its password is checked until its outcome, so attempts in
+//! flight count; failure records forget themselves after `window` without
+//! failures, so the maps stay small; at most `checks_global` password
+//! checks run at once.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use smol::lock::{Semaphore, SemaphoreGuardArc};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -65,15 +71,29 @@ impl Drop for ConnGuard {
 /// Policy of [`AuthThrottle`].
 #[derive(Clone, Copy, Debug)]
 pub struct ThrottlePolicy {
-    /// Delay after the first failure; doubles with each further one.
+    /// Delay before a failure is answered; doubles with each further
+    /// failure from the address.
     pub first_delay: Duration,
     pub max_delay: Duration,
-    /// Failures within `window` that ban an address.
+    /// Failures within `window`, with attempts still being checked, that
+    /// ban an address.
     pub ban_ip_after: u32,
-    /// Failures within `window` that ban logins to an account.
-    pub ban_account_after: u32,
+    /// Failures within `window`, with attempts in flight, after which an
+    /// account is under attack: attempts from addresses that never logged
+    /// in to it take turns, one password check at a time, each after a
+    /// delay that doubles from `first_delay` up to `max_delay`.
+    pub slow_account_after: u32,
+    /// Attempts that may wait for their turn on an attacked account; one
+    /// more is told to try again shortly.
+    pub account_waiters: usize,
     /// How long failures are remembered, and how long a ban lasts.
     pub window: Duration,
+    /// How long an address that logged in to an account stays known to it
+    /// (and passes an attacked account's queue).
+    pub known_for: Duration,
+    /// Password checks (argon2) running at once, in all and per address.
+    pub checks_global: usize,
+    pub checks_per_ip: usize,
 }
 
 impl Default for ThrottlePolicy {
@@ -82,23 +102,96 @@ impl Default for ThrottlePolicy {
             first_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(8),
             ban_ip_after: 10,
-            ban_account_after: 20,
+            slow_account_after: 20,
+            account_waiters: 4,
             window: Duration::from_secs(15 * 60),
+            known_for: Duration::from_secs(30 * 24 * 3600),
+            checks_global: 4,
+            checks_per_ip: 2,
         }
     }
 }
 
+/// Failures and attempts in flight, per address or account.
 #[derive(Clone, Copy)]
-struct Failures {
-    count: u32,
+struct Record {
+    failures: u32,
+    pending: u32,
     last: Instant,
 }
 
-/// Failed logins per client address and per account.
+impl Record {
+    fn new() -> Record {
+        Record {
+            failures: 0,
+            pending: 0,
+            last: Instant::now(),
+        }
+    }
+}
+
+/// Why a login attempt is refused before its password is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The address has used up its failures (and attempts in flight).
+    AddressBanned,
+    /// The account is under attack and enough attempts from addresses it
+    /// does not know are waiting already: try again shortly.
+    AccountBusy,
+}
+
+/// How many password checks have been let through since start.
+static CHECKS: AtomicU64 = AtomicU64::new(0);
+
+/// Password checks let through since start (for tests and metrics).
+pub fn password_checks() -> u64 {
+    CHECKS.load(Ordering::Relaxed)
+}
+
+/// Login throttling per client address and per account. An attempt
+/// reserves its place before its password is checked, so attempts sent at
+/// once count as they would one after another. Addresses are banned;
+/// accounts never are: an attacked account slows down attempts from
+/// addresses it does not know, and those it knows pass.
 pub struct AuthThrottle {
     policy: ThrottlePolicy,
-    ips: Mutex<HashMap<IpAddr, Failures>>,
-    accounts: Mutex<HashMap<String, Failures>>,
+    ips: Mutex<HashMap<IpAddr, Record>>,
+    accounts: Mutex<HashMap<String, Record>>,
+    /// Per account: its turn-taking gate while under attack, and how many
+    /// attempts hold or wait for it.
+    gates: Mutex<HashMap<String, Gate>>,
+    /// Per account: addresses that logged in to it, with when.
+    known: Mutex<HashMap<String, Vec<(IpAddr, Instant)>>>,
+    global: Arc<Semaphore>,
+    per_ip: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
+}
+
+struct Gate {
+    turn: Arc<Semaphore>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// A place in an attacked account's queue, given back on drop.
+struct Queued(Arc<AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Most addresses remembered per account.
+const KNOWN_PER_ACCOUNT: usize = 32;
+
+/// One login attempt between its reservation and its outcome. Dropped
+/// without an outcome (the store failed), it counts as nothing.
+pub struct Attempt {
+    throttle: Arc<AuthThrottle>,
+    ip: IpAddr,
+    account: Option<String>,
+    settled: bool,
+    _slots: Vec<SemaphoreGuardArc>,
+    _queued: Option<Queued>,
 }
 
 impl AuthThrottle {
@@ -107,60 +200,212 @@ impl AuthThrottle {
             policy,
             ips: Mutex::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
+            global: Arc::new(Semaphore::new(policy.checks_global.max(1))),
+            per_ip: Mutex::new(HashMap::new()),
         })
     }
 
-    fn current<K: std::hash::Hash + Eq>(&self, map: &mut HashMap<K, Failures>, key: &K) -> u32 {
-        match map.get(key) {
-            Some(f) if f.last.elapsed() < self.policy.window => f.count,
-            Some(_) => {
-                map.remove(key);
-                0
-            }
-            None => 0,
+    /// The live record for `key`, a fresh one once the window has passed.
+    fn record<'m, K: std::hash::Hash + Eq + Clone>(
+        &self,
+        map: &'m mut HashMap<K, Record>,
+        key: &K,
+    ) -> &'m mut Record {
+        let r = map.entry(key.clone()).or_insert_with(Record::new);
+        if r.pending == 0 && r.last.elapsed() >= self.policy.window {
+            *r = Record::new();
         }
+        r
     }
 
-    /// True if logins from `ip`, or to `account`, are refused for now.
-    pub fn banned(&self, ip: IpAddr, account: Option<&str>) -> bool {
-        if self.current(&mut lock(&self.ips), &ip) >= self.policy.ban_ip_after {
-            return true;
-        }
-        account.is_some_and(|a| {
-            let key = a.to_lowercase();
-            self.current(&mut lock(&self.accounts), &key) >= self.policy.ban_account_after
+    /// True if logins from `ip` are refused for now.
+    pub fn banned(&self, ip: IpAddr) -> bool {
+        let mut ips = lock(&self.ips);
+        let r = self.record(&mut ips, &ip);
+        r.failures + r.pending >= self.policy.ban_ip_after
+    }
+
+    fn knows(&self, account: &str, ip: IpAddr) -> bool {
+        lock(&self.known).get(account).is_some_and(|list| {
+            list.iter()
+                .any(|(a, when)| *a == ip && when.elapsed() < self.policy.known_for)
         })
     }
 
-    /// Records a failure; returns how long to wait before answering.
-    pub fn failed(&self, ip: IpAddr, account: Option<&str>) -> Duration {
-        let now = Instant::now();
-        let n = {
+    /// Reserves a login attempt from `ip` for `account` and waits until
+    /// its password may be checked: its turn on an attacked account, then a
+    /// check slot for its address and one of the server's.
+    pub async fn begin(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        account: Option<&str>,
+    ) -> Result<Attempt, Refused> {
+        {
             let mut ips = lock(&self.ips);
-            let count = self.current(&mut ips, &ip) + 1;
-            ips.insert(ip, Failures { count, last: now });
-            count
-        };
-        if let Some(a) = account {
-            let key = a.to_lowercase();
-            let mut accounts = lock(&self.accounts);
-            let count = self.current(&mut accounts, &key) + 1;
-            accounts.insert(key, Failures { count, last: now });
+            let r = self.record(&mut ips, &ip);
+            if r.failures + r.pending >= self.policy.ban_ip_after {
+                tracing::warn!(%ip, failures = r.failures, "login refused: address banned");
+                return Err(Refused::AddressBanned);
+            }
+            r.pending += 1;
+            r.last = Instant::now();
         }
-        let shift = n.saturating_sub(1).min(16);
-        (self.policy.first_delay * (1u32 << shift)).min(self.policy.max_delay)
+        let key = account.map(str::to_lowercase);
+        let mut attempt = Attempt {
+            throttle: self.clone(),
+            ip,
+            account: key.clone(),
+            settled: false,
+            _slots: Vec::new(),
+            _queued: None,
+        };
+        if let Some(key) = key {
+            let failures = {
+                let mut accounts = lock(&self.accounts);
+                let r = self.record(&mut accounts, &key);
+                let seen = r.failures + r.pending;
+                r.pending += 1;
+                r.last = Instant::now();
+                (seen >= self.policy.slow_account_after).then_some(r.failures)
+            };
+            if let Some(failures) = failures
+                && !self.knows(&key, ip)
+            {
+                let (turn, queued) = {
+                    let mut gates = lock(&self.gates);
+                    let g = gates.entry(key.clone()).or_insert_with(|| Gate {
+                        turn: Arc::new(Semaphore::new(1)),
+                        queued: Arc::new(AtomicUsize::new(0)),
+                    });
+                    (g.turn.clone(), g.queued.clone())
+                };
+                if queued.fetch_add(1, Ordering::Relaxed) >= self.policy.account_waiters {
+                    queued.fetch_sub(1, Ordering::Relaxed);
+                    tracing::warn!(account = %key, %ip, "login refused for now: account under attack, queue full");
+                    // It counts against the address, not the account.
+                    drop(attempt);
+                    self.failed_without_check(ip);
+                    return Err(Refused::AccountBusy);
+                }
+                attempt._queued = Some(Queued(queued));
+                tracing::info!(account = %key, %ip, failures, "login waits its turn: account under attack");
+                attempt._slots.push(turn.acquire_arc().await);
+                let over = failures.saturating_sub(self.policy.slow_account_after);
+                smol::Timer::after(self.delay(over)).await;
+            }
+        }
+        let per_ip = lock(&self.per_ip)
+            .entry(ip)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.policy.checks_per_ip.max(1))))
+            .clone();
+        attempt._slots.push(per_ip.acquire_arc().await);
+        attempt._slots.push(self.global.acquire_arc().await);
+        CHECKS.fetch_add(1, Ordering::Relaxed);
+        Ok(attempt)
     }
 
-    /// A successful login clears the address' record.
-    pub fn succeeded(&self, ip: IpAddr) {
-        lock(&self.ips).remove(&ip);
+    /// `first_delay` doubled `n` times, at most `max_delay`.
+    fn delay(&self, n: u32) -> Duration {
+        (self.policy.first_delay * (1u32 << n.min(16))).min(self.policy.max_delay)
     }
 
-    /// Drops records older than the window.
+    fn settle(&self, ip: IpAddr, account: Option<&str>, failed: bool) -> u32 {
+        let now = Instant::now();
+        let ip_failures = {
+            let mut ips = lock(&self.ips);
+            let r = self.record(&mut ips, &ip);
+            r.pending = r.pending.saturating_sub(1);
+            if failed {
+                r.failures += 1;
+                r.last = now;
+            }
+            r.failures
+        };
+        if let Some(key) = account {
+            let mut accounts = lock(&self.accounts);
+            let r = self.record(&mut accounts, &key.to_string());
+            r.pending = r.pending.saturating_sub(1);
+            if failed {
+                r.failures += 1;
+                r.last = now;
+                if r.failures == self.policy.slow_account_after {
+                    tracing::warn!(account = %key, failures = r.failures, "account under attack: unknown addresses now take turns");
+                }
+            }
+        }
+        if failed && ip_failures == self.policy.ban_ip_after {
+            tracing::warn!(%ip, failures = ip_failures, "address banned from logging in");
+        }
+        ip_failures
+    }
+
+    /// Drops records older than the window, and gates and slots nobody
+    /// holds.
     pub fn sweep(&self) {
         let w = self.policy.window;
-        lock(&self.ips).retain(|_, f| f.last.elapsed() < w);
-        lock(&self.accounts).retain(|_, f| f.last.elapsed() < w);
+        let live = |r: &Record| r.pending > 0 || r.last.elapsed() < w;
+        lock(&self.ips).retain(|_, r| live(r));
+        lock(&self.accounts).retain(|_, r| live(r));
+        lock(&self.gates).retain(|_, g| Arc::strong_count(&g.turn) > 1);
+        lock(&self.per_ip).retain(|_, g| Arc::strong_count(g) > 1);
+        let k = self.policy.known_for;
+        lock(&self.known).retain(|_, list| {
+            list.retain(|(_, when)| when.elapsed() < k);
+            !list.is_empty()
+        });
+    }
+}
+
+impl AuthThrottle {
+    /// A failure with no password to check (a malformed or forbidden
+    /// request): counts against the address; returns the answer's delay.
+    pub fn failed_without_check(&self, ip: IpAddr) -> Duration {
+        {
+            let mut ips = lock(&self.ips);
+            self.record(&mut ips, &ip).pending += 1;
+        }
+        let n = self.settle(ip, None, true);
+        self.delay(n.saturating_sub(1))
+    }
+}
+
+impl Attempt {
+    /// The password was right: the address' failures are forgiven, and the
+    /// address becomes known to the account.
+    pub fn succeeded(mut self) {
+        self.settled = true;
+        let t = &self.throttle;
+        t.settle(self.ip, self.account.as_deref(), false);
+        lock(&t.ips).remove(&self.ip);
+        if let Some(key) = &self.account {
+            let mut known = lock(&t.known);
+            let list = known.entry(key.clone()).or_default();
+            list.retain(|(a, _)| *a != self.ip);
+            if list.len() >= KNOWN_PER_ACCOUNT {
+                list.remove(0);
+            }
+            list.push((self.ip, Instant::now()));
+        }
+    }
+
+    /// The password was wrong (or the account unknown): the failure
+    /// counts; returns how long to wait before answering. The check slots
+    /// are free before the wait.
+    pub fn failed(mut self) -> Duration {
+        self.settled = true;
+        let n = self.throttle.settle(self.ip, self.account.as_deref(), true);
+        self.throttle.delay(n.saturating_sub(1))
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.throttle
+                .settle(self.ip, self.account.as_deref(), false);
+        }
     }
 }
 
@@ -180,28 +425,117 @@ mod tests {
         assert!(l.admit(ip).is_some());
     }
 
-    #[test]
-    fn failures_grow_delays_then_ban() {
-        let t = AuthThrottle::new(ThrottlePolicy {
+    fn policy() -> ThrottlePolicy {
+        ThrottlePolicy {
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(8),
             ban_ip_after: 3,
-            ban_account_after: 5,
+            slow_account_after: 5,
             ..ThrottlePolicy::default()
+        }
+    }
+
+    #[test]
+    fn failures_grow_delays_then_ban_the_address() {
+        smol::block_on(async {
+            let t = AuthThrottle::new(policy());
+            let ip: IpAddr = "192.0.2.1".parse().unwrap();
+            let a = t.begin(ip, Some("a@x")).await.unwrap();
+            assert_eq!(a.failed(), Duration::from_millis(1));
+            let a = t.begin(ip, Some("a@x")).await.unwrap();
+            assert_eq!(a.failed(), Duration::from_millis(2));
+            assert!(!t.banned(ip));
+            t.begin(ip, Some("A@x")).await.unwrap().failed();
+            assert!(t.banned(ip));
+            assert!(t.begin(ip, Some("b@x")).await.is_err());
+            // Another address still gets its checks.
+            let other: IpAddr = "192.0.2.9".parse().unwrap();
+            t.begin(other, Some("a@x")).await.unwrap().succeeded();
         });
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        assert_eq!(t.failed(ip, Some("a@x")), Duration::from_millis(250));
-        assert_eq!(t.failed(ip, Some("a@x")), Duration::from_millis(500));
-        assert!(!t.banned(ip, Some("a@x")));
-        t.failed(ip, Some("A@x"));
-        assert!(t.banned(ip, None));
-        let other: IpAddr = "192.0.2.9".parse().unwrap();
-        t.failed(other, Some("a@x"));
-        t.failed(other, Some("a@x"));
-        assert!(
-            t.banned(other, Some("a@x")),
-            "the account is banned from anywhere"
-        );
-        assert!(!t.banned(other, Some("b@x")));
-        t.succeeded(ip);
-        assert!(!t.banned(ip, None));
+    }
+
+    #[test]
+    fn attempts_in_flight_count_before_their_outcome() {
+        smol::block_on(async {
+            let t = AuthThrottle::new(ThrottlePolicy {
+                checks_per_ip: 3,
+                ..policy()
+            });
+            let ip: IpAddr = "192.0.2.1".parse().unwrap();
+            // Three attempts at once use up the address' allowance.
+            let held: Vec<Attempt> = vec![
+                t.begin(ip, None).await.unwrap(),
+                t.begin(ip, None).await.unwrap(),
+            ];
+            assert!(!t.banned(ip));
+            let third = t.begin(ip, None).await;
+            assert!(third.is_ok());
+            assert!(t.banned(ip), "reservations count");
+            assert_eq!(t.begin(ip, None).await.err(), Some(Refused::AddressBanned));
+            // Attempts that end without an outcome give their place back.
+            drop(third);
+            drop(held);
+            assert!(!t.banned(ip));
+        });
+    }
+
+    #[test]
+    fn an_attacked_account_slows_strangers_but_never_refuses() {
+        smol::block_on(async {
+            let t = AuthThrottle::new(ThrottlePolicy {
+                ban_ip_after: 100,
+                ..policy()
+            });
+            let owner: IpAddr = "198.51.100.1".parse().unwrap();
+            t.begin(owner, Some("a@x")).await.unwrap().succeeded();
+            for i in 0..8u8 {
+                let ip = IpAddr::from([203, 0, 113, i]);
+                t.begin(ip, Some("a@x")).await.unwrap().failed();
+            }
+            // A fresh address still gets its check (after its turn).
+            let fresh: IpAddr = "192.0.2.77".parse().unwrap();
+            t.begin(fresh, Some("a@x")).await.unwrap().succeeded();
+            // While a stranger holds the account's turn, the known owner
+            // passes and a second stranger waits.
+            let stranger = t
+                .begin("203.0.113.200".parse().unwrap(), Some("a@x"))
+                .await
+                .unwrap();
+            t.begin(owner, Some("a@x")).await.unwrap().succeeded();
+            let waiting = t.clone();
+            let second = smol::spawn(async move {
+                waiting
+                    .begin("203.0.113.201".parse().unwrap(), Some("a@x"))
+                    .await
+                    .map(Attempt::failed)
+            });
+            smol::Timer::after(Duration::from_millis(50)).await;
+            assert!(!second.is_finished(), "strangers take turns");
+            stranger.failed();
+            assert!(second.await.is_ok());
+        });
+    }
+
+    #[test]
+    fn password_checks_are_bounded_globally() {
+        smol::block_on(async {
+            let t = AuthThrottle::new(ThrottlePolicy {
+                checks_global: 2,
+                ban_ip_after: 100,
+                ..policy()
+            });
+            let a = t.begin("192.0.2.1".parse().unwrap(), None).await.unwrap();
+            let b = t.begin("192.0.2.2".parse().unwrap(), None).await.unwrap();
+            let t2 = t.clone();
+            let third =
+                smol::spawn(
+                    async move { t2.begin("192.0.2.3".parse().unwrap(), None).await.is_ok() },
+                );
+            smol::Timer::after(Duration::from_millis(50)).await;
+            assert!(!third.is_finished());
+            drop(a);
+            assert!(third.await);
+            drop(b);
+        });
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::Pop3;
 use super::maildrop::{Maildrop, stuffed};
 use crate::net::conn::{Conn, Incoming, Line, Stream, accept_tls};
+use crate::net::limits::Refused;
 use crate::net::listener::Accepted;
 use crate::proto::pop3::{self as proto, Command};
 use crate::store::StoreError;
@@ -235,16 +236,23 @@ async fn authorization(
 /// takes the snapshot.
 async fn login(ctx: &Pop3, conn: &mut Conn, name: &str, pw: &str) -> io::Result<Option<Maildrop>> {
     let ip = conn.peer.ip();
-    if ctx.throttle.banned(ip, Some(name)) {
-        conn.reply("-ERR [AUTH] too many failed logins; try again later")
+    let attempt = match ctx.throttle.begin(ip, Some(name)).await {
+        Ok(a) => a,
+        Err(refused) => {
+            conn.reply(match refused {
+                Refused::AddressBanned => "-ERR [AUTH] too many failed logins; try again later",
+                Refused::AccountBusy => {
+                    "-ERR [SYS/TEMP] too many logins to this account right now; try again shortly"
+                }
+            })
             .await?;
-        return Ok(None);
-    }
+            return Ok(None);
+        }
+    };
     let session = match ctx.store.unlock(name, pw).await {
         Ok(s) => s,
         Err(StoreError::AuthFailed) => {
-            let delay = ctx.throttle.failed(ip, Some(name));
-            smol::Timer::after(delay).await;
+            smol::Timer::after(attempt.failed()).await;
             conn.reply("-ERR [AUTH] authentication failed").await?;
             return Ok(None);
         }
@@ -255,7 +263,7 @@ async fn login(ctx: &Pop3, conn: &mut Conn, name: &str, pw: &str) -> io::Result<
             return Ok(None);
         }
     };
-    ctx.throttle.succeeded(ip);
+    attempt.succeeded();
     match Maildrop::load(session).await {
         Ok(m) => {
             let (n, size) = m.stat();

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use super::Smtp;
 use super::dkim;
 use crate::net::conn::{Conn, Line, with_timeout};
-use crate::net::limits::AuthThrottle;
+use crate::net::limits::{AuthThrottle, Refused};
 use crate::proto::sasl::{self, SaslError};
 use crate::queue::{Kind, NewMessage, NewRecipient, Queue};
 use crate::store::{Account, DkimKey, StoreError};
@@ -90,7 +90,7 @@ pub(super) async fn auth(
     initial: Option<String>,
 ) -> io::Result<Result<Account, u32>> {
     let ip = conn.peer.ip();
-    if sub.throttle.banned(ip, None) {
+    if sub.throttle.banned(ip) {
         conn.reply("454 4.7.0 Too many failed logins from your address; try again later")
             .await?;
         return Ok(Err(1));
@@ -145,29 +145,36 @@ pub(super) async fn auth(
             return Ok(Err(1));
         }
         Err(SaslError::AuthzMismatch) => {
-            let wait = sub.throttle.failed(ip, None);
+            let wait = sub.throttle.failed_without_check(ip);
             smol::Timer::after(wait).await;
             conn.reply("535 5.7.8 Authentication failed: acting as another user is not allowed")
                 .await?;
             return Ok(Err(1));
         }
     };
-    let result = if sub.throttle.banned(ip, Some(&user)) {
-        // The account is under attack: refused without a check, answered
-        // as a wrong password would be.
-        Err(StoreError::AuthFailed)
-    } else {
-        ctx.store.authenticate(&user, &password).await
+    let attempt = match sub.throttle.begin(ip, Some(&user)).await {
+        Ok(a) => a,
+        Err(refused) => {
+            conn.reply(match refused {
+                Refused::AddressBanned => {
+                    "454 4.7.0 Too many failed logins from your address; try again later"
+                }
+                Refused::AccountBusy => {
+                    "454 4.7.0 Too many logins to this account right now; try again shortly"
+                }
+            })
+            .await?;
+            return Ok(Err(1));
+        }
     };
-    match result {
+    match ctx.store.authenticate(&user, &password).await {
         Ok(account) => {
-            sub.throttle.succeeded(ip);
+            attempt.succeeded();
             conn.reply("235 2.7.0 Authentication successful").await?;
             Ok(Ok(account))
         }
         Err(StoreError::AuthFailed) => {
-            let wait = sub.throttle.failed(ip, Some(&user));
-            smol::Timer::after(wait).await;
+            smol::Timer::after(attempt.failed()).await;
             conn.reply("535 5.7.8 Authentication credentials invalid")
                 .await?;
             Ok(Err(1))

@@ -7,9 +7,11 @@
 //! after it; a successful login returns the `User` the session becomes.
 
 use std::io;
+use std::time::Duration;
 
 use crate::imap::session::{Io, Next, TLS_TIMEOUT, User};
 use crate::net::conn::Line;
+use crate::net::limits::Refused;
 use crate::proto::imap::{self as proto, Kind};
 use crate::store::StoreError;
 
@@ -33,7 +35,8 @@ pub async fn run(io: &mut Io<'_>, tag: &str, kind: Kind) -> io::Result<(Next, Op
         Kind::Login { user, password } => {
             let (Ok(user), Ok(password)) = (String::from_utf8(user), String::from_utf8(password))
             else {
-                return Ok((failed(io, tag, None).await?, None));
+                let delay = io.ctx.throttle.failed_without_check(io.conn.peer.ip());
+                return Ok((failed(io, tag, delay).await?, None));
             };
             return login(io, tag, &user, &password).await;
         }
@@ -80,8 +83,7 @@ async fn authenticate(
     }
 }
 
-async fn failed(io: &mut Io<'_>, tag: &str, user: Option<&str>) -> io::Result<Next> {
-    let delay = io.ctx.throttle.failed(io.conn.peer.ip(), user);
+async fn failed(io: &mut Io<'_>, tag: &str, delay: Duration) -> io::Result<Next> {
     smol::Timer::after(delay).await;
     io.no(tag, "[AUTHENTICATIONFAILED] Authentication failed.")
         .await
@@ -95,15 +97,23 @@ async fn login(
     password: &str,
 ) -> io::Result<(Next, Option<User>)> {
     let ip = io.conn.peer.ip();
-    if io.ctx.throttle.banned(ip, Some(user)) {
-        let next = io
-            .no(tag, "[UNAVAILABLE] too many failed logins; try again later")
-            .await?;
-        return Ok((next, None));
-    }
+    let attempt = match io.ctx.throttle.begin(ip, Some(user)).await {
+        Ok(a) => a,
+        Err(refused) => {
+            let text = match refused {
+                Refused::AddressBanned => "[UNAVAILABLE] too many failed logins; try again later",
+                Refused::AccountBusy => {
+                    "[UNAVAILABLE] too many logins to this account right now; try again shortly"
+                }
+            };
+            return Ok((io.no(tag, text).await?, None));
+        }
+    };
     let session = match io.ctx.store.unlock(user, password).await {
         Ok(s) => s,
-        Err(StoreError::AuthFailed) => return Ok((failed(io, tag, Some(user)).await?, None)),
+        Err(StoreError::AuthFailed) => {
+            return Ok((failed(io, tag, attempt.failed()).await?, None));
+        }
         Err(e) => {
             tracing::warn!(error = %e, "IMAP login could not open a mailbox");
             let next = io
@@ -115,7 +125,7 @@ async fn login(
             return Ok((next, None));
         }
     };
-    io.ctx.throttle.succeeded(ip);
+    attempt.succeeded();
     let events = match session.subscribe() {
         Ok(e) => e,
         Err(e) => {
