@@ -1,6 +1,6 @@
 //! Small helpers with no knowledge of mail: randomness, time formatting,
-//! durable file writes, HMAC, waiting on a stop signal, the clock that
-//! schedules read (faked in tests).
+//! durable file writes, group commit of a write-ahead log, HMAC, waiting on
+//! a stop signal, the clock that schedules read (faked in tests).
 //!
 //! May import nothing of ours. Invariants: durable writes go through a temp
 //! file in the same directory, are fsynced, renamed, and the directory is
@@ -8,8 +8,9 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Fills `buf` from the operating system's CSPRNG.
@@ -128,6 +129,66 @@ pub fn write_durable(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Group commit for a SQLite database in WAL mode at
+/// `synchronous=NORMAL`: commits go to the log without a sync; a writer
+/// that must acknowledge durably takes its commit's number
+/// ([`written`](GroupSync::written), while it still holds the connection)
+/// and then waits ([`wait`](GroupSync::wait)) without it. One
+/// `fdatasync` of the log covers every commit written before it, so
+/// concurrent writers share it. SQLite syncs the log before a checkpoint
+/// copies it into the database (and the database after), so a synced
+/// commit stays durable through checkpoints; a log that is gone was
+/// checkpointed and removed, its commits with it.
+pub struct GroupSync {
+    wal: PathBuf,
+    written: AtomicU64,
+    synced: Mutex<u64>,
+}
+
+/// Log syncs done by every [`GroupSync`] since start (for tests).
+static WAL_SYNCS: AtomicU64 = AtomicU64::new(0);
+
+/// How many log syncs [`GroupSync`]s have done since start.
+pub fn wal_syncs() -> u64 {
+    WAL_SYNCS.load(Ordering::SeqCst)
+}
+
+impl GroupSync {
+    /// For the database at `db` (its log is `db` + `-wal`).
+    pub fn new(db: &Path) -> GroupSync {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        GroupSync {
+            wal: wal.into(),
+            written: AtomicU64::new(0),
+            synced: Mutex::new(0),
+        }
+    }
+
+    /// Numbers a commit just made; call it before releasing the connection.
+    pub fn written(&self) -> u64 {
+        self.written.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Returns once commit number `seq` is on disk.
+    pub fn wait(&self, seq: u64) -> io::Result<()> {
+        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        if *synced >= seq {
+            // Another writer's sync covered this commit while we waited.
+            return Ok(());
+        }
+        let upto = self.written.load(Ordering::SeqCst);
+        match File::open(&self.wal) {
+            Ok(f) => f.sync_data()?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        WAL_SYNCS.fetch_add(1, Ordering::SeqCst);
+        *synced = upto;
+        Ok(())
+    }
 }
 
 /// Creates a directory (and parents) with mode 0700.

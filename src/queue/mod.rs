@@ -22,14 +22,13 @@ pub mod worker;
 pub use admin::{MessageState, RecipientState, show_time};
 pub use category::{Category, enhanced_code};
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::db::{self, DbError, DbKey};
-use crate::util::random_fill;
+use crate::util::{GroupSync, random_fill};
 
 pub const FILE_NAME: &str = "queue.sqlite";
 
@@ -209,36 +208,6 @@ pub struct Queue {
     pub policy: Policy,
 }
 
-/// Group commit. Commits go to the write-ahead log without a sync
-/// (`synchronous=NORMAL`); an enqueue then waits until the log is synced
-/// past its commit. One `fdatasync` of the log covers every commit written
-/// before it, so concurrent submitters share it, and the connection is not
-/// held while the disk works. SQLite itself syncs the log before a
-/// checkpoint copies it into the database, so a synced commit stays
-/// durable through checkpoints.
-struct GroupSync {
-    wal: PathBuf,
-    /// Commits whose frames are in the log (bumped after each enqueue).
-    written: AtomicU64,
-    /// The highest commit known to be on disk.
-    synced: Mutex<u64>,
-}
-
-impl GroupSync {
-    /// Returns once commit number `seq` is on disk.
-    fn wait(&self, seq: u64) -> Result<(), QueueError> {
-        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
-        if *synced >= seq {
-            // Another enqueue's sync covered this commit while we waited.
-            return Ok(());
-        }
-        let upto = self.written.load(Ordering::SeqCst);
-        std::fs::File::open(&self.wal)?.sync_data()?;
-        *synced = upto;
-        Ok(())
-    }
-}
-
 impl Queue {
     /// Opens (creating) `<data>/queue.sqlite`.
     pub fn open(
@@ -254,15 +223,9 @@ impl Queue {
         // The log exists from here on (the schema statement wrote to it);
         // make its directory entry durable once.
         std::fs::File::open(data_dir)?.sync_all()?;
-        let mut wal = path.into_os_string();
-        wal.push("-wal");
         Ok(Queue {
             conn: Mutex::new(conn),
-            sync: GroupSync {
-                wal: wal.into(),
-                written: AtomicU64::new(0),
-                synced: Mutex::new(0),
-            },
+            sync: GroupSync::new(&path),
             clock,
             policy,
         })
@@ -283,7 +246,7 @@ impl Queue {
         let seq = {
             let mut conn = self.conn();
             insert_message(&mut conn, &qid, &domain, now, m)?;
-            self.sync.written.fetch_add(1, Ordering::SeqCst) + 1
+            self.sync.written()
         };
         // The 250 promises the message survives a power cut: the log is
         // synced past this commit (and so past every earlier one, outcomes

@@ -651,11 +651,15 @@ impl Inner {
                 flags: Flags::default(),
                 internal_date: None,
             };
-            let appended = lock(&mb).append_durable(
-                std::slice::from_ref(&request),
-                alias.quota_bytes,
-                None,
-            )?;
+            let (appended, durable) = {
+                let mut m = lock(&mb);
+                let appended = m.append(std::slice::from_ref(&request), alias.quota_bytes, None)?;
+                (appended, m.committed())
+            };
+            // The 250 waits for the disk, without the mailbox or its gate:
+            // concurrent deliveries share one sync.
+            drop(_g);
+            durable.wait()?;
             let (folder, a) = appended
                 .into_iter()
                 .next()
@@ -704,13 +708,16 @@ impl Inner {
         recent: bool,
     ) -> Result<(Vec<AppendUid>, bool), StoreError> {
         let live = self.live(session)?;
-        let (appended, claimed) = self.with(session, |m, live| {
-            if recent {
-                m.append_recent(messages, live.quota)
+        let (appended, claimed, durable) = self.with(session, |m, live| {
+            let (appended, claimed) = if recent {
+                m.append_recent(messages, live.quota)?
             } else {
-                m.append(messages, live.quota, None).map(|a| (a, false))
-            }
+                (m.append(messages, live.quota, None)?, false)
+            };
+            Ok((appended, claimed, m.committed()))
         })?;
+        // APPEND's OK promises the mail survives a power cut.
+        durable.wait()?;
         if claimed && let Some((folder, last)) = appended.last() {
             let mut known = lock(&self.recent);
             let e = known.entry((live.alias, folder.clone())).or_default();
@@ -753,13 +760,12 @@ impl Inner {
         remove: bool,
     ) -> Result<CopyResult, StoreError> {
         let live = self.live(session)?;
-        let (src, dst, result) = self.with(session, |m, live| {
-            Ok((
-                normalize(from),
-                normalize(to),
-                m.copy(from, uids, to, remove, live.quota)?,
-            ))
+        let (src, dst, result, durable) = self.with(session, |m, live| {
+            let result = m.copy(from, uids, to, remove, live.quota)?;
+            Ok((normalize(from), normalize(to), result, m.committed()))
         })?;
+        // COPY's and MOVE's OK promise the copies survive a power cut.
+        durable.wait()?;
         let mut changes: Vec<Change> = result
             .dest
             .iter()

@@ -6,7 +6,8 @@
 //! Invariants: UIDs in a folder only grow (UIDNEXT never goes back, and a
 //! re-created folder gets a larger UIDVALIDITY); every change to messages
 //! bumps the folder's HIGHESTMODSEQ and stamps the changed rows with it;
-//! each operation is one transaction.
+//! each operation is one transaction; a commit that stores mail is
+//! acknowledged only after [`Durable::wait`].
 
 mod bodies;
 mod fetch;
@@ -14,6 +15,7 @@ mod messages;
 mod snapshot;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -21,6 +23,7 @@ use super::db::{self, DbKey};
 use super::mime::Limits as MimeLimits;
 use super::types::{FolderInfo, FolderStatus, Listing, SelectInfo};
 use super::{StoreError, schema, search};
+use crate::util::GroupSync;
 
 pub use bodies::load_message;
 pub use snapshot::{CopyKind, wal_is_empty};
@@ -88,10 +91,30 @@ pub struct Mailbox {
     // Declared (so dropped) before `raw`: see `raw`.
     conn: Connection,
     limits: Limits,
+    /// Group commit of this file's log: what an acknowledgement waits for.
+    sync: Arc<GroupSync>,
     /// The database file opened a second time, by the first snapshot, and
     /// kept open until after `conn` has closed: closing any descriptor of
     /// the file would drop the POSIX locks SQLite holds on it.
     raw: Option<std::fs::File>,
+}
+
+/// A commit that an acknowledgement must not precede: see
+/// [`Mailbox::committed`].
+#[must_use = "an acknowledgement waits until its commit is on disk"]
+pub struct Durable {
+    sync: Arc<GroupSync>,
+    seq: u64,
+}
+
+impl Durable {
+    /// Returns once the commit is on disk (one sync shared by every commit
+    /// written before it).
+    pub fn wait(self) -> Result<(), StoreError> {
+        self.sync
+            .wait(self.seq)
+            .map_err(|e| StoreError::Unavailable(format!("cannot sync the mailbox: {e}")))
+    }
 }
 
 /// A folder row.
@@ -122,8 +145,18 @@ impl Mailbox {
         Ok(Mailbox {
             conn,
             limits,
+            sync: Arc::new(GroupSync::new(path)),
             raw: None,
         })
+    }
+
+    /// Numbers the commit just made: waiting on the result (without this
+    /// mailbox's lock) returns once that commit is on disk.
+    pub fn committed(&self) -> Durable {
+        Durable {
+            seq: self.sync.written(),
+            sync: self.sync.clone(),
+        }
     }
 
     pub fn connection(&mut self) -> &mut Connection {
