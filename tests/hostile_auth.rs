@@ -15,27 +15,15 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::thread;
-use std::time::Duration;
 
 use common::imap::dev_env;
 use sealmail::net::limits::password_checks;
 
 /// `a LOGIN` from `source`; the tagged reply.
 fn login_from(source: IpAddr, server: SocketAddr, user: &str, password: &str) -> String {
-    let socket = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .unwrap();
-    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
-    socket.connect(&server.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
+    let stream = common::connect_from(source, server);
     let mut w = stream.try_clone().unwrap();
     let mut r = BufReader::new(stream);
     let mut line = String::new();

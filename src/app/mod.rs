@@ -18,8 +18,11 @@ use zeroize::Zeroizing;
 use crate::config::{self, Config, ConfigError};
 
 use crate::imap::{self, Imap};
-use crate::net::limits::{AuthThrottle, ConnLimiter, ThrottlePolicy};
-use crate::net::listener::accept_loop;
+use crate::net::limits::{
+    AuthThrottle, ConnLimiter, ProtocolSlots, ThrottlePolicy, default_max_connections,
+    raise_open_files,
+};
+use crate::net::listener::{Refusals, accept_loop};
 use crate::net::tls;
 use crate::pop3::{self, Pop3};
 use crate::smtp::{self, Smtp};
@@ -229,7 +232,8 @@ impl Tasks {
         &mut self,
         listener: Async<TcpListener>,
         what: &str,
-        refuse: &'static [u8],
+        protocol: &Arc<ProtocolSlots>,
+        refusals: &'static Refusals,
         session: S,
     ) where
         S: Fn(crate::net::listener::Accepted) -> F + Send + Sync + 'static,
@@ -242,7 +246,8 @@ impl Tasks {
             self.ex.clone(),
             listener,
             self.limiter.clone(),
-            refuse,
+            protocol.clone(),
+            refusals,
             session,
             self.stop.clone(),
             self.alive.clone(),
@@ -281,12 +286,17 @@ pub async fn run(
             ..ThrottlePolicy::default()
         }),
     };
+    let open_files = raise_open_files();
+    let max_connections = config
+        .max_connections
+        .unwrap_or_else(|| default_max_connections(open_files));
+    tracing::info!(open_files, max_connections, "connection limits");
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);
     let mut tasks = Tasks {
         ex: Arc::new(smol::Executor::new()),
         tasks: Vec::new(),
-        limiter: ConnLimiter::new(config.connections_per_ip),
+        limiter: ConnLimiter::new(config.connections_per_ip, max_connections),
         stop: stop_rx,
         alive: alive_tx,
     };
@@ -311,10 +321,11 @@ pub async fn run(
         throttle: shared.throttle.clone(),
         dev: config.dev,
     });
+    let pop3_slots = tasks.limiter.protocol();
     for (listener, implicit_tls, what) in [(pop3_plain, false, "POP3"), (pop3s, true, "POP3S")] {
         let (ctx, stop) = (pop3.clone(), tasks.stop.clone());
         let session = move |acc| pop3::serve(ctx.clone(), acc, implicit_tls, stop.clone());
-        tasks.listen(listener, what, pop3::TOO_MANY, session);
+        tasks.listen(listener, what, &pop3_slots, &pop3::REFUSALS, session);
     }
     let imap = Arc::new(Imap {
         store: shared.store.clone(),
@@ -324,10 +335,11 @@ pub async fn run(
         max_message_bytes: config.limits.max_message_bytes,
         hostname: config.hostname.clone(),
     });
+    let imap_slots = tasks.limiter.protocol();
     for (listener, implicit_tls, what) in [(imap_plain, false, "IMAP"), (imaps, true, "IMAPS")] {
         let (ctx, stop) = (imap.clone(), tasks.stop.clone());
         let session = move |acc| imap::serve(ctx.clone(), acc, implicit_tls, stop.clone());
-        tasks.listen(listener, what, imap::TOO_MANY, session);
+        tasks.listen(listener, what, &imap_slots, &imap::REFUSALS, session);
     }
     start_backups(&config, &backend, &mut tasks)?;
     let stop = tasks.stop.clone();
@@ -442,10 +454,16 @@ fn start_smtp(
         ),
         (implicit, true, Some(submission), "submission (TLS)"),
     ];
+    let (mx_slots, submission_slots) = (tasks.limiter.protocol(), tasks.limiter.protocol());
     for (listener, implicit_tls, submission, what) in listeners {
+        let slots = if submission.is_some() {
+            &submission_slots
+        } else {
+            &mx_slots
+        };
         let (ctx, stop) = (smtp_ctx(submission), tasks.stop.clone());
         let session = move |acc| smtp::serve(ctx.clone(), acc, implicit_tls, stop.clone());
-        tasks.listen(listener, what, smtp::TOO_MANY, session);
+        tasks.listen(listener, what, slots, &smtp::REFUSALS, session);
     }
     Ok(())
 }

@@ -105,6 +105,10 @@ pub struct Config {
     pub connections_per_ip: usize,
     /// Password checks (argon2) running at once, all protocols.
     pub password_checks: usize,
+    /// Connections the server holds at once, all protocols (each protocol
+    /// at most three quarters of them); `None`: derived from the
+    /// open-files limit at start.
+    pub max_connections: Option<usize>,
     pub mx: Mx,
     /// DNS servers for SPF/DKIM/DMARC and MX lookups; empty means
     /// /etc/resolv.conf.

@@ -130,4 +130,5 @@ pub struct Limits {
     pub mime_max_parts: Option<i64>,
     pub connections_per_ip: Option<i64>,
     pub password_checks: Option<i64>,
+    pub max_connections: Option<i64>,
 }

@@ -39,8 +39,12 @@ impl Validator<'_> {
         let keys = raw.keys.unwrap_or_default();
         let key_ttl =
             self.duration("keys.cache_ttl", keys.cache_ttl.as_deref().unwrap_or("15m"))?;
-        let (limits, connections_per_ip, password_checks) =
-            self.limits(raw.limits.unwrap_or_default())?;
+        let lim = raw.limits.unwrap_or_default();
+        let max_connections = match lim.max_connections {
+            Some(n) => Some(self.range("limits.max_connections", n, 16, 1_000_000)? as usize),
+            None => None,
+        };
+        let (limits, connections_per_ip, password_checks) = self.limits(lim)?;
         let backup = raw.backup.unwrap_or_default();
         Ok(Config {
             send_limits: self.send_limits(raw.submission.unwrap_or_default())?,
@@ -53,6 +57,7 @@ impl Validator<'_> {
             backup_s3: self.s3(backup.s3)?,
             connections_per_ip,
             password_checks,
+            max_connections,
             file: self.file.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
             hostname,

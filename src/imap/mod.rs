@@ -22,6 +22,7 @@ use std::sync::Arc;
 use futures_rustls::TlsAcceptor;
 
 use crate::net::limits::AuthThrottle;
+use crate::net::listener::Refusals;
 use crate::store::Store;
 
 pub use session::serve;
@@ -44,5 +45,8 @@ pub struct Imap {
 /// full; nothing is listed that is not.
 pub const CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE MULTIAPPEND UNSELECT UNAUTHENTICATE CHILDREN SPECIAL-USE ESEARCH STATUS=SIZE QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC UTF8=ACCEPT SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY SEARCHRES LIST-EXTENDED LIST-STATUS WITHIN PREVIEW OBJECTID SAVEDATE ESORT PARTIAL REPLACE SORT=DISPLAY METADATA LIST-METADATA CATENATE";
 
-/// The line a client over its address' connection cap reads.
-pub const TOO_MANY: &[u8] = b"* BYE [UNAVAILABLE] Too many connections from your address\r\n";
+/// The last lines of a client the accept loop refuses.
+pub const REFUSALS: Refusals = Refusals {
+    per_ip: b"* BYE [UNAVAILABLE] Too many connections from your address\r\n",
+    busy: b"* BYE [UNAVAILABLE] Server busy; try again later\r\n",
+};

@@ -1,4 +1,5 @@
-//! Limits shared by every listener: connections per client address, and
+//! Limits shared by every listener: connections per client address, per
+//! protocol and for the server, the open-files limit, and
 //! authentication throttling (growing delays and bans per address; turns
 //! and delays, never a ban, per account; bounded password checks).
 //!
@@ -21,36 +22,81 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Caps concurrent connections per client address.
+/// Caps concurrent connections: per client address, per protocol, and
+/// for the whole server.
 pub struct ConnLimiter {
     per_ip: usize,
-    counts: Mutex<HashMap<IpAddr, usize>>,
+    max_total: usize,
+    state: Mutex<Conns>,
 }
 
-/// One admitted connection; dropping it frees the slot.
+#[derive(Default)]
+struct Conns {
+    per_ip: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+/// One protocol's share of the server's connections (its listeners
+/// together): a flood on one port leaves room for the others.
+pub struct ProtocolSlots {
+    max: usize,
+    open: Mutex<usize>,
+}
+
+/// Why a connection was not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Full {
+    /// Its address holds `per_ip` connections already.
+    Address,
+    /// The server, or this protocol's share of it, is full.
+    Server,
+}
+
+/// One admitted connection; dropping it frees its slots.
 pub struct ConnGuard {
     limiter: Arc<ConnLimiter>,
+    protocol: Arc<ProtocolSlots>,
     ip: IpAddr,
 }
 
 impl ConnLimiter {
-    pub fn new(per_ip: usize) -> Arc<ConnLimiter> {
+    pub fn new(per_ip: usize, max_total: usize) -> Arc<ConnLimiter> {
         Arc::new(ConnLimiter {
             per_ip,
-            counts: Mutex::new(HashMap::new()),
+            max_total: max_total.max(1),
+            state: Mutex::new(Conns::default()),
         })
     }
 
-    /// A slot for `ip`, or `None` if it already has `per_ip` connections.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnGuard> {
-        let mut map = lock(&self.counts);
-        let n = map.entry(ip).or_insert(0);
+    /// A protocol's share: three quarters of the server's connections.
+    pub fn protocol(&self) -> Arc<ProtocolSlots> {
+        Arc::new(ProtocolSlots {
+            max: (self.max_total * 3 / 4).max(1),
+            open: Mutex::new(0),
+        })
+    }
+
+    /// Slots for a connection from `ip` to `protocol`, or why not.
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        protocol: &Arc<ProtocolSlots>,
+    ) -> Result<ConnGuard, Full> {
+        let mut state = lock(&self.state);
+        let mut open = lock(&protocol.open);
+        if state.total >= self.max_total || *open >= protocol.max {
+            return Err(Full::Server);
+        }
+        let n = state.per_ip.entry(ip).or_insert(0);
         if *n >= self.per_ip {
-            return None;
+            return Err(Full::Address);
         }
         *n += 1;
-        Some(ConnGuard {
+        state.total += 1;
+        *open += 1;
+        Ok(ConnGuard {
             limiter: self.clone(),
+            protocol: protocol.clone(),
             ip,
         })
     }
@@ -58,14 +104,39 @@ impl ConnLimiter {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        let mut map = lock(&self.limiter.counts);
-        if let Some(n) = map.get_mut(&self.ip) {
+        let mut state = lock(&self.limiter.state);
+        if let Some(n) = state.per_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
-                map.remove(&self.ip);
+                state.per_ip.remove(&self.ip);
             }
         }
+        state.total = state.total.saturating_sub(1);
+        let mut open = lock(&self.protocol.open);
+        *open = open.saturating_sub(1);
     }
+}
+
+/// Raises the soft limit on open files to the hard limit (at start, before
+/// any listener binds); returns the limit in force.
+pub fn raise_open_files() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "cannot raise the open-files limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// The default server-wide connection cap for an open-files limit: what
+/// is left after a reserve for mailbox files, logs and backups, at most
+/// 10,000.
+pub fn default_max_connections(open_files: u64) -> usize {
+    let reserve = (open_files / 4).max(256);
+    open_files.saturating_sub(reserve).clamp(16, 10_000) as usize
 }
 
 /// Policy of [`AuthThrottle`].
@@ -415,14 +486,37 @@ mod tests {
 
     #[test]
     fn slots_are_capped_and_freed() {
-        let l = ConnLimiter::new(2);
+        let l = ConnLimiter::new(2, 100);
+        let p = l.protocol();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let a = l.admit(ip).unwrap();
-        let _b = l.admit(ip).unwrap();
-        assert!(l.admit(ip).is_none());
-        assert!(l.admit("192.0.2.2".parse().unwrap()).is_some());
+        let a = l.admit(ip, &p).unwrap();
+        let _b = l.admit(ip, &p).unwrap();
+        assert_eq!(l.admit(ip, &p).err(), Some(Full::Address));
+        assert!(l.admit("192.0.2.2".parse().unwrap(), &p).is_ok());
         drop(a);
-        assert!(l.admit(ip).is_some());
+        assert!(l.admit(ip, &p).is_ok());
+    }
+
+    #[test]
+    fn the_server_and_each_protocol_are_capped() {
+        let l = ConnLimiter::new(100, 8);
+        let (mx, imap) = (l.protocol(), l.protocol());
+        let held: Vec<ConnGuard> = (0..6u8)
+            .map(|i| l.admit(IpAddr::from([192, 0, 2, i]), &mx).unwrap())
+            .collect();
+        // The MX's share (6 of 8) is spent; IMAP still has room.
+        let other: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(l.admit(other, &mx).err(), Some(Full::Server));
+        let i1 = l.admit(other, &imap).unwrap();
+        let _i2 = l.admit(other, &imap).unwrap();
+        assert_eq!(l.admit(other, &imap).err(), Some(Full::Server));
+        drop(i1);
+        assert!(l.admit(other, &imap).is_ok());
+        drop(held);
+        assert!(l.admit(other, &mx).is_ok());
+        assert_eq!(default_max_connections(1024), 768);
+        assert_eq!(default_max_connections(20_000), 10_000);
+        assert_eq!(default_max_connections(100), 16);
     }
 
     fn policy() -> ThrottlePolicy {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use futures_rustls::TlsAcceptor;
 
 use crate::net::limits::AuthThrottle;
+use crate::net::listener::Refusals;
 use crate::store::Store;
 
 pub use session::serve;
@@ -28,5 +29,8 @@ pub struct Pop3 {
     pub dev: bool,
 }
 
-/// The line a client over its address' connection cap reads.
-pub const TOO_MANY: &[u8] = b"-ERR [SYS/TEMP] Too many connections from your address\r\n";
+/// The last lines of a client the accept loop refuses.
+pub const REFUSALS: Refusals = Refusals {
+    per_ip: b"-ERR [SYS/TEMP] Too many connections from your address\r\n",
+    busy: b"-ERR [SYS/TEMP] Server busy; try again later\r\n",
+};

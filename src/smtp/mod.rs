@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use futures_rustls::TlsAcceptor;
 
+use crate::net::listener::Refusals;
 use crate::store::Store;
 
 pub use session::serve;
@@ -62,5 +63,8 @@ pub struct Timeouts {
     pub data: std::time::Duration,
 }
 
-/// The line a client over its address' connection cap reads.
-pub const TOO_MANY: &[u8] = b"421 4.7.0 Too many connections from your address\r\n";
+/// The last lines of a client the accept loop refuses.
+pub const REFUSALS: Refusals = Refusals {
+    per_ip: b"421 4.7.0 Too many connections from your address\r\n",
+    busy: b"421 4.7.0 Server busy; try again later\r\n",
+};

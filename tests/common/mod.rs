@@ -90,6 +90,26 @@ impl Env {
     }
 }
 
+/// A TCP connection to `server` from the loopback address `source`
+/// (127.0.0.0/8 is all ours), with a 120 s read timeout.
+pub fn connect_from(source: std::net::IpAddr, server: std::net::SocketAddr) -> std::net::TcpStream {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .unwrap();
+    socket
+        .bind(&std::net::SocketAddr::new(source, 0).into())
+        .unwrap();
+    socket.connect(&server.into()).unwrap();
+    let stream: std::net::TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    stream
+}
+
 pub fn append_req(folder: &str, message: Vec<u8>) -> AppendRequest {
     AppendRequest {
         folder: folder.into(),
