@@ -1097,3 +1097,44 @@ fn catenate_is_bounded_by_appendlimit() {
         ["* STATUS \"INBOX\" (MESSAGES 2)", "s OK STATUS completed"]
     );
 }
+
+#[test]
+fn a_thousand_search_keys_work_and_more_get_limit() {
+    let (env, user) = with_inbox(&(1..=60).map(msg).collect::<Vec<_>>());
+    let server = env.serve();
+    let mut c = selected(&server, &user);
+    // A thousand keys (SQLite would nest them a thousand deep).
+    let keys = vec!["NOT SUBJECT zzz"; 500].join(" ");
+    let r = c.cmd(&format!("s1 SEARCH {keys}"));
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(r[0].starts_with("* SEARCH 1 2 3 "), "{r:?}");
+    assert_eq!(r[1], "s1 OK SEARCH completed");
+    let r = c.cmd(&format!("s2 SORT (SUBJECT) UTF-8 {keys}"));
+    assert_eq!(r[1], "s2 OK SORT completed");
+    let r = c.cmd(&format!("s3 SEARCH {keys} ALL"));
+    assert_eq!(
+        r,
+        ["s3 NO [LIMIT] a search may combine at most 1000 keys; split it"]
+    );
+    // A sequence set with many ranges over a mailbox with gaps.
+    let even: Vec<String> = (2..=60).step_by(2).map(|n| n.to_string()).collect();
+    let r = c.cmd(&format!(
+        "d UID STORE {} +FLAGS.SILENT (\\Deleted)",
+        even.join(",")
+    ));
+    assert!(r.last().unwrap().starts_with("d OK"), "{r:?}");
+    let r = c.cmd("e EXPUNGE");
+    assert_eq!(r.last().unwrap(), "e OK EXPUNGE completed");
+    let odd: Vec<String> = (1..=30).step_by(2).map(|n| n.to_string()).collect();
+    let r = c.cmd(&format!("s4 UID SEARCH {}", odd.join(",")));
+    let uids: Vec<String> = (1..=60).step_by(4).map(|n| n.to_string()).collect();
+    assert_eq!(r[0], format!("* SEARCH {}", uids.join(" ")));
+    // 1:30 is 30 UID ranges now (every other UID is gone).
+    let r = c.cmd("s5 UID SEARCH 1:30 NOT 5");
+    let uids: Vec<String> = (1..=59)
+        .step_by(2)
+        .filter(|&u| u != 9)
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(r[0], format!("* SEARCH {}", uids.join(" ")));
+}

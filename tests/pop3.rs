@@ -335,3 +335,26 @@ fn pop3_snapshot_and_another_session_do_not_collide() {
         vec![2, 4]
     );
 }
+
+/// Ten bad commands (unknown, malformed, wrong state) close the session,
+/// as Dovecot's POP3 server does; good ones in between do not reset it.
+#[test]
+fn ten_bad_commands_close_the_connection() {
+    let env = dev_env();
+    let server = env.serve();
+    let mut c = Raw::connect(server.pop3);
+    let bad = ["FROB", "RETR", "STAT", "LIST 1", "DELE x", "XYZZY 1 2 3"];
+    for i in 0..9 {
+        let reply = c.cmd(bad[i % bad.len()]);
+        assert!(reply.starts_with("-ERR"), "{i}: {reply}");
+        assert!(c.cmd("CAPA").starts_with("+OK"));
+        while c.line() != "." {}
+    }
+    assert!(
+        c.cmd("NOOP")
+            .starts_with("-ERR command not valid before login")
+    );
+    assert_eq!(c.line(), "-ERR too many bad commands; closing connection");
+    let mut rest = String::new();
+    assert_eq!(c.r.read_line(&mut rest).unwrap(), 0, "{rest}");
+}

@@ -440,7 +440,9 @@ fn start_smtp(
             timeouts: smtp::Timeouts {
                 command: config.mx.command_timeout,
                 data: config.mx.data_timeout,
+                greet_pause: config.mx.greet_pause,
             },
+            max_recipients: config.mx.max_recipients,
             submission,
         })
     };

@@ -232,6 +232,12 @@ pub struct Mx {
     pub command_timeout: Duration,
     /// Time for the whole of DATA or one BDAT chunk.
     pub data_timeout: Duration,
+    /// How long the MX waits before its greeting; a client that talks in
+    /// it gets 554 and is closed (Postfix's postscreen "pregreet" test).
+    pub greet_pause: Duration,
+    /// Recipients one transaction may name, MX and submission (452 4.5.3
+    /// past it).
+    pub max_recipients: usize,
 }
 
 /// Renders the template for a new data directory.

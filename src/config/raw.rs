@@ -69,6 +69,8 @@ pub struct Mx {
     pub dmarc_reject: Option<bool>,
     pub command_timeout: Option<String>,
     pub data_timeout: Option<String>,
+    pub greet_pause: Option<String>,
+    pub max_recipients: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -198,6 +198,14 @@ impl Validator<'_> {
                 "mx.data_timeout",
                 mx.data_timeout.as_deref().unwrap_or("10m"),
             )?,
+            greet_pause: self
+                .duration("mx.greet_pause", mx.greet_pause.as_deref().unwrap_or("1s"))?,
+            max_recipients: self.range(
+                "mx.max_recipients",
+                mx.max_recipients.unwrap_or(100),
+                100,
+                100_000,
+            )? as usize,
         };
         if mx.command_timeout.is_zero() || mx.data_timeout.is_zero() {
             return self.err("mx.command_timeout", "timeouts must be longer than 0s");

@@ -31,8 +31,15 @@ enum State {
 /// What a command asks of the loop.
 enum Next {
     Continue,
+    /// A bad command (unknown, malformed, or not valid in this state) was
+    /// answered; the session counts these.
+    Bad,
     Quit,
 }
+
+/// Bad commands a connection may send before it is closed (as Dovecot's
+/// POP3 server).
+const MAX_BAD_COMMANDS: u32 = 10;
 
 /// Serves one connection until QUIT, EOF, timeout, or shutdown.
 pub async fn serve(
@@ -52,6 +59,7 @@ pub async fn serve(
     };
     let mut conn = Conn::new(stream, acc.peer);
     let mut state = State::Authorization { user: None };
+    let mut bad = 0;
     let greeted = conn.write_all(b"+OK sealmail POP3 ready\r\n").await;
     if greeted.is_err() || conn.flush().await.is_err() {
         return;
@@ -63,10 +71,7 @@ pub async fn serve(
         };
         let next = match conn.next_line(proto::MAX_LINE, timeout, &stop).await {
             Incoming::Line(l) => step(&ctx, &mut conn, &mut state, &l).await,
-            Incoming::TooLong => conn
-                .reply("-ERR line too long")
-                .await
-                .map(|()| Next::Continue),
+            Incoming::TooLong => conn.reply("-ERR line too long").await.map(|()| Next::Bad),
             Incoming::Shutdown => {
                 let _ = conn
                     .reply("-ERR [SYS/TEMP] server shutting down; nothing was deleted")
@@ -77,6 +82,15 @@ pub async fn serve(
         };
         match next {
             Ok(Next::Continue) => {}
+            Ok(Next::Bad) => {
+                bad += 1;
+                if bad >= MAX_BAD_COMMANDS {
+                    let _ = conn
+                        .reply("-ERR too many bad commands; closing connection")
+                        .await;
+                    break;
+                }
+            }
             Ok(Next::Quit) | Err(_) => break,
         }
         if conn.flush_unless_pipelined().await.is_err() {
@@ -93,9 +107,17 @@ async fn step(ctx: &Pop3, conn: &mut Conn, state: &mut State, line: &[u8]) -> io
         Ok(c) => c,
         Err(e) => {
             conn.reply(&format!("-ERR {e}")).await?;
-            return Ok(Next::Continue);
+            return Ok(Next::Bad);
         }
     };
+    if !valid_in(&cmd, state) {
+        conn.reply(match state {
+            State::Authorization { .. } => "-ERR command not valid before login",
+            State::Transaction(_) => "-ERR command not valid after login",
+        })
+        .await?;
+        return Ok(Next::Bad);
+    }
     match (cmd, &mut *state) {
         (Command::Capa, _) => capa(ctx, conn, state).await,
         (Command::Noop, State::Transaction(_)) => conn.reply("+OK").await,
@@ -134,6 +156,19 @@ async fn step(ctx: &Pop3, conn: &mut Conn, state: &mut State, line: &[u8]) -> io
         (cmd, State::Transaction(m)) => transaction(conn, m, cmd).await,
     }?;
     Ok(Next::Continue)
+}
+
+/// Whether `cmd` belongs to `state` (RFC 1939 §3): login commands before
+/// login, maildrop commands after it; CAPA and QUIT in both.
+fn valid_in(cmd: &Command, state: &State) -> bool {
+    let login = matches!(
+        cmd,
+        Command::Stls | Command::User(_) | Command::Pass(_) | Command::Auth(_)
+    );
+    match state {
+        State::Authorization { .. } => login || matches!(cmd, Command::Capa | Command::Quit),
+        State::Transaction(_) => !login,
+    }
 }
 
 async fn capa(ctx: &Pop3, conn: &mut Conn, state: &State) -> io::Result<()> {

@@ -5,7 +5,7 @@
 //! Imports the sibling `submit`, `store` (its interface) and `util`.
 //! Invariants: a transaction exists only after MAIL was accepted and only
 //! inside the state that greeted (`State::Mail`); RSET, EHLO/HELO and
-//! STARTTLS end it; recipients are unique and at most `MAX_RECIPIENTS`.
+//! STARTTLS end it; recipients are unique and at most `max_recipients`.
 
 use std::io;
 use std::time::Duration;
@@ -15,8 +15,6 @@ use crate::net::conn::Conn;
 use crate::store::{Account, Recipient, Route, StoreError};
 use crate::util::now_unix;
 
-/// Recipients per message (RFC 5321 §4.5.3.1.8 asks for at least 100).
-const MAX_RECIPIENTS: usize = 100;
 /// Unknown recipients answered at full speed before each further one waits.
 const FREE_PROBES: u32 = 3;
 /// Local forward chains longer than this are cut (and logged).
@@ -155,7 +153,8 @@ pub async fn rcpt(ctx: &Smtp, conn: &mut Conn, client: &mut Client, to: String) 
             .reply("553 5.6.7 A non-ASCII address needs SMTPUTF8 on MAIL")
             .await;
     }
-    if tx.rcpts.len() >= MAX_RECIPIENTS {
+    // RFC 5321 §4.5.3.1.8 asks for at least 100 (`mx.max_recipients`).
+    if tx.rcpts.len() >= ctx.max_recipients {
         return conn
             .reply("452 4.5.3 Too many recipients; send the rest in another message")
             .await;

@@ -43,6 +43,8 @@ pub struct Smtp {
     pub tls: TlsAcceptor,
     pub hostname: String,
     pub max_message_bytes: u64,
+    /// Recipients per transaction (452 4.5.3 past it).
+    pub max_recipients: usize,
     pub mime_limits: crate::store::mime::Limits,
     /// Forwards and webhooks; `None` when no DNS resolver could be set up.
     pub relay: Option<Arc<crate::relay::Relay>>,
@@ -61,6 +63,8 @@ pub struct Timeouts {
     pub command: std::time::Duration,
     /// For the whole of DATA, or of one BDAT chunk.
     pub data: std::time::Duration,
+    /// Silence the MX keeps before its greeting (early talkers get 554).
+    pub greet_pause: std::time::Duration,
 }
 
 /// The last lines of a client the accept loop refuses.

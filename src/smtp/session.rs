@@ -47,6 +47,9 @@ pub async fn serve(
         Stream::Plain(acc.tcp)
     };
     let mut conn = Conn::new(stream, acc.peer);
+    if ctx.submission.is_none() && !early_talker_waited(&ctx, &mut conn).await {
+        return;
+    }
     let greeting = format!("220 {} ESMTP sealmail\r\n", ctx.hostname);
     if conn.write_all(greeting.as_bytes()).await.is_err() || conn.flush().await.is_err() {
         return;
@@ -94,6 +97,34 @@ pub async fn serve(
         }
     }
     conn.close().await;
+}
+
+/// The MX's pause before its greeting (Postfix postscreen's "pregreet"
+/// test): a client that sends anything in it is not waiting for the
+/// server, as spam software often does not; it gets 554 and is closed.
+/// False when the connection is done.
+async fn early_talker_waited(ctx: &Smtp, conn: &mut Conn) -> bool {
+    let pause = ctx.timeouts.greet_pause;
+    if pause.is_zero() {
+        return true;
+    }
+    let talked = async { Some(conn.fill().await) };
+    let quiet = async {
+        smol::Timer::after(pause).await;
+        None
+    };
+    match futures_lite::FutureExt::or(talked, quiet).await {
+        None => true,
+        Some(Ok(n)) if n > 0 => {
+            tracing::info!(peer = %conn.peer, "MX client talked before the greeting; refused");
+            let _ = conn
+                .reply("554 5.5.1 Protocol error: you talked before the greeting")
+                .await;
+            conn.close().await;
+            false
+        }
+        Some(_) => false,
+    }
 }
 
 /// Parses one command line and runs it: the one dispatch of the SMTP

@@ -66,6 +66,11 @@ fn emit(c: &Criteria, out: &mut Compiled, depth: usize) -> Result<(), TooDeep> {
         Criteria::Uid(set) => {
             if set.0.is_empty() {
                 "0".to_string()
+            } else if set.0.len() > INLINE_RANGES {
+                // Many ranges (a sequence set over a mailbox with gaps):
+                // one parameter, searched by `in_ranges`, not thousands.
+                let blob = p(out, Value::Blob(encode_ranges(set)));
+                format!("in_ranges(m.uid, {blob})")
             } else {
                 let parts: Vec<String> = set
                     .0
@@ -157,7 +162,63 @@ fn join(items: &[Criteria], op: &str, out: &mut Compiled, depth: usize) -> Resul
         out.params = sub.params;
         parts.push(sub.sql);
     }
-    Ok(format!("({})", parts.join(op)))
+    Ok(balanced(&parts, op))
+}
+
+/// `parts` joined by `op` as a balanced tree of parentheses: SQLite parses
+/// `a AND b AND c …` into a chain as deep as it is long, and refuses one
+/// deeper than 1,000; halves keep a thousand keys ten levels deep.
+fn balanced(parts: &[String], op: &str) -> String {
+    if parts.len() <= 8 {
+        return format!("({})", parts.join(op));
+    }
+    let (a, b) = parts.split_at(parts.len() / 2);
+    format!("({}{op}{})", balanced(a, op), balanced(b, op))
+}
+
+/// UID ranges compiled inline as `BETWEEN`s; more go in one blob.
+const INLINE_RANGES: usize = 16;
+
+/// Sorted, merged `(first, last)` pairs, 8 big-endian bytes each, for
+/// `in_ranges`.
+fn encode_ranges(set: &super::types::UidSet) -> Vec<u8> {
+    let mut pairs: Vec<(u32, u32)> = set
+        .0
+        .iter()
+        .map(|r| (r.first.min(r.last), r.first.max(r.last)))
+        .collect();
+    pairs.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(pairs.len());
+    for (a, b) in pairs {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+        .iter()
+        .flat_map(|(a, b)| a.to_be_bytes().into_iter().chain(b.to_be_bytes()))
+        .collect()
+}
+
+/// Whether `uid` falls in one of `encode_ranges`' pairs.
+fn in_ranges(uid: i64, ranges: &[u8]) -> bool {
+    let pair = |i: usize| -> Option<(i64, i64)> {
+        let c = ranges.get(i * 8..i * 8 + 8)?;
+        let a = u32::from_be_bytes([c.first().copied()?, *c.get(1)?, *c.get(2)?, *c.get(3)?]);
+        let b = u32::from_be_bytes([*c.get(4)?, *c.get(5)?, *c.get(6)?, *c.get(7)?]);
+        Some((i64::from(a), i64::from(b)))
+    };
+    // The first pair whose end is at or past `uid`.
+    let (mut lo, mut hi) = (0, ranges.len() / 8);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match pair(mid) {
+            Some((_, b)) if b < uid => lo = mid + 1,
+            _ => hi = mid,
+        }
+    }
+    pair(lo).is_some_and(|(a, b)| a <= uid && uid <= b)
 }
 
 /// BODY/TEXT: the trigram index answers needles of three or more
@@ -263,6 +324,14 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         let k: String = ctx.get(1)?;
         Ok(i32::from(has_keyword(&list, &k)))
     })?;
+    conn.create_scalar_function("in_ranges", 2, flags, |ctx| {
+        let uid: i64 = ctx.get(0)?;
+        let ranges = ctx
+            .get_raw(1)
+            .as_blob()
+            .map_err(|e| rusqlite::Error::UserFunctionError(e.into()))?;
+        Ok(i32::from(in_ranges(uid, ranges)))
+    })?;
     conn.create_scalar_function("header_match", 3, flags, |ctx| {
         let raw: Vec<u8> = ctx.get(0)?;
         let name: String = ctx.get(1)?;
@@ -294,6 +363,59 @@ mod tests {
         assert!(imatch("GRÜSSE aus Köln", "grüsse"));
         assert!(!imatch("abc", "abcd"));
         assert!(imatch("anything", ""));
+    }
+
+    #[test]
+    fn many_ranges_go_in_one_blob_and_match_exactly() {
+        use crate::store::types::{UidRange, UidSet};
+        let set = UidSet(
+            [(40, 42), (1, 3), (2, 5), (10, 10), (7, 8), (100, 200)]
+                .iter()
+                .map(|&(first, last)| UidRange { first, last })
+                .collect(),
+        );
+        let blob = encode_ranges(&set);
+        assert_eq!(blob.len(), 5 * 8, "1:5 and 7:8 merge");
+        for uid in 0..250 {
+            let want = set.0.iter().any(|r| r.first <= uid && uid <= r.last);
+            assert_eq!(in_ranges(i64::from(uid), &blob), want, "{uid}");
+        }
+        assert!(!in_ranges(1, &[]));
+        let many = UidSet(
+            (1..100)
+                .map(|i| UidRange {
+                    first: i * 2,
+                    last: i * 2,
+                })
+                .collect(),
+        );
+        let out = compile(&Criteria::Uid(many)).unwrap();
+        assert_eq!(out.sql, "in_ranges(m.uid, ?1)");
+        assert_eq!(out.params.len(), 1);
+    }
+
+    #[test]
+    fn a_thousand_keys_nest_a_few_levels_deep() {
+        let c = Criteria::And(
+            (0..1000)
+                .map(|i| Criteria::Subject(format!("s{i}")))
+                .collect(),
+        );
+        let out = compile(&c).unwrap();
+        let mut depth: usize = 0;
+        let mut deepest = 0;
+        for ch in out.sql.chars() {
+            match ch {
+                '(' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+        assert!(deepest <= 16, "{deepest}");
+        assert_eq!(out.params.len(), 1000);
     }
 
     #[test]

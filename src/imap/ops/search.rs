@@ -31,6 +31,9 @@ pub async fn search(
         // A failed SEARCH ... RETURN (SAVE) leaves `$` empty (RFC 5182 §2.1).
         view.saved.clear();
     }
+    if key_count(&key) > MAX_KEYS {
+        return io.no(tag, TOO_MANY_KEYS).await;
+    }
     let mut uses_modseq = false;
     let criteria = match criteria(&key, view, &mut uses_modseq) {
         Ok(c) => c,
@@ -102,6 +105,21 @@ pub async fn search(
     .await
 }
 
+/// Keys one SEARCH, SORT or THREAD may combine. Each key compiles to at
+/// most 32 SQL parameters, and SQLite takes 32,766.
+const MAX_KEYS: usize = 1000;
+const TOO_MANY_KEYS: &str = "[LIMIT] a search may combine at most 1000 keys; split it";
+
+/// The keys in a search, NOT and OR included.
+fn key_count(key: &SearchKey) -> usize {
+    match key {
+        SearchKey::Not(k) => 1 + key_count(k),
+        SearchKey::Or(a, b) => 1 + key_count(a) + key_count(b),
+        SearchKey::And(keys) => keys.iter().map(key_count).sum(),
+        _ => 1,
+    }
+}
+
 /// The store criteria of a SORT or THREAD, limited to the messages this
 /// session has been told about (so every UID has a sequence number).
 /// A key that enables CONDSTORE has that said first; an `Err` is the
@@ -148,6 +166,9 @@ pub async fn sort(
     tag: &str,
     sort: Sort,
 ) -> io::Result<Next> {
+    if key_count(&sort.key) > MAX_KEYS {
+        return io.no(tag, TOO_MANY_KEYS).await;
+    }
     let criteria = match view_criteria(io, user, view, &sort.key).await? {
         Ok(c) => c,
         Err(e) => return io.bad(Some(tag), &e).await,
@@ -210,6 +231,9 @@ pub async fn thread(
     tag: &str,
     thread: Thread,
 ) -> io::Result<Next> {
+    if key_count(&thread.key) > MAX_KEYS {
+        return io.no(tag, TOO_MANY_KEYS).await;
+    }
     let criteria = match view_criteria(io, user, view, &thread.key).await? {
         Ok(c) => c,
         Err(e) => return io.bad(Some(tag), &e).await,
