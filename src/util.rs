@@ -1,6 +1,7 @@
 //! Small helpers with no knowledge of mail: randomness, time formatting,
-//! durable file writes, group commit of a write-ahead log, HMAC, waiting on
-//! a stop signal, the clock that schedules read (faked in tests).
+//! durable file writes, group commit of a write-ahead log, a memory budget,
+//! HMAC, waiting on a stop signal, the clock that schedules read (faked in
+//! tests).
 //!
 //! May import nothing of ours. Invariants: durable writes go through a temp
 //! file in the same directory, are fsynced, renamed, and the directory is
@@ -9,9 +10,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Fills `buf` from the operating system's CSPRNG.
 ///
@@ -191,6 +192,140 @@ impl GroupSync {
     }
 }
 
+/// Memory for messages in flight, shared by every connection: bytes being
+/// received are held against a part of it that leaves room to process the
+/// largest message (so receivers can never take what a received message
+/// needs to be processed), bytes being processed against all of it. A
+/// transfer that finds no room waits, then is refused for now, not let
+/// grow: peak memory follows the configuration, not the clients.
+pub struct MemoryBudget {
+    limit: u64,
+    receive_limit: u64,
+    state: Mutex<Used>,
+}
+
+#[derive(Default)]
+struct Used {
+    total: u64,
+    receiving: u64,
+}
+
+/// What one transfer holds of a [`MemoryBudget`]; given back on drop.
+pub struct Reserved {
+    budget: Arc<MemoryBudget>,
+    receiving: u64,
+    processing: u64,
+}
+
+impl MemoryBudget {
+    /// `limit` in all; what is being received at most `receive_limit`.
+    pub fn new(limit: u64, receive_limit: u64) -> Arc<MemoryBudget> {
+        Arc::new(MemoryBudget {
+            limit,
+            receive_limit: receive_limit.min(limit),
+            state: Mutex::new(Used::default()),
+        })
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Bytes held now, by every transfer.
+    pub fn used(&self) -> u64 {
+        self.lock().total
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Used> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A transfer's account, empty so far.
+    pub fn start(self: &Arc<Self>) -> Reserved {
+        Reserved {
+            budget: self.clone(),
+            receiving: 0,
+            processing: 0,
+        }
+    }
+}
+
+impl Reserved {
+    /// Holds `n` more bytes being received; false (nothing held) when the
+    /// receivers' part is spent.
+    pub fn receive(&mut self, n: u64) -> bool {
+        let mut used = self.budget.lock();
+        if used.receiving + n > self.budget.receive_limit || used.total + n > self.budget.limit {
+            return false;
+        }
+        used.receiving += n;
+        used.total += n;
+        self.receiving += n;
+        true
+    }
+
+    /// [`receive`](Reserved::receive), waiting until `deadline` for
+    /// others to finish (the sender waits meanwhile: what it sends stays
+    /// in the network's buffers); false if it never fits.
+    pub async fn receive_by(&mut self, n: u64, deadline: Instant) -> bool {
+        loop {
+            if self.receive(n) {
+                return true;
+            }
+            if Instant::now() >= deadline || n > self.budget.receive_limit {
+                return false;
+            }
+            smol::Timer::after(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Holds `n` more bytes for processing a received message, waiting up
+    /// to `patience` for others to finish; false if it never fits.
+    pub async fn process(&mut self, n: u64, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        loop {
+            {
+                let mut used = self.budget.lock();
+                if used.total + n <= self.budget.limit {
+                    used.total += n;
+                    self.processing += n;
+                    return true;
+                }
+            }
+            if Instant::now() >= deadline || n > self.budget.limit {
+                return false;
+            }
+            smol::Timer::after(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Bytes this transfer holds.
+    pub fn held(&self) -> u64 {
+        self.receiving + self.processing
+    }
+
+    /// Gives back what it holds (the transfer was dropped or is done).
+    pub fn release(&mut self) {
+        let mut used = self.budget.lock();
+        used.receiving = used.receiving.saturating_sub(self.receiving);
+        used.total = used.total.saturating_sub(self.receiving + self.processing);
+        self.receiving = 0;
+        self.processing = 0;
+    }
+}
+
+impl std::fmt::Debug for Reserved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reserved({} bytes)", self.held())
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// Creates a directory (and parents) with mode 0700.
 pub fn create_private_dir(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -316,6 +451,29 @@ impl Clock for FakeClock {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_budget_keeps_room_for_processing() {
+        let b = MemoryBudget::new(100, 50);
+        let mut r1 = b.start();
+        assert!(r1.receive(30));
+        let mut r2 = b.start();
+        assert!(r2.receive(20));
+        // Receivers hold at most their part.
+        assert!(!r2.receive(1));
+        assert_eq!(b.used(), 50);
+        // Processing may use the rest, and waits for it.
+        assert!(smol::block_on(r1.process(50, Duration::ZERO)));
+        assert!(!smol::block_on(r2.process(1, Duration::from_millis(30))));
+        drop(r1);
+        assert_eq!(b.used(), 20);
+        assert!(smol::block_on(r2.process(60, Duration::ZERO)));
+        r2.release();
+        assert_eq!(b.used(), 0);
+        assert!(!smol::block_on(
+            b.start().process(101, Duration::from_secs(60))
+        ));
+    }
     use super::*;
 
     #[test]

@@ -261,6 +261,7 @@ struct Shared {
     store: Store,
     tls: futures_rustls::TlsAcceptor,
     throttle: Arc<AuthThrottle>,
+    memory: Arc<crate::util::MemoryBudget>,
 }
 
 /// Runs the server on `listeners` until `shutdown` resolves, then stops
@@ -285,6 +286,12 @@ pub async fn run(
             checks_global: config.password_checks,
             ..ThrottlePolicy::default()
         }),
+        // Receivers leave room to process the largest message (APPEND
+        // takes five times its size).
+        memory: crate::util::MemoryBudget::new(
+            config.message_memory,
+            config.message_memory - 5 * config.limits.max_message_bytes,
+        ),
     };
     let open_files = raise_open_files();
     let max_connections = config
@@ -334,6 +341,7 @@ pub async fn run(
         dev: config.dev,
         max_message_bytes: config.limits.max_message_bytes,
         hostname: config.hostname.clone(),
+        memory: shared.memory.clone(),
     });
     let imap_slots = tasks.limiter.protocol();
     for (listener, implicit_tls, what) in [(imap_plain, false, "IMAP"), (imaps, true, "IMAPS")] {
@@ -443,6 +451,7 @@ fn start_smtp(
                 greet_pause: config.mx.greet_pause,
             },
             max_recipients: config.mx.max_recipients,
+            memory: shared.memory.clone(),
             submission,
         })
     };

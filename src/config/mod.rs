@@ -105,6 +105,9 @@ pub struct Config {
     pub connections_per_ip: usize,
     /// Password checks (argon2) running at once, all protocols.
     pub password_checks: usize,
+    /// Memory for messages being received and processed, all protocols
+    /// (`util::MemoryBudget`).
+    pub message_memory: u64,
     /// Connections the server holds at once, all protocols (each protocol
     /// at most three quarters of them); `None`: derived from the
     /// open-files limit at start.

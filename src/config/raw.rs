@@ -133,4 +133,5 @@ pub struct Limits {
     pub connections_per_ip: Option<i64>,
     pub password_checks: Option<i64>,
     pub max_connections: Option<i64>,
+    pub message_memory: Option<String>,
 }

@@ -44,7 +44,19 @@ impl Validator<'_> {
             Some(n) => Some(self.range("limits.max_connections", n, 16, 1_000_000)? as usize),
             None => None,
         };
+        let message_memory = self.size(
+            "limits.message_memory",
+            lim.message_memory.as_deref().unwrap_or("384M"),
+        )?;
         let (limits, connections_per_ip, password_checks) = self.limits(lim)?;
+        // A message of the largest size is held once while it arrives and
+        // up to five times more while it is processed (IMAP APPEND).
+        if message_memory < 6 * limits.max_message_bytes {
+            return self.err(
+                "limits.message_memory",
+                "must be at least six times limits.max_message_size",
+            );
+        }
         let backup = raw.backup.unwrap_or_default();
         Ok(Config {
             send_limits: self.send_limits(raw.submission.unwrap_or_default())?,
@@ -58,6 +70,7 @@ impl Validator<'_> {
             connections_per_ip,
             password_checks,
             max_connections,
+            message_memory,
             file: self.file.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
             hostname,

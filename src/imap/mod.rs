@@ -38,6 +38,8 @@ pub struct Imap {
     pub max_message_bytes: u64,
     /// The server's name: an absolute IMAP URL (CATENATE) must name it.
     pub hostname: String,
+    /// Memory for messages in flight (APPEND), shared with the MX.
+    pub memory: Arc<crate::util::MemoryBudget>,
 }
 
 /// Capabilities in every state (the session adds the login mechanisms

@@ -21,6 +21,7 @@ use crate::net::listener::Accepted;
 use crate::proto::imap::{self as proto, Command, Kind};
 use crate::proto::mutf7::mutf7_decode;
 use crate::store::{Change, Session, StoreError};
+use crate::util::Reserved;
 
 /// Before login: a short leash. After: at least RFC 3501 §5.4's 30 minutes.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -96,7 +97,16 @@ pub(super) struct Io<'a> {
     pub ctx: &'a Imap,
     pub conn: Conn,
     errors: u32,
+    /// What the command being run holds of the memory budget.
+    pub memory: Option<Reserved>,
 }
+
+/// The tagged NO's text for a message the memory budget has no room for.
+pub(super) const NO_MEMORY: &str =
+    "[LIMIT] the server has no memory for this message now; try again shortly";
+
+/// How long a received message may wait for memory to be processed in.
+const PROCESS_PATIENCE: Duration = Duration::from_secs(60);
 
 struct Conversation<'a> {
     io: Io<'a>,
@@ -144,6 +154,7 @@ pub async fn serve(
             ctx: &ctx,
             conn: Conn::new(stream, acc.peer),
             errors: 0,
+            memory: None,
         },
         state: State::NotAuthenticated,
     };
@@ -161,7 +172,8 @@ pub async fn serve(
         };
         let conn = &mut c.io.conn;
         let read = async {
-            match with_timeout(timeout, read_command(conn, ctx.max_message_bytes)).await {
+            let read = read_command(conn, ctx.max_message_bytes, &ctx.memory);
+            match with_timeout(timeout, read).await {
                 Ok(r) => Got::Read(r),
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => Got::TimedOut,
                 Err(_) => Got::Read(Read::Closed),
@@ -172,7 +184,11 @@ pub async fn serve(
             Got::Shutdown
         };
         let next = match futures_lite::future::or(read, stopped).await {
-            Got::Read(Read::Command(bytes)) => c.command(&bytes, &stop).await,
+            Got::Read(Read::Command(bytes, memory)) => c.command(bytes, memory, &stop).await,
+            Got::Read(Read::NoMemory(tag)) => {
+                let tag = tag.unwrap_or_else(|| "*".into());
+                c.io.reply(&format!("{tag} NO {NO_MEMORY}")).await
+            }
             Got::Read(Read::TooLong(tag)) => {
                 c.io.bad(tag.as_deref(), "command line too long").await
             }
@@ -392,10 +408,31 @@ impl Conversation<'_> {
     /// dispatch of the IMAP server.
     async fn command(
         &mut self,
-        bytes: &[u8],
+        bytes: Vec<u8>,
+        mut memory: Reserved,
         stop: &async_channel::Receiver<()>,
     ) -> io::Result<Next> {
-        let cmd = match proto::parse(bytes) {
+        // A message the command carries is processed in up to five times
+        // its size (parsed, its text extracted, compressed and indexed):
+        // held first, or refused.
+        if memory.held() > 0 && !memory.process(5 * memory.held(), PROCESS_PATIENCE).await {
+            let tag = proto::tag_and_name(&bytes).map_or_else(|| "*".into(), |t| t.0);
+            return self.io.reply(&format!("{tag} NO {NO_MEMORY}")).await;
+        }
+        let parsed = proto::parse(&bytes);
+        drop(bytes);
+        self.io.memory = Some(memory);
+        let next = self.dispatch(parsed, stop).await;
+        self.io.memory = None;
+        next
+    }
+
+    async fn dispatch(
+        &mut self,
+        parsed: Result<Command, proto::ParseError>,
+        stop: &async_channel::Receiver<()>,
+    ) -> io::Result<Next> {
+        let cmd = match parsed {
             Ok(c) => c,
             Err(e) if e.error == proto::Error::BadCharset => {
                 let tag = e.tag.unwrap_or_else(|| "*".into());

@@ -258,6 +258,9 @@ pub struct DataReceiver {
     out: Vec<u8>,
     /// The message grew past `max`; the rest is read and dropped.
     pub too_big: bool,
+    /// The message is not kept (no memory for it); the rest is read and
+    /// dropped.
+    pub dropped: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -280,6 +283,7 @@ impl DataReceiver {
             max,
             out: Vec::new(),
             too_big: false,
+            dropped: false,
         }
     }
 
@@ -288,9 +292,34 @@ impl DataReceiver {
             self.too_big = true;
             self.out = Vec::new();
         }
-        if !self.too_big {
-            self.out.extend_from_slice(bytes);
+        if self.too_big || self.dropped {
+            return;
         }
+        if self.out.capacity() - self.out.len() < bytes.len() {
+            // Grown by an eighth at a time, not doubled: what is held stays
+            // close to what arrived (see `held`).
+            let more = (self.out.len() / 8).max(64 * 1024).max(bytes.len());
+            self.out
+                .reserve_exact(more.min(self.max.saturating_sub(self.out.len()).max(bytes.len())));
+        }
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Allocates room for `n` bytes of message at once (a size the client
+    /// declared), at most the limit.
+    pub fn expect(&mut self, n: usize) {
+        self.out.reserve_exact(n.min(self.max));
+    }
+
+    /// Memory held for the message so far (its buffer, as allocated).
+    pub fn held(&self) -> usize {
+        self.out.capacity()
+    }
+
+    /// Stops keeping the message; the rest is still read, to its end mark.
+    pub fn drop_message(&mut self) {
+        self.dropped = true;
+        self.out = Vec::new();
     }
 
     /// Feeds bytes; returns how many were consumed and whether the end

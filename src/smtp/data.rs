@@ -4,16 +4,19 @@
 //! Imports `net::conn`, `proto::smtp` and the siblings. Invariants: only
 //! `<CRLF>.<CRLF>` ends DATA; a BDAT chunk is read to its end whatever
 //! happens, so the next command is found; a message over the limit is read
-//! and dropped, then answered 552 (as Postfix does); the whole of DATA or
-//! of one chunk is bounded by `Timeouts::data`.
+//! and dropped, then answered 552 (as Postfix does), and one the memory
+//! budget has no room for is read and dropped, then answered 452; what a
+//! message holds in memory is held against `Smtp::memory` first; the
+//! whole of DATA or of one chunk is bounded by `Timeouts::data`.
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Smtp;
 use super::envelope::{Client, State};
 use crate::net::conn::{Conn, with_timeout};
 use crate::proto::smtp::DataReceiver;
+use crate::util::Reserved;
 
 /// RFC 5321 §4.5.3.2: 3 minutes for each DATA block (the command timeout
 /// and the whole-DATA deadline are `Smtp::timeouts`).
@@ -36,17 +39,37 @@ pub async fn data(ctx: &Smtp, conn: &mut Conn, client: &mut Client) -> io::Resul
         }
         State::Mail(..) => {}
     }
+    let mut receiver =
+        DataReceiver::new(usize::try_from(ctx.max_message_bytes).unwrap_or(usize::MAX));
+    let mut memory = ctx.memory.start();
+    // Room in the budget is waited for this long, in all, per message.
+    let patience = Instant::now() + MEMORY_PATIENCE;
+    // A declared size is held before the client may send: the sender
+    // waits, or is told to come back, before a byte of the message moves.
+    if let State::Mail(_, tx) = &client.state
+        && let Some(size) = tx.size
+    {
+        let size = size.min(ctx.max_message_bytes);
+        if !memory.receive_by(size, patience).await {
+            tracing::warn!(
+                bytes = size,
+                "no memory left for messages in flight; DATA refused"
+            );
+            client.state.reset();
+            return conn.reply(NO_MEMORY).await;
+        }
+        receiver.expect(size as usize);
+    }
     conn.reply("354 Start mail input; end with <CRLF>.<CRLF>")
         .await?;
     conn.flush().await?;
-    let mut receiver =
-        DataReceiver::new(usize::try_from(ctx.max_message_bytes).unwrap_or(usize::MAX));
     // A deadline for the whole of DATA, not just each read: a client
     // trickling a byte a minute is cut off all the same.
     let receive = async {
         loop {
             let (used, done) = receiver.feed(conn.buffered());
             conn.consume(used);
+            hold(&mut memory, &mut receiver, patience).await;
             if done {
                 return Ok(());
             }
@@ -56,8 +79,41 @@ pub async fn data(ctx: &Smtp, conn: &mut Conn, client: &mut Client) -> io::Resul
         }
     };
     timed_out_421(with_timeout(ctx.timeouts.data, receive).await, conn).await?;
-    let message = (!receiver.too_big).then(|| receiver.into_message());
-    finish(ctx, conn, client, message).await
+    let message = if receiver.too_big {
+        Received::TooBig
+    } else if receiver.dropped {
+        Received::NoMemory
+    } else {
+        Received::Message(receiver.into_message())
+    };
+    finish(ctx, conn, client, message, memory).await
+}
+
+/// Holds what the receiver's buffer has grown to, waiting (until
+/// `patience`) for room; with none, the message is dropped (and its memory
+/// given back) and read to its end.
+async fn hold(memory: &mut Reserved, receiver: &mut DataReceiver, patience: Instant) {
+    let held = receiver.held() as u64;
+    if receiver.dropped || held <= memory.held() {
+        return;
+    }
+    if !memory.receive_by(held - memory.held(), patience).await {
+        tracing::warn!(
+            bytes = held,
+            "no memory left for messages in flight; this one is read and refused"
+        );
+        receiver.drop_message();
+        memory.release();
+    }
+}
+
+/// What a transfer left to answer.
+enum Received {
+    Message(Vec<u8>),
+    /// Over the size limit (552).
+    TooBig,
+    /// No memory for it now (452).
+    NoMemory,
 }
 
 pub async fn bdat(
@@ -76,6 +132,7 @@ pub async fn bdat(
         State::Mail(_, tx) if !tx.rcpts.is_empty() => Some(tx),
         _ => None,
     };
+    let patience = Instant::now() + MEMORY_PATIENCE;
     let receive = async {
         let mut left = size;
         while left > 0 {
@@ -90,10 +147,18 @@ pub async fn bdat(
                 .min(usize::try_from(left).unwrap_or(usize::MAX));
             if let Some(tx) = tx.as_deref_mut()
                 && !tx.chunks_too_big
+                && !tx.chunks_dropped
             {
                 if (tx.chunks.len() + take) as u64 > max {
                     tx.chunks_too_big = true;
                     tx.chunks = Vec::new();
+                } else if !tx.memory.receive_by(take as u64, patience).await {
+                    tracing::warn!(
+                        "no memory left for messages in flight; BDAT is read and refused"
+                    );
+                    tx.chunks_dropped = true;
+                    tx.chunks = Vec::new();
+                    tx.memory.release();
                 } else {
                     tx.chunks
                         .extend_from_slice(conn.buffered().get(..take).unwrap_or_default());
@@ -116,8 +181,15 @@ pub async fn bdat(
             .reply(&format!("250 2.0.0 {size} octets received"))
             .await;
     }
-    let message = (!tx.chunks_too_big).then(|| std::mem::take(&mut tx.chunks));
-    finish(ctx, conn, client, message).await
+    let message = if tx.chunks_too_big {
+        Received::TooBig
+    } else if tx.chunks_dropped {
+        Received::NoMemory
+    } else {
+        Received::Message(std::mem::take(&mut tx.chunks))
+    };
+    let memory = std::mem::replace(&mut tx.memory, ctx.memory.start());
+    finish(ctx, conn, client, message, memory).await
 }
 
 /// Tells a client that ran out of time why the connection ends.
@@ -130,25 +202,46 @@ async fn timed_out_421(result: io::Result<()>, conn: &mut Conn) -> io::Result<()
     result
 }
 
-/// Ends a transaction: delivers the message (`None`: it was too big),
-/// answers, and resets the state to greeted.
+/// Answers when no memory is left for a message: the sender retries.
+const NO_MEMORY: &str =
+    "452 4.3.1 Insufficient system resources for this message now; try again later";
+
+/// How long a message may wait for memory, while it arrives and then to
+/// be processed in.
+const MEMORY_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Ends a transaction: delivers the message, answers, and resets the state
+/// to greeted. Processing a message takes up to three more times its size
+/// (headers added, the stored copy, its sealed form); that is held from the
+/// budget first, waiting for others to finish if need be.
 async fn finish(
     ctx: &Smtp,
     conn: &mut Conn,
     client: &mut Client,
-    message: Option<Vec<u8>>,
+    message: Received,
+    mut memory: Reserved,
 ) -> io::Result<()> {
     let answer = match (message, &client.state) {
-        (Some(m), State::Mail(greeting, tx)) => {
-            let envelope = super::deliver::Envelope {
-                greeting,
-                tx,
-                account: client.account.as_ref(),
-            };
-            super::deliver::deliver(ctx, conn, &envelope, m).await
+        (Received::Message(m), State::Mail(greeting, tx)) => {
+            if memory.process(3 * m.len() as u64, MEMORY_PATIENCE).await {
+                let envelope = super::deliver::Envelope {
+                    greeting,
+                    tx,
+                    account: client.account.as_ref(),
+                };
+                super::deliver::deliver(ctx, conn, &envelope, m).await
+            } else {
+                tracing::warn!(
+                    bytes = m.len(),
+                    "no memory to process a message; refused for now"
+                );
+                NO_MEMORY.to_string()
+            }
         }
+        (Received::NoMemory, _) => NO_MEMORY.to_string(),
         _ => too_big(ctx.max_message_bytes),
     };
+    drop(memory);
     client.state.reset();
     conn.reply(&answer).await
 }

@@ -155,14 +155,26 @@ async fn store_copies<'d>(
     outcomes: &mut Vec<(&'d Dest, Result<(), Failure>)>,
 ) {
     let mut stored: Option<Vec<u8>> = None;
+    let mut left = todo
+        .iter()
+        .filter(|d| matches!(d, Dest::Mailbox(_)))
+        .count();
     for d in todo.iter().copied() {
         let Dest::Mailbox(alias) = d else { continue };
         let copy = stored.get_or_insert_with(|| {
             let mut m = format!("Return-Path: <{from}>\r\n").into_bytes();
+            m.reserve_exact(message.len());
             m.extend_from_slice(message);
             m
         });
-        let result = ctx.store.deliver(alias, copy.clone()).await.map_err(|e| {
+        // The last mailbox takes the copy itself: one message, one copy.
+        left -= 1;
+        let copy = if left == 0 {
+            std::mem::take(copy)
+        } else {
+            copy.clone()
+        };
+        let result = ctx.store.deliver(alias, copy).await.map_err(|e| {
             tracing::warn!(error = %e, "delivery failed");
             match e {
                 StoreError::TooBig(n) => Failure::Permanent(too_big(n)),

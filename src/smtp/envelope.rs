@@ -29,7 +29,7 @@ pub struct Greeting {
 }
 
 /// A mail transaction: from MAIL until the message is answered or RSET.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Transaction {
     pub from: String,
     /// MAIL carried SMTPUTF8 (RFC 6531): non-ASCII addresses allowed.
@@ -40,9 +40,15 @@ pub struct Transaction {
     pub dests: Vec<Dest>,
     /// Submission: recipients at other domains.
     pub remote: Vec<String>,
-    /// BDAT chunks so far, and whether they already went over the limit.
+    /// BDAT chunks so far, and whether they already went over the limit
+    /// or found no memory.
     pub chunks: Vec<u8>,
     pub chunks_too_big: bool,
+    pub chunks_dropped: bool,
+    /// What the chunks hold of the memory budget.
+    pub memory: crate::util::Reserved,
+    /// MAIL's SIZE (RFC 1870): DATA holds that much memory before its 354.
+    pub size: Option<u64>,
 }
 
 /// The session's state; each variant holds only what is valid in it.
@@ -134,7 +140,14 @@ pub async fn mail(
         Transaction {
             from,
             smtputf8,
-            ..Transaction::default()
+            rcpts: Vec::new(),
+            dests: Vec::new(),
+            remote: Vec::new(),
+            chunks: Vec::new(),
+            chunks_too_big: false,
+            chunks_dropped: false,
+            memory: ctx.memory.start(),
+            size,
         },
     );
     conn.reply("250 2.1.0 Sender OK").await

@@ -45,6 +45,8 @@ pub struct Smtp {
     pub max_message_bytes: u64,
     /// Recipients per transaction (452 4.5.3 past it).
     pub max_recipients: usize,
+    /// Memory for messages in flight, shared with IMAP.
+    pub memory: Arc<crate::util::MemoryBudget>,
     pub mime_limits: crate::store::mime::Limits,
     /// Forwards and webhooks; `None` when no DNS resolver could be set up.
     pub relay: Option<Arc<crate::relay::Relay>>,

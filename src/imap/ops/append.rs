@@ -11,7 +11,7 @@
 use std::io;
 
 use crate::imap::fetch::url_section;
-use crate::imap::session::{Io, Next, User};
+use crate::imap::session::{Io, NO_MEMORY, Next, User};
 use crate::imap::view::{Moment, View, uid_set_text};
 use crate::proto::imap::{
     Append, AppendData, AppendMessage, CatPart, ImapUrl, Replace, SectionSpec, SectionText,
@@ -91,7 +91,7 @@ pub async fn run(
 
 /// One message to store: its flags checked, its CATENATE parts joined.
 async fn request(
-    io: &Io<'_>,
+    io: &mut Io<'_>,
     user: &User,
     selected: Option<&str>,
     folder: &str,
@@ -125,7 +125,7 @@ async fn request(
 /// CATENATE (RFC 4469 §3): the parts in order, each URL read as
 /// `BODY.PEEK[section]<partial>` of a message in the user's mailboxes.
 async fn catenate(
-    io: &Io<'_>,
+    io: &mut Io<'_>,
     user: &User,
     selected: Option<&str>,
     parts: Vec<CatPart>,
@@ -133,6 +133,7 @@ async fn catenate(
     let limit = io.ctx.max_message_bytes as usize;
     let mut message = Vec::new();
     for part in parts {
+        let from_store = matches!(part, CatPart::Url(_));
         let bytes = match part {
             CatPart::Text(text) => text,
             CatPart::Url(url) => {
@@ -168,6 +169,14 @@ async fn catenate(
             return Err(Refusal::No(format!(
                 "[TOOBIG] the message would be larger than APPENDLIMIT={limit}"
             )));
+        }
+        // A part read from the store is memory the command's literals did
+        // not bring: held against the budget too (twice: read, and joined).
+        if from_store
+            && let Some(m) = io.memory.as_mut()
+            && !m.receive(2 * bytes.len() as u64)
+        {
+            return Err(Refusal::No(NO_MEMORY.into()));
         }
         message.extend_from_slice(&bytes);
     }

@@ -50,10 +50,20 @@ pub(super) fn insert(
         at = e;
     }
     rest.extend_from_slice(&raw[at.min(raw.len())..]);
-    let mut text = Vec::with_capacity(parsed.header_text.len() + parsed.body_text.len() + 1);
-    text.extend_from_slice(parsed.header_text.as_bytes());
-    text.push(0);
-    text.extend_from_slice(parsed.body_text.as_bytes());
+    // Each uncompressed copy goes as soon as it is compressed: a large
+    // message is held about three times here, not five.
+    let rest = {
+        let packed = compress(&rest)?;
+        drop(rest);
+        packed
+    };
+    let text = {
+        let mut text = Vec::with_capacity(parsed.header_text.len() + parsed.body_text.len() + 1);
+        text.extend_from_slice(parsed.header_text.as_bytes());
+        text.push(0);
+        text.extend_from_slice(parsed.body_text.as_bytes());
+        compress(&text)?
+    };
     let f = &parsed.fields;
     conn.prepare_cached(
         "INSERT INTO bodies (refcount, size, header, rest, text, segments, structure, envelope, subject,
@@ -64,8 +74,8 @@ pub(super) fn insert(
     .execute(params![
         raw.len() as i64,
         header,
-        compress(&rest)?,
-        compress(&text)?,
+        rest,
+        text,
         json(&segments)?,
         json(&parsed.root)?,
         json(&parsed.envelope)?,
