@@ -101,7 +101,7 @@ fn out_of_descriptors_the_accept_loop_pauses_and_logs_once() {
     let text = text
         .replace("dev = false", "dev = true")
         .replace("\"0.0.0.0:25\"", &format!("\"127.0.0.1:{smtp}\""))
-        .replace("# max_connections = 10000", "max_connections = 5000");
+        .replace("# max_connections = 20000", "max_connections = 5000");
     let text = ["587", "465", "110", "143", "993", "995"]
         .iter()
         .fold(text, |t, p| {

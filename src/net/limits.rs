@@ -133,10 +133,10 @@ pub fn raise_open_files() -> u64 {
 
 /// The default server-wide connection cap for an open-files limit: what
 /// is left after a reserve for mailbox files, logs and backups, at most
-/// 10,000.
+/// 20,000.
 pub fn default_max_connections(open_files: u64) -> usize {
     let reserve = (open_files / 4).max(256);
-    open_files.saturating_sub(reserve).clamp(16, 10_000) as usize
+    open_files.saturating_sub(reserve).clamp(16, 20_000) as usize
 }
 
 /// Policy of [`AuthThrottle`].
@@ -515,7 +515,8 @@ mod tests {
         drop(held);
         assert!(l.admit(other, &mx).is_ok());
         assert_eq!(default_max_connections(1024), 768);
-        assert_eq!(default_max_connections(20_000), 10_000);
+        assert_eq!(default_max_connections(20_000), 15_000);
+        assert_eq!(default_max_connections(1 << 20), 20_000);
         assert_eq!(default_max_connections(100), 16);
     }
 
