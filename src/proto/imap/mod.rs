@@ -10,6 +10,7 @@
 //! session state.
 
 mod command;
+mod data;
 mod emit;
 mod encode;
 mod error;
