@@ -1,5 +1,7 @@
 //! kill -9 of the server while ten clients send: every message that got
-//! 250 is there after restart, and none is there twice.
+//! 250 is there after restart, and none is there twice. A message cut off
+//! by the kill left only ciphertext in its spill file, removed at the next
+//! start.
 // A panic in a test is a failed test: tests may unwrap.
 #![allow(
     clippy::unwrap_used,
@@ -83,8 +85,8 @@ fn load_and_kill(env: &Env, addr: &str, tag: &str, pop: bool, after: Duration) -
     text.lines().map(str::to_string).collect()
 }
 
-#[test]
-fn killed_server_keeps_every_acknowledged_message_once() {
+/// An environment whose server runs as its own process, on loopback.
+fn subprocess_env() -> Env {
     let mut env = Env::new();
     env.config.dev = true;
     let text = std::fs::read_to_string(&env.config.file).unwrap();
@@ -100,6 +102,12 @@ fn killed_server_keeps_every_acknowledged_message_once() {
         });
     std::fs::write(&env.config.file, text).unwrap();
     env.config = sealmail::config::Config::load(env.data()).unwrap();
+    env
+}
+
+#[test]
+fn killed_server_keeps_every_acknowledged_message_once() {
+    let env = subprocess_env();
     let addr = env.alias("ann", "pw");
 
     let mut acked = load_and_kill(&env, &addr, "sealed", false, Duration::from_millis(1500));
@@ -138,4 +146,68 @@ fn killed_server_keeps_every_acknowledged_message_once() {
     }
     let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dups.is_empty(), "duplicated: {dups:?}");
+}
+
+#[test]
+fn a_message_cut_off_by_a_kill_leaves_only_ciphertext_removed_at_start() {
+    use std::io::{BufRead, Write};
+    let env = subprocess_env();
+    let addr = env.alias("ann", "pw");
+    let mut server = start(&env);
+    let s = std::net::TcpStream::connect(env.config.listen.smtp).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let mut line = String::new();
+    for cmd in [
+        "EHLO c.example.net",
+        "MAIL FROM:<a@example.net>",
+        &format!("RCPT TO:<{addr}>"),
+        "DATA",
+    ] {
+        loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            if line.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        }
+        w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+    }
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("354"), "{line}");
+    let secret = b"Subject: the secret plan\r\n\r\nmeet at the old mill\r\n";
+    for _ in 0..(3 << 20) / secret.len() {
+        w.write_all(secret).unwrap();
+    }
+    // The first megabytes reach the spill file.
+    let spill = env.data().join("spill");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let file = loop {
+        let big = std::fs::read_dir(&spill)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| std::fs::metadata(p).unwrap().len() >= 1 << 20);
+        if let Some(f) = big {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "nothing was spilled");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    let left = std::fs::read(&file).unwrap();
+    assert!(left.len() >= 1 << 20);
+    assert!(
+        !left
+            .windows(8)
+            .any(|w| w == b"old mill" || w == b"Subject:"),
+        "the spill file holds clear text"
+    );
+    let mut server = start(&env);
+    assert!(!file.exists(), "the spill file is removed at start");
+    assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0);
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

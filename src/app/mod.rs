@@ -262,6 +262,7 @@ struct Shared {
     tls: futures_rustls::TlsAcceptor,
     throttle: Arc<AuthThrottle>,
     memory: Arc<crate::util::MemoryBudget>,
+    spills: Arc<crate::util::spill::Spills>,
 }
 
 /// Runs the server on `listeners` until `shutdown` resolves, then stops
@@ -277,6 +278,10 @@ pub async fn run(
     // keeps its files).
     crate::backup::clean_temp(&config.data_dir);
     let (backend, store) = open_store(&config)?;
+    let spill_dir = config.data_dir.join("spill");
+    // Spill files left by a crash are removed here.
+    let spills = crate::util::spill::Spills::open(&spill_dir, config.message_disk)
+        .map_err(io_at(&spill_dir))?;
     let tls = tls::server_config(&config.tls_cert, &config.tls_key)
         .map_err(|e| AppError::Invalid(e.to_string()))?;
     let shared = Shared {
@@ -292,6 +297,7 @@ pub async fn run(
             config.message_memory,
             config.message_memory - 5 * config.limits.max_message_bytes,
         ),
+        spills,
     };
     let open_files = raise_open_files();
     let max_connections = config
@@ -342,6 +348,7 @@ pub async fn run(
         max_message_bytes: config.limits.max_message_bytes,
         hostname: config.hostname.clone(),
         memory: shared.memory.clone(),
+        spills: shared.spills.clone(),
     });
     let imap_slots = tasks.limiter.protocol();
     for (listener, implicit_tls, what) in [(imap_plain, false, "IMAP"), (imaps, true, "IMAPS")] {
@@ -452,6 +459,7 @@ fn start_smtp(
             },
             max_recipients: config.mx.max_recipients,
             memory: shared.memory.clone(),
+            spills: shared.spills.clone(),
             submission,
         })
     };

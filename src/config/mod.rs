@@ -108,6 +108,9 @@ pub struct Config {
     /// Memory for messages being received and processed, all protocols
     /// (`util::MemoryBudget`).
     pub message_memory: u64,
+    /// Disk for the encrypted spill files of messages being received
+    /// (`util::spill::Spills`), all protocols.
+    pub message_disk: u64,
     /// Connections the server holds at once, all protocols (each protocol
     /// at most three quarters of them); `None`: derived from the
     /// open-files limit at start.

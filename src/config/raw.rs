@@ -134,4 +134,5 @@ pub struct Limits {
     pub password_checks: Option<i64>,
     pub max_connections: Option<i64>,
     pub message_memory: Option<String>,
+    pub message_disk: Option<String>,
 }

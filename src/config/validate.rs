@@ -48,7 +48,17 @@ impl Validator<'_> {
             "limits.message_memory",
             lim.message_memory.as_deref().unwrap_or("384M"),
         )?;
+        let message_disk = self.size(
+            "limits.message_disk",
+            lim.message_disk.as_deref().unwrap_or("4G"),
+        )?;
         let (limits, connections_per_ip, password_checks) = self.limits(lim)?;
+        if message_disk < limits.max_message_bytes {
+            return self.err(
+                "limits.message_disk",
+                "must be at least limits.max_message_size",
+            );
+        }
         // A message of the largest size is held once while it arrives and
         // up to five times more while it is processed (IMAP APPEND).
         if message_memory < 6 * limits.max_message_bytes {
@@ -71,6 +81,7 @@ impl Validator<'_> {
             password_checks,
             max_connections,
             message_memory,
+            message_disk,
             file: self.file.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
             hostname,

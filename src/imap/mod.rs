@@ -40,6 +40,9 @@ pub struct Imap {
     pub hostname: String,
     /// Memory for messages in flight (APPEND), shared with the MX.
     pub memory: Arc<crate::util::MemoryBudget>,
+    /// Where APPEND literals over `util::spill::SPILL_AT` wait, encrypted,
+    /// while they arrive; shared with the MX.
+    pub spills: Arc<crate::util::spill::Spills>,
 }
 
 /// Capabilities in every state (the session adds the login mechanisms

@@ -13,7 +13,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::reader::{Read, read_command};
+use super::reader::{Read, Spilled, read_command};
 use super::view::{Moment, Out, View};
 use super::{CAPABILITIES, Imap, ops};
 use crate::net::conn::{Conn, Stream, accept_tls, with_timeout};
@@ -99,6 +99,8 @@ pub(super) struct Io<'a> {
     errors: u32,
     /// What the command being run holds of the memory budget.
     pub memory: Option<Reserved>,
+    /// Its literals that went to spill files.
+    pub spilled: Spilled,
 }
 
 /// The tagged NO's text for a message the memory budget has no room for.
@@ -155,6 +157,7 @@ pub async fn serve(
             conn: Conn::new(stream, acc.peer),
             errors: 0,
             memory: None,
+            spilled: Spilled::default(),
         },
         state: State::NotAuthenticated,
     };
@@ -172,7 +175,7 @@ pub async fn serve(
         };
         let conn = &mut c.io.conn;
         let read = async {
-            let read = read_command(conn, ctx.max_message_bytes, &ctx.memory);
+            let read = read_command(conn, ctx.max_message_bytes, &ctx.memory, &ctx.spills);
             match with_timeout(timeout, read).await {
                 Ok(r) => Got::Read(r),
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => Got::TimedOut,
@@ -184,7 +187,9 @@ pub async fn serve(
             Got::Shutdown
         };
         let next = match futures_lite::future::or(read, stopped).await {
-            Got::Read(Read::Command(bytes, memory)) => c.command(bytes, memory, &stop).await,
+            Got::Read(Read::Command(bytes, memory, spilled)) => {
+                c.command(bytes, memory, spilled, &stop).await
+            }
             Got::Read(Read::NoMemory(tag)) => {
                 let tag = tag.unwrap_or_else(|| "*".into());
                 c.io.reply(&format!("{tag} NO {NO_MEMORY}")).await
@@ -410,20 +415,25 @@ impl Conversation<'_> {
         &mut self,
         bytes: Vec<u8>,
         mut memory: Reserved,
+        spilled: Spilled,
         stop: &async_channel::Receiver<()>,
     ) -> io::Result<Next> {
         // A message the command carries is processed in up to five times
-        // its size (parsed, its text extracted, compressed and indexed):
-        // held first, or refused.
-        if memory.held() > 0 && !memory.process(5 * memory.held(), PROCESS_PATIENCE).await {
+        // its size (parsed, its text extracted, compressed and indexed),
+        // and a spilled one in one more (read back): held first, or
+        // refused.
+        let need = 5 * memory.held() + 6 * spilled.bytes();
+        if need > 0 && !memory.process(need, PROCESS_PATIENCE).await {
             let tag = proto::tag_and_name(&bytes).map_or_else(|| "*".into(), |t| t.0);
             return self.io.reply(&format!("{tag} NO {NO_MEMORY}")).await;
         }
         let parsed = proto::parse(&bytes);
         drop(bytes);
         self.io.memory = Some(memory);
+        self.io.spilled = spilled;
         let next = self.dispatch(parsed, stop).await;
         self.io.memory = None;
+        self.io.spilled = Spilled::default();
         next
     }
 

@@ -256,6 +256,8 @@ pub struct DataReceiver {
     state: State,
     max: usize,
     out: Vec<u8>,
+    /// Bytes of message so far, taken or not.
+    total: usize,
     /// The message grew past `max`; the rest is read and dropped.
     pub too_big: bool,
     /// The message is not kept (no memory for it); the rest is read and
@@ -282,25 +284,27 @@ impl DataReceiver {
             state: State::LineStart,
             max,
             out: Vec::new(),
+            total: 0,
             too_big: false,
             dropped: false,
         }
     }
 
     fn emit(&mut self, bytes: &[u8]) {
-        if self.out.len() + bytes.len() > self.max {
+        if self.total + bytes.len() > self.max {
             self.too_big = true;
             self.out = Vec::new();
         }
         if self.too_big || self.dropped {
             return;
         }
+        self.total += bytes.len();
         if self.out.capacity() - self.out.len() < bytes.len() {
             // Grown by an eighth at a time, not doubled: what is held stays
             // close to what arrived (see `held`).
             let more = (self.out.len() / 8).max(64 * 1024).max(bytes.len());
             self.out
-                .reserve_exact(more.min(self.max.saturating_sub(self.out.len()).max(bytes.len())));
+                .reserve_exact(more.min(self.max.saturating_sub(self.total).max(bytes.len())));
         }
         self.out.extend_from_slice(bytes);
     }
@@ -314,6 +318,18 @@ impl DataReceiver {
     /// Memory held for the message so far (its buffer, as allocated).
     pub fn held(&self) -> usize {
         self.out.capacity()
+    }
+
+    /// Bytes of message in the buffer now.
+    pub fn buffered(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Takes the buffered bytes (the caller keeps them elsewhere); the
+    /// buffer keeps its size for what follows.
+    pub fn take(&mut self) -> Vec<u8> {
+        let room = self.out.capacity();
+        std::mem::replace(&mut self.out, Vec::with_capacity(room))
     }
 
     /// Stops keeping the message; the rest is still read, to its end mark.
@@ -466,6 +482,20 @@ mod tests {
         assert!(r.too_big);
         let (m, _, done) = receive(b".\r\n");
         assert!(done && m.is_empty());
+    }
+
+    #[test]
+    fn taken_bytes_still_count_toward_the_limit() {
+        let mut r = DataReceiver::new(10);
+        assert!(!r.feed(b"12345\r\n").1);
+        assert_eq!(r.buffered(), 7);
+        assert_eq!(r.take(), b"12345\r\n");
+        assert_eq!(r.buffered(), 0);
+        assert!(!r.feed(b"..ab").1);
+        assert!(!r.too_big);
+        assert_eq!(r.take(), b".ab");
+        assert!(r.feed(b"c\r\n.\r\n").1);
+        assert!(r.too_big, "7 + 3 + 3 bytes are over 10");
     }
 
     /// For the inputs below and byte-level mutations of them: whatever

@@ -5,8 +5,9 @@
 //! `<CRLF>.<CRLF>` ends DATA; a BDAT chunk is read to its end whatever
 //! happens, so the next command is found; a message over the limit is read
 //! and dropped, then answered 552 (as Postfix does), and one the memory
-//! budget has no room for is read and dropped, then answered 452; what a
-//! message holds in memory is held against `Smtp::memory` first; the
+//! budget has no room for is read and dropped, then answered 452; at most
+//! about `SPILL_AT` bytes of a message arriving are in memory (the rest in
+//! its encrypted spill file), held against `Smtp::memory` first; the
 //! whole of DATA or of one chunk is bounded by `Timeouts::data`.
 
 use std::io;
@@ -17,6 +18,7 @@ use super::envelope::{Client, State};
 use crate::net::conn::{Conn, with_timeout};
 use crate::proto::smtp::DataReceiver;
 use crate::util::Reserved;
+use crate::util::spill::{Incoming, SPILL_AT};
 
 /// RFC 5321 §4.5.3.2: 3 minutes for each DATA block (the command timeout
 /// and the whole-DATA deadline are `Smtp::timeouts`).
@@ -42,14 +44,16 @@ pub async fn data(ctx: &Smtp, conn: &mut Conn, client: &mut Client) -> io::Resul
     let mut receiver =
         DataReceiver::new(usize::try_from(ctx.max_message_bytes).unwrap_or(usize::MAX));
     let mut memory = ctx.memory.start();
+    let mut spilled = Incoming::new(&ctx.spills);
     // Room in the budget is waited for this long, in all, per message.
     let patience = Instant::now() + MEMORY_PATIENCE;
-    // A declared size is held before the client may send: the sender
-    // waits, or is told to come back, before a byte of the message moves.
+    // A declared size is held before the client may send (as much of it
+    // as stays in memory): the sender waits, or is told to come back,
+    // before a byte of the message moves.
     if let State::Mail(_, tx) = &client.state
         && let Some(size) = tx.size
     {
-        let size = size.min(ctx.max_message_bytes);
+        let size = size.min(ctx.max_message_bytes).min(IN_MEMORY);
         if !memory.receive_by(size, patience).await {
             tracing::warn!(
                 bytes = size,
@@ -69,6 +73,16 @@ pub async fn data(ctx: &Smtp, conn: &mut Conn, client: &mut Client) -> io::Resul
         loop {
             let (used, done) = receiver.feed(conn.buffered());
             conn.consume(used);
+            if receiver.buffered() >= SPILL_AT
+                && !receiver.dropped
+                && !receiver.too_big
+                && let Err(e) = spilled.put(receiver.take()).await
+            {
+                tracing::warn!(error = %e, "cannot spill a message; it is read and refused");
+                receiver.drop_message();
+                spilled.discard();
+                memory.release();
+            }
             hold(&mut memory, &mut receiver, patience).await;
             if done {
                 return Ok(());
@@ -84,7 +98,7 @@ pub async fn data(ctx: &Smtp, conn: &mut Conn, client: &mut Client) -> io::Resul
     } else if receiver.dropped {
         Received::NoMemory
     } else {
-        Received::Message(receiver.into_message())
+        Received::Message(spilled, receiver.into_message())
     };
     finish(ctx, conn, client, message, memory).await
 }
@@ -109,7 +123,8 @@ async fn hold(memory: &mut Reserved, receiver: &mut DataReceiver, patience: Inst
 
 /// What a transfer left to answer.
 enum Received {
-    Message(Vec<u8>),
+    /// A whole message: what went to its spill file, then the rest.
+    Message(Incoming, Vec<u8>),
     /// Over the size limit (552).
     TooBig,
     /// No memory for it now (452).
@@ -149,19 +164,29 @@ pub async fn bdat(
                 && !tx.chunks_too_big
                 && !tx.chunks_dropped
             {
-                if (tx.chunks.len() + take) as u64 > max {
+                if tx.chunks.len() as u64 + tx.spilled.spilled() + take as u64 > max {
                     tx.chunks_too_big = true;
                     tx.chunks = Vec::new();
+                    tx.spilled.discard();
                 } else if !tx.memory.receive_by(take as u64, patience).await {
                     tracing::warn!(
                         "no memory left for messages in flight; BDAT is read and refused"
                     );
-                    tx.chunks_dropped = true;
-                    tx.chunks = Vec::new();
-                    tx.memory.release();
+                    drop_chunks(tx);
                 } else {
                     tx.chunks
                         .extend_from_slice(conn.buffered().get(..take).unwrap_or_default());
+                    if tx.chunks.len() >= SPILL_AT {
+                        let chunks = std::mem::take(&mut tx.chunks);
+                        match tx.spilled.put(chunks).await {
+                            // What stays in memory starts again from nothing.
+                            Ok(()) => tx.memory.release(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot spill a message; BDAT is read and refused");
+                                drop_chunks(tx);
+                            }
+                        }
+                    }
                 }
             }
             conn.consume(take);
@@ -186,10 +211,20 @@ pub async fn bdat(
     } else if tx.chunks_dropped {
         Received::NoMemory
     } else {
-        Received::Message(std::mem::take(&mut tx.chunks))
+        let spilled = std::mem::replace(&mut tx.spilled, Incoming::new(&ctx.spills));
+        Received::Message(spilled, std::mem::take(&mut tx.chunks))
     };
     let memory = std::mem::replace(&mut tx.memory, ctx.memory.start());
     finish(ctx, conn, client, message, memory).await
+}
+
+/// Stops keeping a BDAT message (no memory or disk for it); its chunks
+/// are still read.
+fn drop_chunks(tx: &mut super::envelope::Transaction) {
+    tx.chunks_dropped = true;
+    tx.chunks = Vec::new();
+    tx.spilled.discard();
+    tx.memory.release();
 }
 
 /// Tells a client that ran out of time why the connection ends.
@@ -206,14 +241,22 @@ async fn timed_out_421(result: io::Result<()>, conn: &mut Conn) -> io::Result<()
 const NO_MEMORY: &str =
     "452 4.3.1 Insufficient system resources for this message now; try again later";
 
-/// How long a message may wait for memory, while it arrives and then to
-/// be processed in.
+/// What of a message arriving is in memory at most (about; a read's worth
+/// more): the rest goes to its spill file.
+const IN_MEMORY: u64 = SPILL_AT as u64 + 64 * 1024;
+
+/// How long a message may wait for memory while it arrives.
 const MEMORY_PATIENCE: Duration = Duration::from_secs(60);
+/// How long a whole message may wait for memory to be processed in: the
+/// sender waits for its reply up to 10 minutes (RFC 5321 §4.5.3.2.6), so
+/// it may take its turn rather than be sent back to send it all again.
+const PROCESS_PATIENCE: Duration = Duration::from_secs(4 * 60);
 
 /// Ends a transaction: delivers the message, answers, and resets the state
 /// to greeted. Processing a message takes up to three more times its size
-/// (headers added, the stored copy, its sealed form); that is held from the
-/// budget first, waiting for others to finish if need be.
+/// (headers added, the stored copy, its sealed form), and one more when it
+/// is read back from its spill file; that is held from the budget first,
+/// waiting for others to finish if need be.
 async fn finish(
     ctx: &Smtp,
     conn: &mut Conn,
@@ -222,20 +265,37 @@ async fn finish(
     mut memory: Reserved,
 ) -> io::Result<()> {
     let answer = match (message, &client.state) {
-        (Received::Message(m), State::Mail(greeting, tx)) => {
-            if memory.process(3 * m.len() as u64, MEMORY_PATIENCE).await {
-                let envelope = super::deliver::Envelope {
-                    greeting,
-                    tx,
-                    account: client.account.as_ref(),
-                };
-                super::deliver::deliver(ctx, conn, &envelope, m).await
+        (Received::Message(spilled, tail), State::Mail(greeting, tx)) => {
+            let len = spilled.spilled() + tail.len() as u64;
+            let need = if spilled.spilled() > 0 {
+                // Read back whole: what it held while arriving is given
+                // back first.
+                memory.release();
+                4 * len
             } else {
+                3 * len
+            };
+            if !memory.process(need, PROCESS_PATIENCE).await {
                 tracing::warn!(
-                    bytes = m.len(),
+                    bytes = len,
                     "no memory to process a message; refused for now"
                 );
                 NO_MEMORY.to_string()
+            } else {
+                match spilled.finish(tail).await {
+                    Ok(m) => {
+                        let envelope = super::deliver::Envelope {
+                            greeting,
+                            tx,
+                            account: client.account.as_ref(),
+                        };
+                        super::deliver::deliver(ctx, conn, &envelope, m).await
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read a spilled message back");
+                        "451 4.3.0 Local error reading the message; try again later".to_string()
+                    }
+                }
             }
         }
         (Received::NoMemory, _) => NO_MEMORY.to_string(),

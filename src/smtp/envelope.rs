@@ -40,9 +40,10 @@ pub struct Transaction {
     pub dests: Vec<Dest>,
     /// Submission: recipients at other domains.
     pub remote: Vec<String>,
-    /// BDAT chunks so far, and whether they already went over the limit
-    /// or found no memory.
+    /// BDAT chunks so far (what is not yet in `spilled`), and whether
+    /// they already went over the limit or found no memory.
     pub chunks: Vec<u8>,
+    pub spilled: crate::util::spill::Incoming,
     pub chunks_too_big: bool,
     pub chunks_dropped: bool,
     /// What the chunks hold of the memory budget.
@@ -144,6 +145,7 @@ pub async fn mail(
             dests: Vec::new(),
             remote: Vec::new(),
             chunks: Vec::new(),
+            spilled: crate::util::spill::Incoming::new(&ctx.spills),
             chunks_too_big: false,
             chunks_dropped: false,
             memory: ctx.memory.start(),

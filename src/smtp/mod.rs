@@ -47,6 +47,9 @@ pub struct Smtp {
     pub max_recipients: usize,
     /// Memory for messages in flight, shared with IMAP.
     pub memory: Arc<crate::util::MemoryBudget>,
+    /// Where messages over `util::spill::SPILL_AT` wait, encrypted, while
+    /// they arrive; shared with IMAP.
+    pub spills: Arc<crate::util::spill::Spills>,
     pub mime_limits: crate::store::mime::Limits,
     /// Forwards and webhooks; `None` when no DNS resolver could be set up.
     pub relay: Option<Arc<crate::relay::Relay>>,

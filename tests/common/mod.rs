@@ -343,21 +343,29 @@ pub fn start_dns(dir: &Path, zone: &serde_json::Value) -> (Peer, u16) {
     (peer, port)
 }
 
+/// One SMTP reply (the last line of a multi-line one), or "EOF".
+pub fn smtp_reply(r: &mut std::io::BufReader<std::net::TcpStream>) -> String {
+    use std::io::BufRead;
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l).unwrap() == 0 {
+            return "EOF".into();
+        }
+        if l.as_bytes().get(3) != Some(&b'-') {
+            return l.trim_end().to_string();
+        }
+    }
+}
+
 /// Sends one message over plain SMTP; returns the final reply.
 pub fn smtp_send(addr: std::net::SocketAddr, rcpt: &str, subject: &str) -> String {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufReader, Write};
     let s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut w = s;
-    let reply = |r: &mut BufReader<std::net::TcpStream>| loop {
-        let mut l = String::new();
-        r.read_line(&mut l).unwrap();
-        if l.as_bytes().get(3) != Some(&b'-') {
-            return l.trim_end().to_string();
-        }
-    };
+    let reply = smtp_reply;
     reply(&mut r);
     let body = format!("Subject: {subject}\r\n\r\nhello\r\n.\r\n");
     for cmd in [

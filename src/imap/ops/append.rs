@@ -101,7 +101,7 @@ async fn request(
         return Err(Refusal::Bad(format!("flag {f} cannot be set")));
     }
     let (message, binary) = match m.data {
-        AppendData::Literal { message, binary } => (message, binary),
+        AppendData::Literal { message, binary } => (unspill(io, message).await?, binary),
         AppendData::Catenate(parts) => (catenate(io, user, selected, parts).await?, false),
     };
     // Binary content never goes out in an ordinary literal: its parts are
@@ -122,6 +122,18 @@ async fn request(
     })
 }
 
+/// A literal of the command, read back from its spill file if it went to
+/// one (its memory was held with the command's).
+async fn unspill(io: &mut Io<'_>, literal: Vec<u8>) -> Result<Vec<u8>, Refusal> {
+    let Some(body) = io.spilled.claim(&literal) else {
+        return Ok(literal);
+    };
+    body.finish(Vec::new()).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot read a spilled APPEND literal back");
+        Refusal::No("[SERVERBUG] the message could not be read back; try again".into())
+    })
+}
+
 /// CATENATE (RFC 4469 §3): the parts in order, each URL read as
 /// `BODY.PEEK[section]<partial>` of a message in the user's mailboxes.
 async fn catenate(
@@ -135,7 +147,7 @@ async fn catenate(
     for part in parts {
         let from_store = matches!(part, CatPart::Url(_));
         let bytes = match part {
-            CatPart::Text(text) => text,
+            CatPart::Text(text) => unspill(io, text).await?,
             CatPart::Url(url) => {
                 let bad =
                     |why: &str| Refusal::No(format!("[BADURL {}] {why}", url_resp_text(&url)));

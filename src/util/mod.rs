@@ -1,11 +1,13 @@
 //! Small helpers with no knowledge of mail: randomness, time formatting,
-//! durable file writes, group commit of a write-ahead log, a memory budget,
-//! HMAC, waiting on a stop signal, the clock that schedules read (faked in
+//! durable file writes, group commit of a write-ahead log, a memory budget
+//! and encrypted spill files for messages in flight, HMAC, waiting on a stop signal, the clock that schedules read (faked in
 //! tests).
 //!
 //! May import nothing of ours. Invariants: durable writes go through a temp
 //! file in the same directory, are fsynced, renamed, and the directory is
 //! fsynced, so a crash leaves either no file or the whole file.
+
+pub mod spill;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
