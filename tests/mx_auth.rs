@@ -119,3 +119,55 @@ fn spf_dkim_dmarc_pass_fail_and_reject() {
             .is_empty()
     );
 }
+
+/// Mail from the same senders again and again: each DNS name is asked once,
+/// whether it exists or not; later messages are answered from the cache.
+#[test]
+fn repeated_senders_are_answered_from_the_cache() {
+    use std::io::{BufReader, Write};
+    let work = tempfile::tempdir().unwrap();
+    let (_dns, port) = start_auth_dns(work.path(), "AAAA");
+    let mut env = Env::new();
+    env.config.mx.check_senders = true;
+    env.config.nameservers = vec![format!("127.0.0.1:{port}").parse().unwrap()];
+    let addr = env.alias("ann", "pw");
+    let server = env.serve();
+    for i in 0..10 {
+        for sender in ["a@good.test", "y@nopolicy.test"] {
+            let domain = sender.split('@').nth(1).unwrap();
+            let s = std::net::TcpStream::connect(server.smtp).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+                .unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut w = s;
+            assert!(smtp_reply(&mut r).starts_with("220"));
+            for cmd in [
+                format!("EHLO {domain}"),
+                format!("MAIL FROM:<{sender}>"),
+                format!("RCPT TO:<{addr}>"),
+                "DATA".into(),
+                format!("From: {sender}\r\nSubject: again {i}\r\n\r\nhello\r\n."),
+            ] {
+                w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+                let reply = smtp_reply(&mut r);
+                assert!(
+                    reply.starts_with('2') || reply.starts_with('3'),
+                    "{cmd}: {reply}"
+                );
+            }
+        }
+    }
+    drop(server);
+    let log = std::fs::read_to_string(work.path().join("zone.json.log")).unwrap();
+    let mut asked: std::collections::BTreeMap<&str, usize> = Default::default();
+    for line in log.lines() {
+        *asked.entry(line).or_default() += 1;
+    }
+    assert!(asked.contains_key("_dmarc.good.test TXT"), "{asked:?}");
+    assert!(asked.contains_key("_dmarc.nopolicy.test TXT"), "{asked:?}");
+    let repeated: Vec<_> = asked.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "asked more than once: {repeated:?} of {asked:?}"
+    );
+}

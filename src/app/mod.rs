@@ -410,6 +410,9 @@ fn start_smtp(
             config.mx.dmarc_reject,
         ))
     });
+    if let Some(d) = dns.clone() {
+        tasks.spawn(log_dns_cache(d, tasks.stop.clone()));
+    }
     let server_key = server_key(&config.data_dir)?;
     let relay = dns.map(|d| {
         Arc::new(crate::relay::Relay::new(
@@ -547,5 +550,25 @@ async fn sweeper(
     while crate::util::wait_or_stop(Duration::from_secs(30), &stop).await {
         backend.sweep();
         throttle.sweep();
+    }
+}
+
+/// Logs the DNS cache's hits and misses every ten minutes that had
+/// lookups, so an operator sees how often the resolver is asked.
+async fn log_dns_cache(dns: crate::dns::Dns, stop: async_channel::Receiver<()>) {
+    let mut last = (0, 0);
+    while crate::util::wait_or_stop(Duration::from_secs(600), &stop).await {
+        let (hits, misses) = dns.caches().counts();
+        if (hits, misses) != last {
+            let (h, m) = (hits - last.0, misses - last.1);
+            tracing::info!(
+                hits = h,
+                misses = m,
+                hit_rate = format!("{:.0}%", 100.0 * h as f64 / (h + m).max(1) as f64),
+                entries = dns.caches().len(),
+                "DNS cache, last ten minutes"
+            );
+            last = (hits, misses);
+        }
     }
 }

@@ -70,14 +70,14 @@ impl InboundAuth {
                 dmarc_reject: false,
             };
         };
-        let a = self.dns.authenticator();
-        let dkim = a.verify_dkim(&msg).await;
+        let (a, dns) = (self.dns.authenticator(), &self.dns);
+        let dkim = a.verify_dkim(dns.cached(&msg)).await;
         let spf = a
-            .verify_spf(SpfParameters::verify(ip, helo, &self.hostname, mail_from))
+            .verify_spf(dns.cached(SpfParameters::verify(ip, helo, &self.hostname, mail_from)))
             .await;
         let mail_from_domain = mail_from.rsplit_once('@').map_or(helo, |(_, d)| d);
         let dmarc = a
-            .verify_dmarc(DmarcParameters::new(&msg, &dkim, mail_from_domain, &spf))
+            .verify_dmarc(dns.cached(DmarcParameters::new(&msg, &dkim, mail_from_domain, &spf)))
             .await;
         let results = AuthenticationResults::new(&self.hostname)
             .with_dkim_results(&dkim, msg.from())

@@ -1,7 +1,9 @@
 """A small authoritative DNS server for tests (dnslib), on 127.0.0.1 UDP
 and TCP. Zone: JSON {"name": [["TXT"|"A"|"MX", "value"], ...]}; an MX value is
-"PREF host" or "host". Names not in
-the zone get NXDOMAIN.
+"PREF host" or "host". Names not in the zone get NXDOMAIN, and names without
+the asked type no data, each with an SOA (RFC 2308) so resolvers may cache
+the negative answer. Every question is appended to ZONE.json.log as
+"name TYPE", so tests can count what was asked.
 
 usage: dns_server.py PORT ZONE.json   (prints "ready" once listening)
 """
@@ -10,7 +12,7 @@ import os
 import sys
 import time
 
-from dnslib import MX, QTYPE, RCODE, RR, TXT, A
+from dnslib import MX, QTYPE, RCODE, RR, SOA, TXT, A
 from dnslib.server import BaseResolver, DNSServer
 
 port, zone_file = int(sys.argv[1]), sys.argv[2]
@@ -18,13 +20,25 @@ with open(zone_file) as f:
     zone = {k.lower().rstrip("."): v for k, v in json.load(f).items()}
 
 
+log = open(zone_file + ".log", "a", buffering=1)
+
+
+def soa(name):
+    """The negative answer's SOA: the name's last two labels as the apex."""
+    apex = ".".join(name.split(".")[-2:]) + "."
+    return RR(apex, QTYPE.SOA, ttl=60,
+              rdata=SOA("ns." + apex, "hostmaster." + apex, (1, 3600, 600, 86400, 60)))
+
+
 class Resolver(BaseResolver):
     def resolve(self, request, handler):
         reply = request.reply()
         name = str(request.q.qname).rstrip(".").lower()
         qtype = QTYPE[request.q.qtype]
+        log.write(f"{name} {qtype}\n")
         if name not in zone:
             reply.header.rcode = RCODE.NXDOMAIN
+            reply.add_auth(soa(name))
             return reply
         for rtype, value in zone[name]:
             if rtype != qtype:
@@ -39,6 +53,8 @@ class Resolver(BaseResolver):
                 pref, _, host = value.partition(" ") if " " in value else ("10", "", value)
                 rdata = MX(host, int(pref))
             reply.add_answer(RR(request.q.qname, QTYPE.reverse[rtype], rdata=rdata, ttl=60))
+        if not reply.rr:
+            reply.add_auth(soa(name))
         return reply
 
 

@@ -1,5 +1,6 @@
 //! The DNS resolver every part of the server shares: SPF/DKIM/DMARC
-//! checks and MX lookups for mail that leaves.
+//! checks and MX lookups for mail that leaves, with one cache of answers
+//! (`cache`).
 //!
 //! Imports mail-auth (hickory) and async-compat only. hickory runs on
 //! tokio, so each lookup runs inside `async_compat::Compat`, which gives
@@ -8,15 +9,30 @@
 //! bounded by `TIMEOUT`; "no such record" and "could not ask" stay
 //! distinct, because only the first may make a message bounce.
 
+pub mod cache;
+
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use mail_auth::common::cache::NoCache;
 use mail_auth::hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
 };
-use mail_auth::{DnsError, IpLookupStrategy, MX, MessageAuthenticator, RecordSet};
+use mail_auth::{DnsError, IpLookupStrategy, MX, MessageAuthenticator, Parameters, RecordSet, Txt};
+
+use cache::{Cache, Caches};
+
+/// mail-auth's parameters with every cache of [`Dns`] attached.
+pub type Cached<'x, P> = Parameters<
+    'x,
+    P,
+    Cache<Box<str>, Txt>,
+    Cache<Box<str>, RecordSet<MX>>,
+    Cache<Box<str>, RecordSet<Ipv4Addr>>,
+    Cache<Box<str>, RecordSet<Ipv6Addr>>,
+    Cache<IpAddr, RecordSet<Box<str>>>,
+>;
 
 /// One lookup's limit, retries included.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -30,10 +46,11 @@ pub enum LookupError {
     Temporary(String),
 }
 
-/// The resolver, cheap to clone.
+/// The resolver and its cache, cheap to clone (clones share both).
 #[derive(Clone)]
 pub struct Dns {
     inner: MessageAuthenticator,
+    caches: Arc<Caches>,
 }
 
 impl Dns {
@@ -59,7 +76,26 @@ impl Dns {
             MessageAuthenticator::new(ResolverConfig::from_name_servers(servers), opts)
         }
         .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
-        Ok(Dns { inner })
+        Ok(Dns {
+            inner,
+            caches: Arc::default(),
+        })
+    }
+
+    /// The answers kept, with their hits and misses.
+    pub fn caches(&self) -> &Caches {
+        &self.caches
+    }
+
+    /// `params` for one of mail-auth's checks, with the caches attached.
+    pub fn cached<'x, P>(&'x self, params: P) -> Cached<'x, P> {
+        let c = &*self.caches;
+        Parameters::new(params)
+            .with_txt_cache(&c.txt)
+            .with_mx_cache(&c.mx)
+            .with_ipv4_cache(&c.ipv4)
+            .with_ipv6_cache(&c.ipv6)
+            .with_ptr_cache(&c.ptr)
     }
 
     /// The authenticator for SPF/DKIM/DMARC; run its futures through
@@ -87,8 +123,7 @@ impl Dns {
         let found = self
             .run(
                 TIMEOUT,
-                self.inner
-                    .mx_lookup(fqdn.as_str(), None::<&NoCache<Box<str>, RecordSet<MX>>>),
+                self.inner.mx_lookup(fqdn.as_str(), Some(&self.caches.mx)),
             )
             .await
             .ok_or_else(timed_out)?
@@ -122,8 +157,8 @@ impl Dns {
                 &fqdn,
                 IpLookupStrategy::Ipv4thenIpv6,
                 max,
-                None::<&NoCache<Box<str>, RecordSet<std::net::Ipv4Addr>>>,
-                None::<&NoCache<Box<str>, RecordSet<std::net::Ipv6Addr>>>,
+                Some(&self.caches.ipv4),
+                Some(&self.caches.ipv6),
             ),
         )
         .await
