@@ -137,8 +137,9 @@ fn many_large_transfers_at_once_stay_within_the_budget() {
         assert!(xs < head.len() / 100, "{f:?} holds clear text ({xs} x)");
     }
     // What 20 transfers hold in memory is the part of each not yet
-    // spilled (about 1 MiB), not their size.
-    assert!(grown < 96 * 1024, "+{} MiB", grown / 1024);
+    // spilled (about 1 MiB, 2 while one is being written), not their size
+    // (900 MiB in all).
+    assert!(grown < 128 * 1024, "+{} MiB", grown / 1024);
     // Four finish (all ends sent, then the answers read): each accepted,
     // or refused for now, never lost. The others hang up; their spill
     // files go with them.

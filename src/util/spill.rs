@@ -106,7 +106,7 @@ impl Spills {
             file,
             cipher,
             frames: 0,
-            partial: Vec::new(),
+            partial: Vec::with_capacity(FRAME + TAG),
             len: 0,
             held: 0,
         })
@@ -161,30 +161,28 @@ impl Spill {
         }
         self.held += n;
         self.len += n;
-        let mut out = Vec::with_capacity(bytes.len() + bytes.len() / FRAME * TAG + FRAME + TAG);
         while !bytes.is_empty() {
             let room = FRAME - self.partial.len();
             let (now, rest) = bytes.split_at(room.min(bytes.len()));
             self.partial.extend_from_slice(now);
             bytes = rest;
             if self.partial.len() == FRAME {
-                self.seal_partial(&mut out)?;
+                self.seal_partial()?;
             }
         }
-        self.file.write_all(&out)
+        Ok(())
     }
 
-    /// Seals the partial frame onto `out`.
-    fn seal_partial(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
-        let start = out.len();
-        out.extend_from_slice(&self.partial);
-        self.partial.clear();
-        let (_, frame) = out.split_at_mut(start);
+    /// Seals the full frame in `partial` where it is and writes it out:
+    /// a spill holds one frame of memory, however much goes through it.
+    fn seal_partial(&mut self) -> io::Result<()> {
         let tag = self
             .cipher
-            .seal_in_place_separate_tag(Self::nonce(self.frames), Aad::empty(), frame)
+            .seal_in_place_separate_tag(Self::nonce(self.frames), Aad::empty(), &mut self.partial)
             .map_err(|_| io::Error::other("sealing a spill frame failed"))?;
-        out.extend_from_slice(tag.as_ref());
+        self.partial.extend_from_slice(tag.as_ref());
+        self.file.write_all(&self.partial)?;
+        self.partial.clear();
         self.frames += 1;
         Ok(())
     }
