@@ -153,38 +153,30 @@ pub async fn read_command(
                 limit,
             });
         }
-        // A large APPEND literal goes to a spill file; the spill limit
-        // must have room for it before the client sends it.
+        // A large APPEND literal goes to a spill file, which must have
+        // room for it; what of it is in memory at once is held against the
+        // memory budget. Both before a byte of it is read.
         let spill = append && !dropping && size > SPILL_AT as u64;
-        if spill && !spills.has_room(size) {
-            tracing::warn!(
-                bytes = size,
-                "no disk left for messages in flight; APPEND refused"
-            );
-            if !non_sync {
-                return Ok(Read::NoMemory(first.map(|f| f.0)));
-            }
-            dropping = true;
-        }
-        // An APPEND literal is held against the memory budget (what of it
-        // is in memory at once) before a byte of it is read.
-        let in_memory = if spill && !dropping {
-            SPILL_AT as u64
-        } else {
-            size
-        };
         let mut staging = memory.start();
-        let budget = if spill { &mut staging } else { &mut held };
-        if append
-            && !dropping
-            && !budget
-                .receive_by(in_memory, Instant::now() + MEMORY_PATIENCE)
-                .await
+        let (budget, in_memory) = if spill {
+            (&mut staging, SPILL_AT as u64)
+        } else {
+            (&mut held, size)
+        };
+        let refused = if !append || dropping {
+            None
+        } else if spill && !spills.has_room(size) {
+            Some("no disk left for messages in flight; APPEND refused")
+        } else if !budget
+            .receive_by(in_memory, Instant::now() + MEMORY_PATIENCE)
+            .await
         {
-            tracing::warn!(
-                bytes = size,
-                "no memory left for messages in flight; APPEND refused"
-            );
+            Some("no memory left for messages in flight; APPEND refused")
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            tracing::warn!(bytes = size, "{why}");
             if !non_sync {
                 return Ok(Read::NoMemory(first.map(|f| f.0)));
             }

@@ -238,11 +238,6 @@ impl Incoming {
         self.spill.as_ref().map_or(0, |s| s.len())
     }
 
-    /// The spill file, if there is one yet (its bytes are ciphertext).
-    pub fn path(&self) -> Option<&Path> {
-        self.spill.as_ref().map(|s| s.path())
-    }
-
     /// Moves `bytes` to the spill file. On failure (the spill limit spent,
     /// the disk full) the spill file is gone and the message cannot be
     /// kept.
