@@ -205,7 +205,7 @@ fn delivery_after_a_reset_reaches_the_new_mailbox() {
     let d = block(store.deliver(&addr, text_message("after reset", "x"))).unwrap();
     assert_eq!(d, sealmail::store::Delivery::Sealed);
     drop(s);
-    let s = unlock(&store, &addr, "fresh");
-    assert_eq!(s.info().imported, 1);
+    let (s, imported) = unlock_imported(&store, &addr, "fresh");
+    assert_eq!(imported, 1);
     assert_eq!(block(s.status("INBOX")).unwrap().messages, 1);
 }

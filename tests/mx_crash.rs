@@ -13,34 +13,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
 use sealmail::store::{FetchWhat, Section, SectionKind, UidSet};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(env: &Env) -> Child {
-    let child = env
-        .bin()
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(env.config.listen.smtp).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+fn start(env: &Env) -> ServerProcess {
+    env.spawn_server(&[])
 }
 
 /// Runs the load, kills the server after `after`, returns the acked IDs.
@@ -76,8 +56,8 @@ fn load_and_kill(env: &Env, addr: &str, tag: &str, pop: bool, after: Duration) -
     std::io::BufRead::read_line(&mut reader, &mut ready).unwrap();
     assert_eq!(ready.trim(), "ready", "the load script started");
     std::thread::sleep(after);
-    server.kill().unwrap(); // SIGKILL
-    server.wait().unwrap();
+    server.0.kill().unwrap(); // SIGKILL
+    server.0.wait().unwrap();
     assert!(load.wait().unwrap().success());
     drop(reader);
     let text = std::fs::read_to_string(&out).unwrap();
@@ -85,29 +65,9 @@ fn load_and_kill(env: &Env, addr: &str, tag: &str, pop: bool, after: Duration) -
     text.lines().map(str::to_string).collect()
 }
 
-/// An environment whose server runs as its own process, on loopback.
-fn subprocess_env() -> Env {
-    let mut env = Env::new();
-    env.config.dev = true;
-    let text = std::fs::read_to_string(&env.config.file).unwrap();
-    let (smtp, pop3) = (free_port(), free_port());
-    let text = text
-        .replace("dev = false", "dev = true")
-        .replace("\"0.0.0.0:25\"", &format!("\"127.0.0.1:{smtp}\""))
-        .replace("\"0.0.0.0:110\"", &format!("\"127.0.0.1:{pop3}\""));
-    let text = ["587", "465", "143", "993", "995"]
-        .iter()
-        .fold(text, |t, p| {
-            t.replace(&format!("\"0.0.0.0:{p}\""), "\"127.0.0.1:0\"")
-        });
-    std::fs::write(&env.config.file, text).unwrap();
-    env.config = sealmail::config::Config::load(env.data()).unwrap();
-    env
-}
-
 #[test]
 fn killed_server_keeps_every_acknowledged_message_once() {
-    let env = subprocess_env();
+    let env = Env::subprocess();
     let addr = env.alias("ann", "pw");
 
     let mut acked = load_and_kill(&env, &addr, "sealed", false, Duration::from_millis(1500));
@@ -151,7 +111,7 @@ fn killed_server_keeps_every_acknowledged_message_once() {
 #[test]
 fn a_message_cut_off_by_a_kill_leaves_only_ciphertext_removed_at_start() {
     use std::io::{BufRead, Write};
-    let env = subprocess_env();
+    let env = Env::subprocess();
     let addr = env.alias("ann", "pw");
     let mut server = start(&env);
     let s = std::net::TcpStream::connect(env.config.listen.smtp).unwrap();
@@ -195,8 +155,8 @@ fn a_message_cut_off_by_a_kill_leaves_only_ciphertext_removed_at_start() {
         assert!(Instant::now() < deadline, "nothing was spilled");
         std::thread::sleep(Duration::from_millis(50));
     };
-    server.kill().unwrap(); // SIGKILL
-    server.wait().unwrap();
+    server.0.kill().unwrap(); // SIGKILL
+    server.0.wait().unwrap();
     let left = std::fs::read(&file).unwrap();
     assert!(left.len() >= 1 << 20);
     assert!(
@@ -217,6 +177,6 @@ fn a_message_cut_off_by_a_kill_leaves_only_ciphertext_removed_at_start() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!file.exists());
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
 }

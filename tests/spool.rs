@@ -62,8 +62,8 @@ fn locked_delivery_is_sealed_and_imported_once() {
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 5);
     assert!(files_containing(env.data(), b"sealed body").is_empty());
     let (_b, store) = env.store();
-    let s = unlock(&store, &addr, "pw");
-    assert_eq!(s.info().imported, 5);
+    let (s, imported) = unlock_imported(&store, &addr, "pw");
+    assert_eq!(imported, 5);
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
     // With a session open, delivery goes straight to INBOX.
     let d = block(store.deliver(&addr, text_message("direct", "x"))).unwrap();
@@ -79,12 +79,12 @@ fn import_killed_half_way_imports_every_message_once() {
     let env = Env::new();
     let addr = env.alias("ann", "pw");
     seal_many(&env, &addr, 100);
-    // The worst moment: the 50th message committed, its file not yet gone.
+    // The worst moment: the batch committed, its files not yet gone.
     let status = env
         .bin()
         .args(["mailbox", "status", &addr])
         .env("SEALMAIL_PASSWORD", "pw")
-        .env("SEALMAIL_CRASH_AT", "spool-import-after-commit:50")
+        .env("SEALMAIL_CRASH_AT", "spool-import-after-commit:1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

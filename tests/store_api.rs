@@ -461,8 +461,8 @@ fn key_expires_and_mail_is_sealed_again() {
     assert_eq!(backend.open_mailboxes(), 0, "file closed with the key");
     let d = block(store.deliver(&addr, text_message("while away", "x"))).unwrap();
     assert_eq!(d, sealmail::store::Delivery::Sealed);
-    let s = unlock(&store, &addr, "pw");
-    assert_eq!(s.info().imported, 1);
+    let (s, imported) = unlock_imported(&store, &addr, "pw");
+    assert_eq!(imported, 1);
     assert_eq!(
         block(s.search("INBOX", Criteria::Subject("while away".into())))
             .unwrap()

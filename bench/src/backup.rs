@@ -57,7 +57,7 @@ pub(crate) fn backup_bench(tmp: &Path, mib: u64) {
                 }
             })
             .collect();
-        mb.append(&reqs, None, None).expect("append");
+        mb.append(&reqs, None).expect("append");
     }
     mb.connection()
         .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")

@@ -74,7 +74,7 @@ pub(crate) fn fill(mb: &mut Mailbox, n: usize, size: usize, batch: usize) -> Dur
                 internal_date: None,
             })
             .collect();
-        mb.append(&reqs, None, None).expect("append");
+        mb.append(&reqs, None).expect("append");
     }
     start.elapsed()
 }

@@ -32,6 +32,11 @@ impl ImapClient {
     /// Sends a command (literals allowed as LITERAL+) and reads to its
     /// tagged reply, which must be OK.
     pub(crate) fn cmd(&mut self, c: &str) {
+        self.lines(c);
+    }
+
+    /// `cmd`, returning the untagged lines (literals left out).
+    pub(crate) fn lines(&mut self, c: &str) -> Vec<String> {
         use std::io::{BufRead, Read, Write};
         self.n += 1;
         let tag = format!("t{}", self.n);
@@ -40,6 +45,7 @@ impl ImapClient {
             .write_all(format!("{tag} {c}\r\n").as_bytes())
             .expect("write");
         let mut line = Vec::new();
+        let mut untagged = Vec::new();
         loop {
             line.clear();
             self.r.read_until(b'\n', &mut line).expect("read");
@@ -56,8 +62,9 @@ impl ImapClient {
             }
             if let Some(rest) = t.strip_prefix(&format!("{tag} ")) {
                 assert!(rest.starts_with("OK"), "{c}: {t}");
-                return;
+                return untagged;
             }
+            untagged.push(t.to_string());
         }
     }
 }
@@ -159,6 +166,62 @@ pub(crate) fn imap_bench(tmp: &Path) {
         ms(p50),
         ms(p99),
         ok(p50 <= Duration::from_millis(2))
+    );
+}
+
+/// An owner returning to `n` sealed 4 KiB messages: the first IMAP
+/// LOGIN's latency (argon2 included), and how long until the session sees
+/// all of them in INBOX (the import runs after LOGIN answers).
+pub(crate) fn spool_login_bench(tmp: &Path) {
+    let n = 5_000;
+    let config = pop3_mailbox(tmp, "spool-login", 0, 4096);
+    {
+        // A fresh store holds no key: every delivery is sealed.
+        let (_b, store) = sealmail::app::open_store(&config).expect("store");
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let messages: Vec<Vec<u8>> = (0..n).map(|i| message(i, 4096, &mut rng)).collect();
+        std::thread::scope(|s| {
+            for part in messages.chunks(n / 4) {
+                let store = &store;
+                s.spawn(move || {
+                    for m in part {
+                        let d = smol::block_on(store.deliver("ann@example.org", m.clone()))
+                            .expect("deliver");
+                        assert_eq!(d, sealmail::store::Delivery::Sealed);
+                    }
+                });
+            }
+        });
+    }
+    settle();
+    let (login, all) = with_server(config, |_, _, addr| {
+        let mut c = ImapClient::connect(addr);
+        let t = Instant::now();
+        c.cmd("LOGIN ann@example.org pw");
+        let login = t.elapsed();
+        let exists = |lines: Vec<String>| {
+            lines
+                .iter()
+                .filter_map(|l| l.strip_prefix("* ")?.strip_suffix(" EXISTS")?.parse().ok())
+                .next_back()
+        };
+        let mut seen: usize = exists(c.lines("SELECT INBOX")).unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while seen < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            seen = exists(c.lines("NOOP")).unwrap_or(seen);
+        }
+        assert_eq!(seen, n, "every sealed message arrives");
+        (login, t.elapsed())
+    });
+    println!(
+        "\nReturning owner: first IMAP LOGIN with {n} sealed 4 KiB messages waiting: {:.0} ms (goal <= 100 ms: {}); \
+         all {n} in INBOX {:.0} ms after LOGIN was sent ({:.0} msg/s; goal <= 1.5 s: {})",
+        ms(login),
+        ok(login <= Duration::from_millis(100)),
+        ms(all),
+        n as f64 / all.as_secs_f64(),
+        ok(all <= Duration::from_millis(1500))
     );
 }
 

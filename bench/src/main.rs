@@ -9,7 +9,7 @@
 //! overrides the 100,000-message mailbox of the search figures, and
 //! `BENCH_BACKUP_MIB` the size of the backed-up mailbox (256; the backup
 //! goal is stated for 1024);
-//! `BENCH_ONLY=append,open,search,pop3,imap,mx,submission,backup` runs some
+//! `BENCH_ONLY=append,open,search,pop3,spool,imap,mx,submission,backup` runs some
 //! sections only.
 
 mod backup;
@@ -21,7 +21,7 @@ mod store;
 mod submission;
 
 use common::tempdir;
-use imap::{imap_bench, imap_idle_bench};
+use imap::{imap_bench, imap_idle_bench, spool_login_bench};
 use mx::{idle_sessions_bench, mx_bench};
 use pop3::pop3_bench;
 use store::{append_bench, open_bench, search_bench, unlock_bench};
@@ -52,6 +52,9 @@ fn main() {
     }
     if run("pop3") {
         pop3_bench(&tmp, n);
+    }
+    if run("spool") {
+        spool_login_bench(&tmp);
     }
     if run("imap") {
         imap_bench(&tmp);

@@ -33,11 +33,9 @@ pub fn run(config: &Config, cmd: MailboxCmd) -> Result<()> {
         MailboxCmd::Status { address } => {
             let session = unlock(config, &address)?;
             smol::block_on(async {
-                if session.info().imported > 0 {
-                    println!(
-                        "imported {} sealed messages into INBOX",
-                        session.info().imported
-                    );
+                let imported = session.settle().await?;
+                if imported > 0 {
+                    println!("imported {imported} sealed messages into INBOX");
                 }
                 for f in session.list_folders().await? {
                     if f.nonexistent {

@@ -27,6 +27,9 @@ const INBOX: &str = "INBOX";
 
 impl Maildrop {
     pub async fn load(session: Session) -> Result<Maildrop, StoreError> {
+        // The maildrop is the whole INBOX (RFC 1939): sealed mail still
+        // being imported belongs in it.
+        session.settle().await?;
         let listing = session.listing(INBOX).await?;
         let entries = listing
             .entries

@@ -520,6 +520,16 @@ impl Session {
         )
     }
 
+    /// Waits until the sealed mail waiting at this unlock is in INBOX (the
+    /// import runs in the background); returns how many messages it
+    /// imported. POP3 takes its maildrop after this.
+    pub async fn settle(&self) -> Result<u32, StoreError> {
+        expect_reply!(
+            self.backend.call(Request::Settle { session: self.id() }),
+            Settled
+        )
+    }
+
     /// Rebuilds the mailbox file to reclaim space.
     pub async fn vacuum(&self) -> Result<(), StoreError> {
         self.done(Request::Vacuum { session: self.id() }).await

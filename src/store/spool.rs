@@ -133,14 +133,17 @@ pub fn open(p: &Pending, identity: &str) -> Result<Vec<u8>, SpoolError> {
     age::decrypt(&id, &sealed).map_err(|_| SpoolError::Open(p.path.clone()))
 }
 
-/// Removes an imported file durably.
-pub fn remove(p: &Pending) -> io::Result<()> {
-    match fs::remove_file(&p.path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+/// Removes imported files of one mailbox durably: every unlink, then one
+/// sync of the directory.
+pub fn remove(files: &[&Pending]) -> io::Result<()> {
+    for p in files {
+        match fs::remove_file(&p.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
-    if let Some(d) = p.path.parent() {
+    if let Some(d) = files.first().and_then(|p| p.path.parent()) {
         crate::util::fsync_dir(d)?;
     }
     Ok(())

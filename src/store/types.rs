@@ -273,8 +273,6 @@ pub struct QuotaUsage {
 pub struct SessionInfo {
     pub id: SessionId,
     pub address: String,
-    /// Sealed messages imported from the spool by this unlock.
-    pub imported: u32,
     /// The owner wants POP3 deletions moved to Trash, not expunged.
     pub pop3_trash: bool,
 }
@@ -382,6 +380,12 @@ pub enum Request {
     },
     DkimKeys {
         domain: String,
+    },
+    /// Waits for the session's sealed-mail import, if one runs (it starts
+    /// at a cold unlock and runs in the background); answered with
+    /// `Settled` and the number of messages it imported.
+    Settle {
+        session: SessionId,
     },
     Deliver {
         address: String,
@@ -513,6 +517,7 @@ pub enum Request {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Response {
     Unlocked(SessionInfo),
+    Settled(u32),
     Recipient(Recipient),
     Account(Account),
     DkimKeys(Vec<DkimKey>),

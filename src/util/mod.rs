@@ -368,6 +368,27 @@ pub fn crash_point(name: &str) {
     }
 }
 
+/// A named pause point for tests that must see work half done: when the
+/// environment variable `SEALMAIL_PAUSE_AT` is `name=PATH`, each time this
+/// point is reached the thread waits while `PATH` exists (five minutes at
+/// most). Unset in normal operation, where this is one load.
+pub fn pause_point(name: &str) {
+    static AT: std::sync::OnceLock<Option<(String, PathBuf)>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        let v = std::env::var("SEALMAIL_PAUSE_AT").ok()?;
+        let (point, path) = v.split_once('=')?;
+        Some((point.to_string(), PathBuf::from(path)))
+    });
+    if let Some((point, path)) = at
+        && point == name
+    {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        while path.exists() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
 /// HMAC-SHA256 of the concatenation of `parts` under `key`.
 #[allow(clippy::expect_used)] // INVARIANT below.
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {

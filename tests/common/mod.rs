@@ -90,6 +90,61 @@ impl Env {
         c.env("SEALMAIL_LOG", "warn");
         c
     }
+
+    /// An environment for a server run as its own process
+    /// ([`Env::spawn_server`]): development mode, SMTP, POP3 and IMAP on
+    /// free loopback ports (in `config.listen`), the other ports on any.
+    #[allow(dead_code)] // Not every test binary runs a server process.
+    pub fn subprocess() -> Env {
+        let mut env = Env::new();
+        let text = std::fs::read_to_string(&env.config.file).unwrap();
+        let mut text = text.replace("dev = false", "dev = true");
+        for p in ["25", "110", "143"] {
+            text = text.replace(
+                &format!("\"0.0.0.0:{p}\""),
+                &format!("\"127.0.0.1:{}\"", free_port()),
+            );
+        }
+        for p in ["587", "465", "993", "995"] {
+            text = text.replace(&format!("\"0.0.0.0:{p}\""), "\"127.0.0.1:0\"");
+        }
+        std::fs::write(&env.config.file, text).unwrap();
+        env.config = sealmail::config::Config::load(env.data()).unwrap();
+        env
+    }
+
+    /// Starts `sealmail serve` as a process with the extra environment
+    /// `vars`, its log in `serve.log` of the data directory; returns once
+    /// its SMTP port answers.
+    #[allow(dead_code)]
+    pub fn spawn_server(&self, vars: &[(&str, &str)]) -> ServerProcess {
+        let log = std::fs::File::create(self.data().join("serve.log")).unwrap();
+        let child = ServerProcess(
+            self.bin()
+                .arg("serve")
+                .envs(vars.iter().copied())
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(self.config.listen.smtp).is_err() {
+            assert!(std::time::Instant::now() < deadline, "server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child
+    }
+}
+
+/// A server process, killed when dropped (a failed test leaves none).
+pub struct ServerProcess(pub std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A TCP connection to `server` from the loopback address `source`
@@ -125,8 +180,19 @@ pub fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     smol::block_on(f)
 }
 
+/// Opens a mailbox and waits for its sealed mail to be in INBOX.
 pub fn unlock(store: &Store, address: &str, password: &str) -> Session {
-    block(store.unlock(address, password)).expect("unlock")
+    let s = block(store.unlock(address, password)).expect("unlock");
+    block(s.settle()).expect("sealed mail imported");
+    s
+}
+
+/// Opens a mailbox and waits for its sealed mail: returns the session and
+/// how many messages were imported.
+pub fn unlock_imported(store: &Store, address: &str, password: &str) -> (Session, u32) {
+    let s = block(store.unlock(address, password)).expect("unlock");
+    let n = block(s.settle()).expect("sealed mail imported");
+    (s, n)
 }
 
 /// Every file under `dir` whose bytes contain `needle`.

@@ -201,15 +201,14 @@ impl Mailbox {
         mime::parse(raw, self.limits.mime).map_err(|e| StoreError::BadMessage(e.to_string()))
     }
 
-    /// Appends messages in one transaction. `marker` names a sealed spool
-    /// file being imported, recorded in the same transaction.
+    /// Appends messages in one transaction.
     pub fn append(
         &mut self,
         requests: &[AppendRequest],
         quota: Option<u64>,
-        marker: Option<&str>,
     ) -> Result<Appended, StoreError> {
-        self.append_in(requests, quota, marker, false)
+        let parsed = self.parse_all(requests)?;
+        self.append_in(requests, &parsed, quota, &[], false)
             .map(|(appended, _)| appended)
     }
 
@@ -221,28 +220,51 @@ impl Mailbox {
         requests: &[AppendRequest],
         quota: Option<u64>,
     ) -> Result<(Appended, bool), StoreError> {
-        self.append_in(requests, quota, None, true)
+        let parsed = self.parse_all(requests)?;
+        self.append_in(requests, &parsed, quota, &[], true)
+    }
+
+    /// Imports sealed spool messages, already parsed, in one transaction
+    /// that records the spool files they came from (`markers`) and commits
+    /// with `synchronous=FULL`: the commit after which those files may go
+    /// (DESIGN.md).
+    pub fn import(
+        &mut self,
+        requests: &[AppendRequest],
+        parsed: &[Parsed],
+        markers: &[&str],
+    ) -> Result<Appended, StoreError> {
+        self.conn.execute_batch("PRAGMA synchronous = FULL;")?;
+        let result = self.append_in(requests, parsed, None, markers, false);
+        self.conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        result.map(|(appended, _)| appended)
+    }
+
+    fn parse_all(&self, requests: &[AppendRequest]) -> Result<Vec<Parsed>, StoreError> {
+        requests
+            .iter()
+            .map(|r| {
+                check_keywords(&r.flags)?;
+                self.parse(&r.message)
+            })
+            .collect()
     }
 
     fn append_in(
         &mut self,
         requests: &[AppendRequest],
+        parsed: &[Parsed],
         quota: Option<u64>,
-        marker: Option<&str>,
+        markers: &[&str],
         claim: bool,
     ) -> Result<(Appended, bool), StoreError> {
-        let mut parsed = Vec::with_capacity(requests.len());
-        for r in requests {
-            check_keywords(&r.flags)?;
-            parsed.push(self.parse(&r.message)?);
-        }
         let adding: u64 = requests.iter().map(|r| r.message.len() as u64).sum();
         let tx = self.conn.transaction()?;
         check_quota(&tx, quota, adding)?;
         let mut folders: HashMap<String, Folder> = HashMap::new();
         let mut out = Vec::with_capacity(requests.len());
         let now = now_unix();
-        for (r, p) in requests.iter().zip(&parsed) {
+        for (r, p) in requests.iter().zip(parsed) {
             let name = super::normalize(&r.folder);
             if !folders.contains_key(&name) {
                 folders.insert(name.clone(), Mailbox::folder(&tx, &name)?);
@@ -270,8 +292,9 @@ impl Mailbox {
                 },
             ));
         }
-        if let Some(name) = marker {
-            tx.execute("INSERT INTO spool_imported (name) VALUES (?1)", [name])?;
+        for name in markers {
+            tx.prepare_cached("INSERT INTO spool_imported (name) VALUES (?1)")?
+                .execute([name])?;
         }
         let mut claimed = claim && folders.len() == 1;
         if claimed {
@@ -290,20 +313,6 @@ impl Mailbox {
         }
         tx.commit()?;
         Ok((out, claimed))
-    }
-
-    /// `append` with `synchronous=FULL` for its commit: for the commit that
-    /// acknowledges a delivery or retires a spool file (DESIGN.md).
-    pub fn append_durable(
-        &mut self,
-        requests: &[AppendRequest],
-        quota: Option<u64>,
-        marker: Option<&str>,
-    ) -> Result<Appended, StoreError> {
-        self.conn.execute_batch("PRAGMA synchronous = FULL;")?;
-        let result = self.append(requests, quota, marker);
-        self.conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
-        result
     }
 
     /// STORE / UID STORE, with UNCHANGEDSINCE (RFC 7162 §3.1.3).

@@ -126,7 +126,7 @@ mod tests {
                 internal_date: None,
             })
             .collect();
-        mb.append(&reqs, None, None).unwrap();
+        mb.append(&reqs, None).unwrap();
     }
 
     fn count(conn: &Connection) -> Result<i64, StoreError> {

@@ -4,11 +4,14 @@
 //! Imports the rest of `store` and `util`. Invariants: all SQLite, argon2
 //! and age work runs on the blocking pool; a mailbox file is open only while
 //! its key is cached; per alias, the decision "key present → INBOX, else
-//! seal" and a cold unlock's spool import are serialised by one gate, so no
-//! sealed message is left behind by a concurrent unlock; a spool file is
-//! imported and recorded in one transaction and only then unlinked.
+//! seal" is made under one gate, and while a cold unlock's spool import
+//! runs (in the background, `import`) it is "seal", so no sealed message is
+//! left behind and mail keeps its arrival order; a spool file is imported
+//! and recorded in one transaction and only then unlinked.
 
-use std::collections::{HashMap, HashSet};
+mod import;
+
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,7 +27,8 @@ use super::mailbox::{FileClaim, Limits, Mailbox, normalize};
 use super::types::*;
 use super::{Backend, BoxFuture, StoreError};
 use super::{order, spool};
-use crate::util::{crash_point, create_private_dir};
+use crate::util::create_private_dir;
+use import::Import;
 
 /// What the local backend needs to know.
 #[derive(Clone)]
@@ -50,6 +54,8 @@ struct Inner {
     /// reset gives the alias a new file).
     open: Mutex<OpenFiles>,
     gates: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    /// Spool imports running, by alias.
+    imports: Mutex<HashMap<i64, Arc<Import>>>,
     /// (alias, folder) -> the highest UID known claimed as `\Recent`, so
     /// the sessions that hear of a delivery after the one that claimed it
     /// do not each open a transaction to learn so. Cleared for an alias
@@ -88,6 +94,7 @@ impl LocalBackend {
                 sessions: Mutex::new(HashMap::new()),
                 open: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
+                imports: Mutex::new(HashMap::new()),
                 recent: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
             }),
@@ -171,12 +178,13 @@ impl Backend for LocalBackend {
 }
 
 impl Inner {
-    fn handle(&self, req: Request) -> Result<Response, StoreError> {
+    fn handle(self: &Arc<Self>, req: Request) -> Result<Response, StoreError> {
         use Request as R;
         match req {
             R::Unlock { address, password } => {
                 self.unlock(&address, &password).map(Response::Unlocked)
             }
+            R::Settle { session } => self.settle(session).map(Response::Settled),
             R::Lookup { address } => self.lookup(&address).map(Response::Recipient),
             R::Authenticate { address, password } => self
                 .authenticate(&address, &password)
@@ -463,7 +471,7 @@ impl Inner {
         }
     }
 
-    fn unlock(&self, address: &str, password: &str) -> Result<SessionInfo, StoreError> {
+    fn unlock(self: &Arc<Self>, address: &str, password: &str) -> Result<SessionInfo, StoreError> {
         let alias = self.alias(address)?;
         let creds = match &alias {
             Some(a) if a.mailbox => lock(&self.control)
@@ -477,11 +485,11 @@ impl Inner {
             let _ = keys::create(password, self.cfg.kdf);
             return Err(StoreError::AuthFailed);
         };
-        let data = &self.cfg.data_dir;
-        let mut imported = 0;
-        if !spool::has_pending(data, &alias.mailbox_id)
-            && let Some(dek) = self.keys.acquire(alias.id, &creds.verifier, password)
-        {
+        // Warm: the key is cached and nothing waits in the spool, or an
+        // import of it is already running.
+        let warm = lock(&self.imports).contains_key(&alias.id)
+            || !spool::has_pending(&self.cfg.data_dir, &alias.mailbox_id);
+        if warm && let Some(dek) = self.keys.acquire(alias.id, &creds.verifier, password) {
             if let Err(e) = self.open_mailbox(&alias, &dek) {
                 self.keys.release(alias.id);
                 return Err(e);
@@ -491,18 +499,27 @@ impl Inner {
                 keys::KeyError::WrongPassword => StoreError::AuthFailed,
                 other => StoreError::Internal(other.to_string()),
             })?;
-            let gate = self.gate(alias.id);
-            let _g = lock(&gate);
             let mb = self.open_mailbox(&alias, &unwrapped.dek)?;
-            self.keys
-                .insert(alias.id, &creds.verifier, password, &unwrapped.dek);
-            let result = self.import_spool(&alias, &mut lock(&mb), &unwrapped.identity);
-            match result {
-                Ok(n) => imported = n,
-                Err(e) => {
-                    self.keys.release(alias.id);
-                    return Err(e);
-                }
+            let start = {
+                let gate = self.gate(alias.id);
+                let _g = lock(&gate);
+                self.keys
+                    .insert(alias.id, &creds.verifier, password, &unwrapped.dek);
+                let mut imports = lock(&self.imports);
+                let idle = !imports.contains_key(&alias.id)
+                    && spool::has_pending(&self.cfg.data_dir, &alias.mailbox_id);
+                idle.then(|| {
+                    let import = Arc::new(Import::default());
+                    imports.insert(alias.id, import.clone());
+                    import
+                })
+            };
+            if let Some(import) = start {
+                let inner = self.clone();
+                let alias = alias.clone();
+                let identity = unwrapped.identity;
+                blocking::unblock(move || inner.run_import(&alias, &mb, &identity, &import))
+                    .detach();
             }
         }
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
@@ -513,18 +530,19 @@ impl Inner {
                 quota: alias.quota_bytes,
             },
         );
-        if imported > 0 {
-            self.hub.publish(alias.id, vec![Change::FoldersChanged]);
-            // Only an import changes the size at login; a scan on every
-            // login would cost the warm path.
-            self.record_usage(alias.id);
-        }
         Ok(SessionInfo {
             id,
             address: alias.address,
-            imported,
             pop3_trash: alias.pop3_trash,
         })
+    }
+
+    /// Waits for the session's spool import, if one runs; returns how many
+    /// messages it imported.
+    fn settle(&self, session: SessionId) -> Result<u32, StoreError> {
+        let live = self.live(session)?;
+        let import = lock(&self.imports).get(&live.alias).cloned();
+        import.map_or(Ok(0), |i| i.wait())
     }
 
     /// Checks a password for submission. A key cached by an open session
@@ -553,62 +571,6 @@ impl Inner {
             address: alias.address,
             send_as,
         })
-    }
-
-    /// Moves sealed mail into INBOX, exactly once per file.
-    fn import_spool(
-        &self,
-        alias: &Alias,
-        mb: &mut Mailbox,
-        identity: &str,
-    ) -> Result<u32, StoreError> {
-        let pending = spool::pending(&self.cfg.data_dir, &alias.mailbox_id)?;
-        let names: HashSet<&str> = pending.iter().map(|p| p.name.as_str()).collect();
-        let conn = mb.connection();
-        let recorded: Vec<String> = conn
-            .prepare("SELECT name FROM spool_imported")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for name in recorded.iter().filter(|n| !names.contains(n.as_str())) {
-            conn.execute("DELETE FROM spool_imported WHERE name = ?1", [name])?;
-        }
-        let mut imported = 0;
-        for p in &pending {
-            if recorded.contains(&p.name) {
-                spool::remove(p)?;
-                mb.connection()
-                    .execute("DELETE FROM spool_imported WHERE name = ?1", [&p.name])?;
-                continue;
-            }
-            let message = match spool::open(p, identity) {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "sealed spool file left in place");
-                    continue;
-                }
-            };
-            let request = AppendRequest {
-                folder: "INBOX".into(),
-                message,
-                flags: Flags::default(),
-                internal_date: Some(p.arrived),
-            };
-            let marker = Some(p.name.as_str());
-            match mb.append_durable(std::slice::from_ref(&request), None, marker) {
-                Ok(_) => {}
-                Err(StoreError::BadMessage(why)) => {
-                    tracing::warn!(%why, "sealed spool message could not be stored; left in place");
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-            crash_point("spool-import-after-commit");
-            spool::remove(p)?;
-            mb.connection()
-                .execute("DELETE FROM spool_imported WHERE name = ?1", [&p.name])?;
-            imported += 1;
-        }
-        Ok(imported)
     }
 
     fn lookup(&self, address: &str) -> Result<Recipient, StoreError> {
@@ -643,7 +605,8 @@ impl Inner {
             .verifier;
         let gate = self.gate(alias.id);
         let _g = lock(&gate);
-        if let Some(dek) = self.keys.peek(alias.id, &verifier) {
+        let importing = lock(&self.imports).contains_key(&alias.id);
+        if !importing && let Some(dek) = self.keys.peek(alias.id, &verifier) {
             let mb = self.open_mailbox(&alias, &dek)?;
             let request = AppendRequest {
                 folder: "INBOX".into(),
@@ -653,7 +616,7 @@ impl Inner {
             };
             let (appended, durable) = {
                 let mut m = lock(&mb);
-                let appended = m.append(std::slice::from_ref(&request), alias.quota_bytes, None)?;
+                let appended = m.append(std::slice::from_ref(&request), alias.quota_bytes)?;
                 (appended, m.committed())
             };
             // The 250 waits for the disk, without the mailbox or its gate:
@@ -712,7 +675,7 @@ impl Inner {
             let (appended, claimed) = if recent {
                 m.append_recent(messages, live.quota)?
             } else {
-                (m.append(messages, live.quota, None)?, false)
+                (m.append(messages, live.quota)?, false)
             };
             Ok((appended, claimed, m.committed()))
         })?;
