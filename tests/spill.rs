@@ -138,6 +138,7 @@ fn spilled_messages_are_stored_byte_for_byte() {
     let mut c = Client::login(server.imap, &ann);
     c.w.set_read_timeout(Some(Duration::from_secs(120)))
         .unwrap();
+    c.await_messages("INBOX", 2);
     assert!(c.cmd("x SELECT INBOX").last().unwrap().starts_with("x OK"));
     let uid = uid_of(&mut c, "viadata");
     assert!(text_of(&mut c, uid) == data_text, "DATA came back changed");

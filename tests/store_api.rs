@@ -476,3 +476,56 @@ fn key_expires_and_mail_is_sealed_again() {
         Err(StoreError::NoSuchAddress)
     ));
 }
+
+/// Reads run beside the mailbox's one writer: while the writer is held (as
+/// a long commit or a backup snapshot holds it), STATUS, SELECT, FETCH,
+/// SEARCH and LIST still answer, and they see every committed change.
+#[test]
+fn reads_answer_while_the_writer_is_held() {
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    let (backend, store) = env.store();
+    let s = unlock(&store, &addr, "pw");
+    for i in 0..3 {
+        let m = text_message(&format!("read me {i}"), "beside the writer");
+        block(s.append(append_req("INBOX", m))).unwrap();
+    }
+    block(s.store_flags(flags(UidSet::range(2, 2), FlagOp::Add, Flags::SEEN, None))).unwrap();
+    let open = backend.open_with_keys();
+    let writer = open[0].mailbox.clone();
+    let held = writer.lock().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let status = block(s.status("INBOX")).unwrap();
+        let selected = block(s.select("INBOX")).unwrap();
+        let fetched = block(s.fetch("INBOX", UidSet::all(), FetchWhat::default())).unwrap();
+        let found = block(s.search("INBOX", Criteria::Body("beside the".into()))).unwrap();
+        let folders = block(s.list_folders()).unwrap();
+        tx.send((status, selected, fetched, found, folders, s))
+            .unwrap();
+    });
+    let (status, selected, fetched, found, folders, s) = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("reads answered while the writer was held");
+    drop(held);
+    assert_eq!((status.messages, status.unseen), (3, 2));
+    assert_eq!(selected.uids, vec![1, 2, 3]);
+    let seen: Vec<bool> = fetched
+        .iter()
+        .map(|m| m.meta.flags.has(Flags::SEEN))
+        .collect();
+    assert_eq!(seen, vec![false, true, false]);
+    assert_eq!(found.uids, vec![1, 2, 3]);
+    assert!(folders.iter().any(|f| f.name == "INBOX"));
+    // The writer is free again: a change goes through and is read back.
+    block(s.expunge("INBOX", None)).unwrap();
+    block(s.store_flags(flags(
+        UidSet::range(1, 1),
+        FlagOp::Add,
+        Flags::DELETED,
+        None,
+    )))
+    .unwrap();
+    block(s.expunge("INBOX", None)).unwrap();
+    assert_eq!(block(s.status("INBOX")).unwrap().messages, 2);
+}

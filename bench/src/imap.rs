@@ -169,6 +169,72 @@ pub(crate) fn imap_bench(tmp: &Path) {
     );
 }
 
+/// Clients that stay logged in (as desktop and phone clients do): 10
+/// sessions on one 1,000-message mailbox, each logged in once, then rounds
+/// of FETCH of envelopes, FETCH of a body, STORE, APPEND, SEARCH, UID
+/// EXPUNGE. Commands/s, and FETCH latency under the load.
+pub(crate) fn imap_steady_bench(tmp: &Path) {
+    let mut config = pop3_mailbox(tmp, "imap-steady", 1000, 4096);
+    config.connections_per_ip = 1000;
+    let clients = 10;
+    let rounds = 60;
+    let small = "From: a@example.net\r\nSubject: steady\r\n\r\nappended by the load\r\n";
+    let (rate, fetches) = with_server(config, |_, _, addr| {
+        let mut sessions: Vec<ImapClient> = (0..clients)
+            .map(|_| {
+                let mut c = ImapClient::connect(addr);
+                c.cmd("LOGIN ann@example.org pw");
+                c.cmd("SELECT INBOX");
+                c
+            })
+            .collect();
+        let t = Instant::now();
+        let handles: Vec<_> = sessions
+            .drain(..)
+            .enumerate()
+            .map(|(k, mut c)| {
+                std::thread::spawn(move || {
+                    let mut fetches = Vec::new();
+                    for r in 0..rounds {
+                        let at = (k * rounds + r) % 900 + 1;
+                        let f = Instant::now();
+                        c.cmd(&format!(
+                            "FETCH {at}:{} (FLAGS UID RFC822.SIZE ENVELOPE)",
+                            at + 19
+                        ));
+                        fetches.push(f.elapsed());
+                        let f = Instant::now();
+                        c.cmd(&format!("FETCH {at} BODY.PEEK[]"));
+                        fetches.push(f.elapsed());
+                        c.cmd(&format!("STORE {at}:{} +FLAGS.SILENT (\\Seen)", at + 4));
+                        c.cmd(&format!("APPEND INBOX {{{}+}}\r\n{small}", small.len()));
+                        c.cmd("UID SEARCH SUBJECT steady");
+                        c.cmd("UID STORE 1001:* +FLAGS.SILENT (\\Deleted)");
+                        c.cmd("UID EXPUNGE 1001:*");
+                    }
+                    c.cmd("LOGOUT");
+                    fetches
+                })
+            })
+            .collect();
+        let mut fetches = Vec::new();
+        for h in handles {
+            fetches.extend(h.join().expect("client"));
+        }
+        let cmds = (clients * rounds * 7) as f64;
+        (cmds / t.elapsed().as_secs_f64(), fetches)
+    });
+    let p50 = percentile(fetches.clone(), 0.5);
+    let p99 = percentile(fetches, 0.99);
+    println!(
+        "\nIMAP, {clients} sessions logged in once, {rounds} rounds each of fetch 20 envelopes, fetch a body, store, append, search, store, expunge: \
+         {rate:.0} commands/s; FETCH p50 {:.2} ms, p99 {:.2} ms (goal p50 <= 2 ms: {})",
+        ms(p50),
+        ms(p99),
+        ok(p50 <= Duration::from_millis(2))
+    );
+}
+
 /// An owner returning to `n` sealed 4 KiB messages: the first IMAP
 /// LOGIN's latency (argon2 included), and how long until the session sees
 /// all of them in INBOX (the import runs after LOGIN answers).

@@ -21,7 +21,7 @@ mod store;
 mod submission;
 
 use common::tempdir;
-use imap::{imap_bench, imap_idle_bench, spool_login_bench};
+use imap::{imap_bench, imap_idle_bench, imap_steady_bench, spool_login_bench};
 use mx::{idle_sessions_bench, mx_bench};
 use pop3::pop3_bench;
 use store::{append_bench, open_bench, search_bench, unlock_bench};
@@ -57,6 +57,7 @@ fn main() {
         spool_login_bench(&tmp);
     }
     if run("imap") {
+        imap_steady_bench(&tmp);
         imap_bench(&tmp);
         imap_idle_bench(&tmp);
     }

@@ -44,6 +44,32 @@ impl Client {
         c
     }
 
+    /// Asks STATUS until `folder` holds at least `n` messages (sealed
+    /// mail is imported after LOGIN answers); returns the count. Two
+    /// minutes at most.
+    #[allow(dead_code)] // Not every test binary waits for imports.
+    pub fn await_messages(&mut self, folder: &str, n: usize) -> usize {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let seen: usize = self
+                .cmd(&format!("w STATUS {folder} (MESSAGES)"))
+                .iter()
+                .find_map(|l| {
+                    let at = l.find("(MESSAGES ")?;
+                    l[at + 10..].trim_end_matches(')').parse().ok()
+                })
+                .unwrap_or(0);
+            if seen >= n {
+                return seen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {seen} of {n} messages arrived in {folder}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn send(&mut self, raw: &[u8]) {
         self.w.write_all(raw).unwrap();
     }
