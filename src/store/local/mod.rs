@@ -3,11 +3,7 @@
 //!
 //! Imports the rest of `store` and `util`. Invariants: all SQLite, argon2
 //! and age work runs on the blocking pool; a mailbox file is open only while
-//! its key is cached; every change goes through the file's one writer
-//! connection (one caller at a time) and commits before its events are
-//! published, while requests that only read run on reader connections
-//! beside it, each in a WAL snapshot that holds every commit made before it
-//! began; per alias, the decision "key present → INBOX, else
+//! its key is cached; per alias, the decision "key present → INBOX, else
 //! seal" is made under one gate, and while a cold unlock's spool import
 //! runs (in the background, `import`) it is "seal", so no sealed message is
 //! left behind and mail keeps its arrival order; a spool file is imported
@@ -68,52 +64,8 @@ struct Inner {
     next_session: AtomicU64,
 }
 
-/// alias id -> its open file.
-type OpenFiles = HashMap<i64, Open>;
-
-/// An open mailbox file: one writer connection, behind a lock, and reader
-/// connections beside it for the requests that only read.
-struct Open {
-    mailbox_id: String,
-    file: Arc<OpenFile>,
-}
-
-/// Idle reader connections kept per open file; more are opened while more
-/// reads run at once, and closed when they end.
-const IDLE_READERS: usize = 2;
-
-struct OpenFile {
-    /// Idle reader connections. Declared (so dropped) before `writer`,
-    /// whose snapshot descriptor must close after every connection (see
-    /// `Mailbox`); a read in flight holds this struct.
-    idle: Mutex<Vec<Mailbox>>,
-    writer: Arc<Mutex<Mailbox>>,
-    path: PathBuf,
-    key: Dek,
-    limits: Limits,
-    /// Held while the file is open; see [`FileClaim`].
-    _claim: FileClaim,
-}
-
-impl OpenFile {
-    /// Runs `f` on an idle reader connection, or a new one.
-    fn read<T>(
-        &self,
-        f: impl FnOnce(&mut Mailbox) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let idle = lock(&self.idle).pop();
-        let mut mb = match idle {
-            Some(mb) => mb,
-            None => Mailbox::open_reader(&self.path, DbKey::Raw(&self.key), self.limits)?,
-        };
-        let result = f(&mut mb);
-        let mut idle = lock(&self.idle);
-        if idle.len() < IDLE_READERS {
-            idle.push(mb);
-        }
-        result
-    }
-}
+/// alias id -> (mailbox id, open file).
+type OpenFiles = HashMap<i64, (String, Arc<Mutex<Mailbox>>, Arc<FileClaim>)>;
 
 #[derive(Clone)]
 struct Live {
@@ -165,7 +117,7 @@ impl LocalBackend {
     pub fn open_with_keys(&self) -> Vec<OpenMailbox> {
         let open: Vec<(i64, String, Arc<Mutex<Mailbox>>)> = lock(&self.inner.open)
             .iter()
-            .map(|(a, o)| (*a, o.mailbox_id.clone(), o.file.writer.clone()))
+            .map(|(a, (id, m, _))| (*a, id.clone(), m.clone()))
             .collect();
         let mut out = Vec::new();
         for (alias_id, mailbox_id, mailbox) in open {
@@ -245,7 +197,7 @@ impl Inner {
                 self.deliver(&address, message).map(Response::Delivered)
             }
             R::ListFolders { session } => self
-                .read(session, |m, _| m.list_folders())
+                .with(session, |m, _| m.list_folders())
                 .map(Response::Folders),
             R::CreateFolder { session, name } => self.changed(session, |m| m.create_folder(&name)),
             R::RenameFolder { session, from, to } => {
@@ -262,10 +214,10 @@ impl Inner {
                 .with(session, |m, _| m.subscribe(&name, subscribed))
                 .map(|()| Response::Done),
             R::Select { session, folder } => self
-                .read(session, |m, _| m.select(&folder))
+                .with(session, |m, _| m.select(&folder))
                 .map(Response::Selected),
             R::Status { session, folder } => self
-                .read(session, |m, _| m.status(&folder))
+                .with(session, |m, _| m.status(&folder))
                 .map(Response::Status),
             R::GetMetadata {
                 session,
@@ -273,7 +225,7 @@ impl Inner {
                 names,
                 depth,
             } => self
-                .read(session, |m, _| m.get_metadata(&folder, &names, depth))
+                .with(session, |m, _| m.get_metadata(&folder, &names, depth))
                 .map(Response::Metadata),
             R::SetMetadata {
                 session,
@@ -290,7 +242,7 @@ impl Inner {
                 .claim_recent(session, &folder, up_to)
                 .map(Response::Expunged),
             R::Listing { session, folder } => self
-                .read(session, |m, _| m.listing(&folder))
+                .with(session, |m, _| m.listing(&folder))
                 .map(Response::Listing),
             R::Append {
                 session,
@@ -312,7 +264,7 @@ impl Inner {
                 uids,
                 what,
             } => self
-                .read(session, |m, _| m.fetch(&folder, &uids, &what))
+                .with(session, |m, _| m.fetch(&folder, &uids, &what))
                 .map(Response::Fetched),
             R::Store { session, request } => self.store(session, &request).map(Response::Stored),
             R::Copy {
@@ -343,7 +295,7 @@ impl Inner {
                 folder,
                 criteria,
             } => self
-                .read(session, |m, _| m.search(&folder, &criteria))
+                .with(session, |m, _| m.search(&folder, &criteria))
                 .map(Response::Found),
             R::Sort {
                 session,
@@ -351,7 +303,7 @@ impl Inner {
                 criteria,
                 keys,
             } => self
-                .read(session, |m, _| {
+                .with(session, |m, _| {
                     let mut rows = m.order_rows(&folder, &criteria)?;
                     order::sort(&mut rows, &keys);
                     Ok(SearchResult {
@@ -366,7 +318,7 @@ impl Inner {
                 criteria,
                 algorithm,
             } => self
-                .read(session, |m, _| {
+                .with(session, |m, _| {
                     Ok(order::thread(m.order_rows(&folder, &criteria)?, algorithm))
                 })
                 .map(Response::Threads),
@@ -375,10 +327,10 @@ impl Inner {
                 folder,
                 modseq,
             } => self
-                .read(session, |m, _| m.changes_since(&folder, modseq))
+                .with(session, |m, _| m.changes_since(&folder, modseq))
                 .map(Response::Changes),
             R::Quota { session } => self
-                .read(session, |m, live| {
+                .with(session, |m, live| {
                     let (used_bytes, messages) = m.usage()?;
                     Ok(QuotaUsage {
                         used_bytes,
@@ -400,8 +352,7 @@ impl Inner {
             .ok_or(StoreError::NoSession)
     }
 
-    /// Runs `f` on the session's open mailbox, with its writer connection
-    /// (one caller at a time).
+    /// Runs `f` on the session's open mailbox.
     fn with<T>(
         &self,
         session: SessionId,
@@ -410,26 +361,10 @@ impl Inner {
         let live = self.live(session)?;
         let mb = lock(&self.open)
             .get(&live.alias)
-            .map(|o| o.file.writer.clone())
+            .map(|(_, m, _)| m.clone())
             .ok_or(StoreError::NoSession)?;
         let mut guard = lock(&mb);
         f(&mut guard, &live)
-    }
-
-    /// Runs a read-only `f` on a reader connection of the session's open
-    /// mailbox: it sees every commit made before it starts and does not
-    /// wait for a write in progress.
-    fn read<T>(
-        &self,
-        session: SessionId,
-        f: impl FnOnce(&mut Mailbox, &Live) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let live = self.live(session)?;
-        let file = lock(&self.open)
-            .get(&live.alias)
-            .map(|o| o.file.clone())
-            .ok_or(StoreError::NoSession)?;
-        file.read(|m| f(m, &live))
     }
 
     fn changed(
@@ -488,10 +423,7 @@ impl Inner {
     /// checks while it is locked. Best effort: a failure only means an
     /// older figure is used.
     fn record_usage(&self, alias_id: i64) {
-        let Some(mb) = lock(&self.open)
-            .get(&alias_id)
-            .map(|o| o.file.writer.clone())
-        else {
+        let Some(mb) = lock(&self.open).get(&alias_id).map(|(_, m, _)| m.clone()) else {
             return;
         };
         let used = lock(&mb).usage();
@@ -512,8 +444,8 @@ impl Inner {
         let cached = || {
             lock(&self.open)
                 .get(&alias.id)
-                .filter(|o| o.mailbox_id == alias.mailbox_id)
-                .map(|o| o.file.writer.clone())
+                .filter(|(id, _, _)| *id == alias.mailbox_id)
+                .map(|(_, m, _)| m.clone())
         };
         if let Some(m) = cached() {
             return Ok(m);
@@ -528,22 +460,11 @@ impl Inner {
         let mb = Arc::new(Mutex::new(mb));
         let mut open = lock(&self.open);
         match open.get(&alias.id) {
-            Some(o) if o.mailbox_id == alias.mailbox_id => Ok(o.file.writer.clone()),
+            Some((id, m, _)) if *id == alias.mailbox_id => Ok(m.clone()),
             _ => {
-                let file = OpenFile {
-                    idle: Mutex::new(Vec::new()),
-                    writer: mb.clone(),
-                    path,
-                    key: dek.clone(),
-                    limits: self.cfg.limits,
-                    _claim: claim,
-                };
                 open.insert(
                     alias.id,
-                    Open {
-                        mailbox_id: alias.mailbox_id.clone(),
-                        file: Arc::new(file),
-                    },
+                    (alias.mailbox_id.clone(), mb.clone(), Arc::new(claim)),
                 );
                 Ok(mb)
             }

@@ -150,22 +150,6 @@ impl Mailbox {
         })
     }
 
-    /// Opens another connection to a mailbox file the writer has open, for
-    /// reads only: each read transaction is a WAL snapshot, so reads do not
-    /// wait for the writer. A smaller page cache than the writer's, and
-    /// `query_only`, so nothing can write through it.
-    pub fn open_reader(path: &Path, key: DbKey<'_>, limits: Limits) -> Result<Mailbox, StoreError> {
-        let conn = db::open(path, key)?;
-        conn.execute_batch("PRAGMA cache_size = -4096; PRAGMA query_only = 1;")?;
-        search::register(&conn)?;
-        Ok(Mailbox {
-            conn,
-            limits,
-            sync: Arc::new(GroupSync::new(path)),
-            raw: None,
-        })
-    }
-
     /// Numbers the commit just made: waiting on the result (without this
     /// mailbox's lock) returns once that commit is on disk.
     pub fn committed(&self) -> Durable {
