@@ -247,3 +247,51 @@ thread_local! {
     pub(crate) static SUBMISSIONS: std::cell::Cell<Option<std::net::SocketAddr>> =
         const { std::cell::Cell::new(None) };
 }
+
+/// Starts `sealmail serve` (the release binary beside this one) on the data
+/// directory as its own process, IMAP on a free loopback port, the other
+/// listeners on any, no sender checks and no per-address cap; returns it
+/// and its IMAP address once that answers.
+pub(crate) fn spawn_server(data: &Path) -> (std::process::Child, std::net::SocketAddr) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    };
+    let file = data.join("sealmail.toml");
+    let text = std::fs::read_to_string(&file).expect("config");
+    let text: String = text
+        .lines()
+        .map(|l| {
+            let key = l.split(" = ").next().unwrap_or("");
+            match key {
+                "imap" => format!("imap = \"127.0.0.1:{port}\""),
+                "smtp" | "submission" | "submissions" | "imaps" | "pop3" | "pop3s" => {
+                    format!("{key} = \"127.0.0.1:0\"")
+                }
+                "connections_per_ip" => "connections_per_ip = 100000".to_string(),
+                "check_senders" => "check_senders = false".to_string(),
+                _ => l.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&file, text).expect("config");
+    let bin = std::env::current_exe()
+        .expect("exe")
+        .with_file_name("sealmail");
+    let server = std::process::Command::new(&bin)
+        .arg("--data")
+        .arg(data)
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} (build it: cargo build --release): {e}", bin.display()));
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (server, addr)
+}

@@ -174,64 +174,88 @@ pub(crate) fn imap_bench(tmp: &Path) {
 /// of FETCH of envelopes, FETCH of a body, STORE, APPEND, SEARCH, UID
 /// EXPUNGE. Commands/s, and FETCH latency under the load.
 pub(crate) fn imap_steady_bench(tmp: &Path) {
-    let mut config = pop3_mailbox(tmp, "imap-steady", 1000, 4096);
-    config.connections_per_ip = 1000;
+    let config = pop3_mailbox(tmp, "imap-steady", 1000, 4096);
     let clients = 10;
     let rounds = 60;
     let small = "From: a@example.net\r\nSubject: steady\r\n\r\nappended by the load\r\n";
-    let (rate, fetches) = with_server(config, |_, _, addr| {
-        let mut sessions: Vec<ImapClient> = (0..clients)
-            .map(|_| {
-                let mut c = ImapClient::connect(addr);
-                c.cmd("LOGIN ann@example.org pw");
-                c.cmd("SELECT INBOX");
-                c
+    let (mut server, addr) = spawn_server(&config.data_dir);
+    let fresh = rss_of(server.id());
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(fresh));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done, pid) = (peak.clone(), done.clone(), server.id());
+        std::thread::spawn(move || {
+            use std::sync::atomic::Ordering;
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_of(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let mut sessions: Vec<ImapClient> = (0..clients)
+        .map(|_| {
+            let mut c = ImapClient::connect(addr);
+            c.cmd("LOGIN ann@example.org pw");
+            c.cmd("SELECT INBOX");
+            c
+        })
+        .collect();
+    let t = Instant::now();
+    let handles: Vec<_> = sessions
+        .drain(..)
+        .enumerate()
+        .map(|(k, mut c)| {
+            std::thread::spawn(move || {
+                let mut fetches = Vec::new();
+                for r in 0..rounds {
+                    let at = (k * rounds + r) % 900 + 1;
+                    let f = Instant::now();
+                    c.cmd(&format!(
+                        "FETCH {at}:{} (FLAGS UID RFC822.SIZE ENVELOPE)",
+                        at + 19
+                    ));
+                    fetches.push(f.elapsed());
+                    let f = Instant::now();
+                    c.cmd(&format!("FETCH {at} BODY.PEEK[]"));
+                    fetches.push(f.elapsed());
+                    c.cmd(&format!("STORE {at}:{} +FLAGS.SILENT (\\Seen)", at + 4));
+                    c.cmd(&format!("APPEND INBOX {{{}+}}\r\n{small}", small.len()));
+                    c.cmd("UID SEARCH SUBJECT steady");
+                    c.cmd("UID STORE 1001:* +FLAGS.SILENT (\\Deleted)");
+                    c.cmd("UID EXPUNGE 1001:*");
+                }
+                c.cmd("LOGOUT");
+                fetches
             })
-            .collect();
-        let t = Instant::now();
-        let handles: Vec<_> = sessions
-            .drain(..)
-            .enumerate()
-            .map(|(k, mut c)| {
-                std::thread::spawn(move || {
-                    let mut fetches = Vec::new();
-                    for r in 0..rounds {
-                        let at = (k * rounds + r) % 900 + 1;
-                        let f = Instant::now();
-                        c.cmd(&format!(
-                            "FETCH {at}:{} (FLAGS UID RFC822.SIZE ENVELOPE)",
-                            at + 19
-                        ));
-                        fetches.push(f.elapsed());
-                        let f = Instant::now();
-                        c.cmd(&format!("FETCH {at} BODY.PEEK[]"));
-                        fetches.push(f.elapsed());
-                        c.cmd(&format!("STORE {at}:{} +FLAGS.SILENT (\\Seen)", at + 4));
-                        c.cmd(&format!("APPEND INBOX {{{}+}}\r\n{small}", small.len()));
-                        c.cmd("UID SEARCH SUBJECT steady");
-                        c.cmd("UID STORE 1001:* +FLAGS.SILENT (\\Deleted)");
-                        c.cmd("UID EXPUNGE 1001:*");
-                    }
-                    c.cmd("LOGOUT");
-                    fetches
-                })
-            })
-            .collect();
-        let mut fetches = Vec::new();
-        for h in handles {
-            fetches.extend(h.join().expect("client"));
-        }
-        let cmds = (clients * rounds * 7) as f64;
-        (cmds / t.elapsed().as_secs_f64(), fetches)
-    });
+        })
+        .collect();
+    let mut fetches = Vec::new();
+    for h in handles {
+        fetches.extend(h.join().expect("client"));
+    }
+    let rate = (clients * rounds * 7) as f64 / t.elapsed().as_secs_f64();
+    // Every session has logged out; the key (and the open file) stay
+    // until keys.cache_ttl.
+    std::thread::sleep(Duration::from_secs(2));
+    let after = rss_of(server.id());
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = sampler.join();
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = server.kill();
+    let _ = server.wait();
     let p50 = percentile(fetches.clone(), 0.5);
     let p99 = percentile(fetches, 0.99);
     println!(
         "\nIMAP, {clients} sessions logged in once, {rounds} rounds each of fetch 20 envelopes, fetch a body, store, append, search, store, expunge: \
-         {rate:.0} commands/s; FETCH p50 {:.2} ms, p99 {:.2} ms (goal p50 <= 2 ms: {})",
+         {rate:.0} commands/s; FETCH p50 {:.2} ms, p99 {:.2} ms (goal p50 <= 2 ms: {}); \
+         server RSS fresh {} MiB, peak {} MiB, 2 s after the sessions ended {} MiB (goal <= fresh + 64 MiB within the key TTL: {})",
         ms(p50),
         ms(p99),
-        ok(p50 <= Duration::from_millis(2))
+        ok(p50 <= Duration::from_millis(2)),
+        fresh / 1024,
+        peak / 1024,
+        after / 1024,
+        ok(after <= fresh + 64 * 1024)
     );
 }
 
@@ -299,49 +323,8 @@ pub(crate) fn imap_idle_bench(tmp: &Path) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let data = tmp.join("imap-idle");
-    let config = pop3_mailbox(tmp, "imap-idle", 10, 4096);
-    drop(config);
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-        l.local_addr().expect("addr").port()
-    };
-    let file = data.join("sealmail.toml");
-    let text = std::fs::read_to_string(&file).expect("config");
-    let text: String = text
-        .lines()
-        .map(|l| {
-            let key = l.split(" = ").next().unwrap_or("");
-            match key {
-                "imap" => format!("imap = \"127.0.0.1:{port}\""),
-                "smtp" | "submission" | "submissions" | "imaps" | "pop3" | "pop3s" => {
-                    format!("{key} = \"127.0.0.1:0\"")
-                }
-                "connections_per_ip" => "connections_per_ip = 100000".to_string(),
-                "check_senders" => "check_senders = false".to_string(),
-                _ => l.to_string(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&file, text).expect("config");
-    let bin = std::env::current_exe()
-        .expect("exe")
-        .with_file_name("sealmail");
-    let mut server = std::process::Command::new(&bin)
-        .arg("--data")
-        .arg(&data)
-        .arg("serve")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} (build it: cargo build --release): {e}", bin.display()));
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let data = pop3_mailbox(tmp, "imap-idle", 10, 4096).data_dir;
+    let (mut server, addr) = spawn_server(&data);
     let before = rss_of(server.id());
     let t = Instant::now();
     let mut held = Vec::with_capacity(n);

@@ -125,6 +125,8 @@ pub fn open_control(config: &Config) -> Result<Control, AppError> {
 
 /// Builds the local storage backend and the handle sessions use.
 pub fn open_store(config: &Config) -> Result<(Arc<LocalBackend>, Store), AppError> {
+    crate::store::db::limit_memory(config.database_memory)
+        .map_err(|e| AppError::Store(crate::store::StoreError::Internal(e.to_string())))?;
     let backend = Arc::new(LocalBackend::open(LocalConfig {
         data_dir: config.data_dir.clone(),
         server_key: server_key(&config.data_dir)?,

@@ -111,6 +111,9 @@ pub struct Config {
     /// Disk for the encrypted spill files of messages being received
     /// (`util::spill::Spills`), all protocols.
     pub message_disk: u64,
+    /// SQLite's memory, all databases: page caches of open mailboxes
+    /// first (`store::db::limit_memory`).
+    pub database_memory: u64,
     /// Connections the server holds at once, all protocols (each protocol
     /// at most three quarters of them); `None`: derived from the
     /// open-files limit at start.
@@ -335,6 +338,7 @@ mod tests {
         assert_eq!(prod.limits.max_message_bytes, 50 << 20);
         assert_eq!(prod.key_ttl, Duration::from_secs(900));
         assert_eq!(prod.tls_cert, Path::new("/d/tls/cert.pem"));
+        assert_eq!(prod.database_memory, 256 << 20);
     }
 
     #[test]
@@ -349,6 +353,8 @@ mod tests {
         assert_eq!(e.key, "listen.imap");
         let e = parse("[limits]\nmime_max_depth = 0\n").unwrap_err();
         assert_eq!(e.key, "limits.mime_max_depth");
+        let e = parse("[limits]\ndatabase_memory = \"8M\"\n").unwrap_err();
+        assert_eq!(e.key, "limits.database_memory");
         let e = parse("[server]\nhostnme = \"x\"\n").unwrap_err();
         assert!(e.problem.contains("hostnme"), "{e}");
         let e = parse("[server\n").unwrap_err();

@@ -135,4 +135,5 @@ pub struct Limits {
     pub max_connections: Option<i64>,
     pub message_memory: Option<String>,
     pub message_disk: Option<String>,
+    pub database_memory: Option<String>,
 }

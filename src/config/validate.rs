@@ -52,6 +52,13 @@ impl Validator<'_> {
             "limits.message_disk",
             lim.message_disk.as_deref().unwrap_or("4G"),
         )?;
+        let database_memory = self.size(
+            "limits.database_memory",
+            lim.database_memory.as_deref().unwrap_or("256M"),
+        )?;
+        if database_memory < 16 * 1024 * 1024 {
+            return self.err("limits.database_memory", "must be at least 16M");
+        }
         let (limits, connections_per_ip, password_checks) = self.limits(lim)?;
         if message_disk < limits.max_message_bytes {
             return self.err(
@@ -82,6 +89,7 @@ impl Validator<'_> {
             max_connections,
             message_memory,
             message_disk,
+            database_memory,
             file: self.file.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
             hostname,

@@ -56,6 +56,19 @@ fn initialise_once() {
     });
 }
 
+/// Caps SQLite's memory in this process (every connection's page cache,
+/// statements and the rest) at about `bytes`: near it, a cache reuses its
+/// own least recently used pages instead of growing. `PRAGMA
+/// soft_heap_limit` is process-wide, so this is called once, at start.
+pub fn limit_memory(bytes: u64) -> Result<(), DbError> {
+    initialise_once();
+    let conn = Connection::open_in_memory()?;
+    let limit = i64::try_from(bytes).unwrap_or(i64::MAX);
+    conn.query_row(&format!("PRAGMA soft_heap_limit = {limit}"), [], |_| Ok(()))?;
+    let now: i64 = conn.query_row("PRAGMA soft_heap_limit", [], |r| r.get(0))?;
+    expect("soft_heap_limit", now.to_string(), &limit.to_string())
+}
+
 /// Opens (creating if missing) a database with the full PRAGMA set.
 pub fn open(path: &Path, key: DbKey<'_>) -> Result<Connection, DbError> {
     initialise_once();

@@ -173,6 +173,15 @@ impl Backend for LocalBackend {
             self.inner.record_usage(live.alias);
             self.inner.keys.release(live.alias);
             self.inner.sweep();
+            let last = !lock(&self.inner.sessions)
+                .values()
+                .any(|l| l.alias == live.alias);
+            if last {
+                // The file stays open for deliveries until the key expires;
+                // its page cache need not.
+                let inner = self.inner.clone();
+                blocking::unblock(move || inner.shrink(live.alias)).detach();
+            }
         }
     }
 }
@@ -767,6 +776,19 @@ impl Inner {
             );
         }
         Ok(gone)
+    }
+
+    /// Gives back the page cache of an alias' open file.
+    fn shrink(&self, alias: i64) {
+        let Some(mb) = lock(&self.open).get(&alias).map(|(_, m, _)| m.clone()) else {
+            return;
+        };
+        if let Err(e) = lock(&mb)
+            .connection()
+            .execute_batch("PRAGMA shrink_memory;")
+        {
+            tracing::warn!(error = %e, "cannot shrink a mailbox's cache");
+        }
     }
 
     fn sweep(&self) {
