@@ -117,3 +117,55 @@ fn import_killed_at_random_points_loses_and_duplicates_nothing() {
     assert_eq!(counts.len(), 100);
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
 }
+
+/// Mail that keeps arriving while the import runs (four senders, no
+/// pause) cannot keep the owner's mail on the sealed path: the import
+/// takes its last batch with deliveries held off, then deliveries go
+/// straight into INBOX. Nothing is lost or doubled on the way.
+#[test]
+fn a_steady_stream_does_not_keep_the_import_running() {
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    seal_many(&env, &addr, 600);
+    let (_b, store) = env.store();
+    let s = block(store.unlock(&addr, "pw")).unwrap();
+    let straight = std::sync::atomic::AtomicBool::new(false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let sent: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let (store, addr, straight) = (store.clone(), addr.clone(), &straight);
+                scope.spawn(move || {
+                    let mut n = 0;
+                    // Each sender stops soon after the first delivery
+                    // that went straight in, or at its bound.
+                    let mut after = 0;
+                    while n < 2_000 && after < 20 && std::time::Instant::now() < deadline {
+                        let m = text_message(&format!("stream {t}-{n:04}"), "streamed body");
+                        match block(store.deliver(&addr, m)).unwrap() {
+                            Delivery::Inbox { .. } => {
+                                straight.store(true, std::sync::atomic::Ordering::SeqCst)
+                            }
+                            Delivery::Sealed => {}
+                        }
+                        if straight.load(std::sync::atomic::Ordering::SeqCst) {
+                            after += 1;
+                        }
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert!(
+        straight.load(std::sync::atomic::Ordering::SeqCst),
+        "{sent} deliveries while the import ran, none went straight to INBOX"
+    );
+    block(s.settle()).unwrap();
+    drop(s);
+    let counts = subjects(&env, &addr, "pw");
+    assert_eq!(counts.len(), 600 + sent, "every message once");
+    assert!(counts.values().all(|&n| n == 1));
+}

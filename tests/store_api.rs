@@ -365,6 +365,91 @@ fn quota_refuses_what_does_not_fit() {
     assert_eq!((q.messages, q.limit_bytes), (1, Some(1000)));
 }
 
+/// Many senders deliver at once to an owner who is logged in (their
+/// deliveries are committed together). Checked against a model: every
+/// delivery answered with a UID is in INBOX under that UID, with no gaps;
+/// each sender's messages get UIDs in the order it sent them; the quota
+/// holds per message, exactly as if each had come alone; every stored
+/// message is announced to the owner's session.
+#[test]
+fn concurrent_deliveries_to_an_open_mailbox_match_a_model() {
+    use sealmail::store::Delivery;
+    use std::collections::BTreeMap;
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    let (senders, each, room) = (10, 20, 150);
+    let body = "z".repeat(900);
+    // Subjects of one length: every message has the same size.
+    let size = text_message("m-0-00", &body).len() as u64;
+    env.control()
+        .set_quota(&addr, Some(room * size + size / 2))
+        .unwrap();
+    let (_b, store) = env.store();
+    let s = unlock(&store, &addr, "pw");
+    let events = s.subscribe().unwrap();
+    let results: Vec<Vec<(String, Result<Delivery, StoreError>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..senders)
+            .map(|t| {
+                let (store, addr, body) = (store.clone(), addr.clone(), body.clone());
+                scope.spawn(move || {
+                    (0..each)
+                        .map(|i| {
+                            let subject = format!("m-{t}-{i:02}");
+                            let r = block(store.deliver(&addr, text_message(&subject, &body)));
+                            (subject, r)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut model: BTreeMap<u32, String> = BTreeMap::new();
+    let mut refused = 0;
+    for sender in &results {
+        let mut last = 0;
+        for (subject, r) in sender {
+            match r {
+                Ok(Delivery::Inbox { uid }) => {
+                    assert!(*uid > last, "{subject}: UID {uid} after {last}");
+                    last = *uid;
+                    assert!(
+                        model.insert(*uid, subject.clone()).is_none(),
+                        "UID {uid} twice"
+                    );
+                }
+                Err(StoreError::OverQuota) => refused += 1,
+                other => panic!("{subject}: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(model.len() as u64, room, "exactly what fits is stored");
+    assert_eq!(refused, senders * each - room as usize);
+    assert_eq!(
+        model.keys().copied().collect::<Vec<_>>(),
+        (1..=room as u32).collect::<Vec<_>>(),
+        "UIDs without gaps"
+    );
+    let what = FetchWhat {
+        envelope: true,
+        ..Default::default()
+    };
+    let stored = block(s.fetch("INBOX", UidSet::all(), what)).unwrap();
+    assert_eq!(stored.len(), model.len());
+    for m in &stored {
+        let subject = m.envelope.as_ref().unwrap().subject.clone().unwrap();
+        assert_eq!(Some(&subject), model.get(&m.meta.uid), "UID {}", m.meta.uid);
+    }
+    let mut announced = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let Change::Exists { uid, .. } = e {
+            announced.push(uid);
+        }
+    }
+    announced.sort_unstable();
+    assert_eq!(announced, model.keys().copied().collect::<Vec<_>>());
+}
+
 #[test]
 fn bad_input_is_stored_or_refused_never_a_panic() {
     let env = Env::new();

@@ -74,6 +74,19 @@ pub(crate) fn mx_bench(tmp: &Path) {
         // selected): every message goes into the open mailbox.
         let mut owner = crate::imap::ImapClient::connect(imap);
         owner.cmd("LOGIN user0@example.org pw");
+        // The sealed phase left mail waiting for this owner: let its
+        // import finish first, so that what follows measures delivery
+        // into the open mailbox, not sealing.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // (The store's own run above sealed as many again.)
+        while !owner
+            .lines("STATUS INBOX (MESSAGES)")
+            .iter()
+            .any(|l| l.contains(&format!("(MESSAGES {})", 2 * per)))
+        {
+            assert!(Instant::now() < deadline, "the spool import did not finish");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         owner.cmd("SELECT INBOX");
         let t = Instant::now();
         std::thread::scope(|scope| {

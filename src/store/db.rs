@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use rusqlite::Connection;
+use rusqlite::config::DbConfig;
 use zeroize::Zeroizing;
 
 /// The key a database is opened with.
@@ -118,6 +119,13 @@ pub fn open(path: &Path, key: DbKey<'_>) -> Result<Connection, DbError> {
          PRAGMA secure_delete = ON;
          PRAGMA temp_store = MEMORY;",
     )?;
+    // Plans that do not depend on the values bound: otherwise SQLite
+    // recompiles a cached statement that joins tables and compares a
+    // column with a parameter each time the value changes (every lookup
+    // by address, every delivery), on the chance that another plan suits
+    // the new value better. sealmail has no statistics tables, partial
+    // indexes or LIKE patterns as parameters for such plans to use.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     expect("journal_mode", mode.to_lowercase(), "wal")?;
     assert_pragmas(&conn)?;
@@ -203,6 +211,29 @@ mod tests {
         let conn = open(&p, DbKey::Raw(&k1)).unwrap();
         let v: String = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(v, "secret-canary");
+    }
+
+    /// A cached statement that joins tables and compares a column with a
+    /// text parameter runs again without being compiled again. (Unless
+    /// told otherwise, SQLite recompiles such a statement whenever the
+    /// value bound changes, in case a better plan depends on it: every
+    /// address lookup and every delivery paid for a compile.)
+    #[test]
+    fn cached_statements_are_not_recompiled_per_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("x.sqlite"), DbKey::Raw(&[7u8; 32])).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE a(id INTEGER PRIMARY KEY, name TEXT UNIQUE, b INTEGER);
+             CREATE TABLE b(id INTEGER PRIMARY KEY, v TEXT);",
+        )
+        .unwrap();
+        let sql = "SELECT b.v FROM a JOIN b ON b.id = a.b WHERE a.name = ?1";
+        for i in 0..20 {
+            let mut stmt = conn.prepare_cached(sql).unwrap();
+            let _ = stmt.exists([format!("name{i}")]).unwrap();
+        }
+        let stmt = conn.prepare_cached(sql).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 
     #[test]

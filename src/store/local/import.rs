@@ -4,9 +4,9 @@
 //!
 //! Imports the rest of `store` and `util`. Invariants: at most one import
 //! runs per alias; while it is registered, deliveries to that alias are
-//! sealed (so mail keeps its arrival order), and it deregisters only under
-//! the alias' gate after finding the spool empty, so nothing sealed is left
-//! behind; each batch is one `synchronous=FULL` transaction that records the
+//! sealed (so mail keeps its arrival order), and it imports its last batch
+//! and deregisters under the alias' gate, so nothing sealed is left behind
+//! and a steady stream of mail cannot keep it running; each batch is one `synchronous=FULL` transaction that records the
 //! files it took, and only then are they unlinked (exactly once across
 //! crashes); a batch holds at most `BATCH_MESSAGES` messages or
 //! `BATCH_BYTES` of sealed files (one larger message alone), and at most two
@@ -96,13 +96,17 @@ impl Inner {
         let result = self.reconcile(alias, mb).and_then(|()| {
             loop {
                 let pending = self.pending(alias, &skipped)?;
-                if pending.is_empty() {
-                    // Deliveries seal while the import is registered: the last
-                    // look at the spool and the deregistration are one step
-                    // under the gate, so nothing sealed is left behind.
+                if pending.len() <= BATCH_MESSAGES {
+                    // Deliveries seal while the import is registered: the
+                    // last batch, the last look at the spool and the
+                    // deregistration are one step under the gate, so nothing
+                    // sealed is left behind, and mail that keeps arriving
+                    // cannot keep the import (and itself) on the slow path.
                     let gate = self.gate(alias.id);
                     let _g = lock(&gate);
-                    if self.pending(alias, &skipped)?.is_empty() {
+                    let pending = self.pending(alias, &skipped)?;
+                    if pending.len() <= BATCH_MESSAGES {
+                        self.import_all(alias, mb, identity, &pending, &mut skipped, import)?;
                         lock(&self.imports).remove(&alias.id);
                         return Ok(());
                     }

@@ -10,6 +10,7 @@
 //! and recorded in one transaction and only then unlinked.
 
 mod import;
+mod intake;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,12 +24,13 @@ use super::control::{Alias, Control};
 use super::db::DbKey;
 use super::events::Hub;
 use super::keys::{self, Dek, KdfParams, KeyCache};
-use super::mailbox::{FileClaim, Limits, Mailbox, normalize};
+use super::mailbox::{FileClaim, Limits, Mailbox, normalize, parse_within};
 use super::types::*;
 use super::{Backend, BoxFuture, StoreError};
 use super::{order, spool};
 use crate::util::create_private_dir;
 use import::Import;
+use intake::{Intake, Queued};
 
 /// What the local backend needs to know.
 #[derive(Clone)]
@@ -54,6 +56,8 @@ struct Inner {
     /// reset gives the alias a new file).
     open: Mutex<OpenFiles>,
     gates: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    /// Deliveries waiting to be committed together, by alias.
+    intake: Intake,
     /// Spool imports running, by alias.
     imports: Mutex<HashMap<i64, Arc<Import>>>,
     /// (alias, folder) -> the highest UID known claimed as `\Recent`, so
@@ -94,6 +98,7 @@ impl LocalBackend {
                 sessions: Mutex::new(HashMap::new()),
                 open: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
+                intake: Intake::default(),
                 imports: Mutex::new(HashMap::new()),
                 recent: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
@@ -612,38 +617,64 @@ impl Inner {
             .map_err(|e| StoreError::Internal(e.to_string()))?
             .ok_or(StoreError::NoMailbox)?
             .verifier;
+        // Refuse now, before any lock, what the mailbox (or the import
+        // later) would refuse, while the sender can still be told.
+        let parsed = parse_within(&self.cfg.limits, &message)?;
+        let request = AppendRequest {
+            folder: "INBOX".into(),
+            message,
+            flags: Flags::default(),
+            internal_date: None,
+        };
+        let queued = Queued::new(request, parsed);
+        self.intake.enqueue(alias.id, &queued);
         let gate = self.gate(alias.id);
-        let _g = lock(&gate);
+        let g = lock(&gate);
+        // A delivery that held the gate before this one may have committed
+        // this message with its own.
+        let done = queued.outcome();
         let importing = lock(&self.imports).contains_key(&alias.id);
-        if !importing && let Some(dek) = self.keys.peek(alias.id, &verifier) {
-            let mb = self.open_mailbox(&alias, &dek)?;
-            let request = AppendRequest {
-                folder: "INBOX".into(),
-                message,
-                flags: Flags::default(),
-                internal_date: None,
-            };
-            let (appended, durable) = {
-                let mut m = lock(&mb);
-                let appended = m.append(std::slice::from_ref(&request), alias.quota_bytes)?;
-                (appended, m.committed())
-            };
-            // The 250 waits for the disk, without the mailbox or its gate:
-            // concurrent deliveries share one sync.
-            drop(_g);
-            durable.wait()?;
-            let (folder, a) = appended
-                .into_iter()
-                .next()
-                .ok_or_else(|| StoreError::Internal("append returned nothing".into()))?;
-            self.hub
-                .publish(alias.id, vec![Change::Exists { folder, uid: a.uid }]);
-            return Ok(Delivery::Inbox { uid: a.uid });
-        }
+        let dek = (done.is_none() && !importing)
+            .then(|| self.keys.peek(alias.id, &verifier))
+            .flatten();
+        let outcome = match (done, dek) {
+            (Some(outcome), _) => outcome,
+            (None, Some(dek)) => {
+                let mb = self.open_mailbox(&alias, &dek);
+                match mb {
+                    Ok(mb) => self
+                        .intake
+                        .commit_until(alias.id, &mb, alias.quota_bytes, &queued),
+                    Err(e) => {
+                        self.intake.withdraw(alias.id, &queued);
+                        Err(e)
+                    }
+                }
+            }
+            (None, None) => {
+                let (request, _) = self
+                    .intake
+                    .withdraw(alias.id, &queued)
+                    .ok_or_else(|| StoreError::Internal("a queued delivery was lost".into()))?;
+                let sealed = self.seal(&alias, &request.message);
+                drop(g);
+                return sealed.map(|()| Delivery::Sealed);
+            }
+        };
+        // The 250 waits for the disk, without the mailbox or its gate:
+        // concurrent deliveries share one sync.
+        drop(g);
+        let (folder, a, durable) = outcome?;
+        durable.wait()?;
+        self.hub
+            .publish(alias.id, vec![Change::Exists { folder, uid: a.uid }]);
+        Ok(Delivery::Inbox { uid: a.uid })
+    }
+
+    /// Seals a message into the spool of an owner whose key is absent.
+    /// The caller holds the alias' gate.
+    fn seal(&self, alias: &Alias, message: &[u8]) -> Result<(), StoreError> {
         let public = alias.public_key.as_deref().ok_or(StoreError::NoMailbox)?;
-        if message.len() as u64 > self.cfg.limits.max_message_bytes {
-            return Err(StoreError::TooBig(self.cfg.limits.max_message_bytes));
-        }
         if let Some(limit) = alias.quota_bytes {
             // The mailbox is locked: its size when last open, plus what
             // waits in the spool.
@@ -660,17 +691,12 @@ impl Inner {
                 return Err(StoreError::OverQuota);
             }
         }
-        // Refuse now what the import would refuse later, while the sender
-        // can still be told.
-        super::mime::parse(&message, self.cfg.limits.mime)
-            .map_err(|e| StoreError::BadMessage(e.to_string()))?;
-        spool::seal(&self.cfg.data_dir, &alias.mailbox_id, public, &message).map_err(
-            |e| match e {
+        spool::seal(&self.cfg.data_dir, &alias.mailbox_id, public, message)
+            .map(drop)
+            .map_err(|e| match e {
                 spool::SpoolError::Io(io) => StoreError::Unavailable(io.to_string()),
                 other => StoreError::Internal(other.to_string()),
-            },
-        )?;
-        Ok(Delivery::Sealed)
+            })
     }
 
     fn append(

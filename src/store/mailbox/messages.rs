@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, Transaction, params};
 
-use super::{Folder, Mailbox, bodies};
+use super::{Folder, Limits, Mailbox, bodies};
 use crate::store::StoreError;
 use crate::store::mime::{self, Parsed};
 use crate::store::order::OrderRow;
@@ -189,16 +189,35 @@ pub(super) fn remove_all(tx: &Transaction<'_>, folder: i64) -> Result<Vec<u32>, 
     Ok(rows.iter().map(|r| r.meta.uid).collect())
 }
 
+/// Parses a message to be stored, refusing what `limits` refuse.
+pub fn parse_within(limits: &Limits, raw: &[u8]) -> Result<Parsed, StoreError> {
+    if raw.len() as u64 > limits.max_message_bytes {
+        return Err(StoreError::TooBig(limits.max_message_bytes));
+    }
+    mime::parse(raw, limits.mime).map_err(|e| StoreError::BadMessage(e.to_string()))
+}
+
 /// What an append adds: the folder name and the new UID.
 pub type Appended = Vec<(String, AppendUid)>;
 
 impl Mailbox {
     /// Parses `raw` within this mailbox's limits.
     pub fn parse(&self, raw: &[u8]) -> Result<Parsed, StoreError> {
-        if raw.len() as u64 > self.limits.max_message_bytes {
-            return Err(StoreError::TooBig(self.limits.max_message_bytes));
+        parse_within(&self.limits, raw)
+    }
+
+    /// Appends messages already parsed (`parse`), in one transaction.
+    pub fn append_parsed(
+        &mut self,
+        requests: &[AppendRequest],
+        parsed: &[Parsed],
+        quota: Option<u64>,
+    ) -> Result<Appended, StoreError> {
+        for r in requests {
+            check_keywords(&r.flags)?;
         }
-        mime::parse(raw, self.limits.mime).map_err(|e| StoreError::BadMessage(e.to_string()))
+        self.append_in(requests, parsed, quota, &[], false)
+            .map(|(appended, _)| appended)
     }
 
     /// Appends messages in one transaction.

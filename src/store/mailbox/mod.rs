@@ -26,6 +26,7 @@ use super::{StoreError, schema, search};
 use crate::util::GroupSync;
 
 pub use bodies::load_message;
+pub use messages::parse_within;
 pub use snapshot::{CopyKind, wal_is_empty};
 
 /// A claim on a mailbox file between processes: whoever has the file open
@@ -102,6 +103,7 @@ pub struct Mailbox {
 /// A commit that an acknowledgement must not precede: see
 /// [`Mailbox::committed`].
 #[must_use = "an acknowledgement waits until its commit is on disk"]
+#[derive(Clone)]
 pub struct Durable {
     sync: Arc<GroupSync>,
     seq: u64,
