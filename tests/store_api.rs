@@ -561,3 +561,40 @@ fn key_expires_and_mail_is_sealed_again() {
         Err(StoreError::NoSuchAddress)
     ));
 }
+
+/// `limits.open_mailboxes` bounds the files kept open for owners who have
+/// logged out: past it, the one used longest ago closes, its key stays
+/// cached, and mail for it still goes straight into INBOX (the file opens
+/// again). A file a session uses is never closed for the bound.
+#[test]
+fn open_mailboxes_beyond_the_limit_close_least_recently_used_first() {
+    use sealmail::store::{Delivery, FolderStatus};
+    let mut env = Env::new();
+    env.config.open_mailboxes = 2;
+    let owners: Vec<String> = ["ann", "bob", "cat"]
+        .iter()
+        .map(|n| env.alias(n, "pw"))
+        .collect();
+    let (backend, store) = env.store();
+    for (i, addr) in owners.iter().enumerate() {
+        drop(unlock(&store, addr, "pw"));
+        assert_eq!(backend.open_mailboxes(), (i + 1).min(2));
+    }
+    // ann's file was used longest ago and was closed; her key was not.
+    for addr in &owners {
+        let d = block(store.deliver(addr, text_message("for you", "x"))).unwrap();
+        assert!(matches!(d, Delivery::Inbox { uid: 1 }), "{addr}: {d:?}");
+        assert!(backend.open_mailboxes() <= 2);
+    }
+    // Three sessions at once: none of their files closes, bound or not.
+    let sessions: Vec<_> = owners.iter().map(|a| unlock(&store, a, "pw")).collect();
+    assert_eq!(backend.open_mailboxes(), 3);
+    for s in &sessions {
+        let st: FolderStatus = block(s.status("INBOX")).unwrap();
+        assert_eq!(st.messages, 1);
+    }
+    drop(sessions);
+    let d = block(store.deliver(&owners[0], text_message("again", "y"))).unwrap();
+    assert!(matches!(d, Delivery::Inbox { uid: 2 }), "{d:?}");
+    assert!(backend.open_mailboxes() <= 3);
+}

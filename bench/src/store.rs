@@ -87,6 +87,7 @@ pub(crate) fn unlock_bench(tmp: &Path) {
                 kdf: KdfParams::default(),
                 key_ttl: ttl,
                 limits: Limits::default(),
+                open_mailboxes: 1000,
             })
             .expect("backend"),
         );

@@ -133,6 +133,7 @@ pub fn open_store(config: &Config) -> Result<(Arc<LocalBackend>, Store), AppErro
         kdf: config.kdf,
         key_ttl: config.key_ttl,
         limits: config.limits,
+        open_mailboxes: config.open_mailboxes,
     })?);
     let store = Store::new(backend.clone());
     Ok((backend, store))

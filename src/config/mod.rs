@@ -114,6 +114,9 @@ pub struct Config {
     /// SQLite's memory, all databases: page caches of open mailboxes
     /// first (`store::db::limit_memory`).
     pub database_memory: u64,
+    /// Mailbox files open at once beyond those in use: past it, the least
+    /// recently used file no session needs is closed (its key stays cached).
+    pub open_mailboxes: usize,
     /// Connections the server holds at once, all protocols (each protocol
     /// at most three quarters of them); `None`: derived from the
     /// open-files limit at start.
@@ -339,6 +342,7 @@ mod tests {
         assert_eq!(prod.key_ttl, Duration::from_secs(900));
         assert_eq!(prod.tls_cert, Path::new("/d/tls/cert.pem"));
         assert_eq!(prod.database_memory, 256 << 20);
+        assert_eq!(prod.open_mailboxes, 1000);
     }
 
     #[test]
@@ -355,6 +359,8 @@ mod tests {
         assert_eq!(e.key, "limits.mime_max_depth");
         let e = parse("[limits]\ndatabase_memory = \"8M\"\n").unwrap_err();
         assert_eq!(e.key, "limits.database_memory");
+        let e = parse("[limits]\nopen_mailboxes = 0\n").unwrap_err();
+        assert_eq!(e.key, "limits.open_mailboxes");
         let e = parse("[server]\nhostnme = \"x\"\n").unwrap_err();
         assert!(e.problem.contains("hostnme"), "{e}");
         let e = parse("[server\n").unwrap_err();

@@ -136,4 +136,5 @@ pub struct Limits {
     pub message_memory: Option<String>,
     pub message_disk: Option<String>,
     pub database_memory: Option<String>,
+    pub open_mailboxes: Option<i64>,
 }

@@ -59,6 +59,12 @@ impl Validator<'_> {
         if database_memory < 16 * 1024 * 1024 {
             return self.err("limits.database_memory", "must be at least 16M");
         }
+        let open_mailboxes = self.range(
+            "limits.open_mailboxes",
+            lim.open_mailboxes.unwrap_or(1000),
+            1,
+            1_000_000,
+        )? as usize;
         let (limits, connections_per_ip, password_checks) = self.limits(lim)?;
         if message_disk < limits.max_message_bytes {
             return self.err(
@@ -90,6 +96,7 @@ impl Validator<'_> {
             message_memory,
             message_disk,
             database_memory,
+            open_mailboxes,
             file: self.file.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
             hostname,

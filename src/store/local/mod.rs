@@ -12,7 +12,7 @@
 mod import;
 mod intake;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,6 +40,8 @@ pub struct LocalConfig {
     pub kdf: KdfParams,
     pub key_ttl: Duration,
     pub limits: Limits,
+    /// See `Config::open_mailboxes`.
+    pub open_mailboxes: usize,
 }
 
 pub struct LocalBackend {
@@ -52,9 +54,10 @@ struct Inner {
     keys: KeyCache,
     hub: Hub,
     sessions: Mutex<HashMap<SessionId, Live>>,
-    /// Open files by alias, with the mailbox id they were opened for (a
-    /// reset gives the alias a new file).
+    /// Open files by alias.
     open: Mutex<OpenFiles>,
+    /// Counts uses of open files (`OpenFile::used`).
+    tick: AtomicU64,
     gates: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
     /// Deliveries waiting to be committed together, by alias.
     intake: Intake,
@@ -68,8 +71,18 @@ struct Inner {
     next_session: AtomicU64,
 }
 
-/// alias id -> (mailbox id, open file).
-type OpenFiles = HashMap<i64, (String, Arc<Mutex<Mailbox>>, Arc<FileClaim>)>;
+/// Open files by alias id.
+type OpenFiles = HashMap<i64, OpenFile>;
+
+struct OpenFile {
+    /// The mailbox id the file was opened for (a reset gives the alias a
+    /// new file).
+    id: String,
+    mailbox: Arc<Mutex<Mailbox>>,
+    _claim: FileClaim,
+    /// `Inner::tick` when last used, for closing the least recently used.
+    used: AtomicU64,
+}
 
 #[derive(Clone)]
 struct Live {
@@ -97,6 +110,7 @@ impl LocalBackend {
                 hub: Hub::default(),
                 sessions: Mutex::new(HashMap::new()),
                 open: Mutex::new(HashMap::new()),
+                tick: AtomicU64::new(0),
                 gates: Mutex::new(HashMap::new()),
                 intake: Intake::default(),
                 imports: Mutex::new(HashMap::new()),
@@ -122,7 +136,7 @@ impl LocalBackend {
     pub fn open_with_keys(&self) -> Vec<OpenMailbox> {
         let open: Vec<(i64, String, Arc<Mutex<Mailbox>>)> = lock(&self.inner.open)
             .iter()
-            .map(|(a, (id, m, _))| (*a, id.clone(), m.clone()))
+            .map(|(a, f)| (*a, f.id.clone(), f.mailbox.clone()))
             .collect();
         let mut out = Vec::new();
         for (alias_id, mailbox_id, mailbox) in open {
@@ -375,7 +389,7 @@ impl Inner {
         let live = self.live(session)?;
         let mb = lock(&self.open)
             .get(&live.alias)
-            .map(|(_, m, _)| m.clone())
+            .map(|f| self.used(f))
             .ok_or(StoreError::NoSession)?;
         let mut guard = lock(&mb);
         f(&mut guard, &live)
@@ -437,7 +451,7 @@ impl Inner {
     /// checks while it is locked. Best effort: a failure only means an
     /// older figure is used.
     fn record_usage(&self, alias_id: i64) {
-        let Some(mb) = lock(&self.open).get(&alias_id).map(|(_, m, _)| m.clone()) else {
+        let Some(mb) = lock(&self.open).get(&alias_id).map(|f| f.mailbox.clone()) else {
             return;
         };
         let used = lock(&mb).usage();
@@ -455,13 +469,11 @@ impl Inner {
     /// file is claimed (shared, `FileClaim`) for as long as it stays open,
     /// so a restore by hand cannot replace it underneath.
     fn open_mailbox(&self, alias: &Alias, dek: &Dek) -> Result<Arc<Mutex<Mailbox>>, StoreError> {
-        let cached = || {
-            lock(&self.open)
-                .get(&alias.id)
-                .filter(|(id, _, _)| *id == alias.mailbox_id)
-                .map(|(_, m, _)| m.clone())
-        };
-        if let Some(m) = cached() {
+        let cached = lock(&self.open)
+            .get(&alias.id)
+            .filter(|f| f.id == alias.mailbox_id)
+            .map(|f| self.used(f));
+        if let Some(m) = cached {
             return Ok(m);
         }
         let path = self.mailbox_path(alias);
@@ -472,17 +484,49 @@ impl Inner {
         };
         let mb = Mailbox::open(&path, DbKey::Raw(dek), self.cfg.limits)?;
         let mb = Arc::new(Mutex::new(mb));
-        let mut open = lock(&self.open);
-        match open.get(&alias.id) {
-            Some((id, m, _)) if *id == alias.mailbox_id => Ok(m.clone()),
-            _ => {
-                open.insert(
-                    alias.id,
-                    (alias.mailbox_id.clone(), mb.clone(), Arc::new(claim)),
-                );
-                Ok(mb)
+        // Files some session or import needs are never closed here.
+        let needed: HashSet<i64> = lock(&self.sessions)
+            .values()
+            .map(|l| l.alias)
+            .chain(lock(&self.imports).keys().copied())
+            .collect();
+        let (mb, closing) = {
+            let mut open = lock(&self.open);
+            match open.get(&alias.id) {
+                Some(f) if f.id == alias.mailbox_id => (self.used(f), None),
+                _ => {
+                    let file = OpenFile {
+                        id: alias.mailbox_id.clone(),
+                        mailbox: mb.clone(),
+                        _claim: claim,
+                        used: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)),
+                    };
+                    // Replaced: the alias' file was reset.
+                    let old = open.insert(alias.id, file);
+                    let lru = (open.len() > self.cfg.open_mailboxes)
+                        .then(|| least_recently_used(&open, alias.id, &needed))
+                        .flatten();
+                    let closing = lru.and_then(|a| open.remove(&a).map(|f| (a, f)));
+                    drop(old);
+                    (mb, closing)
+                }
             }
+        };
+        // Closing checkpoints the file's log: outside the map's lock.
+        if let Some((alias_id, file)) = closing {
+            if let Ok((bytes, _)) = lock(&file.mailbox).usage() {
+                let _ = lock(&self.control).set_usage(alias_id, bytes);
+            }
+            drop(file);
         }
+        Ok(mb)
+    }
+
+    /// Stamps an open file as used now; returns its mailbox.
+    fn used(&self, f: &OpenFile) -> Arc<Mutex<Mailbox>> {
+        f.used
+            .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        f.mailbox.clone()
     }
 
     fn unlock(self: &Arc<Self>, address: &str, password: &str) -> Result<SessionInfo, StoreError> {
@@ -503,10 +547,16 @@ impl Inner {
         // import of it is already running.
         let warm = lock(&self.imports).contains_key(&alias.id)
             || !spool::has_pending(&self.cfg.data_dir, &alias.mailbox_id);
+        // Held until the session is registered, so that the file cannot be
+        // closed as unneeded in between.
+        let _pinned;
         if warm && let Some(dek) = self.keys.acquire(alias.id, &creds.verifier, password) {
-            if let Err(e) = self.open_mailbox(&alias, &dek) {
-                self.keys.release(alias.id);
-                return Err(e);
+            match self.open_mailbox(&alias, &dek) {
+                Ok(mb) => _pinned = mb,
+                Err(e) => {
+                    self.keys.release(alias.id);
+                    return Err(e);
+                }
             }
         } else {
             let unwrapped = keys::unwrap(&creds, password).map_err(|e| match e {
@@ -514,6 +564,7 @@ impl Inner {
                 other => StoreError::Internal(other.to_string()),
             })?;
             let mb = self.open_mailbox(&alias, &unwrapped.dek)?;
+            _pinned = mb.clone();
             let start = {
                 let gate = self.gate(alias.id);
                 let _g = lock(&gate);
@@ -806,7 +857,7 @@ impl Inner {
 
     /// Gives back the page cache of an alias' open file.
     fn shrink(&self, alias: i64) {
-        let Some(mb) = lock(&self.open).get(&alias).map(|(_, m, _)| m.clone()) else {
+        let Some(mb) = lock(&self.open).get(&alias).map(|f| f.mailbox.clone()) else {
             return;
         };
         if let Err(e) = lock(&mb)
@@ -822,4 +873,13 @@ impl Inner {
             lock(&self.open).remove(&alias);
         }
     }
+}
+
+/// The open file used longest ago that nothing needs: not `keep`, no session
+/// or import of its alias (`needed`), and its mailbox held by no one else.
+fn least_recently_used(open: &OpenFiles, keep: i64, needed: &HashSet<i64>) -> Option<i64> {
+    open.iter()
+        .filter(|(a, f)| **a != keep && !needed.contains(a) && Arc::strong_count(&f.mailbox) == 1)
+        .min_by_key(|(_, f)| f.used.load(Ordering::Relaxed))
+        .map(|(a, _)| *a)
 }
