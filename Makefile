@@ -3,7 +3,7 @@
 #   make run     build and run sealmail on its embedded default (--dev, ./data)
 #   make test    install what the tests need, then run every test
 #   make check   fmt + clippy -D warnings + tests
-#   make bench   storage benchmarks (encrypted vs plain, same run)
+#   make bench   benchmarks (encrypted vs plain, and against Dovecot, same run)
 #   make fuzz    every parser's fuzz target under AFL, FUZZ_SECONDS each
 
 CARGO ?= cargo
@@ -47,7 +47,12 @@ clippy: deps
 
 check: fmt clippy test
 
+# The reference servers `make bench` compares against (run from a config in
+# a temporary directory, never as the system services).
+BENCH_PACKAGES = dovecot-imapd dovecot-pop3d dovecot-lmtpd
+
 bench: deps
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_PACKAGES)"
 	$(CARGO) build --release -p sealmail -p sealmail-bench --bins
 	ulimit -n $$(ulimit -Hn) 2>/dev/null || true; ./target/release/sealmail-bench
 

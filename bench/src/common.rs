@@ -249,14 +249,16 @@ thread_local! {
 }
 
 /// Starts `sealmail serve` (the release binary beside this one) on the data
-/// directory as its own process, IMAP on a free loopback port, the other
-/// listeners on any, no sender checks and no per-address cap; returns it
-/// and its IMAP address once that answers.
+/// directory as its own process, IMAP, POP3 and SMTP on free loopback
+/// ports (the config file it rewrites has them), the other listeners on
+/// any, no sender checks, no pause before the SMTP greeting and no
+/// per-address cap; returns it and its IMAP address once that answers.
 pub(crate) fn spawn_server(data: &Path) -> (std::process::Child, std::net::SocketAddr) {
-    let port = {
+    let free = || {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
         l.local_addr().expect("addr").port()
     };
+    let (port, pop3, smtp) = (free(), free(), free());
     let file = data.join("sealmail.toml");
     let text = std::fs::read_to_string(&file).expect("config");
     let text: String = text
@@ -265,7 +267,10 @@ pub(crate) fn spawn_server(data: &Path) -> (std::process::Child, std::net::Socke
             let key = l.split(" = ").next().unwrap_or("");
             match key {
                 "imap" => format!("imap = \"127.0.0.1:{port}\""),
-                "smtp" | "submission" | "submissions" | "imaps" | "pop3" | "pop3s" => {
+                "pop3" => format!("pop3 = \"127.0.0.1:{pop3}\""),
+                "smtp" => format!("smtp = \"127.0.0.1:{smtp}\""),
+                "greet_pause" => "greet_pause = \"0s\"".to_string(),
+                "submission" | "submissions" | "imaps" | "pop3s" => {
                     format!("{key} = \"127.0.0.1:0\"")
                 }
                 "connections_per_ip" => "connections_per_ip = 100000".to_string(),
@@ -284,13 +289,17 @@ pub(crate) fn spawn_server(data: &Path) -> (std::process::Child, std::net::Socke
         .arg(data)
         .arg("serve")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(data.join("serve.log")).expect("log"))
         .spawn()
         .unwrap_or_else(|e| panic!("{} (build it: cargo build --release): {e}", bin.display()));
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
+        assert!(
+            Instant::now() < deadline,
+            "server did not start; see {}",
+            data.join("serve.log").display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     (server, addr)

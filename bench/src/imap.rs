@@ -78,39 +78,8 @@ pub(crate) fn imap_bench(tmp: &Path) {
     let clients = 8;
     let rounds = 40;
     let small = "From: a@example.net\r\nSubject: load\r\n\r\nappended by the load\r\n";
-    // One round: 9 commands.
     let (rate, logins) = with_server(config.clone(), |_, _, addr| {
-        // A first login unlocks the key (argon2); the rest are warm.
-        ImapClient::connect(addr).cmd("LOGIN ann@example.org pw");
-        let t = Instant::now();
-        let handles: Vec<_> = (0..clients)
-            .map(|_| {
-                std::thread::spawn(move || {
-                    let mut logins = Vec::new();
-                    for r in 0..rounds {
-                        let mut c = ImapClient::connect(addr);
-                        let t = Instant::now();
-                        c.cmd("LOGIN ann@example.org pw");
-                        logins.push(t.elapsed());
-                        c.cmd("SELECT INBOX");
-                        c.cmd("FETCH 1:20 (FLAGS UID RFC822.SIZE ENVELOPE)");
-                        c.cmd(&format!("FETCH {} BODY.PEEK[]", r % 900 + 1));
-                        c.cmd("STORE 1:5 +FLAGS.SILENT (\\Seen)");
-                        c.cmd(&format!("APPEND INBOX {{{}+}}\r\n{small}", small.len()));
-                        c.cmd("UID STORE 1001:* +FLAGS.SILENT (\\Deleted)");
-                        c.cmd("UID EXPUNGE 1001:*");
-                        c.cmd("LOGOUT");
-                    }
-                    logins
-                })
-            })
-            .collect();
-        let mut logins = Vec::new();
-        for h in handles {
-            logins.extend(h.join().expect("client"));
-        }
-        let cmds = (clients * rounds * 9) as f64;
-        (cmds / t.elapsed().as_secs_f64(), logins)
+        login_load(addr, clients, rounds)
     });
     // Baseline: the same operations through the storage interface.
     let (_b, store) = sealmail::app::open_store(&config).expect("store");
@@ -169,6 +138,49 @@ pub(crate) fn imap_bench(tmp: &Path) {
     );
 }
 
+/// The login-per-session load of `imap_bench` against any IMAP server on
+/// `addr` whose ann@example.org (password pw) holds 1,000 messages:
+/// commands/s and the LOGIN latencies.
+pub(crate) fn login_load(
+    addr: std::net::SocketAddr,
+    clients: usize,
+    rounds: usize,
+) -> (f64, Vec<Duration>) {
+    let small = "From: a@example.net\r\nSubject: load\r\n\r\nappended by the load\r\n";
+    // A first login unlocks the key (argon2); the rest are warm.
+    ImapClient::connect(addr).cmd("LOGIN ann@example.org pw");
+    let t = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut logins = Vec::new();
+                for r in 0..rounds {
+                    let mut c = ImapClient::connect(addr);
+                    let t = Instant::now();
+                    c.cmd("LOGIN ann@example.org pw");
+                    logins.push(t.elapsed());
+                    c.cmd("SELECT INBOX");
+                    c.cmd("FETCH 1:20 (FLAGS UID RFC822.SIZE ENVELOPE)");
+                    c.cmd(&format!("FETCH {} BODY.PEEK[]", r % 900 + 1));
+                    c.cmd("STORE 1:5 +FLAGS.SILENT (\\Seen)");
+                    c.cmd(&format!("APPEND INBOX {{{}+}}\r\n{small}", small.len()));
+                    c.cmd("UID STORE 1001:* +FLAGS.SILENT (\\Deleted)");
+                    c.cmd("UID EXPUNGE 1001:*");
+                    c.cmd("LOGOUT");
+                }
+                logins
+            })
+        })
+        .collect();
+    let mut logins = Vec::new();
+    for h in handles {
+        logins.extend(h.join().expect("client"));
+    }
+    // One round: 9 commands.
+    let cmds = (clients * rounds * 9) as f64;
+    (cmds / t.elapsed().as_secs_f64(), logins)
+}
+
 /// Clients that stay logged in (as desktop and phone clients do): 10
 /// sessions on one 1,000-message mailbox, each logged in once, then rounds
 /// of FETCH of envelopes, FETCH of a body, STORE, APPEND, SEARCH, UID
@@ -177,7 +189,6 @@ pub(crate) fn imap_steady_bench(tmp: &Path) {
     let config = pop3_mailbox(tmp, "imap-steady", 1000, 4096);
     let clients = 10;
     let rounds = 60;
-    let small = "From: a@example.net\r\nSubject: steady\r\n\r\nappended by the load\r\n";
     let (mut server, addr) = spawn_server(&config.data_dir);
     let fresh = rss_of(server.id());
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(fresh));
@@ -192,6 +203,41 @@ pub(crate) fn imap_steady_bench(tmp: &Path) {
             }
         })
     };
+    let (rate, fetches) = steady_load(addr, clients, rounds);
+    // Every session has logged out; the key (and the open file) stay
+    // until keys.cache_ttl.
+    std::thread::sleep(Duration::from_secs(2));
+    let after = rss_of(server.id());
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = sampler.join();
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = server.kill();
+    let _ = server.wait();
+    let p50 = percentile(fetches.clone(), 0.5);
+    let p99 = percentile(fetches, 0.99);
+    println!(
+        "\nIMAP, {clients} sessions logged in once, {rounds} rounds each of fetch 20 envelopes, fetch a body, store, append, search, store, expunge: \
+         {rate:.0} commands/s; FETCH p50 {:.2} ms, p99 {:.2} ms (goal p50 <= 2 ms: {}); \
+         server RSS fresh {} MiB, peak {} MiB, 2 s after the sessions ended {} MiB (goal <= fresh + 64 MiB within the key TTL: {})",
+        ms(p50),
+        ms(p99),
+        ok(p50 <= Duration::from_millis(2)),
+        fresh / 1024,
+        peak / 1024,
+        after / 1024,
+        ok(after <= fresh + 64 * 1024)
+    );
+}
+
+/// The logged-in load of `imap_steady_bench` against any IMAP server on
+/// `addr` whose ann@example.org (password pw) holds 1,000 messages:
+/// commands/s and the FETCH latencies.
+pub(crate) fn steady_load(
+    addr: std::net::SocketAddr,
+    clients: usize,
+    rounds: usize,
+) -> (f64, Vec<Duration>) {
+    let small = "From: a@example.net\r\nSubject: steady\r\n\r\nappended by the load\r\n";
     let mut sessions: Vec<ImapClient> = (0..clients)
         .map(|_| {
             let mut c = ImapClient::connect(addr);
@@ -234,29 +280,7 @@ pub(crate) fn imap_steady_bench(tmp: &Path) {
         fetches.extend(h.join().expect("client"));
     }
     let rate = (clients * rounds * 7) as f64 / t.elapsed().as_secs_f64();
-    // Every session has logged out; the key (and the open file) stay
-    // until keys.cache_ttl.
-    std::thread::sleep(Duration::from_secs(2));
-    let after = rss_of(server.id());
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = sampler.join();
-    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
-    let _ = server.kill();
-    let _ = server.wait();
-    let p50 = percentile(fetches.clone(), 0.5);
-    let p99 = percentile(fetches, 0.99);
-    println!(
-        "\nIMAP, {clients} sessions logged in once, {rounds} rounds each of fetch 20 envelopes, fetch a body, store, append, search, store, expunge: \
-         {rate:.0} commands/s; FETCH p50 {:.2} ms, p99 {:.2} ms (goal p50 <= 2 ms: {}); \
-         server RSS fresh {} MiB, peak {} MiB, 2 s after the sessions ended {} MiB (goal <= fresh + 64 MiB within the key TTL: {})",
-        ms(p50),
-        ms(p99),
-        ok(p50 <= Duration::from_millis(2)),
-        fresh / 1024,
-        peak / 1024,
-        after / 1024,
-        ok(after <= fresh + 64 * 1024)
-    );
+    (rate, fetches)
 }
 
 /// An owner returning to `n` sealed 4 KiB messages: the first IMAP

@@ -9,14 +9,16 @@
 //! overrides the 100,000-message mailbox of the search figures, and
 //! `BENCH_BACKUP_MIB` the size of the backed-up mailbox (256; the backup
 //! goal is stated for 1024);
-//! `BENCH_ONLY=append,open,search,pop3,spool,imap,mx,submission,backup` runs some
-//! sections only.
+//! `BENCH_ONLY=append,open,search,pop3,spool,imap,mx,reference,submission,backup`
+//! runs some sections only; `reference` runs the IMAP and POP3 loads against
+//! Debian's Dovecot beside sealmail (`reference.rs`).
 
 mod backup;
 mod common;
 mod imap;
 mod mx;
 mod pop3;
+mod reference;
 mod store;
 mod submission;
 
@@ -64,6 +66,11 @@ fn main() {
     if run("mx") {
         mx_bench(&tmp);
         idle_sessions_bench(&tmp);
+    }
+    // Against Dovecot: run by name only (BENCH_ONLY=reference) or in the
+    // full run.
+    if run("reference") {
+        reference::reference_bench(&tmp);
     }
     if run("submission") {
         submission::submission_bench(&tmp);

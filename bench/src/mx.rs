@@ -8,6 +8,12 @@ use crate::common::*;
 
 /// One SMTP sender: `count` transactions on one connection.
 pub(crate) fn mx_sender(addr: std::net::SocketAddr, rcpt: &str, id: usize, count: usize) {
+    sender(addr, "EHLO", rcpt, id, count);
+}
+
+/// One SMTP (`hello` EHLO) or LMTP (LHLO) sender: `count` transactions
+/// of one recipient each on one connection.
+pub(crate) fn sender(addr: std::net::SocketAddr, hello: &str, rcpt: &str, id: usize, count: usize) {
     use std::io::{BufRead, BufReader, Write};
     let s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_nodelay(true).expect("nodelay");
@@ -21,7 +27,8 @@ pub(crate) fn mx_sender(addr: std::net::SocketAddr, rcpt: &str, id: usize, count
         }
     };
     reply(&mut r);
-    w.write_all(b"EHLO bench.example.net\r\n").expect("write");
+    w.write_all(format!("{hello} bench.example.net\r\n").as_bytes())
+        .expect("write");
     reply(&mut r);
     let mut rng = id as u64 + 1;
     for i in 0..count {
