@@ -137,6 +137,26 @@ fn domains_and_aliases() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("INBOX\t0 messages"));
 
+    // Sealed mail: status imports it, and the process exits cleanly after
+    // the work its logout starts (indexing the new mail) has ended.
+    {
+        let (_b, store) = env.store();
+        for i in 0..3 {
+            let m = text_message(&format!("sealed {i}"), "x");
+            block(store.deliver("ann@example.org", m)).unwrap();
+        }
+    }
+    let out = env
+        .bin()
+        .args(["mailbox", "status", "ann@example.org"])
+        .env("SEALMAIL_PASSWORD", &password)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("imported 3 sealed messages"), "{stdout}");
+    assert!(stdout.contains("INBOX\t3 messages"), "{stdout}");
+
     let (ok, _, _) = run(&env, &["alias", "remove", "ann@example.org", "--purge"]);
     assert!(ok);
     assert_eq!(

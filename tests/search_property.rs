@@ -418,25 +418,33 @@ fn tree(rng: &mut fastrand::Rng, models: &[Model], depth: u32, max_modseq: u64) 
 fn setup(seed: u64, session: &Session) -> Vec<Model> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut models = Vec::new();
-    let mut requests = Vec::new();
-    for i in 0..60 {
-        let (raw, mut m) = message(&mut rng, i);
-        m.internal_ts = unix(m.internal, rng.i64(0..86_400));
-        requests.push(AppendRequest {
-            folder: "INBOX".into(),
-            message: raw,
-            flags: m.flags.clone(),
-            internal_date: Some(m.internal_ts),
-        });
-        models.push(m);
+    // A first batch large enough to be indexed on the spot, then a second
+    // that waits for the index: searches cover both kinds of body.
+    let indexed = sealmail::store::mailbox::INDEX_BATCH + 4;
+    let mut i = 0;
+    for n in [indexed, 40] {
+        let mut requests = Vec::new();
+        for _ in 0..n {
+            let (raw, mut m) = message(&mut rng, i);
+            i += 1;
+            m.internal_ts = unix(m.internal, rng.i64(0..86_400));
+            requests.push(AppendRequest {
+                folder: "INBOX".into(),
+                message: raw,
+                flags: m.flags.clone(),
+                internal_date: Some(m.internal_ts),
+            });
+            models.push(m);
+        }
+        block(session.append_batch(requests)).unwrap();
     }
-    block(session.append_batch(requests)).unwrap();
+    let total = models.len() as u32;
     // Vary modseqs.
     for _ in 0..10 {
-        let a = rng.u32(1..=60);
+        let a = rng.u32(1..=total);
         block(session.store_flags(StoreFlags {
             folder: "INBOX".into(),
-            uids: UidSet::range(a, (a + rng.u32(0..5)).min(60)),
+            uids: UidSet::range(a, (a + rng.u32(0..5)).min(total)),
             op: FlagOp::Add,
             flags: Flags {
                 system: 1 << rng.u8(..5),

@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 use crate::util::{iso8601_utc, now_unix};
 
 /// The version this build writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// Special-use folders created on first open (RFC 6154), INBOX first.
 pub const SPECIAL: &[(&str, Option<&str>)] = &[
@@ -138,6 +138,15 @@ CREATE TABLE metadata (
 ) WITHOUT ROWID;
 ";
 
+/// Bodies stored but not yet in the full-text index: indexing runs in
+/// batches (`bodies::index_pending`), and SEARCH reads these bodies' text
+/// directly until then.
+const V3: &str = "
+CREATE TABLE fts_pending (
+    body_id  INTEGER PRIMARY KEY
+);
+";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("mailbox schema version {0} is newer than this sealmail ({VERSION})")]
@@ -169,6 +178,12 @@ pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
         let tx = conn.transaction()?;
         tx.execute_batch(V2)?;
         tx.execute_batch("PRAGMA user_version = 2")?;
+        tx.commit()?;
+    }
+    if version < 3 {
+        let tx = conn.transaction()?;
+        tx.execute_batch(V3)?;
+        tx.execute_batch("PRAGMA user_version = 3")?;
         tx.commit()?;
     }
     Ok(())

@@ -221,9 +221,6 @@ fn in_ranges(uid: i64, ranges: &[u8]) -> bool {
     pair(lo).is_some_and(|(a, b)| a <= uid && uid <= b)
 }
 
-/// BODY/TEXT: the trigram index answers needles of three or more
-/// characters exactly; shorter ones are checked by `text_match` over the
-/// stored text.
 /// Adds a parameter; returns its placeholder (`?3`).
 fn param(out: &mut Compiled, v: Value) -> String {
     out.params.push(v);
@@ -243,21 +240,31 @@ fn day(out: &mut Compiled, column: &str, op: &str, d: &Date) -> String {
     )
 }
 
+/// BODY/TEXT: the trigram index answers needles of three or more
+/// characters exactly for the bodies it holds; shorter needles, and bodies
+/// still waiting for the index (`fts_pending`), are checked by `text_match`
+/// over the stored text.
 fn fts(out: &mut Compiled, columns: &str, needle: &str) -> String {
     if needle.is_empty() {
         return "1".into();
     }
+    let with_headers = i32::from(columns.contains("headers"));
+    let scan = |out: &mut Compiled| {
+        out.params.push(Value::Text(needle.to_string()));
+        format!("text_match(b.text, ?{}, {with_headers})", out.params.len())
+    };
     if needle.chars().count() >= 3 {
         let q = format!("{{{columns}}} : \"{}\"", needle.replace('"', "\"\""));
         out.params.push(Value::Text(q));
+        let indexed = out.params.len();
+        // Bodies not yet in the index (at most `INDEX_BATCH`) are read.
+        let unindexed = scan(out);
         format!(
-            "(m.body_id IN (SELECT rowid FROM fts WHERE fts MATCH ?{}))",
-            out.params.len()
+            "(m.body_id IN (SELECT rowid FROM fts WHERE fts MATCH ?{indexed}) \
+             OR (m.body_id IN (SELECT body_id FROM fts_pending) AND {unindexed}))"
         )
     } else {
-        out.params.push(Value::Text(needle.to_string()));
-        let with_headers = i32::from(columns.contains("headers"));
-        format!("text_match(b.text, ?{}, {with_headers})", out.params.len())
+        scan(out)
     }
 }
 

@@ -15,7 +15,7 @@ mod intake;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use zeroize::Zeroizing;
@@ -58,6 +58,10 @@ struct Inner {
     open: Mutex<OpenFiles>,
     /// Counts uses of open files (`OpenFile::used`).
     tick: AtomicU64,
+    /// Background jobs running (imports, caches given back at logout), for
+    /// `LocalBackend::wait_for_background`.
+    background: Mutex<usize>,
+    background_done: Condvar,
     gates: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
     /// Deliveries waiting to be committed together, by alias.
     intake: Intake,
@@ -111,6 +115,8 @@ impl LocalBackend {
                 sessions: Mutex::new(HashMap::new()),
                 open: Mutex::new(HashMap::new()),
                 tick: AtomicU64::new(0),
+                background: Mutex::new(0),
+                background_done: Condvar::new(),
                 gates: Mutex::new(HashMap::new()),
                 intake: Intake::default(),
                 imports: Mutex::new(HashMap::new()),
@@ -123,6 +129,20 @@ impl LocalBackend {
     /// Drops keys (and closes files) idle past their time to live.
     pub fn sweep(&self) {
         self.inner.sweep();
+    }
+
+    /// Waits until no background job (a spool import, a cache given back
+    /// after a logout) runs: a command-line process calls this before it exits, so
+    /// that no thread is inside SQLCipher while the process tears down.
+    pub fn wait_for_background(&self) {
+        let mut running = lock(&self.inner.background);
+        while *running > 0 {
+            running = self
+                .inner
+                .background_done
+                .wait(running)
+                .unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Number of mailbox files open now.
@@ -198,14 +218,31 @@ impl Backend for LocalBackend {
             if last {
                 // The file stays open for deliveries until the key expires;
                 // its page cache need not.
-                let inner = self.inner.clone();
-                blocking::unblock(move || inner.shrink(live.alias)).detach();
+                self.inner
+                    .in_background(move |inner| inner.shrink(live.alias));
             }
         }
     }
 }
 
+/// Counts a background job for as long as it lives, panics included.
+struct Job(Arc<Inner>);
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        *lock(&self.0.background) -= 1;
+        self.0.background_done.notify_all();
+    }
+}
+
 impl Inner {
+    /// Runs `f` on the blocking pool, counted for `wait_for_background`.
+    fn in_background(self: &Arc<Self>, f: impl FnOnce(&Inner) + Send + 'static) {
+        *lock(&self.background) += 1;
+        let job = Job(self.clone());
+        blocking::unblock(move || f(&job.0)).detach();
+    }
+
     fn handle(self: &Arc<Self>, req: Request) -> Result<Response, StoreError> {
         use Request as R;
         match req {
@@ -580,11 +617,11 @@ impl Inner {
                 })
             };
             if let Some(import) = start {
-                let inner = self.clone();
                 let alias = alias.clone();
                 let identity = unwrapped.identity;
-                blocking::unblock(move || inner.run_import(&alias, &mb, &identity, &import))
-                    .detach();
+                self.in_background(move |inner| {
+                    inner.run_import(&alias, &mb, &identity, &import);
+                });
             }
         }
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);

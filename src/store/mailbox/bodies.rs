@@ -98,9 +98,37 @@ pub(super) fn insert(
         f.display_to,
     ])?;
     let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO fts (rowid, headers, body) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, parsed.header_text, parsed.body_text])?;
+    conn.prepare_cached("INSERT INTO fts_pending (body_id) VALUES (?1)")?
+        .execute([id])?;
     Ok(id)
+}
+
+/// Adds the bodies waiting in `fts_pending` to the full-text index, in the
+/// caller's transaction; returns how many. One transaction for many bodies
+/// flushes and merges the index once, where one per message made that most
+/// of a small message's cost.
+pub(super) fn index_pending(conn: &Connection) -> Result<usize, StoreError> {
+    let pending: Vec<(i64, Vec<u8>)> = conn
+        .prepare_cached(
+            "SELECT p.body_id, b.text FROM fts_pending p JOIN bodies b ON b.id = p.body_id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut insert =
+        conn.prepare_cached("INSERT INTO fts (rowid, headers, body) VALUES (?1, ?2, ?3)")?;
+    for (id, blob) in &pending {
+        let text = decompress(blob)?;
+        let split = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+        let (headers, body) = text.split_at(split);
+        let body = body.get(1..).unwrap_or_default();
+        insert.execute(params![
+            id,
+            String::from_utf8_lossy(headers),
+            String::from_utf8_lossy(body)
+        ])?;
+    }
+    conn.execute("DELETE FROM fts_pending", [])?;
+    Ok(pending.len())
 }
 
 /// The first 200 characters of a body's text parts with whitespace runs
@@ -177,8 +205,13 @@ pub(super) fn release(conn: &Connection, body_id: i64) -> Result<(), StoreError>
                 .execute([&sha])?;
         }
     }
-    conn.prepare_cached("DELETE FROM fts WHERE rowid = ?1")?
+    let unindexed = conn
+        .prepare_cached("DELETE FROM fts_pending WHERE body_id = ?1")?
         .execute([body_id])?;
+    if unindexed == 0 {
+        conn.prepare_cached("DELETE FROM fts WHERE rowid = ?1")?
+            .execute([body_id])?;
+    }
     conn.prepare_cached("DELETE FROM bodies WHERE id = ?1")?
         .execute([body_id])?;
     Ok(())

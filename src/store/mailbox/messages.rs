@@ -331,6 +331,7 @@ impl Mailbox {
             }
         }
         tx.commit()?;
+        self.unindexed_added(out.len());
         Ok((out, claimed))
     }
 

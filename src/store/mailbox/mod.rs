@@ -98,7 +98,14 @@ pub struct Mailbox {
     /// kept open until after `conn` has closed: closing any descriptor of
     /// the file would drop the POSIX locks SQLite holds on it.
     raw: Option<std::fs::File>,
+    /// Bodies waiting for the full-text index (`fts_pending`), as far as
+    /// this connection knows; at `INDEX_BATCH` they are indexed.
+    unindexed: usize,
 }
+
+/// Bodies the full-text index takes in one transaction. Until then SEARCH
+/// reads their stored text, so at most this many are read per search.
+pub const INDEX_BATCH: usize = 256;
 
 /// A commit that an acknowledgement must not precede: see
 /// [`Mailbox::committed`].
@@ -144,12 +151,40 @@ impl Mailbox {
         conn.execute_batch("PRAGMA cache_size = -32768;")?;
         schema::migrate(&mut conn)?;
         search::register(&conn)?;
+        let unindexed: i64 =
+            conn.query_row("SELECT count(*) FROM fts_pending", [], |r| r.get(0))?;
         Ok(Mailbox {
             conn,
             limits,
             sync: Arc::new(GroupSync::new(path)),
             raw: None,
+            unindexed: usize::try_from(unindexed).unwrap_or(0),
         })
+    }
+
+    /// Adds every body waiting for the full-text index to it, in one
+    /// transaction; returns how many.
+    pub fn index_pending(&mut self) -> Result<usize, StoreError> {
+        if self.unindexed == 0 {
+            return Ok(0);
+        }
+        let tx = self.conn.transaction()?;
+        let n = bodies::index_pending(&tx)?;
+        tx.commit()?;
+        self.unindexed = 0;
+        Ok(n)
+    }
+
+    /// Counts `n` new bodies waiting for the index and indexes them all
+    /// once `INDEX_BATCH` wait. A failure is logged and leaves them waiting
+    /// (SEARCH reads their text meanwhile): what added them has committed.
+    fn unindexed_added(&mut self, n: usize) {
+        self.unindexed += n;
+        if self.unindexed >= INDEX_BATCH
+            && let Err(e) = self.index_pending()
+        {
+            tracing::warn!(error = %e, "cannot add new mail to the search index yet");
+        }
     }
 
     /// Numbers the commit just made: waiting on the result (without this
@@ -637,6 +672,79 @@ fn rename_subscription(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::search::Criteria;
+    use crate::store::types::{AppendRequest, FlagOp, Flags, StoreFlags, UidSet};
+
+    fn pending(m: &Mailbox) -> i64 {
+        m.conn
+            .query_row("SELECT count(*) FROM fts_pending", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn text(subject: &str, body: &str) -> AppendRequest {
+        AppendRequest {
+            folder: "INBOX".into(),
+            message: format!("From: a@example.org\r\nSubject: {subject}\r\n\r\n{body}\r\n")
+                .into_bytes(),
+            flags: Flags::default(),
+            internal_date: None,
+        }
+    }
+
+    /// New mail waits for the full-text index until `INDEX_BATCH` bodies
+    /// wait; SEARCH finds it either way, and an expunged body leaves both
+    /// the waiting list and the index.
+    #[test]
+    fn new_mail_is_indexed_in_batches_and_found_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Mailbox::open(
+            &dir.path().join("m.sqlite"),
+            DbKey::Plain,
+            Limits::default(),
+        )
+        .unwrap();
+        let find = |m: &mut Mailbox, needle: &str| {
+            m.search("INBOX", &Criteria::Body(needle.into()))
+                .unwrap()
+                .uids
+        };
+        m.append(&[text("one", "walrus waiting"), text("two", "otter")], None)
+            .unwrap();
+        assert_eq!(pending(&m), 2);
+        assert_eq!(find(&mut m, "walrus"), [1]);
+        let many: Vec<AppendRequest> = (0..INDEX_BATCH)
+            .map(|i| text(&format!("bulk {i}"), "pelican"))
+            .collect();
+        m.append(&many, None).unwrap();
+        assert_eq!(pending(&m), 0, "indexed at the batch size");
+        assert_eq!(find(&mut m, "walrus"), [1]);
+        assert_eq!(find(&mut m, "pelican").len(), INDEX_BATCH);
+        m.append(&[text("three", "walrus again")], None).unwrap();
+        assert_eq!(find(&mut m, "walrus"), [1, INDEX_BATCH as u32 + 3]);
+        // Expunge one indexed and one waiting body.
+        let last = INDEX_BATCH as u32 + 3;
+        m.store_flags(&StoreFlags {
+            folder: "INBOX".into(),
+            uids: UidSet::from_uids(&[1, last]),
+            op: FlagOp::Add,
+            flags: Flags::system(Flags::DELETED),
+            unchanged_since: None,
+        })
+        .unwrap();
+        m.expunge("INBOX", None).unwrap();
+        assert_eq!(pending(&m), 0);
+        assert!(find(&mut m, "walrus").is_empty());
+        let in_index: i64 = m
+            .conn
+            .query_row(
+                "SELECT count(*) FROM fts WHERE fts MATCH 'walrus'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(in_index, 0);
+        assert_eq!(m.index_pending().unwrap(), 0);
+    }
 
     #[test]
     fn names_are_checked() {
