@@ -95,6 +95,9 @@ impl Inner {
         let mut skipped = HashSet::new();
         let result = self.reconcile(alias, mb).and_then(|()| {
             loop {
+                if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(StoreError::Unavailable("the server is stopping".into()));
+                }
                 let pending = self.pending(alias, &skipped)?;
                 if pending.len() <= BATCH_MESSAGES {
                     // Deliveries seal while the import is registered: the

@@ -14,7 +14,7 @@ mod intake;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -62,6 +62,9 @@ struct Inner {
     /// `LocalBackend::wait_for_background`.
     background: Mutex<usize>,
     background_done: Condvar,
+    /// Set when the backend is dropped: a running import stops after its
+    /// batch (the rest waits for the next login).
+    stopping: AtomicBool,
     gates: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
     /// Deliveries waiting to be committed together, by alias.
     intake: Intake,
@@ -117,6 +120,7 @@ impl LocalBackend {
                 tick: AtomicU64::new(0),
                 background: Mutex::new(0),
                 background_done: Condvar::new(),
+                stopping: AtomicBool::new(false),
                 gates: Mutex::new(HashMap::new()),
                 intake: Intake::default(),
                 imports: Mutex::new(HashMap::new()),
@@ -174,6 +178,16 @@ impl LocalBackend {
             }
         }
         out
+    }
+}
+
+/// Dropping the backend (the server stopping, a command ending, a test
+/// ending) waits for its background jobs, and an import stops after its
+/// batch: nothing is inside SQLCipher when the process then exits.
+impl Drop for LocalBackend {
+    fn drop(&mut self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.wait_for_background();
     }
 }
 
