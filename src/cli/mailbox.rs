@@ -13,7 +13,6 @@ use super::read_password;
 use crate::app;
 use crate::config::Config;
 use crate::proto::mbox;
-use crate::store::local::LocalBackend;
 use crate::store::{AppendRequest, Flags, Session};
 
 #[derive(Subcommand)]
@@ -22,39 +21,11 @@ pub enum MailboxCmd {
     Status { address: String },
 }
 
-/// An open mailbox for one command. Dropping it logs out, then waits for
-/// background work (the page cache given back at logout, an import), which
-/// must not race the process' exit: fields drop in order, the session
-/// first.
-struct Opened {
-    session: Session,
-    _background: WaitOnDrop,
-}
-
-struct WaitOnDrop(std::sync::Arc<LocalBackend>);
-
-impl Drop for WaitOnDrop {
-    fn drop(&mut self) {
-        self.0.wait_for_background();
-    }
-}
-
-impl std::ops::Deref for Opened {
-    type Target = Session;
-    fn deref(&self) -> &Session {
-        &self.session
-    }
-}
-
-fn unlock(config: &Config, address: &str) -> Result<Opened> {
-    let (backend, store) = app::open_store(config)?;
+fn unlock(config: &Config, address: &str) -> Result<Session> {
+    let (_backend, store) = app::open_store(config)?;
     let password = read_password(&format!("password of {address}"))?;
-    let session = smol::block_on(store.unlock(address, &password))
-        .with_context(|| format!("cannot open the mailbox of {address}"))?;
-    Ok(Opened {
-        session,
-        _background: WaitOnDrop(backend),
-    })
+    smol::block_on(store.unlock(address, &password))
+        .with_context(|| format!("cannot open the mailbox of {address}"))
 }
 
 pub fn run(config: &Config, cmd: MailboxCmd) -> Result<()> {

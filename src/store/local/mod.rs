@@ -11,8 +11,9 @@
 
 mod import;
 mod intake;
+mod open;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -21,16 +22,16 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::control::{Alias, Control};
-use super::db::DbKey;
 use super::events::Hub;
-use super::keys::{self, Dek, KdfParams, KeyCache};
-use super::mailbox::{FileClaim, Limits, Mailbox, normalize, parse_within};
+use super::keys::{self, KdfParams, KeyCache};
+use super::mailbox::{Limits, Mailbox, normalize, parse_within};
 use super::types::*;
 use super::{Backend, BoxFuture, StoreError};
 use super::{order, spool};
 use crate::util::create_private_dir;
 use import::Import;
 use intake::{Intake, Queued};
+use open::OpenFiles;
 
 /// What the local backend needs to know.
 #[derive(Clone)]
@@ -58,8 +59,8 @@ struct Inner {
     open: Mutex<OpenFiles>,
     /// Counts uses of open files (`OpenFile::used`).
     tick: AtomicU64,
-    /// Background jobs running (imports, caches given back at logout), for
-    /// `LocalBackend::wait_for_background`.
+    /// Background jobs running (imports, caches given back at logout),
+    /// which dropping the backend waits for.
     background: Mutex<usize>,
     background_done: Condvar,
     /// Set when the backend is dropped: a running import stops after its
@@ -76,19 +77,6 @@ struct Inner {
     /// when its folders change (a re-created folder starts its UIDs anew).
     recent: Mutex<HashMap<(i64, String), u32>>,
     next_session: AtomicU64,
-}
-
-/// Open files by alias id.
-type OpenFiles = HashMap<i64, OpenFile>;
-
-struct OpenFile {
-    /// The mailbox id the file was opened for (a reset gives the alias a
-    /// new file).
-    id: String,
-    mailbox: Arc<Mutex<Mailbox>>,
-    _claim: FileClaim,
-    /// `Inner::tick` when last used, for closing the least recently used.
-    used: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -135,20 +123,6 @@ impl LocalBackend {
         self.inner.sweep();
     }
 
-    /// Waits until no background job (a spool import, a cache given back
-    /// after a logout) runs: a command-line process calls this before it exits, so
-    /// that no thread is inside SQLCipher while the process tears down.
-    pub fn wait_for_background(&self) {
-        let mut running = lock(&self.inner.background);
-        while *running > 0 {
-            running = self
-                .inner
-                .background_done
-                .wait(running)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
     /// Number of mailbox files open now.
     pub fn open_mailboxes(&self) -> usize {
         lock(&self.inner.open).len()
@@ -187,7 +161,14 @@ impl LocalBackend {
 impl Drop for LocalBackend {
     fn drop(&mut self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
-        self.wait_for_background();
+        let mut running = lock(&self.inner.background);
+        while *running > 0 {
+            running = self
+                .inner
+                .background_done
+                .wait(running)
+                .unwrap_or_else(|e| e.into_inner());
+        }
     }
 }
 
@@ -250,7 +231,7 @@ impl Drop for Job {
 }
 
 impl Inner {
-    /// Runs `f` on the blocking pool, counted for `wait_for_background`.
+    /// Runs `f` on the blocking pool, counted until it ends.
     fn in_background(self: &Arc<Self>, f: impl FnOnce(&Inner) + Send + 'static) {
         *lock(&self.background) += 1;
         let job = Job(self.clone());
@@ -496,88 +477,6 @@ impl Inner {
             .data_dir
             .join("mailboxes")
             .join(format!("{}.sqlite", alias.mailbox_id))
-    }
-
-    /// Remembers an open mailbox's size in the control plane, for quota
-    /// checks while it is locked. Best effort: a failure only means an
-    /// older figure is used.
-    fn record_usage(&self, alias_id: i64) {
-        let Some(mb) = lock(&self.open).get(&alias_id).map(|f| f.mailbox.clone()) else {
-            return;
-        };
-        let used = lock(&mb).usage();
-        match used {
-            Ok((bytes, _)) => {
-                if let Err(e) = lock(&self.control).set_usage(alias_id, bytes) {
-                    tracing::warn!(error = %e, "cannot record mailbox usage");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot measure mailbox usage"),
-        }
-    }
-
-    /// The open mailbox of an alias, opening it with `dek` if needed. The
-    /// file is claimed (shared, `FileClaim`) for as long as it stays open,
-    /// so a restore by hand cannot replace it underneath.
-    fn open_mailbox(&self, alias: &Alias, dek: &Dek) -> Result<Arc<Mutex<Mailbox>>, StoreError> {
-        let cached = lock(&self.open)
-            .get(&alias.id)
-            .filter(|f| f.id == alias.mailbox_id)
-            .map(|f| self.used(f));
-        if let Some(m) = cached {
-            return Ok(m);
-        }
-        let path = self.mailbox_path(alias);
-        let Some(claim) = FileClaim::try_share(&path)? else {
-            return Err(StoreError::Unavailable(
-                "the mailbox is being restored from a backup; try again in a moment".into(),
-            ));
-        };
-        let mb = Mailbox::open(&path, DbKey::Raw(dek), self.cfg.limits)?;
-        let mb = Arc::new(Mutex::new(mb));
-        // Files some session or import needs are never closed here.
-        let needed: HashSet<i64> = lock(&self.sessions)
-            .values()
-            .map(|l| l.alias)
-            .chain(lock(&self.imports).keys().copied())
-            .collect();
-        let (mb, closing) = {
-            let mut open = lock(&self.open);
-            match open.get(&alias.id) {
-                Some(f) if f.id == alias.mailbox_id => (self.used(f), None),
-                _ => {
-                    let file = OpenFile {
-                        id: alias.mailbox_id.clone(),
-                        mailbox: mb.clone(),
-                        _claim: claim,
-                        used: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)),
-                    };
-                    // Replaced: the alias' file was reset.
-                    let old = open.insert(alias.id, file);
-                    let lru = (open.len() > self.cfg.open_mailboxes)
-                        .then(|| least_recently_used(&open, alias.id, &needed))
-                        .flatten();
-                    let closing = lru.and_then(|a| open.remove(&a).map(|f| (a, f)));
-                    drop(old);
-                    (mb, closing)
-                }
-            }
-        };
-        // Closing checkpoints the file's log: outside the map's lock.
-        if let Some((alias_id, file)) = closing {
-            if let Ok((bytes, _)) = lock(&file.mailbox).usage() {
-                let _ = lock(&self.control).set_usage(alias_id, bytes);
-            }
-            drop(file);
-        }
-        Ok(mb)
-    }
-
-    /// Stamps an open file as used now; returns its mailbox.
-    fn used(&self, f: &OpenFile) -> Arc<Mutex<Mailbox>> {
-        f.used
-            .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-        f.mailbox.clone()
     }
 
     fn unlock(self: &Arc<Self>, address: &str, password: &str) -> Result<SessionInfo, StoreError> {
@@ -905,32 +804,4 @@ impl Inner {
         }
         Ok(gone)
     }
-
-    /// Gives back the page cache of an alias' open file.
-    fn shrink(&self, alias: i64) {
-        let Some(mb) = lock(&self.open).get(&alias).map(|f| f.mailbox.clone()) else {
-            return;
-        };
-        if let Err(e) = lock(&mb)
-            .connection()
-            .execute_batch("PRAGMA shrink_memory;")
-        {
-            tracing::warn!(error = %e, "cannot shrink a mailbox's cache");
-        }
-    }
-
-    fn sweep(&self) {
-        for alias in self.keys.sweep() {
-            lock(&self.open).remove(&alias);
-        }
-    }
-}
-
-/// The open file used longest ago that nothing needs: not `keep`, no session
-/// or import of its alias (`needed`), and its mailbox held by no one else.
-fn least_recently_used(open: &OpenFiles, keep: i64, needed: &HashSet<i64>) -> Option<i64> {
-    open.iter()
-        .filter(|(a, f)| **a != keep && !needed.contains(a) && Arc::strong_count(&f.mailbox) == 1)
-        .min_by_key(|(_, f)| f.used.load(Ordering::Relaxed))
-        .map(|(a, _)| *a)
 }

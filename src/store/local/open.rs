@@ -1,0 +1,150 @@
+//! The mailbox files a backend keeps open: opening one with a key (under
+//! a shared claim, so a restore by hand cannot replace it), the bound on
+//! how many stay open (`limits.open_mailboxes`, least recently used
+//! closed first), and what happens to a file when its owner leaves (size
+//! recorded, cache given back) or its key expires (closed).
+//!
+//! Part of `store::local`; imports the rest of `store`. Invariants: a file
+//! that a session, an import or any other holder of its mailbox needs is
+//! never closed for the bound; closing (a checkpoint) happens outside the
+//! map's lock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::super::StoreError;
+use super::super::control::Alias;
+use super::super::db::DbKey;
+use super::super::keys::Dek;
+use super::super::mailbox::{FileClaim, Mailbox};
+use super::{Inner, lock};
+
+/// Open files by alias id.
+pub(super) type OpenFiles = HashMap<i64, OpenFile>;
+
+pub(super) struct OpenFile {
+    /// The mailbox id the file was opened for (a reset gives the alias a
+    /// new file).
+    pub(super) id: String,
+    pub(super) mailbox: Arc<Mutex<Mailbox>>,
+    _claim: FileClaim,
+    /// `Inner::tick` when last used, for closing the least recently used.
+    used: AtomicU64,
+}
+
+impl Inner {
+    /// Remembers an open mailbox's size in the control plane, for quota
+    /// checks while it is locked. Best effort: a failure only means an
+    /// older figure is used.
+    pub(super) fn record_usage(&self, alias_id: i64) {
+        let Some(mb) = lock(&self.open).get(&alias_id).map(|f| f.mailbox.clone()) else {
+            return;
+        };
+        let used = lock(&mb).usage();
+        match used {
+            Ok((bytes, _)) => {
+                if let Err(e) = lock(&self.control).set_usage(alias_id, bytes) {
+                    tracing::warn!(error = %e, "cannot record mailbox usage");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot measure mailbox usage"),
+        }
+    }
+
+    /// The open mailbox of an alias, opening it with `dek` if needed. The
+    /// file is claimed (shared, `FileClaim`) for as long as it stays open,
+    /// so a restore by hand cannot replace it underneath.
+    pub(super) fn open_mailbox(
+        &self,
+        alias: &Alias,
+        dek: &Dek,
+    ) -> Result<Arc<Mutex<Mailbox>>, StoreError> {
+        let cached = lock(&self.open)
+            .get(&alias.id)
+            .filter(|f| f.id == alias.mailbox_id)
+            .map(|f| self.used(f));
+        if let Some(m) = cached {
+            return Ok(m);
+        }
+        let path = self.mailbox_path(alias);
+        let Some(claim) = FileClaim::try_share(&path)? else {
+            return Err(StoreError::Unavailable(
+                "the mailbox is being restored from a backup; try again in a moment".into(),
+            ));
+        };
+        let mb = Mailbox::open(&path, DbKey::Raw(dek), self.cfg.limits)?;
+        let mb = Arc::new(Mutex::new(mb));
+        // Files some session or import needs are never closed here.
+        let needed: HashSet<i64> = lock(&self.sessions)
+            .values()
+            .map(|l| l.alias)
+            .chain(lock(&self.imports).keys().copied())
+            .collect();
+        let (mb, closing) = {
+            let mut open = lock(&self.open);
+            match open.get(&alias.id) {
+                Some(f) if f.id == alias.mailbox_id => (self.used(f), None),
+                _ => {
+                    let file = OpenFile {
+                        id: alias.mailbox_id.clone(),
+                        mailbox: mb.clone(),
+                        _claim: claim,
+                        used: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)),
+                    };
+                    // Replaced: the alias' file was reset.
+                    let old = open.insert(alias.id, file);
+                    let lru = (open.len() > self.cfg.open_mailboxes)
+                        .then(|| least_recently_used(&open, alias.id, &needed))
+                        .flatten();
+                    let closing = lru.and_then(|a| open.remove(&a).map(|f| (a, f)));
+                    drop(old);
+                    (mb, closing)
+                }
+            }
+        };
+        // Closing checkpoints the file's log: outside the map's lock.
+        if let Some((alias_id, file)) = closing {
+            if let Ok((bytes, _)) = lock(&file.mailbox).usage() {
+                let _ = lock(&self.control).set_usage(alias_id, bytes);
+            }
+            drop(file);
+        }
+        Ok(mb)
+    }
+
+    /// Stamps an open file as used now; returns its mailbox.
+    pub(super) fn used(&self, f: &OpenFile) -> Arc<Mutex<Mailbox>> {
+        f.used
+            .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        f.mailbox.clone()
+    }
+
+    /// Gives back the page cache of an alias' open file.
+    pub(super) fn shrink(&self, alias: i64) {
+        let Some(mb) = lock(&self.open).get(&alias).map(|f| f.mailbox.clone()) else {
+            return;
+        };
+        if let Err(e) = lock(&mb)
+            .connection()
+            .execute_batch("PRAGMA shrink_memory;")
+        {
+            tracing::warn!(error = %e, "cannot shrink a mailbox's cache");
+        }
+    }
+
+    pub(super) fn sweep(&self) {
+        for alias in self.keys.sweep() {
+            lock(&self.open).remove(&alias);
+        }
+    }
+}
+
+/// The open file used longest ago that nothing needs: not `keep`, no session
+/// or import of its alias (`needed`), and its mailbox held by no one else.
+fn least_recently_used(open: &OpenFiles, keep: i64, needed: &HashSet<i64>) -> Option<i64> {
+    open.iter()
+        .filter(|(a, f)| **a != keep && !needed.contains(a) && Arc::strong_count(&f.mailbox) == 1)
+        .min_by_key(|(_, f)| f.used.load(Ordering::Relaxed))
+        .map(|(a, _)| *a)
+}
