@@ -74,6 +74,33 @@ fn locked_delivery_is_sealed_and_imported_once() {
     assert!(counts.values().all(|&n| n == 1));
 }
 
+/// `settle` answers for the import the login started even when that
+/// import ended before anyone asked.
+#[test]
+fn settle_counts_an_import_that_already_ended() {
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    seal_many(&env, &addr, 3);
+    let (_b, store) = env.store();
+    let s = block(store.unlock(&addr, "pw")).unwrap();
+    let a = env.control().alias(&addr).unwrap().unwrap();
+    let spool = env.data().join("spool").join(&a.mailbox_id);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_dir(&spool).map_or(0, |d| d.count()) > 0
+        || block(s.status("INBOX")).unwrap().messages < 3
+    {
+        assert!(std::time::Instant::now() < deadline, "import did not end");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The import has ended (its spool is empty and INBOX holds the mail);
+    // give it time to deregister.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(block(s.settle()).unwrap(), 3);
+    // A later login found nothing to import.
+    let t = block(store.unlock(&addr, "pw")).unwrap();
+    assert_eq!(block(t.settle()).unwrap(), 0);
+}
+
 #[test]
 fn import_killed_half_way_imports_every_message_once() {
     let env = Env::new();

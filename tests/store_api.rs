@@ -598,3 +598,33 @@ fn open_mailboxes_beyond_the_limit_close_least_recently_used_first() {
     assert!(matches!(d, Delivery::Inbox { uid: 2 }), "{d:?}");
     assert!(backend.open_mailboxes() <= 3);
 }
+
+/// The mailbox files this process has open under `dir`.
+fn open_files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|p| p.starts_with(dir))
+        .collect()
+}
+
+/// Dropping the store returns only once every mailbox file is closed,
+/// even with a job still running for a session that just ended (the
+/// process may exit right after, and SQLCipher must not be mid-close).
+#[test]
+fn dropping_the_store_closes_every_file_before_it_returns() {
+    let env = Env::new();
+    let dir = env.data().join("mailboxes").canonicalize().unwrap();
+    for round in 0..20 {
+        let addr = env.alias(&format!("u{round}"), "pw");
+        let (backend, store) = env.store();
+        let s = unlock(&store, &addr, "pw");
+        block(store.deliver(&addr, text_message("kept", "x"))).unwrap();
+        // The last session ending gives the cache back in the background.
+        drop(s);
+        drop(store);
+        drop(backend);
+        let open = open_files_under(&dir);
+        assert!(open.is_empty(), "round {round}: still open: {open:?}");
+    }
+}

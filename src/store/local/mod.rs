@@ -16,7 +16,7 @@ mod open;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use zeroize::Zeroizing;
@@ -59,10 +59,6 @@ struct Inner {
     open: Mutex<OpenFiles>,
     /// Counts uses of open files (`OpenFile::used`).
     tick: AtomicU64,
-    /// Background jobs running (imports, caches given back at logout),
-    /// which dropping the backend waits for.
-    background: Mutex<usize>,
-    background_done: Condvar,
     /// Set when the backend is dropped: a running import stops after its
     /// batch (the rest waits for the next login).
     stopping: AtomicBool,
@@ -83,6 +79,9 @@ struct Inner {
 struct Live {
     alias: i64,
     quota: Option<u64>,
+    /// The spool import this session's login started or found running,
+    /// which `settle` waits for (it may end before anyone asks).
+    import: Option<Arc<Import>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -106,8 +105,6 @@ impl LocalBackend {
                 sessions: Mutex::new(HashMap::new()),
                 open: Mutex::new(HashMap::new()),
                 tick: AtomicU64::new(0),
-                background: Mutex::new(0),
-                background_done: Condvar::new(),
                 stopping: AtomicBool::new(false),
                 gates: Mutex::new(HashMap::new()),
                 intake: Intake::default(),
@@ -156,21 +153,27 @@ impl LocalBackend {
 }
 
 /// Dropping the backend (the server stopping, a command ending, a test
-/// ending) waits for its background jobs, and an import stops after its
-/// batch: nothing is inside SQLCipher when the process then exits.
+/// ending) waits until nothing else holds its state: background jobs
+/// (imports stop after their batch, caches given back at logout) and
+/// requests whose caller went away. The files then close on this thread,
+/// so nothing is inside SQLCipher when the process exits.
 impl Drop for LocalBackend {
     fn drop(&mut self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
-        let mut running = lock(&self.inner.background);
-        while *running > 0 {
-            running = self
-                .inner
-                .background_done
-                .wait(running)
-                .unwrap_or_else(|e| e.into_inner());
+        let deadline = std::time::Instant::now() + DROP_WAIT;
+        while Arc::strong_count(&self.inner) > 1 {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!("store closed while a job still runs");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 }
+
+/// How long dropping the backend waits for its jobs: an import batch or a
+/// large commit, with room for a slow disk.
+const DROP_WAIT: Duration = Duration::from_secs(300);
 
 impl LocalBackend {
     /// Records the backup scheduler's outcome for `sealmail backup list`.
@@ -220,22 +223,11 @@ impl Backend for LocalBackend {
     }
 }
 
-/// Counts a background job for as long as it lives, panics included.
-struct Job(Arc<Inner>);
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        *lock(&self.0.background) -= 1;
-        self.0.background_done.notify_all();
-    }
-}
-
 impl Inner {
-    /// Runs `f` on the blocking pool, counted until it ends.
+    /// Runs `f` on the blocking pool; dropping the backend waits for it.
     fn in_background(self: &Arc<Self>, f: impl FnOnce(&Inner) + Send + 'static) {
-        *lock(&self.background) += 1;
-        let job = Job(self.clone());
-        blocking::unblock(move || f(&job.0)).detach();
+        let inner = self.clone();
+        blocking::unblock(move || f(&inner)).detach();
     }
 
     fn handle(self: &Arc<Self>, req: Request) -> Result<Response, StoreError> {
@@ -495,8 +487,8 @@ impl Inner {
         };
         // Warm: the key is cached and nothing waits in the spool, or an
         // import of it is already running.
-        let warm = lock(&self.imports).contains_key(&alias.id)
-            || !spool::has_pending(&self.cfg.data_dir, &alias.mailbox_id);
+        let mut import = lock(&self.imports).get(&alias.id).cloned();
+        let warm = import.is_some() || !spool::has_pending(&self.cfg.data_dir, &alias.mailbox_id);
         // Held until the session is registered, so that the file cannot be
         // closed as unneeded in between.
         let _pinned;
@@ -515,25 +507,27 @@ impl Inner {
             })?;
             let mb = self.open_mailbox(&alias, &unwrapped.dek)?;
             _pinned = mb.clone();
-            let start = {
+            let started = {
                 let gate = self.gate(alias.id);
                 let _g = lock(&gate);
                 self.keys
                     .insert(alias.id, &creds.verifier, password, &unwrapped.dek);
                 let mut imports = lock(&self.imports);
-                let idle = !imports.contains_key(&alias.id)
-                    && spool::has_pending(&self.cfg.data_dir, &alias.mailbox_id);
-                idle.then(|| {
-                    let import = Arc::new(Import::default());
-                    imports.insert(alias.id, import.clone());
-                    import
-                })
+                import = imports.get(&alias.id).cloned();
+                let start =
+                    import.is_none() && spool::has_pending(&self.cfg.data_dir, &alias.mailbox_id);
+                if start {
+                    let new = Arc::new(Import::default());
+                    imports.insert(alias.id, new.clone());
+                    import = Some(new);
+                }
+                start
             };
-            if let Some(import) = start {
+            if let Some(run) = import.clone().filter(|_| started) {
                 let alias = alias.clone();
                 let identity = unwrapped.identity;
                 self.in_background(move |inner| {
-                    inner.run_import(&alias, &mb, &identity, &import);
+                    inner.run_import(&alias, &mb, &identity, &run);
                 });
             }
         }
@@ -543,6 +537,7 @@ impl Inner {
             Live {
                 alias: alias.id,
                 quota: alias.quota_bytes,
+                import,
             },
         );
         Ok(SessionInfo {
@@ -552,12 +547,11 @@ impl Inner {
         })
     }
 
-    /// Waits for the session's spool import, if one runs; returns how many
-    /// messages it imported.
+    /// Waits for the spool import the session's login started or found
+    /// running, even one that has ended since; returns how many messages it
+    /// imported.
     fn settle(&self, session: SessionId) -> Result<u32, StoreError> {
-        let live = self.live(session)?;
-        let import = lock(&self.imports).get(&live.alias).cloned();
-        import.map_or(Ok(0), |i| i.wait())
+        self.live(session)?.import.map_or(Ok(0), |i| i.wait())
     }
 
     /// Checks a password for submission. A key cached by an open session

@@ -135,7 +135,9 @@ impl Inner {
 
     pub(super) fn sweep(&self) {
         for alias in self.keys.sweep() {
-            lock(&self.open).remove(&alias);
+            // Closed (checkpointed) once the map's lock is released.
+            let closed = lock(&self.open).remove(&alias);
+            drop(closed);
         }
     }
 }
