@@ -628,3 +628,46 @@ fn dropping_the_store_closes_every_file_before_it_returns() {
         assert!(open.is_empty(), "round {round}: still open: {open:?}");
     }
 }
+
+/// FETCH and STATUS read the last commit while a write holds the mailbox
+/// (here: the lock a backup snapshot takes), and see a commit as soon as it
+/// is made.
+#[test]
+fn reads_do_not_wait_for_the_mailbox_lock() {
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    let (backend, store) = env.store();
+    let s = unlock(&store, &addr, "pw");
+    for i in 0..3 {
+        block(s.append(append_req("INBOX", text_message(&format!("m{i}"), "x")))).unwrap();
+    }
+    let open = backend.open_with_keys();
+    assert_eq!(open.len(), 1);
+    let writer = open[0].mailbox.clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _guard = writer.lock().unwrap();
+        held_tx.send(()).unwrap();
+        // Released when the reads are done, or after a minute at most.
+        done_rx.recv_timeout(Duration::from_secs(60)).is_ok()
+    });
+    held_rx.recv().unwrap();
+    let what = FetchWhat {
+        envelope: true,
+        ..Default::default()
+    };
+    let fetched = block(s.fetch("INBOX", UidSet::range(1, 3), what)).unwrap();
+    assert_eq!(fetched.len(), 3);
+    let fetched = block(s.fetch("INBOX", UidSet::range(2, 2), FetchWhat::default())).unwrap();
+    assert_eq!(fetched[0].meta.uid, 2);
+    assert_eq!(block(s.status("INBOX")).unwrap().messages, 3);
+    done_tx.send(()).unwrap();
+    assert!(
+        holder.join().unwrap(),
+        "the reads waited for the writer's lock"
+    );
+    // A commit is seen by the next read.
+    block(s.append(append_req("INBOX", text_message("m3", "x")))).unwrap();
+    assert_eq!(block(s.status("INBOX")).unwrap().messages, 4);
+}

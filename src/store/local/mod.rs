@@ -249,7 +249,7 @@ impl Inner {
                 self.deliver(&address, message).map(Response::Delivered)
             }
             R::ListFolders { session } => self
-                .with(session, |m, _| m.list_folders())
+                .read(session, |m, _| m.list_folders())
                 .map(Response::Folders),
             R::CreateFolder { session, name } => self.changed(session, |m| m.create_folder(&name)),
             R::RenameFolder { session, from, to } => {
@@ -269,7 +269,7 @@ impl Inner {
                 .with(session, |m, _| m.select(&folder))
                 .map(Response::Selected),
             R::Status { session, folder } => self
-                .with(session, |m, _| m.status(&folder))
+                .read(session, |m, _| m.status(&folder))
                 .map(Response::Status),
             R::GetMetadata {
                 session,
@@ -277,7 +277,7 @@ impl Inner {
                 names,
                 depth,
             } => self
-                .with(session, |m, _| m.get_metadata(&folder, &names, depth))
+                .read(session, |m, _| m.get_metadata(&folder, &names, depth))
                 .map(Response::Metadata),
             R::SetMetadata {
                 session,
@@ -316,7 +316,7 @@ impl Inner {
                 uids,
                 what,
             } => self
-                .with(session, |m, _| m.fetch(&folder, &uids, &what))
+                .read(session, |m, _| m.fetch(&folder, &uids, &what))
                 .map(Response::Fetched),
             R::Store { session, request } => self.store(session, &request).map(Response::Stored),
             R::Copy {
@@ -382,7 +382,7 @@ impl Inner {
                 .with(session, |m, _| m.changes_since(&folder, modseq))
                 .map(Response::Changes),
             R::Quota { session } => self
-                .with(session, |m, live| {
+                .read(session, |m, live| {
                     let (used_bytes, messages) = m.usage()?;
                     Ok(QuotaUsage {
                         used_bytes,
@@ -417,6 +417,31 @@ impl Inner {
             .ok_or(StoreError::NoSession)?;
         let mut guard = lock(&mb);
         f(&mut guard, &live)
+    }
+
+    /// Runs a read `f` on the session's mailbox without waiting for a
+    /// write: on the mailbox itself when nobody holds it (its page cache is
+    /// warm), else on one of its readers (`open::Readers`), which sees the
+    /// last commit but starts with a cold cache whenever the file changed.
+    fn read<T>(
+        &self,
+        session: SessionId,
+        f: impl FnOnce(&mut Mailbox, &Live) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let live = self.live(session)?;
+        let (mb, readers) = lock(&self.open)
+            .get(&live.alias)
+            .map(|f| (self.used(f), f.readers.clone()))
+            .ok_or(StoreError::NoSession)?;
+        let free = match mb.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        match free {
+            Some(mut g) => f(&mut g, &live),
+            None => readers.run(|m| f(m, &live)),
+        }
     }
 
     fn changed(

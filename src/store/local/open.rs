@@ -2,14 +2,17 @@
 //! a shared claim, so a restore by hand cannot replace it), the bound on
 //! how many stay open (`limits.open_mailboxes`, least recently used
 //! closed first), and what happens to a file when its owner leaves (size
-//! recorded, cache given back) or its key expires (closed).
+//! recorded, cache given back) or its key expires (closed), and the
+//! read-only connections beside each (`Readers`).
 //!
 //! Part of `store::local`; imports the rest of `store`. Invariants: a file
 //! that a session, an import or any other holder of its mailbox needs is
 //! never closed for the bound; closing (a checkpoint) happens outside the
-//! map's lock.
+//! map's lock; a file's readers close before its writer (see
+//! `Mailbox::raw`), and never write.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +20,7 @@ use super::super::StoreError;
 use super::super::control::Alias;
 use super::super::db::DbKey;
 use super::super::keys::Dek;
-use super::super::mailbox::{FileClaim, Mailbox};
+use super::super::mailbox::{FileClaim, Limits, Mailbox};
 use super::{Inner, lock};
 
 /// Open files by alias id.
@@ -27,6 +30,8 @@ pub(super) struct OpenFile {
     /// The mailbox id the file was opened for (a reset gives the alias a
     /// new file).
     pub(super) id: String,
+    /// Declared (so dropped) before `mailbox`.
+    pub(super) readers: Arc<Readers>,
     pub(super) mailbox: Arc<Mutex<Mailbox>>,
     _claim: FileClaim,
     /// `Inner::tick` when last used, for closing the least recently used.
@@ -88,6 +93,12 @@ impl Inner {
                 _ => {
                     let file = OpenFile {
                         id: alias.mailbox_id.clone(),
+                        readers: Arc::new(Readers {
+                            path: path.clone(),
+                            key: dek.clone(),
+                            limits: self.cfg.limits,
+                            idle: Mutex::new(Vec::new()),
+                        }),
                         mailbox: mb.clone(),
                         _claim: claim,
                         used: AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed)),
@@ -122,9 +133,13 @@ impl Inner {
 
     /// Gives back the page cache of an alias' open file.
     pub(super) fn shrink(&self, alias: i64) {
-        let Some(mb) = lock(&self.open).get(&alias).map(|f| f.mailbox.clone()) else {
+        let Some((mb, readers)) = lock(&self.open)
+            .get(&alias)
+            .map(|f| (f.mailbox.clone(), f.readers.clone()))
+        else {
             return;
         };
+        readers.close_idle();
         if let Err(e) = lock(&mb)
             .connection()
             .execute_batch("PRAGMA shrink_memory;")
@@ -139,6 +154,58 @@ impl Inner {
             let closed = lock(&self.open).remove(&alias);
             drop(closed);
         }
+    }
+}
+
+/// Read-only connections to one open file. While a write holds the
+/// mailbox's lock (through its commit), FETCH, STATUS, LIST and the like
+/// run on one of these instead, in a read transaction on the last commit.
+/// A session's own writes have committed before its next command, so it
+/// always reads them. A reader's page cache is emptied by every commit on
+/// the file (SQLite's rule in WAL mode), and with SQLCipher each page
+/// read again is decrypted again: SEARCH, SORT and THREAD, which scan a
+/// folder, wait for the mailbox instead (on readers they cut the steady
+/// IMAP load to a third).
+pub(super) struct Readers {
+    path: PathBuf,
+    key: Dek,
+    limits: Limits,
+    idle: Mutex<Vec<Mailbox>>,
+}
+
+/// Readers kept open per file between reads; as many more as read at once
+/// are opened, and closed after their read.
+const IDLE_READERS: usize = 4;
+
+impl Readers {
+    /// Runs `f` in a read transaction on an idle reader, or a new one.
+    pub(super) fn run<T>(
+        &self,
+        f: impl FnOnce(&mut Mailbox) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = lock(&self.idle).pop();
+        let mut reader = match idle {
+            Some(r) => r,
+            None => Mailbox::open_reader(&self.path, DbKey::Raw(&self.key), self.limits)?,
+        };
+        let out = reader.reading(f);
+        let spare = {
+            let mut idle = lock(&self.idle);
+            if idle.len() < IDLE_READERS {
+                idle.push(reader);
+                None
+            } else {
+                Some(reader)
+            }
+        };
+        drop(spare);
+        out
+    }
+
+    /// Closes the readers not in use (their owner left).
+    pub(super) fn close_idle(&self) {
+        let closed = std::mem::take(&mut *lock(&self.idle));
+        drop(closed);
     }
 }
 

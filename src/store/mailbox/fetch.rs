@@ -20,7 +20,8 @@ impl Mailbox {
         uids: &UidSet,
         what: &FetchWhat,
     ) -> Result<Vec<FetchedMessage>, StoreError> {
-        let tx = self.conn.transaction()?;
+        // A savepoint: on a reader it nests in the read transaction.
+        let tx = self.conn.savepoint()?;
         let f = Mailbox::folder(&tx, folder)?;
         let header_only = what
             .sections

@@ -1,6 +1,8 @@
 //! One mailbox file: opening it, its folders, and (in the submodules) the
 //! messages inside. Everything here is synchronous and runs on the blocking
-//! pool, one caller at a time per file.
+//! pool, one caller at a time per connection: a file has one writing
+//! connection ([`Mailbox::open`]) and may have read-only ones
+//! ([`Mailbox::open_reader`]), which run reads in one read transaction.
 //!
 //! Imports `store::{db, schema, search, mime, types}` and `util`.
 //! Invariants: UIDs in a folder only grow (UIDNEXT never goes back, and a
@@ -160,6 +162,38 @@ impl Mailbox {
             raw: None,
             unindexed: usize::try_from(unindexed).unwrap_or(0),
         })
+    }
+
+    /// Opens the file (which the writer has created and migrated) a second
+    /// time, read-only, for `store::local`'s readers: FETCH and STATUS
+    /// read the last commit there while a write commits. Its cache is a
+    /// quarter of the writer's; the soft heap limit bounds them all.
+    pub fn open_reader(path: &Path, key: DbKey<'_>, limits: Limits) -> Result<Mailbox, StoreError> {
+        let conn = db::open(path, key)?;
+        conn.execute_batch("PRAGMA cache_size = -8192; PRAGMA query_only = ON;")?;
+        search::register(&conn)?;
+        Ok(Mailbox {
+            conn,
+            limits,
+            sync: Arc::new(GroupSync::new(path)),
+            raw: None,
+            unindexed: 0,
+        })
+    }
+
+    /// Runs `f` in one read transaction: every statement in it sees the
+    /// same commit, although writers on other connections go on.
+    pub fn reading<T>(
+        &mut self,
+        f: impl FnOnce(&mut Mailbox) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN")?;
+        let out = f(self);
+        // Nothing was written: ending it either way only lets the log move.
+        let end = self.conn.execute_batch("ROLLBACK");
+        let out = out?;
+        end?;
+        Ok(out)
     }
 
     /// Adds every body waiting for the full-text index to it, in one
