@@ -1,6 +1,7 @@
 //! The sealed spool's import into INBOX after a cold unlock, in the
 //! background: LOGIN answers once the key is unwrapped, and sessions see the
-//! mail arrive as `EXISTS`.
+//! mail arrive as `EXISTS`. The bodies are added to the search index after
+//! the last batch, `INDEX_BATCH` at a time.
 //!
 //! Imports the rest of `store` and `util`. Invariants: at most one import
 //! runs per alias; while it is registered, deliveries to that alias are
@@ -19,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::super::StoreError;
 use super::super::control::Alias;
-use super::super::mailbox::Mailbox;
+use super::super::mailbox::{INDEX_BATCH, Mailbox};
 use super::super::mime::{self, Parsed};
 use super::super::spool::{self, Pending};
 use super::super::types::{AppendRequest, Change, Flags};
@@ -126,6 +127,23 @@ impl Inner {
         }
         import.end(result);
         self.record_usage(alias.id);
+        self.index_imported(mb);
+    }
+
+    /// Adds the imported bodies to the search index once every message is
+    /// in INBOX (indexing was most of an import's time), `INDEX_BATCH` per
+    /// short hold of the mailbox; SEARCH reads their text meanwhile.
+    fn index_imported(&self, mb: &Mutex<Mailbox>) {
+        while !self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            match lock(mb).index_pending(INDEX_BATCH) {
+                Ok(n) if n == INDEX_BATCH => {}
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot add imported mail to the search index yet");
+                    return;
+                }
+            }
+        }
     }
 
     /// Sealed files not yet imported, less those this import left in place.

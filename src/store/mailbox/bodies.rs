@@ -103,16 +103,18 @@ pub(super) fn insert(
     Ok(id)
 }
 
-/// Adds the bodies waiting in `fts_pending` to the full-text index, in the
-/// caller's transaction; returns how many. One transaction for many bodies
-/// flushes and merges the index once, where one per message made that most
-/// of a small message's cost.
-pub(super) fn index_pending(conn: &Connection) -> Result<usize, StoreError> {
+/// Adds up to `most` of the bodies waiting in `fts_pending` (the oldest) to
+/// the full-text index, in the caller's transaction; returns how many. One
+/// transaction for many bodies flushes and merges the index once, where one
+/// per message made that most of a small message's cost.
+pub(super) fn index_pending(conn: &Connection, most: usize) -> Result<usize, StoreError> {
+    let most = i64::try_from(most).unwrap_or(i64::MAX);
     let pending: Vec<(i64, Vec<u8>)> = conn
         .prepare_cached(
-            "SELECT p.body_id, b.text FROM fts_pending p JOIN bodies b ON b.id = p.body_id",
+            "SELECT p.body_id, b.text FROM fts_pending p JOIN bodies b ON b.id = p.body_id
+             ORDER BY p.body_id LIMIT ?1",
         )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([most], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut insert =
         conn.prepare_cached("INSERT INTO fts (rowid, headers, body) VALUES (?1, ?2, ?3)")?;
@@ -127,7 +129,11 @@ pub(super) fn index_pending(conn: &Connection) -> Result<usize, StoreError> {
             String::from_utf8_lossy(body)
         ])?;
     }
-    conn.execute("DELETE FROM fts_pending", [])?;
+    if let Some((last, _)) = pending.last() {
+        // The oldest are exactly those up to the last one taken.
+        conn.prepare_cached("DELETE FROM fts_pending WHERE body_id <= ?1")?
+            .execute([last])?;
+    }
     Ok(pending.len())
 }
 

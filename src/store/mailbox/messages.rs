@@ -216,8 +216,9 @@ impl Mailbox {
         for r in requests {
             check_keywords(&r.flags)?;
         }
-        self.append_in(requests, parsed, quota, &[], false)
-            .map(|(appended, _)| appended)
+        let (appended, _) = self.append_in(requests, parsed, quota, &[], false)?;
+        self.unindexed_added(appended.len());
+        Ok(appended)
     }
 
     /// Appends messages in one transaction.
@@ -227,8 +228,9 @@ impl Mailbox {
         quota: Option<u64>,
     ) -> Result<Appended, StoreError> {
         let parsed = self.parse_all(requests)?;
-        self.append_in(requests, &parsed, quota, &[], false)
-            .map(|(appended, _)| appended)
+        let (appended, _) = self.append_in(requests, &parsed, quota, &[], false)?;
+        self.unindexed_added(appended.len());
+        Ok(appended)
     }
 
     /// `append` by a session that has the target folder selected: in the
@@ -240,13 +242,16 @@ impl Mailbox {
         quota: Option<u64>,
     ) -> Result<(Appended, bool), StoreError> {
         let parsed = self.parse_all(requests)?;
-        self.append_in(requests, &parsed, quota, &[], true)
+        let (appended, claimed) = self.append_in(requests, &parsed, quota, &[], true)?;
+        self.unindexed_added(appended.len());
+        Ok((appended, claimed))
     }
 
     /// Imports sealed spool messages, already parsed, in one transaction
     /// that records the spool files they came from (`markers`) and commits
     /// with `synchronous=FULL`: the commit after which those files may go
-    /// (DESIGN.md).
+    /// (DESIGN.md). Their bodies wait for the full-text index: the import
+    /// indexes them (`index_pending`) once everything is in.
     pub fn import(
         &mut self,
         requests: &[AppendRequest],
@@ -256,7 +261,9 @@ impl Mailbox {
         self.conn.execute_batch("PRAGMA synchronous = FULL;")?;
         let result = self.append_in(requests, parsed, None, markers, false);
         self.conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
-        result.map(|(appended, _)| appended)
+        let (appended, _) = result?;
+        self.unindexed += appended.len();
+        Ok(appended)
     }
 
     fn parse_all(&self, requests: &[AppendRequest]) -> Result<Vec<Parsed>, StoreError> {
@@ -331,7 +338,6 @@ impl Mailbox {
             }
         }
         tx.commit()?;
-        self.unindexed_added(out.len());
         Ok((out, claimed))
     }
 

@@ -106,7 +106,8 @@ pub struct Mailbox {
 }
 
 /// Bodies the full-text index takes in one transaction. Until then SEARCH
-/// reads their stored text, so at most this many are read per search.
+/// reads their stored text, so at most this many are read per search (more
+/// only while a spool import's bodies are being indexed, after it).
 pub const INDEX_BATCH: usize = 256;
 
 /// A commit that an acknowledgement must not precede: see
@@ -196,16 +197,20 @@ impl Mailbox {
         Ok(out)
     }
 
-    /// Adds every body waiting for the full-text index to it, in one
-    /// transaction; returns how many.
-    pub fn index_pending(&mut self) -> Result<usize, StoreError> {
+    /// Adds up to `most` of the bodies waiting for the full-text index
+    /// (the oldest first) to it, in one transaction; returns how many.
+    pub fn index_pending(&mut self, most: usize) -> Result<usize, StoreError> {
         if self.unindexed == 0 {
             return Ok(0);
         }
         let tx = self.conn.transaction()?;
-        let n = bodies::index_pending(&tx)?;
+        let n = bodies::index_pending(&tx, most)?;
         tx.commit()?;
-        self.unindexed = 0;
+        self.unindexed = if n < most {
+            0
+        } else {
+            self.unindexed.saturating_sub(n).max(1)
+        };
         Ok(n)
     }
 
@@ -215,7 +220,7 @@ impl Mailbox {
     fn unindexed_added(&mut self, n: usize) {
         self.unindexed += n;
         if self.unindexed >= INDEX_BATCH
-            && let Err(e) = self.index_pending()
+            && let Err(e) = self.index_pending(usize::MAX)
         {
             tracing::warn!(error = %e, "cannot add new mail to the search index yet");
         }
@@ -777,7 +782,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(in_index, 0);
-        assert_eq!(m.index_pending().unwrap(), 0);
+        assert_eq!(m.index_pending(usize::MAX).unwrap(), 0);
     }
 
     #[test]
