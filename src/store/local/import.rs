@@ -9,7 +9,8 @@
 //! and deregisters under the alias' gate, so nothing sealed is left behind
 //! and a steady stream of mail cannot keep it running; each batch is one `synchronous=FULL` transaction that records the
 //! files it took, and only then are they unlinked (exactly once across
-//! crashes); a batch holds at most `BATCH_MESSAGES` messages or
+//! crashes; the unlinking runs beside the next batch's commit, and records
+//! go only after their files); a batch holds at most `BATCH_MESSAGES` messages or
 //! `BATCH_BYTES` of sealed files (one larger message alone), and at most two
 //! batches are in memory at once.
 
@@ -180,7 +181,8 @@ impl Inner {
     }
 
     /// Imports `pending` in batches: one thread decrypts and parses the
-    /// next batch while this one commits the last.
+    /// next batch, this one commits it and announces its messages, and a
+    /// third unlinks the last batch's files and then forgets their records.
     fn import_all(
         &self,
         alias: &Alias,
@@ -201,39 +203,52 @@ impl Inner {
                     }
                 }
             });
+            let (done, imported) = std::sync::mpsc::sync_channel::<Vec<&Pending>>(1);
+            let remover = s.spawn(move || -> Result<(), StoreError> {
+                for files in imported {
+                    spool::remove(&files)?;
+                    forget(mb, files.iter().map(|p| p.name.as_str()))?;
+                }
+                Ok(())
+            });
             for (batch, bad) in rx {
                 skipped.extend(bad);
-                let n = self.commit(alias, mb, &batch)?;
+                let (n, files) = self.commit(alias, mb, batch)?;
                 import.add(n);
+                if done.send(files).is_err() {
+                    // The remover failed: its error is returned below.
+                    break;
+                }
                 pause_point("spool-import-batch");
             }
-            Ok(())
+            drop(done);
+            remover
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Internal("spool removal panicked".into())))
         })
     }
 
-    /// Commits one batch, unlinks its files, forgets their records and
-    /// tells the sessions. Returns how many messages it stored.
-    fn commit(
+    /// Commits one batch and tells the sessions. Returns how many messages
+    /// it stored, and the files that may now go.
+    fn commit<'p>(
         &self,
         alias: &Alias,
         mb: &Mutex<Mailbox>,
-        batch: &Batch<'_>,
-    ) -> Result<u32, StoreError> {
+        batch: Batch<'p>,
+    ) -> Result<(u32, Vec<&'p Pending>), StoreError> {
         if batch.files.is_empty() {
-            return Ok(0);
+            return Ok((0, Vec::new()));
         }
         let names: Vec<&str> = batch.files.iter().map(|p| p.name.as_str()).collect();
         let appended = lock(mb).import(&batch.requests, &batch.parsed, &names)?;
         crash_point("spool-import-after-commit");
-        spool::remove(&batch.files)?;
-        forget(mb, names.iter().copied())?;
         let changes: Vec<Change> = appended
             .into_iter()
             .map(|(folder, a)| Change::Exists { folder, uid: a.uid })
             .collect();
         let n = u32::try_from(changes.len()).unwrap_or(u32::MAX);
         self.hub.publish(alias.id, changes);
-        Ok(n)
+        Ok((n, batch.files))
     }
 }
 
