@@ -37,7 +37,7 @@ $(PYENV)/.installed: tests/interop/requirements.txt
 	touch $@
 
 test: deps $(PYENV)/.installed
-	$(CARGO) test --all-targets
+	$(CARGO) test --all-targets -p sealmail -p sealmail-heap
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -49,7 +49,7 @@ check: fmt clippy test
 
 # The reference servers `make bench` compares against (run from a config in
 # a temporary directory, never as the system services).
-BENCH_PACKAGES = dovecot-imapd dovecot-pop3d dovecot-lmtpd
+BENCH_PACKAGES = dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix
 
 bench: deps
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_PACKAGES)"

@@ -113,6 +113,89 @@ pub(crate) fn rss_at(status: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A loopback port free at the time of asking.
+pub(crate) fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    l.local_addr().expect("addr").port()
+}
+
+/// Lets other users pass through `dir` and every directory above it, for
+/// reference servers whose processes run as their own users.
+pub(crate) fn let_others_pass(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for d in dir.ancestors().filter(|d| *d != Path::new("/")) {
+        let mode = std::fs::metadata(d).expect("stat").permissions().mode();
+        let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode | 0o711));
+    }
+}
+
+/// The process `root` and every process below it, from /proc.
+fn process_tree(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(ppid) = stat_fields(pid).and_then(|f| f.get(1)?.parse::<u32>().ok()) {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while let Some(&p) = tree.get(i) {
+        tree.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    tree
+}
+
+/// /proc/<pid>/stat's fields after the command name: state is [0], ppid
+/// [1], utime [11], stime [12], cutime [13], cstime [14].
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// CPU time (user + system) used by `root` and every process below it,
+/// those already reaped by a process of the tree included.
+pub(crate) fn cpu_of_tree(root: u32) -> Duration {
+    // SAFETY: sysconf takes a constant and reads no memory of ours.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let ticks: u64 = process_tree(root)
+        .into_iter()
+        .filter_map(stat_fields)
+        .map(|f| {
+            (11..15)
+                .filter_map(|i| f.get(i)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum();
+    Duration::from_secs_f64(ticks as f64 / hz)
+}
+
+/// Proportional set size (KiB) of `root` and every process below it:
+/// shared pages counted once across the tree.
+pub(crate) fn pss_of_tree(root: u32) -> u64 {
+    process_tree(root)
+        .into_iter()
+        .filter_map(|pid| {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+            s.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
 /// Drops a file's pages from the page cache (after writing back any dirty
 /// ones), so the next read comes from the disk.
 pub(crate) fn evict_from_cache(path: &Path) {
@@ -254,11 +337,7 @@ thread_local! {
 /// any, no sender checks, no pause before the SMTP greeting and no
 /// per-address cap; returns it and its IMAP address once that answers.
 pub(crate) fn spawn_server(data: &Path) -> (std::process::Child, std::net::SocketAddr) {
-    let free = || {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-        l.local_addr().expect("addr").port()
-    };
-    let (port, pop3, smtp) = (free(), free(), free());
+    let (port, pop3, smtp) = (free_port(), free_port(), free_port());
     let file = data.join("sealmail.toml");
     let text = std::fs::read_to_string(&file).expect("config");
     let text: String = text

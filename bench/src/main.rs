@@ -18,6 +18,7 @@ mod common;
 mod imap;
 mod mx;
 mod pop3;
+mod postfix;
 mod reference;
 mod store;
 mod submission;

@@ -361,7 +361,7 @@ pub async fn run(
     }
     start_backups(&config, &backend, &mut tasks)?;
     let stop = tasks.stop.clone();
-    tasks.spawn(sweeper(backend, shared.throttle, stop));
+    tasks.spawn(sweeper(backend, shared.throttle, config.key_ttl, stop));
     let workers = start_workers(&tasks);
     tracing::info!(data = %config.data_dir.display(), hostname = %config.hostname, "sealmail is ready");
     tasks.ex.run(shutdown).await;
@@ -544,15 +544,23 @@ fn start_workers(tasks: &Tasks) -> Vec<std::thread::JoinHandle<()>> {
         .collect()
 }
 
-/// Every 30 s: drops idle keys (closing their files) and old login failures.
+/// Every 30 s, or every half key TTL where that is shorter (so an idle
+/// key's files close within 1.5 TTL): drops idle keys (closing their
+/// files) and old login failures, then gives the heap's free pages back
+/// to the OS.
 async fn sweeper(
     backend: Arc<LocalBackend>,
     throttle: Arc<AuthThrottle>,
+    key_ttl: Duration,
     stop: async_channel::Receiver<()>,
 ) {
-    while crate::util::wait_or_stop(Duration::from_secs(30), &stop).await {
+    let every = (key_ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
+    while crate::util::wait_or_stop(every, &stop).await {
         backend.sweep();
         throttle.sweep();
+        // What the closed files, ended sessions and finished transfers
+        // freed leaves the resident set now, not at the next peak.
+        sealmail_heap::trim();
     }
 }
 
