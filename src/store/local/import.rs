@@ -181,8 +181,9 @@ impl Inner {
     }
 
     /// Imports `pending` in batches: one thread decrypts and parses the
-    /// next batch, this one commits it and announces its messages, and a
-    /// third unlinks the last batch's files and then forgets their records.
+    /// next batch while this one commits the last and announces its
+    /// messages; when all are committed, the files are unlinked and then
+    /// their records forgotten.
     fn import_all(
         &self,
         alias: &Alias,
@@ -203,28 +204,24 @@ impl Inner {
                     }
                 }
             });
-            let (done, imported) = std::sync::mpsc::sync_channel::<Vec<&Pending>>(1);
-            let remover = s.spawn(move || -> Result<(), StoreError> {
-                for files in imported {
-                    spool::remove(&files)?;
-                    forget(mb, files.iter().map(|p| p.name.as_str()))?;
-                }
-                Ok(())
-            });
+            let mut committed: Vec<&Pending> = Vec::new();
             for (batch, bad) in rx {
                 skipped.extend(bad);
                 let (n, files) = self.commit(alias, mb, batch)?;
                 import.add(n);
-                if done.send(files).is_err() {
-                    // The remover failed: its error is returned below.
-                    break;
-                }
+                committed.extend(files);
                 pause_point("spool-import-batch");
             }
-            drop(done);
-            remover
-                .join()
-                .unwrap_or_else(|_| Err(StoreError::Internal("spool removal panicked".into())))
+            // The files go once every batch is visible: unlinking them
+            // earlier competes with decryption for the CPU and delays the
+            // last batches. A crash before this leaves files whose names
+            // are recorded as imported; the next import removes them
+            // without storing them again.
+            for files in committed.chunks(BATCH_MESSAGES) {
+                spool::remove(files)?;
+                forget(mb, files.iter().map(|p| p.name.as_str()))?;
+            }
+            Ok(())
         })
     }
 
