@@ -418,8 +418,9 @@ fn tree(rng: &mut fastrand::Rng, models: &[Model], depth: u32, max_modseq: u64) 
 fn setup(seed: u64, session: &Session) -> Vec<Model> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut models = Vec::new();
-    // A first batch large enough to be indexed on the spot, then a second
-    // that waits for the index: searches cover both kinds of body.
+    // A first batch large enough for the background indexer (which takes
+    // `INDEX_BATCH` at a time, while that many wait), then a second that
+    // waits for the index: searches cover both kinds of body.
     let indexed = sealmail::store::mailbox::INDEX_BATCH + 4;
     let mut i = 0;
     for n in [indexed, 40] {

@@ -671,3 +671,56 @@ fn reads_do_not_wait_for_the_mailbox_lock() {
     block(s.append(append_req("INBOX", text_message("m3", "x")))).unwrap();
     assert_eq!(block(s.status("INBOX")).unwrap().messages, 4);
 }
+
+/// Mail delivered to an owner who is logged in is stored first and added
+/// to the search index once deliveries pause: SEARCH finds it at once (by
+/// its stored text), and the index has it afterwards, all but fewer than
+/// `INDEX_BATCH`.
+#[test]
+fn delivered_mail_is_indexed_once_deliveries_pause() {
+    use sealmail::store::mailbox::INDEX_BATCH;
+    use sealmail::store::{Criteria, Delivery};
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    let (_b, store) = env.store();
+    let s = unlock(&store, &addr, "pw");
+    let n = 2 * INDEX_BATCH + 40;
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (store, addr) = (store.clone(), addr.clone());
+            scope.spawn(move || {
+                for i in (t..n).step_by(4) {
+                    let m = text_message(&format!("flood {i}"), "a pelican among the mail");
+                    let d = block(store.deliver(&addr, m)).unwrap();
+                    assert!(matches!(d, Delivery::Inbox { .. }), "{d:?}");
+                }
+            });
+        }
+    });
+    let found = |s: &sealmail::store::Session| {
+        block(s.search("INBOX", Criteria::Body("pelican among".into())))
+            .unwrap()
+            .uids
+            .len()
+    };
+    assert_eq!(found(&s), n, "found before the index has it");
+    let dek = env.dek(&addr, "pw");
+    let mut file = sealmail::store::mailbox::Mailbox::open(
+        &env.mailbox_path(&addr),
+        sealmail::store::db::DbKey::Raw(&dek),
+        Default::default(),
+    )
+    .unwrap();
+    let mut count = |sql: &str| -> usize {
+        let n: i64 = file.connection().query_row(sql, [], |r| r.get(0)).unwrap();
+        n as usize
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while count("SELECT count(*) FROM fts_pending") >= INDEX_BATCH {
+        assert!(std::time::Instant::now() < deadline, "never indexed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let indexed = count("SELECT count(*) FROM fts WHERE fts MATCH '\"pelican among\"'");
+    assert!(indexed >= n - INDEX_BATCH, "{indexed} of {n} in the index");
+    assert_eq!(found(&s), n, "found through the index too");
+}

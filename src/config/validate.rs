@@ -173,6 +173,7 @@ impl Validator<'_> {
         }
         let limits = Limits {
             max_message_bytes,
+            unindexed_max: crate::store::mailbox::UNINDEXED_MAX,
             mime: MimeLimits {
                 max_depth: self.range(
                     "limits.mime_max_depth",

@@ -257,7 +257,8 @@ fn fts(out: &mut Compiled, columns: &str, needle: &str) -> String {
         let q = format!("{{{columns}}} : \"{}\"", needle.replace('"', "\"\""));
         out.params.push(Value::Text(q));
         let indexed = out.params.len();
-        // Bodies not yet in the index (at most `INDEX_BATCH`) are read.
+        // Bodies not yet in the index (at most `Limits::unindexed_max`,
+        // more only after a spool import) are read.
         let unindexed = scan(out);
         format!(
             "(m.body_id IN (SELECT rowid FROM fts WHERE fts MATCH ?{indexed}) \

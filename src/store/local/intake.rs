@@ -1,8 +1,8 @@
 //! Deliveries into an open mailbox, committed together: while one delivery
 //! holds its alias' gate and commits, the deliveries that arrive queue
 //! here, and the next one to take the gate commits everything queued in
-//! one transaction (one full-text index flush, one WAL commit, one sync
-//! shared through the mailbox's `GroupSync`).
+//! one transaction (one WAL commit, one sync shared through the mailbox's
+//! `GroupSync`); the search index takes their bodies later, off this path.
 //!
 //! Imports `store` types only. Invariants: a queued delivery is taken and
 //! its outcome set only under the alias' gate, so a delivery that holds
@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use super::lock;
 use crate::store::StoreError;
-use crate::store::mailbox::{Durable, Mailbox};
+use crate::store::mailbox::{Durable, INDEX_BATCH, Mailbox};
 use crate::store::mime::Parsed;
 use crate::store::types::{AppendRequest, AppendUid};
 
@@ -96,24 +96,30 @@ impl Intake {
     }
 
     /// Commits queued deliveries of `alias` into `mailbox` until `mine`
-    /// has its outcome. The caller holds the alias' gate.
+    /// has its outcome. The caller holds the alias' gate. Also returns
+    /// whether a batch left enough bodies waiting for the search index
+    /// that it should be fed (`INDEX_BATCH`).
     pub(super) fn commit_until(
         &self,
         alias: i64,
         mailbox: &Mutex<Mailbox>,
         quota: Option<u64>,
         mine: &Queued,
-    ) -> Outcome {
+    ) -> (Outcome, bool) {
+        let mut index = false;
         loop {
             if let Some(outcome) = mine.outcome() {
-                return outcome;
+                return (outcome, index);
             }
             let batch = self.take_batch(alias);
             if batch.is_empty() {
                 // Not queued and no outcome: cannot happen under the gate.
-                return Err(StoreError::Internal("a queued delivery was lost".into()));
+                let lost = StoreError::Internal("a queued delivery was lost".into());
+                return (Err(lost), index);
             }
-            commit(&mut lock(mailbox), quota, &batch);
+            let mut m = lock(mailbox);
+            commit(&mut m, quota, &batch);
+            index |= m.unindexed() >= INDEX_BATCH;
         }
     }
 }

@@ -13,10 +13,10 @@ mod import;
 mod intake;
 mod open;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use zeroize::Zeroizing;
@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use super::control::{Alias, Control};
 use super::events::Hub;
 use super::keys::{self, KdfParams, KeyCache};
-use super::mailbox::{Limits, Mailbox, normalize, parse_within};
+use super::mailbox::{INDEX_BATCH, Limits, Mailbox, normalize, parse_within};
 use super::types::*;
 use super::{Backend, BoxFuture, StoreError};
 use super::{order, spool};
@@ -73,7 +73,16 @@ struct Inner {
     /// when its folders change (a re-created folder starts its UIDs anew).
     recent: Mutex<HashMap<(i64, String), u32>>,
     next_session: AtomicU64,
+    /// Aliases whose mailbox a background job is adding to the search
+    /// index (`index_later`).
+    indexing: Mutex<HashSet<i64>>,
+    /// This state itself, for jobs that must hold it.
+    me: Weak<Inner>,
 }
+
+/// The background indexer's look at a mailbox: it indexes once no body
+/// was added since its last look.
+const INDEX_PAUSE: Duration = Duration::from_millis(100);
 
 #[derive(Clone)]
 struct Live {
@@ -97,7 +106,7 @@ impl LocalBackend {
             .map_err(|e| StoreError::Internal(e.to_string()))?;
         let keys = KeyCache::new(cfg.key_ttl).map_err(|e| StoreError::Internal(e.to_string()))?;
         Ok(LocalBackend {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|me| Inner {
                 cfg,
                 control: Mutex::new(control),
                 keys,
@@ -111,6 +120,8 @@ impl LocalBackend {
                 imports: Mutex::new(HashMap::new()),
                 recent: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
+                indexing: Mutex::new(HashSet::new()),
+                me: me.clone(),
             }),
         })
     }
@@ -416,7 +427,76 @@ impl Inner {
             .map(|f| self.used(f))
             .ok_or(StoreError::NoSession)?;
         let mut guard = lock(&mb);
-        f(&mut guard, &live)
+        let out = f(&mut guard, &live);
+        if guard.unindexed() >= INDEX_BATCH {
+            self.index_later(live.alias, &mb);
+        }
+        out
+    }
+
+    /// Feeds the search index the bodies waiting for it, off the path of
+    /// the writes that added them (deliveries, APPEND): in the background,
+    /// once no body has been added for `INDEX_PAUSE` (a flood of mail is
+    /// stored first, at the rate of the inserts alone, and indexed after),
+    /// `INDEX_BATCH` per hold of the mailbox taken only when nobody holds
+    /// it, for as long as `INDEX_BATCH` wait (fewer are read by SEARCH as
+    /// they are). One such job per alias at a time. A flood that never
+    /// pauses meets `Limits::unindexed_max`, past which each write indexes
+    /// as it goes.
+    fn index_later(&self, alias: i64, mb: &Arc<Mutex<Mailbox>>) {
+        if !lock(&self.indexing).insert(alias) {
+            return;
+        }
+        // Holding the state makes dropping the store wait for the job, so
+        // the file never closes on this thread while the process exits.
+        let Some(inner) = self.me.upgrade() else {
+            lock(&self.indexing).remove(&alias);
+            return;
+        };
+        let mb = mb.clone();
+        blocking::unblock(move || {
+            inner.index_waiting(alias, &mb);
+            drop(mb);
+            drop(inner);
+        })
+        .detach();
+    }
+
+    fn index_waiting(&self, alias: i64, mb: &Mutex<Mailbox>) {
+        // What was waiting at the last look: a change means writes go on.
+        let mut seen = None;
+        loop {
+            std::thread::sleep(INDEX_PAUSE);
+            if self.stopping.load(Ordering::SeqCst) {
+                // The rest waits for the next write.
+                lock(&self.indexing).remove(&alias);
+                return;
+            }
+            let mut m = match mb.try_lock() {
+                Ok(m) => m,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => continue,
+            };
+            let waiting = m.unindexed();
+            if waiting >= INDEX_BATCH && seen != Some(waiting) {
+                seen = Some(waiting);
+                continue;
+            }
+            if waiting >= INDEX_BATCH {
+                match m.index_pending(INDEX_BATCH) {
+                    Ok(_) => {
+                        seen = Some(m.unindexed());
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot add new mail to the search index yet")
+                    }
+                }
+            }
+            // Under the mailbox's lock: a write after this schedules anew.
+            lock(&self.indexing).remove(&alias);
+            return;
+        }
     }
 
     /// Runs a read `f` on the session's mailbox without waiting for a
@@ -662,9 +742,15 @@ impl Inner {
             (None, Some(dek)) => {
                 let mb = self.open_mailbox(&alias, &dek);
                 match mb {
-                    Ok(mb) => self
-                        .intake
-                        .commit_until(alias.id, &mb, alias.quota_bytes, &queued),
+                    Ok(mb) => {
+                        let (outcome, index) =
+                            self.intake
+                                .commit_until(alias.id, &mb, alias.quota_bytes, &queued);
+                        if index {
+                            self.index_later(alias.id, &mb);
+                        }
+                        outcome
+                    }
                     Err(e) => {
                         self.intake.withdraw(alias.id, &queued);
                         Err(e)
