@@ -3,7 +3,8 @@
 //! in.
 //!
 //! Imports `util` and age. Invariants: a spool file appears only whole
-//! (temp file, fsync, rename, directory fsync) and only sealed; the server
+//! (temp file, fsync, rename; acknowledged after a directory fsync) and
+//! only sealed; the server
 //! never holds the identity that opens it except during an unlock; file
 //! names are `<unix time>-<nanoseconds>-<random>.age` so they sort by arrival and never
 //! collide.
@@ -13,7 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::util::{create_private_dir, now_unix, random_id, write_durable};
+use crate::util::{create_private_dir, now_unix, random_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -40,26 +41,88 @@ pub fn seal(
     public_key: &str,
     message: &[u8],
 ) -> Result<PathBuf, SpoolError> {
+    let sealed = prepare(data, mailbox_id, public_key, message)?;
+    let dir = sealed.dir.clone();
+    let path = sealed.place()?;
+    crate::util::fsync_dir(&dir)?;
+    Ok(path)
+}
+
+/// A message sealed into a temporary file of a spool and synced, not yet
+/// seen by the import (its name starts with a dot); removed if dropped
+/// before [`Sealed::place`]. Sealing and syncing, the slow part, happen
+/// before the caller takes its alias' gate; placing is a rename.
+pub struct Sealed {
+    tmp: PathBuf,
+    dir: PathBuf,
+    placed: bool,
+}
+
+/// Seals `message` to `public_key` into a temporary file of the mailbox's
+/// spool, synced to disk.
+pub fn prepare(
+    data: &Path,
+    mailbox_id: &str,
+    public_key: &str,
+    message: &[u8],
+) -> Result<Sealed, SpoolError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let recipient =
         age::x25519::Recipient::from_str(public_key).map_err(|_| SpoolError::BadRecipient)?;
-    let sealed = age::encrypt(&recipient, message).map_err(|e| SpoolError::Seal(e.to_string()))?;
+    let bytes = age::encrypt(&recipient, message).map_err(|e| SpoolError::Seal(e.to_string()))?;
     let d = dir(data, mailbox_id);
     if !d.exists() {
         create_private_dir(&d)?;
         crate::util::fsync_dir(d.parent().unwrap_or(data))?;
     }
-    // Seconds, then nanoseconds: names sort in arrival order, so the import
-    // keeps it.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let path = d.join(format!(
-        "{:012}-{nanos:09}-{}.age",
-        now_unix(),
-        random_id()?
-    ));
-    write_durable(&path, &sealed, 0o600)?;
-    Ok(path)
+    let sealed = Sealed {
+        tmp: d.join(format!(".seal.tmp-{}", random_id()?)),
+        dir: d,
+        placed: false,
+    };
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&sealed.tmp)?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    Ok(sealed)
+}
+
+impl Sealed {
+    /// Names the file by its arrival, now, so names sort in the order the
+    /// callers placed them, and makes it visible to the import. It is
+    /// durable once the spool directory is synced ([`Sealed::dir`]).
+    pub fn place(mut self) -> Result<PathBuf, SpoolError> {
+        // Seconds, then nanoseconds: names sort in arrival order, so the
+        // import keeps it.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = self.dir.join(format!(
+            "{:012}-{nanos:09}-{}.age",
+            now_unix(),
+            random_id()?
+        ));
+        fs::rename(&self.tmp, &path)?;
+        self.placed = true;
+        Ok(path)
+    }
+
+    /// The spool directory the file goes to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Sealed {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// A sealed file waiting for import.
@@ -171,5 +234,29 @@ mod tests {
             b"Subject: canary-xyz\r\n\r\nhi"
         );
         assert!(open(&p[0], other.to_string().expose_secret()).is_err());
+    }
+
+    /// A prepared file is invisible to the import until placed, is named
+    /// by when it was placed (not prepared), and leaves nothing behind if
+    /// it is never placed.
+    #[test]
+    fn prepared_files_appear_when_placed_in_placing_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let public = age::x25519::Identity::generate().to_public().to_string();
+        let first = prepare(dir.path(), "mbx", &public, b"Subject: first\r\n\r\n").unwrap();
+        let second = prepare(dir.path(), "mbx", &public, b"Subject: second\r\n\r\n").unwrap();
+        let dropped = prepare(dir.path(), "mbx", &public, b"Subject: never\r\n\r\n").unwrap();
+        assert!(pending(dir.path(), "mbx").unwrap().is_empty());
+        let second = second.place().unwrap();
+        let first = first.place().unwrap();
+        drop(dropped);
+        let names: Vec<PathBuf> = pending(dir.path(), "mbx")
+            .unwrap()
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
+        assert_eq!(names, [second, first]);
+        let all = fs::read_dir(super::dir(dir.path(), "mbx")).unwrap().count();
+        assert_eq!(all, 2, "no temporary file is left");
     }
 }

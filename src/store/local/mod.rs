@@ -93,6 +93,13 @@ struct Live {
     import: Option<Arc<Import>>,
 }
 
+fn spool_error(e: spool::SpoolError) -> StoreError {
+    match e {
+        spool::SpoolError::Io(io) => StoreError::Unavailable(io.to_string()),
+        other => StoreError::Internal(other.to_string()),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these maps leaves plain data whole.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -720,6 +727,17 @@ impl Inner {
         // Refuse now, before any lock, what the mailbox (or the import
         // later) would refuse, while the sender can still be told.
         let parsed = parse_within(&self.cfg.limits, &message)?;
+        // Mail that will likely be sealed is sealed and synced now, outside
+        // the gate, where deliveries to one owner run side by side; under
+        // the gate it is only renamed into place (or dropped, if the key
+        // came back meanwhile).
+        let likely_sealed = self.keys.peek(alias.id, &verifier).is_none()
+            || lock(&self.imports).contains_key(&alias.id);
+        let mut prepared = if likely_sealed {
+            Some(self.prepare_seal(&alias, &message)?)
+        } else {
+            None
+        };
         let request = AppendRequest {
             folder: "INBOX".into(),
             message,
@@ -762,9 +780,17 @@ impl Inner {
                     .intake
                     .withdraw(alias.id, &queued)
                     .ok_or_else(|| StoreError::Internal("a queued delivery was lost".into()))?;
-                let sealed = self.seal(&alias, &request.message);
+                let sealed = match prepared.take() {
+                    Some(p) => Ok(p),
+                    None => self.prepare_seal(&alias, &request.message),
+                };
+                let placed = sealed.and_then(|p| self.place_sealed(&alias, p, &request.message));
                 drop(g);
-                return sealed.map(|()| Delivery::Sealed);
+                // The 250 waits for the directory, without the gate:
+                // concurrent deliveries' syncs overlap.
+                let dir = placed?;
+                crate::util::fsync_dir(&dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                return Ok(Delivery::Sealed);
             }
         };
         // The 250 waits for the disk, without the mailbox or its gate:
@@ -777,10 +803,22 @@ impl Inner {
         Ok(Delivery::Inbox { uid: a.uid })
     }
 
-    /// Seals a message into the spool of an owner whose key is absent.
-    /// The caller holds the alias' gate.
-    fn seal(&self, alias: &Alias, message: &[u8]) -> Result<(), StoreError> {
+    /// Seals a message into a synced temporary file of the spool of an
+    /// owner whose key is absent (`spool::prepare`); no lock needed.
+    fn prepare_seal(&self, alias: &Alias, message: &[u8]) -> Result<spool::Sealed, StoreError> {
         let public = alias.public_key.as_deref().ok_or(StoreError::NoMailbox)?;
+        spool::prepare(&self.cfg.data_dir, &alias.mailbox_id, public, message).map_err(spool_error)
+    }
+
+    /// Places a sealed message in the spool, if the owner's quota has room
+    /// for it; returns the directory whose sync makes it durable. The
+    /// caller holds the alias' gate.
+    fn place_sealed(
+        &self,
+        alias: &Alias,
+        sealed: spool::Sealed,
+        message: &[u8],
+    ) -> Result<PathBuf, StoreError> {
         if let Some(limit) = alias.quota_bytes {
             // The mailbox is locked: its size when last open, plus what
             // waits in the spool.
@@ -797,12 +835,9 @@ impl Inner {
                 return Err(StoreError::OverQuota);
             }
         }
-        spool::seal(&self.cfg.data_dir, &alias.mailbox_id, public, message)
-            .map(drop)
-            .map_err(|e| match e {
-                spool::SpoolError::Io(io) => StoreError::Unavailable(io.to_string()),
-                other => StoreError::Internal(other.to_string()),
-            })
+        let dir = sealed.dir().to_path_buf();
+        sealed.place().map_err(spool_error)?;
+        Ok(dir)
     }
 
     fn append(
