@@ -95,6 +95,9 @@ impl Inner {
         import: &Import,
     ) {
         let mut skipped = HashSet::new();
+        // The first look imports everything then waiting without the gate;
+        // later looks find what arrived meanwhile.
+        let mut first = true;
         let result = self.reconcile(alias, mb).and_then(|()| {
             loop {
                 if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
@@ -117,7 +120,19 @@ impl Inner {
                     }
                     continue;
                 }
-                self.import_all(alias, mb, identity, &pending, &mut skipped, import)?;
+                if first {
+                    first = false;
+                    self.import_all(alias, mb, identity, &pending, &mut skipped, import)?;
+                    continue;
+                }
+                // Mail sealed as fast as it is imported would keep the
+                // import chasing it: after the first look, each batch is
+                // taken with deliveries held off, so the spool shrinks by
+                // a batch every round.
+                let gate = self.gate(alias.id);
+                let _g = lock(&gate);
+                let oldest = pending.get(..BATCH_MESSAGES).unwrap_or(&pending);
+                self.import_all(alias, mb, identity, oldest, &mut skipped, import)?;
             }
         });
         if let Err(e) = &result {
