@@ -201,7 +201,6 @@ fn a_steady_stream_does_not_keep_the_import_running() {
 /// in chunks, and BODY finds them before and after.
 #[test]
 fn imported_mail_is_indexed_after_the_import() {
-    use sealmail::store::Criteria;
     let env = Env::new();
     let addr = env.alias("ann", "pw");
     let n = 600; // more than one import batch and two index chunks
@@ -209,43 +208,17 @@ fn imported_mail_is_indexed_after_the_import() {
     let (_b, store) = env.store();
     let (s, imported) = unlock_imported(&store, &addr, "pw");
     assert_eq!(imported as usize, n);
-    let body = |s: &sealmail::store::Session| {
-        block(s.search("INBOX", Criteria::Body("sealed body".into())))
-            .unwrap()
-            .uids
-            .len()
-    };
-    assert_eq!(body(&s), n, "found while waiting for the index");
-    let dek = env.dek(&addr, "pw");
-    let mut file = sealmail::store::mailbox::Mailbox::open(
-        &env.mailbox_path(&addr),
-        sealmail::store::db::DbKey::Raw(&dek),
-        Default::default(),
-    )
-    .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let waiting: i64 = file
-            .connection()
-            .query_row("SELECT count(*) FROM fts_pending", [], |r| r.get(0))
-            .unwrap();
-        if waiting == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{waiting} never indexed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let indexed: i64 = file
-        .connection()
-        .query_row(
-            "SELECT count(*) FROM fts WHERE fts MATCH '\"sealed body\"'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(indexed as usize, n);
-    assert_eq!(body(&s), n, "found through the index");
+    assert_eq!(
+        body_hits(&s, "sealed body"),
+        n,
+        "found while waiting for the index"
+    );
+    let mut file = env.mailbox_file(&addr, "pw");
+    wait_for_index(&mut file, 1);
+    let indexed = count(
+        &mut file,
+        "SELECT count(*) FROM fts WHERE fts MATCH '\"sealed body\"'",
+    );
+    assert_eq!(indexed, n);
+    assert_eq!(body_hits(&s, "sealed body"), n, "found through the index");
 }

@@ -678,8 +678,8 @@ fn reads_do_not_wait_for_the_mailbox_lock() {
 /// `INDEX_BATCH`.
 #[test]
 fn delivered_mail_is_indexed_once_deliveries_pause() {
+    use sealmail::store::Delivery;
     use sealmail::store::mailbox::INDEX_BATCH;
-    use sealmail::store::{Criteria, Delivery};
     let env = Env::new();
     let addr = env.alias("ann", "pw");
     let (_b, store) = env.store();
@@ -697,30 +697,21 @@ fn delivered_mail_is_indexed_once_deliveries_pause() {
             });
         }
     });
-    let found = |s: &sealmail::store::Session| {
-        block(s.search("INBOX", Criteria::Body("pelican among".into())))
-            .unwrap()
-            .uids
-            .len()
-    };
-    assert_eq!(found(&s), n, "found before the index has it");
-    let dek = env.dek(&addr, "pw");
-    let mut file = sealmail::store::mailbox::Mailbox::open(
-        &env.mailbox_path(&addr),
-        sealmail::store::db::DbKey::Raw(&dek),
-        Default::default(),
-    )
-    .unwrap();
-    let mut count = |sql: &str| -> usize {
-        let n: i64 = file.connection().query_row(sql, [], |r| r.get(0)).unwrap();
-        n as usize
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while count("SELECT count(*) FROM fts_pending") >= INDEX_BATCH {
-        assert!(std::time::Instant::now() < deadline, "never indexed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let indexed = count("SELECT count(*) FROM fts WHERE fts MATCH '\"pelican among\"'");
+    assert_eq!(
+        body_hits(&s, "pelican among"),
+        n,
+        "found before the index has it"
+    );
+    let mut file = env.mailbox_file(&addr, "pw");
+    wait_for_index(&mut file, INDEX_BATCH);
+    let indexed = count(
+        &mut file,
+        "SELECT count(*) FROM fts WHERE fts MATCH '\"pelican among\"'",
+    );
     assert!(indexed >= n - INDEX_BATCH, "{indexed} of {n} in the index");
-    assert_eq!(found(&s), n, "found through the index too");
+    assert_eq!(
+        body_hits(&s, "pelican among"),
+        n,
+        "found through the index too"
+    );
 }

@@ -83,6 +83,18 @@ impl Env {
             .join(format!("{}.sqlite", a.mailbox_id))
     }
 
+    /// The alias' mailbox file opened beside the store, for what its API
+    /// does not tell (the search index, for one).
+    pub fn mailbox_file(&self, address: &str, password: &str) -> sealmail::store::mailbox::Mailbox {
+        let dek = self.dek(address, password);
+        sealmail::store::mailbox::Mailbox::open(
+            &self.mailbox_path(address),
+            sealmail::store::db::DbKey::Raw(&dek),
+            Default::default(),
+        )
+        .unwrap()
+    }
+
     /// The `sealmail` binary with `--data` set.
     pub fn bin(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_sealmail"));
@@ -476,4 +488,35 @@ pub fn peak_rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
+}
+
+/// The one integer `sql` selects from a mailbox file.
+pub fn count(file: &mut sealmail::store::mailbox::Mailbox, sql: &str) -> usize {
+    let n: i64 = file.connection().query_row(sql, [], |r| r.get(0)).unwrap();
+    n as usize
+}
+
+/// Waits (up to two minutes) until fewer than `below` bodies of the file
+/// wait for the search index.
+pub fn wait_for_index(file: &mut sealmail::store::mailbox::Mailbox, below: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let waiting = count(file, "SELECT count(*) FROM fts_pending");
+        if waiting < below {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{waiting} never indexed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// How many INBOX messages a BODY search for `needle` finds.
+pub fn body_hits(s: &sealmail::store::Session, needle: &str) -> usize {
+    block(s.search("INBOX", sealmail::store::Criteria::Body(needle.into())))
+        .unwrap()
+        .uids
+        .len()
 }
