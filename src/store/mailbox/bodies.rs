@@ -6,7 +6,10 @@
 //! Imports `store::mime`. Invariants: a body row's refcount equals the number
 //! of message rows that point at it, and an attachment's refcount equals the
 //! number of body segments that name it; both rows go when their count
-//! reaches zero. Reassembly gives back the exact bytes appended.
+//! reaches zero. Reassembly gives back the exact bytes appended. New bodies
+//! wait in `fts_pending` for the full-text index, which takes them here
+//! (`Mailbox::index_pending`), at most `Limits::unindexed_max` waiting
+//! unless a spool import added them.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -269,4 +272,45 @@ pub(super) fn load_header(conn: &Connection, body_id: i64) -> Result<Vec<u8>, St
     Ok(conn
         .prepare_cached("SELECT header FROM bodies WHERE id = ?1")?
         .query_row([body_id], |r| r.get(0))?)
+}
+
+impl super::Mailbox {
+    /// Adds up to `most` of the bodies waiting for the full-text index
+    /// (the oldest first) to it, in one transaction; returns how many.
+    pub fn index_pending(&mut self, most: usize) -> Result<usize, StoreError> {
+        if self.unindexed == 0 {
+            return Ok(0);
+        }
+        let tx = self.conn.transaction()?;
+        let n = index_pending(&tx, most)?;
+        tx.commit()?;
+        self.unindexed = if n < most {
+            0
+        } else {
+            self.unindexed.saturating_sub(n).max(1)
+        };
+        Ok(n)
+    }
+
+    /// Bodies waiting for the full-text index, as far as this connection
+    /// knows.
+    pub fn unindexed(&self) -> usize {
+        self.unindexed
+    }
+
+    /// Counts `n` new bodies waiting for the index. Past
+    /// `Limits::unindexed_max`, indexes the oldest, at least `INDEX_BATCH`,
+    /// so a flood that never pauses pays as it goes; below it the owner of
+    /// the file indexes them off the writers' path (`index_pending`). A
+    /// failure is logged and leaves them waiting (SEARCH reads their text
+    /// meanwhile): what added them has committed.
+    pub(super) fn unindexed_added(&mut self, n: usize) {
+        self.unindexed += n;
+        let over = self.unindexed.saturating_sub(self.limits.unindexed_max);
+        if over > 0
+            && let Err(e) = self.index_pending(over.max(super::INDEX_BATCH))
+        {
+            tracing::warn!(error = %e, "cannot add new mail to the search index yet");
+        }
+    }
 }

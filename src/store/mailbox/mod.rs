@@ -206,45 +206,6 @@ impl Mailbox {
         Ok(out)
     }
 
-    /// Adds up to `most` of the bodies waiting for the full-text index
-    /// (the oldest first) to it, in one transaction; returns how many.
-    pub fn index_pending(&mut self, most: usize) -> Result<usize, StoreError> {
-        if self.unindexed == 0 {
-            return Ok(0);
-        }
-        let tx = self.conn.transaction()?;
-        let n = bodies::index_pending(&tx, most)?;
-        tx.commit()?;
-        self.unindexed = if n < most {
-            0
-        } else {
-            self.unindexed.saturating_sub(n).max(1)
-        };
-        Ok(n)
-    }
-
-    /// Bodies waiting for the full-text index, as far as this connection
-    /// knows.
-    pub fn unindexed(&self) -> usize {
-        self.unindexed
-    }
-
-    /// Counts `n` new bodies waiting for the index. Past
-    /// `Limits::unindexed_max`, indexes the oldest, at least `INDEX_BATCH`,
-    /// so a flood that never pauses pays as it goes; below it the owner of
-    /// the file indexes them off the writers' path (`index_pending`). A
-    /// failure is logged and leaves them waiting (SEARCH reads their text
-    /// meanwhile): what added them has committed.
-    fn unindexed_added(&mut self, n: usize) {
-        self.unindexed += n;
-        let over = self.unindexed.saturating_sub(self.limits.unindexed_max);
-        if over > 0
-            && let Err(e) = self.index_pending(over.max(INDEX_BATCH))
-        {
-            tracing::warn!(error = %e, "cannot add new mail to the search index yet");
-        }
-    }
-
     /// Numbers the commit just made: waiting on the result (without this
     /// mailbox's lock) returns once that commit is on disk.
     pub fn committed(&self) -> Durable {
