@@ -119,6 +119,16 @@ pub(crate) fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// Waits (up to 20 s) until a server listens on `addr`; `what` names it
+/// (and where its log is) if it never does.
+pub(crate) fn wait_for_listener(addr: std::net::SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "no listener: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Lets other users pass through `dir` and every directory above it, for
 /// reference servers whose processes run as their own users.
 pub(crate) fn let_others_pass(dir: &Path) {

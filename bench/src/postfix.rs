@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, let_others_pass};
+use crate::common::{free_port, let_others_pass, wait_for_listener};
 
 const POSTFIX: &str = "/usr/sbin/postfix";
 const SMTP_SOURCE: &str = "/usr/sbin/smtp-source";
@@ -123,14 +123,7 @@ maillog_file_prefixes = {d}
             spool,
             smtp: SocketAddr::from(([127, 0, 0, 1], port)),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(postfix.smtp).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "Postfix did not listen; see {d}/postfix.log"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_listener(postfix.smtp, &format!("Postfix; see {d}/postfix.log"));
         Some(postfix)
     }
 

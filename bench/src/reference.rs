@@ -145,14 +145,7 @@ service lmtp {{
             pop3: at(pop3),
             lmtp: at(lmtp),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(dovecot.imap).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "Dovecot did not start; see {d}/dovecot.log"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_listener(dovecot.imap, &format!("Dovecot; see {d}/dovecot.log"));
         Some(dovecot)
     }
 
