@@ -33,21 +33,6 @@ pub fn dir(data: &Path, mailbox_id: &str) -> PathBuf {
     data.join("spool").join(mailbox_id)
 }
 
-/// Seals `message` to `public_key` into the mailbox's spool, durably.
-/// Returns the file written.
-pub fn seal(
-    data: &Path,
-    mailbox_id: &str,
-    public_key: &str,
-    message: &[u8],
-) -> Result<PathBuf, SpoolError> {
-    let sealed = prepare(data, mailbox_id, public_key, message)?;
-    let dir = sealed.dir.clone();
-    let path = sealed.place()?;
-    crate::util::fsync_dir(&dir)?;
-    Ok(path)
-}
-
 /// A message sealed into a temporary file of a spool and synced, not yet
 /// seen by the import (its name starts with a dot); removed if dropped
 /// before [`Sealed::place`]. Sealing and syncing, the slow part, happen
@@ -222,7 +207,10 @@ mod tests {
         let id = age::x25519::Identity::generate();
         let other = age::x25519::Identity::generate();
         let public = id.to_public().to_string();
-        seal(dir.path(), "mbx", &public, b"Subject: canary-xyz\r\n\r\nhi").unwrap();
+        prepare(dir.path(), "mbx", &public, b"Subject: canary-xyz\r\n\r\nhi")
+            .unwrap()
+            .place()
+            .unwrap();
         let p = pending(dir.path(), "mbx").unwrap();
         assert_eq!(p.len(), 1);
         let raw = fs::read(&p[0].path).unwrap();
