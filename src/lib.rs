@@ -19,6 +19,9 @@
 //!   immutable `Config`, and the policies it hands to subsystems.
 //! - `net` (imports `util`): TLS, connections with bounded lines and
 //!   STARTTLS, per-address caps, login throttling, the accept loop.
+//! - `cluster` (imports `net`, `store` interface, `util`): the link
+//!   between a primary and its secondaries: the secondary's remote
+//!   storage backend and the primary's link listener.
 //! - `relay` (imports `config`, `dns`, `net`, `store`, `util`): mail that
 //!   leaves from memory: the SMTP client, SRS, webhooks.
 //! - `queue` (imports `config`, `relay`, `store`, `util`): the outbound
@@ -31,10 +34,10 @@
 //!   sessions.
 //! - `smtp` (imports `config`, `dns`, `net`, `proto`, `queue`, `relay`,
 //!   `store` interface, `util`): MX and submission sessions.
-//! - `app` (imports `backup`, `config`, `dns`, `imap`, `net`, `pop3`, `queue`,
+//! - `app` (imports `backup`, `cluster`, `config`, `dns`, `imap`, `net`, `pop3`, `queue`,
 //!   `relay`, `smtp`, `store`, `util`): builds the subsystems from a
 //!   `Config`, binds the listeners, owns the executor and every task.
-//! - `cli` (imports `app`, `backup`, `config`, `dns`, `proto`, `queue`,
+//! - `cli` (imports `app`, `backup`, `cluster`, `config`, `dns`, `proto`, `queue`,
 //!   `relay`, `smtp`, `store`, `util`): the command line; the only user of
 //!   anyhow.
 //!
@@ -48,6 +51,7 @@
 pub mod app;
 pub mod backup;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod imap;

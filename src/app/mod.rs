@@ -280,16 +280,31 @@ pub async fn run(
     // Snapshots and restores left by a crash (one running by hand now
     // keeps its files).
     crate::backup::clean_temp(&config.data_dir);
-    let (backend, store) = open_store(&config)?;
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);
+    let open_files = raise_open_files();
+    let max_connections = config
+        .max_connections
+        .unwrap_or_else(|| default_max_connections(open_files));
+    tracing::info!(open_files, max_connections, "connection limits");
+    let mut tasks = Tasks {
+        ex: Arc::new(smol::Executor::new()),
+        tasks: Vec::new(),
+        limiter: ConnLimiter::new(config.connections_per_ip, max_connections),
+        stop: stop_rx,
+        alive: alive_tx,
+    };
+    let tls = tls::server_config(&config.tls_cert, &config.tls_key)
+        .map_err(|e| AppError::Invalid(e.to_string()))?;
+    let tls = futures_rustls::TlsAcceptor::from(tls);
+    let (backend, store) = open_role_store(&config, &tls, &mut tasks)?;
     let spill_dir = config.data_dir.join("spill");
     // Spill files left by a crash are removed here.
     let spills = crate::util::spill::Spills::open(&spill_dir, config.message_disk)
         .map_err(io_at(&spill_dir))?;
-    let tls = tls::server_config(&config.tls_cert, &config.tls_key)
-        .map_err(|e| AppError::Invalid(e.to_string()))?;
     let shared = Shared {
         store,
-        tls: futures_rustls::TlsAcceptor::from(tls),
+        tls,
         throttle: AuthThrottle::new(ThrottlePolicy {
             checks_global: config.password_checks,
             ..ThrottlePolicy::default()
@@ -301,20 +316,6 @@ pub async fn run(
             config.message_memory - 5 * config.limits.max_message_bytes,
         ),
         spills,
-    };
-    let open_files = raise_open_files();
-    let max_connections = config
-        .max_connections
-        .unwrap_or_else(|| default_max_connections(open_files));
-    tracing::info!(open_files, max_connections, "connection limits");
-    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-    let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);
-    let mut tasks = Tasks {
-        ex: Arc::new(smol::Executor::new()),
-        tasks: Vec::new(),
-        limiter: ConnLimiter::new(config.connections_per_ip, max_connections),
-        stop: stop_rx,
-        alive: alive_tx,
     };
     let Listeners {
         smtp,
@@ -359,7 +360,9 @@ pub async fn run(
         let session = move |acc| imap::serve(ctx.clone(), acc, implicit_tls, stop.clone());
         tasks.listen(listener, what, &imap_slots, &imap::REFUSALS, session);
     }
-    start_backups(&config, &backend, &mut tasks)?;
+    if let Some(backend) = &backend {
+        start_backups(&config, backend, &mut tasks)?;
+    }
     let stop = tasks.stop.clone();
     tasks.spawn(sweeper(backend, shared.throttle, config.key_ttl, stop));
     let workers = start_workers(&tasks);
@@ -388,6 +391,45 @@ pub async fn run(
         let _ = w.join();
     }
     Ok(())
+}
+
+/// The store this node's sessions use: the local backend (standalone and
+/// primary, which also starts its link listener), or the primary's over
+/// the cluster link (secondary, which opens no mailbox, control database
+/// or spool).
+fn open_role_store(
+    config: &Config,
+    tls: &futures_rustls::TlsAcceptor,
+    tasks: &mut Tasks,
+) -> Result<(Option<Arc<LocalBackend>>, Store), AppError> {
+    use crate::cluster::{Join, Link, primary, secondary};
+    use crate::config::Role;
+    let link = Link::new(config.limits.max_message_bytes, config.cluster.timeout);
+    if config.cluster.role == Role::Secondary {
+        let mut join = Join::load(&config.data_dir).map_err(AppError::Invalid)?;
+        if let Some(url) = &config.cluster.primary {
+            crate::cluster::host_port(url).map_err(AppError::Invalid)?;
+            join.primary = url.clone();
+        }
+        tracing::info!(primary = %join.primary, "secondary: storage is on the primary");
+        let remote = secondary::Remote::new(link);
+        let stop = tasks.stop.clone();
+        tasks.spawn(secondary::run(remote.clone(), join, tasks.ex.clone(), stop));
+        return Ok((None, Store::new(remote)));
+    }
+    let (backend, store) = open_store(config)?;
+    if config.cluster.role == Role::Primary {
+        let secret = crate::cluster::primary_secret(&config.data_dir, false)
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let addr = config.cluster.listen;
+        let listener = Async::<TcpListener>::bind(addr)
+            .map_err(|e| AppError::Invalid(format!("cannot listen on {addr}: {e}")))?;
+        tracing::info!(%addr, "cluster link listening");
+        let primary = primary::Primary::new(backend.clone(), tls.clone(), secret, link);
+        let (ex, stop) = (tasks.ex.clone(), tasks.stop.clone());
+        tasks.spawn(primary::serve(primary, listener, ex, stop));
+    }
+    Ok((Some(backend), store))
 }
 
 /// The MX and submission listeners (in that order: 25, 587, 465), the
@@ -549,14 +591,16 @@ fn start_workers(tasks: &Tasks) -> Vec<std::thread::JoinHandle<()>> {
 /// files) and old login failures, then gives the heap's free pages back
 /// to the OS.
 async fn sweeper(
-    backend: Arc<LocalBackend>,
+    backend: Option<Arc<LocalBackend>>,
     throttle: Arc<AuthThrottle>,
     key_ttl: Duration,
     stop: async_channel::Receiver<()>,
 ) {
     let every = (key_ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
     while crate::util::wait_or_stop(every, &stop).await {
-        backend.sweep();
+        if let Some(b) = &backend {
+            b.sweep();
+        }
         throttle.sweep();
         // What the closed files, ended sessions and finished transfers
         // freed leaves the resident set now, not at the next peak.

@@ -8,6 +8,7 @@
 
 mod admin;
 mod backup;
+mod cluster;
 mod mailbox;
 mod queue;
 
@@ -53,7 +54,16 @@ enum Command {
         /// first start.
         #[arg(long)]
         dev: bool,
+        /// standalone, primary or secondary (over [cluster] role).
+        #[arg(long)]
+        role: Option<String>,
+        /// A secondary's primary, wss://HOST:PORT (over cluster.join).
+        #[arg(long)]
+        primary: Option<String>,
     },
+    /// Link nodes: a primary and its secondaries.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCmd),
     /// Manage mail domains.
     #[command(subcommand)]
     Domain(admin::DomainCmd),
@@ -83,7 +93,7 @@ pub fn main() -> Result<()> {
     let cli = Cli::parse();
     let dev = matches!(
         cli.command,
-        Command::Serve { dev: true } | Command::Init { dev: true, .. }
+        Command::Serve { dev: true, .. } | Command::Init { dev: true, .. }
     );
     let data = cli.data.clone().unwrap_or_else(|| {
         if dev {
@@ -104,7 +114,8 @@ pub fn main() -> Result<()> {
             );
             Ok(())
         }
-        Command::Serve { dev } => serve(&data, dev),
+        Command::Serve { dev, role, primary } => serve(&data, dev, role, primary),
+        Command::Cluster(cmd) => cluster::run(&load(&data)?, cmd),
         Command::Domain(cmd) => admin::domain(&load(&data)?, cmd),
         Command::Alias(cmd) => admin::alias(&load(&data)?, cmd),
         Command::Mailbox(cmd) => mailbox::run(&load(&data)?, cmd),
@@ -122,18 +133,29 @@ fn load(data: &Path) -> Result<Config> {
     Ok(Config::load(data)?)
 }
 
-fn serve(data: &Path, dev: bool) -> Result<()> {
+fn serve(data: &Path, dev: bool, role: Option<String>, primary: Option<String>) -> Result<()> {
     if dev && !data.join(crate::config::FILE_NAME).exists() {
         app::init(data, "localhost", true)?;
     }
-    let config = Arc::new(load(data)?);
+    let mut config = load(data)?;
+    if let Some(r) = role {
+        config.cluster.role = crate::config::Role::parse(&r)
+            .with_context(|| format!("--role {r:?}: expected standalone, primary or secondary"))?;
+    }
+    if primary.is_some() {
+        config.cluster.primary = primary;
+    }
+    let config = Arc::new(config);
     if dev && !config.dev {
         anyhow::bail!(
             "{}: --dev needs a development config (server.dev = true); this one is for production",
             config.file.display()
         );
     }
-    if dev && let Some(demo) = app::ensure_demo(&config)? {
+    if dev
+        && config.cluster.role != crate::config::Role::Secondary
+        && let Some(demo) = app::ensure_demo(&config)?
+    {
         print_demo(&config, &demo);
     }
     let (tx, rx) = async_channel::bounded::<()>(1);

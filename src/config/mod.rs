@@ -136,6 +136,43 @@ pub struct Config {
     pub send_limits: SendLimits,
     /// Retries and body keeping of the outbound queue.
     pub queue: QueuePolicy,
+    pub cluster: Cluster,
+}
+
+/// What this node does with its peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Everything in one process (the default).
+    Standalone,
+    /// Everything, and secondaries' storage requests over the link.
+    Primary,
+    /// The protocol front ends; storage on the primary.
+    Secondary,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "standalone" => Some(Role::Standalone),
+            "primary" => Some(Role::Primary),
+            "secondary" => Some(Role::Secondary),
+            _ => None,
+        }
+    }
+}
+
+/// `[cluster]`: several nodes (docs/cluster.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    pub role: Role,
+    /// Where a primary listens for its secondaries (wss).
+    pub listen: SocketAddr,
+    /// How long a secondary waits for the primary's reply to a request,
+    /// a lost link's return included.
+    pub timeout: Duration,
+    /// A secondary's primary (`serve --primary`), over the one in
+    /// `cluster.join`.
+    pub primary: Option<String>,
 }
 
 /// An S3-compatible bucket. Credentials left out of the file come from
@@ -269,6 +306,14 @@ pub fn render_template(hostname: &str, dev: bool) -> String {
         .replace("{{imaps}}", &l.imaps.to_string())
         .replace("{{pop3}}", &l.pop3.to_string())
         .replace("{{pop3s}}", &l.pop3s.to_string())
+        .replace(
+            "{{cluster}}",
+            if dev {
+                "127.0.0.1:2744"
+            } else {
+                "0.0.0.0:7443"
+            },
+        )
 }
 
 impl Config {

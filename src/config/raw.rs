@@ -20,6 +20,15 @@ pub struct Raw {
     pub backup: Option<Backup>,
     pub submission: Option<Submission>,
     pub queue: Option<Queue>,
+    pub cluster: Option<Cluster>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub role: Option<String>,
+    pub listen: Option<String>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -85,6 +85,7 @@ impl Validator<'_> {
             send_limits: self.send_limits(raw.submission.unwrap_or_default())?,
             queue: self.queue(raw.queue.unwrap_or_default())?,
             mx: self.mx(raw.mx.unwrap_or_default())?,
+            cluster: self.cluster(raw.cluster.unwrap_or_default(), dev)?,
             nameservers: self.nameservers(raw.dns.unwrap_or_default())?,
             relay: self.relay(raw.relay.unwrap_or_default())?,
             backup_dir: data_dir.join(backup.dir.clone().unwrap_or_else(|| "backups".into())),
@@ -251,6 +252,37 @@ impl Validator<'_> {
             return self.err("mx.command_timeout", "timeouts must be longer than 0s");
         }
         Ok(mx)
+    }
+
+    /// `[cluster]`: this node's role and the link's settings.
+    fn cluster(&self, c: raw::Cluster, dev: bool) -> Result<Cluster, ConfigError> {
+        let role = match c.role.as_deref() {
+            None => Role::Standalone,
+            Some(r) => match Role::parse(r) {
+                Some(role) => role,
+                None => {
+                    return self.err(
+                        "cluster.role",
+                        format!("{r:?} is not one of standalone, primary, secondary"),
+                    );
+                }
+            },
+        };
+        let default = if dev {
+            std::net::SocketAddr::from(([127, 0, 0, 1], 2744))
+        } else {
+            std::net::SocketAddr::from(([0, 0, 0, 0], 7443))
+        };
+        let timeout = self.duration("cluster.timeout", c.timeout.as_deref().unwrap_or("60s"))?;
+        if timeout.is_zero() {
+            return self.err("cluster.timeout", "must be longer than 0s");
+        }
+        Ok(Cluster {
+            role,
+            listen: self.addr("cluster.listen", c.listen, default, dev)?,
+            timeout,
+            primary: None,
+        })
     }
 
     /// `[backup]`: the schedule and retention (none when `schedule` is off).

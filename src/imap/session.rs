@@ -299,7 +299,17 @@ impl Io<'_> {
     }
 
     /// `tag NO [CODE] …` for a storage error.
+    /// The NO for a storage error; a session the store no longer knows
+    /// (a cluster secondary whose link to the primary dropped) is over:
+    /// BYE, and the client logs in again.
     pub async fn store_failed(&mut self, tag: &str, e: &StoreError) -> io::Result<Next> {
+        if *e == StoreError::NoSession {
+            self.conn.reply(&format!("{tag} {}", store_no(e))).await?;
+            self.conn
+                .reply("* BYE [UNAVAILABLE] this session was lost; log in again")
+                .await?;
+            return Ok(Next::Close);
+        }
         self.reply(&format!("{tag} {}", store_no(e))).await
     }
 

@@ -116,6 +116,89 @@ pub fn opportunistic_client() -> std::sync::Arc<rustls::ClientConfig> {
     std::sync::Arc::new(config)
 }
 
+/// The SHA-256 of the first certificate in a PEM file: what a cluster
+/// secondary pins its primary by.
+pub fn fingerprint(cert: &Path) -> io::Result<[u8; 32]> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use sha2::Digest;
+    let first = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| io::Error::other(format!("{}: {e}", cert.display())))?
+        .next()
+        .ok_or_else(|| io::Error::other(format!("{}: no certificate", cert.display())))?
+        .map_err(|e| io::Error::other(format!("{}: {e}", cert.display())))?;
+    Ok(sha2::Sha256::digest(first.as_ref()).into())
+}
+
+/// A client configuration that accepts exactly one server certificate,
+/// named by its SHA-256 (a cluster secondary's link to its primary): no
+/// chain, no names, no expiry; the handshake signatures are checked.
+#[allow(clippy::expect_used)] // INVARIANT below.
+pub fn pinned_client(pin: [u8; 32]) -> std::sync::Arc<rustls::ClientConfig> {
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        // INVARIANT: ring implements every default protocol version.
+        .expect("ring supports the default versions")
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(Pinned {
+            pin,
+            signatures: AnyChain(provider()),
+        }))
+        .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
+
+#[derive(Debug)]
+struct Pinned {
+    pin: [u8; 32],
+    signatures: AnyChain,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use sha2::Digest;
+        let seen: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
+        // The pin is public: a plain comparison is fine.
+        if seen == self.pin {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the certificate's fingerprint {} is not the pinned one",
+                hex::encode(seen)
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.signatures.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.signatures.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.signatures.supported_verify_schemes()
+    }
+}
+
 /// Whether `chain` is valid for `name` under the public web roots.
 pub fn chain_verified(
     verifier: &rustls::client::WebPkiServerVerifier,

@@ -117,7 +117,7 @@ impl Env {
                 &format!("\"127.0.0.1:{}\"", free_port()),
             );
         }
-        for p in ["587", "465", "993", "995"] {
+        for p in ["587", "465", "993", "995", "7443"] {
             text = text.replace(&format!("\"0.0.0.0:{p}\""), "\"127.0.0.1:0\"");
         }
         std::fs::write(&env.config.file, text).unwrap();

@@ -1,0 +1,410 @@
+//! The secondary's side of the link: [`Remote`], a `store::Backend` that
+//! sends every request to the primary, and [`run`], which keeps the link
+//! up (reconnecting with backoff and jitter) and routes replies and change
+//! events back to their callers.
+//!
+//! Imports the siblings, `net` (TLS), `store` (the interface) and `util`.
+//! Invariants: a call made while no link is up fails at once with a
+//! temporary error (after a short grace for a blip); a call not answered
+//! when the link drops is sent again, with the same key, once the link is
+//! back (the primary applies a write once), and fails with a temporary
+//! error at its deadline; sessions and their
+//! event subscriptions die with the link that opened them (the primary
+//! releases them), so a client logs in again; the secret never leaves
+//! this process, only proofs of it.
+
+use std::collections::HashMap;
+use std::net::ToSocketAddrs;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tungstenite::Message;
+use futures_lite::StreamExt;
+use smol::Async;
+
+use super::{Frame, Join, Link, VERSION, proof};
+use crate::store::types::{Change, Request, Response, SessionId};
+use crate::store::{Backend, BoxFuture, StoreError};
+
+/// How long a new call waits for the link to come back.
+const LINK_GRACE: Duration = Duration::from_secs(2);
+
+/// A storage backend on the other end of the link.
+pub struct Remote {
+    link: Link,
+    /// Makes this process's call keys unlike any other's.
+    instance: u64,
+    next: AtomicU64,
+    state: Mutex<State>,
+}
+
+/// A call's encoded frame (sent again on a new link) and its caller.
+type Waiting = (
+    Arc<Vec<u8>>,
+    async_channel::Sender<Result<Response, StoreError>>,
+);
+
+#[derive(Default)]
+struct State {
+    /// The live link's outgoing frames.
+    out: Option<async_channel::Sender<Arc<Vec<u8>>>>,
+    /// Calls waiting for a reply: their encoded frame, for a resend.
+    pending: HashMap<u64, Waiting>,
+    /// Event subscriptions: their session and where events go.
+    subscriptions: HashMap<u64, (SessionId, async_channel::Sender<Change>)>,
+    status: Status,
+}
+
+/// The link as `cluster status` shows it.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    pub connected_since: Option<i64>,
+    pub round_trip: Option<Duration>,
+    pub last_error: Option<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unavailable() -> StoreError {
+    StoreError::Unavailable("the storage primary is unreachable".into())
+}
+
+impl Remote {
+    pub fn new(link: Link) -> Arc<Remote> {
+        let mut instance = [0u8; 8];
+        let _ = crate::util::random_fill(&mut instance);
+        Arc::new(Remote {
+            link,
+            instance: u64::from_le_bytes(instance),
+            next: AtomicU64::new(1),
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    pub fn status(&self) -> Status {
+        lock(&self.state).status.clone()
+    }
+
+    /// Sends `bytes` on the live link, if there is one.
+    fn send(&self, bytes: Arc<Vec<u8>>) {
+        if let Some(out) = &lock(&self.state).out {
+            let _ = out.try_send(bytes);
+        }
+    }
+
+    /// Waits up to [`LINK_GRACE`] for a live link (a blip passes; a
+    /// primary that is down fails the call at once, not at its deadline).
+    async fn linked(&self) -> bool {
+        let deadline = Instant::now() + LINK_GRACE;
+        loop {
+            if lock(&self.state).out.is_some() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            smol::Timer::after(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn call_remote(&self, request: Request) -> Result<Response, StoreError> {
+        if !self.linked().await {
+            return Err(unavailable());
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let request = self.link.encode(&request)?;
+        let frame = Arc::new(self.link.encode(&Frame::Call {
+            id,
+            key: (self.instance, id),
+            deadline_ms: u64::try_from(self.link.timeout.as_millis()).unwrap_or(u64::MAX),
+            request,
+        })?);
+        let (tx, rx) = async_channel::bounded(1);
+        {
+            let mut st = lock(&self.state);
+            st.pending.insert(id, (frame.clone(), tx));
+            if let Some(out) = &st.out {
+                let _ = out.try_send(frame);
+            }
+        }
+        let reply = futures_lite::future::or(async { rx.recv().await.ok() }, async {
+            smol::Timer::after(self.link.timeout).await;
+            None
+        })
+        .await;
+        lock(&self.state).pending.remove(&id);
+        reply.unwrap_or_else(|| Err(unavailable()))
+    }
+}
+
+impl Backend for Remote {
+    fn call(&self, request: Request) -> BoxFuture<'_, Result<Response, StoreError>> {
+        Box::pin(self.call_remote(request))
+    }
+
+    fn subscribe(&self, session: SessionId) -> Result<async_channel::Receiver<Change>, StoreError> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let frame = Arc::new(self.link.encode(&Frame::Subscribe { id, session })?);
+        let (tx, rx) = async_channel::unbounded();
+        let mut st = lock(&self.state);
+        let Some(out) = &st.out else {
+            return Err(unavailable());
+        };
+        out.try_send(frame).map_err(|_| unavailable())?;
+        st.subscriptions.insert(id, (session, tx));
+        Ok(rx)
+    }
+
+    fn release(&self, session: SessionId) {
+        lock(&self.state)
+            .subscriptions
+            .retain(|_, (s, _)| *s != session);
+        if let Ok(frame) = self.link.encode(&Frame::Release { session }) {
+            self.send(Arc::new(frame));
+        }
+    }
+}
+
+/// Keeps the link to the primary up until `stop` closes.
+pub async fn run(
+    remote: Arc<Remote>,
+    join: Join,
+    ex: Arc<smol::Executor<'static>>,
+    stop: async_channel::Receiver<()>,
+) {
+    let tls = futures_rustls::TlsConnector::from(crate::net::tls::pinned_client(join.pin));
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let attempt =
+            futures_lite::future::or(async { Some(connect(&remote, &join, &tls).await) }, async {
+                let _ = stop.recv().await;
+                None
+            })
+            .await;
+        match attempt {
+            None => return,
+            Some(Ok(ws)) => {
+                backoff = Duration::from_millis(250);
+                tracing::info!(primary = %join.primary, "cluster link up");
+                let lost = futures_lite::future::or(serve(&remote, ws, &ex), async {
+                    let _ = stop.recv().await;
+                    None
+                })
+                .await;
+                link_down(&remote, lost.clone());
+                match lost {
+                    None => return,
+                    Some(why) => {
+                        tracing::warn!(primary = %join.primary, reason = %why, "cluster link lost")
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(primary = %join.primary, error = %e, "cannot reach the storage primary");
+                lock(&remote.state).status.last_error = Some(e);
+            }
+        }
+        // Exponential backoff with jitter, up to 10 s.
+        let mut r = [0u8; 2];
+        let _ = crate::util::random_fill(&mut r);
+        let jitter = Duration::from_millis(u64::from(u16::from_le_bytes(r)) % 250);
+        if !crate::util::wait_or_stop(backoff + jitter, &stop).await {
+            return;
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+type Ws = async_tungstenite::WebSocketStream<
+    futures_rustls::client::TlsStream<Async<std::net::TcpStream>>,
+>;
+
+/// TCP, TLS with the pinned certificate, the WebSocket upgrade and the
+/// proof of the secret.
+async fn connect(
+    remote: &Remote,
+    join: &Join,
+    tls: &futures_rustls::TlsConnector,
+) -> Result<Ws, String> {
+    let steps = async {
+        let (host, port) = super::host_port(&join.primary)?;
+        let addr = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| format!("{host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host}: no address"))?;
+        let tcp = Async::<std::net::TcpStream>::connect(addr)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|e| format!("{host}: {e}"))?;
+        let stream = tls
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        let url = format!(
+            "wss://{}/",
+            join.primary
+                .trim_start_matches("wss://")
+                .trim_end_matches('/')
+        );
+        let (mut ws, _) =
+            async_tungstenite::client_async_with_config(url, stream, Some(remote.link.websocket()))
+                .await
+                .map_err(|e| format!("WebSocket: {e}"))?;
+        let nonce = match next_frame(&remote.link, &mut ws).await? {
+            Frame::Hello { version, nonce } if version == VERSION => nonce,
+            Frame::Hello { version, .. } => {
+                return Err(format!(
+                    "version skew: the primary speaks cluster link version {version}, this node {VERSION}; run the same sealmail release on every node"
+                ));
+            }
+            _ => return Err("the primary did not greet".into()),
+        };
+        let mac = proof(&join.secret, &nonce);
+        let bytes = remote
+            .link
+            .encode(&Frame::Proof {
+                version: VERSION,
+                mac,
+            })
+            .map_err(|e| e.to_string())?;
+        ws.send(Message::binary(bytes))
+            .await
+            .map_err(|e| e.to_string())?;
+        match next_frame(&remote.link, &mut ws).await? {
+            Frame::Welcome => Ok(ws),
+            Frame::Refused(why) => Err(format!("the primary refused this node: {why}")),
+            _ => Err("the primary answered the proof with something else".into()),
+        }
+    };
+    futures_lite::future::or(steps, async {
+        smol::Timer::after(super::HANDSHAKE_TIMEOUT).await;
+        Err("the handshake with the primary timed out".into())
+    })
+    .await
+}
+
+async fn next_frame(link: &Link, ws: &mut Ws) -> Result<Frame, String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => return link.decode(&b),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(_)) | None => return Err("the primary closed the link".into()),
+            Some(Err(e)) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Runs a live link until it fails; returns why.
+async fn serve(remote: &Arc<Remote>, ws: Ws, ex: &Arc<smol::Executor<'static>>) -> Option<String> {
+    let (mut sender, mut receiver) = ws.split();
+    let (out_tx, out_rx) = async_channel::bounded::<Arc<Vec<u8>>>(1024);
+    {
+        let mut st = lock(&remote.state);
+        // Calls that were waiting when the last link dropped go again,
+        // with their keys: the primary applies each write once.
+        let mut waiting: Vec<(u64, Arc<Vec<u8>>)> = st
+            .pending
+            .iter()
+            .map(|(id, (f, _))| (*id, f.clone()))
+            .collect();
+        waiting.sort_by_key(|(id, _)| *id);
+        for (_, frame) in waiting {
+            let _ = out_tx.try_send(frame);
+        }
+        st.out = Some(out_tx.clone());
+        st.status.connected_since = Some(crate::util::now_unix());
+        st.status.last_error = None;
+    }
+    let writer = ex.spawn(async move {
+        while let Ok(bytes) = out_rx.recv().await {
+            if sender
+                .send(Message::binary((*bytes).clone()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let _ = sender.close(None).await;
+    });
+    let started = Instant::now();
+    let heartbeat = {
+        let (remote, out) = (remote.clone(), out_tx.clone());
+        ex.spawn(async move {
+            loop {
+                smol::Timer::after(super::SILENCE / 3).await;
+                let now = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let Ok(ping) = remote.link.encode(&Frame::Ping(now)) else {
+                    return;
+                };
+                if out.send(Arc::new(ping)).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let why = loop {
+        let next = futures_lite::future::or(async { receiver.next().await.map(Some) }, async {
+            smol::Timer::after(super::SILENCE).await;
+            Some(None)
+        })
+        .await;
+        let bytes = match next {
+            None => break "the primary closed the link".to_string(),
+            Some(None) => break "the primary went silent".to_string(),
+            Some(Some(Err(e))) => break e.to_string(),
+            Some(Some(Ok(Message::Binary(b)))) => b,
+            Some(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Some(Some(Ok(_))) => break "the primary closed the link".to_string(),
+        };
+        match remote.link.decode::<Frame>(&bytes) {
+            Ok(Frame::Reply { id, result }) => {
+                let waiter = lock(&remote.state).pending.remove(&id);
+                if let Some((_, tx)) = waiter {
+                    let _ = tx.try_send(result);
+                }
+            }
+            Ok(Frame::Event { id, change }) => {
+                let mut st = lock(&remote.state);
+                let gone = match st.subscriptions.get(&id) {
+                    Some((_, tx)) => tx.try_send(change).is_err() && tx.is_closed(),
+                    None => false,
+                };
+                if gone {
+                    st.subscriptions.remove(&id);
+                }
+            }
+            Ok(Frame::Pong(sent)) => {
+                let now = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                lock(&remote.state).status.round_trip =
+                    Some(Duration::from_micros(now.saturating_sub(sent)));
+            }
+            Ok(Frame::Ping(n)) => {
+                if let Ok(pong) = remote.link.encode(&Frame::Pong(n)) {
+                    let _ = out_tx.try_send(Arc::new(pong));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => break format!("an undecodable frame from the primary: {e}"),
+        }
+    };
+    drop(heartbeat);
+    out_tx.close();
+    writer.await;
+    Some(why)
+}
+
+/// The link is gone: no more sends; sessions' event streams end (their
+/// sessions died with the link), waiting calls wait for the next link.
+fn link_down(remote: &Remote, why: Option<String>) {
+    let mut st = lock(&remote.state);
+    st.out = None;
+    st.subscriptions.clear();
+    st.status.connected_since = None;
+    st.status.last_error = why;
+}

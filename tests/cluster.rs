@@ -1,0 +1,353 @@
+//! Several nodes, each its own process of the real binary on loopback: a
+//! primary and secondaries linked over the cluster's TLS WebSocket. Mail
+//! taken by one node is read through another; IDLE on a secondary sees a
+//! delivery made through a third node; a node with the wrong secret or a
+//! stranger on the link port gets nothing and the primary keeps serving.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::string_slice
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::imap::Client;
+use common::*;
+
+/// A node's data directory, with its role and (for a primary) its link
+/// port written into `[cluster]`.
+fn node(role: &str) -> (Env, u16) {
+    let mut env = Env::subprocess();
+    let port = free_port();
+    let text = std::fs::read_to_string(&env.config.file)
+        .unwrap()
+        .replace("role = \"standalone\"", &format!("role = \"{role}\""))
+        .replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+    std::fs::write(&env.config.file, text).unwrap();
+    env.config = sealmail::config::Config::load(env.data()).unwrap();
+    (env, port)
+}
+
+/// `cluster init` on the primary: (url, secret, pin).
+fn init(primary: &Env) -> (String, String, String) {
+    let out = run_ok(
+        primary
+            .bin()
+            .args(["cluster", "init", "--host", "127.0.0.1"]),
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains("cluster join"))
+        .expect("a join command");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let n = words.len();
+    (
+        words[n - 3].to_string(),
+        words[n - 2].to_string(),
+        words[n - 1].to_string(),
+    )
+}
+
+fn secondary_of(url: &str, secret: &str, pin: &str) -> Env {
+    let (env, _) = node("secondary");
+    run_ok(env.bin().args(["cluster", "join", url, secret, pin]));
+    env
+}
+
+/// Waits (60 s at most) until an IMAP LOGIN on `addr` succeeds: a
+/// secondary answers before its link is up.
+fn login_when_linked(addr: SocketAddr, user: &str) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (mut c, _) = Client::connect(addr);
+        let r = c.cmd(&format!("L LOGIN {user} pw"));
+        if r.last().unwrap().starts_with("L OK") {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no login through {addr}: {r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends over `addr`'s MX until a 250 (the link may still be coming up:
+/// 4xx until then); panics on a 5xx or after 60 s.
+fn send_when_linked(addr: SocketAddr, rcpt: &str, subject: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reply = smtp_send(addr, rcpt, subject);
+        if reply.starts_with("250") {
+            return;
+        }
+        assert!(reply.starts_with('4'), "{reply}");
+        assert!(
+            Instant::now() < deadline,
+            "no delivery through {addr}: {reply}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The MX's answer to RCPT TO:<rcpt>.
+fn rcpt_reply(addr: SocketAddr, rcpt: &str) -> String {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    smtp_reply(&mut r);
+    let mut last = String::new();
+    for cmd in [
+        "HELO client.example.net".to_string(),
+        "MAIL FROM:<a@example.net>".into(),
+        format!("RCPT TO:<{rcpt}>"),
+    ] {
+        w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        last = smtp_reply(&mut r);
+    }
+    last
+}
+
+fn pop3_stat(addr: SocketAddr, user: &str) -> String {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    w.write_all(format!("USER {user}\r\nPASS pw\r\nSTAT\r\nQUIT\r\n").as_bytes())
+        .unwrap();
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        lines.push(line.trim_end().to_string());
+    }
+    assert!(lines[1].starts_with("+OK"), "{lines:?}");
+    lines[2].clone()
+}
+
+#[test]
+fn mail_through_one_secondary_is_read_through_another_and_the_primary() {
+    let (primary, _) = node("primary");
+    let bob = primary.alias("bob", "pw");
+    let (url, secret, pin) = init(&primary);
+    let a = secondary_of(&url, &secret, &pin);
+    let b = secondary_of(&url, &secret, &pin);
+    let _p = primary.spawn_server(&[]);
+    let _a = a.spawn_server(&[]);
+    let _b = b.spawn_server(&[]);
+
+    // The owner is away: the primary seals it.
+    send_when_linked(a.config.listen.smtp, &bob, "first, through A");
+    let mut imap = login_when_linked(b.config.listen.imap, &bob);
+    assert_eq!(imap.await_messages("INBOX", 1), 1);
+    let r = imap.cmd("s SELECT INBOX");
+    assert!(r.iter().any(|l| l == "* 1 EXISTS"), "{r:?}");
+    let r = imap.cmd("f FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]");
+    assert!(r.iter().any(|l| l.contains("first, through A")), "{r:?}");
+
+    // IDLE on B sees what A delivers to the logged-in owner.
+    imap.send(b"i IDLE\r\n");
+    assert_eq!(imap.line(), "+ idling");
+    send_when_linked(a.config.listen.smtp, &bob, "second, through A");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let l = imap.line();
+        if l == "* 2 EXISTS" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no EXISTS, last: {l}");
+    }
+    imap.send(b"DONE\r\n");
+    assert_eq!(imap.until("i").last().unwrap(), "i OK IDLE terminated");
+    let r = imap.cmd("f FETCH 2 BODY.PEEK[HEADER.FIELDS (SUBJECT)]");
+    assert!(r.iter().any(|l| l.contains("second, through A")), "{r:?}");
+    imap.cmd("o LOGOUT");
+
+    // The primary serves POP3 from the same mailbox.
+    assert!(pop3_stat(primary.config.listen.pop3, &bob).starts_with("+OK 2 "));
+
+    // A secondary keeps no mail: its data directory has no mailbox file
+    // and no spool entry for bob.
+    for env in [&a, &b] {
+        let mailboxes = std::fs::read_dir(env.data().join("mailboxes"))
+            .unwrap()
+            .count();
+        assert_eq!(mailboxes, 0, "a secondary opened a mailbox");
+        assert!(files_containing(env.data(), b"through A").is_empty());
+    }
+}
+
+#[test]
+fn strangers_on_the_link_get_nothing_and_the_primary_keeps_serving() {
+    let (primary, link_port) = node("primary");
+    let bob = primary.alias("bob", "pw");
+    let (url, _secret, pin) = init(&primary);
+    let wrong = "ab".repeat(32);
+    let impostor = secondary_of(&url, &wrong, &pin);
+    let _p = primary.spawn_server(&[]);
+    let _i = impostor.spawn_server(&[]);
+    let link: SocketAddr = ([127, 0, 0, 1], link_port).into();
+
+    // Plain TCP with garbage, and a huge claimed frame in the clear: the
+    // TLS handshake fails and the connection is closed.
+    for junk in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &[0x82, 0x7f, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+    ] {
+        let mut s = TcpStream::connect(link).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let _ = s.write_all(junk);
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    }
+
+    // The impostor's clients are told to come back later, never let in.
+    for _ in 0..3 {
+        let (mut c, _) = Client::connect(impostor.config.listen.imap);
+        let r = c.cmd(&format!("L LOGIN {bob} pw"));
+        assert!(r.last().unwrap().starts_with("L NO"), "{r:?}");
+        let reply = rcpt_reply(impostor.config.listen.smtp, &bob);
+        assert!(reply.starts_with("451"), "{reply}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let log = std::fs::read_to_string(primary.data().join("serve.log")).unwrap();
+    assert!(log.contains("wrong cluster secret"), "{log}");
+
+    // Through all of it, the primary serves its own clients.
+    smtp_send(primary.config.listen.smtp, &bob, "direct");
+    let mut imap = Client::login(primary.config.listen.imap, &bob);
+    assert_eq!(imap.await_messages("INBOX", 1), 1);
+}
+
+/// A TCP proxy in front of the primary's link port. Each connection gets
+/// a number; the replies (primary to secondary) of the connection whose
+/// number is in `stall` are swallowed, as a link that dies half-way does.
+struct Proxy {
+    port: u16,
+    accepted: Arc<AtomicU64>,
+    stall: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let stall = Arc::new(AtomicU64::new(0));
+        let (acc, st) = (accepted.clone(), stall.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let n = acc.fetch_add(1, Ordering::SeqCst) + 1;
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || pump(client, server, None));
+                let st = st.clone();
+                std::thread::spawn(move || pump(s2, c2, Some((st, n))));
+            }
+        });
+        Proxy {
+            port,
+            accepted,
+            stall,
+        }
+    }
+
+    /// Swallows the replies of the connection accepted last.
+    fn stall_current(&self) {
+        self.stall
+            .store(self.accepted.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, stall: Option<(Arc<AtomicU64>, u64)>) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some((s, me)) = &stall
+            && s.load(Ordering::SeqCst) == *me
+        {
+            continue;
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+/// The whole SMTP exchange for one message, `before_dot` run just before
+/// the final dot; the final reply (60 s at most for each).
+fn smtp_deliver(addr: SocketAddr, rcpt: &str, subject: &str, before_dot: impl FnOnce()) -> String {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    smtp_reply(&mut r);
+    for cmd in [
+        "HELO client.example.net".to_string(),
+        "MAIL FROM:<a@example.net>".into(),
+        format!("RCPT TO:<{rcpt}>"),
+        "DATA".into(),
+    ] {
+        w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        let reply = smtp_reply(&mut r);
+        assert!(
+            reply.starts_with('2') || reply.starts_with('3'),
+            "{cmd}: {reply}"
+        );
+    }
+    w.write_all(format!("Subject: {subject}\r\n\r\nhello\r\n").as_bytes())
+        .unwrap();
+    before_dot();
+    w.write_all(b".\r\n").unwrap();
+    smtp_reply(&mut r)
+}
+
+#[test]
+fn a_delivery_whose_reply_was_lost_is_retried_and_stored_once() {
+    let (primary, link_port) = node("primary");
+    let bob = primary.alias("bob", "pw");
+    let (_, secret, pin) = init(&primary);
+    let proxy = Proxy::start(([127, 0, 0, 1], link_port).into());
+    let a = secondary_of(&format!("wss://127.0.0.1:{}", proxy.port), &secret, &pin);
+    let _p = primary.spawn_server(&[]);
+    let _a = a.spawn_server(&[]);
+    send_when_linked(a.config.listen.smtp, &bob, "before the cut");
+
+    // From now on the primary's answers on this link are lost: the
+    // delivery is stored, the secondary never hears so, finds the link
+    // silent, reconnects and sends the same request again.
+    let reply = smtp_deliver(a.config.listen.smtp, &bob, "reply lost", || {
+        proxy.stall_current()
+    });
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(proxy.accepted.load(Ordering::SeqCst) >= 2, "no reconnect");
+
+    let mut imap = Client::login(primary.config.listen.imap, &bob);
+    assert_eq!(imap.await_messages("INBOX", 2), 2);
+    imap.cmd("s SELECT INBOX");
+    let r = imap.cmd("f SEARCH SUBJECT \"reply lost\"");
+    assert_eq!(r[0], "* SEARCH 2", "{r:?}");
+    // Nothing else arrives: the retry was not applied a second time.
+    std::thread::sleep(Duration::from_secs(1));
+    let r = imap.cmd("n NOOP");
+    assert!(!r.iter().any(|l| l.ends_with("EXISTS")), "{r:?}");
+    let r = imap.cmd("c STATUS INBOX (MESSAGES)");
+    assert!(r[0].ends_with("(MESSAGES 2)"), "{r:?}");
+}
