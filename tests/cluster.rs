@@ -84,7 +84,7 @@ fn login_when_linked(addr: SocketAddr, user: &str) -> Client {
 fn send_when_linked(addr: SocketAddr, rcpt: &str, subject: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let reply = smtp_send(addr, rcpt, subject);
+        let reply = smtp_deliver(addr, rcpt, subject, || {});
         if reply.starts_with("250") {
             return;
         }
@@ -292,7 +292,8 @@ fn pump(mut from: TcpStream, mut to: TcpStream, stall: Option<(Arc<AtomicU64>, u
 }
 
 /// The whole SMTP exchange for one message, `before_dot` run just before
-/// the final dot; the final reply (60 s at most for each).
+/// the final dot; the final reply, or the first that refused (60 s at
+/// most for each).
 fn smtp_deliver(addr: SocketAddr, rcpt: &str, subject: &str, before_dot: impl FnOnce()) -> String {
     let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -350,4 +351,70 @@ fn a_delivery_whose_reply_was_lost_is_retried_and_stored_once() {
     assert!(!r.iter().any(|l| l.ends_with("EXISTS")), "{r:?}");
     let r = imap.cmd("c STATUS INBOX (MESSAGES)");
     assert!(r[0].ends_with("(MESSAGES 2)"), "{r:?}");
+}
+
+/// Waits (60 s at most) for `cond`.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn spooled(env: &Env) -> usize {
+    std::fs::read_dir(env.data().join("cluster-spool"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_secondary_keeps_mail_while_its_primary_is_down_and_ships_it_once() {
+    let (primary, _) = node("primary");
+    let bob = primary.alias("bob", "pw");
+    let (url, secret, pin) = init(&primary);
+    let a = secondary_of(&url, &secret, &pin);
+    let mut p = Some(primary.spawn_server(&[]));
+    let mut sa = Some(a.spawn_server(&[]));
+    send_when_linked(a.config.listen.smtp, &bob, "before the primary went");
+    wait_for("the directory on the secondary", || {
+        a.data().join("cluster.directory").exists()
+    });
+
+    // kill -9 the primary: the secondary seals mail for bob into its own
+    // spool, synced before each 250; logins are told to come back later.
+    drop(p.take());
+    let canary = "canary-7d1f0c2b9e";
+    for i in 0..10 {
+        let reply = smtp_deliver(a.config.listen.smtp, &bob, &format!("{canary} {i}"), || {});
+        assert!(reply.starts_with("250"), "{i}: {reply}");
+    }
+    assert_eq!(spooled(&a), 10);
+    let (mut c, _) = Client::connect(a.config.listen.imap);
+    let r = c.cmd(&format!("L LOGIN {bob} pw"));
+    assert!(r.last().unwrap().starts_with("L NO [UNAVAILABLE]"), "{r:?}");
+    let reply = rcpt_reply(a.config.listen.smtp, "nobody@example.org");
+    assert!(
+        reply.starts_with("451"),
+        "an unknown address while away: {reply}"
+    );
+    // Only ciphertext: the canary is in no byte of the secondary's data.
+    assert!(files_containing(a.data(), canary.as_bytes()).is_empty());
+
+    // kill -9 the secondary too; after its restart, and the primary's,
+    // it ships what it holds, once.
+    drop(sa.take());
+    let _a = a.spawn_server(&[]);
+    p = Some(primary.spawn_server(&[]));
+    wait_for("the spool shipped", || spooled(&a) == 0);
+    let mut imap = Client::login(primary.config.listen.imap, &bob);
+    assert_eq!(imap.await_messages("INBOX", 11), 11);
+    imap.cmd("s SELECT INBOX");
+    for i in 0..10 {
+        let r = imap.cmd(&format!("f SEARCH SUBJECT \"{canary} {i}\""));
+        assert_eq!(r[0].split(' ').count(), 3, "{i}: {r:?}");
+    }
+    let r = imap.cmd("c STATUS INBOX (MESSAGES)");
+    assert!(r[0].ends_with("(MESSAGES 11)"), "{r:?}");
+    drop(p);
 }

@@ -412,7 +412,9 @@ fn open_role_store(
             join.primary = url.clone();
         }
         tracing::info!(primary = %join.primary, "secondary: storage is on the primary");
-        let remote = secondary::Remote::new(link);
+        let away =
+            crate::cluster::away::Away::open(&config.data_dir).map_err(io_at(&config.data_dir))?;
+        let remote = secondary::Remote::new(link, Arc::new(away));
         let stop = tasks.stop.clone();
         tasks.spawn(secondary::run(remote.clone(), join, tasks.ex.clone(), stop));
         return Ok((None, Store::new(remote)));

@@ -12,6 +12,7 @@
 //! sessions its own link opened; a request the primary cannot decode gets
 //! a typed error, and the link stays up.
 
+pub mod away;
 pub mod primary;
 pub mod secondary;
 
@@ -45,10 +46,13 @@ pub const SILENCE: Duration = Duration::from_secs(9);
 /// One WebSocket message on the link, either way.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Frame {
-    /// Primary, first: its version and a fresh challenge.
+    /// Primary, first: its version, a fresh challenge, and the random
+    /// number of this run of the primary (a call sent to an earlier run
+    /// is not sent again: that run's memory of what it applied is gone).
     Hello {
         version: u32,
         nonce: [u8; 32],
+        boot: u64,
     },
     /// Secondary: its version and the HMAC of the challenge under the
     /// cluster secret ([`proof`]).
@@ -282,7 +286,9 @@ pub fn session_of(request: &crate::store::types::Request) -> Option<SessionId> {
         | R::Lookup { .. }
         | R::Authenticate { .. }
         | R::DkimKeys { .. }
-        | R::Deliver { .. } => None,
+        | R::Deliver { .. }
+        | R::DeliverSealed { .. }
+        | R::Directory => None,
         R::Settle { session }
         | R::ListFolders { session }
         | R::CreateFolder { session, .. }
@@ -320,6 +326,7 @@ pub fn is_write(request: &crate::store::types::Request) -> bool {
             | R::Lookup { .. }
             | R::Authenticate { .. }
             | R::DkimKeys { .. }
+            | R::Directory
             | R::Settle { .. }
             | R::ListFolders { .. }
             | R::Select { .. }

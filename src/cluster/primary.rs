@@ -34,6 +34,8 @@ pub struct Primary {
     pub secret: Secret,
     pub link: Link,
     pub applied: Applied,
+    /// This run's random number (`Frame::Hello`).
+    boot: u64,
     handshakes: smol::lock::Semaphore,
     links: Mutex<HashMap<u64, LinkInfo>>,
 }
@@ -53,7 +55,10 @@ impl Primary {
         secret: Secret,
         link: Link,
     ) -> Arc<Primary> {
+        let mut boot = [0u8; 8];
+        let _ = crate::util::random_fill(&mut boot);
         Arc::new(Primary {
+            boot: u64::from_le_bytes(boot),
             backend,
             tls,
             secret,
@@ -262,6 +267,7 @@ async fn handshake(p: &Primary, stream: Async<std::net::TcpStream>) -> Result<Ws
         .encode(&Frame::Hello {
             version: VERSION,
             nonce,
+            boot: p.boot,
         })
         .map_err(|e| e.to_string())?;
     ws.send(Message::binary(hello))

@@ -23,6 +23,7 @@ use async_tungstenite::tungstenite::Message;
 use futures_lite::StreamExt;
 use smol::Async;
 
+use super::away::Away;
 use super::{Frame, Join, Link, VERSION, proof};
 use crate::store::types::{Change, Request, Response, SessionId};
 use crate::store::{Backend, BoxFuture, StoreError};
@@ -33,22 +34,37 @@ const LINK_GRACE: Duration = Duration::from_secs(2);
 /// A storage backend on the other end of the link.
 pub struct Remote {
     link: Link,
+    /// What answers while the primary is away.
+    away: Arc<Away>,
     /// Makes this process's call keys unlike any other's.
     instance: u64,
     next: AtomicU64,
     state: Mutex<State>,
 }
 
-/// A call's encoded frame (sent again on a new link) and its caller.
-type Waiting = (
-    Arc<Vec<u8>>,
-    async_channel::Sender<Result<Response, StoreError>>,
-);
+/// A call waiting for its reply.
+struct Waiting {
+    /// Its encoded frame, sent again on a new link.
+    frame: Arc<Vec<u8>>,
+    caller: async_channel::Sender<Result<Response, StoreError>>,
+    /// The run of the primary it was sent to, if it was.
+    sent_to: Option<u64>,
+    /// A read: a lost link ends its wait at once (and the secondary may
+    /// answer it itself), as running it again is harmless.
+    read: bool,
+}
+
+/// Why a read's wait ended early.
+const LINK_LOST: &str = "the link to the storage primary was lost";
 
 #[derive(Default)]
 struct State {
     /// The live link's outgoing frames.
     out: Option<async_channel::Sender<Arc<Vec<u8>>>>,
+    /// The run of the primary at the other end (`Frame::Hello`).
+    boot: Option<u64>,
+    /// When the last link went down.
+    down_since: Option<Instant>,
     /// Calls waiting for a reply: their encoded frame, for a resend.
     pending: HashMap<u64, Waiting>,
     /// Event subscriptions: their session and where events go.
@@ -73,14 +89,19 @@ fn unavailable() -> StoreError {
 }
 
 impl Remote {
-    pub fn new(link: Link) -> Arc<Remote> {
+    pub fn new(link: Link, away: Arc<Away>) -> Arc<Remote> {
         let mut instance = [0u8; 8];
         let _ = crate::util::random_fill(&mut instance);
         Arc::new(Remote {
             link,
+            away,
             instance: u64::from_le_bytes(instance),
             next: AtomicU64::new(1),
-            state: Mutex::new(State::default()),
+            // Starting counts as a blip: the first link is given its grace.
+            state: Mutex::new(State {
+                down_since: Some(Instant::now()),
+                ..State::default()
+            }),
         })
     }
 
@@ -95,48 +116,111 @@ impl Remote {
         }
     }
 
-    /// Waits up to [`LINK_GRACE`] for a live link (a blip passes; a
-    /// primary that is down fails the call at once, not at its deadline).
+    /// Whether a link is up, waiting for one while the last went down
+    /// less than [`LINK_GRACE`] ago (a blip passes; a primary that is down
+    /// is answered for at once).
     async fn linked(&self) -> bool {
-        let deadline = Instant::now() + LINK_GRACE;
         loop {
-            if lock(&self.state).out.is_some() {
-                return true;
+            let down_since = {
+                let st = lock(&self.state);
+                if st.out.is_some() {
+                    return true;
+                }
+                st.down_since
+            };
+            match down_since {
+                Some(t) if t.elapsed() < LINK_GRACE => {
+                    smol::Timer::after(Duration::from_millis(50)).await;
+                }
+                _ => return false,
             }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            smol::Timer::after(Duration::from_millis(50)).await;
         }
     }
 
     async fn call_remote(&self, request: Request) -> Result<Response, StoreError> {
         if !self.linked().await {
-            return Err(unavailable());
+            return self.while_away(request).await;
         }
+        if super::is_write(&request) {
+            return self.call_keyed(request, None).await;
+        }
+        let again = request.clone();
+        match self.call_keyed(request, None).await {
+            Err(StoreError::Unavailable(why)) if why == LINK_LOST => {
+                if self.linked().await {
+                    self.call_keyed(again, None).await
+                } else {
+                    self.while_away(again).await
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// What the secondary answers itself while its primary is away: mail
+    /// for the aliases its directory names is sealed into its own spool;
+    /// everything else is a temporary failure.
+    async fn while_away(&self, request: Request) -> Result<Response, StoreError> {
+        match request {
+            Request::Lookup { address } => self
+                .away
+                .lookup(&address)
+                .map(Response::Recipient)
+                .ok_or_else(unavailable),
+            Request::Deliver { address, message } => {
+                let away = self.away.clone();
+                blocking::unblock(move || away.deliver(&address, &message))
+                    .await
+                    .map(Response::Delivered)
+            }
+            _ => Err(unavailable()),
+        }
+    }
+
+    /// Sends one request; `key` names a write for the primary's memory of
+    /// what it applied (by default, this call's own).
+    async fn call_keyed(
+        &self,
+        request: Request,
+        key: Option<(u64, u64)>,
+    ) -> Result<Response, StoreError> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let read = !super::is_write(&request);
         let request = self.link.encode(&request)?;
         let frame = Arc::new(self.link.encode(&Frame::Call {
             id,
-            key: (self.instance, id),
+            key: key.unwrap_or((self.instance, id)),
             deadline_ms: u64::try_from(self.link.timeout.as_millis()).unwrap_or(u64::MAX),
             request,
         })?);
         let (tx, rx) = async_channel::bounded(1);
         {
             let mut st = lock(&self.state);
-            st.pending.insert(id, (frame.clone(), tx));
-            if let Some(out) = &st.out {
-                let _ = out.try_send(frame);
-            }
+            let sent_to = match &st.out {
+                Some(out) if out.try_send(frame.clone()).is_ok() => st.boot,
+                _ => None,
+            };
+            st.pending.insert(
+                id,
+                Waiting {
+                    frame,
+                    caller: tx,
+                    sent_to,
+                    read,
+                },
+            );
         }
-        let reply = futures_lite::future::or(async { rx.recv().await.ok() }, async {
+        let reply = futures_lite::future::or(async { Some(rx.recv().await) }, async {
             smol::Timer::after(self.link.timeout).await;
             None
         })
         .await;
         lock(&self.state).pending.remove(&id);
-        reply.unwrap_or_else(|| Err(unavailable()))
+        match reply {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(StoreError::Unavailable(LINK_LOST.into())),
+            None => Err(unavailable()),
+        }
     }
 }
 
@@ -186,10 +270,10 @@ pub async fn run(
             .await;
         match attempt {
             None => return,
-            Some(Ok(ws)) => {
+            Some(Ok((ws, boot))) => {
                 backoff = Duration::from_millis(250);
                 tracing::info!(primary = %join.primary, "cluster link up");
-                let lost = futures_lite::future::or(serve(&remote, ws, &ex), async {
+                let lost = futures_lite::future::or(serve(&remote, ws, boot, &ex), async {
                     let _ = stop.recv().await;
                     None
                 })
@@ -228,7 +312,7 @@ async fn connect(
     remote: &Remote,
     join: &Join,
     tls: &futures_rustls::TlsConnector,
-) -> Result<Ws, String> {
+) -> Result<(Ws, u64), String> {
     let steps = async {
         let (host, port) = super::host_port(&join.primary)?;
         let addr = (host.as_str(), port)
@@ -255,8 +339,12 @@ async fn connect(
             async_tungstenite::client_async_with_config(url, stream, Some(remote.link.websocket()))
                 .await
                 .map_err(|e| format!("WebSocket: {e}"))?;
-        let nonce = match next_frame(&remote.link, &mut ws).await? {
-            Frame::Hello { version, nonce } if version == VERSION => nonce,
+        let (nonce, boot) = match next_frame(&remote.link, &mut ws).await? {
+            Frame::Hello {
+                version,
+                nonce,
+                boot,
+            } if version == VERSION => (nonce, boot),
             Frame::Hello { version, .. } => {
                 return Err(format!(
                     "version skew: the primary speaks cluster link version {version}, this node {VERSION}; run the same sealmail release on every node"
@@ -276,7 +364,7 @@ async fn connect(
             .await
             .map_err(|e| e.to_string())?;
         match next_frame(&remote.link, &mut ws).await? {
-            Frame::Welcome => Ok(ws),
+            Frame::Welcome => Ok((ws, boot)),
             Frame::Refused(why) => Err(format!("the primary refused this node: {why}")),
             _ => Err("the primary answered the proof with something else".into()),
         }
@@ -300,22 +388,38 @@ async fn next_frame(link: &Link, ws: &mut Ws) -> Result<Frame, String> {
 }
 
 /// Runs a live link until it fails; returns why.
-async fn serve(remote: &Arc<Remote>, ws: Ws, ex: &Arc<smol::Executor<'static>>) -> Option<String> {
+async fn serve(
+    remote: &Arc<Remote>,
+    ws: Ws,
+    boot: u64,
+    ex: &Arc<smol::Executor<'static>>,
+) -> Option<String> {
     let (mut sender, mut receiver) = ws.split();
     let (out_tx, out_rx) = async_channel::bounded::<Arc<Vec<u8>>>(1024);
     {
         let mut st = lock(&remote.state);
         // Calls that were waiting when the last link dropped go again,
-        // with their keys: the primary applies each write once.
-        let mut waiting: Vec<(u64, Arc<Vec<u8>>)> = st
-            .pending
-            .iter()
-            .map(|(id, (f, _))| (*id, f.clone()))
-            .collect();
-        waiting.sort_by_key(|(id, _)| *id);
-        for (_, frame) in waiting {
+        // with their keys: the primary applies each write once. Calls sent
+        // to an earlier run of the primary fail instead: whether it applied
+        // them died with it, and a temporary failure is the honest answer
+        // (an SMTP client retries; it never got a 250).
+        let mut again: Vec<(u64, Arc<Vec<u8>>)> = Vec::new();
+        st.pending.retain(|id, w| {
+            if w.sent_to.is_some_and(|b| b != boot) {
+                let _ = w.caller.try_send(Err(StoreError::Unavailable(
+                    "the storage primary restarted before it answered".into(),
+                )));
+                return false;
+            }
+            w.sent_to = Some(boot);
+            again.push((*id, w.frame.clone()));
+            true
+        });
+        again.sort_by_key(|(id, _)| *id);
+        for (_, frame) in again {
             let _ = out_tx.try_send(frame);
         }
+        st.boot = Some(boot);
         st.out = Some(out_tx.clone());
         st.status.connected_since = Some(crate::util::now_unix());
         st.status.last_error = None;
@@ -348,6 +452,7 @@ async fn serve(remote: &Arc<Remote>, ws: Ws, ex: &Arc<smol::Executor<'static>>) 
             }
         })
     };
+    let keeper = ex.spawn(keep(remote.clone()));
     let why = loop {
         let next = futures_lite::future::or(async { receiver.next().await.map(Some) }, async {
             smol::Timer::after(super::SILENCE).await;
@@ -365,8 +470,8 @@ async fn serve(remote: &Arc<Remote>, ws: Ws, ex: &Arc<smol::Executor<'static>>) 
         match remote.link.decode::<Frame>(&bytes) {
             Ok(Frame::Reply { id, result }) => {
                 let waiter = lock(&remote.state).pending.remove(&id);
-                if let Some((_, tx)) = waiter {
-                    let _ = tx.try_send(result);
+                if let Some(w) = waiter {
+                    let _ = w.caller.try_send(result);
                 }
             }
             Ok(Frame::Event { id, change }) => {
@@ -394,9 +499,85 @@ async fn serve(remote: &Arc<Remote>, ws: Ws, ex: &Arc<smol::Executor<'static>>) 
         }
     };
     drop(heartbeat);
+    drop(keeper);
     out_tx.close();
     writer.await;
     Some(why)
+}
+
+/// While a link is up, every minute: the primary's directory is kept for
+/// when it is away, and mail taken while it was is shipped, oldest first,
+/// each file removed once the primary has it.
+async fn keep(remote: Arc<Remote>) {
+    loop {
+        match remote.call_keyed(Request::Directory, None).await {
+            Ok(Response::Directory(d)) => {
+                let away = remote.away.clone();
+                if let Err(e) = blocking::unblock(move || away.set_directory(d)).await {
+                    tracing::warn!(error = %e, "cannot keep the primary's directory");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot fetch the primary's directory"),
+        }
+        if let Err(e) = ship(&remote).await {
+            tracing::warn!(error = %e, "shipping mail taken while the primary was away stopped; it is retried");
+        }
+        smol::Timer::after(Duration::from_secs(60)).await;
+    }
+}
+
+/// Ships the local spool. A file's key is its name's hash: sent again
+/// (the reply was lost), it is applied once.
+async fn ship(remote: &Remote) -> Result<(), String> {
+    use sha2::Digest;
+    let away = remote.away.clone();
+    let files = blocking::unblock(move || away.waiting())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut shipped = 0usize;
+    for path in files {
+        let name = path
+            .file_name()
+            .map(|n| n.as_encoded_bytes().to_vec())
+            .unwrap_or_default();
+        let hash = sha2::Sha256::digest(&name);
+        let half = |r: std::ops::Range<usize>| {
+            hash.get(r)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let key = (half(0..8), half(8..16));
+        let p = path.clone();
+        let (address, sealed) = blocking::unblock(move || Away::read(&p))
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = Request::DeliverSealed { address, sealed };
+        match remote.call_keyed(request, Some(key)).await {
+            Ok(_) => {}
+            Err(StoreError::NoSuchAddress | StoreError::NoMailbox) => {
+                // The alias went while the primary was away: the mail stays
+                // here for the operator, under a name shipping skips.
+                tracing::error!(file = %path.display(), "mail taken while the primary was away has no mailbox there now; kept");
+                let kept = path.with_extension("unshippable");
+                let _ = std::fs::rename(&path, kept);
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        let away = remote.away.clone();
+        blocking::unblock(move || away.remove(&path))
+            .await
+            .map_err(|e| e.to_string())?;
+        shipped += 1;
+    }
+    if shipped > 0 {
+        tracing::info!(
+            shipped,
+            "mail taken while the primary was away is with it now"
+        );
+    }
+    Ok(())
 }
 
 /// The link is gone: no more sends; sessions' event streams end (their
@@ -404,7 +585,11 @@ async fn serve(remote: &Arc<Remote>, ws: Ws, ex: &Arc<smol::Executor<'static>>) 
 fn link_down(remote: &Remote, why: Option<String>) {
     let mut st = lock(&remote.state);
     st.out = None;
+    st.down_since = Some(Instant::now());
     st.subscriptions.clear();
+    // Reads stop waiting (their callers ask again or answer themselves);
+    // writes wait for the next link, or their deadline.
+    st.pending.retain(|_, w| !w.read);
     st.status.connected_since = None;
     st.status.last_error = why;
 }

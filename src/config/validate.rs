@@ -279,7 +279,14 @@ impl Validator<'_> {
         }
         Ok(Cluster {
             role,
-            listen: self.addr("cluster.listen", c.listen, default, dev)?,
+            // Only a primary listens: the loopback rule of development
+            // mode applies to it alone.
+            listen: self.addr(
+                "cluster.listen",
+                c.listen,
+                default,
+                dev && role == Role::Primary,
+            )?,
             timeout,
             primary: None,
         })

@@ -31,6 +31,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use mailbox::normalize as normalize_folder_name;
+
+/// Seals `message` to an alias' public key (an age recipient), as the
+/// spool does: what only the alias' owner can open.
+pub fn seal(public_key: &str, message: &[u8]) -> Result<Vec<u8>, StoreError> {
+    spool::seal(public_key, message).map_err(|e| StoreError::Internal(e.to_string()))
+}
 pub use order::{SortCriterion, SortKey, ThreadAlgorithm, ThreadNode};
 pub use types::*;
 

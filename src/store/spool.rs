@@ -51,11 +51,34 @@ pub fn prepare(
     public_key: &str,
     message: &[u8],
 ) -> Result<Sealed, SpoolError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    let bytes = seal(public_key, message)?;
+    write_temp(data, mailbox_id, &bytes)
+}
+
+/// Seals `message` to the age recipient `public_key`.
+pub fn seal(public_key: &str, message: &[u8]) -> Result<Vec<u8>, SpoolError> {
     let recipient =
         age::x25519::Recipient::from_str(public_key).map_err(|_| SpoolError::BadRecipient)?;
-    let bytes = age::encrypt(&recipient, message).map_err(|e| SpoolError::Seal(e.to_string()))?;
+    age::encrypt(&recipient, message).map_err(|e| SpoolError::Seal(e.to_string()))
+}
+
+/// The first line of every age file.
+const AGE_HEADER: &[u8] = b"age-encryption.org/v1\n";
+
+/// Like [`prepare`] for a message sealed elsewhere (a cluster secondary
+/// while its primary was away): refused unless it is an age file.
+pub fn prepare_sealed(data: &Path, mailbox_id: &str, sealed: &[u8]) -> Result<Sealed, SpoolError> {
+    if !sealed.starts_with(AGE_HEADER) {
+        return Err(SpoolError::Seal(
+            "the sealed message is not an age file".into(),
+        ));
+    }
+    write_temp(data, mailbox_id, sealed)
+}
+
+fn write_temp(data: &Path, mailbox_id: &str, bytes: &[u8]) -> Result<Sealed, SpoolError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let d = dir(data, mailbox_id);
     if !d.exists() {
         create_private_dir(&d)?;
@@ -71,7 +94,7 @@ pub fn prepare(
         .create_new(true)
         .mode(0o600)
         .open(&sealed.tmp)?;
-    f.write_all(&bytes)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     Ok(sealed)
 }

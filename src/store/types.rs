@@ -391,6 +391,14 @@ pub enum Request {
         address: String,
         message: Vec<u8>,
     },
+    /// Mail a cluster secondary took while this primary was away, already
+    /// sealed to the alias' public key: placed in its spool as it is.
+    DeliverSealed {
+        address: String,
+        sealed: Vec<u8>,
+    },
+    /// What a secondary keeps to take mail while its primary is away.
+    Directory,
     ListFolders {
         session: SessionId,
     },
@@ -539,6 +547,24 @@ pub enum Response {
     Threads(Vec<ThreadNode>),
     Changes(Changes),
     Quota(QuotaUsage),
+    Directory(Directory),
+}
+
+/// What a cluster secondary keeps of its primary's aliases, to take mail
+/// while the primary is away: where mail goes and the public key that
+/// seals it, never a key that opens a mailbox.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Directory {
+    /// The local domains.
+    pub domains: Vec<String>,
+    pub aliases: Vec<DirectoryEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryEntry {
+    pub route: Route,
+    /// The age recipient mail for its mailbox is sealed to.
+    pub public_key: Option<String>,
 }
 
 /// A calendar date, compared by day as IMAP does (RFC 3501 §6.4.4).

@@ -142,7 +142,11 @@ impl Env {
         );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::net::TcpStream::connect(self.config.listen.smtp).is_err() {
-            assert!(std::time::Instant::now() < deadline, "server did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server did not start: {}",
+                std::fs::read_to_string(self.data().join("serve.log")).unwrap_or_default()
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         child
@@ -397,12 +401,29 @@ pub fn start_peer(script: &str, args: &[String]) -> Peer {
     Peer(child)
 }
 
-/// A loopback port that was free a moment ago (UDP and TCP).
+/// A loopback port that was free a moment ago (UDP and TCP), below the
+/// kernel's ephemeral range (32768 and up on Linux), so no socket bound
+/// to port 0 meanwhile (a server's other listeners, any client) takes it
+/// before its server binds it.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Spread test binaries apart: each starts at its own offset.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 1_000) as u16 * 12,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        if !(20_000..32_000).contains(&port) {
+            NEXT.store(20_000, Ordering::SeqCst);
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
             return port;
         }
     }

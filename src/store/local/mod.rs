@@ -263,6 +263,10 @@ impl Inner {
             R::Deliver { address, message } => {
                 self.deliver(&address, message).map(Response::Delivered)
             }
+            R::DeliverSealed { address, sealed } => self
+                .deliver_sealed(&address, &sealed)
+                .map(Response::Delivered),
+            R::Directory => self.directory().map(Response::Directory),
             R::ListFolders { session } => self
                 .read(session, |m, _| m.list_folders())
                 .map(Response::Folders),
@@ -733,6 +737,54 @@ impl Inner {
         self.hub
             .publish(alias.id, vec![Change::Exists { folder, uid: a.uid }]);
         Ok(Delivery::Inbox { uid: a.uid })
+    }
+
+    /// Places mail a cluster secondary sealed while this primary was away
+    /// in the alias' spool, as the next sealed message: its owner's next
+    /// login imports it. The secondary acknowledged it already, so the
+    /// quota does not refuse it.
+    fn deliver_sealed(&self, address: &str, sealed: &[u8]) -> Result<Delivery, StoreError> {
+        let alias = self.alias(address)?.ok_or(StoreError::NoSuchAddress)?;
+        if !alias.mailbox {
+            return Err(StoreError::NoMailbox);
+        }
+        let prepared = spool::prepare_sealed(&self.cfg.data_dir, &alias.mailbox_id, sealed)
+            .map_err(spool_error)?;
+        let dir = prepared.dir().to_path_buf();
+        {
+            let gate = self.gate(alias.id);
+            let _g = lock(&gate);
+            prepared.place().map_err(spool_error)?;
+        }
+        crate::util::fsync_dir(&dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Delivery::Sealed)
+    }
+
+    /// Every alias with its route and public key, and the local domains.
+    fn directory(&self) -> Result<Directory, StoreError> {
+        let control = lock(&self.control);
+        let internal = |e: super::control::ControlError| StoreError::Internal(e.to_string());
+        let domains = control
+            .list_domains()
+            .map_err(internal)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        let aliases = control
+            .list_aliases(None)
+            .map_err(internal)?
+            .into_iter()
+            .map(|a| DirectoryEntry {
+                route: super::types::Route {
+                    address: a.address,
+                    mailbox: a.mailbox,
+                    forward: a.forward,
+                    webhooks: a.webhooks,
+                },
+                public_key: a.public_key,
+            })
+            .collect();
+        Ok(Directory { domains, aliases })
     }
 
     /// Seals a message into a synced temporary file of the spool of an
