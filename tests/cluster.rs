@@ -418,3 +418,140 @@ fn a_secondary_keeps_mail_while_its_primary_is_down_and_ships_it_once() {
     assert!(r[0].ends_with("(MESSAGES 11)"), "{r:?}");
     drop(p);
 }
+
+/// Sends `count` messages over one SMTP connection, subjects
+/// `{prefix}-{i}`; returns the numbers that got 250. A refused message is
+/// not sent again (the test counts only what was acknowledged).
+fn smtp_stream(addr: SocketAddr, rcpt: &str, prefix: &str, count: usize) -> Vec<usize> {
+    let connect = || {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        smtp_reply(&mut r);
+        w.write_all(b"EHLO load.example.net\r\n").unwrap();
+        smtp_reply(&mut r);
+        (r, w)
+    };
+    let (mut r, mut w) = connect();
+    let mut acked = Vec::new();
+    for i in 0..count {
+        let mut ok = true;
+        for cmd in [
+            "MAIL FROM:<load@example.net>".to_string(),
+            format!("RCPT TO:<{rcpt}>"),
+            "DATA".into(),
+        ] {
+            w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+            let reply = smtp_reply(&mut r);
+            if !(reply.starts_with('2') || reply.starts_with('3')) {
+                ok = false;
+                break;
+            }
+        }
+        if !ok {
+            w.write_all(b"RSET\r\n").unwrap();
+            smtp_reply(&mut r);
+            continue;
+        }
+        w.write_all(format!("Subject: {prefix}-{i}\r\n\r\nload\r\n.\r\n").as_bytes())
+            .unwrap();
+        let reply = smtp_reply(&mut r);
+        if reply.starts_with("250") {
+            acked.push(i);
+        } else if reply == "EOF" {
+            (r, w) = connect();
+        }
+    }
+    acked
+}
+
+#[test]
+fn mail_acknowledged_while_the_primary_is_killed_is_stored_exactly_once() {
+    let (primary, _) = node("primary");
+    let bob = primary.alias("bob", "pw");
+    let (url, secret, pin) = init(&primary);
+    let a = secondary_of(&url, &secret, &pin);
+    let b = secondary_of(&url, &secret, &pin);
+    let mut p = Some(primary.spawn_server(&[]));
+    let _a = a.spawn_server(&[]);
+    let _b = b.spawn_server(&[]);
+    for s in [&a, &b] {
+        send_when_linked(s.config.listen.smtp, &bob, "warm-up");
+        wait_for("the directory", || {
+            s.data().join("cluster.directory").exists()
+        });
+    }
+
+    // 8 connections, 4 to each secondary, 1,000 messages; the primary is
+    // killed (-9) a third of the way in and restarted once the
+    // secondaries have sealed mail of their own.
+    const PER: usize = 125;
+    let senders: Vec<_> = (0..8)
+        .map(|t| {
+            let addr = if t % 2 == 0 {
+                a.config.listen.smtp
+            } else {
+                b.config.listen.smtp
+            };
+            let bob = bob.clone();
+            std::thread::spawn(move || (t, smtp_stream(addr, &bob, &format!("load-{t}"), PER)))
+        })
+        .collect();
+    wait_for("a third of the load", || {
+        // The owner is away, so the primary seals: count its spool.
+        let dir = primary.data().join("spool");
+        let sealed: usize = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| std::fs::read_dir(e.path()).map(|f| f.count()).unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0);
+        sealed > 330
+    });
+    drop(p.take());
+    wait_for("mail sealed by both secondaries", || {
+        spooled(&a) > 10 && spooled(&b) > 10
+    });
+    p = Some(primary.spawn_server(&[]));
+    let mut acked: Vec<String> = Vec::new();
+    for s in senders {
+        let (t, ok) = s.join().unwrap();
+        acked.extend(ok.into_iter().map(|i| format!("load-{t}-{i}")));
+    }
+    assert!(
+        acked.len() > 8 * PER / 2,
+        "only {} acknowledged",
+        acked.len()
+    );
+    for s in [&a, &b] {
+        wait_for("the spools shipped", || spooled(s) == 0);
+    }
+
+    let mut imap = Client::login(primary.config.listen.imap, &bob);
+    imap.await_messages("INBOX", acked.len() + 2);
+    imap.cmd("s SELECT INBOX");
+    let r = imap.cmd("f FETCH 1:* BODY.PEEK[HEADER.FIELDS (SUBJECT)]");
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    for l in &r {
+        if let Some(at) = l.find("Subject: ") {
+            let subject = l[at + 9..].split_whitespace().next().unwrap().to_string();
+            *seen.entry(subject).or_default() += 1;
+        }
+    }
+    for id in &acked {
+        assert_eq!(
+            seen.get(id),
+            Some(&1),
+            "{id} acknowledged, stored {:?} times",
+            seen.get(id)
+        );
+    }
+    let dup: Vec<_> = seen
+        .iter()
+        .filter(|(k, n)| k.starts_with("load-") && **n > 1)
+        .collect();
+    assert!(dup.is_empty(), "stored twice: {dup:?}");
+    drop(p);
+}
