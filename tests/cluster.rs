@@ -22,17 +22,23 @@ use common::imap::Client;
 use common::*;
 
 /// A node's data directory, with its role and (for a primary) its link
-/// port written into `[cluster]`.
+/// port written into `[cluster]`, every listener on a known port.
 fn node(role: &str) -> (Env, u16) {
     let mut env = Env::subprocess();
     let port = free_port();
-    let text = std::fs::read_to_string(&env.config.file)
+    let mut text = std::fs::read_to_string(&env.config.file)
         .unwrap()
         .replace("role = \"standalone\"", &format!("role = \"{role}\""))
         .replace(
             "listen = \"127.0.0.1:0\"",
             &format!("listen = \"127.0.0.1:{port}\""),
         );
+    for key in ["submission", "submissions", "imaps", "pop3s"] {
+        text = text.replace(
+            &format!("{key} = \"127.0.0.1:0\""),
+            &format!("{key} = \"127.0.0.1:{}\"", free_port()),
+        );
+    }
     std::fs::write(&env.config.file, text).unwrap();
     env.config = sealmail::config::Config::load(env.data()).unwrap();
     (env, port)
@@ -554,4 +560,76 @@ fn mail_acknowledged_while_the_primary_is_killed_is_stored_exactly_once() {
         .collect();
     assert!(dup.is_empty(), "stored twice: {dup:?}");
     drop(p);
+}
+
+#[test]
+fn clients_nobody_here_wrote_work_through_a_secondary() {
+    let (primary, _) = node("primary");
+    let ann = primary.alias("ann", "pw");
+    let bob = primary.alias("bob", "pw");
+    // bob's mailbox for poplib: six messages with known UIDLs.
+    let uidls = {
+        let (_backend, store) = primary.store();
+        let s = unlock(&store, &bob, "pw");
+        let reqs = (1..=6)
+            .map(|i| {
+                let body = if i == 2 { ".dotted line\r\nplain line".to_string() } else { format!("body {i}") };
+                let msg = format!(
+                    "From: sender@example.net\r\nTo: {bob}\r\nSubject: message {i}\r\nMessage-ID: <pop{i}@example.net>\r\n\r\n{body}\r\n"
+                );
+                append_req("INBOX", msg.into_bytes())
+            })
+            .collect();
+        let uids = block(s.append_batch(reqs)).unwrap();
+        uids.iter()
+            .map(|u| format!("{:08X}{:08X}", u.uid, u.uidvalidity))
+            .collect::<Vec<_>>()
+    };
+    let carol = primary.alias("carol", "pw");
+    let (url, secret, pin) = init(&primary);
+    let mut a = secondary_of(&url, &secret, &pin);
+    // Production mode, as the scripts expect: no plaintext login.
+    let text = std::fs::read_to_string(&a.config.file).unwrap();
+    std::fs::write(&a.config.file, text.replace("dev = true", "dev = false")).unwrap();
+    a.config = sealmail::config::Config::load(a.data()).unwrap();
+    let _p = primary.spawn_server(&[]);
+    let _a = a.spawn_server(&[]);
+    let l = &a.config.listen;
+    send_when_linked(l.smtp, &carol, "linked");
+
+    let out = python(
+        "imap_imaplib.py",
+        &[
+            l.imap.port().to_string(),
+            l.imaps.port().to_string(),
+            l.smtp.port().to_string(),
+            ann.clone(),
+            "pw".into(),
+        ],
+    );
+    assert!(out.contains(" passed, 0 failed"), "imaplib: {out}");
+    let out = python(
+        "pop3_poplib.py",
+        &[
+            l.pop3.port().to_string(),
+            l.pop3s.port().to_string(),
+            bob.clone(),
+            "pw".into(),
+            uidls.join(","),
+        ],
+    );
+    assert!(out.contains(" 0 failed"), "poplib: {out}");
+    let canary = "canary-secondary-5e0c";
+    let out = python(
+        "mx_smtp.py",
+        &[l.smtp.port().to_string(), bob.clone(), canary.into()],
+    );
+    assert!(out.contains(" 0 failed"), "smtplib: {out}");
+    // What came through the secondary is on the primary, and nowhere on
+    // the secondary.
+    let mut imap = Client::login(primary.config.listen.imap, &bob);
+    imap.cmd("s SELECT INBOX");
+    let r = imap.cmd(&format!("f SEARCH SUBJECT \"{canary}\""));
+    assert_eq!(r[0].split(' ').count(), 5, "plain, tls and bdat: {r:?}");
+    assert!(files_containing(a.data(), canary.as_bytes()).is_empty());
 }
