@@ -633,3 +633,226 @@ fn clients_nobody_here_wrote_work_through_a_secondary() {
     assert_eq!(r[0].split(' ').count(), 5, "plain, tls and bdat: {r:?}");
     assert!(files_containing(a.data(), canary.as_bytes()).is_empty());
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// One frame from the primary (unmasked): its payload.
+fn server_frame(tls: &mut Tls) -> Vec<u8> {
+    let mut hdr = [0u8; 2];
+    tls.read_exact(&mut hdr).unwrap();
+    assert_eq!(hdr[0], 0x82, "a binary frame");
+    let len = match hdr[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            tls.read_exact(&mut b).unwrap();
+            usize::from(u16::from_be_bytes(b))
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            tls.read_exact(&mut b).unwrap();
+            u64::from_be_bytes(b) as usize
+        }
+        n => usize::from(n),
+    };
+    let mut payload = vec![0u8; len];
+    tls.read_exact(&mut payload).unwrap();
+    payload
+}
+
+/// A TLS connection to the link port that passed the WebSocket upgrade
+/// and read the primary's greeting, as a stranger would get.
+fn upgraded(link: SocketAddr, pin: &str) -> Tls {
+    upgraded_with_hello(link, pin).0
+}
+
+fn upgraded_with_hello(link: SocketAddr, pin: &str) -> (Tls, Vec<u8>) {
+    let mut pin_bytes = [0u8; 32];
+    hex::decode_to_slice(pin, &mut pin_bytes).unwrap();
+    let config = sealmail::net::tls::pinned_client(pin_bytes);
+    let conn = rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
+    let tcp = TcpStream::connect(link).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tls.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let hello = server_frame(&mut tls);
+    (tls, hello)
+}
+
+/// A masked binary frame from a client.
+fn client_frame(payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x82];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&[0, 0, 0, 0]); // A zero mask leaves the bytes as they are.
+    f.extend_from_slice(payload);
+    f
+}
+
+#[test]
+fn bad_frames_on_the_link_are_refused_in_bounded_memory() {
+    let (primary, link_port) = node("primary");
+    let bob = primary.alias("bob", "pw");
+    let (_, _, pin) = init(&primary);
+    let p = primary.spawn_server(&[]);
+    let link: SocketAddr = ([127, 0, 0, 1], link_port).into();
+    let before = rss_kib(p.0.id());
+
+    // Garbage instead of a proof: refused, closed.
+    let mut s = upgraded(link, &pin);
+    s.write_all(&client_frame(b"\xff\xfe garbage")).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(
+        String::from_utf8_lossy(&rest).contains("wrong cluster secret"),
+        "{rest:?}"
+    );
+
+    // A secondary of another version: told so, by name.
+    let link_codec = sealmail::cluster::Link::new(1 << 20, Duration::from_secs(1));
+    let proof = link_codec
+        .encode(&sealmail::cluster::Frame::Proof {
+            version: 99,
+            mac: vec![0; 32],
+        })
+        .unwrap();
+    let mut s = upgraded(link, &pin);
+    s.write_all(&client_frame(&proof)).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        text.contains("version skew") && text.contains("version 1, the secondary 99"),
+        "{text}"
+    );
+
+    // Frames claiming 1 GiB, from 8 connections at once, each followed by
+    // 4 MiB of it: closed at the header; the primary's memory stays put.
+    let floods: Vec<_> = (0..8)
+        .map(|_| {
+            let pin = pin.clone();
+            std::thread::spawn(move || {
+                let mut s = upgraded(link, &pin);
+                let mut head = vec![0x82, 0x80 | 127];
+                head.extend_from_slice(&(1u64 << 30).to_be_bytes());
+                head.extend_from_slice(&[0, 0, 0, 0]);
+                let _ = s.write_all(&head);
+                let chunk = vec![b'x'; 64 * 1024];
+                for _ in 0..64 {
+                    if s.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest);
+            })
+        })
+        .collect();
+    for f in floods {
+        f.join().unwrap();
+    }
+    let after = rss_kib(p.0.id());
+    assert!(
+        after < before + 64 * 1024,
+        "the primary grew from {before} to {after} KiB"
+    );
+
+    // It still serves its own clients.
+    smtp_send(primary.config.listen.smtp, &bob, "after the floods");
+    let mut imap = Client::login(primary.config.listen.imap, &bob);
+    assert_eq!(imap.await_messages("INBOX", 1), 1);
+}
+
+#[test]
+fn a_linked_secondary_gets_typed_errors_and_only_its_own_sessions() {
+    use sealmail::cluster::{Frame, Link, proof};
+    use sealmail::store::StoreError;
+    use sealmail::store::types::{Recipient, Request, Response};
+    let (primary, link_port) = node("primary");
+    let bob = primary.alias("bob", "pw");
+    let (_, secret, pin) = init(&primary);
+    let _p = primary.spawn_server(&[]);
+    let link: SocketAddr = ([127, 0, 0, 1], link_port).into();
+    let codec = Link::new(1 << 20, Duration::from_secs(1));
+    let (mut s, hello) = upgraded_with_hello(link, &pin);
+    let Ok(Frame::Hello { nonce, .. }) = codec.decode::<Frame>(&hello) else {
+        panic!("no greeting");
+    };
+    let secret = sealmail::cluster::parse_secret(&secret).unwrap();
+    let proof = Frame::Proof {
+        version: sealmail::cluster::VERSION,
+        mac: proof(&secret, &nonce),
+    };
+    s.write_all(&client_frame(&codec.encode(&proof).unwrap()))
+        .unwrap();
+    assert!(matches!(
+        codec.decode::<Frame>(&server_frame(&mut s)),
+        Ok(Frame::Welcome)
+    ));
+
+    let mut call = |id: u64, request: Vec<u8>| {
+        let frame = Frame::Call {
+            id,
+            key: (7, id),
+            deadline_ms: 10_000,
+            request,
+        };
+        s.write_all(&client_frame(&codec.encode(&frame).unwrap()))
+            .unwrap();
+        loop {
+            match codec.decode::<Frame>(&server_frame(&mut s)).unwrap() {
+                Frame::Reply { id: got, result } if got == id => return result,
+                _ => continue,
+            }
+        }
+    };
+    // A request kind the primary does not know: an error reply, and the
+    // link stays up for the next one.
+    let r = call(1, vec![0xee, 0xee, 0xee]);
+    assert!(matches!(r, Err(StoreError::Internal(_))), "{r:?}");
+    let lookup = codec
+        .encode(&Request::Lookup {
+            address: bob.clone(),
+        })
+        .unwrap();
+    let r = call(2, lookup);
+    assert!(
+        matches!(r, Ok(Response::Recipient(Recipient::Local(_)))),
+        "{r:?}"
+    );
+    // A session this link did not open (another node's, say) is refused
+    // before any mailbox is touched.
+    for session in [0, 1, 2, 12345] {
+        let req = codec.encode(&Request::ListFolders { session }).unwrap();
+        let r = call(10 + session, req);
+        assert!(matches!(r, Err(StoreError::NoSession)), "{r:?}");
+    }
+}
