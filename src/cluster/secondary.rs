@@ -8,7 +8,8 @@
 //! temporary error (after a short grace for a blip); a call not answered
 //! when the link drops is sent again, with the same key, once the link is
 //! back (the primary applies a write once), and fails with a temporary
-//! error at its deadline; sessions and their
+//! error at its deadline or when no link returned within
+//! [`RESEND_WINDOW`]; sessions and their
 //! event subscriptions die with the link that opened them (the primary
 //! releases them), so a client logs in again; the secret never leaves
 //! this process, only proofs of it.
@@ -30,6 +31,8 @@ use crate::store::{Backend, BoxFuture, StoreError};
 
 /// How long a new call waits for the link to come back.
 const LINK_GRACE: Duration = Duration::from_secs(2);
+/// How long a call sent before the link dropped waits for it to return.
+const RESEND_WINDOW: Duration = Duration::from_secs(10);
 
 /// A storage backend on the other end of the link.
 pub struct Remote {
@@ -116,6 +119,25 @@ impl Remote {
         }
     }
 
+    /// Resolves when a call should stop waiting for its reply: at its
+    /// deadline, or once the link has been down for [`RESEND_WINDOW`] (a
+    /// primary that is gone for longer is not coming back in time to say
+    /// what it did; the caller answers with a temporary failure).
+    async fn give_up(&self) {
+        let end = Instant::now() + self.link.timeout;
+        loop {
+            let now = Instant::now();
+            if now >= end {
+                return;
+            }
+            smol::Timer::after((end - now).min(Duration::from_millis(250))).await;
+            let st = lock(&self.state);
+            if st.out.is_none() && st.down_since.is_some_and(|t| t.elapsed() > RESEND_WINDOW) {
+                return;
+            }
+        }
+    }
+
     /// Whether a link is up, waiting for one while the last went down
     /// less than [`LINK_GRACE`] ago (a blip passes; a primary that is down
     /// is answered for at once).
@@ -187,6 +209,8 @@ impl Remote {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let read = !super::is_write(&request);
         let request = self.link.encode(&request)?;
+        // The variant's number, for the log: bincode writes it first.
+        let kind = request.first().copied().unwrap_or_default();
         let frame = Arc::new(self.link.encode(&Frame::Call {
             id,
             key: key.unwrap_or((self.instance, id)),
@@ -194,24 +218,29 @@ impl Remote {
             request,
         })?);
         let (tx, rx) = async_channel::bounded(1);
-        {
+        let live = {
             let mut st = lock(&self.state);
-            let sent_to = match &st.out {
-                Some(out) if out.try_send(frame.clone()).is_ok() => st.boot,
-                _ => None,
-            };
             st.pending.insert(
                 id,
                 Waiting {
-                    frame,
+                    frame: frame.clone(),
                     caller: tx,
-                    sent_to,
+                    sent_to: None,
                     read,
                 },
             );
+            st.out.clone().zip(st.boot)
+        };
+        // Sent outside the lock, waiting for room in the link's queue; a
+        // link that ends meanwhile leaves it to the next one.
+        if let Some((out, boot)) = live
+            && out.send(frame).await.is_ok()
+            && let Some(w) = lock(&self.state).pending.get_mut(&id)
+        {
+            w.sent_to.get_or_insert(boot);
         }
         let reply = futures_lite::future::or(async { Some(rx.recv().await) }, async {
-            smol::Timer::after(self.link.timeout).await;
+            self.give_up().await;
             None
         })
         .await;
@@ -219,7 +248,14 @@ impl Remote {
         match reply {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(StoreError::Unavailable(LINK_LOST.into())),
-            None => Err(unavailable()),
+            None => {
+                tracing::warn!(
+                    request = kind,
+                    id,
+                    "no answer from the storage primary in time"
+                );
+                Err(unavailable())
+            }
         }
     }
 }
@@ -520,10 +556,14 @@ async fn keep(remote: Arc<Remote>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot fetch the primary's directory"),
         }
-        if let Err(e) = ship(&remote).await {
-            tracing::warn!(error = %e, "shipping mail taken while the primary was away stopped; it is retried");
-        }
-        smol::Timer::after(Duration::from_secs(60)).await;
+        let pause = match ship(&remote).await {
+            Ok(()) => Duration::from_secs(60),
+            Err(e) => {
+                tracing::warn!(error = %e, "shipping mail taken while the primary was away stopped; retrying in 5 s");
+                Duration::from_secs(5)
+            }
+        };
+        smol::Timer::after(pause).await;
     }
 }
 
