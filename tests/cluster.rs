@@ -179,6 +179,15 @@ fn mail_through_one_secondary_is_read_through_another_and_the_primary() {
     assert!(r.iter().any(|l| l.contains("second, through A")), "{r:?}");
     imap.cmd("o LOGOUT");
 
+    // `cluster status` on each side shows the links.
+    wait_for("status on the primary", || {
+        run_ok(primary.bin().args(["cluster", "status"])).contains("primary, 2 secondaries linked")
+    });
+    wait_for("status on a secondary", || {
+        let out = run_ok(a.bin().args(["cluster", "status"]));
+        out.contains(&format!("secondary of {url}: connected")) && out.contains("round trip")
+    });
+
     // The primary serves POP3 from the same mailbox.
     assert!(pop3_stat(primary.config.listen.pop3, &bob).starts_with("+OK 2 "));
 

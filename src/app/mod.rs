@@ -416,6 +416,12 @@ fn open_role_store(
             crate::cluster::away::Away::open(&config.data_dir).map_err(io_at(&config.data_dir))?;
         let remote = secondary::Remote::new(link, Arc::new(away));
         let stop = tasks.stop.clone();
+        let (r, url) = (remote.clone(), join.primary.clone());
+        tasks.spawn(crate::cluster::report_status(
+            config.data_dir.clone(),
+            move || r.status(&url),
+            stop.clone(),
+        ));
         tasks.spawn(secondary::run(remote.clone(), join, tasks.ex.clone(), stop));
         return Ok((None, Store::new(remote)));
     }
@@ -429,6 +435,12 @@ fn open_role_store(
         tracing::info!(%addr, "cluster link listening");
         let primary = primary::Primary::new(backend.clone(), tls.clone(), secret, link);
         let (ex, stop) = (tasks.ex.clone(), tasks.stop.clone());
+        let p = primary.clone();
+        tasks.spawn(crate::cluster::report_status(
+            config.data_dir.clone(),
+            move || p.status(),
+            stop.clone(),
+        ));
         tasks.spawn(primary::serve(primary, listener, ex, stop));
     }
     Ok((Some(backend), store))

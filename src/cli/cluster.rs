@@ -1,7 +1,7 @@
 //! `sealmail cluster`: what a secondary needs from its primary, printed
 //! once on the primary and written into the secondary's data directory.
 //!
-//! Imports `cluster` and `config`. Invariants: the secret is
+//! Imports `cluster`, `config` and `util`. Invariants: the secret is
 //! printed only by `init` and kept in files of mode 0600.
 
 use anyhow::{Context, Result};
@@ -30,10 +30,13 @@ pub enum ClusterCmd {
         /// The SHA-256 of the primary's certificate (64 hex digits).
         pin: String,
     },
+    /// The links of the node running on this data directory.
+    Status,
 }
 
 pub fn run(config: &Config, cmd: ClusterCmd) -> Result<()> {
     match cmd {
+        ClusterCmd::Status => status(config),
         ClusterCmd::Init { host } => {
             let secret = cluster::primary_secret(&config.data_dir, true)?;
             let pin = cluster::certificate_pin(&config.tls_cert)?;
@@ -70,4 +73,59 @@ pub fn run(config: &Config, cmd: ClusterCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints what the running node last wrote to `cluster.status`.
+fn status(config: &Config) -> Result<()> {
+    let path = config.data_dir.join(cluster::STATUS_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{}: no status; is this node running with role primary or secondary?",
+            path.display()
+        )
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    let now = crate::util::now_unix();
+    let age = now - v["written"].as_i64().unwrap_or(0);
+    let since = |t: &serde_json::Value| {
+        t.as_i64().map_or("not connected".to_string(), |t| {
+            format!("connected {}s ago", now - t)
+        })
+    };
+    if age > 30 {
+        println!("(written {age}s ago: the node may not be running)");
+    }
+    match v["role"].as_str() {
+        Some("primary") => {
+            let links = v["links"].as_array().cloned().unwrap_or_default();
+            println!("primary, {} secondaries linked", links.len());
+            for l in links {
+                println!(
+                    "  {}  {}  {} requests in flight",
+                    l["peer"].as_str().unwrap_or("?"),
+                    since(&l["connected_since"]),
+                    l["in_flight"]
+                );
+            }
+        }
+        _ => {
+            println!(
+                "secondary of {}: {}",
+                v["primary"].as_str().unwrap_or("?"),
+                since(&v["connected_since"])
+            );
+            if let Some(rtt) = v["round_trip_ms"].as_f64() {
+                println!("  round trip {rtt:.2} ms");
+            }
+            println!("  {} requests in flight", v["in_flight"]);
+            println!(
+                "  {} messages taken while the primary was away, not yet shipped",
+                v["spooled"]
+            );
+            if let Some(e) = v["last_error"].as_str() {
+                println!("  last error: {e}");
+            }
+        }
+    }
+    Ok(())
 }

@@ -37,6 +37,34 @@ pub const SECRET_FILE: &str = "cluster.secret";
 /// What a secondary needs to reach its primary, in its data directory.
 pub const JOIN_FILE: &str = "cluster.join";
 
+/// What a running node writes every few seconds for `cluster status`.
+pub const STATUS_FILE: &str = "cluster.status";
+
+/// Writes `status()` (JSON) to [`STATUS_FILE`] every five seconds until
+/// `stop` closes.
+pub async fn report_status(
+    data_dir: PathBuf,
+    status: impl Fn() -> serde_json::Value + Send + 'static,
+    stop: async_channel::Receiver<()>,
+) {
+    loop {
+        let mut value = status();
+        if let Some(map) = value.as_object_mut() {
+            map.insert("written".into(), crate::util::now_unix().into());
+        }
+        let path = data_dir.join(STATUS_FILE);
+        let bytes = value.to_string().into_bytes();
+        let written =
+            blocking::unblock(move || crate::util::write_durable(&path, &bytes, 0o600)).await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot write the cluster status file");
+        }
+        if !crate::util::wait_or_stop(Duration::from_secs(5), &stop).await {
+            return;
+        }
+    }
+}
+
 /// Time for the TLS and WebSocket handshakes and the secret's proof.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A link with nothing received for this long is dead (heartbeats go

@@ -73,6 +73,22 @@ impl Primary {
     pub fn links(&self) -> Vec<LinkInfo> {
         lock(&self.links).values().cloned().collect()
     }
+
+    /// For `cluster status`.
+    pub fn status(&self) -> serde_json::Value {
+        let links: Vec<serde_json::Value> = self
+            .links()
+            .into_iter()
+            .map(|l| {
+                serde_json::json!({
+                    "peer": l.peer.to_string(),
+                    "connected_since": l.since,
+                    "in_flight": l.in_flight,
+                })
+            })
+            .collect();
+        serde_json::json!({ "role": "primary", "links": links })
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -108,8 +108,21 @@ impl Remote {
         })
     }
 
-    pub fn status(&self) -> Status {
-        lock(&self.state).status.clone()
+    /// For `cluster status`.
+    pub fn status(&self, primary: &str) -> serde_json::Value {
+        let (status, in_flight) = {
+            let st = lock(&self.state);
+            (st.status.clone(), st.pending.len())
+        };
+        serde_json::json!({
+            "role": "secondary",
+            "primary": primary,
+            "connected_since": status.connected_since,
+            "round_trip_ms": status.round_trip.map(|d| d.as_secs_f64() * 1000.0),
+            "in_flight": in_flight,
+            "last_error": status.last_error,
+            "spooled": self.away.waiting().map(|w| w.len()).unwrap_or(0),
+        })
     }
 
     /// Sends `bytes` on the live link, if there is one.
