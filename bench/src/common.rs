@@ -347,6 +347,20 @@ thread_local! {
 /// any, no sender checks, no pause before the SMTP greeting and no
 /// per-address cap; returns it and its IMAP address once that answers.
 pub(crate) fn spawn_server(data: &Path) -> (std::process::Child, std::net::SocketAddr) {
+    let (child, imap, _) = spawn_server_with(data, &[]);
+    (child, imap)
+}
+
+/// [`spawn_server`] with more `serve` arguments; returns the IMAP and
+/// SMTP addresses.
+pub(crate) fn spawn_server_with(
+    data: &Path,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+) {
     let (port, pop3, smtp) = (free_port(), free_port(), free_port());
     let file = data.join("sealmail.toml");
     let text = std::fs::read_to_string(&file).expect("config");
@@ -377,6 +391,7 @@ pub(crate) fn spawn_server(data: &Path) -> (std::process::Child, std::net::Socke
         .arg("--data")
         .arg(data)
         .arg("serve")
+        .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(data.join("serve.log")).expect("log"))
         .spawn()
@@ -391,5 +406,6 @@ pub(crate) fn spawn_server(data: &Path) -> (std::process::Child, std::net::Socke
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    (server, addr)
+    let smtp: std::net::SocketAddr = format!("127.0.0.1:{smtp}").parse().expect("addr");
+    (server, addr, smtp)
 }

@@ -11,7 +11,7 @@ use crate::common::*;
 pub(crate) struct ImapClient {
     /// One descriptor per client (writes go through `get_mut`), so 10,000
     /// fit under the usual limit.
-    r: std::io::BufReader<std::net::TcpStream>,
+    pub(crate) r: std::io::BufReader<std::net::TcpStream>,
     n: u64,
 }
 

@@ -9,11 +9,12 @@
 //! overrides the 100,000-message mailbox of the search figures, and
 //! `BENCH_BACKUP_MIB` the size of the backed-up mailbox (256; the backup
 //! goal is stated for 1024);
-//! `BENCH_ONLY=append,open,search,pop3,spool,imap,mx,reference,submission,backup`
+//! `BENCH_ONLY=append,open,search,pop3,spool,imap,mx,reference,cluster,submission,backup`
 //! runs some sections only; `reference` runs the IMAP and POP3 loads against
 //! Debian's Dovecot beside sealmail (`reference.rs`).
 
 mod backup;
+mod cluster;
 mod common;
 mod imap;
 mod mx;
@@ -72,6 +73,9 @@ fn main() {
     // full run.
     if run("reference") {
         reference::reference_bench(&tmp);
+    }
+    if run("cluster") {
+        cluster::cluster_bench(&tmp);
     }
     if run("submission") {
         submission::submission_bench(&tmp);

@@ -167,6 +167,7 @@ pub async fn serve(
                 continue;
             }
         };
+        let _ = stream.get_ref().set_nodelay(true);
         next_link += 1;
         let (p, stop, ex2) = (primary.clone(), stop.clone(), ex.clone());
         let id = next_link;

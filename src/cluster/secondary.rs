@@ -372,6 +372,8 @@ async fn connect(
         let tcp = Async::<std::net::TcpStream>::connect(addr)
             .await
             .map_err(|e| format!("{addr}: {e}"))?;
+        // Requests are small and answered at once: no Nagle delay.
+        let _ = tcp.get_ref().set_nodelay(true);
         let name = rustls::pki_types::ServerName::try_from(host.clone())
             .map_err(|e| format!("{host}: {e}"))?;
         let stream = tls
