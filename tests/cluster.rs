@@ -577,23 +577,7 @@ fn clients_nobody_here_wrote_work_through_a_secondary() {
     let ann = primary.alias("ann", "pw");
     let bob = primary.alias("bob", "pw");
     // bob's mailbox for poplib: six messages with known UIDLs.
-    let uidls = {
-        let (_backend, store) = primary.store();
-        let s = unlock(&store, &bob, "pw");
-        let reqs = (1..=6)
-            .map(|i| {
-                let body = if i == 2 { ".dotted line\r\nplain line".to_string() } else { format!("body {i}") };
-                let msg = format!(
-                    "From: sender@example.net\r\nTo: {bob}\r\nSubject: message {i}\r\nMessage-ID: <pop{i}@example.net>\r\n\r\n{body}\r\n"
-                );
-                append_req("INBOX", msg.into_bytes())
-            })
-            .collect();
-        let uids = block(s.append_batch(reqs)).unwrap();
-        uids.iter()
-            .map(|u| format!("{:08X}{:08X}", u.uid, u.uidvalidity))
-            .collect::<Vec<_>>()
-    };
+    let uidls = pop3_seed(&primary, &bob, 6);
     let carol = primary.alias("carol", "pw");
     let (url, secret, pin) = init(&primary);
     let mut a = secondary_of(&url, &secret, &pin);

@@ -15,32 +15,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::*;
-use sealmail::store::{AppendRequest, FetchWhat, Flags, UidSet};
-
-/// Appends `n` messages; returns their UIDLs as POP3 shows them.
-fn seed(env: &Env, addr: &str, n: usize) -> Vec<String> {
-    let (_b, store) = env.store();
-    let s = unlock(&store, addr, "pw");
-    let reqs: Vec<AppendRequest> = (1..=n)
-        .map(|i| {
-            let body = if i == 2 { ".dotted line\r\nplain line".to_string() } else { format!("body {i}") };
-            let msg = format!(
-                "From: sender@example.net\r\nTo: {addr}\r\nSubject: message {i}\r\nMessage-ID: <pop{i}@example.net>\r\n\r\n{body}\r\n"
-            );
-            append_req("INBOX", msg.into_bytes())
-        })
-        .collect();
-    let uids = block(s.append_batch(reqs)).unwrap();
-    uids.iter()
-        .map(|u| format!("{:08X}{:08X}", u.uid, u.uidvalidity))
-        .collect()
-}
+use sealmail::store::{FetchWhat, Flags, UidSet};
 
 #[test]
 fn poplib_session_over_stls_and_implicit_tls() {
     let env = Env::new();
     let addr = env.alias("ann", "pw");
-    let uidls = seed(&env, &addr, 6);
+    let uidls = pop3_seed(&env, &addr, 6);
     let server = env.serve();
     let out = python(
         "pop3_poplib.py",
@@ -70,7 +51,7 @@ fn poplib_session_over_stls_and_implicit_tls() {
 fn hostile_input_gets_clear_errors() {
     let env = Env::new();
     let addr = env.alias("ann", "pw");
-    seed(&env, &addr, 3);
+    pop3_seed(&env, &addr, 3);
     let server = env.serve();
     let out = python(
         "pop3_bad_input.py",
@@ -175,7 +156,7 @@ fn dele_can_move_to_trash() {
     let env = dev_env();
     let addr = env.alias("ann", "pw");
     env.control().set_pop3_trash(&addr, true).unwrap();
-    seed(&env, &addr, 2);
+    pop3_seed(&env, &addr, 2);
     let server = env.serve();
     let mut c = Raw::connect(server.pop3);
     c.cmd(&format!("USER {addr}"));
@@ -210,7 +191,7 @@ fn sealed_mail_is_imported_at_pop3_login() {
 fn curl_retrieves_over_pop3s() {
     let env = Env::new();
     let addr = env.alias("ann", "pw");
-    seed(&env, &addr, 3);
+    pop3_seed(&env, &addr, 3);
     let server = env.serve();
     let curl = |path: &str| {
         run_ok(
@@ -238,7 +219,7 @@ fn curl_retrieves_over_pop3s() {
 fn fetchmail_downloads_500_messages_once() {
     let env = Env::new();
     let addr = env.alias("ann", "pw");
-    seed(&env, &addr, 500);
+    pop3_seed(&env, &addr, 500);
     let server = env.serve();
     let work = tempfile::tempdir().unwrap();
     let out_dir = work.path().join("out");
@@ -299,7 +280,7 @@ fn fetchmail_downloads_500_messages_once() {
 fn pop3_snapshot_and_another_session_do_not_collide() {
     let env = dev_env();
     let addr = env.alias("ann", "pw");
-    seed(&env, &addr, 3);
+    pop3_seed(&env, &addr, 3);
     let server = env.serve();
     let mut c = Raw::connect(server.pop3);
     c.cmd(&format!("USER {addr}"));

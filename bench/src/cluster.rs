@@ -157,14 +157,7 @@ pub(crate) fn cluster_bench(tmp: &Path) {
     let before = rss_of(secondary.id());
     let mut held = Vec::new();
     for _ in 0..1000 {
-        use std::io::{BufRead, Write};
-        let mut c = ImapClient::connect(s_imap);
-        c.cmd("LOGIN ann@example.org pw");
-        c.cmd("SELECT INBOX");
-        c.r.get_mut().write_all(b"i IDLE\r\n").expect("idle");
-        let mut line = String::new();
-        c.r.read_line(&mut line).expect("idling");
-        held.push(c);
+        held.push(ImapClient::idling(s_imap));
     }
     std::thread::sleep(Duration::from_millis(500));
     let after = rss_of(secondary.id());

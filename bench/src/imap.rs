@@ -29,6 +29,18 @@ impl ImapClient {
         c
     }
 
+    /// ann@example.org logged in, INBOX selected, in IDLE.
+    pub(crate) fn idling(addr: std::net::SocketAddr) -> ImapClient {
+        use std::io::{BufRead, Write};
+        let mut c = ImapClient::connect(addr);
+        c.cmd("LOGIN ann@example.org pw");
+        c.cmd("SELECT INBOX");
+        c.r.get_mut().write_all(b"i IDLE\r\n").expect("idle");
+        let mut line = String::new();
+        c.r.read_line(&mut line).expect("idling");
+        c
+    }
+
     /// Sends a command (literals allowed as LITERAL+) and reads to its
     /// tagged reply, which must be OK.
     pub(crate) fn cmd(&mut self, c: &str) {
@@ -353,14 +365,7 @@ pub(crate) fn imap_idle_bench(tmp: &Path) {
     let t = Instant::now();
     let mut held = Vec::with_capacity(n);
     for _ in 0..n {
-        use std::io::{BufRead, Write};
-        let mut c = ImapClient::connect(addr);
-        c.cmd("LOGIN ann@example.org pw");
-        c.cmd("SELECT INBOX");
-        c.r.get_mut().write_all(b"i IDLE\r\n").expect("idle");
-        let mut line = String::new();
-        c.r.read_line(&mut line).expect("idling");
-        held.push(c);
+        held.push(ImapClient::idling(addr));
         if t.elapsed() > Duration::from_secs(120) {
             break;
         }

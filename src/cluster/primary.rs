@@ -26,6 +26,9 @@ use crate::store::{Backend, StoreError};
 const HANDSHAKING: usize = 4;
 /// Write keys remembered, oldest forgotten first.
 const REMEMBERED: usize = 20_000;
+/// Requests one link may have running at once; past it, a request gets a
+/// temporary error at once.
+const IN_FLIGHT: usize = 4096;
 
 /// What the primary's link listener shares.
 pub struct Primary {
@@ -349,9 +352,24 @@ fn on_frame(
             request,
         } => {
             let received = Instant::now();
+            if lock(&p.links)
+                .get(&link_id)
+                .is_some_and(|l| l.in_flight >= IN_FLIGHT)
+            {
+                state.send(
+                    &p.link,
+                    &Frame::Reply {
+                        id,
+                        result: Err(StoreError::Unavailable(
+                            "too many requests in flight on this link".into(),
+                        )),
+                    },
+                );
+                return;
+            }
+            set_in_flight(p, link_id, 1);
             let (p, state) = (p.clone(), state.clone());
             ex.spawn(async move {
-                set_in_flight(&p, link_id, 1);
                 let result = call(&p, &state, key, request).await;
                 set_in_flight(&p, link_id, -1);
                 if received.elapsed() > Duration::from_millis(deadline_ms) {

@@ -541,3 +541,22 @@ pub fn body_hits(s: &sealmail::store::Session, needle: &str) -> usize {
         .uids
         .len()
 }
+
+/// Appends `n` messages to `addr`'s INBOX (password "pw"); returns their UIDLs as POP3 shows them.
+pub fn pop3_seed(env: &Env, addr: &str, n: usize) -> Vec<String> {
+    let (_b, store) = env.store();
+    let s = unlock(&store, addr, "pw");
+    let reqs: Vec<sealmail::store::AppendRequest> = (1..=n)
+        .map(|i| {
+            let body = if i == 2 { ".dotted line\r\nplain line".to_string() } else { format!("body {i}") };
+            let msg = format!(
+                "From: sender@example.net\r\nTo: {addr}\r\nSubject: message {i}\r\nMessage-ID: <pop{i}@example.net>\r\n\r\n{body}\r\n"
+            );
+            append_req("INBOX", msg.into_bytes())
+        })
+        .collect();
+    let uids = block(s.append_batch(reqs)).unwrap();
+    uids.iter()
+        .map(|u| format!("{:08X}{:08X}", u.uid, u.uidvalidity))
+        .collect()
+}
