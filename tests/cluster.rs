@@ -1,8 +1,14 @@
 //! Several nodes, each its own process of the real binary on loopback: a
 //! primary and secondaries linked over the cluster's TLS WebSocket. Mail
-//! taken by one node is read through another; IDLE on a secondary sees a
-//! delivery made through a third node; a node with the wrong secret or a
-//! stranger on the link port gets nothing and the primary keeps serving.
+//! taken by one node is read through another, and IDLE on a secondary
+//! sees a delivery made through a third; imaplib, poplib, smtplib and
+//! mbsync work through a secondary; a reply lost in a proxy is retried
+//! and applied once; a secondary whose primary is down seals mail into its
+//! own spool (ciphertext only) and ships it once, after its own kill -9
+//! too; mail acknowledged while the primary is killed under load is
+//! stored exactly once; impostors, strangers, garbage, 1 GiB frames,
+//! version skew, unknown requests and foreign sessions get nothing, and
+//! the primary keeps serving.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -848,4 +854,25 @@ fn a_linked_secondary_gets_typed_errors_and_only_its_own_sessions() {
         let r = call(10 + session, req);
         assert!(matches!(r, Err(StoreError::NoSession)), "{r:?}");
     }
+}
+
+#[test]
+fn mbsync_syncs_through_a_secondary() {
+    let (primary, _) = node("primary");
+    let ann = primary.alias("ann", "pw");
+    let carol = primary.alias("carol", "pw");
+    mbsync::seed(&primary, &ann);
+    let (url, secret, pin) = init(&primary);
+    let a = secondary_of(&url, &secret, &pin);
+    let _p = primary.spawn_server(&[]);
+    let _a = a.spawn_server(&[]);
+    send_when_linked(a.config.listen.smtp, &carol, "linked");
+    // mbsync talks to the secondary (its certificate); the comparison
+    // reads the primary's store.
+    mbsync::round_trip(
+        &primary,
+        &ann,
+        a.config.listen.imaps.port(),
+        &a.config.tls_cert,
+    );
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod imap;
+pub mod mbsync;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
