@@ -37,6 +37,28 @@ pub const SECRET_FILE: &str = "cluster.secret";
 /// What a secondary needs to reach its primary, in its data directory.
 pub const JOIN_FILE: &str = "cluster.join";
 
+/// One encoded frame: a reference-counted buffer, so a call kept for a
+/// resend and the copy on its way out share their bytes.
+pub type Bytes = async_tungstenite::tungstenite::Bytes;
+
+/// A link's writer: sends each frame that arrives on `frames` as one
+/// binary WebSocket message until the channel closes or the peer is gone,
+/// then closes the WebSocket.
+async fn write_frames<S>(
+    mut sender: async_tungstenite::WebSocketSender<S>,
+    frames: async_channel::Receiver<Bytes>,
+) where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
+{
+    use async_tungstenite::tungstenite::Message;
+    while let Ok(bytes) = frames.recv().await {
+        if sender.send(Message::Binary(bytes)).await.is_err() {
+            break;
+        }
+    }
+    let _ = sender.close(None).await;
+}
+
 /// What a running node writes every few seconds for `cluster status`.
 pub const STATUS_FILE: &str = "cluster.status";
 

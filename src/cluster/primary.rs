@@ -18,7 +18,7 @@ use async_tungstenite::tungstenite::Message;
 use futures_lite::StreamExt;
 use smol::Async;
 
-use super::{Frame, Link, Secret, VERSION, is_write, proof_holds, session_of};
+use super::{Bytes, Frame, Link, Secret, VERSION, is_write, proof_holds, session_of};
 use crate::store::types::{Request, Response, SessionId};
 use crate::store::{Backend, StoreError};
 
@@ -219,16 +219,9 @@ async fn link(
             in_flight: 0,
         },
     );
-    let (mut sender, mut receiver) = ws.split();
-    let (out_tx, out_rx) = async_channel::bounded::<Vec<u8>>(256);
-    let writer = ex.spawn(async move {
-        while let Ok(bytes) = out_rx.recv().await {
-            if sender.send(Message::binary(bytes)).await.is_err() {
-                break;
-            }
-        }
-        let _ = sender.close(None).await;
-    });
+    let (sender, mut receiver) = ws.split();
+    let (out_tx, out_rx) = async_channel::bounded::<Bytes>(256);
+    let writer = ex.spawn(super::write_frames(sender, out_rx));
     let state = Arc::new(LinkState {
         sessions: Mutex::new(HashSet::new()),
         subscriptions: Mutex::new(HashMap::new()),
@@ -324,7 +317,7 @@ struct LinkState {
     sessions: Mutex<HashSet<SessionId>>,
     /// Event forwarders, by the session they follow.
     subscriptions: Mutex<HashMap<SessionId, Vec<smol::Task<()>>>>,
-    out: async_channel::Sender<Vec<u8>>,
+    out: async_channel::Sender<Bytes>,
 }
 
 impl LinkState {
@@ -332,7 +325,7 @@ impl LinkState {
         if let Ok(bytes) = link.encode(frame) {
             // A full queue means the secondary stopped reading; the
             // silence check ends the link.
-            let _ = self.out.try_send(bytes);
+            let _ = self.out.try_send(bytes.into());
         }
     }
 }
@@ -378,7 +371,7 @@ fn on_frame(
                 let reply = Frame::Reply { id, result };
                 match p.link.encode(&reply) {
                     Ok(bytes) => {
-                        let _ = state.out.send(bytes).await;
+                        let _ = state.out.send(bytes.into()).await;
                     }
                     Err(_) => state.send(
                         &p.link,
@@ -406,7 +399,7 @@ fn on_frame(
                     let Ok(bytes) = link.encode(&Frame::Event { id, change }) else {
                         continue;
                     };
-                    if st.out.send(bytes).await.is_err() {
+                    if st.out.send(bytes.into()).await.is_err() {
                         return;
                     }
                 }

@@ -25,7 +25,7 @@ use futures_lite::StreamExt;
 use smol::Async;
 
 use super::away::Away;
-use super::{Frame, Join, Link, VERSION, proof};
+use super::{Bytes, Frame, Join, Link, VERSION, proof};
 use crate::store::types::{Change, Request, Response, SessionId};
 use crate::store::{Backend, BoxFuture, StoreError};
 
@@ -48,7 +48,7 @@ pub struct Remote {
 /// A call waiting for its reply.
 struct Waiting {
     /// Its encoded frame, sent again on a new link.
-    frame: Arc<Vec<u8>>,
+    frame: Bytes,
     caller: async_channel::Sender<Result<Response, StoreError>>,
     /// The run of the primary it was sent to, if it was.
     sent_to: Option<u64>,
@@ -63,7 +63,7 @@ const LINK_LOST: &str = "the link to the storage primary was lost";
 #[derive(Default)]
 struct State {
     /// The live link's outgoing frames.
-    out: Option<async_channel::Sender<Arc<Vec<u8>>>>,
+    out: Option<async_channel::Sender<Bytes>>,
     /// The run of the primary at the other end (`Frame::Hello`).
     boot: Option<u64>,
     /// When the last link went down.
@@ -126,7 +126,7 @@ impl Remote {
     }
 
     /// Sends `bytes` on the live link, if there is one.
-    fn send(&self, bytes: Arc<Vec<u8>>) {
+    fn send(&self, bytes: Bytes) {
         if let Some(out) = &lock(&self.state).out {
             let _ = out.try_send(bytes);
         }
@@ -224,7 +224,7 @@ impl Remote {
         let request = self.link.encode(&request)?;
         // The variant's number, for the log: bincode writes it first.
         let kind = request.first().copied().unwrap_or_default();
-        let frame = Arc::new(self.link.encode(&Frame::Call {
+        let frame = Bytes::from(self.link.encode(&Frame::Call {
             id,
             key: key.unwrap_or((self.instance, id)),
             deadline_ms: u64::try_from(self.link.timeout.as_millis()).unwrap_or(u64::MAX),
@@ -280,7 +280,7 @@ impl Backend for Remote {
 
     fn subscribe(&self, session: SessionId) -> Result<async_channel::Receiver<Change>, StoreError> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let frame = Arc::new(self.link.encode(&Frame::Subscribe { id, session })?);
+        let frame = Bytes::from(self.link.encode(&Frame::Subscribe { id, session })?);
         let (tx, rx) = async_channel::unbounded();
         let mut st = lock(&self.state);
         let Some(out) = &st.out else {
@@ -296,7 +296,7 @@ impl Backend for Remote {
             .subscriptions
             .retain(|_, (s, _)| *s != session);
         if let Ok(frame) = self.link.encode(&Frame::Release { session }) {
-            self.send(Arc::new(frame));
+            self.send(frame.into());
         }
     }
 }
@@ -445,8 +445,8 @@ async fn serve(
     boot: u64,
     ex: &Arc<smol::Executor<'static>>,
 ) -> Option<String> {
-    let (mut sender, mut receiver) = ws.split();
-    let (out_tx, out_rx) = async_channel::bounded::<Arc<Vec<u8>>>(1024);
+    let (sender, mut receiver) = ws.split();
+    let (out_tx, out_rx) = async_channel::bounded::<Bytes>(1024);
     {
         let mut st = lock(&remote.state);
         // Calls that were waiting when the last link dropped go again,
@@ -454,7 +454,7 @@ async fn serve(
         // to an earlier run of the primary fail instead: whether it applied
         // them died with it, and a temporary failure is the honest answer
         // (an SMTP client retries; it never got a 250).
-        let mut again: Vec<(u64, Arc<Vec<u8>>)> = Vec::new();
+        let mut again: Vec<(u64, Bytes)> = Vec::new();
         st.pending.retain(|id, w| {
             if w.sent_to.is_some_and(|b| b != boot) {
                 let _ = w.caller.try_send(Err(StoreError::Unavailable(
@@ -475,18 +475,7 @@ async fn serve(
         st.status.connected_since = Some(crate::util::now_unix());
         st.status.last_error = None;
     }
-    let writer = ex.spawn(async move {
-        while let Ok(bytes) = out_rx.recv().await {
-            if sender
-                .send(Message::binary((*bytes).clone()))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        let _ = sender.close(None).await;
-    });
+    let writer = ex.spawn(super::write_frames(sender, out_rx));
     let started = Instant::now();
     let heartbeat = {
         let (remote, out) = (remote.clone(), out_tx.clone());
@@ -497,7 +486,7 @@ async fn serve(
                 let Ok(ping) = remote.link.encode(&Frame::Ping(now)) else {
                     return;
                 };
-                if out.send(Arc::new(ping)).await.is_err() {
+                if out.send(ping.into()).await.is_err() {
                     return;
                 }
             }
@@ -542,7 +531,7 @@ async fn serve(
             }
             Ok(Frame::Ping(n)) => {
                 if let Ok(pong) = remote.link.encode(&Frame::Pong(n)) {
-                    let _ = out_tx.try_send(Arc::new(pong));
+                    let _ = out_tx.try_send(pong.into());
                 }
             }
             Ok(_) => {}
