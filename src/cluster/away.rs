@@ -65,8 +65,12 @@ impl Away {
         })
     }
 
-    /// Keeps the primary's directory, in memory and on disk.
+    /// Keeps the primary's directory, in memory and on disk (written only
+    /// when it changed: it is fetched every minute).
     pub fn set_directory(&self, directory: Directory) -> io::Result<()> {
+        if lock(&self.directory).as_ref() == Some(&directory) {
+            return Ok(());
+        }
         let bytes = serde_json::to_vec(&directory).map_err(io::Error::other)?;
         write_durable(&self.data_dir.join(DIRECTORY_FILE), &bytes, 0o600)?;
         *lock(&self.directory) = Some(directory);
