@@ -749,7 +749,11 @@ fn bad_frames_on_the_link_are_refused_in_bounded_memory() {
     let _ = s.read_to_end(&mut rest);
     let text = String::from_utf8_lossy(&rest);
     assert!(
-        text.contains("version skew") && text.contains("version 1, the secondary 99"),
+        text.contains("version skew")
+            && text.contains(&format!(
+                "version {}, the secondary 99",
+                sealmail::cluster::VERSION
+            )),
         "{text}"
     );
 
@@ -874,5 +878,63 @@ fn mbsync_syncs_through_a_secondary() {
         &ann,
         a.config.listen.imaps.port(),
         &a.config.tls_cert,
+    );
+}
+
+/// `sealmail backup now ADDR` on a secondary is run by the primary (the
+/// only node with mailboxes): the backup lands in the primary's target,
+/// the secondary's data directory gets none, and a wrong password gets a
+/// clear refusal.
+#[test]
+fn backup_now_on_a_secondary_is_run_by_the_primary() {
+    let (primary, _) = node("primary");
+    let bob = primary.alias("bob", "pw");
+    let (url, secret, pin) = init(&primary);
+    let a = secondary_of(&url, &secret, &pin);
+    let _p = primary.spawn_server(&[]);
+    let _a = a.spawn_server(&[]);
+    send_when_linked(a.config.listen.smtp, &bob, "kept-safe");
+    let mut imap = login_when_linked(a.config.listen.imap, &bob);
+    imap.await_messages("INBOX", 1);
+    drop(imap);
+
+    let out = run_ok(
+        a.bin()
+            .args(["backup", "now", &bob])
+            .env("SEALMAIL_PASSWORD", "pw"),
+    );
+    assert!(
+        out.contains(&format!("backed up {bob}: 1 messages")),
+        "{out}"
+    );
+    let listed = run_ok(primary.bin().args(["backup", "list", &bob]));
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.contains("\t1 messages\t"), "{listed}");
+    assert!(!a.data().join("backups").exists());
+    let files = std::fs::read_dir(a.data().join("mailboxes"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(files, 0, "a mailbox file on the secondary");
+
+    let wrong = a
+        .bin()
+        .args(["backup", "now", &bob])
+        .env("SEALMAIL_PASSWORD", "not it")
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("the password does not open"), "refusal: {err}");
+    let unknown = a
+        .bin()
+        .args(["backup", "now", "nobody@example.org"])
+        .env("SEALMAIL_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("has no mailbox here"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
     );
 }

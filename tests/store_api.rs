@@ -715,3 +715,37 @@ fn delivered_mail_is_indexed_once_deliveries_pause() {
         "found through the index too"
     );
 }
+
+/// A cluster secondary's shipment sent again (its answer was lost, the
+/// primary restarted meanwhile) is placed once: the key is remembered in
+/// the control database, not only in memory.
+#[test]
+fn a_shipment_sent_again_after_a_restart_is_placed_once() {
+    use sealmail::store::{Backend, Request, Response};
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    let public = env
+        .control()
+        .alias(&addr)
+        .unwrap()
+        .unwrap()
+        .public_key
+        .unwrap();
+    let sealed = sealmail::store::seal(&public, b"Subject: shipped\r\n\r\nonce\r\n").unwrap();
+    let ship = |key: [u8; 16]| {
+        let (backend, _) = env.store();
+        let r = block(backend.call(Request::DeliverSealed {
+            address: addr.clone(),
+            sealed: sealed.clone(),
+            shipment: key,
+        }));
+        assert!(matches!(r, Ok(Response::Delivered(_))), "{r:?}");
+    };
+    ship([7; 16]);
+    ship([7; 16]);
+    ship([8; 16]);
+    let (_b, store) = env.store();
+    let s = unlock(&store, &addr, "pw");
+    block(s.settle()).unwrap();
+    assert_eq!(block(s.status("INBOX")).unwrap().messages, 2);
+}

@@ -174,6 +174,8 @@ pub struct Listeners {
     pub imaps: Async<TcpListener>,
     pub pop3: Async<TcpListener>,
     pub pop3s: Async<TcpListener>,
+    /// A primary's cluster link listener (none on other roles).
+    pub cluster: Option<Async<TcpListener>>,
 }
 
 impl Listeners {
@@ -190,6 +192,9 @@ impl Listeners {
             imaps: bind(config.listen.imaps)?,
             pop3: bind(config.listen.pop3)?,
             pop3s: bind(config.listen.pop3s)?,
+            cluster: (config.cluster.role == crate::config::Role::Primary)
+                .then(|| bind(config.cluster.listen))
+                .transpose()?,
         })
     }
 }
@@ -297,7 +302,7 @@ pub async fn run(
     let tls = tls::server_config(&config.tls_cert, &config.tls_key)
         .map_err(|e| AppError::Invalid(e.to_string()))?;
     let tls = futures_rustls::TlsAcceptor::from(tls);
-    let (backend, store) = open_role_store(&config, &tls, &mut tasks)?;
+    let (backend, store) = open_role_store(&config, &tls, listeners.cluster, &mut tasks)?;
     let spill_dir = config.data_dir.join("spill");
     // Spill files left by a crash are removed here.
     let spills = crate::util::spill::Spills::open(&spill_dir, config.message_disk)
@@ -325,6 +330,7 @@ pub async fn run(
         pop3s,
         imap: imap_plain,
         imaps,
+        cluster: _,
     } = listeners;
     start_smtp(
         &config,
@@ -400,6 +406,7 @@ pub async fn run(
 fn open_role_store(
     config: &Config,
     tls: &futures_rustls::TlsAcceptor,
+    link_listener: Option<Async<TcpListener>>,
     tasks: &mut Tasks,
 ) -> Result<(Option<Arc<LocalBackend>>, Store), AppError> {
     use crate::cluster::{Join, Link, primary, secondary};
@@ -426,14 +433,15 @@ fn open_role_store(
         return Ok((None, Store::new(remote)));
     }
     let (backend, store) = open_store(config)?;
-    if config.cluster.role == Role::Primary {
+    if let Some(listener) = link_listener {
         let secret = crate::cluster::primary_secret(&config.data_dir, false)
             .map_err(|e| AppError::Invalid(e.to_string()))?;
-        let addr = config.cluster.listen;
-        let listener = Async::<TcpListener>::bind(addr)
-            .map_err(|e| AppError::Invalid(format!("cannot listen on {addr}: {e}")))?;
-        tracing::info!(%addr, "cluster link listening");
-        let primary = primary::Primary::new(backend.clone(), tls.clone(), secret, link);
+        tracing::info!(addr = %config.cluster.listen, "cluster link listening");
+        let operator = Arc::new(Operator {
+            config: config.clone(),
+        });
+        let primary =
+            primary::Primary::new(backend.clone(), tls.clone(), secret, link, Some(operator));
         let (ex, stop) = (tasks.ex.clone(), tasks.stop.clone());
         let p = primary.clone();
         tasks.spawn(crate::cluster::report_status(
@@ -444,6 +452,31 @@ fn open_role_store(
         tasks.spawn(primary::serve(primary, listener, ex, stop));
     }
     Ok((Some(backend), store))
+}
+
+/// Runs what an operator on a secondary asks of this primary.
+struct Operator {
+    config: Config,
+}
+
+impl crate::cluster::Operator for Operator {
+    fn run(
+        &self,
+        command: crate::cluster::Command,
+    ) -> crate::store::BoxFuture<'_, Result<String, String>> {
+        let config = self.config.clone();
+        Box::pin(blocking::unblock(move || match command {
+            crate::cluster::Command::BackupNow { address, password } => {
+                let password = zeroize::Zeroizing::new(password);
+                let control = open_control(&config).map_err(|e| e.to_string())?;
+                let outcome =
+                    crate::backup::by_password(&config, &control, &address, &password, false)
+                        .map_err(|e| e.to_string())?;
+                tracing::info!(%address, "backup asked for by a secondary");
+                Ok(outcome.describe(&address))
+            }
+        }))
+    }
 }
 
 /// The MX and submission listeners (in that order: 25, 587, 465), the

@@ -50,6 +50,8 @@ pub enum BackupError {
     WrongPassword,
     #[error("no backup {0}")]
     NotFound(String),
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// What makes a backup exist: written after the object, read before it.
@@ -311,6 +313,63 @@ pub fn backup_now(
     })();
     remove_db_files(&tmp);
     result
+}
+
+/// `sealmail backup now ADDR`: backs up `address`'s mailbox with its
+/// owner's password, beside a running server (the file is shared with
+/// it, not taken). Run by the command on this node, or by the primary for
+/// the command run on one of its secondaries.
+pub fn by_password(
+    config: &crate::config::Config,
+    control: &crate::store::control::Control,
+    address: &str,
+    password: &str,
+    show_progress: bool,
+) -> Result<Outcome, BackupError> {
+    let internal = |e: crate::store::control::ControlError| StoreError::Internal(e.to_string());
+    let alias = control
+        .alias(address)
+        .map_err(internal)?
+        .filter(|a| a.mailbox)
+        .ok_or_else(|| BackupError::NotFound(format!("of {address}: it has no mailbox here")))?;
+    let creds = control
+        .credentials(alias.id)
+        .map_err(internal)?
+        .ok_or_else(|| BackupError::NotFound(format!("of {address}: it has no password")))?;
+    let keys = keys::unwrap(&creds, password).map_err(|_| BackupError::WrongPassword)?;
+    let live = config
+        .data_dir
+        .join("mailboxes")
+        .join(format!("{}.sqlite", alias.mailbox_id));
+    let _claim = crate::store::mailbox::FileClaim::try_share(&live)?.ok_or_else(|| {
+        BackupError::Busy("a restore of this mailbox is running; try again when it is done".into())
+    })?;
+    let mailbox =
+        std::sync::Mutex::new(Mailbox::open(&live, DbKey::Raw(&keys.dek), config.limits)?);
+    backup_now(
+        &Target::from_config(config)?,
+        &config.data_dir,
+        &alias.mailbox_id,
+        &mailbox,
+        &keys.dek,
+        &creds,
+        show_progress,
+    )
+}
+
+impl Outcome {
+    /// The line `backup now` prints.
+    pub fn describe(&self, address: &str) -> String {
+        match self {
+            Outcome::Stored(m) => format!(
+                "backed up {address}: {} messages, {} bytes, {}",
+                m.messages, m.size, m.created
+            ),
+            Outcome::Unchanged(m) => {
+                format!("{address} is unchanged since the backup of {}", m.created)
+            }
+        }
+    }
 }
 
 /// The name of a new backup: now, but always after `previous` (names must

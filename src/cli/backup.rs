@@ -1,7 +1,9 @@
 //! `sealmail backup now|list|restore`: mailbox backups by hand.
 //!
-//! Imports `app`, `backup`, `config`, `store`. Invariants: a backup needs
-//! the owner's password (only it unwraps the key that reads the mailbox);
+//! Imports `app`, `backup`, `cluster`, `config`, `store`. Invariants: a
+//! backup needs the owner's password (only it unwraps the key that reads
+//! the mailbox), and on a secondary the primary takes it: only it holds
+//! mailboxes;
 //! a restore claims the mailbox file (`FileClaim`) before it replaces it,
 //! so it refuses while a running server has that mailbox open, and the
 //! server waits for the swap otherwise.
@@ -12,10 +14,10 @@ use clap::Subcommand;
 use super::read_password;
 use crate::app;
 use crate::backup::{self, Manifest, Outcome, Target};
+use crate::cluster::{Command, Join, Link, secondary};
 use crate::config::Config;
-use crate::store::db::DbKey;
 use crate::store::keys;
-use crate::store::mailbox::{FileClaim, Mailbox};
+use crate::store::mailbox::FileClaim;
 
 #[derive(Subcommand)]
 pub enum BackupCmd {
@@ -52,6 +54,11 @@ pub enum ServerCmd {
 }
 
 pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
+    if let BackupCmd::Now { address } = &cmd
+        && on_secondary(config)
+    {
+        return ask_primary(config, address);
+    }
     let target = Target::from_config(config)?;
     let address = match &cmd {
         BackupCmd::Now { address }
@@ -60,6 +67,31 @@ pub fn run(config: &Config, cmd: BackupCmd) -> Result<()> {
         BackupCmd::Server(cmd) => return server(config, &target, cmd),
     };
     mailbox(config, &target, &address, cmd)
+}
+
+/// A secondary's data directory (`cluster join` wrote it) holds no
+/// mailbox: its primary's does.
+fn on_secondary(config: &Config) -> bool {
+    config.cluster.role == crate::config::Role::Secondary || Join::path(&config.data_dir).exists()
+}
+
+/// `backup now` on a secondary: the primary runs it, over a link of this
+/// command's own.
+fn ask_primary(config: &Config, address: &str) -> Result<()> {
+    let mut join = Join::load(&config.data_dir).map_err(anyhow::Error::msg)?;
+    if let Some(url) = &config.cluster.primary {
+        join.primary = url.clone();
+    }
+    let password = read_password(&format!("password of {address}"))?;
+    let link = Link::new(config.limits.max_message_bytes, config.cluster.timeout);
+    let command = Command::BackupNow {
+        address: address.to_string(),
+        password: password.to_string(),
+    };
+    let line = smol::block_on(secondary::ask(&join, &link, &command))
+        .map_err(|e| anyhow::anyhow!("the primary {}: {e}", join.primary))?;
+    println!("{line}");
+    Ok(())
 }
 
 /// The commands on one alias' mailbox.
@@ -97,32 +129,9 @@ fn mailbox(config: &Config, target: &Target, address: &str, cmd: BackupCmd) -> R
             }
         }
         BackupCmd::Now { .. } => {
-            let creds = control
-                .credentials(alias.id)?
-                .context("the alias has no credentials")?;
             let password = read_password(&format!("password of {address}"))?;
-            let keys = keys::unwrap(&creds, &password).context("cannot open the mailbox")?;
-            let _claim = FileClaim::try_share(&live)?
-                .context("a restore of this mailbox is running; try again when it is done")?;
-            let mb =
-                std::sync::Mutex::new(Mailbox::open(&live, DbKey::Raw(&keys.dek), config.limits)?);
-            match backup::backup_now(
-                target,
-                &config.data_dir,
-                &alias.mailbox_id,
-                &mb,
-                &keys.dek,
-                &creds,
-                true,
-            )? {
-                Outcome::Stored(m) => println!(
-                    "backed up {address}: {} messages, {} bytes, {}",
-                    m.messages, m.size, m.created
-                ),
-                Outcome::Unchanged(m) => {
-                    println!("{address} is unchanged since the backup of {}", m.created)
-                }
-            }
+            let outcome = backup::by_password(config, &control, address, &password, true)?;
+            println!("{}", outcome.describe(address));
         }
         // Not a mailbox command (`run` sends it to `server`).
         BackupCmd::Server(ref cmd) => return server(config, target, cmd),

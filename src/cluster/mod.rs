@@ -30,7 +30,7 @@ use crate::store::types::{Change, Response, SessionId};
 
 /// The link protocol's version; nodes of different versions refuse each
 /// other with a message naming both.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The primary's secret, in its data directory.
 pub const SECRET_FILE: &str = "cluster.secret";
@@ -144,6 +144,32 @@ pub enum Frame {
     },
     Ping(u64),
     Pong(u64),
+    /// An operator's [`Command`], encoded on its own (as `Call`'s
+    /// request is), from a node's command line.
+    Command {
+        id: u64,
+        command: Vec<u8>,
+    },
+    /// What the command did: the line to print, or why it failed.
+    Done {
+        id: u64,
+        result: Result<String, String>,
+    },
+}
+
+/// What an operator on another node asks the primary to do: what only
+/// the node holding the mailboxes can.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Command {
+    /// `sealmail backup now ADDR` run on a secondary.
+    BackupNow { address: String, password: String },
+}
+
+/// Runs [`Command`]s on the primary. The application supplies it:
+/// backups are not the store's business, and this module does not
+/// import the backup module.
+pub trait Operator: Send + Sync + 'static {
+    fn run(&self, command: Command) -> crate::store::BoxFuture<'_, Result<String, String>>;
 }
 
 /// The link's settings on both sides.

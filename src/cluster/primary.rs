@@ -18,7 +18,9 @@ use async_tungstenite::tungstenite::Message;
 use futures_lite::StreamExt;
 use smol::Async;
 
-use super::{Bytes, Frame, Link, Secret, VERSION, is_write, proof_holds, session_of};
+use super::{
+    Bytes, Command, Frame, Link, Operator, Secret, VERSION, is_write, proof_holds, session_of,
+};
 use crate::store::types::{Request, Response, SessionId};
 use crate::store::{Backend, StoreError};
 
@@ -37,6 +39,8 @@ pub struct Primary {
     pub secret: Secret,
     pub link: Link,
     pub applied: Applied,
+    /// Runs operators' commands from other nodes (none: refused).
+    operator: Option<Arc<dyn Operator>>,
     /// This run's random number (`Frame::Hello`).
     boot: u64,
     handshakes: smol::lock::Semaphore,
@@ -57,6 +61,7 @@ impl Primary {
         tls: futures_rustls::TlsAcceptor,
         secret: Secret,
         link: Link,
+        operator: Option<Arc<dyn Operator>>,
     ) -> Arc<Primary> {
         let mut boot = [0u8; 8];
         let _ = crate::util::random_fill(&mut boot);
@@ -67,6 +72,7 @@ impl Primary {
             secret,
             link,
             applied: Applied::default(),
+            operator,
             handshakes: smol::lock::Semaphore::new(HANDSHAKING),
             links: Mutex::new(HashMap::new()),
         })
@@ -414,6 +420,20 @@ fn on_frame(
                 lock(&state.subscriptions).remove(&session);
                 p.backend.release(session);
             }
+        }
+        Frame::Command { id, command } => {
+            let (p, state) = (p.clone(), state.clone());
+            ex.spawn(async move {
+                let result = match (p.link.decode::<Command>(&command), &p.operator) {
+                    (Err(e), _) => Err(format!("the primary cannot read this command: {e}")),
+                    (Ok(_), None) => Err("this primary takes no commands from other nodes".into()),
+                    (Ok(c), Some(op)) => op.run(c).await,
+                };
+                if let Ok(bytes) = p.link.encode(&Frame::Done { id, result }) {
+                    let _ = state.out.send(bytes.into()).await;
+                }
+            })
+            .detach();
         }
         Frame::Ping(n) => state.send(&p.link, &Frame::Pong(n)),
         Frame::Pong(_) => {}

@@ -25,7 +25,7 @@ use futures_lite::StreamExt;
 use smol::Async;
 
 use super::away::Away;
-use super::{Bytes, Frame, Join, Link, VERSION, proof};
+use super::{Bytes, Command, Frame, Join, Link, VERSION, proof};
 use crate::store::types::{Change, Request, Response, SessionId};
 use crate::store::{Backend, BoxFuture, StoreError};
 
@@ -311,12 +311,14 @@ pub async fn run(
     let tls = futures_rustls::TlsConnector::from(crate::net::tls::pinned_client(join.pin));
     let mut backoff = Duration::from_millis(250);
     loop {
-        let attempt =
-            futures_lite::future::or(async { Some(connect(&remote, &join, &tls).await) }, async {
+        let attempt = futures_lite::future::or(
+            async { Some(connect(&remote.link, &join, &tls).await) },
+            async {
                 let _ = stop.recv().await;
                 None
-            })
-            .await;
+            },
+        )
+        .await;
         match attempt {
             None => return,
             Some(Ok((ws, boot))) => {
@@ -358,7 +360,7 @@ type Ws = async_tungstenite::WebSocketStream<
 /// TCP, TLS with the pinned certificate, the WebSocket upgrade and the
 /// proof of the secret.
 async fn connect(
-    remote: &Remote,
+    link: &Link,
     join: &Join,
     tls: &futures_rustls::TlsConnector,
 ) -> Result<(Ws, u64), String> {
@@ -387,10 +389,10 @@ async fn connect(
                 .trim_end_matches('/')
         );
         let (mut ws, _) =
-            async_tungstenite::client_async_with_config(url, stream, Some(remote.link.websocket()))
+            async_tungstenite::client_async_with_config(url, stream, Some(link.websocket()))
                 .await
                 .map_err(|e| format!("WebSocket: {e}"))?;
-        let (nonce, boot) = match next_frame(&remote.link, &mut ws).await? {
+        let (nonce, boot) = match next_frame(link, &mut ws).await? {
             Frame::Hello {
                 version,
                 nonce,
@@ -404,8 +406,7 @@ async fn connect(
             _ => return Err("the primary did not greet".into()),
         };
         let mac = proof(&join.secret, &nonce);
-        let bytes = remote
-            .link
+        let bytes = link
             .encode(&Frame::Proof {
                 version: VERSION,
                 mac,
@@ -414,7 +415,7 @@ async fn connect(
         ws.send(Message::binary(bytes))
             .await
             .map_err(|e| e.to_string())?;
-        match next_frame(&remote.link, &mut ws).await? {
+        match next_frame(link, &mut ws).await? {
             Frame::Welcome => Ok((ws, boot)),
             Frame::Refused(why) => Err(format!("the primary refused this node: {why}")),
             _ => Err("the primary answered the proof with something else".into()),
@@ -425,6 +426,45 @@ async fn connect(
         Err("the handshake with the primary timed out".into())
     })
     .await
+}
+
+/// Runs one operator's command on the primary over a link of its own
+/// (`sealmail backup now` on a secondary), heartbeats included, however
+/// long it takes.
+pub async fn ask(join: &Join, link: &Link, command: &Command) -> Result<String, String> {
+    let tls = futures_rustls::TlsConnector::from(crate::net::tls::pinned_client(join.pin));
+    let (mut ws, _) = connect(link, join, &tls).await?;
+    let command = link.encode(command).map_err(|e| e.to_string())?;
+    let frame = link
+        .encode(&Frame::Command { id: 1, command })
+        .map_err(|e| e.to_string())?;
+    ws.send(Message::binary(frame))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut ping = 0u64;
+    loop {
+        let next =
+            futures_lite::future::or(async { Some(next_frame(link, &mut ws).await) }, async {
+                smol::Timer::after(super::SILENCE / 3).await;
+                None
+            })
+            .await;
+        match next {
+            Some(Ok(Frame::Done { id: 1, result })) => {
+                let _ = ws.close(None).await;
+                return result;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(format!("the link to the primary failed: {e}")),
+            None => {
+                ping += 1;
+                let bytes = link.encode(&Frame::Ping(ping)).map_err(|e| e.to_string())?;
+                ws.send(Message::binary(bytes))
+                    .await
+                    .map_err(|e| format!("the link to the primary failed: {e}"))?;
+            }
+        }
+    }
 }
 
 async fn next_frame(link: &Link, ws: &mut Ws) -> Result<Frame, String> {
@@ -596,7 +636,15 @@ async fn ship(remote: &Remote) -> Result<(), String> {
         let (address, sealed) = blocking::unblock(move || Away::read(&p))
             .await
             .map_err(|e| e.to_string())?;
-        let request = Request::DeliverSealed { address, sealed };
+        let shipment = hash
+            .get(..16)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .unwrap_or_default();
+        let request = Request::DeliverSealed {
+            address,
+            sealed,
+            shipment,
+        };
         match remote.call_keyed(request, Some(key)).await {
             Ok(_) => {}
             Err(StoreError::NoSuchAddress | StoreError::NoMailbox) => {

@@ -99,8 +99,18 @@ CREATE TABLE IF NOT EXISTS dkim_keys (
     created     TEXT NOT NULL,
     UNIQUE (domain_id, selector)
 );
+-- Mail cluster secondaries shipped here, by shipment key, so a shipment
+-- sent again after this node restarted (its answer lost) is placed once.
+CREATE TABLE IF NOT EXISTS shipments (
+    key  BLOB PRIMARY KEY,
+    at   INTEGER NOT NULL
+);
 PRAGMA user_version = 1;
 ";
+
+/// How long a shipment's key is remembered: far longer than any
+/// secondary keeps resending one.
+const SHIPMENTS_KEPT_SECONDS: i64 = 366 * 24 * 3600;
 
 /// What [`Control::backup_status`] returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -574,6 +584,33 @@ impl Control {
                 params![alias_id, e, now],
             )?,
         };
+        Ok(())
+    }
+
+    /// Whether a secondary's shipment with this key was placed already.
+    pub fn shipped(&self, key: &[u8; 16]) -> Result<bool, ControlError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM shipments WHERE key = ?1",
+                params![&key[..]],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Remembers a placed shipment (and forgets those older than a year).
+    pub fn record_shipment(&mut self, key: &[u8; 16]) -> Result<(), ControlError> {
+        let now = now_unix();
+        self.conn.execute(
+            "INSERT OR IGNORE INTO shipments (key, at) VALUES (?1, ?2)",
+            params![&key[..], now],
+        )?;
+        self.conn.execute(
+            "DELETE FROM shipments WHERE at < ?1",
+            params![now - SHIPMENTS_KEPT_SECONDS],
+        )?;
         Ok(())
     }
 

@@ -392,10 +392,12 @@ pub enum Request {
         message: Vec<u8>,
     },
     /// Mail a cluster secondary took while this primary was away, already
-    /// sealed to the alias' public key: placed in its spool as it is.
+    /// sealed to the alias' public key: placed in its spool as it is, once
+    /// per `shipment` key (remembered across restarts).
     DeliverSealed {
         address: String,
         sealed: Vec<u8>,
+        shipment: [u8; 16],
     },
     /// What a secondary keeps to take mail while its primary is away.
     Directory,

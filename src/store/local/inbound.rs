@@ -131,7 +131,9 @@ impl Inner {
         &self,
         address: &str,
         sealed: &[u8],
+        shipment: &[u8; 16],
     ) -> Result<Delivery, StoreError> {
+        let internal = |e: crate::store::control::ControlError| StoreError::Internal(e.to_string());
         let alias = self.alias(address)?.ok_or(StoreError::NoSuchAddress)?;
         if !alias.mailbox {
             return Err(StoreError::NoMailbox);
@@ -142,9 +144,19 @@ impl Inner {
         {
             let gate = self.gate(alias.id);
             let _g = lock(&gate);
+            // Placed by an earlier run whose answer was lost: `prepared`
+            // drops unused.
+            if lock(&self.control).shipped(shipment).map_err(internal)? {
+                return Ok(Delivery::Sealed);
+            }
             prepared.place().map_err(spool_error)?;
         }
         crate::util::fsync_dir(&dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        // Only once the file is durable: a crash before this line places
+        // it again on the resend (twice, never lost).
+        lock(&self.control)
+            .record_shipment(shipment)
+            .map_err(internal)?;
         Ok(Delivery::Sealed)
     }
 

@@ -264,8 +264,12 @@ impl Inner {
             R::Deliver { address, message } => {
                 self.deliver(&address, message).map(Response::Delivered)
             }
-            R::DeliverSealed { address, sealed } => self
-                .deliver_sealed(&address, &sealed)
+            R::DeliverSealed {
+                address,
+                sealed,
+                shipment,
+            } => self
+                .deliver_sealed(&address, &sealed, &shipment)
                 .map(Response::Delivered),
             R::Directory => self.directory().map(Response::Directory),
             R::ListFolders { session } => self
