@@ -601,7 +601,10 @@ async fn keep(remote: Arc<Remote>) {
             Err(e) => tracing::warn!(error = %e, "cannot fetch the primary's directory"),
         }
         let pause = match ship(&remote).await {
-            Ok(()) => Duration::from_secs(60),
+            // Mail sealed while the link came back may have missed this
+            // pass: look again soon.
+            Ok(shipped) if shipped > 0 => Duration::from_secs(5),
+            Ok(_) => Duration::from_secs(60),
             Err(e) => {
                 tracing::warn!(error = %e, "shipping mail taken while the primary was away stopped; retrying in 5 s");
                 Duration::from_secs(5)
@@ -611,9 +614,9 @@ async fn keep(remote: Arc<Remote>) {
     }
 }
 
-/// Ships the local spool. A file's key is its name's hash: sent again
-/// (the reply was lost), it is applied once.
-async fn ship(remote: &Remote) -> Result<(), String> {
+/// Ships the local spool; returns how many files went. A file's key is
+/// its name's hash: sent again (the reply was lost), it is applied once.
+async fn ship(remote: &Remote) -> Result<usize, String> {
     use sha2::Digest;
     let away = remote.away.clone();
     let files = blocking::unblock(move || away.waiting())
@@ -669,7 +672,7 @@ async fn ship(remote: &Remote) -> Result<(), String> {
             "mail taken while the primary was away is with it now"
         );
     }
-    Ok(())
+    Ok(shipped)
 }
 
 /// The link is gone: no more sends; sessions' event streams end (their
