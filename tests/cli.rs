@@ -95,7 +95,7 @@ fn domains_and_aliases() {
     );
     let (_, list, _) = run(&env, &["alias", "list"]);
     assert!(
-        list.contains("ann@example.org\tmailbox\tquota 2147483648 bytes"),
+        list.contains("ann@example.org\tmailbox\tquota 2 GiB (2147483648 bytes)"),
         "{list}"
     );
     assert!(!list.contains(&password));
@@ -249,4 +249,67 @@ fn serve_dev_starts_prints_the_demo_account_and_stops_cleanly() {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut rest).unwrap();
     assert!(!rest.contains("password:"), "{rest}");
+}
+
+/// A reader that goes away (`sealmail ... | head`) ends the command
+/// quietly with status 0, not with a "Broken pipe" panic; `mailbox
+/// status` of an unknown address says so before asking for a password;
+/// quotas take the units people write and say what they took.
+#[test]
+fn broken_pipes_unknown_aliases_and_quota_units() {
+    let env = Env::new();
+    let _ = run(&env, &["domain", "add", "example.org"]);
+    for i in 0..200 {
+        assert!(
+            run(
+                &env,
+                &["alias", "add", &format!("a{i}@example.org"), "--no-mailbox"]
+            )
+            .0
+        );
+    }
+    for _ in 0..3 {
+        let mut child = env
+            .bin()
+            .args(["alias", "list"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{:?}: {err}", out.status);
+        assert!(!err.contains("panicked"), "{err}");
+    }
+
+    let out = env
+        .bin()
+        .args(["mailbox", "status", "nobody@example.org"])
+        .env_remove("SEALMAIL_PASSWORD")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no alias nobody@example.org"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (ok, out, _) = run(&env, &["alias", "add", "q@example.org", "--quota", "2GB"]);
+    assert!(ok);
+    assert!(out.contains("(quota 2 GiB (2147483648 bytes))"), "{out}");
+    for (given, said) in [
+        ("2GiB", "2 GiB (2147483648 bytes)"),
+        ("2G", "2 GiB (2147483648 bytes)"),
+        ("1536M", "1.5 GiB (1610612736 bytes)"),
+    ] {
+        let (ok, out, _) = run(&env, &["alias", "quota", "q@example.org", given]);
+        assert!(ok);
+        assert!(out.contains(said), "{given}: {out}");
+    }
+    let (ok, _, err) = run(&env, &["alias", "quota", "q@example.org", "2 parsecs"]);
+    assert!(!ok);
+    assert!(err.contains("units of 1024"), "{err}");
 }

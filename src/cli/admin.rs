@@ -9,7 +9,7 @@ use clap::Subcommand;
 
 use super::read_password;
 use crate::app;
-use crate::config::{Config, parse_size};
+use crate::config::{Config, describe_size, parse_size};
 use crate::store::keys;
 
 #[derive(Subcommand)]
@@ -38,7 +38,7 @@ pub enum AliasCmd {
         /// Forward a copy to this address (repeatable).
         #[arg(long = "forward")]
         forward: Vec<String>,
-        /// Quota such as 2G.
+        /// Quota such as 500M, 2G, 2GB or 2GiB (every unit a power of 1024).
         #[arg(long)]
         quota: Option<String>,
     },
@@ -71,7 +71,7 @@ pub enum AliasCmd {
         #[arg(long = "webhook")]
         webhook: Vec<String>,
     },
-    /// Set the quota (e.g. 2G), or `none`.
+    /// Set the quota (500M, 2G, 2GB, 2GiB: units of 1024), or `none`.
     Quota { address: String, size: String },
     /// What POP3 DELE does: `expunge` (default) or `trash`.
     Pop3 {
@@ -89,8 +89,8 @@ pub fn domain(config: &Config, cmd: DomainCmd) -> Result<()> {
             let keys =
                 crate::smtp::dkim::generate(crate::util::now_unix()).map_err(anyhow::Error::msg)?;
             control.add_dkim_keys(&name, &keys)?;
-            println!("added {name}");
-            println!("publish its DNS records: sealmail domain dns {name}");
+            outln!("added {name}");
+            outln!("publish its DNS records: sealmail domain dns {name}");
         }
         DomainCmd::Dns { name } => {
             let name = crate::store::control::normalize_domain(&name)?;
@@ -104,16 +104,16 @@ pub fn domain(config: &Config, cmd: DomainCmd) -> Result<()> {
                 control.add_dkim_keys(&name, &keys)?;
                 eprintln!("{name} had no DKIM keys; created them");
             }
-            print!("{}", dns_records(&name, &config.hostname, &keys));
+            out!("{}", dns_records(&name, &config.hostname, &keys));
         }
         DomainCmd::List => {
             for (name, aliases) in control.list_domains()? {
-                println!("{name}\t{aliases} aliases");
+                outln!("{name}\t{aliases} aliases");
             }
         }
         DomainCmd::Remove { name } => {
             control.remove_domain(&name)?;
-            println!("removed {name}");
+            outln!("removed {name}");
         }
     }
     Ok(())
@@ -177,7 +177,9 @@ fn quota_arg(s: &str) -> Result<Option<u64>> {
     }
     match parse_size(s) {
         Some(n) => Ok(Some(n)),
-        None => bail!("{s:?} is not a size such as 500M or 2G, or `none`"),
+        None => {
+            bail!("{s:?} is not a size such as 500M, 2G, 2GB or 2GiB (units of 1024), or `none`")
+        }
     }
 }
 
@@ -203,19 +205,23 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
             if !forward.is_empty() {
                 control.set_forward(&a.address, &forward)?;
             }
-            if let Some(q) = quota {
-                control.set_quota(&a.address, quota_arg(&q)?)?;
+            let quota = quota.as_deref().map(quota_arg).transpose()?.flatten();
+            if quota.is_some() {
+                control.set_quota(&a.address, quota)?;
             }
-            println!("added {}", a.address);
+            match quota {
+                Some(q) => outln!("added {} (quota {})", a.address, describe_size(q)),
+                None => outln!("added {}", a.address),
+            }
             if let Some(p) = password {
-                println!("password (shown once, not stored): {}", p.as_str());
+                outln!("password (shown once, not stored): {}", p.as_str());
             }
         }
         AliasCmd::List { domain } => {
             for a in control.list_aliases(domain.as_deref())? {
-                let quota = a
-                    .quota_bytes
-                    .map_or("no quota".to_string(), |q| format!("quota {q} bytes"));
+                let quota = a.quota_bytes.map_or("no quota".to_string(), |q| {
+                    format!("quota {}", describe_size(q))
+                });
                 let mut what = Vec::new();
                 if a.mailbox {
                     what.push("mailbox".to_string());
@@ -226,7 +232,7 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
                 if !a.webhooks.is_empty() {
                     what.push(format!("{} webhooks", a.webhooks.len()));
                 }
-                println!("{}\t{}\t{}", a.address, what.join("; "), quota);
+                outln!("{}\t{}\t{}", a.address, what.join("; "), quota);
             }
         }
         AliasCmd::Remove { address, purge } => {
@@ -241,14 +247,14 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
             }
             control.remove_alias(&a.address)?;
             remove_mailbox_files(config, &a.mailbox_id)?;
-            println!("removed {}", a.address);
+            outln!("removed {}", a.address);
         }
         AliasCmd::Password { address, reset } => {
             let new = keys::generate_password()?;
             if reset {
                 let (old, _) = control.reset_password(&address, &new, config.kdf)?;
                 remove_mailbox_files(config, &old.mailbox_id)?;
-                println!(
+                outln!(
                     "{}: new empty mailbox; the old one was destroyed",
                     old.address
                 );
@@ -257,12 +263,12 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
                 let prepared = control.prepare_password(&address, &current, &new, config.kdf)?;
                 // Shown before the commit: if this command dies before it
                 // reports success, the current password still works.
-                println!("new password (shown once, not stored): {}", new.as_str());
+                outln!("new password (shown once, not stored): {}", new.as_str());
                 control.commit_password(prepared)?;
-                println!("password changed; the current one no longer works");
+                outln!("password changed; the current one no longer works");
                 return Ok(());
             }
-            println!("new password (shown once, not stored): {}", new.as_str());
+            outln!("new password (shown once, not stored): {}", new.as_str());
         }
         AliasCmd::Forward {
             address,
@@ -271,7 +277,7 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
         } => {
             control.set_forward(&address, &to)?;
             control.set_webhooks(&address, &webhook)?;
-            println!(
+            outln!(
                 "{address}: {} forward targets, {} webhooks",
                 to.len(),
                 webhook.len()
@@ -282,7 +288,7 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
                     .alias(&address)?
                     .map_or_else(|| address.to_lowercase(), |a| a.address);
                 let secret = crate::relay::webhook_secret(&key, &canonical);
-                println!(
+                outln!(
                     "webhook signing secret (HMAC-SHA256 over \"<t>.<body>\", header Sealmail-Signature: t=<t>,v1=<hex>): {}",
                     hex::encode(secret)
                 );
@@ -290,7 +296,7 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
         }
         AliasCmd::Pop3 { address, delete } => {
             control.set_pop3_trash(&address, delete == "trash")?;
-            println!(
+            outln!(
                 "{address}: POP3 deletions {}",
                 if delete == "trash" {
                     "move to Trash"
@@ -300,8 +306,12 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
             );
         }
         AliasCmd::Quota { address, size } => {
-            control.set_quota(&address, quota_arg(&size)?)?;
-            println!("{address}: quota {size}");
+            let quota = quota_arg(&size)?;
+            control.set_quota(&address, quota)?;
+            match quota {
+                Some(q) => outln!("{address}: quota {}", describe_size(q)),
+                None => outln!("{address}: no quota"),
+            }
         }
     }
     Ok(())

@@ -21,11 +21,15 @@ use crate::store::mailbox::FileClaim;
 
 #[derive(Subcommand)]
 pub enum BackupCmd {
-    /// Back up a mailbox now (skipped if nothing changed since the last one).
+    /// Back up a mailbox now. Needs its owner's password (SEALMAIL_PASSWORD
+    /// or standard input): only it opens the mailbox. Skipped if nothing
+    /// changed since the last backup; on a secondary, the primary runs it.
     Now { address: String },
     /// List a mailbox's backups.
     List { address: String },
-    /// Replace a mailbox with a backup (refused while the server has it open).
+    /// Replace a mailbox with a backup (refused while the server has it
+    /// open). Needs the owner's current password (SEALMAIL_PASSWORD or
+    /// standard input).
     Restore {
         address: String,
         /// The newest backup made at or before this time
@@ -90,7 +94,7 @@ fn ask_primary(config: &Config, address: &str) -> Result<()> {
     };
     let line = smol::block_on(secondary::ask(&join, &link, &command))
         .map_err(|e| anyhow::anyhow!("the primary {}: {e}", join.primary))?;
-    println!("{line}");
+    outln!("{line}");
     Ok(())
 }
 
@@ -109,7 +113,7 @@ fn mailbox(config: &Config, target: &Target, address: &str, cmd: BackupCmd) -> R
         BackupCmd::List { .. } => {
             let all = backup::list(target, &alias.mailbox_id)?;
             if all.is_empty() {
-                println!("no backups of {address}");
+                outln!("no backups of {address}");
             }
             if let Some(crate::store::control::BackupStatus {
                 last_error: Some((error, at)),
@@ -119,7 +123,7 @@ fn mailbox(config: &Config, target: &Target, address: &str, cmd: BackupCmd) -> R
                 eprintln!("last scheduled backup failed at {at}: {error}");
             }
             for m in all {
-                println!(
+                outln!(
                     "{}\t{} bytes\t{} messages\tsha256 {}",
                     m.created,
                     m.size,
@@ -131,7 +135,7 @@ fn mailbox(config: &Config, target: &Target, address: &str, cmd: BackupCmd) -> R
         BackupCmd::Now { .. } => {
             let password = read_password(&format!("password of {address}"))?;
             let outcome = backup::by_password(config, &control, address, &password, true)?;
-            println!("{}", outcome.describe(address));
+            outln!("{}", outcome.describe(address));
         }
         // Not a mailbox command (`run` sends it to `server`).
         BackupCmd::Server(ref cmd) => return server(config, target, cmd),
@@ -162,7 +166,7 @@ fn mailbox(config: &Config, target: &Target, address: &str, cmd: BackupCmd) -> R
                 &current.dek,
                 true,
             )?;
-            println!(
+            outln!(
                 "restored {address} from {}: {n} messages (folders have new UIDVALIDITY values; clients resynchronise)",
                 chosen.created
             );
@@ -177,28 +181,31 @@ fn server(config: &Config, target: &Target, cmd: &ServerCmd) -> Result<()> {
     match cmd {
         ServerCmd::Now => {
             match server::backup_control(target, &config.data_dir, &key)? {
-                Outcome::Stored(m) => println!(
+                Outcome::Stored(m) => outln!(
                     "backed up the control database: {} aliases, {} bytes, {}",
-                    m.messages, m.size, m.created
+                    m.messages,
+                    m.size,
+                    m.created
                 ),
-                Outcome::Unchanged(m) => println!(
+                Outcome::Unchanged(m) => outln!(
                     "the control database is unchanged since the backup of {}",
                     m.created
                 ),
             }
             let s = server::sync_spool(target, &config.data_dir)?;
-            println!(
+            outln!(
                 "spool: {} files uploaded, {} no longer needed removed",
-                s.uploaded, s.pruned
+                s.uploaded,
+                s.pruned
             );
         }
         ServerCmd::List => {
             let all = backup::list(target, CONTROL)?;
             if all.is_empty() {
-                println!("no backups of the control database");
+                outln!("no backups of the control database");
             }
             for m in all {
-                println!(
+                outln!(
                     "{}	{} bytes	{} aliases	sha256 {}",
                     m.created,
                     m.size,
@@ -218,7 +225,7 @@ fn server(config: &Config, target: &Target, cmd: &ServerCmd) -> Result<()> {
             let chosen = pick(&all, at.as_deref())?;
             let n = server::restore_control(target, &config.data_dir, chosen, &key)?;
             let files = server::restore_spool(target, &config.data_dir)?;
-            println!(
+            outln!(
                 "restored the control database from {}: {n} aliases; {files} spooled messages put back",
                 chosen.created
             );

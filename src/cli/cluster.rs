@@ -47,7 +47,7 @@ pub fn run(config: &Config, cmd: ClusterCmd) -> Result<()> {
             } else {
                 format!("wss://{host}:{port}")
             };
-            println!(
+            outln!(
                 "Set role = \"primary\" in [cluster] of {} (or serve --role primary), then on each secondary run:\n\n  \
                  sealmail --data DIR cluster join {url} {} {}\n\n\
                  The secret opens no mailbox, but it lets a node act as a secondary: keep it like a password.",
@@ -66,7 +66,7 @@ pub fn run(config: &Config, cmd: ClusterCmd) -> Result<()> {
             join.save(&config.data_dir).with_context(|| {
                 format!("cannot write {}", Join::path(&config.data_dir).display())
             })?;
-            println!(
+            outln!(
                 "{} written; start this node with role = \"secondary\" in [cluster] (or serve --role secondary).",
                 Join::path(&config.data_dir).display()
             );
@@ -93,14 +93,14 @@ fn status(config: &Config) -> Result<()> {
         })
     };
     if age > 30 {
-        println!("(written {age}s ago: the node may not be running)");
+        outln!("(written {age}s ago: the node may not be running)");
     }
     match v["role"].as_str() {
         Some("primary") => {
             let links = v["links"].as_array().cloned().unwrap_or_default();
-            println!("primary, {} secondaries linked", links.len());
+            outln!("primary, {} secondaries linked", links.len());
             for l in links {
-                println!(
+                outln!(
                     "  {}  {}  {} requests in flight",
                     l["peer"].as_str().unwrap_or("?"),
                     since(&l["connected_since"]),
@@ -109,21 +109,21 @@ fn status(config: &Config) -> Result<()> {
             }
         }
         _ => {
-            println!(
+            outln!(
                 "secondary of {}: {}",
                 v["primary"].as_str().unwrap_or("?"),
                 since(&v["connected_since"])
             );
             if let Some(rtt) = v["round_trip_ms"].as_f64() {
-                println!("  round trip {rtt:.2} ms");
+                outln!("  round trip {rtt:.2} ms");
             }
-            println!("  {} requests in flight", v["in_flight"]);
-            println!(
+            outln!("  {} requests in flight", v["in_flight"]);
+            outln!(
                 "  {} messages taken while the primary was away, not yet shipped",
                 v["spooled"]
             );
             if let Some(e) = v["last_error"].as_str() {
-                println!("  last error: {e}");
+                outln!("  last error: {e}");
             }
         }
     }

@@ -22,6 +22,12 @@ pub enum MailboxCmd {
 }
 
 fn unlock(config: &Config, address: &str) -> Result<Session> {
+    // Asked before the password, and never creating anything.
+    match app::open_control(config)?.alias(address)? {
+        None => anyhow::bail!("no alias {address}"),
+        Some(a) if !a.mailbox => anyhow::bail!("{address} has no mailbox (it only forwards)"),
+        Some(_) => {}
+    }
     let (_backend, store) = app::open_store(config)?;
     let password = read_password(&format!("password of {address}"))?;
     smol::block_on(store.unlock(address, &password))
@@ -35,22 +41,26 @@ pub fn run(config: &Config, cmd: MailboxCmd) -> Result<()> {
             smol::block_on(async {
                 let imported = session.settle().await?;
                 if imported > 0 {
-                    println!("imported {imported} sealed messages into INBOX");
+                    outln!("imported {imported} sealed messages into INBOX");
                 }
                 for f in session.list_folders().await? {
                     if f.nonexistent {
                         continue;
                     }
                     let s = session.status(&f.name).await?;
-                    println!(
+                    outln!(
                         "{}\t{} messages\t{} unseen\t{} bytes\tuidnext {}",
-                        s.name, s.messages, s.unseen, s.size, s.uidnext
+                        s.name,
+                        s.messages,
+                        s.unseen,
+                        s.size,
+                        s.uidnext
                     );
                 }
                 let q = session.quota().await?;
                 match q.limit_bytes {
-                    Some(l) => println!("quota: {} of {} bytes", q.used_bytes, l),
-                    None => println!("quota: {} bytes used, no limit", q.used_bytes),
+                    Some(l) => outln!("quota: {} of {} bytes", q.used_bytes, l),
+                    None => outln!("quota: {} bytes used, no limit", q.used_bytes),
                 }
                 anyhow::Ok(())
             })
@@ -90,6 +100,6 @@ pub fn import(config: &Config, address: &str, file: &Path, folder: &str) -> Resu
         eprintln!();
         anyhow::Ok(())
     })?;
-    println!("imported {total} messages into {folder}");
+    outln!("imported {total} messages into {folder}");
     Ok(())
 }

@@ -6,6 +6,24 @@
 //! or standard input (echo off on a terminal), never from arguments, which
 //! other users can see in the process list.
 
+/// `println!` that returns the write's error (a reader that went away,
+/// as `sealmail alias list | head` does) instead of panicking; `main`
+/// ends quietly on a broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// `print!` as [`outln!`] is `println!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod admin;
 mod backup;
 mod cluster;
@@ -105,7 +123,7 @@ pub fn main() -> Result<()> {
     match cli.command {
         Command::Init { hostname, dev } => {
             let r = app::init(&data, &hostname, dev)?;
-            println!(
+            outln!(
                 "{}: config {}, server key {}, certificate {}",
                 data.display(),
                 if r.config_written { "written" } else { "kept" },
@@ -156,7 +174,7 @@ fn serve(data: &Path, dev: bool, role: Option<String>, primary: Option<String>) 
         && config.cluster.role != crate::config::Role::Secondary
         && let Some(demo) = app::ensure_demo(&config)?
     {
-        print_demo(&config, &demo);
+        print_demo(&config, &demo)?;
     }
     let (tx, rx) = async_channel::bounded::<()>(1);
     ctrlc::set_handler(move || {
@@ -170,9 +188,12 @@ fn serve(data: &Path, dev: bool, role: Option<String>, primary: Option<String>) 
     Ok(())
 }
 
-fn print_demo(config: &Config, demo: &app::Demo) {
+fn print_demo(config: &Config, demo: &app::Demo) -> Result<()> {
     let l = &config.listen;
-    println!(
+    let bin = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "sealmail".into());
+    outln!(
         "\nA demo mailbox was created. Its password is shown this once:\n\n  \
          address:  {addr}\n  password: {pw}\n\n\
          Client settings (self-signed certificate; accept it once):\n  \
@@ -180,7 +201,8 @@ fn print_demo(config: &Config, demo: &app::Demo) {
          POP3        {pop_host} port {pop_port} STARTTLS, or port {pops_port} SSL/TLS\n  \
          SMTP        {sub_host} port {sub_port} STARTTLS, or port {subs_port} SSL/TLS\n  \
          user name   {addr}\n\n\
-         Change it with: sealmail --data {data} alias password {addr}\n",
+         Incoming mail (MX): {mx} (port 25 in production)\n\n\
+         Change it with: {bin} --data {data} alias password {addr}\n",
         addr = demo.address,
         pw = demo.password.as_str(),
         imap_host = l.imap.ip(),
@@ -192,8 +214,10 @@ fn print_demo(config: &Config, demo: &app::Demo) {
         sub_host = l.submission.ip(),
         sub_port = l.submission.port(),
         subs_port = l.submissions.port(),
+        mx = l.smtp,
         data = config.data_dir.display(),
     );
+    Ok(())
 }
 
 /// A password typed by a user: `SEALMAIL_PASSWORD`, else one line of

@@ -42,7 +42,7 @@ pub fn run(config: &Config, cmd: QueueCmd) -> Result<()> {
             let list = queue.list(all, 10_000)?;
             for m in &list {
                 let waiting = m.recipients.iter().filter(|r| r.state == "queued").count();
-                println!(
+                outln!(
                     "{}\t{}\t{} bytes\tfrom {}\t{} recipients, {waiting} waiting",
                     m.id,
                     show_time(m.created),
@@ -51,16 +51,16 @@ pub fn run(config: &Config, cmd: QueueCmd) -> Result<()> {
                     m.recipients.len()
                 );
             }
-            println!("{} messages", list.len());
+            outln!("{} messages", list.len());
         }
-        QueueCmd::Show { id } => print!("{}", describe(&queue.show(&id)?)),
+        QueueCmd::Show { id } => out!("{}", describe(&queue.show(&id)?)),
         QueueCmd::Retry { id } => {
             let n = queue.retry(&id)?;
-            println!("{id}: {n} recipients will be tried again now");
+            outln!("{id}: {n} recipients will be tried again now");
         }
         QueueCmd::Delete { id } => {
             queue.delete(&id)?;
-            println!("{id}: deleted (no bounce is sent)");
+            outln!("{id}: deleted (no bounce is sent)");
         }
     }
     Ok(())

@@ -339,18 +339,36 @@ impl Config {
     }
 }
 
-/// `512`, `512K`, `50M`, `2G` (powers of 1024).
+/// `512`, `512K`, `50M`, `2G`, `2GB`, `2GiB`, `1 T` (any case, bytes as
+/// `B`): every unit is a power of 1024, as in Dovecot's and Postfix's
+/// settings, so `2GB` and `2GiB` are the same size.
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let mut chars = s.chars();
-    let mul = match chars.next_back()? {
-        'k' | 'K' => 1u64 << 10,
-        'm' | 'M' => 1 << 20,
-        'g' | 'G' => 1 << 30,
-        _ => return s.parse().ok(),
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
     };
-    let num = chars.as_str();
-    num.trim().parse::<u64>().ok()?.checked_mul(mul)
+    num.parse::<u64>().ok()?.checked_mul(1u64 << shift)
+}
+
+/// A size as people read it: `2 GiB (2147483648 bytes)`.
+pub fn describe_size(bytes: u64) -> String {
+    let units = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")];
+    match units.iter().find(|(shift, _)| bytes >= 1u64 << shift) {
+        Some((shift, name)) => {
+            let value = bytes as f64 / (1u64 << shift) as f64;
+            let shown = format!("{value:.2}");
+            let shown = shown.trim_end_matches('0').trim_end_matches('.');
+            format!("{shown} {name} ({bytes} bytes)")
+        }
+        None => format!("{bytes} bytes"),
+    }
 }
 
 /// `30s`, `15m`, `2h`, `1d`.
@@ -417,6 +435,26 @@ mod tests {
         assert_eq!(parse_size("19M"), Some(19 << 20));
         assert_eq!(parse_size("12"), Some(12));
         assert_eq!(parse_size("x"), None);
+        for two_gib in ["2G", "2g", "2GB", "2GiB", "2 gib", " 2G "] {
+            assert_eq!(parse_size(two_gib), Some(2 << 30), "{two_gib}");
+        }
+        assert_eq!(parse_size("512B"), Some(512));
+        assert_eq!(parse_size("1T"), Some(1 << 40));
+        for bad in [
+            "",
+            "G",
+            "2X",
+            "2GBs",
+            "-2G",
+            "2.5G",
+            "99999999999999999999G",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+        assert_eq!(parse_size("99999999T"), None, "overflow");
+        assert_eq!(describe_size(2 << 30), "2 GiB (2147483648 bytes)");
+        assert_eq!(describe_size(1536 << 10), "1.5 MiB (1572864 bytes)");
+        assert_eq!(describe_size(100), "100 bytes");
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_duration("2"), None);
     }
