@@ -35,7 +35,7 @@ fn pair(tmp: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     );
     std::fs::write(&file, text).expect("config");
     let secret = sealmail::cluster::primary_secret(&config.data_dir, true).expect("secret");
-    let pin = sealmail::cluster::certificate_pin(&config.tls_cert).expect("pin");
+    let pin = sealmail::cluster::ensure_link_pair(&config.data_dir, "127.0.0.1").expect("pin");
     let secondary = tmp.join("cluster-secondary");
     sealmail::app::init(&secondary, "bench.example.org", true).expect("init");
     sealmail::cluster::Join::new(

@@ -281,6 +281,18 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
+    let (_never, reload) = async_channel::bounded(1);
+    serve(config, listeners, shutdown, reload).await
+}
+
+/// [`run`], and each message on `reload` (SIGHUP) re-reads `sealmail.toml`
+/// and the certificate files ([`reloads`]).
+pub async fn serve(
+    config: Arc<Config>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+    reload: async_channel::Receiver<()>,
+) -> Result<(), AppError> {
     let _lock = serve_lock(&config.data_dir)?;
     // Snapshots and restores left by a crash (one running by hand now
     // keeps its files).
@@ -299,10 +311,17 @@ pub async fn run(
         stop: stop_rx,
         alive: alive_tx,
     };
-    let tls = tls::server_config(&config.tls_cert, &config.tls_key)
+    let certificates = tls::Certificates::load(&config.tls_cert, &config.tls_key)
         .map_err(|e| AppError::Invalid(e.to_string()))?;
+    tasks.spawn(reloads(
+        config.clone(),
+        certificates.clone(),
+        reload,
+        tasks.stop.clone(),
+    ));
+    let tls = tls::server_config(certificates).map_err(|e| AppError::Invalid(e.to_string()))?;
     let tls = futures_rustls::TlsAcceptor::from(tls);
-    let (backend, store) = open_role_store(&config, &tls, listeners.cluster, &mut tasks)?;
+    let (backend, store) = open_role_store(&config, listeners.cluster, &mut tasks)?;
     let spill_dir = config.data_dir.join("spill");
     // Spill files left by a crash are removed here.
     let spills = crate::util::spill::Spills::open(&spill_dir, config.message_disk)
@@ -399,13 +418,72 @@ pub async fn run(
     Ok(())
 }
 
+/// Reloads on each message of `reload` until `stop` closes: a
+/// `sealmail.toml` that no longer validates is refused (logged) and
+/// nothing changes; otherwise the certificate and key are read again
+/// (new handshakes use them, open sessions keep theirs), and settings
+/// that changed are named: they apply at the next restart.
+async fn reloads(
+    config: Arc<Config>,
+    certificates: Arc<tls::Certificates>,
+    reload: async_channel::Receiver<()>,
+    stop: async_channel::Receiver<()>,
+) {
+    let read = |c: &Config| std::fs::read_to_string(&c.file).unwrap_or_default();
+    let mut text = read(&config);
+    loop {
+        let next = futures_lite::future::or(async { reload.recv().await.ok() }, async {
+            let _ = stop.recv().await;
+            None
+        })
+        .await;
+        if next.is_none() {
+            return;
+        }
+        let (running, certs, before) = (config.clone(), certificates.clone(), text.clone());
+        let after = blocking::unblock(move || {
+            let fresh = match Config::load(&running.data_dir) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "reload refused: the configuration in force stays");
+                    return None;
+                }
+            };
+            let after = read(&fresh);
+            if let Err(e) = certs.reload(&fresh.tls_cert, &fresh.tls_key) {
+                tracing::error!(error = %e, "certificate not reloaded: the one in use stays");
+            } else {
+                tracing::info!(
+                    sha256 = %hex::encode(certs.fingerprint()),
+                    "certificate reloaded: new TLS handshakes use it"
+                );
+            }
+            let changed: Vec<String> = crate::config::changed_keys(&before, &after)
+                .into_iter()
+                .filter(|k| !k.starts_with("tls."))
+                .collect();
+            if !changed.is_empty() {
+                tracing::warn!(
+                    settings = %changed.join(", "),
+                    "changed in sealmail.toml: they take effect at the next restart"
+                );
+            }
+            tracing::info!(file = %fresh.file.display(), "configuration reloaded");
+            Some(after)
+        })
+        .await;
+        if let Some(t) = after {
+            text = t;
+        }
+    }
+}
+
 /// The store this node's sessions use: the local backend (standalone and
 /// primary, which also starts its link listener), or the primary's over
 /// the cluster link (secondary, which opens no mailbox, control database
 /// or spool).
 fn open_role_store(
     config: &Config,
-    tls: &futures_rustls::TlsAcceptor,
     link_listener: Option<Async<TcpListener>>,
     tasks: &mut Tasks,
 ) -> Result<(Option<Arc<LocalBackend>>, Store), AppError> {
@@ -436,12 +514,21 @@ fn open_role_store(
     if let Some(listener) = link_listener {
         let secret = crate::cluster::primary_secret(&config.data_dir, false)
             .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let (cert, key) = crate::cluster::link_pair(&config.data_dir);
+        let link_tls = tls::Certificates::load(&cert, &key)
+            .and_then(tls::server_config)
+            .map_err(|e| {
+                AppError::Invalid(format!(
+                    "the cluster link's certificate: {e} (run `sealmail cluster init`)"
+                ))
+            })?;
+        let link_tls = futures_rustls::TlsAcceptor::from(link_tls);
         tracing::info!(addr = %config.cluster.listen, "cluster link listening");
         let operator = Arc::new(Operator {
             config: config.clone(),
         });
         let primary =
-            primary::Primary::new(backend.clone(), tls.clone(), secret, link, Some(operator));
+            primary::Primary::new(backend.clone(), link_tls, secret, link, Some(operator));
         let (ex, stop) = (tasks.ex.clone(), tasks.stop.clone());
         let p = primary.clone();
         tasks.spawn(crate::cluster::report_status(

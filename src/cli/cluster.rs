@@ -39,8 +39,8 @@ pub fn run(config: &Config, cmd: ClusterCmd) -> Result<()> {
         ClusterCmd::Status => status(config),
         ClusterCmd::Init { host } => {
             let secret = cluster::primary_secret(&config.data_dir, true)?;
-            let pin = cluster::certificate_pin(&config.tls_cert)?;
             let host = host.unwrap_or_else(|| config.hostname.clone());
+            let pin = cluster::ensure_link_pair(&config.data_dir, &host)?;
             let port = config.cluster.listen.port();
             let url = if host.contains(':') {
                 format!("wss://[{host}]:{port}")

@@ -176,15 +176,33 @@ fn serve(data: &Path, dev: bool, role: Option<String>, primary: Option<String>) 
     {
         print_demo(&config, &demo)?;
     }
-    let (tx, rx) = async_channel::bounded::<()>(1);
-    ctrlc::set_handler(move || {
-        let _ = tx.try_send(());
-    })
-    .context("cannot install the signal handler")?;
+    // SIGINT and SIGTERM stop the server; SIGHUP (`systemctl reload`)
+    // reloads its configuration and certificate.
+    use async_signal::{Signal, Signals};
+    use futures_lite::StreamExt;
+    let mut signals = Signals::new([Signal::Int, Signal::Term, Signal::Hup])
+        .context("cannot install the signal handlers")?;
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    let (reload_tx, reload_rx) = async_channel::bounded::<()>(1);
+    let _signals = smol::spawn(async move {
+        while let Some(Ok(signal)) = signals.next().await {
+            if signal == Signal::Hup {
+                tracing::info!("SIGHUP: reloading");
+                let _ = reload_tx.try_send(());
+            } else {
+                let _ = stop_tx.try_send(());
+            }
+        }
+    });
     let listeners = app::Listeners::bind(&config)?;
-    smol::block_on(app::run(config, listeners, async move {
-        let _ = rx.recv().await;
-    }))?;
+    smol::block_on(app::serve(
+        config,
+        listeners,
+        async move {
+            let _ = stop_rx.recv().await;
+        },
+        reload_rx,
+    ))?;
     Ok(())
 }
 

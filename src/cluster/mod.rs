@@ -268,6 +268,22 @@ pub fn primary_secret(data_dir: &Path, create: bool) -> std::io::Result<Secret> 
     }
 }
 
+/// The primary's own certificate and key for the link, in `cluster/` of
+/// its data directory: not the mail ports' pair, so renewing that one
+/// (and reloading it) leaves every secondary's pin valid.
+pub fn link_pair(data_dir: &Path) -> (PathBuf, PathBuf) {
+    let dir = data_dir.join("cluster");
+    (dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+/// Makes the link's pair unless it exists (`cluster init`); returns its
+/// pin.
+pub fn ensure_link_pair(data_dir: &Path, host: &str) -> std::io::Result<[u8; 32]> {
+    let (cert, key) = link_pair(data_dir);
+    crate::net::tls::ensure_self_signed(&cert, &key, host)?;
+    certificate_pin(&cert)
+}
+
 /// What a secondary keeps of its primary (`sealmail cluster join`).
 #[derive(Clone)]
 pub struct Join {

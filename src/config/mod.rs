@@ -371,6 +371,39 @@ pub fn describe_size(bytes: u64) -> String {
     }
 }
 
+/// The dotted names of the settings whose values differ between two
+/// texts of `sealmail.toml` (a text that does not parse counts as empty).
+pub fn changed_keys(before: &str, after: &str) -> Vec<String> {
+    fn walk(prefix: &str, a: Option<&toml::Value>, b: Option<&toml::Value>, out: &mut Vec<String>) {
+        match (a, b) {
+            (Some(toml::Value::Table(x)), Some(toml::Value::Table(y))) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let name = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&name, x.get(k), y.get(k), out);
+                }
+            }
+            (a, b) if a != b => out.push(prefix.to_string()),
+            _ => {}
+        }
+    }
+    let parse = |t: &str| t.parse::<toml::Table>().map(toml::Value::Table).ok();
+    let empty = toml::Value::Table(toml::Table::new());
+    let (a, b) = (parse(before), parse(after));
+    let mut out = Vec::new();
+    walk(
+        "",
+        Some(a.as_ref().unwrap_or(&empty)),
+        Some(b.as_ref().unwrap_or(&empty)),
+        &mut out,
+    );
+    out
+}
+
 /// `30s`, `15m`, `2h`, `1d`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
@@ -456,6 +489,14 @@ mod tests {
         assert_eq!(describe_size(1536 << 10), "1.5 MiB (1572864 bytes)");
         assert_eq!(describe_size(100), "100 bytes");
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(
+            changed_keys(
+                "[server]\nhostname = \"a\"\n[imap]\nx = 1\n",
+                "[server]\nhostname = \"b\"\n[imap]\nx = 1\n[pop3]\ny = 2\n"
+            ),
+            ["pop3", "server.hostname"]
+        );
+        assert!(changed_keys("a = 1", "a = 1").is_empty());
         assert_eq!(parse_duration("2"), None);
     }
 

@@ -1,10 +1,13 @@
 //! Certificates and TLS configurations: a self-signed pair for a new data
-//! directory, the rustls server configuration built from the pair in use,
-//! and the client configurations for connections the server opens.
+//! directory, the rustls server configuration serving the pair in use
+//! (swapped in place on reload), and the client configurations for
+//! connections the server opens.
 //!
 //! Imports `util`. Invariants: an existing pair is never overwritten; a
-//! client configuration that skips chain verification is only used where
-//! the result is recorded (opportunistic STARTTLS between MTAs).
+//! pair replaces the one in use only once both files parsed and the key
+//! matched the certificate; a client configuration that skips chain
+//! verification is only used where the result is recorded (opportunistic
+//! STARTTLS between MTAs).
 
 use std::io;
 use std::path::Path;
@@ -44,9 +47,58 @@ pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> io::Result
     Ok(true)
 }
 
-/// Loads a certificate chain and key into a rustls server configuration
-/// (ring provider, TLS 1.2 and 1.3).
-pub fn server_config(cert: &Path, key: &Path) -> io::Result<std::sync::Arc<rustls::ServerConfig>> {
+/// The server's certificate and key, swappable while the listeners run:
+/// each new handshake takes the current pair, one in progress keeps its
+/// own ([`Certificates::reload`] on SIGHUP).
+#[derive(Debug)]
+pub struct Certificates {
+    current: std::sync::RwLock<std::sync::Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl Certificates {
+    pub fn load(cert: &Path, key: &Path) -> io::Result<std::sync::Arc<Certificates>> {
+        Ok(std::sync::Arc::new(Certificates {
+            current: std::sync::RwLock::new(std::sync::Arc::new(certified_key(cert, key)?)),
+        }))
+    }
+
+    /// Reads the pair again; on any error the pair in use stays.
+    pub fn reload(&self, cert: &Path, key: &Path) -> io::Result<()> {
+        let fresh = std::sync::Arc::new(certified_key(cert, key)?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// SHA-256 of the end-entity certificate in use.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let current = self.current();
+        current
+            .cert
+            .first()
+            .map(|c| sha2::Sha256::digest(c.as_ref()).into())
+            .unwrap_or_default()
+    }
+
+    fn current(&self) -> std::sync::Arc<rustls::sign::CertifiedKey> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for Certificates {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<std::sync::Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// A chain and its key, checked to belong together.
+fn certified_key(cert: &Path, key: &Path) -> io::Result<rustls::sign::CertifiedKey> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let bad =
@@ -59,13 +111,24 @@ pub fn server_config(cert: &Path, key: &Path) -> io::Result<std::sync::Arc<rustl
         return Err(bad(cert, &"no certificate in the file"));
     }
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    rustls::sign::CertifiedKey::from_der(certs, key_der, &provider()).map_err(|e| {
+        bad(
+            key,
+            &format!("{e} (does the key belong to {}?)", cert.display()),
+        )
+    })
+}
+
+/// The rustls server configuration (ring provider, TLS 1.2 and 1.3) that
+/// serves whatever `certificates` holds at each handshake.
+pub fn server_config(
+    certificates: std::sync::Arc<Certificates>,
+) -> io::Result<std::sync::Arc<rustls::ServerConfig>> {
+    let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| bad(cert, &e))?
+        .map_err(|e| io::Error::other(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key_der)
-        .map_err(|e| bad(cert, &e))?;
+        .with_cert_resolver(certificates);
     Ok(std::sync::Arc::new(config))
 }
 

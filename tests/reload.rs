@@ -1,0 +1,147 @@
+//! Reload without restart: SIGHUP re-reads `sealmail.toml` and the
+//! certificate files. A new TLS client sees the new certificate, a session
+//! opened before keeps working, and a configuration that no longer
+//! validates (or a key that does not match its certificate) is refused
+//! with the error logged while the server keeps serving what it had.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::string_slice
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+fn line(tls: &mut Tls) -> String {
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    while !out.ends_with(b"\r\n") {
+        tls.read_exact(&mut b).unwrap();
+        out.push(b[0]);
+    }
+    String::from_utf8_lossy(&out).trim_end().to_string()
+}
+
+/// IMAP STARTTLS, accepting only the certificate whose SHA-256 is `pin`;
+/// `None` if the handshake failed (another certificate).
+fn starttls(addr: SocketAddr, pin: [u8; 32]) -> Option<Tls> {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut r = BufReader::new(tcp.try_clone().unwrap());
+    let mut l = String::new();
+    r.read_line(&mut l).unwrap();
+    assert!(l.starts_with("* OK"), "{l}");
+    (&tcp).write_all(b"s STARTTLS\r\n").unwrap();
+    l.clear();
+    r.read_line(&mut l).unwrap();
+    assert!(l.starts_with("s OK"), "{l}");
+    let conn = rustls::ClientConnection::new(
+        sealmail::net::tls::pinned_client(pin),
+        "localhost".try_into().unwrap(),
+    )
+    .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(b"n NOOP\r\n").ok()?;
+    let mut first = Vec::new();
+    let mut b = [0u8; 1];
+    while !first.ends_with(b"\r\n") {
+        tls.read_exact(&mut b).ok()?;
+        first.push(b[0]);
+    }
+    assert!(first.starts_with(b"n OK"), "{first:?}");
+    Some(tls)
+}
+
+fn hup(pid: u32) {
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sighup_swaps_the_certificate_and_refuses_a_bad_config() {
+    let env = Env::subprocess();
+    let cert = env.config.tls_cert.clone();
+    let key = env.config.tls_key.clone();
+    let old_pin = sealmail::net::tls::fingerprint(&cert).unwrap();
+    let mut server = env.spawn_server(&[("SEALMAIL_LOG", "sealmail=info")]);
+    let pid = server.0.id();
+    let imap = env.config.listen.imap;
+    let log = || std::fs::read_to_string(env.data().join("serve.log")).unwrap_or_default();
+
+    let mut before = starttls(imap, old_pin).expect("the first certificate");
+
+    // A new pair where the old one was, then SIGHUP.
+    let fresh = tempfile::tempdir().unwrap();
+    let (new_cert, new_key) = (fresh.path().join("c.pem"), fresh.path().join("k.pem"));
+    sealmail::net::tls::ensure_self_signed(&new_cert, &new_key, "localhost").unwrap();
+    let new_pin = sealmail::net::tls::fingerprint(&new_cert).unwrap();
+    assert_ne!(new_pin, old_pin);
+    std::fs::copy(&new_key, &key).unwrap();
+    std::fs::copy(&new_cert, &cert).unwrap();
+    hup(pid);
+    wait_for("the new certificate", || starttls(imap, new_pin).is_some());
+    assert!(starttls(imap, old_pin).is_none(), "the old certificate");
+    assert!(log().contains("certificate reloaded"), "{}", log());
+
+    // The session opened before still works, and the server still runs.
+    before.write_all(b"c CAPABILITY\r\n").unwrap();
+    let mut seen = line(&mut before);
+    while !seen.starts_with("c ") {
+        seen = line(&mut before);
+    }
+    assert!(seen.starts_with("c OK"), "{seen}");
+    assert!(server.0.try_wait().unwrap().is_none(), "SIGHUP stopped it");
+
+    // A key that does not belong to the certificate: refused, the pair in
+    // use stays.
+    let other = tempfile::tempdir().unwrap();
+    let (_, other_key) = (other.path().join("c.pem"), other.path().join("k.pem"));
+    sealmail::net::tls::ensure_self_signed(&other.path().join("c.pem"), &other_key, "localhost")
+        .unwrap();
+    std::fs::copy(&other_key, &key).unwrap();
+    hup(pid);
+    wait_for("the refusal", || log().contains("certificate not reloaded"));
+    assert!(starttls(imap, new_pin).is_some());
+    std::fs::copy(&new_key, &key).unwrap();
+
+    // A configuration that no longer validates: refused, nothing changes.
+    let file = env.config.file.clone();
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{good}\n[imap]\nno_such_setting = 1\n")).unwrap();
+    hup(pid);
+    wait_for("the refused reload", || log().contains("reload refused"));
+    assert!(starttls(imap, new_pin).is_some());
+
+    // A valid change that needs a restart is named.
+    let changed = good.replace(
+        &format!("\"{}\"", env.config.listen.pop3),
+        &format!("\"127.0.0.1:{}\"", free_port()),
+    );
+    assert_ne!(changed, good);
+    std::fs::write(&file, changed).unwrap();
+    hup(pid);
+    wait_for("the restart notice", || {
+        log().contains("take effect at the next restart")
+    });
+    assert!(log().contains("pop3"), "{}", log());
+    assert!(server.0.try_wait().unwrap().is_none(), "still serving");
+}
