@@ -313,3 +313,78 @@ fn broken_pipes_unknown_aliases_and_quota_units() {
     assert!(!ok);
     assert!(err.contains("units of 1024"), "{err}");
 }
+
+/// Every domain keeps postmaster@ and abuse@ (RFC 5321 §4.5.1, RFC 2142):
+/// `domain add` makes them, `alias remove` refuses them, and they go
+/// with their domain.
+#[test]
+fn domains_come_with_postmaster_and_abuse() {
+    let env = Env::new();
+    let (ok, out, err) = run(&env, &["domain", "add", "other.org"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("password of postmaster@other.org (shown once, not stored): "),
+        "{out}"
+    );
+    let (_, list, _) = run(&env, &["alias", "list", "other.org"]);
+    assert!(list.contains("postmaster@other.org\tmailbox"), "{list}");
+    assert!(
+        list.contains("abuse@other.org\tforward postmaster@other.org"),
+        "{list}"
+    );
+    for required in ["postmaster@other.org", "ABUSE@other.org"] {
+        let (ok, _, err) = run(&env, &["alias", "remove", required, "--purge"]);
+        assert!(
+            !ok && err.contains("is required while its domain exists"),
+            "{err}"
+        );
+    }
+    let (ok, _, err) = run(&env, &["domain", "remove", "other.org"]);
+    assert!(!ok && err.contains("--purge"), "{err}");
+    let id = env
+        .control()
+        .alias("postmaster@other.org")
+        .unwrap()
+        .unwrap()
+        .mailbox_id;
+    let file = env.data().join("mailboxes").join(format!("{id}.sqlite"));
+    let (_, store) = env.store();
+    let password = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password of postmaster@other.org (shown once, not stored): "))
+        .unwrap();
+    drop(unlock(&store, "postmaster@other.org", password));
+    drop(store);
+    assert!(file.exists(), "{}", file.display());
+    let (ok, _, err) = run(&env, &["domain", "remove", "other.org", "--purge"]);
+    assert!(ok, "{err}");
+    assert!(!file.exists(), "{}", file.display());
+    let (_, list, _) = run(&env, &["alias", "list", "other.org"]);
+    assert!(list.is_empty(), "{list}");
+
+    let (ok, out, err) = run(
+        &env,
+        &[
+            "domain",
+            "add",
+            "third.org",
+            "--postmaster",
+            "ops@example.net",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("forward to ops@example.net"), "{out}");
+    assert!(!out.contains("password"), "{out}");
+    let (_, list, _) = run(&env, &["alias", "list", "third.org"]);
+    assert!(
+        list.contains("postmaster@third.org\tforward ops@example.net"),
+        "{list}"
+    );
+    let (ok, _, err) = run(&env, &["alias", "add", "x@third.org", "--no-mailbox"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&env, &["domain", "remove", "third.org"]);
+    assert!(!ok && err.contains("still has 1 aliases"), "{err}");
+    assert!(run(&env, &["alias", "remove", "x@third.org"]).0);
+    let (ok, _, err) = run(&env, &["domain", "remove", "third.org"]);
+    assert!(ok, "{err}");
+}

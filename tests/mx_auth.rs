@@ -171,3 +171,72 @@ fn repeated_senders_are_answered_from_the_cache() {
         "asked more than once: {repeated:?} of {asked:?}"
     );
 }
+
+/// One MX transaction from `from` to `rcpts`: the reply to each RCPT and
+/// the final one (or the last refusal).
+fn transaction(
+    server: std::net::SocketAddr,
+    from: &str,
+    rcpts: &[&str],
+    subject: &str,
+) -> Vec<String> {
+    use std::io::{BufReader, Write};
+    let s = std::net::TcpStream::connect(server).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    smtp_reply(&mut r);
+    let mut say = |line: &str, r: &mut BufReader<std::net::TcpStream>| {
+        w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        smtp_reply(r)
+    };
+    say("EHLO client.example.net", &mut r);
+    assert!(say(&format!("MAIL FROM:<{from}>"), &mut r).starts_with("250"));
+    let mut replies: Vec<String> = rcpts
+        .iter()
+        .map(|to| say(&format!("RCPT TO:<{to}>"), &mut r))
+        .collect();
+    if replies.iter().any(|x| x.starts_with("250")) {
+        let data = say("DATA", &mut r);
+        assert!(data.starts_with("354"), "{data}");
+        replies.push(say(
+            &format!("From: <{from}>\r\nSubject: {subject}\r\n\r\nabout abuse\r\n."),
+            &mut r,
+        ));
+    }
+    replies
+}
+
+/// RFC 5321 §4.5.1: postmaster@ takes mail a DMARC reject policy refuses
+/// for everyone else (with the failing result in its header), and
+/// `RCPT TO:<Postmaster>` without a domain reaches the server's own.
+#[test]
+fn postmaster_takes_mail_dmarc_refuses_elsewhere() {
+    let work = tempfile::tempdir().unwrap();
+    let (_, public) = dkim_key(work.path());
+    let (_dns, port) = start_auth_dns(work.path(), &public);
+    let mut env = Env::new();
+    env.config.mx.check_senders = true;
+    env.config.nameservers = vec![format!("127.0.0.1:{port}").parse().unwrap()];
+    let ann = env.alias("ann", "pw");
+    let postmaster = env.alias("postmaster", "pw");
+    let server = env.serve();
+
+    let r = transaction(server.smtp, "x@strict.test", &[&ann], "to-ann");
+    assert!(r.last().unwrap().starts_with("550 5.7.1"), "{r:?}");
+    let r = transaction(server.smtp, "x@strict.test", &[&postmaster], "to-pm");
+    assert!(r.last().unwrap().starts_with("250"), "{r:?}");
+    let r = transaction(server.smtp, "x@strict.test", &["Postmaster"], "bare-pm");
+    assert!(r[0].starts_with("250"), "{r:?}");
+    assert!(r.last().unwrap().starts_with("250"), "{r:?}");
+    // Postmaster among others does not lift the refusal for the others.
+    let r = transaction(server.smtp, "x@strict.test", &[&postmaster, &ann], "mixed");
+    assert!(r.last().unwrap().starts_with("550 5.7.1"), "{r:?}");
+    drop(server);
+
+    for subject in ["to-pm", "bare-pm"] {
+        let h = header_of(&env, &postmaster, subject);
+        assert!(h.contains("dmarc=fail"), "{h}");
+    }
+}

@@ -158,6 +158,11 @@ pub fn ensure_demo(config: &Config) -> Result<Option<Demo>, AppError> {
     control.add_dkim_keys(DEMO_DOMAIN, &keys)?;
     let password = keys::generate_password()?;
     let alias = control.add_alias(&format!("demo@{DEMO_DOMAIN}"), Some(&password), config.kdf)?;
+    for local in crate::store::control::REQUIRED {
+        let required = format!("{local}@{DEMO_DOMAIN}");
+        control.add_alias(&required, None, config.kdf)?;
+        control.set_forward(&required, std::slice::from_ref(&alias.address))?;
+    }
     Ok(Some(Demo {
         address: alias.address,
         password,

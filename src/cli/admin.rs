@@ -15,15 +15,29 @@ use crate::store::keys;
 #[derive(Subcommand)]
 pub enum DomainCmd {
     /// Add a domain sealmail receives and sends mail for (with new DKIM
-    /// keys; `domain dns` shows the records to publish).
-    Add { name: String },
+    /// keys; `domain dns` shows the records to publish), and its required
+    /// postmaster@ and abuse@ addresses.
+    Add {
+        name: String,
+        /// Forward postmaster@ and abuse@ of the domain to this address.
+        /// Without it, postmaster@ gets a mailbox (its password is printed
+        /// once) and abuse@ forwards to it.
+        #[arg(long)]
+        postmaster: Option<String>,
+    },
     /// Print the DNS records to publish for a domain: MX, SPF, DKIM, DMARC,
     /// MTA-STS and TLS-RPT.
     Dns { name: String },
     /// List domains and how many aliases each has.
     List,
-    /// Remove a domain that has no aliases left.
-    Remove { name: String },
+    /// Remove a domain that has no aliases left but its postmaster@ and
+    /// abuse@, which go with it.
+    Remove {
+        name: String,
+        /// Confirm that postmaster@'s mailbox, if it has one, is destroyed.
+        #[arg(long)]
+        purge: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -84,12 +98,36 @@ pub enum AliasCmd {
 pub fn domain(config: &Config, cmd: DomainCmd) -> Result<()> {
     let mut control = app::open_control(config)?;
     match cmd {
-        DomainCmd::Add { name } => {
+        DomainCmd::Add { name, postmaster } => {
+            if let Some(target) = &postmaster {
+                crate::store::control::normalize_address(target)?;
+            }
             let name = control.add_domain(&name)?;
             let keys =
                 crate::smtp::dkim::generate(crate::util::now_unix()).map_err(anyhow::Error::msg)?;
             control.add_dkim_keys(&name, &keys)?;
             outln!("added {name}");
+            let (pm, abuse) = (format!("postmaster@{name}"), format!("abuse@{name}"));
+            match postmaster {
+                Some(target) => {
+                    for a in [&pm, &abuse] {
+                        control.add_alias(a, None, config.kdf)?;
+                        control.set_forward(a, std::slice::from_ref(&target))?;
+                    }
+                    outln!("{pm} and {abuse} forward to {target}");
+                }
+                None => {
+                    let password = keys::generate_password()?;
+                    control.add_alias(&pm, Some(password.as_str()), config.kdf)?;
+                    control.add_alias(&abuse, None, config.kdf)?;
+                    control.set_forward(&abuse, std::slice::from_ref(&pm))?;
+                    outln!("{pm} has a mailbox; {abuse} forwards to it");
+                    outln!(
+                        "password of {pm} (shown once, not stored): {}",
+                        password.as_str()
+                    );
+                }
+            }
             outln!("publish its DNS records: sealmail domain dns {name}");
         }
         DomainCmd::Dns { name } => {
@@ -111,8 +149,28 @@ pub fn domain(config: &Config, cmd: DomainCmd) -> Result<()> {
                 outln!("{name}\t{aliases} aliases");
             }
         }
-        DomainCmd::Remove { name } => {
+        DomainCmd::Remove { name, purge } => {
+            let name = crate::store::control::normalize_domain(&name)?;
+            let going = control.list_aliases(Some(&name))?;
+            let mailboxes: Vec<_> = going
+                .iter()
+                .filter(|a| crate::store::control::is_required(&a.address) && a.mailbox)
+                .collect();
+            if !purge
+                && let Some(a) = mailboxes.first()
+                && going
+                    .iter()
+                    .all(|a| crate::store::control::is_required(&a.address))
+            {
+                bail!(
+                    "removing {name} destroys the mailbox of {} for good; add --purge to confirm",
+                    a.address
+                );
+            }
             control.remove_domain(&name)?;
+            for a in mailboxes {
+                remove_mailbox_files(config, &a.mailbox_id)?;
+            }
             outln!("removed {name}");
         }
     }

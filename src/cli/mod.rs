@@ -182,6 +182,9 @@ fn serve(data: &Path, dev: bool, role: Option<String>, primary: Option<String>) 
     use futures_lite::StreamExt;
     let mut signals = Signals::new([Signal::Int, Signal::Term, Signal::Hup])
         .context("cannot install the signal handlers")?;
+    if config.cluster.role != crate::config::Role::Secondary {
+        warn_required_addresses(&config);
+    }
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let (reload_tx, reload_rx) = async_channel::bounded::<()>(1);
     let _signals = smol::spawn(async move {
@@ -204,6 +207,25 @@ fn serve(data: &Path, dev: bool, role: Option<String>, primary: Option<String>) 
         reload_rx,
     ))?;
     Ok(())
+}
+
+/// Domains added before `domain add` created postmaster@ and abuse@ are
+/// named at start, with the command that mends them.
+fn warn_required_addresses(config: &Config) {
+    let Ok(control) = app::open_control(config) else {
+        return;
+    };
+    for (domain, _) in control.list_domains().unwrap_or_default() {
+        for local in crate::store::control::REQUIRED {
+            let address = format!("{local}@{domain}");
+            if matches!(control.alias(&address), Ok(None)) {
+                tracing::warn!(
+                    %address,
+                    "missing: RFC 5321 and RFC 2142 ask every domain for it; add it with `sealmail alias add {address} --no-mailbox --forward YOU@...`"
+                );
+            }
+        }
+    }
 }
 
 fn print_demo(config: &Config, demo: &app::Demo) -> Result<()> {

@@ -85,6 +85,13 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         "RCPT" => {
             let arg = strip_keyword(rest, "TO:")
                 .ok_or(ParseError::Syntax("expected RCPT TO:<address>"))?;
+            // `<Postmaster>` needs no domain (RFC 5321 §4.1.1.3).
+            if arg
+                .get(..12)
+                .is_some_and(|p| p.eq_ignore_ascii_case("<postmaster>"))
+            {
+                return Ok(Command::Rcpt(POSTMASTER.into()));
+            }
             let (path, _params) = path(arg)?;
             if path.is_empty() {
                 return Err(ParseError::Syntax("the recipient may not be empty"));
@@ -213,6 +220,10 @@ fn mail(rest: &str) -> Result<Command, ParseError> {
         smtputf8,
     })
 }
+
+/// What `RCPT TO:<Postmaster>` (any case, no domain) parses to: the
+/// server's own postmaster, resolved by the MX.
+pub const POSTMASTER: &str = "postmaster";
 
 /// `<path> params`: the address (source route dropped, RFC 5321 §4.1.1.3)
 /// and the parameter text after it.
@@ -582,6 +593,12 @@ mod tests {
             (b"MAIL FROM:<a b@c.d>", syntax("malformed address")),
             (b"RCPT TO:<a@b.c>", Ok(C::Rcpt("a@b.c".into()))),
             (b"rcpt to:<a@b.c> NOTIFY=NEVER", Ok(C::Rcpt("a@b.c".into()))),
+            (b"RCPT TO:<Postmaster>", Ok(C::Rcpt("postmaster".into()))),
+            (
+                b"RCPT TO:<POSTMASTER> NOTIFY=NEVER",
+                Ok(C::Rcpt("postmaster".into())),
+            ),
+            (b"RCPT TO:<postmasters>", syntax("address needs a domain")),
             (
                 b"RCPT TO:<Postmaster@b.c>",
                 Ok(C::Rcpt("Postmaster@b.c".into())),

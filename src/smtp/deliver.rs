@@ -59,7 +59,15 @@ pub async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope<'_>, body: Vec<u8>)
     let id = random_id().unwrap_or_default();
     let id = id.get(..16).unwrap_or(&id);
     let from = tx.from.as_str();
-    let relayed = match traced(ctx, conn, greeting, from, id, &body).await {
+    // Mail for postmaster@ only is taken even when DMARC says reject
+    // (RFC 5321 §4.5.1: postmaster takes mail from anyone); it carries
+    // the failing result.
+    let to_postmaster = !tx.rcpts.is_empty()
+        && tx
+            .rcpts
+            .iter()
+            .all(|r| r.rsplit_once('@').is_some_and(|(l, _)| l == "postmaster"));
+    let relayed = match traced(ctx, conn, greeting, from, id, &body, to_postmaster).await {
         Ok(m) => m,
         Err(refusal) => return refusal,
     };
@@ -109,7 +117,8 @@ fn header_refusal(body: &[u8]) -> Option<String> {
 }
 
 /// The message with this hop's Authentication-Results (above, RFC 8601
-/// §2.1) and Received headers; `Err` is the refusal of a DMARC reject.
+/// §2.1) and Received headers; `Err` is the refusal of a DMARC reject
+/// (never for mail to postmaster@ only).
 async fn traced(
     ctx: &Smtp,
     conn: &Conn,
@@ -117,6 +126,7 @@ async fn traced(
     from: &str,
     id: &str,
     body: &[u8],
+    to_postmaster: bool,
 ) -> Result<Vec<u8>, String> {
     let with = match (greeting.esmtp, conn.is_tls()) {
         (true, true) => "ESMTPS",
@@ -134,7 +144,7 @@ async fn traced(
     let mut relayed = Vec::with_capacity(body.len() + 1024);
     if let Some(auth) = &ctx.auth {
         let verdict = auth.check(conn.peer.ip(), &greeting.helo, from, body).await;
-        if verdict.dmarc_reject {
+        if verdict.dmarc_reject && !to_postmaster {
             return Err("550 5.7.1 Rejected: the sender's domain publishes a DMARC reject policy and this message fails it"
                 .to_string());
         }

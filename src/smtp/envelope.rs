@@ -174,6 +174,18 @@ pub async fn rcpt(ctx: &Smtp, conn: &mut Conn, client: &mut Client, to: String) 
             .reply("452 4.5.3 Too many recipients; send the rest in another message")
             .await;
     }
+    let to = if to == crate::proto::smtp::POSTMASTER {
+        match own_postmaster(ctx).await {
+            Some(address) => address,
+            None => {
+                return conn
+                    .reply("550 5.1.1 This server has no postmaster address")
+                    .await;
+            }
+        }
+    } else {
+        to
+    };
     let lookup = ctx.store.lookup(&to).await;
     if ctx.submission.is_some() && matches!(lookup, Ok(Recipient::ForeignDomain)) {
         // An authenticated user may send anywhere.
@@ -228,6 +240,22 @@ pub async fn rcpt(ctx: &Smtp, conn: &mut Conn, client: &mut Client, to: String) 
             tracing::warn!(error = %e, "recipient lookup failed");
             conn.reply("451 4.3.0 Temporary lookup failure; try again later")
                 .await
+        }
+    }
+}
+
+/// `postmaster@` of the server's own name or of the nearest parent domain
+/// it serves: where `RCPT TO:<Postmaster>` (no domain) goes.
+async fn own_postmaster(ctx: &Smtp) -> Option<String> {
+    let mut name = ctx.hostname.as_str();
+    loop {
+        let address = format!("postmaster@{name}");
+        if let Ok(Recipient::Local(_)) = ctx.store.lookup(&address).await {
+            return Some(address);
+        }
+        name = name.split_once('.')?.1;
+        if !name.contains('.') {
+            return None;
         }
     }
 }

@@ -34,6 +34,10 @@ pub enum ControlError {
     AliasExists(String),
     #[error("alias {0} has no mailbox")]
     NoMailbox(String),
+    #[error(
+        "{0} is required while its domain exists (RFC 5321 §4.5.1, RFC 2142): point it elsewhere with `sealmail alias forward`, or remove the domain"
+    )]
+    Required(String),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("control database: {0}")]
@@ -111,6 +115,17 @@ PRAGMA user_version = 1;
 /// How long a shipment's key is remembered: far longer than any
 /// secondary keeps resending one.
 const SHIPMENTS_KEPT_SECONDS: i64 = 366 * 24 * 3600;
+
+/// The addresses every domain keeps while it exists: `postmaster@` (RFC
+/// 5321 §4.5.1) and `abuse@` (RFC 2142).
+pub const REQUIRED: [&str; 2] = ["postmaster", "abuse"];
+
+/// Whether `address` is one of a domain's [`REQUIRED`] addresses.
+pub fn is_required(address: &str) -> bool {
+    address
+        .rsplit_once('@')
+        .is_some_and(|(local, _)| REQUIRED.iter().any(|r| local.eq_ignore_ascii_case(r)))
+}
 
 /// What [`Control::backup_status`] returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -310,13 +325,16 @@ impl Control {
             .optional()?;
         let id = id.ok_or_else(|| ControlError::NoDomain(d.clone()))?;
         let n: i64 = tx.query_row(
-            "SELECT count(*) FROM aliases WHERE domain_id = ?1",
+            "SELECT count(*) FROM aliases WHERE domain_id = ?1
+               AND substr(address, 1, instr(address, '@') - 1) NOT IN ('postmaster', 'abuse')",
             [id],
             |r| r.get(0),
         )?;
         if n > 0 {
             return Err(ControlError::DomainInUse(d, n));
         }
+        // The required addresses go with their domain.
+        tx.execute("DELETE FROM aliases WHERE domain_id = ?1", [id])?;
         tx.execute("DELETE FROM dkim_keys WHERE domain_id = ?1", [id])?;
         tx.execute("DELETE FROM domains WHERE id = ?1", [id])?;
         tx.commit()?;
@@ -386,6 +404,9 @@ impl Control {
 
     pub fn remove_alias(&mut self, address: &str) -> Result<Alias, ControlError> {
         let alias = self.require(address)?;
+        if is_required(&alias.address) {
+            return Err(ControlError::Required(alias.address));
+        }
         self.conn
             .execute("DELETE FROM aliases WHERE id = ?1", [alias.id])?;
         Ok(alias)
