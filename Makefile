@@ -14,7 +14,7 @@ run: deps
 	$(CARGO) run --release --bin sealmail -- serve --dev
 
 # System packages the build and tests need (Debian). Skipped when present.
-DEB_PACKAGES = libssl-dev pkg-config curl fetchmail swaks openssl python3 isync
+DEB_PACKAGES = libssl-dev pkg-config curl fetchmail swaks openssl python3 isync fail2ban
 
 deps:
 	@missing=""; \

@@ -199,6 +199,25 @@ impl Conn {
         matches!(self.stream, Some(Stream::Tls(_) | Stream::ClientTls(_)))
     }
 
+    /// `TLSv1_3/TLS13_AES_256_GCM_SHA384` for the log, `no` without TLS.
+    pub fn tls_description(&self) -> String {
+        let (version, suite) = match &self.stream {
+            Some(Stream::Tls(t)) => {
+                let c = t.get_ref().1;
+                (c.protocol_version(), c.negotiated_cipher_suite())
+            }
+            Some(Stream::ClientTls(t)) => {
+                let c = t.get_ref().1;
+                (c.protocol_version(), c.negotiated_cipher_suite())
+            }
+            _ => return "no".into(),
+        };
+        match (version, suite) {
+            (Some(v), Some(s)) => format!("{v:?}/{:?}", s.suite()),
+            _ => "yes".into(),
+        }
+    }
+
     fn stream(&mut self) -> io::Result<&mut Stream> {
         self.stream
             .as_mut()

@@ -317,7 +317,6 @@ impl AuthThrottle {
             let mut ips = lock(&self.ips);
             let r = self.record(&mut ips, &ip);
             if r.failures + r.pending >= self.policy.ban_ip_after {
-                tracing::warn!(%ip, failures = r.failures, "login refused: address banned");
                 return Err(Refused::AddressBanned);
             }
             r.pending += 1;

@@ -7,6 +7,7 @@
 //! (tests assert the count stays zero); every connection task holds a token
 //! that shutdown waits on.
 
+pub mod audit;
 pub mod conn;
 pub mod limits;
 pub mod listener;

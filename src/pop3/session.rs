@@ -228,7 +228,7 @@ async fn authorization(
             conn.reply("+OK send PASS").await?;
         }
         Command::Pass(pw) => match user.take() {
-            Some(name) => return login(ctx, conn, &name, &pw).await,
+            Some(name) => return login(ctx, conn, &name, &pw, "USER").await,
             None => conn.reply("-ERR send USER first").await?,
         },
         Command::Auth(None) => conn.write_all(b"+OK\r\nPLAIN\r\n.\r\n").await?,
@@ -258,7 +258,7 @@ async fn authorization(
                 return Ok(None);
             }
             match crate::proto::sasl::plain(&response) {
-                Ok((name, pw)) => return login(ctx, conn, &name, &pw).await,
+                Ok((name, pw)) => return login(ctx, conn, &name, &pw, "PLAIN").await,
                 Err(_) => conn.reply("-ERR [AUTH] malformed PLAIN response").await?,
             }
         }
@@ -269,29 +269,43 @@ async fn authorization(
 
 /// Checks the password, unlocks the mailbox (importing sealed mail) and
 /// takes the snapshot.
-async fn login(ctx: &Pop3, conn: &mut Conn, name: &str, pw: &str) -> io::Result<Option<Maildrop>> {
-    let ip = conn.peer.ip();
+async fn login(
+    ctx: &Pop3,
+    conn: &mut Conn,
+    name: &str,
+    pw: &str,
+    mechanism: &str,
+) -> io::Result<Option<Maildrop>> {
+    use crate::net::audit::{self, Login};
+    let (peer, ip) = (conn.peer, conn.peer.ip());
     let attempt = match ctx.throttle.begin(ip, Some(name)).await {
         Ok(a) => a,
         Err(refused) => {
-            conn.reply(match refused {
-                Refused::AddressBanned => "-ERR [AUTH] too many failed logins; try again later",
-                Refused::AccountBusy => {
-                    "-ERR [SYS/TEMP] too many logins to this account right now; try again shortly"
-                }
-            })
-            .await?;
+            let (text, outcome) = match refused {
+                Refused::AddressBanned => (
+                    "-ERR [AUTH] too many failed logins; try again later",
+                    Login::Banned,
+                ),
+                Refused::AccountBusy => (
+                    "-ERR [SYS/TEMP] too many logins to this account right now; try again shortly",
+                    Login::Busy,
+                ),
+            };
+            audit::login("pop3", peer, name, mechanism, outcome);
+            conn.reply(text).await?;
             return Ok(None);
         }
     };
     let session = match ctx.store.unlock(name, pw).await {
         Ok(s) => s,
         Err(StoreError::AuthFailed) => {
+            audit::login("pop3", peer, name, mechanism, Login::Failed);
             smol::Timer::after(attempt.failed()).await;
             conn.reply("-ERR [AUTH] authentication failed").await?;
             return Ok(None);
         }
         Err(e) => {
+            audit::login("pop3", peer, name, mechanism, Login::Unavailable);
             tracing::warn!(error = %e, "POP3 login could not open a mailbox");
             conn.reply("-ERR [SYS/TEMP] the mailbox cannot be opened now; try again later")
                 .await?;
@@ -299,6 +313,7 @@ async fn login(ctx: &Pop3, conn: &mut Conn, name: &str, pw: &str) -> io::Result<
         }
     };
     attempt.succeeded();
+    audit::login("pop3", peer, name, mechanism, Login::Ok);
     match Maildrop::load(session).await {
         Ok(m) => {
             let (n, size) = m.stat();

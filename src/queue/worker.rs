@@ -168,8 +168,30 @@ async fn record_all(
     rcpts: &[Due],
     outcomes: Vec<Outcome>,
 ) -> Result<(), QueueError> {
+    for (r, outcome) in rcpts.iter().zip(&outcomes) {
+        log_outcome(r, outcome);
+    }
     let pairs: Vec<(i64, Outcome)> = rcpts.iter().map(|r| r.rcpt_id).zip(outcomes).collect();
     blocking(&d.queue, move |q| q.record_all(&pairs)).await
+}
+
+/// One line per recipient and attempt, as Postfix writes them.
+fn log_outcome(r: &Due, outcome: &Outcome) {
+    let (queue_id, to, attempt) = (r.message_id, &r.address, r.attempts + 1);
+    match outcome {
+        Outcome::Delivered { detail } => tracing::info!(
+            target: "sealmail::queue",
+            "queue_id={queue_id} to={to:?} attempt={attempt} status=sent detail={detail:?}"
+        ),
+        Outcome::Temporary { reason, .. } => tracing::warn!(
+            target: "sealmail::queue",
+            "queue_id={queue_id} to={to:?} attempt={attempt} status=deferred reason={reason:?}"
+        ),
+        Outcome::Permanent { reason, .. } => tracing::warn!(
+            target: "sealmail::queue",
+            "queue_id={queue_id} to={to:?} attempt={attempt} status=bounced reason={reason:?}"
+        ),
+    }
 }
 
 fn no_resolver() -> Outcome {

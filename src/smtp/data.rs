@@ -14,7 +14,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::Smtp;
-use super::envelope::{Client, State};
+use super::envelope::{Client, Greeting, State};
 use crate::net::conn::{Conn, with_timeout};
 use crate::proto::smtp::DataReceiver;
 use crate::util::Reserved;
@@ -264,9 +264,11 @@ async fn finish(
     message: Received,
     mut memory: Reserved,
 ) -> io::Result<()> {
+    let mut size = 0u64;
     let answer = match (message, &client.state) {
         (Received::Message(spilled, tail), State::Mail(greeting, tx)) => {
             let len = spilled.spilled() + tail.len() as u64;
+            size = len;
             let need = if spilled.spilled() > 0 {
                 // Read back whole: what it held while arriving is given
                 // back first.
@@ -302,6 +304,46 @@ async fn finish(
         _ => too_big(ctx.max_message_bytes),
     };
     drop(memory);
+    if let State::Mail(greeting, tx) = &client.state {
+        log_transaction(
+            ctx,
+            conn,
+            client.account.as_ref(),
+            (greeting, tx),
+            size,
+            &answer,
+        );
+    }
     client.state.reset();
     conn.reply(&answer).await
+}
+
+/// The transaction's log line: who sent what to whom, and the answer.
+fn log_transaction(
+    ctx: &Smtp,
+    conn: &Conn,
+    account: Option<&crate::store::Account>,
+    (greeting, tx): (&Greeting, &super::envelope::Transaction),
+    size: u64,
+    answer: &str,
+) {
+    let service = if ctx.submission.is_some() {
+        "submission"
+    } else {
+        "mx"
+    };
+    let user = account.map_or("", |a| a.address.as_str());
+    tracing::info!(
+        target: "sealmail::smtp",
+        "{service} id={} client={} port={} tls={} helo={:?} user={user:?} from={:?} rcpts={:?} size={size} reply={:?} ms={}",
+        tx.id,
+        conn.peer.ip(),
+        conn.peer.port(),
+        conn.tls_description(),
+        greeting.helo,
+        tx.from,
+        tx.rcpts.join(","),
+        answer,
+        tx.started.elapsed().as_millis()
+    );
 }

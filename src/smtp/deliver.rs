@@ -16,7 +16,7 @@ use super::retry;
 use crate::net::conn::Conn;
 use crate::relay::client::Status;
 use crate::store::{Account, StoreError};
-use crate::util::{now_unix, random_id, rfc5322_date};
+use crate::util::{now_unix, rfc5322_date};
 
 /// Header limits: a header larger than this is refused at the end of data
 /// (552 5.3.4), before anything parses it.
@@ -56,8 +56,7 @@ pub async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope<'_>, body: Vec<u8>)
         let (helo, from) = (greeting.helo.as_str(), tx.from.as_str());
         return super::submit::queue_message(ctx, sub, account, helo, from, rcpts, body).await;
     }
-    let id = random_id().unwrap_or_default();
-    let id = id.get(..16).unwrap_or(&id);
+    let id = tx.id.as_str();
     let from = tx.from.as_str();
     // Mail for postmaster@ only is taken even when DMARC says reject
     // (RFC 5321 §4.5.1: postmaster takes mail from anyone); it carries

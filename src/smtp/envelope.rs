@@ -31,6 +31,10 @@ pub struct Greeting {
 /// A mail transaction: from MAIL until the message is answered or RSET.
 #[derive(Debug)]
 pub struct Transaction {
+    /// Names the transaction in the log and in the Received header.
+    pub id: String,
+    /// When MAIL was accepted (the log's `ms`).
+    pub started: std::time::Instant,
     pub from: String,
     /// MAIL carried SMTPUTF8 (RFC 6531): non-ASCII addresses allowed.
     pub smtputf8: bool,
@@ -59,8 +63,8 @@ pub enum State {
     Connected,
     /// Greeted, no transaction.
     Ready(Greeting),
-    /// A transaction after MAIL.
-    Mail(Greeting, Transaction),
+    /// A transaction after MAIL (boxed: it is most of the state's size).
+    Mail(Greeting, Box<Transaction>),
 }
 
 impl State {
@@ -138,7 +142,9 @@ pub async fn mail(
     }
     client.state = State::Mail(
         greeting,
-        Transaction {
+        Box::new(Transaction {
+            id: transaction_id(),
+            started: std::time::Instant::now(),
             from,
             smtputf8,
             rcpts: Vec::new(),
@@ -150,9 +156,25 @@ pub async fn mail(
             chunks_dropped: false,
             memory: ctx.memory.start(),
             size,
-        },
+        }),
     );
     conn.reply("250 2.1.0 Sender OK").await
+}
+
+/// The log line of a refused recipient (the transaction's own line, at
+/// its end, names those accepted).
+fn refused_rcpt(conn: &Conn, id: String, to: &str, code: &str) {
+    tracing::info!(
+        target: "sealmail::smtp",
+        "rcpt refused id={id} client={} to={to:?} reply={code}",
+        conn.peer.ip()
+    );
+}
+
+/// 12 random hex digits.
+fn transaction_id() -> String {
+    let id = crate::util::random_id().unwrap_or_default();
+    id.get(..12).unwrap_or(&id).to_string()
 }
 
 /// RCPT TO (RFC 5321 §4.1.1.3): a local alias, an SRS return address of
@@ -186,6 +208,7 @@ pub async fn rcpt(ctx: &Smtp, conn: &mut Conn, client: &mut Client, to: String) 
     } else {
         to
     };
+    let tx_id = tx.id.clone();
     let lookup = ctx.store.lookup(&to).await;
     if ctx.submission.is_some() && matches!(lookup, Ok(Recipient::ForeignDomain)) {
         // An authenticated user may send anywhere.
@@ -230,10 +253,12 @@ pub async fn rcpt(ctx: &Smtp, conn: &mut Conn, client: &mut Client, to: String) 
                         .min(Duration::from_secs(5));
                 smol::Timer::after(wait).await;
             }
+            refused_rcpt(conn, tx_id, &to, "550 5.1.1");
             conn.reply("550 5.1.1 No such user here").await
         }
         (Ok(Recipient::ForeignDomain), _) => {
             client.errors += 1;
+            refused_rcpt(conn, tx_id, &to, "550 5.7.1");
             conn.reply("550 5.7.1 Relaying denied").await
         }
         (Err(e), _) => {

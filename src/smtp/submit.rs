@@ -89,8 +89,10 @@ pub(super) async fn auth(
     mechanism: &str,
     initial: Option<String>,
 ) -> io::Result<Result<Account, u32>> {
-    let ip = conn.peer.ip();
+    use crate::net::audit::{self, Login};
+    let (peer, ip) = (conn.peer, conn.peer.ip());
     if sub.throttle.banned(ip) {
+        audit::login("submission", peer, "", mechanism, Login::Banned);
         conn.reply("454 4.7.0 Too many failed logins from your address; try again later")
             .await?;
         return Ok(Err(1));
@@ -137,6 +139,7 @@ pub(super) async fn auth(
     let (user, password) = match credentials {
         Ok(c) => c,
         Err(e @ (SaslError::Base64 | SaslError::Malformed)) => {
+            audit::login("submission", peer, "", mechanism, Login::Malformed);
             conn.reply(&format!(
                 "501 5.5.2 Cannot decode the response: {}",
                 e.describe()
@@ -145,6 +148,7 @@ pub(super) async fn auth(
             return Ok(Err(1));
         }
         Err(SaslError::AuthzMismatch) => {
+            audit::login("submission", peer, "", mechanism, Login::Malformed);
             let wait = sub.throttle.failed_without_check(ip);
             smol::Timer::after(wait).await;
             conn.reply("535 5.7.8 Authentication failed: acting as another user is not allowed")
@@ -155,31 +159,37 @@ pub(super) async fn auth(
     let attempt = match sub.throttle.begin(ip, Some(&user)).await {
         Ok(a) => a,
         Err(refused) => {
-            conn.reply(match refused {
-                Refused::AddressBanned => {
-                    "454 4.7.0 Too many failed logins from your address; try again later"
-                }
-                Refused::AccountBusy => {
-                    "454 4.7.0 Too many logins to this account right now; try again shortly"
-                }
-            })
-            .await?;
+            let (text, outcome) = match refused {
+                Refused::AddressBanned => (
+                    "454 4.7.0 Too many failed logins from your address; try again later",
+                    Login::Banned,
+                ),
+                Refused::AccountBusy => (
+                    "454 4.7.0 Too many logins to this account right now; try again shortly",
+                    Login::Busy,
+                ),
+            };
+            audit::login("submission", peer, &user, mechanism, outcome);
+            conn.reply(text).await?;
             return Ok(Err(1));
         }
     };
     match ctx.store.authenticate(&user, &password).await {
         Ok(account) => {
             attempt.succeeded();
+            audit::login("submission", peer, &user, mechanism, Login::Ok);
             conn.reply("235 2.7.0 Authentication successful").await?;
             Ok(Ok(account))
         }
         Err(StoreError::AuthFailed) => {
+            audit::login("submission", peer, &user, mechanism, Login::Failed);
             smol::Timer::after(attempt.failed()).await;
             conn.reply("535 5.7.8 Authentication credentials invalid")
                 .await?;
             Ok(Err(1))
         }
         Err(e) => {
+            audit::login("submission", peer, &user, mechanism, Login::Unavailable);
             tracing::warn!(error = %e, "submission: password check failed");
             conn.reply("454 4.7.0 Temporary authentication failure; try again later")
                 .await?;

@@ -10,6 +10,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::imap::session::{Io, Next, TLS_TIMEOUT, User};
+use crate::net::audit::{self, Login};
 use crate::net::conn::Line;
 use crate::net::limits::Refused;
 use crate::proto::imap::{self as proto, Kind};
@@ -35,10 +36,11 @@ pub async fn run(io: &mut Io<'_>, tag: &str, kind: Kind) -> io::Result<(Next, Op
         Kind::Login { user, password } => {
             let (Ok(user), Ok(password)) = (String::from_utf8(user), String::from_utf8(password))
             else {
+                audit::login("imap", io.conn.peer, "", "LOGIN", Login::Malformed);
                 let delay = io.ctx.throttle.failed_without_check(io.conn.peer.ip());
                 return Ok((failed(io, tag, delay).await?, None));
             };
-            return login(io, tag, &user, &password).await;
+            return login(io, tag, &user, &password, "LOGIN").await;
         }
         Kind::Authenticate { mechanism, initial } => {
             return authenticate(io, tag, &mechanism, initial).await;
@@ -78,7 +80,7 @@ async fn authenticate(
         return Ok((io.bad(Some(tag), "authentication cancelled").await?, None));
     }
     match crate::proto::sasl::plain(&response) {
-        Ok((user, password)) => login(io, tag, &user, &password).await,
+        Ok((user, password)) => login(io, tag, &user, &password, "PLAIN").await,
         Err(_) => Ok((io.bad(Some(tag), "malformed PLAIN response").await?, None)),
     }
 }
@@ -95,26 +97,34 @@ async fn login(
     tag: &str,
     user: &str,
     password: &str,
+    mechanism: &str,
 ) -> io::Result<(Next, Option<User>)> {
-    let ip = io.conn.peer.ip();
+    let (peer, ip) = (io.conn.peer, io.conn.peer.ip());
     let attempt = match io.ctx.throttle.begin(ip, Some(user)).await {
         Ok(a) => a,
         Err(refused) => {
-            let text = match refused {
-                Refused::AddressBanned => "[UNAVAILABLE] too many failed logins; try again later",
-                Refused::AccountBusy => {
-                    "[UNAVAILABLE] too many logins to this account right now; try again shortly"
-                }
+            let (text, outcome) = match refused {
+                Refused::AddressBanned => (
+                    "[UNAVAILABLE] too many failed logins; try again later",
+                    Login::Banned,
+                ),
+                Refused::AccountBusy => (
+                    "[UNAVAILABLE] too many logins to this account right now; try again shortly",
+                    Login::Busy,
+                ),
             };
+            audit::login("imap", peer, user, mechanism, outcome);
             return Ok((io.no(tag, text).await?, None));
         }
     };
     let session = match io.ctx.store.unlock(user, password).await {
         Ok(s) => s,
         Err(StoreError::AuthFailed) => {
+            audit::login("imap", peer, user, mechanism, Login::Failed);
             return Ok((failed(io, tag, attempt.failed()).await?, None));
         }
         Err(e) => {
+            audit::login("imap", peer, user, mechanism, Login::Unavailable);
             tracing::warn!(error = %e, "IMAP login could not open a mailbox");
             let next = io
                 .no(
@@ -126,6 +136,7 @@ async fn login(
         }
     };
     attempt.succeeded();
+    audit::login("imap", peer, user, mechanism, Login::Ok);
     let events = match session.subscribe() {
         Ok(e) => e,
         Err(e) => {
