@@ -388,3 +388,69 @@ fn domains_come_with_postmaster_and_abuse() {
     let (ok, _, err) = run(&env, &["domain", "remove", "third.org"]);
     assert!(ok, "{err}");
 }
+
+/// Run as root on a data directory another user owns (the service's
+/// user), commands run as that user: what they create belongs to it, so
+/// the server can open it. A config that cannot be read for lack of
+/// permission does not suggest `sealmail init`.
+#[test]
+fn root_runs_commands_as_the_data_directorys_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let me = std::fs::metadata("/proc/self").unwrap().uid();
+    if me != 0 {
+        eprintln!("not root: the owner switch is for root only; nothing to check here");
+        return;
+    }
+    // `nobody` (65534) owns the data directory, as `sealmail` would.
+    let ok = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(env.data())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let (ok, out, err) = run(&env, &["alias", "add", "owned@example.org"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("added owned@example.org"), "{out}");
+    for entry in walk(env.data()) {
+        let meta = std::fs::metadata(&entry).unwrap();
+        assert_eq!(
+            meta.uid(),
+            65534,
+            "{} belongs to {}",
+            entry.display(),
+            meta.uid()
+        );
+    }
+    let out = env
+        .bin()
+        .args(["mailbox", "status", "owned@example.org"])
+        .env("SEALMAIL_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
+
+    // The owner may not read its config: no `init` hint, the fix instead.
+    std::fs::set_permissions(
+        env.data().join("sealmail.toml"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    let (ok, _, err) = run(&env, &["alias", "list"]);
+    assert!(!ok);
+    assert!(!err.contains("sealmail init"), "{err}");
+    assert!(err.contains("data directory's owner"), "{err}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -120,6 +120,10 @@ pub fn main() -> Result<()> {
             PathBuf::from("/var/lib/sealmail")
         }
     });
+    // `serve` binds its ports first, then becomes the owner.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        become_owner(&data)?;
+    }
     match cli.command {
         Command::Init { hostname, dev } => {
             let r = app::init(&data, &hostname, dev)?;
@@ -147,6 +151,35 @@ pub fn main() -> Result<()> {
     }
 }
 
+/// Run as root on a data directory that another user owns (the service's
+/// `sealmail` user), a command runs as that user: what it creates stays
+/// readable by the server, and it can read what the server made.
+fn become_owner(data: &Path) -> Result<()> {
+    use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let Ok(meta) = std::fs::metadata(data) else {
+        return Ok(());
+    };
+    if meta.uid() == 0 {
+        return Ok(());
+    }
+    let (uid, gid) = (Uid::from_raw(meta.uid()), Gid::from_raw(meta.gid()));
+    let dropped = setgroups(&[gid])
+        .and_then(|()| setgid(gid))
+        .and_then(|()| setuid(uid));
+    dropped.with_context(|| {
+        format!(
+            "{} belongs to uid {uid}; cannot become that user: run the command as it (sudo -u '#{uid}' sealmail ...)",
+            data.display()
+        )
+    })?;
+    tracing::debug!(%uid, %gid, "running as the data directory's owner");
+    Ok(())
+}
+
 fn load(data: &Path) -> Result<Config> {
     Ok(Config::load(data)?)
 }
@@ -170,6 +203,10 @@ fn serve(data: &Path, dev: bool, role: Option<String>, primary: Option<String>) 
             config.file.display()
         );
     }
+    // Ports first (below 1024 needs root), then the data directory's
+    // owner, before anything in it is opened.
+    let listeners = app::Listeners::bind(&config)?;
+    become_owner(&config.data_dir)?;
     if dev
         && config.cluster.role != crate::config::Role::Secondary
         && let Some(demo) = app::ensure_demo(&config)?
@@ -197,7 +234,6 @@ fn serve(data: &Path, dev: bool, role: Option<String>, primary: Option<String>) 
             }
         }
     });
-    let listeners = app::Listeners::bind(&config)?;
     smol::block_on(app::serve(
         config,
         listeners,

@@ -323,7 +323,15 @@ impl Config {
         let text = std::fs::read_to_string(&file).map_err(|e| ConfigError {
             file: file.clone(),
             key: String::new(),
-            problem: format!("cannot read: {e} (run `sealmail init` first)"),
+            problem: match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    format!("cannot read: {e} (run `sealmail init` first)")
+                }
+                std::io::ErrorKind::PermissionDenied => format!(
+                    "cannot read: {e} (run sealmail as the data directory's owner, e.g. sudo -u sealmail sealmail ...)"
+                ),
+                _ => format!("cannot read: {e}"),
+            },
         })?;
         Config::parse(&text, &file, data_dir)
     }
