@@ -141,6 +141,14 @@ impl Inner {
             let _g = lock(&gate);
             lock(&self.imports).remove(&alias.id);
         }
+        let imported = lock(&import.state).imported;
+        if imported > 0 {
+            tracing::info!(
+                address = %alias.address,
+                messages = imported,
+                "sealed mail imported into INBOX"
+            );
+        }
         import.end(result);
         self.record_usage(alias.id);
         self.index_imported(mb);
