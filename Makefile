@@ -5,16 +5,18 @@
 #   make check   fmt + clippy -D warnings + tests
 #   make bench   benchmarks (encrypted vs plain, and against Dovecot, same run)
 #   make fuzz    every parser's fuzz target under AFL, FUZZ_SECONDS each
+#   make deb     the Debian package (target/sealmail.deb)
 
 CARGO ?= cargo
 
-.PHONY: run test check bench deps fmt clippy fuzz
+.PHONY: run test check bench deps fmt clippy fuzz deb
 
 run: deps
 	$(CARGO) run --release --bin sealmail -- serve --dev
 
 # System packages the build and tests need (Debian). Skipped when present.
-DEB_PACKAGES = libssl-dev pkg-config curl fetchmail swaks openssl python3 isync fail2ban
+DEB_PACKAGES = libssl-dev pkg-config curl fetchmail swaks openssl python3 isync fail2ban \
+  systemd adduser man-db
 
 deps:
 	@missing=""; \
@@ -46,6 +48,12 @@ clippy: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 check: fmt clippy test
+
+# The binary, the systemd unit, sealmail(1), postinst making the sealmail
+# user and /var/lib/sealmail (packaging/deb/).
+deb: deps
+	$(CARGO) build --release --bin sealmail
+	bash packaging/deb/build.sh target/release/sealmail target/sealmail.deb
 
 # The reference servers `make bench` compares against (run from a config in
 # a temporary directory, never as the system services).

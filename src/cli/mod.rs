@@ -97,6 +97,10 @@ enum Command {
     /// Look at and act on the outbound queue.
     #[command(subcommand)]
     Queue(queue::QueueCmd),
+    /// Print the manual page (roff) made from these definitions; `make
+    /// deb` installs it as sealmail(1).
+    #[command(hide = true)]
+    Manpage,
     /// Import an mbox or .eml file into a mailbox (needs its password).
     Import {
         address: String,
@@ -120,6 +124,12 @@ pub fn main() -> Result<()> {
             PathBuf::from("/var/lib/sealmail")
         }
     });
+    if let Command::Manpage = cli.command {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
+        std::io::stdout().lock().write_all(&page)?;
+        return Ok(());
+    }
     // `serve` binds its ports first, then becomes the owner.
     if !matches!(cli.command, Command::Serve { .. }) {
         become_owner(&data)?;
@@ -148,6 +158,7 @@ pub fn main() -> Result<()> {
             file,
             folder,
         } => mailbox::import(&load(&data)?, &address, &file, &folder),
+        Command::Manpage => Ok(()),
     }
 }
 
