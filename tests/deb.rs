@@ -14,7 +14,6 @@
 
 mod common;
 
-use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -166,23 +165,17 @@ fn the_package_installs_serves_and_removes_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut r = BufReader::new(stream.try_clone().unwrap());
-    let mut w = stream;
-    let mut replies = vec![smtp_reply(&mut r)];
-    for l in [
-        "EHLO sender.example.net",
-        "MAIL FROM:<bob@example.net>",
-        "RCPT TO:<ann@example.org>",
-        "DATA",
-        "Subject: packaged\r\n\r\nhello\r\n.",
-        "QUIT",
-    ] {
-        w.write_all(format!("{l}\r\n").as_bytes()).unwrap();
-        replies.push(smtp_reply(&mut r));
-    }
+    let replies = smtp_exchange(
+        stream,
+        &[
+            "EHLO sender.example.net",
+            "MAIL FROM:<bob@example.net>",
+            "RCPT TO:<ann@example.org>",
+            "DATA",
+            "Subject: packaged\r\n\r\nhello\r\n.",
+            "QUIT",
+        ],
+    );
     assert!(replies[5].starts_with("250"), "{replies:?}");
     // runuser's child, the server, runs as sealmail; SIGTERM stops it.
     let runuser = server.0.id();

@@ -24,21 +24,6 @@ const PASSWORD: &str = "Secret-Horse-77-battery";
 const WRONG: &str = "Wrong-Password-99-staple";
 const CANARY: &str = "BODY-CANARY-4711-line";
 
-/// An SMTP exchange: each line sent, each reply read; returns the replies.
-fn smtp(stream: TcpStream, lines: &[String]) -> Vec<String> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut r = BufReader::new(stream.try_clone().unwrap());
-    let mut w = stream;
-    let mut replies = vec![smtp_reply(&mut r)];
-    for l in lines {
-        w.write_all(format!("{l}\r\n").as_bytes()).unwrap();
-        replies.push(smtp_reply(&mut r));
-    }
-    replies
-}
-
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while !cond() {
@@ -85,7 +70,7 @@ fn a_mail_flow_and_an_attack_leave_their_lines_and_no_secret() {
     let (mx, imap) = (env.config.listen.smtp, env.config.listen.imap);
 
     // MX in, one unknown recipient refused.
-    let r = smtp(
+    let r = smtp_exchange(
         TcpStream::connect(mx).unwrap(),
         &[
             "EHLO sender.example.net".into(),

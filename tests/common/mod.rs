@@ -457,6 +457,25 @@ pub fn smtp_reply(r: &mut std::io::BufReader<std::net::TcpStream>) -> String {
     }
 }
 
+/// An SMTP exchange on `stream`: the greeting, then each line sent and
+/// its reply read (60 s each at most); returns every reply.
+#[allow(dead_code)]
+pub fn smtp_exchange<S: AsRef<str>>(stream: std::net::TcpStream, lines: &[S]) -> Vec<String> {
+    use std::io::{BufReader, Write};
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    let mut replies = vec![smtp_reply(&mut r)];
+    for l in lines {
+        w.write_all(format!("{}\r\n", l.as_ref()).as_bytes())
+            .unwrap();
+        replies.push(smtp_reply(&mut r));
+    }
+    replies
+}
+
 /// Sends one message over plain SMTP; returns the final reply.
 pub fn smtp_send(addr: std::net::SocketAddr, rcpt: &str, subject: &str) -> String {
     use std::io::{BufReader, Write};
