@@ -59,7 +59,7 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     let text =
         std::str::from_utf8(line).map_err(|_| ParseError::Syntax("command is not valid UTF-8"))?;
     let (verb, rest) = match text.split_once(' ') {
-        Some((v, r)) => (v, r.trim()),
+        Some((v, r)) => (v, r.trim_ascii()),
         None => (text, ""),
     };
     let none = |c: Command| {
@@ -236,7 +236,7 @@ fn path(s: &str) -> Result<(String, &str), ParseError> {
         .ok_or(ParseError::Syntax("addresses go in angle brackets"))?
         .get(..inner_end - 1)
         .unwrap_or("");
-    let params = s.get(inner_end + 1..).unwrap_or("").trim();
+    let params = s.get(inner_end + 1..).unwrap_or("").trim_ascii();
     let addr = match inner.rsplit_once(':') {
         Some((route, a)) if route.starts_with('@') => a,
         _ => inner,
@@ -557,6 +557,13 @@ mod tests {
         };
         let table: &[(&[u8], Result<Command, ParseError>)] = &[
             (b"EHLO a.example", Ok(C::Ehlo("a.example".into()))),
+            // Only ASCII space and tab separate and are trimmed: a no-break
+            // space stays part of the word, as it does when encoded again.
+            (
+                "EHLO a.example\u{a0}".as_bytes(),
+                Ok(C::Ehlo("a.example\u{a0}".into())),
+            ),
+            ("HELO [\u{a0} x".as_bytes(), Ok(C::Helo("[\u{a0}".into()))),
             (b"ehlo [192.0.2.1] extra", Ok(C::Ehlo("[192.0.2.1]".into()))),
             (b"HELO a", Ok(C::Helo("a".into()))),
             (b"EHLO", syntax("expected a domain or address literal")),
