@@ -375,15 +375,6 @@ fn a_delivery_whose_reply_was_lost_is_retried_and_stored_once() {
     assert!(r[0].ends_with("(MESSAGES 2)"), "{r:?}");
 }
 
-/// Waits (60 s at most) for `cond`.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn spooled(env: &Env) -> usize {
     std::fs::read_dir(env.data().join("cluster-spool"))
         .map(|d| d.count())

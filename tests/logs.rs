@@ -15,7 +15,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
 
 use common::imap::Client;
 use common::*;
@@ -23,14 +22,6 @@ use common::*;
 const PASSWORD: &str = "Secret-Horse-77-battery";
 const WRONG: &str = "Wrong-Password-99-staple";
 const CANARY: &str = "BODY-CANARY-4711-line";
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn imap_login_from(source: IpAddr, imap: SocketAddr, user: &str, password: &str) -> String {
     let s = connect_from(source, imap);

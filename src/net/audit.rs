@@ -1,12 +1,14 @@
 //! One log line per login attempt on IMAP, POP3 and submission, in a form
 //! fail2ban matches (`packaging/fail2ban/`).
 //!
-//! Imports nothing of the crate. Invariants: a password never reaches
+//! Imports its sibling `limits` (why a login was refused). Invariants: a password never reaches
 //! this module; the client's address comes before any text the client
 //! chose, and that text is quoted with its quotes and control characters
 //! escaped, so no user name can pose as another client's address.
 
 use std::net::SocketAddr;
+
+use super::limits::Refused;
 
 /// How a login attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +24,15 @@ pub enum Login {
     Malformed,
     /// The password may have been right, the mailbox could not be opened.
     Unavailable,
+}
+
+impl From<Refused> for Login {
+    fn from(refused: Refused) -> Login {
+        match refused {
+            Refused::AddressBanned => Login::Banned,
+            Refused::AccountBusy => Login::Busy,
+        }
+    }
 }
 
 impl Login {

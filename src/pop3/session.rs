@@ -281,18 +281,14 @@ async fn login(
     let attempt = match ctx.throttle.begin(ip, Some(name)).await {
         Ok(a) => a,
         Err(refused) => {
-            let (text, outcome) = match refused {
-                Refused::AddressBanned => (
-                    "-ERR [AUTH] too many failed logins; try again later",
-                    Login::Banned,
-                ),
-                Refused::AccountBusy => (
-                    "-ERR [SYS/TEMP] too many logins to this account right now; try again shortly",
-                    Login::Busy,
-                ),
-            };
-            audit::login("pop3", peer, name, mechanism, outcome);
-            conn.reply(text).await?;
+            audit::login("pop3", peer, name, mechanism, refused.into());
+            conn.reply(match refused {
+                Refused::AddressBanned => "-ERR [AUTH] too many failed logins; try again later",
+                Refused::AccountBusy => {
+                    "-ERR [SYS/TEMP] too many logins to this account right now; try again shortly"
+                }
+            })
+            .await?;
             return Ok(None);
         }
     };

@@ -159,18 +159,16 @@ pub(super) async fn auth(
     let attempt = match sub.throttle.begin(ip, Some(&user)).await {
         Ok(a) => a,
         Err(refused) => {
-            let (text, outcome) = match refused {
-                Refused::AddressBanned => (
-                    "454 4.7.0 Too many failed logins from your address; try again later",
-                    Login::Banned,
-                ),
-                Refused::AccountBusy => (
-                    "454 4.7.0 Too many logins to this account right now; try again shortly",
-                    Login::Busy,
-                ),
-            };
-            audit::login("submission", peer, &user, mechanism, outcome);
-            conn.reply(text).await?;
+            audit::login("submission", peer, &user, mechanism, refused.into());
+            conn.reply(match refused {
+                Refused::AddressBanned => {
+                    "454 4.7.0 Too many failed logins from your address; try again later"
+                }
+                Refused::AccountBusy => {
+                    "454 4.7.0 Too many logins to this account right now; try again shortly"
+                }
+            })
+            .await?;
             return Ok(Err(1));
         }
     };

@@ -537,6 +537,19 @@ pub fn count(file: &mut sealmail::store::mailbox::Mailbox, sql: &str) -> usize {
     n as usize
 }
 
+/// Polls `cond` until it holds; fails the test naming `what` after 90 s.
+#[allow(dead_code)]
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Waits (up to two minutes) until fewer than `below` bodies of the file
 /// wait for the search index.
 pub fn wait_for_index(file: &mut sealmail::store::mailbox::Mailbox, below: usize) {

@@ -103,17 +103,13 @@ async fn login(
     let attempt = match io.ctx.throttle.begin(ip, Some(user)).await {
         Ok(a) => a,
         Err(refused) => {
-            let (text, outcome) = match refused {
-                Refused::AddressBanned => (
-                    "[UNAVAILABLE] too many failed logins; try again later",
-                    Login::Banned,
-                ),
-                Refused::AccountBusy => (
-                    "[UNAVAILABLE] too many logins to this account right now; try again shortly",
-                    Login::Busy,
-                ),
+            audit::login("imap", peer, user, mechanism, refused.into());
+            let text = match refused {
+                Refused::AddressBanned => "[UNAVAILABLE] too many failed logins; try again later",
+                Refused::AccountBusy => {
+                    "[UNAVAILABLE] too many logins to this account right now; try again shortly"
+                }
             };
-            audit::login("imap", peer, user, mechanism, outcome);
             return Ok((io.no(tag, text).await?, None));
         }
     };
