@@ -3,7 +3,8 @@
 //! ban each leave their line with its fields; no password, message body
 //! line or key appears anywhere in the log; and fail2ban's own
 //! `fail2ban-regex` matches the failed logins with the shipped filter, and
-//! not the successful ones.
+//! not the successful ones. `[log]` writes JSON lines to a file that
+//! SIGUSR1 reopens, with addresses redacted, and a reload changes it.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -52,7 +53,8 @@ fn a_mail_flow_and_an_attack_leave_their_lines_and_no_secret() {
         .replace(
             "submission = \"127.0.0.1:0\"",
             &format!("submission = \"127.0.0.1:{submission}\""),
-        );
+        )
+        .replace("check_senders = false", "check_senders = true");
     std::fs::write(&env.config.file, text).unwrap();
     env.config = sealmail::config::Config::load(env.data()).unwrap();
     let ann = env.alias("ann", PASSWORD);
@@ -142,6 +144,7 @@ with smtplib.SMTP("127.0.0.1", {submission}, timeout=60) as s:
         &format!("rcpts=\"{ann}\""),
         "reply=\"250 ",
         "tls=no",
+        "checks=\"spf=none dkim=none dmarc=none\"",
     ];
     assert!(has(&mx_line), "{log}");
     assert!(
@@ -177,6 +180,8 @@ with smtplib.SMTP("127.0.0.1", {submission}, timeout=60) as s:
             "sealmail::queue:",
             "to=\"someone@nomail.test\"",
             "status=bounced",
+            "dsn=5.0.0",
+            "delay=",
             "null MX"
         ]),
         "{log}"
@@ -232,4 +237,99 @@ with smtplib.SMTP("127.0.0.1", {submission}, timeout=60) as s:
     for m in matched {
         assert!(m.contains("login failed"), "matched: {m}");
     }
+}
+
+/// The lines of a log file that parse as JSON objects.
+fn json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn json_lines_to_a_file_reopened_after_rotation_with_addresses_redacted() {
+    let mut env = Env::subprocess();
+    let text = std::fs::read_to_string(&env.config.file).unwrap();
+    let json = text
+        .replace("format = \"text\"", "format = \"json\"")
+        .replace(
+            "# file = \"/var/log/sealmail/sealmail.log\"",
+            "file = \"sealmail.log\"",
+        )
+        .replace("redact_addresses = false", "redact_addresses = true");
+    assert_ne!(json, text);
+    std::fs::write(&env.config.file, &json).unwrap();
+    env.config = sealmail::config::Config::load(env.data()).unwrap();
+    let ann = env.alias("ann", PASSWORD);
+    let (domain, imap) = (
+        ann.rsplit_once('@').unwrap().1.to_string(),
+        env.config.listen.imap,
+    );
+    let server = env.spawn_server(&[("SEALMAIL_LOG", "sealmail=info")]);
+    let file = env.data().join("sealmail.log");
+    let login =
+        |password: &str| imap_login_from("127.0.0.1".parse().unwrap(), imap, &ann, password);
+    let logins = |path: &std::path::Path| -> Vec<serde_json::Value> {
+        json_lines(path)
+            .into_iter()
+            .filter(|l| l["target"] == "sealmail::login")
+            .collect()
+    };
+
+    // JSON objects with the event's fields at the top level, addresses
+    // redacted to their domain.
+    assert!(login(PASSWORD).contains("OK"));
+    assert!(login(WRONG).contains("NO"));
+    wait_for("two login lines", || logins(&file).len() >= 2);
+    let lines = logins(&file);
+    let ok = lines.iter().find(|l| l["message"] == "login ok").unwrap();
+    assert_eq!(ok["level"], "INFO");
+    assert_eq!(ok["proto"], "imap");
+    assert_eq!(ok["client"], "127.0.0.1");
+    assert_eq!(ok["mechanism"], "LOGIN");
+    assert_eq!(ok["user"], format!("*@{domain}"));
+    assert!(ok["port"].is_u64() && ok["timestamp"].is_string(), "{ok}");
+    let failed = lines
+        .iter()
+        .find(|l| l["message"] == "login failed")
+        .unwrap();
+    assert_eq!(failed["level"], "WARN");
+    assert_eq!(failed["reason"], "auth-failed");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(!written.contains(&ann), "{written}");
+
+    // logrotate moves the file and sends SIGUSR1: the next lines go to a
+    // new file under the old name.
+    let rotated = env.data().join("sealmail.log.1");
+    std::fs::rename(&file, &rotated).unwrap();
+    server.signal("USR1");
+    wait_for("the reopened file", || file.exists());
+    assert!(login(PASSWORD).contains("OK"));
+    wait_for("a login in the new file", || logins(&file).len() == 1);
+    assert_eq!(logins(&rotated).len(), 2);
+
+    // A reload back to text with addresses shown: the next lines follow it.
+    std::fs::write(
+        &env.config.file,
+        json.replace("format = \"json\"", "format = \"text\"")
+            .replace("redact_addresses = true", "redact_addresses = false"),
+    )
+    .unwrap();
+    server.signal("HUP");
+    wait_for("the reload", || {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .contains("configuration reloaded")
+    });
+    assert!(login(PASSWORD).contains("OK"));
+    let expected = "INFO sealmail::login: login ok proto=imap client=127.0.0.1";
+    wait_for("a text line", || {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(expected) && l.contains(&format!("user=\"{ann}\"")))
+    });
+    drop(server);
 }

@@ -2,7 +2,8 @@
 //! certificate files. A new TLS client sees the new certificate, a session
 //! opened before keeps working, and a configuration that no longer
 //! validates (or a key that does not match its certificate) is refused
-//! with the error logged while the server keeps serving what it had.
+//! with the error logged while the server keeps serving what it had. A
+//! new connection cap applies to new connections, not to open ones.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -60,14 +61,6 @@ fn starttls(addr: SocketAddr, pin: [u8; 32]) -> Option<Tls> {
     Some(tls)
 }
 
-fn hup(pid: u32) {
-    let ok = std::process::Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 #[test]
 fn sighup_swaps_the_certificate_and_refuses_a_bad_config() {
     let env = Env::subprocess();
@@ -75,7 +68,6 @@ fn sighup_swaps_the_certificate_and_refuses_a_bad_config() {
     let key = env.config.tls_key.clone();
     let old_pin = sealmail::net::tls::fingerprint(&cert).unwrap();
     let mut server = env.spawn_server(&[("SEALMAIL_LOG", "sealmail=info")]);
-    let pid = server.0.id();
     let imap = env.config.listen.imap;
     let log = || std::fs::read_to_string(env.data().join("serve.log")).unwrap_or_default();
 
@@ -89,7 +81,7 @@ fn sighup_swaps_the_certificate_and_refuses_a_bad_config() {
     assert_ne!(new_pin, old_pin);
     std::fs::copy(&new_key, &key).unwrap();
     std::fs::copy(&new_cert, &cert).unwrap();
-    hup(pid);
+    server.signal("HUP");
     wait_for("the new certificate", || starttls(imap, new_pin).is_some());
     assert!(starttls(imap, old_pin).is_none(), "the old certificate");
     assert!(log().contains("certificate reloaded"), "{}", log());
@@ -110,7 +102,7 @@ fn sighup_swaps_the_certificate_and_refuses_a_bad_config() {
     sealmail::net::tls::ensure_self_signed(&other.path().join("c.pem"), &other_key, "localhost")
         .unwrap();
     std::fs::copy(&other_key, &key).unwrap();
-    hup(pid);
+    server.signal("HUP");
     wait_for("the refusal", || log().contains("certificate not reloaded"));
     assert!(starttls(imap, new_pin).is_some());
     std::fs::copy(&new_key, &key).unwrap();
@@ -119,7 +111,7 @@ fn sighup_swaps_the_certificate_and_refuses_a_bad_config() {
     let file = env.config.file.clone();
     let good = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, format!("{good}\n[imap]\nno_such_setting = 1\n")).unwrap();
-    hup(pid);
+    server.signal("HUP");
     wait_for("the refused reload", || log().contains("reload refused"));
     assert!(starttls(imap, new_pin).is_some());
 
@@ -130,10 +122,42 @@ fn sighup_swaps_the_certificate_and_refuses_a_bad_config() {
     );
     assert_ne!(changed, good);
     std::fs::write(&file, changed).unwrap();
-    hup(pid);
+    server.signal("HUP");
     wait_for("the restart notice", || {
         log().contains("take effect at the next restart")
     });
     assert!(log().contains("pop3"), "{}", log());
     assert!(server.0.try_wait().unwrap().is_none(), "still serving");
+
+    // A lower cap per address applies to new connections; the three open
+    // before it keep working.
+    let source: std::net::IpAddr = "127.0.0.9".parse().unwrap();
+    let greeted = |s: &mut std::net::TcpStream| {
+        let mut line = String::new();
+        BufReader::new(s.try_clone().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line
+    };
+    let mut open: Vec<std::net::TcpStream> = (0..3).map(|_| connect_from(source, imap)).collect();
+    for s in &mut open {
+        assert!(greeted(s).starts_with("* OK"));
+    }
+    std::fs::write(
+        &file,
+        good.replace("connections_per_ip = 50", "connections_per_ip = 2"),
+    )
+    .unwrap();
+    server.signal("HUP");
+    wait_for("the new cap", || {
+        log().contains("in force now settings=limits.connections_per_ip")
+    });
+    let mut fourth = connect_from(source, imap);
+    let refused = greeted(&mut fourth);
+    assert!(refused.contains("Too many connections"), "{refused}");
+    for (i, s) in open.iter_mut().enumerate() {
+        write!(s, "n{i} NOOP\r\n").unwrap();
+        let answer = greeted(s);
+        assert!(answer.starts_with(&format!("n{i} OK")), "{answer}");
+    }
 }

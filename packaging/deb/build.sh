@@ -3,7 +3,7 @@
 #   packaging/deb/build.sh BINARY OUT.deb [COMPRESSION]
 # (`make deb` passes the release binary.) Contents: the binary, the
 # systemd unit, sealmail(1) made from the CLI's own definitions, the
-# fail2ban filter and jail as examples; postinst creates the `sealmail`
+# fail2ban filter and jail and a logrotate file as examples; postinst creates the `sealmail`
 # system user and /var/lib/sealmail (0700, its own).
 set -euo pipefail
 bin=$1
@@ -28,6 +28,7 @@ install -D -m 0644 "$root/README.md" "$doc/README.md"
 install -D -m 0644 "$root/docs/operations.md" "$doc/operations.md"
 install -D -m 0644 "$root/packaging/fail2ban/filter.d/sealmail.conf" "$doc/examples/fail2ban/filter.d/sealmail.conf"
 install -D -m 0644 "$root/packaging/fail2ban/jail.d/sealmail.conf" "$doc/examples/fail2ban/jail.d/sealmail.conf"
+install -D -m 0644 "$root/packaging/logrotate/sealmail" "$doc/examples/logrotate/sealmail"
 printf 'sealmail is free software under the GNU Affero General Public License,\nversion 3 or later: /usr/share/common-licenses/AGPL-3 or https://www.gnu.org/licenses/agpl-3.0.txt\n' \
   > "$doc/copyright"
 

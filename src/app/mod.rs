@@ -320,7 +320,7 @@ pub async fn serve(
         .map_err(|e| AppError::Invalid(e.to_string()))?;
     tasks.spawn(reloads(
         config.clone(),
-        certificates.clone(),
+        (certificates.clone(), tasks.limiter.clone()),
         reload,
         tasks.stop.clone(),
     ));
@@ -398,7 +398,7 @@ pub async fn serve(
     let workers = start_workers(&tasks);
     tracing::info!(data = %config.data_dir.display(), hostname = %config.hostname, "sealmail is ready");
     tasks.ex.run(shutdown).await;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: sessions are told to end");
     stop_tx.close();
     let Tasks {
         ex, tasks, alive, ..
@@ -420,17 +420,29 @@ pub async fn serve(
     for w in workers {
         let _ = w.join();
     }
+    tracing::info!("stopped");
     Ok(())
 }
+
+/// Settings a reload puts in force for what comes next (new connections,
+/// the next log line); the certificate too (`tls.`). Others wait for a
+/// restart.
+const RELOADABLE: [&str; 4] = [
+    "tls.",
+    "log.",
+    "limits.connections_per_ip",
+    "limits.max_connections",
+];
 
 /// Reloads on each message of `reload` until `stop` closes: a
 /// `sealmail.toml` that no longer validates is refused (logged) and
 /// nothing changes; otherwise the certificate and key are read again
-/// (new handshakes use them, open sessions keep theirs), and settings
-/// that changed are named: they apply at the next restart.
+/// (new handshakes use them, open sessions keep theirs), the log settings
+/// and connection caps apply to what comes next (no session is cut), and
+/// other settings that changed are named: they apply at the next restart.
 async fn reloads(
     config: Arc<Config>,
-    certificates: Arc<tls::Certificates>,
+    (certificates, limiter): (Arc<tls::Certificates>, Arc<ConnLimiter>),
     reload: async_channel::Receiver<()>,
     stop: async_channel::Receiver<()>,
 ) {
@@ -446,6 +458,7 @@ async fn reloads(
             return;
         }
         let (running, certs, before) = (config.clone(), certificates.clone(), text.clone());
+        let limiter = limiter.clone();
         let after = blocking::unblock(move || {
             let fresh = match Config::load(&running.data_dir) {
                 Ok(c) => c,
@@ -455,6 +468,15 @@ async fn reloads(
                 }
             };
             let after = read(&fresh);
+            if let Err(e) = crate::util::log::apply(&fresh.log) {
+                tracing::error!(error = %e, "log settings not applied: the ones in force stay");
+            }
+            limiter.set(
+                fresh.connections_per_ip,
+                fresh
+                    .max_connections
+                    .unwrap_or_else(|| default_max_connections(raise_open_files())),
+            );
             if let Err(e) = certs.reload(&fresh.tls_cert, &fresh.tls_key) {
                 tracing::error!(error = %e, "certificate not reloaded: the one in use stays");
             } else {
@@ -463,10 +485,13 @@ async fn reloads(
                     "certificate reloaded: new TLS handshakes use it"
                 );
             }
-            let changed: Vec<String> = crate::config::changed_keys(&before, &after)
-                .into_iter()
-                .filter(|k| !k.starts_with("tls."))
-                .collect();
+            let (applied, changed): (Vec<String>, Vec<String>) =
+                crate::config::changed_keys(&before, &after)
+                    .into_iter()
+                    .partition(|k| RELOADABLE.iter().any(|r| k.starts_with(r)));
+            if !applied.is_empty() {
+                tracing::info!(settings = %applied.join(", "), "changed in sealmail.toml: in force now");
+            }
             if !changed.is_empty() {
                 tracing::warn!(
                     settings = %changed.join(", "),
@@ -564,7 +589,7 @@ impl crate::cluster::Operator for Operator {
                 let outcome =
                     crate::backup::by_password(&config, &control, &address, &password, false)
                         .map_err(|e| e.to_string())?;
-                tracing::info!(%address, "backup asked for by a secondary");
+                tracing::info!(address = %crate::util::log::addr(&address), "backup asked for by a secondary");
                 Ok(outcome.describe(&address))
             }
         }))

@@ -650,6 +650,12 @@ pub fn restore(
             .map_err(StoreError::from)?;
         drop(copy);
         swap_in(&tmp, live_path)?;
+        tracing::info!(
+            mailbox = %manifest.mailbox_id,
+            backup = manifest.created_at,
+            messages = manifest.messages,
+            "mailbox restored"
+        );
         Ok(manifest.messages)
     })();
     remove_db_files(&tmp);

@@ -244,7 +244,12 @@ impl Scheduler {
         result: Result<Outcome, String>,
     ) {
         if let Ok(Outcome::Stored(m)) = &result {
-            tracing::info!(messages = m.messages, size = m.size, "mailbox backed up");
+            tracing::info!(
+                mailbox = mailbox_id,
+                messages = m.messages,
+                size = m.size,
+                "mailbox backed up"
+            );
         }
         let error = result.as_ref().err().cloned();
         self.settle(mailbox_id, result.map(drop));

@@ -218,6 +218,7 @@ fn serve(data: &Path, dev: bool, role: Option<String>, primary: Option<String>) 
     // owner, before anything in it is opened.
     let listeners = app::Listeners::bind(&config)?;
     become_owner(&config.data_dir)?;
+    crate::util::log::apply(&config.log).context("log.file in sealmail.toml")?;
     if dev
         && config.cluster.role != crate::config::Role::Secondary
         && let Some(demo) = app::ensure_demo(&config)?
@@ -225,10 +226,11 @@ fn serve(data: &Path, dev: bool, role: Option<String>, primary: Option<String>) 
         print_demo(&config, &demo)?;
     }
     // SIGINT and SIGTERM stop the server; SIGHUP (`systemctl reload`)
-    // reloads its configuration and certificate.
+    // reloads its configuration and certificate; SIGUSR1 and SIGHUP open
+    // the log file again (after logrotate moved it).
     use async_signal::{Signal, Signals};
     use futures_lite::StreamExt;
-    let mut signals = Signals::new([Signal::Int, Signal::Term, Signal::Hup])
+    let mut signals = Signals::new([Signal::Int, Signal::Term, Signal::Hup, Signal::Usr1])
         .context("cannot install the signal handlers")?;
     if config.cluster.role != crate::config::Role::Secondary {
         warn_required_addresses(&config);
@@ -237,11 +239,19 @@ fn serve(data: &Path, dev: bool, role: Option<String>, primary: Option<String>) 
     let (reload_tx, reload_rx) = async_channel::bounded::<()>(1);
     let _signals = smol::spawn(async move {
         while let Some(Ok(signal)) = signals.next().await {
-            if signal == Signal::Hup {
-                tracing::info!("SIGHUP: reloading");
-                let _ = reload_tx.try_send(());
-            } else {
-                let _ = stop_tx.try_send(());
+            match signal {
+                Signal::Hup | Signal::Usr1 => {
+                    if let Err(e) = crate::util::log::reopen() {
+                        tracing::error!(error = %e, "log file not reopened: the one open stays");
+                    }
+                    if signal == Signal::Hup {
+                        tracing::info!("SIGHUP: reloading");
+                        let _ = reload_tx.try_send(());
+                    }
+                }
+                _ => {
+                    let _ = stop_tx.try_send(());
+                }
             }
         }
     });

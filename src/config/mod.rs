@@ -137,6 +137,8 @@ pub struct Config {
     /// Retries and body keeping of the outbound queue.
     pub queue: QueuePolicy,
     pub cluster: Cluster,
+    /// `[log]`: format, file, address redaction (changeable by reload).
+    pub log: crate::util::log::Settings,
 }
 
 /// What this node does with its peers.

@@ -21,6 +21,7 @@ pub struct Raw {
     pub submission: Option<Submission>,
     pub queue: Option<Queue>,
     pub cluster: Option<Cluster>,
+    pub log: Option<Log>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +97,14 @@ pub struct Relay {
     pub smarthost_user: Option<String>,
     pub smarthost_password: Option<String>,
     pub routes: Option<std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub format: Option<String>,
+    pub file: Option<String>,
+    pub redact_addresses: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

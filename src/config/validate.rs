@@ -82,6 +82,7 @@ impl Validator<'_> {
         }
         let backup = raw.backup.unwrap_or_default();
         Ok(Config {
+            log: self.log(raw.log.unwrap_or_default(), data_dir)?,
             send_limits: self.send_limits(raw.submission.unwrap_or_default())?,
             queue: self.queue(raw.queue.unwrap_or_default())?,
             mx: self.mx(raw.mx.unwrap_or_default())?,
@@ -108,6 +109,34 @@ impl Validator<'_> {
             key_ttl,
             kdf: self.kdf(&keys)?,
             limits,
+        })
+    }
+
+    /// `[log]`: the format, and a file (relative to the data directory)
+    /// instead of standard error.
+    fn log(&self, l: raw::Log, data_dir: &Path) -> Result<crate::util::log::Settings, ConfigError> {
+        use crate::util::log::Format;
+        let format = match l.format.as_deref().unwrap_or("text") {
+            "text" => Format::Text,
+            "json" => Format::Json,
+            other => {
+                return self.err(
+                    "log.format",
+                    format!("{other:?}: expected \"text\" or \"json\""),
+                );
+            }
+        };
+        let file = match l.file.as_deref() {
+            None => None,
+            Some("") => {
+                return self.err("log.file", "empty: leave it out to log to standard error");
+            }
+            Some(f) => Some(data_dir.join(f)),
+        };
+        Ok(crate::util::log::Settings {
+            format,
+            file,
+            redact_addresses: l.redact_addresses.unwrap_or(false),
         })
     }
 

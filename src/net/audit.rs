@@ -1,7 +1,8 @@
 //! One log line per login attempt on IMAP, POP3 and submission, in a form
 //! fail2ban matches (`packaging/fail2ban/`).
 //!
-//! Imports its sibling `limits` (why a login was refused). Invariants: a password never reaches
+//! Imports its sibling `limits` (why a login was refused) and `util`
+//! (address redaction). Invariants: a password never reaches
 //! this module; the client's address comes before any text the client
 //! chose, and that text is quoted with its quotes and control characters
 //! escaped, so no user name can pose as another client's address.
@@ -53,19 +54,23 @@ impl Login {
 /// fault and says `login unavailable`).
 pub fn login(protocol: &str, peer: SocketAddr, user: &str, mechanism: &str, outcome: Login) {
     let (ip, port) = (peer.ip(), peer.port());
+    let user = crate::util::log::addr(user);
+    let user = user.as_ref();
     match outcome {
         Login::Ok => tracing::info!(
             target: "sealmail::login",
-            "login ok proto={protocol} client={ip} port={port} user={user:?} mechanism={mechanism}"
+            proto = %protocol, client = %ip, port, user, mechanism = %mechanism,
+            "login ok"
         ),
         Login::Unavailable => tracing::warn!(
             target: "sealmail::login",
-            "login unavailable proto={protocol} client={ip} port={port} user={user:?} mechanism={mechanism}"
+            proto = %protocol, client = %ip, port, user, mechanism = %mechanism,
+            "login unavailable"
         ),
         failed => tracing::warn!(
             target: "sealmail::login",
-            "login failed proto={protocol} client={ip} port={port} user={user:?} mechanism={mechanism} reason={}",
-            failed.reason()
+            proto = %protocol, client = %ip, port, user, mechanism = %mechanism, reason = %failed.reason(),
+            "login failed"
         ),
     }
 }

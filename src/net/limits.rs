@@ -25,8 +25,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Caps concurrent connections: per client address, per protocol, and
 /// for the whole server.
 pub struct ConnLimiter {
-    per_ip: usize,
-    max_total: usize,
+    /// Both changeable while connections are open (a reload): the new
+    /// caps apply to the next connection, none is cut.
+    per_ip: AtomicUsize,
+    max_total: AtomicUsize,
     state: Mutex<Conns>,
 }
 
@@ -39,7 +41,6 @@ struct Conns {
 /// One protocol's share of the server's connections (its listeners
 /// together): a flood on one port leaves room for the others.
 pub struct ProtocolSlots {
-    max: usize,
     open: Mutex<usize>,
 }
 
@@ -61,17 +62,24 @@ pub struct ConnGuard {
 
 impl ConnLimiter {
     pub fn new(per_ip: usize, max_total: usize) -> Arc<ConnLimiter> {
-        Arc::new(ConnLimiter {
-            per_ip,
-            max_total: max_total.max(1),
+        let limiter = ConnLimiter {
+            per_ip: AtomicUsize::new(0),
+            max_total: AtomicUsize::new(0),
             state: Mutex::new(Conns::default()),
-        })
+        };
+        limiter.set(per_ip, max_total);
+        Arc::new(limiter)
+    }
+
+    /// New caps for the connections to come (a reload).
+    pub fn set(&self, per_ip: usize, max_total: usize) {
+        self.per_ip.store(per_ip, Ordering::Relaxed);
+        self.max_total.store(max_total.max(1), Ordering::Relaxed);
     }
 
     /// A protocol's share: three quarters of the server's connections.
     pub fn protocol(&self) -> Arc<ProtocolSlots> {
         Arc::new(ProtocolSlots {
-            max: (self.max_total * 3 / 4).max(1),
             open: Mutex::new(0),
         })
     }
@@ -84,11 +92,13 @@ impl ConnLimiter {
     ) -> Result<ConnGuard, Full> {
         let mut state = lock(&self.state);
         let mut open = lock(&protocol.open);
-        if state.total >= self.max_total || *open >= protocol.max {
+        let max_total = self.max_total.load(Ordering::Relaxed);
+        let protocol_max = (max_total * 3 / 4).max(1);
+        if state.total >= max_total || *open >= protocol_max {
             return Err(Full::Server);
         }
         let n = state.per_ip.entry(ip).or_insert(0);
-        if *n >= self.per_ip {
+        if *n >= self.per_ip.load(Ordering::Relaxed) {
             return Err(Full::Address);
         }
         *n += 1;
@@ -285,16 +295,37 @@ impl AuthThrottle {
         key: &K,
     ) -> &'m mut Record {
         let r = map.entry(key.clone()).or_insert_with(Record::new);
-        if r.pending == 0 && r.last.elapsed() >= self.policy.window {
+        if self.expired(r) {
             *r = Record::new();
         }
         r
     }
 
+    /// The live record of `ip`; a ban whose window has passed is lifted
+    /// (and logged) here or by `sweep`, whichever comes first.
+    fn ip_record<'m>(&self, ips: &'m mut HashMap<IpAddr, Record>, ip: IpAddr) -> &'m mut Record {
+        if let Some(r) = ips.get(&ip)
+            && self.expired(r)
+        {
+            self.lift(ip, r);
+        }
+        self.record(ips, &ip)
+    }
+
+    fn expired(&self, r: &Record) -> bool {
+        r.pending == 0 && r.last.elapsed() >= self.policy.window
+    }
+
+    fn lift(&self, ip: IpAddr, r: &Record) {
+        if r.failures >= self.policy.ban_ip_after {
+            tracing::info!(target: "sealmail::login", client = %ip, failures = r.failures, "ban lifted");
+        }
+    }
+
     /// True if logins from `ip` are refused for now.
     pub fn banned(&self, ip: IpAddr) -> bool {
         let mut ips = lock(&self.ips);
-        let r = self.record(&mut ips, &ip);
+        let r = self.ip_record(&mut ips, ip);
         r.failures + r.pending >= self.policy.ban_ip_after
     }
 
@@ -315,7 +346,7 @@ impl AuthThrottle {
     ) -> Result<Attempt, Refused> {
         {
             let mut ips = lock(&self.ips);
-            let r = self.record(&mut ips, &ip);
+            let r = self.ip_record(&mut ips, ip);
             if r.failures + r.pending >= self.policy.ban_ip_after {
                 return Err(Refused::AddressBanned);
             }
@@ -353,14 +384,14 @@ impl AuthThrottle {
                 };
                 if queued.fetch_add(1, Ordering::Relaxed) >= self.policy.account_waiters {
                     queued.fetch_sub(1, Ordering::Relaxed);
-                    tracing::warn!(account = %key, %ip, "login refused for now: account under attack, queue full");
+                    tracing::warn!(account = %crate::util::log::addr(&key), %ip, "login refused for now: account under attack, queue full");
                     // It counts against the address, not the account.
                     drop(attempt);
                     self.failed_without_check(ip);
                     return Err(Refused::AccountBusy);
                 }
                 attempt._queued = Some(Queued(queued));
-                tracing::info!(account = %key, %ip, failures, "login waits its turn: account under attack");
+                tracing::info!(account = %crate::util::log::addr(&key), %ip, failures, "login waits its turn: account under attack");
                 attempt._slots.push(turn.acquire_arc().await);
                 let over = failures.saturating_sub(self.policy.slow_account_after);
                 smol::Timer::after(self.delay(over)).await;
@@ -385,7 +416,7 @@ impl AuthThrottle {
         let now = Instant::now();
         let ip_failures = {
             let mut ips = lock(&self.ips);
-            let r = self.record(&mut ips, &ip);
+            let r = self.ip_record(&mut ips, ip);
             r.pending = r.pending.saturating_sub(1);
             if failed {
                 r.failures += 1;
@@ -401,12 +432,12 @@ impl AuthThrottle {
                 r.failures += 1;
                 r.last = now;
                 if r.failures == self.policy.slow_account_after {
-                    tracing::warn!(account = %key, failures = r.failures, "account under attack: unknown addresses now take turns");
+                    tracing::warn!(account = %crate::util::log::addr(key), failures = r.failures, "account under attack: unknown addresses now take turns");
                 }
             }
         }
         if failed && ip_failures == self.policy.ban_ip_after {
-            tracing::warn!(%ip, failures = ip_failures, "address banned from logging in");
+            tracing::warn!(target: "sealmail::login", client = %ip, failures = ip_failures, minutes = self.policy.window.as_secs() / 60, "address banned from logging in");
         }
         ip_failures
     }
@@ -414,10 +445,14 @@ impl AuthThrottle {
     /// Drops records older than the window, and gates and slots nobody
     /// holds.
     pub fn sweep(&self) {
-        let w = self.policy.window;
-        let live = |r: &Record| r.pending > 0 || r.last.elapsed() < w;
-        lock(&self.ips).retain(|_, r| live(r));
-        lock(&self.accounts).retain(|_, r| live(r));
+        lock(&self.ips).retain(|ip, r| {
+            let expired = self.expired(r);
+            if expired {
+                self.lift(*ip, r);
+            }
+            !expired
+        });
+        lock(&self.accounts).retain(|_, r| !self.expired(r));
         lock(&self.gates).retain(|_, g| Arc::strong_count(&g.turn) > 1);
         lock(&self.per_ip).retain(|_, g| Arc::strong_count(g) > 1);
         let k = self.policy.known_for;
@@ -434,7 +469,7 @@ impl AuthThrottle {
     pub fn failed_without_check(&self, ip: IpAddr) -> Duration {
         {
             let mut ips = lock(&self.ips);
-            self.record(&mut ips, &ip).pending += 1;
+            self.ip_record(&mut ips, ip).pending += 1;
         }
         let n = self.settle(ip, None, true);
         self.delay(n.saturating_sub(1))
@@ -493,6 +528,21 @@ mod tests {
         assert_eq!(l.admit(ip, &p).err(), Some(Full::Address));
         assert!(l.admit("192.0.2.2".parse().unwrap(), &p).is_ok());
         drop(a);
+        assert!(l.admit(ip, &p).is_ok());
+    }
+
+    #[test]
+    fn new_caps_apply_to_new_connections_only() {
+        let l = ConnLimiter::new(3, 100);
+        let p = l.protocol();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let held: Vec<ConnGuard> = (0..3).map(|_| l.admit(ip, &p).unwrap()).collect();
+        l.set(1, 100);
+        assert_eq!(l.admit(ip, &p).err(), Some(Full::Address));
+        drop(held);
+        let _one = l.admit(ip, &p).unwrap();
+        assert_eq!(l.admit(ip, &p).err(), Some(Full::Address));
+        l.set(5, 100);
         assert!(l.admit(ip, &p).is_ok());
     }
 

@@ -134,6 +134,8 @@ pub struct Due {
     pub domain: String,
     pub sender: String,
     pub attempts: u32,
+    /// When the message was queued (Unix seconds): the log's delay.
+    pub queued_at: i64,
 }
 
 /// What one attempt came to.
@@ -279,7 +281,8 @@ impl Queue {
         let now = self.clock.now();
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT r.id, r.message_id, r.kind, r.address, r.via, r.domain, m.sender, r.attempts
+            "SELECT r.id, r.message_id, r.kind, r.address, r.via, r.domain, m.sender, r.attempts,
+                    m.created
              FROM recipients r JOIN messages m ON m.id = r.message_id
              WHERE r.state = 'queued' AND r.next_at <= ?1
              ORDER BY r.next_at, r.id LIMIT ?2",
@@ -295,6 +298,7 @@ impl Queue {
                     domain: r.get(5)?,
                     sender: r.get(6)?,
                     attempts: r.get::<_, i64>(7)? as u32,
+                    queued_at: r.get(8)?,
                 })
             })?
             .collect::<Result<_, _>>()?;

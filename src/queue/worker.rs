@@ -175,23 +175,50 @@ async fn record_all(
     blocking(&d.queue, move |q| q.record_all(&pairs)).await
 }
 
-/// One line per recipient and attempt, as Postfix writes them.
+/// One line per recipient and attempt, as Postfix writes them: queue id,
+/// recipient, attempt, seconds since the message was queued, status, the
+/// enhanced status code (RFC 3463) of the answer or its class, and what
+/// the next hop said.
 fn log_outcome(r: &Due, outcome: &Outcome) {
-    let (queue_id, to, attempt) = (r.message_id, &r.address, r.attempts + 1);
+    let (queue_id, attempt) = (r.message_id, r.attempts + 1);
+    let delay = (crate::util::now_unix() - r.queued_at).max(0);
+    let to = crate::util::log::addr(&r.address);
+    let to = to.as_ref();
     match outcome {
         Outcome::Delivered { detail } => tracing::info!(
             target: "sealmail::queue",
-            "queue_id={queue_id} to={to:?} attempt={attempt} status=sent detail={detail:?}"
+            queue_id, to, attempt, delay, status = %"sent", dsn = %dsn(detail, '2'),
+            detail = detail.as_str(),
+            "delivery"
         ),
         Outcome::Temporary { reason, .. } => tracing::warn!(
             target: "sealmail::queue",
-            "queue_id={queue_id} to={to:?} attempt={attempt} status=deferred reason={reason:?}"
+            queue_id, to, attempt, delay, status = %"deferred", dsn = %dsn(reason, '4'),
+            reason = reason.as_str(),
+            "delivery"
         ),
         Outcome::Permanent { reason, .. } => tracing::warn!(
             target: "sealmail::queue",
-            "queue_id={queue_id} to={to:?} attempt={attempt} status=bounced reason={reason:?}"
+            queue_id, to, attempt, delay, status = %"bounced", dsn = %dsn(reason, '5'),
+            reason = reason.as_str(),
+            "delivery"
         ),
     }
+}
+
+/// The first enhanced status code (`class.subject.detail`, RFC 3463) in
+/// `text` whose class is `class`; `class.0.0` when there is none.
+fn dsn(text: &str, class: char) -> String {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find(|word| {
+            let mut parts = word.split('.');
+            parts
+                .next()
+                .is_some_and(|c| c.len() == 1 && c.starts_with(class))
+                && parts.clone().count() == 2
+                && parts.all(|p| (1..=3).contains(&p.len()))
+        })
+        .map_or_else(|| format!("{class}.0.0"), str::to_string)
 }
 
 fn no_resolver() -> Outcome {
@@ -389,5 +416,39 @@ pub async fn run(
             return;
         }
         while wake.try_recv().is_ok() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dsn;
+
+    #[test]
+    fn the_enhanced_status_code_is_found_or_defaulted() {
+        let cases = [
+            (
+                "mx.example.net said: 550 5.1.1 <a@b>: user unknown",
+                '5',
+                "5.1.1",
+            ),
+            (
+                "451 4.7.1 greylisted, try again in 5.0 minutes",
+                '4',
+                "4.7.1",
+            ),
+            ("connection refused by 192.0.2.1", '4', "4.0.0"),
+            (
+                "nomail.test publishes a null MX: it accepts no mail",
+                '5',
+                "5.0.0",
+            ),
+            ("250 2.0.0 Ok: queued as 12.34.56", '2', "2.0.0"),
+            ("v1.2.3 says 5.7.26 unauthenticated", '5', "5.7.26"),
+            ("4.4.1", '5', "5.0.0"),
+            ("", '2', "2.0.0"),
+        ];
+        for (text, class, want) in cases {
+            assert_eq!(dsn(text, class), want, "{text}");
+        }
     }
 }

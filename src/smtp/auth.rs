@@ -13,7 +13,7 @@ use std::time::Duration;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{AuthenticatedMessage, AuthenticationResults, DmarcResult};
+use mail_auth::{AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, SpfResult};
 
 use crate::dns::Dns;
 
@@ -31,6 +31,8 @@ pub struct InboundAuth {
 pub struct Verdict {
     /// A complete `Authentication-Results: …\r\n` header.
     pub header: String,
+    /// The three results for the log: `spf=pass dkim=none dmarc=pass`.
+    pub summary: String,
     /// DMARC failed and the domain asks for rejection.
     pub dmarc_reject: bool,
 }
@@ -55,6 +57,7 @@ impl InboundAuth {
                     "Authentication-Results: {}; spf=temperror; dkim=temperror; dmarc=temperror (checks timed out)\r\n",
                     self.hostname
                 ),
+                summary: "spf=temperror dkim=temperror dmarc=temperror".into(),
                 dmarc_reject: false,
             },
         }
@@ -67,6 +70,7 @@ impl InboundAuth {
                     "Authentication-Results: {}; none (message headers could not be parsed)\r\n",
                     self.hostname
                 ),
+                summary: "spf=none dkim=none dmarc=none".into(),
                 dmarc_reject: false,
             };
         };
@@ -87,7 +91,46 @@ impl InboundAuth {
         let failed = matches!(dmarc.result(), DmarcResult::Fail(_));
         Verdict {
             header: format!("Authentication-Results: {results}\r\n"),
+            summary: summary(&spf, &dkim, &dmarc),
             dmarc_reject: self.dmarc_reject && failed && dmarc.policy() == Policy::Reject,
         }
     }
+}
+
+/// The RFC 8601 result keywords of the three checks; for DKIM the first
+/// passing signature, else the first signature's result.
+fn summary(
+    spf: &mail_auth::SpfOutput,
+    dkim: &[mail_auth::DkimOutput<'_>],
+    dmarc: &mail_auth::DmarcOutput,
+) -> String {
+    let spf = match spf.result() {
+        SpfResult::Pass => "pass",
+        SpfResult::Fail => "fail",
+        SpfResult::SoftFail => "softfail",
+        SpfResult::Neutral => "neutral",
+        SpfResult::TempError => "temperror",
+        SpfResult::PermError => "permerror",
+        SpfResult::None => "none",
+    };
+    let dkim = dkim
+        .iter()
+        .find(|d| matches!(d.result(), DkimResult::Pass))
+        .or_else(|| dkim.first())
+        .map_or("none", |d| match d.result() {
+            DkimResult::Pass => "pass",
+            DkimResult::Fail(_) => "fail",
+            DkimResult::Neutral(_) => "neutral",
+            DkimResult::TempError(_) => "temperror",
+            DkimResult::PermError(_) => "permerror",
+            DkimResult::None => "none",
+        });
+    let dmarc = match dmarc.result() {
+        DmarcResult::Pass => "pass",
+        DmarcResult::Fail(_) => "fail",
+        DmarcResult::TempError(_) => "temperror",
+        DmarcResult::PermError(_) => "permerror",
+        DmarcResult::None => "none",
+    };
+    format!("spf={spf} dkim={dkim} dmarc={dmarc}")
 }

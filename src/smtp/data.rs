@@ -265,6 +265,7 @@ async fn finish(
     mut memory: Reserved,
 ) -> io::Result<()> {
     let mut size = 0u64;
+    let mut checks = None;
     let answer = match (message, &client.state) {
         (Received::Message(spilled, tail), State::Mail(greeting, tx)) => {
             let len = spilled.spilled() + tail.len() as u64;
@@ -291,7 +292,9 @@ async fn finish(
                             tx,
                             account: client.account.as_ref(),
                         };
-                        super::deliver::deliver(ctx, conn, &envelope, m).await
+                        let delivered = super::deliver::deliver(ctx, conn, &envelope, m).await;
+                        checks = delivered.checks;
+                        delivered.reply
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot read a spilled message back");
@@ -310,7 +313,7 @@ async fn finish(
             conn,
             client.account.as_ref(),
             (greeting, tx),
-            size,
+            (size, checks.as_deref()),
             &answer,
         );
     }
@@ -318,32 +321,38 @@ async fn finish(
     conn.reply(&answer).await
 }
 
-/// The transaction's log line: who sent what to whom, and the answer.
+/// The transaction's log line: who sent what to whom, what the sender
+/// checks found (MX), and the answer.
 fn log_transaction(
     ctx: &Smtp,
     conn: &Conn,
     account: Option<&crate::store::Account>,
     (greeting, tx): (&Greeting, &super::envelope::Transaction),
-    size: u64,
+    (size, checks): (u64, Option<&str>),
     answer: &str,
 ) {
+    use crate::util::log::{addr, addrs};
     let service = if ctx.submission.is_some() {
         "submission"
     } else {
         "mx"
     };
-    let user = account.map_or("", |a| a.address.as_str());
+    let user = addr(account.map_or("", |a| a.address.as_str()));
+    let (from, rcpts) = (addr(&tx.from), addrs(&tx.rcpts));
     tracing::info!(
         target: "sealmail::smtp",
-        "{service} id={} client={} port={} tls={} helo={:?} user={user:?} from={:?} rcpts={:?} size={size} reply={:?} ms={}",
-        tx.id,
-        conn.peer.ip(),
-        conn.peer.port(),
-        conn.tls_description(),
-        greeting.helo,
-        tx.from,
-        tx.rcpts.join(","),
-        answer,
-        tx.started.elapsed().as_millis()
+        id = %tx.id,
+        client = %conn.peer.ip(),
+        port = conn.peer.port(),
+        tls = %conn.tls_description(),
+        helo = greeting.helo.as_str(),
+        user = user.as_ref(),
+        from = from.as_ref(),
+        rcpts = rcpts.as_str(),
+        size,
+        checks = checks.unwrap_or("-"),
+        reply = answer,
+        ms = tx.started.elapsed().as_millis() as u64,
+        "{service}"
     );
 }

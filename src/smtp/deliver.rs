@@ -46,7 +46,26 @@ enum Failure {
 /// forwards and webhooks. 250 only if every destination has it; a
 /// temporary failure anywhere answers 4xx, and the destinations that did
 /// get it are remembered so the sending MTA's retry skips them.
-pub async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope<'_>, body: Vec<u8>) -> String {
+pub async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope<'_>, body: Vec<u8>) -> Delivered {
+    let mut checks = None;
+    let reply = deliver_checked(ctx, conn, env, body, &mut checks).await;
+    Delivered { reply, checks }
+}
+
+/// The reply to a finished message, and what the MX's sender checks found
+/// (`spf=pass dkim=none dmarc=pass`, for the log).
+pub struct Delivered {
+    pub reply: String,
+    pub checks: Option<String>,
+}
+
+async fn deliver_checked(
+    ctx: &Smtp,
+    conn: &Conn,
+    env: &Envelope<'_>,
+    body: Vec<u8>,
+    checks: &mut Option<String>,
+) -> String {
     if let Some(refusal) = header_refusal(&body) {
         return refusal;
     }
@@ -66,7 +85,16 @@ pub async fn deliver(ctx: &Smtp, conn: &Conn, env: &Envelope<'_>, body: Vec<u8>)
             .rcpts
             .iter()
             .all(|r| r.rsplit_once('@').is_some_and(|(l, _)| l == "postmaster"));
-    let relayed = match traced(ctx, conn, greeting, from, id, &body, to_postmaster).await {
+    let relayed = match traced(
+        ctx,
+        conn,
+        (greeting, from, id),
+        &body,
+        to_postmaster,
+        checks,
+    )
+    .await
+    {
         Ok(m) => m,
         Err(refusal) => return refusal,
     };
@@ -121,11 +149,10 @@ fn header_refusal(body: &[u8]) -> Option<String> {
 async fn traced(
     ctx: &Smtp,
     conn: &Conn,
-    greeting: &Greeting,
-    from: &str,
-    id: &str,
+    (greeting, from, id): (&Greeting, &str, &str),
     body: &[u8],
     to_postmaster: bool,
+    checks: &mut Option<String>,
 ) -> Result<Vec<u8>, String> {
     let with = match (greeting.esmtp, conn.is_tls()) {
         (true, true) => "ESMTPS",
@@ -143,6 +170,7 @@ async fn traced(
     let mut relayed = Vec::with_capacity(body.len() + 1024);
     if let Some(auth) = &ctx.auth {
         let verdict = auth.check(conn.peer.ip(), &greeting.helo, from, body).await;
+        *checks = Some(verdict.summary.clone());
         if verdict.dmarc_reject && !to_postmaster {
             return Err("550 5.7.1 Rejected: the sender's domain publishes a DMARC reject policy and this message fails it"
                 .to_string());

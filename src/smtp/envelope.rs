@@ -164,10 +164,14 @@ pub async fn mail(
 /// The log line of a refused recipient (the transaction's own line, at
 /// its end, names those accepted).
 fn refused_rcpt(conn: &Conn, id: String, to: &str, code: &str) {
+    let to = crate::util::log::addr(to);
     tracing::info!(
         target: "sealmail::smtp",
-        "rcpt refused id={id} client={} to={to:?} reply={code}",
-        conn.peer.ip()
+        id = %id,
+        client = %conn.peer.ip(),
+        to = to.as_ref(),
+        reply = %code,
+        "rcpt refused"
     );
 }
 

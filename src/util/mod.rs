@@ -1,4 +1,4 @@
-//! Small helpers with no knowledge of mail: randomness, time formatting,
+//! Small helpers with no knowledge of mail: the log's set-up, randomness, time formatting,
 //! durable file writes, group commit of a write-ahead log, a memory budget
 //! and encrypted spill files for messages in flight, HMAC, waiting on a stop signal, the clock that schedules read (faked in
 //! tests).
@@ -7,6 +7,7 @@
 //! file in the same directory, are fsynced, renamed, and the directory is
 //! fsynced, so a crash leaves either no file or the whole file.
 
+pub mod log;
 pub mod spill;
 
 use std::fs::{self, File, OpenOptions};

@@ -157,6 +157,17 @@ impl Env {
 /// A server process, killed when dropped (a failed test leaves none).
 pub struct ServerProcess(pub std::process::Child);
 
+impl ServerProcess {
+    /// Sends `signal` (`HUP`, `USR1`, ...) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{signal}");
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -144,7 +144,7 @@ impl Inner {
         let imported = lock(&import.state).imported;
         if imported > 0 {
             tracing::info!(
-                address = %alias.address,
+                address = %crate::util::log::addr(&alias.address),
                 messages = imported,
                 "sealed mail imported into INBOX"
             );
