@@ -149,6 +149,14 @@ with smtplib.SMTP("127.0.0.1", {submission}, timeout=60) as s:
     assert!(has(&mx_line), "{log}");
     assert!(
         has(&[
+            "sealmail::smtp: mx disconnect client=127.0.0.1",
+            "commands=6 transactions=1 errors=",
+            "end=quit"
+        ]),
+        "{log}"
+    );
+    assert!(
+        has(&[
             "rcpt refused",
             "to=\"nobody@example.org\"",
             "reply=550 5.1.1"

@@ -3,7 +3,8 @@
 //! opened before keeps working, and a configuration that no longer
 //! validates (or a key that does not match its certificate) is refused
 //! with the error logged while the server keeps serving what it had. A
-//! new connection cap applies to new connections, not to open ones.
+//! new connection cap applies to new connections, not to open ones; a new
+//! SMTP command timeout to the next command.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -160,4 +161,25 @@ fn sighup_swaps_the_certificate_and_refuses_a_bad_config() {
         let answer = greeted(s);
         assert!(answer.starts_with(&format!("n{i} OK")), "{answer}");
     }
+
+    // A shorter SMTP command timeout: a silent client is told so and
+    // closed under the new one.
+    std::fs::write(
+        &file,
+        good.replace("command_timeout = \"5m\"", "command_timeout = \"2s\""),
+    )
+    .unwrap();
+    server.signal("HUP");
+    wait_for("the new timeout", || {
+        log()
+            .lines()
+            .any(|l| l.contains("in force now") && l.contains("mx.command_timeout"))
+    });
+    let mut silent = TcpStream::connect(env.config.listen.smtp).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    assert!(greeted(&mut silent).starts_with("220 "));
+    let told = greeted(&mut silent);
+    assert!(told.starts_with("421 4.4.2"), "{told}");
 }

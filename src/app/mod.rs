@@ -30,7 +30,7 @@ use crate::store::control::{Control, ControlError};
 use crate::store::keys::{self, KeyError};
 use crate::store::local::{LocalBackend, LocalConfig};
 use crate::store::{Store, StoreError};
-use crate::util::{create_private_dir, random_fill, write_durable};
+use crate::util::{Live, create_private_dir, random_fill, write_durable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -276,6 +276,66 @@ struct Shared {
     throttle: Arc<AuthThrottle>,
     memory: Arc<crate::util::MemoryBudget>,
     spills: Arc<crate::util::spill::Spills>,
+    live: Reloadable,
+}
+
+/// What a reload changes in the running server, besides the certificate
+/// and the log: each applies to what comes next (a connection, a command,
+/// a message), and nothing open is cut.
+#[derive(Clone)]
+struct Reloadable {
+    limiter: Arc<ConnLimiter>,
+    smtp_timeouts: Live<smtp::Timeouts>,
+    max_recipients: Live<usize>,
+    send_limits: Live<crate::config::SendLimits>,
+}
+
+/// The keys of `sealmail.toml` that `Reloadable`, the certificate
+/// (`tls.`) and the log (`log.`) follow at a reload; others wait for a
+/// restart.
+const RELOADABLE: [&str; 9] = [
+    "tls.",
+    "log.",
+    "limits.connections_per_ip",
+    "limits.max_connections",
+    "mx.command_timeout",
+    "mx.data_timeout",
+    "mx.greet_pause",
+    "mx.max_recipients",
+    "submission.",
+];
+
+impl Reloadable {
+    fn new(config: &Config, limiter: Arc<ConnLimiter>) -> Reloadable {
+        let live = Reloadable {
+            limiter,
+            smtp_timeouts: Live::new(smtp_timeouts(config)),
+            max_recipients: Live::new(config.mx.max_recipients),
+            send_limits: Live::new(config.send_limits),
+        };
+        live.apply(config);
+        live
+    }
+
+    fn apply(&self, config: &Config) {
+        self.limiter.set(
+            config.connections_per_ip,
+            config
+                .max_connections
+                .unwrap_or_else(|| default_max_connections(raise_open_files())),
+        );
+        self.smtp_timeouts.set(smtp_timeouts(config));
+        self.max_recipients.set(config.mx.max_recipients);
+        self.send_limits.set(config.send_limits);
+    }
+}
+
+fn smtp_timeouts(config: &Config) -> smtp::Timeouts {
+    smtp::Timeouts {
+        command: config.mx.command_timeout,
+        data: config.mx.data_timeout,
+        greet_pause: config.mx.greet_pause,
+    }
 }
 
 /// Runs the server on `listeners` until `shutdown` resolves, then stops
@@ -316,11 +376,12 @@ pub async fn serve(
         stop: stop_rx,
         alive: alive_tx,
     };
+    let live = Reloadable::new(&config, tasks.limiter.clone());
     let certificates = tls::Certificates::load(&config.tls_cert, &config.tls_key)
         .map_err(|e| AppError::Invalid(e.to_string()))?;
     tasks.spawn(reloads(
         config.clone(),
-        (certificates.clone(), tasks.limiter.clone()),
+        (certificates.clone(), live.clone()),
         reload,
         tasks.stop.clone(),
     ));
@@ -345,6 +406,7 @@ pub async fn serve(
             config.message_memory - 5 * config.limits.max_message_bytes,
         ),
         spills,
+        live,
     };
     let Listeners {
         smtp,
@@ -424,16 +486,6 @@ pub async fn serve(
     Ok(())
 }
 
-/// Settings a reload puts in force for what comes next (new connections,
-/// the next log line); the certificate too (`tls.`). Others wait for a
-/// restart.
-const RELOADABLE: [&str; 4] = [
-    "tls.",
-    "log.",
-    "limits.connections_per_ip",
-    "limits.max_connections",
-];
-
 /// Reloads on each message of `reload` until `stop` closes: a
 /// `sealmail.toml` that no longer validates is refused (logged) and
 /// nothing changes; otherwise the certificate and key are read again
@@ -442,7 +494,7 @@ const RELOADABLE: [&str; 4] = [
 /// other settings that changed are named: they apply at the next restart.
 async fn reloads(
     config: Arc<Config>,
-    (certificates, limiter): (Arc<tls::Certificates>, Arc<ConnLimiter>),
+    (certificates, live): (Arc<tls::Certificates>, Reloadable),
     reload: async_channel::Receiver<()>,
     stop: async_channel::Receiver<()>,
 ) {
@@ -458,7 +510,7 @@ async fn reloads(
             return;
         }
         let (running, certs, before) = (config.clone(), certificates.clone(), text.clone());
-        let limiter = limiter.clone();
+        let live = live.clone();
         let after = blocking::unblock(move || {
             let fresh = match Config::load(&running.data_dir) {
                 Ok(c) => c,
@@ -471,12 +523,7 @@ async fn reloads(
             if let Err(e) = crate::util::log::apply(&fresh.log) {
                 tracing::error!(error = %e, "log settings not applied: the ones in force stay");
             }
-            limiter.set(
-                fresh.connections_per_ip,
-                fresh
-                    .max_connections
-                    .unwrap_or_else(|| default_max_connections(raise_open_files())),
-            );
+            live.apply(&fresh);
             if let Err(e) = certs.reload(&fresh.tls_cert, &fresh.tls_key) {
                 tracing::error!(error = %e, "certificate not reloaded: the one in use stays");
             } else {
@@ -652,7 +699,7 @@ fn start_smtp(
         queue,
         wake_tx,
         shared.throttle.clone(),
-        config.send_limits,
+        shared.live.send_limits.clone(),
     ));
     let smtp_ctx = |submission| {
         Arc::new(Smtp {
@@ -664,12 +711,8 @@ fn start_smtp(
             hostname: config.hostname.clone(),
             max_message_bytes: config.limits.max_message_bytes,
             mime_limits: config.limits.mime,
-            timeouts: smtp::Timeouts {
-                command: config.mx.command_timeout,
-                data: config.mx.data_timeout,
-                greet_pause: config.mx.greet_pause,
-            },
-            max_recipients: config.mx.max_recipients,
+            timeouts: shared.live.smtp_timeouts.clone(),
+            max_recipients: shared.live.max_recipients.clone(),
             memory: shared.memory.clone(),
             spills: shared.spills.clone(),
             submission,

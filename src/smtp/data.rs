@@ -92,7 +92,7 @@ pub async fn data(ctx: &Smtp, conn: &mut Conn, client: &mut Client) -> io::Resul
             }
         }
     };
-    timed_out_421(with_timeout(ctx.timeouts.data, receive).await, conn).await?;
+    timed_out_421(with_timeout(ctx.timeouts.get().data, receive).await, conn).await?;
     let message = if receiver.too_big {
         Received::TooBig
     } else if receiver.dropped {
@@ -194,7 +194,7 @@ pub async fn bdat(
         }
         Ok(())
     };
-    timed_out_421(with_timeout(ctx.timeouts.data, receive).await, conn).await?;
+    timed_out_421(with_timeout(ctx.timeouts.get().data, receive).await, conn).await?;
     let State::Mail(_, tx) = &mut client.state else {
         return conn.reply("554 5.5.1 No valid recipients").await;
     };
@@ -308,6 +308,7 @@ async fn finish(
     };
     drop(memory);
     if let State::Mail(greeting, tx) = &client.state {
+        client.transactions += 1;
         log_transaction(
             ctx,
             conn,

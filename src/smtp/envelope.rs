@@ -87,6 +87,8 @@ pub struct Client {
     pub unknown_rcpts: u32,
     /// Submission: the authenticated account (kept across RSET and EHLO).
     pub account: Option<Account>,
+    /// Transactions that reached the end of their message (the log).
+    pub transactions: u32,
 }
 
 /// One place a message goes.
@@ -195,7 +197,7 @@ pub async fn rcpt(ctx: &Smtp, conn: &mut Conn, client: &mut Client, to: String) 
             .await;
     }
     // RFC 5321 §4.5.3.1.8 asks for at least 100 (`mx.max_recipients`).
-    if tx.rcpts.len() >= ctx.max_recipients {
+    if tx.rcpts.len() >= ctx.max_recipients.get() {
         return conn
             .reply("452 4.5.3 Too many recipients; send the rest in another message")
             .await;

@@ -32,6 +32,7 @@ use futures_rustls::TlsAcceptor;
 
 use crate::net::listener::Refusals;
 use crate::store::Store;
+use crate::util::Live;
 
 pub use session::serve;
 
@@ -43,8 +44,8 @@ pub struct Smtp {
     pub tls: TlsAcceptor,
     pub hostname: String,
     pub max_message_bytes: u64,
-    /// Recipients per transaction (452 4.5.3 past it).
-    pub max_recipients: usize,
+    /// Recipients per transaction (452 4.5.3 past it); a reload changes it.
+    pub max_recipients: Live<usize>,
     /// Memory for messages in flight, shared with IMAP.
     pub memory: Arc<crate::util::MemoryBudget>,
     /// Where messages over `util::spill::SPILL_AT` wait, encrypted, while
@@ -53,7 +54,8 @@ pub struct Smtp {
     pub mime_limits: crate::store::mime::Limits,
     /// Forwards and webhooks; `None` when no DNS resolver could be set up.
     pub relay: Option<Arc<crate::relay::Relay>>,
-    pub timeouts: Timeouts,
+    /// A reload changes them: read where they apply.
+    pub timeouts: Live<Timeouts>,
     /// Destinations already served for messages whose transaction got 4xx.
     pub delivered: retry::Delivered,
     /// Set on the submission listeners (587, 465): AUTH, sender rules and

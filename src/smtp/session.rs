@@ -39,7 +39,13 @@ pub async fn serve(
 ) {
     let _guard = acc.guard;
     let stream = if implicit_tls {
-        match accept_tls(acc.tcp, &ctx.tls, ctx.timeouts.command.min(TLS_TIMEOUT)).await {
+        match accept_tls(
+            acc.tcp,
+            &ctx.tls,
+            ctx.timeouts.get().command.min(TLS_TIMEOUT),
+        )
+        .await
+        {
             Ok(s) => s,
             Err(_) => return,
         }
@@ -59,11 +65,16 @@ pub async fn serve(
         errors: 0,
         unknown_rcpts: 0,
         account: None,
+        transactions: 0,
     };
-    loop {
-        let timeout = ctx.timeouts.command;
+    let (started, mut commands) = (std::time::Instant::now(), 0u32);
+    let end = loop {
+        let timeout = ctx.timeouts.get().command;
         let next = match conn.next_line(proto::MAX_LINE, timeout, &stop).await {
-            Incoming::Line(l) => step(&ctx, &mut conn, &mut client, &l).await,
+            Incoming::Line(l) => {
+                commands += 1;
+                step(&ctx, &mut conn, &mut client, &l).await
+            }
             Incoming::TooLong => {
                 client.errors += 1;
                 conn.reply("500 5.5.2 Line too long")
@@ -74,29 +85,43 @@ pub async fn serve(
                 let _ = conn
                     .reply("421 4.3.2 Server shutting down; try again later")
                     .await;
-                break;
+                break "shutdown";
             }
             Incoming::TimedOut => {
                 let _ = conn.reply("421 4.4.2 Timeout; closing connection").await;
-                break;
+                break "timeout";
             }
-            Incoming::Closed => break,
+            Incoming::Closed => break "closed",
         };
         match next {
             Ok(Next::Continue) => {}
-            Ok(Next::Quit) | Err(_) => break,
+            Ok(Next::Quit) => break "quit",
+            Err(_) => break "lost",
         }
         if client.errors > MAX_ERRORS {
             let _ = conn
                 .reply("421 4.7.0 Too many errors; closing connection")
                 .await;
-            break;
+            break "errors";
         }
         if conn.flush_unless_pipelined().await.is_err() {
-            break;
+            break "lost";
         }
-    }
+    };
     conn.close().await;
+    tracing::info!(
+        target: "sealmail::smtp",
+        client = %conn.peer.ip(),
+        port = conn.peer.port(),
+        tls = %conn.tls_description(),
+        commands,
+        transactions = client.transactions,
+        errors = client.errors,
+        end = %end,
+        ms = started.elapsed().as_millis() as u64,
+        "{} disconnect",
+        if ctx.submission.is_some() { "submission" } else { "mx" }
+    );
 }
 
 /// The MX's pause before its greeting (Postfix postscreen's "pregreet"
@@ -104,7 +129,7 @@ pub async fn serve(
 /// server, as spam software often does not; it gets 554 and is closed.
 /// False when the connection is done.
 async fn early_talker_waited(ctx: &Smtp, conn: &mut Conn) -> bool {
-    let pause = ctx.timeouts.greet_pause;
+    let pause = ctx.timeouts.get().greet_pause;
     if pause.is_zero() {
         return true;
     }
@@ -151,7 +176,7 @@ async fn step(ctx: &Smtp, conn: &mut Conn, client: &mut Client, line: &[u8]) -> 
         Command::StartTls => {
             conn.reply("220 2.0.0 Ready to start TLS").await?;
             conn.flush().await?;
-            conn.start_tls(&ctx.tls, ctx.timeouts.command.min(TLS_TIMEOUT))
+            conn.start_tls(&ctx.tls, ctx.timeouts.get().command.min(TLS_TIMEOUT))
                 .await?;
             // RFC 3207 §4.2: forget everything learned before TLS.
             client.state = State::Connected;

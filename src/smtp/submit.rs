@@ -38,7 +38,9 @@ pub struct Submission {
     /// Tells the delivery loop that a message is waiting.
     pub wake: async_channel::Sender<()>,
     pub throttle: Arc<AuthThrottle>,
-    pub limits: SendLimits,
+    /// A reload changes them; each message is counted against those in
+    /// force.
+    pub limits: crate::util::Live<SendLimits>,
     dkim: Mutex<HashMap<String, CachedKeys>>,
 }
 
@@ -50,7 +52,7 @@ impl Submission {
         queue: Arc<Queue>,
         wake: async_channel::Sender<()>,
         throttle: Arc<AuthThrottle>,
-        limits: SendLimits,
+        limits: crate::util::Live<SendLimits>,
     ) -> Submission {
         Submission {
             queue,
@@ -233,7 +235,7 @@ pub(super) async fn check_sender(
             account.address
         ));
     }
-    let limits = sub.limits;
+    let limits = sub.limits.get();
     if limits.per_alias == 0 && limits.per_domain == 0 {
         return None;
     }

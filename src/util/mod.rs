@@ -1,4 +1,5 @@
-//! Small helpers with no knowledge of mail: the log's set-up, randomness, time formatting,
+//! Small helpers with no knowledge of mail: the log's set-up, settings a
+//! reload replaces (`Live`), randomness, time formatting,
 //! durable file writes, group commit of a write-ahead log, a memory budget
 //! and encrypted spill files for messages in flight, HMAC, waiting on a stop signal, the clock that schedules read (faked in
 //! tests).
@@ -16,6 +17,31 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A setting a reload may replace while sessions run: readers copy the
+/// value in force when they look, and clones share it.
+#[derive(Debug, Default)]
+pub struct Live<T>(Arc<Mutex<T>>);
+
+impl<T> Clone for Live<T> {
+    fn clone(&self) -> Self {
+        Live(self.0.clone())
+    }
+}
+
+impl<T: Copy> Live<T> {
+    pub fn new(value: T) -> Live<T> {
+        Live(Arc::new(Mutex::new(value)))
+    }
+
+    pub fn get(&self) -> T {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set(&self, value: T) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = value;
+    }
+}
 
 /// Fills `buf` from the operating system's CSPRNG.
 ///
