@@ -240,3 +240,77 @@ fn control_database_and_spool_backups() {
         "{out}"
     );
 }
+
+/// How many messages `addr`'s INBOX holds, opened with `password`.
+fn inbox_count(env: &Env, addr: &str, password: &str) -> usize {
+    let (_b, store) = env.store();
+    let s = unlock(&store, addr, password);
+    block(s.select("INBOX")).unwrap().status.messages as usize
+}
+
+/// A password change rewraps the mailbox's data key and keeps it, so the
+/// current password restores every backup of the mailbox, those taken
+/// under earlier passwords included; an earlier password is refused.
+#[test]
+fn every_backup_restores_with_the_current_password_after_changes() {
+    let env = Env::new();
+    let addr = env.alias("bo", "pw-one");
+    let run = |args: &[&str], password: &str| {
+        let mut cmd = env.bin();
+        cmd.arg("backup")
+            .args(args)
+            .env("SEALMAIL_PASSWORD", password);
+        cmd.output().unwrap()
+    };
+    let append = |password: &str, n: usize| {
+        let (_b, store) = env.store();
+        let s = unlock(&store, &addr, password);
+        for i in 0..n {
+            block(s.append(append_req("INBOX", text_message(&format!("m{i}"), "x")))).unwrap();
+        }
+    };
+    let change = |old: &str, new: &str| {
+        env.control()
+            .change_password(&addr, old, new, env.config.kdf)
+            .unwrap();
+    };
+    append("pw-one", 3);
+    assert!(run(&["now", &addr], "pw-one").status.success());
+    change("pw-one", "pw-two");
+    append("pw-two", 1);
+    // Backup versions are named by the second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(run(&["now", &addr], "pw-two").status.success());
+    change("pw-two", "pw-three");
+
+    let listed = String::from_utf8(run(&["list", &addr], "").stdout).unwrap();
+    let versions: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(versions.len(), 2, "{listed}");
+    for (version, expected) in [(versions[0], 3), (versions[1], 4), (versions[0], 3)] {
+        let out = run(&["restore", &addr, "--at", version], "pw-three");
+        assert!(
+            out.status.success(),
+            "restore {version}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(inbox_count(&env, &addr, "pw-three"), expected);
+    }
+    // After a disk loss, into a data directory without `mailboxes/`.
+    std::fs::remove_dir_all(env.data().join("mailboxes")).unwrap();
+    let out = run(&["restore", &addr, "--at", versions[1]], "pw-three");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(inbox_count(&env, &addr, "pw-three"), 4);
+    for old in ["pw-one", "pw-two"] {
+        let out = run(&["restore", &addr, "--at", versions[0]], old);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("current password"), "{err}");
+    }
+}

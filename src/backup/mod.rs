@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::store::StoreError;
 use crate::store::db::DbKey;
@@ -573,11 +574,16 @@ pub fn restore(
     current_dek: &[u8; 32],
     show_progress: bool,
 ) -> Result<u64, BackupError> {
+    // The key the backup was taken under: a password change rewraps the
+    // mailbox's data key and keeps it, so the current key opens every
+    // backup of the mailbox, whatever password was current then; the
+    // manifest's own wrapping opens it with the password of its time.
     let creds = manifest.credentials.to_credentials()?;
-    let unwrapped = keys::unwrap(&creds, password).map_err(|e| match e {
-        keys::KeyError::WrongPassword => BackupError::WrongPassword,
-        other => BackupError::Damaged(other.to_string()),
-    })?;
+    let dek: Zeroizing<[u8; 32]> = match keys::unwrap(&creds, password) {
+        Ok(unwrapped) => Zeroizing::new(*unwrapped.dek),
+        Err(keys::KeyError::WrongPassword) => Zeroizing::new(*current_dek),
+        Err(other) => return Err(BackupError::Damaged(other.to_string())),
+    };
     let (tmp, _held) = temp_path(data_dir, "restore")?;
     let result = (|| {
         let progress = show_progress
@@ -597,9 +603,9 @@ pub fn restore(
                 "hash or size differs from the manifest ({size} bytes)"
             )));
         }
-        verify_copy(&tmp, &unwrapped.dek, manifest.messages)?;
+        verify_copy(&tmp, &dek, manifest.messages)?;
         let floor = live_uidvalidity(live_path, current_dek);
-        let mut copy = Mailbox::open(&tmp, DbKey::Raw(&unwrapped.dek), Limits::default())?;
+        let mut copy = Mailbox::open(&tmp, DbKey::Raw(&dek), Limits::default())?;
         let conn = copy.connection();
         let tx = conn.transaction().map_err(StoreError::from)?;
         let restored_max: i64 = tx
@@ -638,7 +644,7 @@ pub fn restore(
         )
         .map_err(StoreError::from)?;
         tx.commit().map_err(StoreError::from)?;
-        if *unwrapped.dek != *current_dek {
+        if *dek != *current_dek {
             // The password was reset since: the file takes today's key.
             conn.execute_batch(&format!(
                 "PRAGMA rekey = \"x'{}'\";",

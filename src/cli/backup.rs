@@ -140,6 +140,12 @@ fn mailbox(config: &Config, target: &Target, address: &str, cmd: BackupCmd) -> R
         // Not a mailbox command (`run` sends it to `server`).
         BackupCmd::Server(ref cmd) => return server(config, target, cmd),
         BackupCmd::Restore { at, .. } => {
+            // Into a data directory rebuilt after a loss, `mailboxes/` may
+            // not exist yet.
+            if let Some(dir) = live.parent() {
+                crate::util::create_private_dir(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
             // A running server keeps the file claimed while the mailbox is
             // open; once claimed here, it waits for the swap.
             let Some(_claim) = FileClaim::try_take(&live)? else {
