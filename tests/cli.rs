@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -453,4 +453,61 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// `alias password ADDR --choose`: the owner types the new password (on
+/// standard input here, after the current one); a weak one is refused with
+/// the reason and changes nothing; a good one is never printed, opens the
+/// mailbox with its mail, and the old one no longer does.
+#[test]
+fn an_owner_chooses_a_password_the_operator_never_sees() {
+    let env = Env::new();
+    let addr = env.alias("cleo", "first-password-77");
+    {
+        let (_b, store) = env.store();
+        let s = unlock(&store, &addr, "first-password-77");
+        block(s.append(append_req("INBOX", text_message("kept", "x")))).unwrap();
+    }
+    let choose = |stdin: &str| {
+        let mut child = env
+            .bin()
+            .args(["alias", "password", &addr, "--choose"])
+            .env_remove("SEALMAIL_PASSWORD")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    for (weak, why) in [
+        ("short-1", "at least 12"),
+        ("cleo-cleo-cleo-2026", "part of the address"),
+        ("password123456", "only digits, symbols or common words"),
+    ] {
+        let out = choose(&format!("first-password-77\n{weak}\n"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(why), "{weak}: {err}");
+    }
+    let out = choose("not-the-password\nlantern-grapefruit-74\n");
+    assert!(!out.status.success());
+    let chosen = "lantern-grapefruit-74";
+    let out = choose(&format!("first-password-77\n{chosen}\n"));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("password changed"), "{stdout}");
+    assert!(!stdout.contains(chosen) && !stderr.contains(chosen));
+    let (_b, store) = env.store();
+    assert!(block(store.unlock(&addr, "first-password-77")).is_err());
+    let s = unlock(&store, &addr, chosen);
+    assert_eq!(block(s.select("INBOX")).unwrap().status.messages, 1);
 }

@@ -74,6 +74,13 @@ pub enum AliasCmd {
         /// one can never be opened again and is destroyed.
         #[arg(long)]
         reset: bool,
+        /// The owner types the new password (twice on a terminal, not
+        /// echoed; else SEALMAIL_NEW_PASSWORD or the next line of standard
+        /// input) instead of getting a generated one: the operator never
+        /// sees it. At least 12 characters, not the address, not only
+        /// digits and common words.
+        #[arg(long)]
+        choose: bool,
     },
     /// Set forward targets and webhooks (replacing the current ones).
     Forward {
@@ -307,26 +314,54 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
             remove_mailbox_files(config, &a.mailbox_id)?;
             outln!("removed {}", a.address);
         }
-        AliasCmd::Password { address, reset } => {
-            let new = keys::generate_password()?;
-            if reset {
-                let (old, _) = control.reset_password(&address, &new, config.kdf)?;
-                remove_mailbox_files(config, &old.mailbox_id)?;
-                outln!(
-                    "{}: new empty mailbox; the old one was destroyed",
-                    old.address
-                );
-            } else {
-                let current = read_password(&format!("current password of {address}"))?;
-                let prepared = control.prepare_password(&address, &current, &new, config.kdf)?;
-                // Shown before the commit: if this command dies before it
-                // reports success, the current password still works.
-                outln!("new password (shown once, not stored): {}", new.as_str());
-                control.commit_password(prepared)?;
-                outln!("password changed; the current one no longer works");
-                return Ok(());
+        AliasCmd::Password {
+            address,
+            reset,
+            choose,
+        } => {
+            if control.alias(&address)?.is_none() {
+                bail!("no alias {address}");
             }
-            outln!("new password (shown once, not stored): {}", new.as_str());
+            // Asked first: a wrong current password is refused before the
+            // owner types a new one.
+            let current = if reset {
+                None
+            } else {
+                Some(read_password(&format!("current password of {address}"))?)
+            };
+            let new = if choose {
+                choose_password(&address)?
+            } else {
+                keys::generate_password()?
+            };
+            // A generated one is shown before the commit: if this command
+            // dies before it reports success, the old password still works.
+            let show = |new: &str| {
+                if choose {
+                    Ok(())
+                } else {
+                    outln!("new password (shown once, not stored): {new}");
+                    Ok::<(), anyhow::Error>(())
+                }
+            };
+            match current {
+                None => {
+                    let (old, _) = control.reset_password(&address, &new, config.kdf)?;
+                    remove_mailbox_files(config, &old.mailbox_id)?;
+                    outln!(
+                        "{}: new empty mailbox; the old one was destroyed",
+                        old.address
+                    );
+                    show(&new)?;
+                }
+                Some(current) => {
+                    let prepared =
+                        control.prepare_password(&address, &current, &new, config.kdf)?;
+                    show(&new)?;
+                    control.commit_password(prepared)?;
+                    outln!("password changed; the current one no longer works");
+                }
+            }
         }
         AliasCmd::Forward {
             address,
@@ -393,4 +428,25 @@ fn remove_mailbox_files(config: &Config, mailbox_id: &str) -> Result<()> {
         std::fs::remove_dir_all(spool)?;
     }
     Ok(())
+}
+
+/// The new password an owner types: twice on a terminal, once otherwise;
+/// refused with the reason when it is weak.
+fn choose_password(address: &str) -> Result<zeroize::Zeroizing<String>> {
+    let new = super::read_secret(
+        &format!("new password of {address}"),
+        "SEALMAIL_NEW_PASSWORD",
+    )?;
+    if let Some(why) = keys::weak_password(&new, address) {
+        bail!("that password is too weak: {why}");
+    }
+    if std::env::var_os("SEALMAIL_NEW_PASSWORD").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        let again = super::read_secret("the same again", "SEALMAIL_NEW_PASSWORD")?;
+        if *again != *new {
+            bail!("the two passwords differ; nothing changed");
+        }
+    }
+    Ok(new)
 }

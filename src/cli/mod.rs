@@ -320,7 +320,13 @@ fn print_demo(config: &Config, demo: &app::Demo) -> Result<()> {
 /// A password typed by a user: `SEALMAIL_PASSWORD`, else one line of
 /// standard input, with echo off on a terminal.
 pub(crate) fn read_password(prompt: &str) -> Result<Zeroizing<String>> {
-    if let Ok(p) = std::env::var("SEALMAIL_PASSWORD") {
+    read_secret(prompt, "SEALMAIL_PASSWORD")
+}
+
+/// A password from the environment variable `var`, or else a line of
+/// standard input (not echoed on a terminal).
+pub(crate) fn read_secret(prompt: &str, var: &str) -> Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var(var) {
         return Ok(Zeroizing::new(p));
     }
     let stdin = std::io::stdin();
@@ -339,7 +345,7 @@ pub(crate) fn read_password(prompt: &str) -> Result<Zeroizing<String>> {
     read.context("cannot read the password from standard input")?;
     let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
     if trimmed.is_empty() {
-        anyhow::bail!("no password given (set SEALMAIL_PASSWORD or type it on standard input)");
+        anyhow::bail!("no password given (set {var} or type it on standard input)");
     }
     Ok(trimmed)
 }

@@ -236,6 +236,55 @@ pub fn generate_password() -> Result<Zeroizing<String>, KeyError> {
     Ok(out)
 }
 
+/// The shortest password an owner may choose.
+pub const MIN_CHOSEN_LENGTH: usize = 12;
+
+/// Words that make up most guessed passwords: a chosen password that is
+/// one of them (or several) padded with digits and symbols is refused.
+const COMMON_WORDS: [&str; 24] = [
+    "password", "passwort", "qwerty", "azerty", "qwertz", "asdf", "letmein", "welcome", "admin",
+    "iloveyou", "monkey", "dragon", "sunshine", "football", "baseball", "master", "abc",
+    "changeme", "secret", "login", "mail", "email", "sealmail", "hello",
+];
+
+/// Why a password an owner chose for `address` is too weak, or `None`:
+/// at least 12 characters, not mostly one character, not the address or a
+/// part of it, not only digits, symbols and common words. (Generated passwords need no check: they carry 150 bits.)
+pub fn weak_password(password: &str, address: &str) -> Option<String> {
+    let length = password.chars().count();
+    if length < MIN_CHOSEN_LENGTH {
+        return Some(format!(
+            "it has {length} characters; at least {MIN_CHOSEN_LENGTH} are needed"
+        ));
+    }
+    let lower = password.to_lowercase();
+    let mut distinct: Vec<char> = lower.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 5 {
+        return Some("it repeats too few different characters".into());
+    }
+    let (local, domain) = address
+        .to_lowercase()
+        .rsplit_once('@')
+        .map_or((address.to_lowercase(), String::new()), |(l, d)| {
+            (l.to_string(), d.to_string())
+        });
+    let parts = std::iter::once(local.as_str()).chain(domain.split('.'));
+    if let Some(part) = parts.filter(|p| p.len() >= 4).find(|p| lower.contains(*p)) {
+        return Some(format!("it contains {part:?}, part of the address"));
+    }
+    // Letters of its own once common words are taken out.
+    let mut rest = lower;
+    for word in COMMON_WORDS {
+        rest = rest.replace(word, "");
+    }
+    if !rest.chars().any(char::is_alphabetic) {
+        return Some("it is only digits, symbols or common words; add words of your own".into());
+    }
+    None
+}
+
 /// DEKs of aliases with a live session, so repeat logins and deliveries skip
 /// argon2. An entry expires `ttl` after its last session closed.
 pub struct KeyCache {
@@ -371,6 +420,35 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chosen_passwords_are_checked_for_strength() {
+        let addr = "annabel@example.org";
+        for weak in [
+            "",
+            "short-pw1",
+            "aaaaaaaaaaaaaaa",
+            "abababab1212",
+            "Password12345",
+            "qwerty123456!",
+            "annabel-2026-xyz!",
+            "my-example-horse-9",
+            "123456789012",
+            "iloveyou2026!!",
+            "Welcome!Welcome!",
+        ] {
+            assert!(weak_password(weak, addr).is_some(), "{weak:?} passed");
+        }
+        for strong in [
+            "correct horse battery staple",
+            "Tr0ub4dor&3-plus-more",
+            "grapefruit-lantern-74",
+            "password-grapefruit-lantern",
+            "xk4-9qm-2vv-pp7",
+        ] {
+            assert_eq!(weak_password(strong, addr), None, "{strong:?}");
+        }
+    }
 
     #[test]
     fn argon2_runs_are_bounded() {
