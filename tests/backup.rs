@@ -314,3 +314,113 @@ fn every_backup_restores_with_the_current_password_after_changes() {
         assert!(err.contains("current password"), "{err}");
     }
 }
+
+/// The manifests of `mailbox_id` in the directory target, oldest first.
+fn manifests(env: &Env, mailbox_id: &str) -> Vec<serde_json::Value> {
+    let dir = env.data().join("backups").join(mailbox_id);
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    names.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "json"));
+    names.sort();
+    names
+        .iter()
+        .filter_map(|p| serde_json::from_slice(&std::fs::read(p).ok()?).ok())
+        .collect()
+}
+
+/// Mailboxes whose owners never log in are backed up on schedule too: the
+/// server copies the encrypted file it has closed, without a key (the
+/// same bytes, not stored again while nothing changes), and checks the
+/// copy with the key at the owner's next login. A copy that fails that
+/// check is marked bad and replaced.
+#[test]
+fn mailboxes_of_owners_who_stay_away_are_backed_up_and_checked_at_login() {
+    let mut env = Env::new();
+    env.config.dev = true;
+    env.config.key_ttl = std::time::Duration::ZERO;
+    env.config.backup_policy = Some(sealmail::backup::scheduler::Policy {
+        interval: std::time::Duration::from_secs(2),
+        keep_daily: 7,
+        keep_weekly: 4,
+        concurrency: 2,
+    });
+    let (away, damaged) = (env.alias("away", "pw"), env.alias("damaged", "pw"));
+    let never = env.alias("never", "pw");
+    {
+        let (_b, store) = env.store();
+        for (addr, n) in [(&away, 5), (&damaged, 2)] {
+            let s = unlock(&store, addr, "pw");
+            for i in 0..n {
+                let m = text_message(&format!("m{i}"), &format!("{CANARY} {i}"));
+                block(s.append(append_req("INBOX", m))).unwrap();
+            }
+        }
+    }
+    let id = |addr: &str| env.control().alias(addr).unwrap().unwrap().mailbox_id;
+    let (away_id, damaged_id, never_id) = (id(&away), id(&damaged), id(&never));
+    let server = env.serve();
+    wait_for("backups without the key", || {
+        manifests(&env, &away_id).len() == 1 && manifests(&env, &damaged_id).len() == 1
+    });
+    let first = &manifests(&env, &away_id)[0];
+    assert_eq!(first["verified"], false, "{first}");
+    assert_eq!(first["messages"], 0);
+    // The object is the closed file, byte for byte.
+    let live = env.data().join("mailboxes").join(format!("{away_id}.sqlite"));
+    let object = env
+        .data()
+        .join("backups")
+        .join(&away_id)
+        .join(format!("{:012}.sqlite", first["created_at"].as_i64().unwrap()));
+    assert_eq!(std::fs::read(&object).unwrap(), std::fs::read(&live).unwrap());
+    assert!(files_containing(&env.data().join("backups"), CANARY.as_bytes()).is_empty());
+    let listed = backup(&env, &["list", &away]);
+    assert!(listed.contains("copied while its owner was away"), "{listed}");
+    // No file yet, nothing to back up.
+    assert!(manifests(&env, &never_id).is_empty());
+    // Unchanged over several more passes: not stored again.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(manifests(&env, &away_id).len(), 1);
+
+    // The copy of `damaged` loses bytes in the target.
+    let damaged_first = manifests(&env, &damaged_id)[0].clone();
+    let damaged_object = env
+        .data()
+        .join("backups")
+        .join(&damaged_id)
+        .join(format!("{:012}.sqlite", damaged_first["created_at"].as_i64().unwrap()));
+    let mut bytes = std::fs::read(&damaged_object).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&damaged_object, bytes).unwrap();
+
+    // The owners log in: each newest copy is checked with the key.
+    let a = pop3_login(server.pop3, &away);
+    let d = pop3_login(server.pop3, &damaged);
+    // The damaged copy fails its check and a new backup replaces it
+    // (retention keeps one per day).
+    let replaced = |all: &[serde_json::Value]| {
+        all.len() == 1 && all[0]["created_at"] != damaged_first["created_at"]
+    };
+    wait_for("the check at login", || {
+        manifests(&env, &away_id)[0]["verified"] == true
+            && replaced(&manifests(&env, &damaged_id))
+    });
+    let checked = manifests(&env, &away_id);
+    assert_eq!(checked.len(), 1, "verified in place, not stored again");
+    assert_eq!(checked[0]["messages"], 5);
+    let damaged_all = manifests(&env, &damaged_id);
+    assert_eq!(damaged_all[0]["verified"], true);
+    assert_eq!(damaged_all[0]["messages"], 2);
+    drop((a, d));
+    drop(server);
+
+    // Both restore with the password.
+    let at = |m: &serde_json::Value| m["created"].as_str().unwrap().to_string();
+    let out = backup(&env, &["restore", &away, "--at", &at(&checked[0])]);
+    assert!(out.contains("5 messages"), "{out}");
+    let out = backup(&env, &["restore", &damaged]);
+    assert!(out.contains("2 messages"), "{out}");
+    assert_eq!(inbox_count(&env, &damaged, "pw"), 2);
+}

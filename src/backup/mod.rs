@@ -74,6 +74,20 @@ pub struct Manifest {
     /// The credentials at backup time (wrapped DEK, salt, KDF
     /// parameters), so the password valid then restores it.
     pub credentials: WrappedKey,
+    /// Opened with the key and checked (`quick_check`, message count).
+    /// A copy taken while its owner was away has no key to check it with
+    /// (`messages` is then 0 and `state` names the file's hash); it is
+    /// checked at the owner's next login ([`verify`]).
+    #[serde(default = "checked")]
+    pub verified: bool,
+    /// Why the check with the key failed: the copy is not restored, and a
+    /// new backup replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bad: Option<String>,
+}
+
+fn checked() -> bool {
+    true
 }
 
 /// [`Credentials`] as stored in a manifest (empty for the control
@@ -282,7 +296,7 @@ pub fn backup_now(
             if let Target::Dir(_) = target {
                 scope.spawn(|| std::fs::File::open(&tmp).and_then(|f| f.sync_data()));
             }
-            let checked = check_copy(&mut copy, messages);
+            let checked = check_copy(&mut copy, Some(messages));
             let hashed = hash
                 .join()
                 .unwrap_or_else(|_| Err(std::io::Error::other("hashing thread failed")));
@@ -308,9 +322,119 @@ pub fn backup_now(
             schema_version,
             messages,
             credentials: WrappedKey::from_credentials(credentials),
+            verified: true,
+            bad: None,
         };
         publish(target, &manifest, &tmp, show_progress)?;
         Ok(Outcome::Stored(manifest))
+    })();
+    remove_db_files(&tmp);
+    result
+}
+
+/// Backs up the mailbox file at `live` without its key, for an owner who
+/// is away: the server has the file closed, so claimed whole
+/// ([`FileClaim::try_take`]) nothing writes it while it is copied; a file
+/// whose write-ahead log is not empty (an unclean stop) waits for the
+/// owner's key. The copy is unverified until [`verify`] checks it.
+/// `None`: nothing to do (no file yet, or the server has it open now and
+/// backs it up with the key).
+pub fn backup_closed(
+    target: &Target,
+    data_dir: &Path,
+    mailbox_id: &str,
+    live: &Path,
+    credentials: &Credentials,
+) -> Result<Option<Outcome>, BackupError> {
+    if !live.exists() {
+        return Ok(None);
+    }
+    let previous = latest(target, mailbox_id)?;
+    let (tmp, _held) = temp_path(data_dir, "snapshot")?;
+    let result = (|| {
+        {
+            let Some(_claim) = crate::store::mailbox::FileClaim::try_take(live)? else {
+                return Ok(None);
+            };
+            if !crate::store::mailbox::wal_is_empty(live)? {
+                return Err(BackupError::Check(
+                    "its write-ahead log holds changes not yet in the file (the server stopped \
+                     uncleanly): it is backed up with the owner's key at their next login"
+                        .into(),
+                ));
+            }
+            std::fs::copy(live, &tmp)?;
+        }
+        let (sha256, size) = sha256_file(&tmp)?;
+        // Nothing wrote the file since the newest backup: same bytes.
+        if let Some(last) = previous.as_ref().filter(|m| m.sha256 == sha256) {
+            return Ok(Some(Outcome::Unchanged(last.clone())));
+        }
+        let created_at = next_time(previous.as_ref());
+        let manifest = Manifest {
+            mailbox_id: mailbox_id.to_string(),
+            created_at,
+            created: iso8601_utc(created_at),
+            state: format!("file:{sha256}"),
+            sha256,
+            size,
+            schema_version: previous.as_ref().map_or(0, |m| m.schema_version),
+            messages: 0,
+            credentials: WrappedKey::from_credentials(credentials),
+            verified: false,
+            bad: None,
+        };
+        publish(target, &manifest, &tmp, false)?;
+        Ok(Some(Outcome::Stored(manifest)))
+    })();
+    remove_db_files(&tmp);
+    result
+}
+
+/// Checks with the owner's key a backup copied without it: downloads it,
+/// compares the hash, opens it, runs `quick_check`, and rewrites its
+/// manifest as verified (with its message count and state, so an
+/// unchanged mailbox is not stored again) or as bad (with why).
+pub fn verify(
+    target: &Target,
+    data_dir: &Path,
+    manifest: &Manifest,
+    dek: &[u8; 32],
+) -> Result<Manifest, BackupError> {
+    let (id, at) = (&manifest.mailbox_id, manifest.created_at);
+    let (tmp, _held) = temp_path(data_dir, "verify")?;
+    let result = (|| {
+        target.get_file(&object_key(id, at, "sqlite"), &tmp, None)?;
+        let checked = (|| {
+            let (sha, size) = sha256_file(&tmp)?;
+            if sha != manifest.sha256 || size != manifest.size {
+                return Err(BackupError::Damaged(format!(
+                    "hash or size differs from the manifest ({size} bytes)"
+                )));
+            }
+            let mut copy = open_copy(&tmp, dek)?;
+            check_copy(&mut copy, None)?;
+            let messages = message_count(&mut copy)?;
+            let conn = copy.connection();
+            let state = state_of(conn)?;
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(StoreError::from)?;
+            Ok::<_, BackupError>((messages, state, version))
+        })();
+        let mut updated = manifest.clone();
+        match checked {
+            Ok((messages, state, version)) => {
+                updated.verified = true;
+                updated.messages = messages;
+                updated.state = state;
+                updated.schema_version = version;
+            }
+            Err(e) => updated.bad = Some(e.to_string()),
+        }
+        let json = serde_json::to_vec_pretty(&updated).map_err(std::io::Error::other)?;
+        target.put_bytes(&object_key(id, at, "json"), &json)?;
+        Ok(updated)
     })();
     remove_db_files(&tmp);
     result
@@ -418,7 +542,7 @@ fn swap_in(tmp: &Path, live: &Path) -> Result<(), BackupError> {
 }
 
 /// Opens a copy with `dek`, runs `quick_check` and compares the count.
-fn verify_copy(path: &Path, dek: &[u8; 32], messages: u64) -> Result<(), BackupError> {
+fn verify_copy(path: &Path, dek: &[u8; 32], messages: Option<u64>) -> Result<(), BackupError> {
     check_copy(&mut open_copy(path, dek)?, messages)
 }
 
@@ -427,7 +551,8 @@ fn open_copy(path: &Path, dek: &[u8; 32]) -> Result<Mailbox, BackupError> {
         .map_err(|e| BackupError::Check(format!("the copy does not open: {e}")))
 }
 
-fn check_copy(copy: &mut Mailbox, messages: u64) -> Result<(), BackupError> {
+/// `quick_check`, and the message count when one is known.
+fn check_copy(copy: &mut Mailbox, messages: Option<u64>) -> Result<(), BackupError> {
     let check: String = copy
         .connection()
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
@@ -436,7 +561,9 @@ fn check_copy(copy: &mut Mailbox, messages: u64) -> Result<(), BackupError> {
         return Err(BackupError::Check(format!("quick_check: {check}")));
     }
     let n = message_count(copy)?;
-    if n != messages {
+    if let Some(messages) = messages
+        && n != messages
+    {
         return Err(BackupError::Check(format!(
             "{n} messages in the copy, {messages} in the mailbox"
         )));
@@ -603,7 +730,10 @@ pub fn restore(
                 "hash or size differs from the manifest ({size} bytes)"
             )));
         }
-        verify_copy(&tmp, &dek, manifest.messages)?;
+        if let Some(why) = &manifest.bad {
+            return Err(BackupError::Damaged(format!("it failed its check with the key: {why}")));
+        }
+        verify_copy(&tmp, &dek, manifest.verified.then_some(manifest.messages))?;
         let floor = live_uidvalidity(live_path, current_dek);
         let mut copy = Mailbox::open(&tmp, DbKey::Raw(&dek), Limits::default())?;
         let conn = copy.connection();
@@ -708,6 +838,8 @@ mod tests {
                 identity_wrapped: String::new(),
                 public_key: String::new(),
             },
+            verified: true,
+            bad: None,
         }
     }
 

@@ -1,15 +1,21 @@
-//! The backup scheduler inside the server (no cron): a mailbox whose key
-//! is in memory is backed up once its last success is older than the
-//! interval, with per-mailbox jitter, at most `concurrency` at a time,
-//! retrying failures with backoff, and old backups pruned after each new
-//! one. The control database and the spool (`server`) follow the same
-//! interval when the scheduler has the server key.
+//! The backup scheduler inside the server (no cron): every mailbox is
+//! backed up once its last success is older than the interval, with
+//! per-mailbox jitter, at most `concurrency` at a time, retrying failures
+//! with backoff, and old backups pruned after each new one. A mailbox
+//! whose key is in memory (its owner logged in) is snapshotted and checked
+//! with the key; one whose owner is away is copied as the encrypted file it
+//! is, without a key, and checked with the key at the owner's next login
+//! (a copy that fails the check is marked bad and a new backup taken). The
+//! control database and the spool (`server`) follow the same interval when
+//! the scheduler has the server key.
 //!
-//! Imports `backup`, `store::local` (open mailboxes and their keys) and
-//! `util`. Invariants: only mailboxes whose owner's key is present are
-//! touched (the server holds no other key); a failure never affects mail
-//! flow and leaves the previous backups as they were; time comes from a
-//! [`Clock`], so tests drive days of schedule without waiting.
+//! Imports `backup`, `store::local` (mailboxes and the keys in memory) and
+//! `util`. Invariants: a mailbox is only opened with a key its owner's
+//! login put in memory (the server holds no other key); a file copied
+//! without the key is one the server has closed and claimed, so nothing
+//! writes it meanwhile; a failure never affects mail flow and leaves the
+//! previous backups as they were; time comes from a [`Clock`], so tests
+//! drive days of schedule without waiting.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +24,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::{Outcome, Target};
-use crate::store::local::{LocalBackend, OpenMailbox};
+use crate::store::local::{ClosedMailbox, LocalBackend, OpenMailbox};
 
 pub use crate::config::BackupPolicy as Policy;
 pub use crate::util::{Clock, SystemClock};
@@ -31,6 +37,9 @@ struct State {
     failures: u32,
     /// No attempt before this (backoff after a failure).
     not_before: i64,
+    /// The newest backup was copied without the key (or failed its check
+    /// with it): the next pass with the key checks it, due or not.
+    needs_key: bool,
 }
 
 pub struct Scheduler {
@@ -96,16 +105,11 @@ impl Scheduler {
         }
         let target = self.target.clone();
         let key = id.to_string();
-        let last = blocking::unblock(move || {
-            super::latest(&target, &key)
-                .ok()
-                .flatten()
-                .map(|b| b.created_at)
-        })
-        .await;
+        let last = blocking::unblock(move || super::latest(&target, &key).ok().flatten()).await;
         let s = State {
-            last_ok: last,
+            last_ok: last.as_ref().map(|b| b.created_at),
             first_seen: now,
+            needs_key: last.is_some_and(|b| !b.verified || b.bad.is_some()),
             ..State::default()
         };
         self.states().insert(id.to_string(), s);
@@ -113,14 +117,15 @@ impl Scheduler {
     }
 
     /// One pass: the server's own files when due, then every due mailbox
-    /// among those open.
+    /// whose key is in memory (and any whose newest backup waits for the
+    /// key's check), then every due mailbox whose owner is away.
     pub async fn tick(&self, backend: &LocalBackend) {
         self.server_files().await;
         let now = self.clock.now();
         let mut due = Vec::new();
         for m in backend.open_with_keys() {
             let state = self.state(&m.mailbox_id, now).await;
-            if self.due(&m.mailbox_id, &state, now) {
+            if state.needs_key || self.due(&m.mailbox_id, &state, now) {
                 due.push(m);
             }
         }
@@ -131,6 +136,20 @@ impl Scheduler {
             }
             // The tasks run on the blocking pool side by side; awaiting
             // them in turn only collects the results.
+            for task in running {
+                let (alias_id, mailbox_id, result) = task.await;
+                self.finish(backend, alias_id, &mailbox_id, result.map(Some));
+            }
+        }
+        let mut away = Vec::new();
+        for m in backend.closed_mailboxes() {
+            let state = self.state(&m.mailbox_id, now).await;
+            if self.due(&m.mailbox_id, &state, now) && m.path.exists() {
+                away.push(m);
+            }
+        }
+        for chunk in away.chunks(self.policy.concurrency.max(1)) {
+            let running: Vec<_> = chunk.iter().map(|m| self.start_closed(m)).collect();
             for task in running {
                 let (alias_id, mailbox_id, result) = task.await;
                 self.finish(backend, alias_id, &mailbox_id, result);
@@ -212,6 +231,7 @@ impl Scheduler {
         let dek = m.dek.clone();
         let creds = m.credentials.clone();
         blocking::unblock(move || {
+            check_unverified(&target, &data_dir, &mailbox_id, &dek);
             let result = super::backup_now(
                 &target,
                 &data_dir,
@@ -222,34 +242,69 @@ impl Scheduler {
                 false,
             )
             .map_err(|e| e.to_string());
-            if let Ok(Outcome::Stored(_)) = &result
-                && let Err(e) = super::apply_retention(
-                    &target,
-                    &mailbox_id,
-                    policy.keep_daily,
-                    policy.keep_weekly,
-                )
-            {
-                tracing::warn!(error = %e, "backup retention failed; will retry after the next backup");
+            if let Ok(Outcome::Stored(_)) = &result {
+                retain(&target, &mailbox_id, policy);
             }
             (alias_id, mailbox_id, result)
         })
     }
 
+    /// A backup without the key of a mailbox whose owner is away.
+    fn start_closed(
+        &self,
+        m: &ClosedMailbox,
+    ) -> blocking::Task<(i64, String, Result<Option<Outcome>, String>)> {
+        let target = self.target.clone();
+        let data_dir = self.data_dir.clone();
+        let policy = self.policy;
+        let (alias_id, mailbox_id) = (m.alias_id, m.mailbox_id.clone());
+        let (path, creds) = (m.path.clone(), m.credentials.clone());
+        blocking::unblock(move || {
+            let result = super::backup_closed(&target, &data_dir, &mailbox_id, &path, &creds)
+                .map_err(|e| e.to_string());
+            if let Ok(Some(Outcome::Stored(_))) = &result {
+                retain(&target, &mailbox_id, policy);
+            }
+            (alias_id, mailbox_id, result)
+        })
+    }
+
+    /// `None`: nothing was attempted (the owner came back meanwhile).
     fn finish(
         &self,
         backend: &LocalBackend,
         alias_id: i64,
         mailbox_id: &str,
-        result: Result<Outcome, String>,
+        result: Result<Option<Outcome>, String>,
     ) {
+        let result = match result {
+            Ok(None) => return,
+            Ok(Some(outcome)) => Ok(outcome),
+            Err(e) => Err(e),
+        };
         if let Ok(Outcome::Stored(m)) = &result {
-            tracing::info!(
-                mailbox = mailbox_id,
-                messages = m.messages,
-                size = m.size,
-                "mailbox backed up"
-            );
+            if m.verified {
+                tracing::info!(
+                    mailbox = mailbox_id,
+                    messages = m.messages,
+                    size = m.size,
+                    "mailbox backed up"
+                );
+            } else {
+                tracing::info!(
+                    mailbox = mailbox_id,
+                    size = m.size,
+                    "mailbox backed up without its key (its owner is away): checked at their next login"
+                );
+            }
+        }
+        if let Ok(outcome) = &result {
+            let newest = match outcome {
+                Outcome::Stored(m) | Outcome::Unchanged(m) => m,
+            };
+            if let Some(s) = self.states().get_mut(mailbox_id) {
+                s.needs_key = !newest.verified || newest.bad.is_some();
+            }
         }
         let error = result.as_ref().err().cloned();
         self.settle(mailbox_id, result.map(drop));
@@ -257,6 +312,40 @@ impl Scheduler {
             None => backend.record_backup(alias_id, Ok(())),
             Some(e) => backend.record_backup(alias_id, Err(&e)),
         }
+    }
+}
+
+/// With the owner's key in hand: checks the newest backup if it was
+/// copied without it ([`super::verify`]), logging what it found.
+fn check_unverified(target: &Target, data_dir: &std::path::Path, mailbox_id: &str, dek: &[u8; 32]) {
+    let Ok(Some(newest)) = super::latest(target, mailbox_id) else {
+        return;
+    };
+    if newest.verified || newest.bad.is_some() {
+        return;
+    }
+    match super::verify(target, data_dir, &newest, dek) {
+        Ok(m) if m.bad.is_none() => tracing::info!(
+            mailbox = mailbox_id,
+            backup = m.created_at,
+            messages = m.messages,
+            "backup copied without the key checked with it: verified"
+        ),
+        Ok(m) => tracing::warn!(
+            mailbox = mailbox_id,
+            backup = m.created_at,
+            why = m.bad.as_deref().unwrap_or(""),
+            "backup copied without the key failed its check: marked bad, a new one is taken"
+        ),
+        Err(e) => tracing::warn!(mailbox = mailbox_id, error = %e, "cannot check a backup copied without the key"),
+    }
+}
+
+/// Prunes old backups after a new one.
+fn retain(target: &Target, mailbox_id: &str, policy: Policy) {
+    if let Err(e) = super::apply_retention(target, mailbox_id, policy.keep_daily, policy.keep_weekly)
+    {
+        tracing::warn!(error = %e, "backup retention failed; will retry after the next backup");
     }
 }
 

@@ -87,6 +87,8 @@ pub fn backup_control(
             messages: aliases,
             // Opened with the server key, not a password.
             credentials: WrappedKey::default(),
+            verified: true,
+            bad: None,
         };
         publish(target, &manifest, &tmp, false)?;
         Ok(Outcome::Stored(manifest))

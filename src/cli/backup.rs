@@ -123,11 +123,16 @@ fn mailbox(config: &Config, target: &Target, address: &str, cmd: BackupCmd) -> R
                 eprintln!("last scheduled backup failed at {at}: {error}");
             }
             for m in all {
+                let checked = match (&m.bad, m.verified) {
+                    (Some(why), _) => format!("BAD, not restored: {why}"),
+                    (None, true) => format!("{} messages", m.messages),
+                    (None, false) => "copied while its owner was away; checked at the next login"
+                        .to_string(),
+                };
                 outln!(
-                    "{}\t{} bytes\t{} messages\tsha256 {}",
+                    "{}\t{} bytes\t{checked}\tsha256 {}",
                     m.created,
                     m.size,
-                    m.messages,
                     m.sha256.get(..16).unwrap_or(&m.sha256)
                 );
             }
@@ -240,15 +245,18 @@ fn server(config: &Config, target: &Target, cmd: &ServerCmd) -> Result<()> {
     Ok(())
 }
 
+/// The newest backup at or before `at` (the newest of all without it),
+/// passing over those that failed their check.
 fn pick<'a>(all: &'a [Manifest], at: Option<&str>) -> Result<&'a Manifest> {
+    let good = || all.iter().rev().filter(|m| m.bad.is_none());
     let Some(at) = at else {
-        return all.last().context("no backups to restore");
+        return good().next().context("no backups to restore");
     };
     let limit = match at.parse::<i64>() {
         Ok(t) => t,
         Err(_) => parse_iso(at).with_context(|| format!("{at:?} is not a time"))?,
     };
-    match all.iter().rev().find(|m| m.created_at <= limit) {
+    match good().find(|m| m.created_at <= limit) {
         Some(m) => Ok(m),
         None => bail!("no backup at or before {at}"),
     }

@@ -166,6 +166,38 @@ impl LocalBackend {
         }
         out
     }
+
+    /// Mailbox files no session has open (their owners are away), with
+    /// what a backup without the key needs: the server cannot open them,
+    /// but the encrypted file can be copied while nothing writes it.
+    pub fn closed_mailboxes(&self) -> Vec<ClosedMailbox> {
+        let open: HashSet<i64> = lock(&self.inner.open).keys().copied().collect();
+        let control = lock(&self.inner.control);
+        let Ok(aliases) = control.list_aliases(None) else {
+            return Vec::new();
+        };
+        aliases
+            .into_iter()
+            .filter(|a| a.mailbox && !open.contains(&a.id))
+            .filter_map(|a| {
+                let credentials = control.credentials(a.id).ok().flatten()?;
+                Some(ClosedMailbox {
+                    path: self.inner.mailbox_path(&a),
+                    alias_id: a.id,
+                    mailbox_id: a.mailbox_id,
+                    credentials,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A mailbox file with no session: [`LocalBackend::closed_mailboxes`].
+pub struct ClosedMailbox {
+    pub alias_id: i64,
+    pub mailbox_id: String,
+    pub path: PathBuf,
+    pub credentials: keys::Credentials,
 }
 
 /// Dropping the backend (the server stopping, a command ending, a test

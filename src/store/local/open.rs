@@ -23,6 +23,9 @@ use super::super::keys::Dek;
 use super::super::mailbox::{FileClaim, Limits, Mailbox};
 use super::{Inner, lock};
 
+/// How long opening a mailbox waits for a backup copying its file.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Open files by alias id.
 pub(super) type OpenFiles = HashMap<i64, OpenFile>;
 
@@ -73,10 +76,19 @@ impl Inner {
             return Ok(m);
         }
         let path = self.mailbox_path(alias);
-        let Some(claim) = FileClaim::try_share(&path)? else {
-            return Err(StoreError::Unavailable(
-                "the mailbox is being restored from a backup; try again in a moment".into(),
-            ));
+        // A backup without the key holds the file for as long as a copy
+        // takes: wait for it. A restore by hand may hold it longer.
+        let deadline = std::time::Instant::now() + CLAIM_WAIT;
+        let claim = loop {
+            if let Some(claim) = FileClaim::try_share(&path)? {
+                break claim;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::Unavailable(
+                    "the mailbox is being restored from a backup; try again in a moment".into(),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         };
         let mb = Mailbox::open(&path, DbKey::Raw(dek), self.cfg.limits)?;
         let mb = Arc::new(Mutex::new(mb));
