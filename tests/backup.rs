@@ -367,16 +367,24 @@ fn mailboxes_of_owners_who_stay_away_are_backed_up_and_checked_at_login() {
     assert_eq!(first["verified"], false, "{first}");
     assert_eq!(first["messages"], 0);
     // The object is the closed file, byte for byte.
-    let live = env.data().join("mailboxes").join(format!("{away_id}.sqlite"));
-    let object = env
+    let live = env
         .data()
-        .join("backups")
-        .join(&away_id)
-        .join(format!("{:012}.sqlite", first["created_at"].as_i64().unwrap()));
-    assert_eq!(std::fs::read(&object).unwrap(), std::fs::read(&live).unwrap());
+        .join("mailboxes")
+        .join(format!("{away_id}.sqlite"));
+    let object = env.data().join("backups").join(&away_id).join(format!(
+        "{:012}.sqlite",
+        first["created_at"].as_i64().unwrap()
+    ));
+    assert_eq!(
+        std::fs::read(&object).unwrap(),
+        std::fs::read(&live).unwrap()
+    );
     assert!(files_containing(&env.data().join("backups"), CANARY.as_bytes()).is_empty());
     let listed = backup(&env, &["list", &away]);
-    assert!(listed.contains("copied while its owner was away"), "{listed}");
+    assert!(
+        listed.contains("copied while its owner was away"),
+        "{listed}"
+    );
     // No file yet, nothing to back up.
     assert!(manifests(&env, &never_id).is_empty());
     // Unchanged over several more passes: not stored again.
@@ -385,11 +393,10 @@ fn mailboxes_of_owners_who_stay_away_are_backed_up_and_checked_at_login() {
 
     // The copy of `damaged` loses bytes in the target.
     let damaged_first = manifests(&env, &damaged_id)[0].clone();
-    let damaged_object = env
-        .data()
-        .join("backups")
-        .join(&damaged_id)
-        .join(format!("{:012}.sqlite", damaged_first["created_at"].as_i64().unwrap()));
+    let damaged_object = env.data().join("backups").join(&damaged_id).join(format!(
+        "{:012}.sqlite",
+        damaged_first["created_at"].as_i64().unwrap()
+    ));
     let mut bytes = std::fs::read(&damaged_object).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
@@ -404,8 +411,7 @@ fn mailboxes_of_owners_who_stay_away_are_backed_up_and_checked_at_login() {
         all.len() == 1 && all[0]["created_at"] != damaged_first["created_at"]
     };
     wait_for("the check at login", || {
-        manifests(&env, &away_id)[0]["verified"] == true
-            && replaced(&manifests(&env, &damaged_id))
+        manifests(&env, &away_id)[0]["verified"] == true && replaced(&manifests(&env, &damaged_id))
     });
     let checked = manifests(&env, &away_id);
     assert_eq!(checked.len(), 1, "verified in place, not stored again");

@@ -511,3 +511,66 @@ fn an_owner_chooses_a_password_the_operator_never_sees() {
     let s = unlock(&store, &addr, chosen);
     assert_eq!(block(s.select("INBOX")).unwrap().status.messages, 1);
 }
+
+/// Backups on the data's disk are refused by `init` and by the server
+/// unless accepted (`--allow-same-disk`, `backup.allow_same_disk`), and
+/// `init` says where backups go.
+#[test]
+fn backups_on_the_data_disk_need_consent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, backups) = (dir.path().join("data"), dir.path().join("elsewhere"));
+    let sealmail = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealmail"));
+        cmd.arg("--data").arg(&data);
+        cmd
+    };
+    let out = sealmail()
+        .args(["init", "--backup-dir"])
+        .arg(&backups)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("same disk") && err.contains("--allow-same-disk"),
+        "{err}"
+    );
+    assert!(!data.join("sealmail.toml").exists());
+
+    let out = run_ok(
+        sealmail()
+            .args(["init", "--allow-same-disk", "--backup-dir"])
+            .arg(&backups),
+    );
+    assert!(
+        out.contains(&format!("backups: {}", backups.display())),
+        "{out}"
+    );
+    assert!(out.contains("same disk as the mail"), "{out}");
+    assert_eq!(mode(&backups), 0o700);
+    let config = sealmail::config::Config::load(&data).unwrap();
+    assert_eq!(config.backup_dir, backups);
+
+    // Consent withdrawn in the file: the server does not start.
+    let file = data.join("sealmail.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let ports: Vec<String> = (0..8)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let mut edited = text.replace("allow_same_disk = true", "allow_same_disk = false");
+    for (p, port) in ["25", "587", "465", "143", "993", "110", "995", "7443"]
+        .iter()
+        .zip(&ports)
+    {
+        edited = edited.replace(&format!("\"0.0.0.0:{p}\""), &format!("\"{port}\""));
+    }
+    std::fs::write(&file, edited).unwrap();
+    let out = sealmail()
+        .arg("serve")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("backup.allow_same_disk = true"), "{err}");
+}

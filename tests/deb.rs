@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const DATA: &str = "/var/lib/sealmail";
+const BACKUPS: &str = "/var/backups/sealmail";
 
 fn sh(cmd: &str) -> String {
     run_ok(Command::new("sh").arg("-c").arg(cmd))
@@ -35,6 +36,7 @@ fn clean() {
         .output();
     let _ = Command::new("dpkg").args(["--purge", "sealmail"]).output();
     let _ = std::fs::remove_dir_all(DATA);
+    let _ = std::fs::remove_dir_all(BACKUPS);
     let _ = Command::new("deluser")
         .args(["--system", "sealmail"])
         .output();
@@ -88,6 +90,9 @@ fn the_package_installs_serves_and_removes_cleanly() {
     let meta = std::fs::metadata(DATA).unwrap();
     assert_eq!(meta.uid(), uid);
     assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    let meta = std::fs::metadata(BACKUPS).unwrap();
+    assert_eq!(meta.uid(), uid);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
     assert!(Path::new("/usr/share/man/man1/sealmail.1.gz").exists());
     run_ok(
         Command::new("systemd-analyze").args(["verify", "/lib/systemd/system/sealmail.service"]),
@@ -102,7 +107,27 @@ fn the_package_installs_serves_and_removes_cleanly() {
 
     // The README's path, as root.
     let bin = "/usr/bin/sealmail";
-    run_ok(Command::new(bin).args(["--data", DATA, "init", "--hostname", "mail.example.org"]));
+    // Backups default to /var/backups/sealmail: refused when that is the
+    // data's filesystem (as on this machine), until accepted.
+    let init = || {
+        let mut cmd = Command::new(bin);
+        cmd.args(["--data", DATA, "init", "--hostname", "mail.example.org"]);
+        cmd
+    };
+    let same = sealmail::util::same_filesystem(Path::new(DATA), Path::new(BACKUPS)).unwrap();
+    if same {
+        let out = init().output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("--allow-same-disk"),
+            "{err}"
+        );
+        assert!(!Path::new(DATA).join("sealmail.toml").exists());
+        run_ok(init().arg("--allow-same-disk"));
+    } else {
+        run_ok(&mut init());
+    }
+    owned_by(Path::new(BACKUPS), uid);
     // Loopback ports for the test (the template listens on 0.0.0.0:25...).
     let config = Path::new(DATA).join("sealmail.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();

@@ -57,21 +57,73 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> AppError + '_ {
 /// What `init` created.
 pub struct InitReport {
     pub config_written: bool,
+    /// A new config's backup directory, and whether it shares the data's
+    /// disk.
+    pub backups: Option<(PathBuf, bool)>,
     pub key_written: bool,
     pub cert_written: bool,
 }
 
+/// Where a new data directory's backups go: `dir` (default
+/// `config::DEFAULT_BACKUP_DIR`, or `backups` inside the data directory in
+/// development), and whether it may be on the data's disk.
+#[derive(Clone, Debug, Default)]
+pub struct BackupChoice {
+    pub dir: Option<PathBuf>,
+    pub allow_same_disk: bool,
+}
+
 /// Creates a data directory: config, server key, certificate, databases.
-/// Existing files are kept.
-pub fn init(data: &Path, hostname: &str, dev: bool) -> Result<InitReport, AppError> {
+/// Existing files are kept. A new config's backup directory is created,
+/// and refused on the data's filesystem unless allowed (development
+/// allows it).
+pub fn init(
+    data: &Path,
+    hostname: &str,
+    dev: bool,
+    backups: &BackupChoice,
+) -> Result<InitReport, AppError> {
+    let cfg_path = data.join(config::FILE_NAME);
+    let config_written = !cfg_path.exists();
+    let backup_dir = match (&backups.dir, dev) {
+        (Some(d), _) => d.clone(),
+        (None, true) => PathBuf::from("backups"),
+        (None, false) => PathBuf::from(config::DEFAULT_BACKUP_DIR),
+    };
+    let allow_same_disk = backups.allow_same_disk || dev;
+    let mut report_backups = None;
+    if config_written {
+        let dir = data.join(&backup_dir);
+        let shared = same_disk(data, &dir)?;
+        report_backups = Some((dir.clone(), shared));
+        if !allow_same_disk && shared {
+            return Err(AppError::Invalid(format!(
+                "backups in {} would be on the same disk as the mail in {}: one disk failure would take both. \
+                 Give --backup-dir a directory on another disk, or accept it with --allow-same-disk \
+                 (and later set [backup.s3] in sealmail.toml for copies elsewhere)",
+                dir.display(),
+                data.display()
+            )));
+        }
+    }
     create_private_dir(data).map_err(io_at(data))?;
     // An existing directory is made private too: it will hold keys.
     std::fs::set_permissions(data, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(io_at(data))?;
-    let cfg_path = data.join(config::FILE_NAME);
-    let config_written = !cfg_path.exists();
     if config_written {
-        let text = config::render_template(hostname, dev);
+        let dir = data.join(&backup_dir);
+        create_private_dir(&dir).map_err(|e| {
+            AppError::Invalid(format!(
+                "cannot create the backup directory {}: {e} (give another with --backup-dir)",
+                dir.display()
+            ))
+        })?;
+        let text = config::render_template(
+            hostname,
+            dev,
+            &backup_dir.to_string_lossy(),
+            allow_same_disk,
+        );
         // Validate what is about to be written, so a bad hostname fails here.
         Config::parse(&text, &cfg_path, data)?;
         write_durable(&cfg_path, text.as_bytes(), 0o600).map_err(io_at(&cfg_path))?;
@@ -93,9 +145,48 @@ pub fn init(data: &Path, hostname: &str, dev: bool) -> Result<InitReport, AppErr
     open_control(&config)?;
     Ok(InitReport {
         config_written,
+        backups: report_backups,
         key_written,
         cert_written,
     })
+}
+
+/// Whether a backup directory shares the data directory's filesystem.
+fn same_disk(data: &Path, backups: &Path) -> Result<bool, AppError> {
+    // The data directory may not exist yet: its parent then stands for it.
+    crate::util::same_filesystem(data, backups).map_err(io_at(backups))
+}
+
+/// Backups on the data's disk stop the server unless allowed
+/// (`backup.allow_same_disk`), and are named at every start when allowed;
+/// no backups at all are named too.
+fn check_backup_place(config: &Config) -> Result<(), AppError> {
+    if config.backup_s3.is_some() {
+        return Ok(());
+    }
+    if config.backup_policy.is_none() {
+        tracing::warn!(
+            "scheduled backups are off (backup.schedule = false): nothing copies the mailboxes elsewhere"
+        );
+        return Ok(());
+    }
+    let dir = &config.backup_dir;
+    if !same_disk(&config.data_dir, dir)? {
+        return Ok(());
+    }
+    if config.backup_same_disk {
+        tracing::warn!(
+            dir = %dir.display(),
+            "backups are on the same disk as the mail (backup.allow_same_disk): a disk failure takes both; set backup.dir on another disk or [backup.s3]"
+        );
+        return Ok(());
+    }
+    Err(AppError::Invalid(format!(
+        "{}: backup.dir {} is on the same disk as the data directory, so one disk failure would take the mail and its backups. \
+         Set backup.dir to a directory on another disk, or [backup.s3], or accept the risk with backup.allow_same_disk = true",
+        config.file.display(),
+        dir.display()
+    )))
 }
 
 /// Reads the 32-byte server key.
@@ -387,6 +478,9 @@ pub async fn serve(
     ));
     let tls = tls::server_config(certificates).map_err(|e| AppError::Invalid(e.to_string()))?;
     let tls = futures_rustls::TlsAcceptor::from(tls);
+    if config.cluster.role != crate::config::Role::Secondary {
+        check_backup_place(&config)?;
+    }
     let (backend, store) = open_role_store(&config, listeners.cluster, &mut tasks)?;
     let spill_dir = config.data_dir.join("spill");
     // Spill files left by a crash are removed here.

@@ -731,7 +731,9 @@ pub fn restore(
             )));
         }
         if let Some(why) = &manifest.bad {
-            return Err(BackupError::Damaged(format!("it failed its check with the key: {why}")));
+            return Err(BackupError::Damaged(format!(
+                "it failed its check with the key: {why}"
+            )));
         }
         verify_copy(&tmp, &dek, manifest.verified.then_some(manifest.messages))?;
         let floor = live_uidvalidity(live_path, current_dek);

@@ -337,13 +337,16 @@ fn check_unverified(target: &Target, data_dir: &std::path::Path, mailbox_id: &st
             why = m.bad.as_deref().unwrap_or(""),
             "backup copied without the key failed its check: marked bad, a new one is taken"
         ),
-        Err(e) => tracing::warn!(mailbox = mailbox_id, error = %e, "cannot check a backup copied without the key"),
+        Err(e) => {
+            tracing::warn!(mailbox = mailbox_id, error = %e, "cannot check a backup copied without the key")
+        }
     }
 }
 
 /// Prunes old backups after a new one.
 fn retain(target: &Target, mailbox_id: &str, policy: Policy) {
-    if let Err(e) = super::apply_retention(target, mailbox_id, policy.keep_daily, policy.keep_weekly)
+    if let Err(e) =
+        super::apply_retention(target, mailbox_id, policy.keep_daily, policy.keep_weekly)
     {
         tracing::warn!(error = %e, "backup retention failed; will retry after the next backup");
     }

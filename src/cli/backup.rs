@@ -126,8 +126,9 @@ fn mailbox(config: &Config, target: &Target, address: &str, cmd: BackupCmd) -> R
                 let checked = match (&m.bad, m.verified) {
                     (Some(why), _) => format!("BAD, not restored: {why}"),
                     (None, true) => format!("{} messages", m.messages),
-                    (None, false) => "copied while its owner was away; checked at the next login"
-                        .to_string(),
+                    (None, false) => {
+                        "copied while its owner was away; checked at the next login".to_string()
+                    }
                 };
                 outln!(
                     "{}\t{} bytes\t{checked}\tsha256 {}",

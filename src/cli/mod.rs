@@ -65,6 +65,14 @@ enum Command {
         /// Write a development config (loopback high ports).
         #[arg(long)]
         dev: bool,
+        /// Where backups go: a directory on another disk than the data
+        /// [default: /var/backups/sealmail; ./data/backups with --dev].
+        #[arg(long, value_name = "DIR")]
+        backup_dir: Option<PathBuf>,
+        /// Accept a backup directory on the data's disk (one disk failure
+        /// then takes both; see [backup.s3] in sealmail.toml).
+        #[arg(long)]
+        allow_same_disk: bool,
     },
     /// Run the server until interrupted.
     Serve {
@@ -135,8 +143,17 @@ pub fn main() -> Result<()> {
         become_owner(&data)?;
     }
     match cli.command {
-        Command::Init { hostname, dev } => {
-            let r = app::init(&data, &hostname, dev)?;
+        Command::Init {
+            hostname,
+            dev,
+            backup_dir,
+            allow_same_disk,
+        } => {
+            let choice = app::BackupChoice {
+                dir: backup_dir,
+                allow_same_disk,
+            };
+            let r = app::init(&data, &hostname, dev, &choice)?;
             outln!(
                 "{}: config {}, server key {}, certificate {}",
                 data.display(),
@@ -144,6 +161,17 @@ pub fn main() -> Result<()> {
                 if r.key_written { "written" } else { "kept" },
                 if r.cert_written { "written" } else { "kept" },
             );
+            if let Some((dir, shared)) = &r.backups {
+                outln!(
+                    "backups: {}{}",
+                    dir.display(),
+                    if *shared {
+                        " (on the same disk as the mail: a disk failure takes both; set [backup.s3] or backup.dir on another disk)"
+                    } else {
+                        " (another filesystem than the mail)"
+                    }
+                );
+            }
             Ok(())
         }
         Command::Serve { dev, role, primary } => serve(&data, dev, role, primary),
@@ -197,7 +225,7 @@ fn load(data: &Path) -> Result<Config> {
 
 fn serve(data: &Path, dev: bool, role: Option<String>, primary: Option<String>) -> Result<()> {
     if dev && !data.join(crate::config::FILE_NAME).exists() {
-        app::init(data, "localhost", true)?;
+        app::init(data, "localhost", true, &app::BackupChoice::default())?;
     }
     let mut config = load(data)?;
     if let Some(r) = role {

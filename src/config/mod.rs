@@ -128,6 +128,8 @@ pub struct Config {
     pub relay: Relay,
     /// Where `sealmail backup` keeps backups when no S3 store is set.
     pub backup_dir: PathBuf,
+    /// `backup.allow_same_disk`: backups may share the data's filesystem.
+    pub backup_same_disk: bool,
     /// An S3-compatible store for backups, which wins over `backup_dir`.
     pub backup_s3: Option<S3>,
     /// Scheduled backups; `None` when `backup.schedule` is off.
@@ -291,8 +293,19 @@ pub struct Mx {
     pub max_recipients: usize,
 }
 
-/// Renders the template for a new data directory.
-pub fn render_template(hostname: &str, dev: bool) -> String {
+/// Where backups go when `init` is not told (the Debian place for them;
+/// the package makes it the service's).
+pub const DEFAULT_BACKUP_DIR: &str = "/var/backups/sealmail";
+
+/// Renders the template for a new data directory, with its backup
+/// directory (`[backup] dir`, as written) and whether that may share the
+/// data's disk.
+pub fn render_template(
+    hostname: &str,
+    dev: bool,
+    backup_dir: &str,
+    allow_same_disk: bool,
+) -> String {
     let l = if dev {
         Listen::dev()
     } else {
@@ -301,6 +314,14 @@ pub fn render_template(hostname: &str, dev: bool) -> String {
     TEMPLATE
         .replace("{{hostname}}", hostname)
         .replace("{{dev}}", if dev { "true" } else { "false" })
+        .replace(
+            "{{backup_dir}}",
+            &toml::Value::String(backup_dir.to_string()).to_string(),
+        )
+        .replace(
+            "{{allow_same_disk}}",
+            if allow_same_disk { "true" } else { "false" },
+        )
         .replace("{{smtp}}", &l.smtp.to_string())
         .replace("{{submission}}", &l.submission.to_string())
         .replace("{{submissions}}", &l.submissions.to_string())
@@ -439,10 +460,20 @@ mod tests {
 
     #[test]
     fn template_validates_in_both_modes() {
-        let dev = parse(&render_template("mail.example.org", true)).unwrap();
+        let dev = parse(&render_template("mail.example.org", true, "backups", true)).unwrap();
         assert!(dev.dev);
         assert_eq!(dev.listen, Listen::dev());
-        let prod = parse(&render_template("mail.example.org", false)).unwrap();
+        assert_eq!(dev.backup_dir, Path::new("/d/backups"));
+        assert!(dev.backup_same_disk);
+        let prod = parse(&render_template(
+            "mail.example.org",
+            false,
+            "/srv/backup \"disk\"/sealmail",
+            false,
+        ))
+        .unwrap();
+        assert_eq!(prod.backup_dir, Path::new("/srv/backup \"disk\"/sealmail"));
+        assert!(!prod.backup_same_disk);
         assert_eq!(prod.listen, Listen::production());
         assert_eq!(prod.limits.max_message_bytes, 50 << 20);
         assert_eq!(prod.key_ttl, Duration::from_secs(900));

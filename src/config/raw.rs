@@ -52,6 +52,7 @@ pub struct Queue {
 #[serde(deny_unknown_fields)]
 pub struct Backup {
     pub dir: Option<String>,
+    pub allow_same_disk: Option<bool>,
     pub schedule: Option<bool>,
     pub interval: Option<String>,
     pub keep_daily: Option<i64>,

@@ -90,6 +90,7 @@ impl Validator<'_> {
             nameservers: self.nameservers(raw.dns.unwrap_or_default())?,
             relay: self.relay(raw.relay.unwrap_or_default())?,
             backup_dir: data_dir.join(backup.dir.clone().unwrap_or_else(|| "backups".into())),
+            backup_same_disk: backup.allow_same_disk.unwrap_or(false),
             backup_policy: self.backup_policy(&backup)?,
             backup_s3: self.s3(backup.s3)?,
             connections_per_ip,

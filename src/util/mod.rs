@@ -364,6 +364,27 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
         .create(path)
 }
 
+/// Whether `a` and `b` are on one filesystem (a path that does not exist
+/// yet counts as its nearest existing parent's).
+pub fn same_filesystem(a: &Path, b: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    fn device(p: &Path) -> io::Result<u64> {
+        let mut at = Some(p);
+        while let Some(path) = at {
+            match fs::metadata(path) {
+                Ok(m) => return Ok(m.dev()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => at = path.parent(),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: no part of it exists", p.display()),
+        ))
+    }
+    Ok(device(a)? == device(b)?)
+}
+
 /// Compares two byte strings in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

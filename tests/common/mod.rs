@@ -32,7 +32,12 @@ pub const FAST: KdfParams = KdfParams {
 impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
-        app::init(dir.path(), "mail.example.org", false).expect("init");
+        // Backups inside the test's directory.
+        let backups = app::BackupChoice {
+            dir: Some(dir.path().join("backups")),
+            allow_same_disk: true,
+        };
+        app::init(dir.path(), "mail.example.org", false, &backups).expect("init");
         // No DNS beyond loopback in tests: sender checks run only where a
         // test starts its own DNS server. No pause before the MX greeting
         // but in the test of that pause (each connection would wait 1 s).
