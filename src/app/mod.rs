@@ -158,7 +158,8 @@ fn same_disk(data: &Path, backups: &Path) -> Result<bool, AppError> {
 }
 
 /// Backups on the data's disk stop the server unless allowed
-/// (`backup.allow_same_disk`), and are named at every start when allowed;
+/// (`backup.allow_same_disk`, or a development config), and are named at
+/// every start when allowed;
 /// no backups at all are named too.
 fn check_backup_place(config: &Config) -> Result<(), AppError> {
     if config.backup_s3.is_some() {
@@ -174,7 +175,8 @@ fn check_backup_place(config: &Config) -> Result<(), AppError> {
     if !same_disk(&config.data_dir, dir)? {
         return Ok(());
     }
-    if config.backup_same_disk {
+    // A development server's data is disposable.
+    if config.backup_same_disk || config.dev {
         tracing::warn!(
             dir = %dir.display(),
             "backups are on the same disk as the mail (backup.allow_same_disk): a disk failure takes both; set backup.dir on another disk or [backup.s3]"
