@@ -106,7 +106,7 @@ pub fn mailbox_name(data: &[u8]) {
     }
 }
 
-/// An mbox file being imported.
+/// An mbox file being imported, its flag headers, its folder names.
 pub fn mbox_file(data: &[u8]) {
     let _ = mbox::is_mbox(data);
     let total: usize = mbox::split(data).iter().map(Vec::len).sum();
@@ -114,6 +114,35 @@ pub fn mbox_file(data: &[u8]) {
     assert!(total <= data.len() * 2 + 2);
     let crlf = mbox::to_crlf(data);
     assert!(crlf.len() <= data.len() * 2);
+    // A limited splitter keeps no message longer than its limit.
+    let mut splitter = mbox::Splitter::with_limit(64);
+    for line in data.split_inclusive(|&b| b == b'\n') {
+        if let Some(e) = splitter.line(line) {
+            assert!(e.message.len() <= 64 || e.oversized);
+        }
+        let _ = mbox::from_line_date(line);
+    }
+    // Flag headers come off, and what is left is no longer than before.
+    if let Some((rest, _, keywords)) = mbox::take_flag_headers(data) {
+        assert!(rest.len() <= data.len());
+        assert!(keywords.iter().all(|k| !k.is_empty()));
+    }
+    // A message written and read back is the same (CRLF lines).
+    let message = mbox::to_crlf(data);
+    if !message.is_empty() && message.ends_with(b"\r\n") {
+        let mut file = mbox::from_line("a@b", 0).into_bytes();
+        mbox::write_message(&message, &mut file);
+        let back = mbox::split(&file);
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0], message);
+    }
+    if let Ok(name) = std::str::from_utf8(data) {
+        let file = mbox::folder_file_name(name);
+        assert!(!file.contains('/') && !file.starts_with('.'));
+        if !name.is_empty() {
+            assert_eq!(mbox::folder_from_file_name(&file).as_deref(), Some(name));
+        }
+    }
 }
 
 /// A message being stored: the MIME walk and every leaf's decoding.

@@ -255,23 +255,12 @@ fn pick<'a>(all: &'a [Manifest], at: Option<&str>) -> Result<&'a Manifest> {
     };
     let limit = match at.parse::<i64>() {
         Ok(t) => t,
-        Err(_) => parse_iso(at).with_context(|| format!("{at:?} is not a time"))?,
+        Err(_) => {
+            crate::util::parse_iso8601(at).with_context(|| format!("{at:?} is not a time"))?
+        }
     };
     match good().find(|m| m.created_at <= limit) {
         Some(m) => Ok(m),
         None => bail!("no backup at or before {at}"),
     }
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` (or without seconds, or a date alone).
-fn parse_iso(s: &str) -> Option<i64> {
-    let s = s.trim().trim_end_matches('Z');
-    let (date, time) = s.split_once('T').unwrap_or((s, "00:00:00"));
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, mi) = (t.next()??, t.next().flatten().unwrap_or(0));
-    let sec = t.next().flatten().unwrap_or(0);
-    let days = crate::util::days_from_civil(y, u32::try_from(m).ok()?, u32::try_from(dd).ok()?);
-    Some(days * 86_400 + h * 3600 + mi * 60 + sec)
 }

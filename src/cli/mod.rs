@@ -27,6 +27,7 @@ macro_rules! out {
 mod admin;
 mod backup;
 mod cluster;
+mod export;
 mod mailbox;
 mod queue;
 
@@ -109,13 +110,40 @@ enum Command {
     /// deb` installs it as sealmail(1).
     #[command(hide = true)]
     Manpage,
-    /// Import an mbox or .eml file into a mailbox (needs its password).
+    /// Import mail into a mailbox (needs its password): an mbox file, an
+    /// .eml file, a Maildir, or a directory `sealmail export` wrote (mbox
+    /// files or EML folders, each to its folder).
     Import {
         address: String,
-        file: PathBuf,
-        /// Folder to import into.
-        #[arg(long, default_value = "INBOX")]
-        folder: String,
+        path: PathBuf,
+        /// Put everything into this folder [default: INBOX for a file or
+        /// Maildir, each folder's own name for an export].
+        #[arg(long)]
+        folder: Option<String>,
+        /// Create folders that do not exist.
+        #[arg(long)]
+        create: bool,
+        /// The internal date: the mbox `From ` line or the file's time
+        /// (auto, falling back to the Date header), the Date header, or now.
+        #[arg(long, value_enum, default_value_t = mailbox::DateFrom::Auto)]
+        date_from: mailbox::DateFrom,
+        /// Import messages the folder holds already (same bytes).
+        #[arg(long)]
+        allow_duplicates: bool,
+    },
+    /// Export a mailbox (needs its password): mbox or EML per folder, or
+    /// a plain SQLite copy. Not encrypted: it is for its owner.
+    Export {
+        address: String,
+        #[arg(long, value_enum, default_value_t = export::Format::Mbox)]
+        format: export::Format,
+        /// Only this folder.
+        #[arg(long)]
+        folder: Option<String>,
+        /// Where to write [default: ADDRESS.mbox, ADDRESS.eml (directories)
+        /// or ADDRESS.sqlite].
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -183,9 +211,26 @@ pub fn main() -> Result<()> {
         Command::Queue(cmd) => queue::run(&load(&data)?, cmd),
         Command::Import {
             address,
-            file,
+            path,
             folder,
-        } => mailbox::import(&load(&data)?, &address, &file, &folder),
+            create,
+            date_from,
+            allow_duplicates,
+        } => {
+            let options = mailbox::ImportOptions {
+                folder,
+                create,
+                date_from,
+                allow_duplicates,
+            };
+            mailbox::import(&load(&data)?, &address, &path, &options)
+        }
+        Command::Export {
+            address,
+            format,
+            folder,
+            output,
+        } => export::export(&load(&data)?, &address, format, folder.as_deref(), output),
         Command::Manpage => Ok(()),
     }
 }

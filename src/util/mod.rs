@@ -103,6 +103,20 @@ pub fn iso8601_utc(secs: i64) -> String {
     )
 }
 
+/// The Unix time of `YYYY-MM-DDTHH:MM:SSZ` (seconds or the whole time
+/// may be left out: a date alone is its midnight, UTC).
+pub fn parse_iso8601(s: &str) -> Option<i64> {
+    let s = s.trim().trim_end_matches('Z');
+    let (date, time) = s.split_once('T').unwrap_or((s, "00:00:00"));
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, mi) = (t.next()??, t.next().flatten().unwrap_or(0));
+    let sec = t.next().flatten().unwrap_or(0);
+    let days = days_from_civil(y, u32::try_from(m).ok()?, u32::try_from(dd).ok()?);
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec)
+}
+
 /// `YYYY-MM-DD` of a Unix time shifted by `offset_secs` (a header's zone).
 pub fn date_only(secs: i64, offset_secs: i64) -> String {
     let (y, m, d) = civil_from_days((secs + offset_secs).div_euclid(86_400));

@@ -29,7 +29,7 @@ use crate::util::GroupSync;
 
 pub use bodies::load_message;
 pub use messages::parse_within;
-pub use snapshot::{CopyKind, wal_is_empty};
+pub use snapshot::{CopyKind, export_plain, wal_is_empty};
 
 /// A claim on a mailbox file between processes: whoever has the file open
 /// (the server, `sealmail import`) holds it shared; `sealmail backup

@@ -96,6 +96,32 @@ impl Mailbox {
     }
 }
 
+/// Writes the mailbox file at `path`, opened with `dek`, decrypted into
+/// a new plain SQLite database at `out` (the owner's export): one read
+/// transaction, beside a running server. Returns the message count.
+pub fn export_plain(path: &Path, dek: &[u8; 32], out: &Path) -> Result<u64, StoreError> {
+    let _claim = super::FileClaim::try_share(path)?.ok_or_else(|| {
+        StoreError::Unavailable("the mailbox is being restored; try again when it is done".into())
+    })?;
+    let mut mb = Mailbox::open(
+        path,
+        crate::store::db::DbKey::Raw(dek),
+        super::Limits::default(),
+    )?;
+    let conn = mb.connection();
+    let count: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+    conn.execute(
+        "ATTACH DATABASE ?1 AS plain KEY ''",
+        [out.to_string_lossy().as_ref()],
+    )?;
+    let exported = conn
+        .query_row("SELECT sqlcipher_export('plain')", [], |_| Ok(()))
+        .map_err(StoreError::from);
+    conn.execute_batch("DETACH DATABASE plain")?;
+    exported?;
+    Ok(count as u64)
+}
+
 /// True when the database at `db` has no write-ahead log content: the file
 /// is missing or empty (as `wal_checkpoint(TRUNCATE)` leaves it).
 pub fn wal_is_empty(db: &Path) -> Result<bool, StoreError> {
