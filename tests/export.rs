@@ -236,3 +236,84 @@ fn an_export_killed_midway_leaves_no_complete_looking_output() {
     assert!(said.contains("exported 1500 messages"), "{said}");
     assert!(!partial.exists());
 }
+
+/// A Maildir (Dovecot's, mutt's) with a subfolder: flags from the file
+/// names, dates from the files' times or, asked, from the Date header.
+#[test]
+fn a_maildir_imports_with_its_flags_and_folders() {
+    let env = Env::new();
+    let ann = env.alias("ann", "pw");
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("Maildir");
+    for sub in [
+        "cur",
+        "new",
+        "tmp",
+        ".Archive.2025/cur",
+        ".Archive.2025/new",
+    ] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    let write = |path: &str, subject: &str, mtime: u64| {
+        let p = md.join(path);
+        let lf = String::from_utf8(text_message(subject, "body"))
+            .unwrap()
+            .replace("\r\n", "\n");
+        std::fs::write(&p, lf).unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))
+            .unwrap();
+    };
+    write("new/1700000000.a.host", "unread", 1_700_000_000);
+    write("cur/1700000001.b.host:2,FRS", "flagged", 1_700_000_001);
+    write(
+        ".Archive.2025/cur/1700000002.c.host:2,S",
+        "archived",
+        1_700_000_002,
+    );
+    let said = run(&env, &["import", &ann, md.to_str().unwrap(), "--create"]);
+    assert!(
+        said.contains("imported 3 messages into 2 folders"),
+        "{said}"
+    );
+    let (_b, store) = env.store();
+    let got = contents(&unlock(&store, &ann, "pw"));
+    let inbox = &got["INBOX"];
+    assert_eq!(inbox.len(), 2);
+    let flagged = inbox
+        .iter()
+        .find(|m| m.0.windows(7).any(|w| w == b"flagged"))
+        .unwrap();
+    assert_eq!(flagged.1, Flags::SEEN | Flags::ANSWERED | Flags::FLAGGED);
+    assert_eq!(flagged.3, "2023-11-14T22:13:21Z");
+    assert!(
+        flagged.0.windows(2).any(|w| w == b"\r\n"),
+        "stored with CRLF"
+    );
+    assert_eq!(got["Archive/2025"].len(), 1);
+    assert_eq!(got["Archive/2025"][0].1, Flags::SEEN);
+    drop(store);
+    // The Date header instead, into one named folder.
+    let bo = env.alias("bo", "pw");
+    run(
+        &env,
+        &[
+            "import",
+            &bo,
+            md.to_str().unwrap(),
+            "--folder",
+            "Old",
+            "--create",
+            "--date-from",
+            "header",
+        ],
+    );
+    let (_b, store) = env.store();
+    let got = contents(&unlock(&store, &bo, "pw"));
+    assert_eq!(got["Old"].len(), 3);
+    assert!(
+        got["Old"].iter().all(|m| m.3 == "2026-11-23T10:00:00Z"),
+        "{:?}",
+        got["Old"]
+    );
+}
