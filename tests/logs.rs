@@ -183,9 +183,16 @@ with smtplib.SMTP("127.0.0.1", {submission}, timeout=60) as s:
         ]),
         "{log}"
     );
+    // The queue id of submission's reply names the message in the queue.
+    let queued = log
+        .split("Message queued as ")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a queued reply");
     assert!(
         has(&[
             "sealmail::queue:",
+            &format!("queue_id={queued} "),
             "to=\"someone@nomail.test\"",
             "status=bounced",
             "dsn=5.0.0",

@@ -136,6 +136,8 @@ pub struct Due {
     pub attempts: u32,
     /// When the message was queued (Unix seconds): the log's delay.
     pub queued_at: i64,
+    /// The message's queue id (submission's `250 … queued as QID`).
+    pub qid: String,
 }
 
 /// What one attempt came to.
@@ -282,7 +284,7 @@ impl Queue {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT r.id, r.message_id, r.kind, r.address, r.via, r.domain, m.sender, r.attempts,
-                    m.created
+                    m.created, m.qid
              FROM recipients r JOIN messages m ON m.id = r.message_id
              WHERE r.state = 'queued' AND r.next_at <= ?1
              ORDER BY r.next_at, r.id LIMIT ?2",
@@ -299,6 +301,7 @@ impl Queue {
                     sender: r.get(6)?,
                     attempts: r.get::<_, i64>(7)? as u32,
                     queued_at: r.get(8)?,
+                    qid: r.get(9)?,
                 })
             })?
             .collect::<Result<_, _>>()?;

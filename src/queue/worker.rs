@@ -180,26 +180,26 @@ async fn record_all(
 /// enhanced status code (RFC 3463) of the answer or its class, and what
 /// the next hop said.
 fn log_outcome(r: &Due, outcome: &Outcome) {
-    let (queue_id, attempt) = (r.message_id, r.attempts + 1);
+    let (queue_id, attempt) = (r.qid.as_str(), r.attempts + 1);
     let delay = (crate::util::now_unix() - r.queued_at).max(0);
     let to = crate::util::log::addr(&r.address);
     let to = to.as_ref();
     match outcome {
         Outcome::Delivered { detail } => tracing::info!(
             target: "sealmail::queue",
-            queue_id, to, attempt, delay, status = %"sent", dsn = %dsn(detail, '2'),
+            queue_id = %queue_id, to, attempt, delay, status = %"sent", dsn = %dsn(detail, '2'),
             detail = detail.as_str(),
             "delivery"
         ),
         Outcome::Temporary { reason, .. } => tracing::warn!(
             target: "sealmail::queue",
-            queue_id, to, attempt, delay, status = %"deferred", dsn = %dsn(reason, '4'),
+            queue_id = %queue_id, to, attempt, delay, status = %"deferred", dsn = %dsn(reason, '4'),
             reason = reason.as_str(),
             "delivery"
         ),
         Outcome::Permanent { reason, .. } => tracing::warn!(
             target: "sealmail::queue",
-            queue_id, to, attempt, delay, status = %"bounced", dsn = %dsn(reason, '5'),
+            queue_id = %queue_id, to, attempt, delay, status = %"bounced", dsn = %dsn(reason, '5'),
             reason = reason.as_str(),
             "delivery"
         ),
