@@ -430,3 +430,152 @@ fn mailboxes_of_owners_who_stay_away_are_backed_up_and_checked_at_login() {
     assert!(out.contains("2 messages"), "{out}");
     assert_eq!(inbox_count(&env, &damaged, "pw"), 2);
 }
+
+/// Folder → sorted (subject line, flags) of a mailbox, and its INBOX's
+/// UIDVALIDITY.
+fn snapshot_of(
+    env: &Env,
+    addr: &str,
+) -> (std::collections::BTreeMap<String, Vec<(String, u8)>>, u32) {
+    let (_b, store) = env.store();
+    let s = unlock(&store, addr, "pw");
+    block(s.settle()).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    let mut validity = 0;
+    for f in block(s.list_folders()).unwrap() {
+        if f.nonexistent {
+            continue;
+        }
+        let info = block(s.select(&f.name)).unwrap();
+        if f.name == "INBOX" {
+            validity = info.status.uidvalidity;
+        }
+        let what = FetchWhat {
+            sections: vec![Section {
+                path: vec![],
+                kind: SectionKind::Whole,
+            }],
+            ..Default::default()
+        };
+        let mut all: Vec<(String, u8)> = block(s.fetch(&f.name, UidSet::all(), what))
+            .unwrap()
+            .into_iter()
+            .map(|m| {
+                let text = String::from_utf8_lossy(&m.sections[0].1).to_string();
+                let subject = text
+                    .lines()
+                    .find(|l| l.starts_with("Subject:"))
+                    .unwrap_or("")
+                    .to_string();
+                (subject, m.meta.flags.system)
+            })
+            .collect();
+        all.sort();
+        out.insert(f.name, all);
+    }
+    (out, validity)
+}
+
+/// After a disk loss: a data directory made by `init`, the lost server's
+/// key, and `backup server restore` put back the control database, every
+/// mailbox file and the sealed spool; owners log in with their passwords
+/// and find their mail, folders and flags, under new UIDVALIDITY values.
+#[test]
+fn the_whole_server_comes_back_after_a_disk_loss() {
+    let env = Env::new();
+    let (ann, bob, cat) = (
+        env.alias("ann", "pw"),
+        env.alias("bob", "pw"),
+        env.alias("cat", "pw"),
+    );
+    {
+        let (_b, store) = env.store();
+        for (addr, n) in [(&ann, 6u8), (&bob, 3)] {
+            let s = unlock(&store, addr, "pw");
+            block(s.create_folder("Work")).unwrap();
+            for i in 0..n {
+                let folder = if i % 2 == 0 { "INBOX" } else { "Work" };
+                block(s.append(AppendRequestBuilder::flagged(
+                    folder,
+                    &format!("{addr} {i}"),
+                    i,
+                )))
+                .unwrap();
+            }
+        }
+        // Mail for cat while she is away: sealed, in the spool.
+        block(store.deliver(&cat, text_message("for cat while away", CANARY))).unwrap();
+    }
+    let before: Vec<_> = [&ann, &bob].iter().map(|a| snapshot_of(&env, a)).collect();
+    for addr in [&ann, &bob] {
+        assert!(backup(&env, &["now", addr]).contains("backed up"));
+    }
+    run_ok(env.bin().args(["backup", "server", "now"]));
+
+    // The disk is lost; the backups (another disk) and a copy of the key
+    // are not.
+    let saved = tempfile::tempdir().unwrap();
+    let key = saved.path().join("server.key");
+    std::fs::copy(env.data().join("server.key"), &key).unwrap();
+    for entry in std::fs::read_dir(env.data()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap() == "backups" {
+            continue;
+        }
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+        } else {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    run_ok(
+        env.bin()
+            .args([
+                "init",
+                "--hostname",
+                "mail.example.org",
+                "--allow-same-disk",
+                "--backup-dir",
+            ])
+            .arg(env.data().join("backups")),
+    );
+    let out = run_ok(
+        env.bin()
+            .args(["backup", "server", "restore", "--server-key"])
+            .arg(&key),
+    );
+    assert!(out.contains("1 spooled messages put back"), "{out}");
+    assert!(out.contains("2 mailbox files put back"), "{out}");
+    assert_eq!(
+        std::fs::read(env.data().join("server.key")).unwrap(),
+        std::fs::read(&key).unwrap()
+    );
+
+    for (addr, (folders, validity)) in [&ann, &bob].iter().zip(&before) {
+        let (now, new_validity) = snapshot_of(&env, addr);
+        assert_eq!(&now, folders, "{addr}");
+        assert!(
+            new_validity > *validity,
+            "{addr}: UIDVALIDITY {validity} → {new_validity}"
+        );
+        let id = env.control().alias(addr).unwrap().unwrap().mailbox_id;
+        let mark = env
+            .data()
+            .join("mailboxes")
+            .join(format!("{id}.sqlite.restored"));
+        assert!(!mark.exists(), "the mark goes at the first login");
+    }
+    let (cats, _) = snapshot_of(&env, &cat);
+    assert_eq!(cats["INBOX"].len(), 1);
+}
+
+/// Appends for the disaster test: a subject and the flags of `i`.
+struct AppendRequestBuilder;
+
+impl AppendRequestBuilder {
+    fn flagged(folder: &str, subject: &str, i: u8) -> sealmail::store::AppendRequest {
+        let mut r = append_req(folder, text_message(subject, "body"));
+        r.flags = Flags::system([0, Flags::SEEN, Flags::FLAGGED | Flags::SEEN][usize::from(i % 3)]);
+        r
+    }
+}

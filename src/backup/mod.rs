@@ -738,44 +738,8 @@ pub fn restore(
         verify_copy(&tmp, &dek, manifest.verified.then_some(manifest.messages))?;
         let floor = live_uidvalidity(live_path, current_dek);
         let mut copy = Mailbox::open(&tmp, DbKey::Raw(&dek), Limits::default())?;
+        copy.raise_uidvalidity(floor)?;
         let conn = copy.connection();
-        let tx = conn.transaction().map_err(StoreError::from)?;
-        let restored_max: i64 = tx
-            .query_row(
-                "SELECT max(ifnull((SELECT max(uidvalidity) FROM folders), 0),
-                            ifnull((SELECT value FROM counters WHERE name = 'uidvalidity'), 0))",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(StoreError::from)?;
-        let mut next = floor
-            .max(restored_max)
-            .max(crate::store::schema::uidvalidity_seed())
-            + 1;
-        let ids: Vec<i64> = {
-            let mut stmt = tx
-                .prepare("SELECT id FROM folders ORDER BY id")
-                .map_err(StoreError::from)?;
-            stmt.query_map([], |r| r.get(0))
-                .map_err(StoreError::from)?
-                .collect::<Result<_, _>>()
-                .map_err(StoreError::from)?
-        };
-        for id in ids {
-            tx.execute(
-                "UPDATE folders SET uidvalidity = ?1 WHERE id = ?2",
-                [next, id],
-            )
-            .map_err(StoreError::from)?;
-            next += 1;
-        }
-        tx.execute(
-            "INSERT INTO counters (name, value) VALUES ('uidvalidity', ?1)
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            [next - 1],
-        )
-        .map_err(StoreError::from)?;
-        tx.commit().map_err(StoreError::from)?;
         if *dek != *current_dek {
             // The password was reset since: the file takes today's key.
             conn.execute_batch(&format!(

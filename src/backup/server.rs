@@ -142,7 +142,7 @@ pub fn restore_control(
         }
         check_control(&tmp, server_key, manifest.messages).map_err(|e| match e {
             BackupError::Check(why) => BackupError::Damaged(format!(
-                "{why} (is this data directory's server.key the one the backup was made with?)"
+                "{why} (is this data directory's server.key the one the backup was made with? Give the lost server's with --server-key)"
             )),
             other => other,
         })?;
@@ -251,4 +251,62 @@ pub fn restore_spool(target: &Target, data_dir: &Path) -> Result<usize, BackupEr
         restored += 1;
     }
     Ok(restored)
+}
+
+/// What [`restore_mailboxes`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MailboxesPut {
+    pub restored: usize,
+    /// No good backup of the mailbox exists.
+    pub missing: usize,
+    /// The file is there already: left alone.
+    pub present: usize,
+}
+
+/// Puts back, for each of `mailbox_ids` whose file is missing, its newest
+/// backup that did not fail a check: downloaded, hash compared, renamed
+/// into `mailboxes/`, with the mark ([`crate::store::mailbox::restored_mark`])
+/// that makes the first open with the owner's key give its folders new
+/// UIDVALIDITY values. No key is needed: the file is the encrypted file.
+pub fn restore_mailboxes(
+    target: &Target,
+    data_dir: &Path,
+    mailbox_ids: &[String],
+) -> Result<MailboxesPut, BackupError> {
+    let dir = data_dir.join("mailboxes");
+    crate::util::create_private_dir(&dir)?;
+    let mut done = MailboxesPut::default();
+    for id in mailbox_ids {
+        let live = dir.join(format!("{id}.sqlite"));
+        if live.exists() {
+            done.present += 1;
+            continue;
+        }
+        let all = super::list(target, id)?;
+        let Some(newest) = all.iter().rev().find(|m| m.bad.is_none()) else {
+            done.missing += 1;
+            continue;
+        };
+        let (tmp, _held) = temp_path(data_dir, "restore")?;
+        let result = (|| {
+            target.get_file(&object_key(id, newest.created_at, "sqlite"), &tmp, None)?;
+            let (sha, size) = sha256_file(&tmp)?;
+            if sha != newest.sha256 || size != newest.size {
+                return Err(BackupError::Damaged(format!(
+                    "the backup of mailbox {id}: hash or size differs from its manifest"
+                )));
+            }
+            std::fs::File::open(&tmp)?.sync_all()?;
+            // The mark first: a file without it would keep its old
+            // UIDVALIDITY values.
+            crate::util::write_durable(&crate::store::mailbox::restored_mark(&live), b"", 0o600)?;
+            std::fs::rename(&tmp, &live)?;
+            crate::util::fsync_dir(&dir)?;
+            Ok(())
+        })();
+        remove_db_files(&tmp);
+        result?;
+        done.restored += 1;
+    }
+    Ok(done)
 }

@@ -48,12 +48,18 @@ pub enum ServerCmd {
     Now,
     /// List the control database's backups.
     List,
-    /// Put back the control database and the spooled mail (the server must
-    /// be stopped; needs this data directory's server.key).
+    /// Put back the control database, the spooled mail and every mailbox
+    /// file that is missing (the server must be stopped): the whole server
+    /// after a disk loss, into a data directory made by `init`. Owners then
+    /// log in with their passwords and find their mail.
     Restore {
         /// As for a mailbox restore.
         #[arg(long)]
         at: Option<String>,
+        /// The lost server's key (a copy of its server.key): it opens the
+        /// control database's backups, and replaces this data directory's.
+        #[arg(long, value_name = "FILE")]
+        server_key: Option<std::path::PathBuf>,
     },
 }
 
@@ -226,7 +232,7 @@ fn server(config: &Config, target: &Target, cmd: &ServerCmd) -> Result<()> {
                 );
             }
         }
-        ServerCmd::Restore { at } => {
+        ServerCmd::Restore { at, server_key } => {
             let _lock = app::serve_lock(&config.data_dir).map_err(|_| {
                 anyhow::anyhow!(
                     "a server is running on {}: stop it first, this replaces the control database",
@@ -235,11 +241,34 @@ fn server(config: &Config, target: &Target, cmd: &ServerCmd) -> Result<()> {
             })?;
             let all = backup::list(target, CONTROL)?;
             let chosen = pick(&all, at.as_deref())?;
+            let key = match server_key {
+                Some(path) => read_server_key(path)?,
+                None => key,
+            };
             let n = server::restore_control(target, &config.data_dir, chosen, &key)?;
+            if server_key.is_some() {
+                let path = config.data_dir.join("server.key");
+                crate::util::write_durable(&path, key.as_ref(), 0o600)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
             let files = server::restore_spool(target, &config.data_dir)?;
             outln!(
                 "restored the control database from {}: {n} aliases; {files} spooled messages put back",
                 chosen.created
+            );
+            let ids: Vec<String> = app::open_control(config)?
+                .list_aliases(None)?
+                .into_iter()
+                .filter(|a| a.mailbox)
+                .map(|a| a.mailbox_id)
+                .collect();
+            let put = server::restore_mailboxes(target, &config.data_dir, &ids)?;
+            outln!(
+                "{} mailbox files put back from their newest backups ({} had none, {} were in place); \
+                 their folders get new UIDVALIDITY values at their owners' next login",
+                put.restored,
+                put.missing,
+                put.present
             );
         }
     }
@@ -248,6 +277,21 @@ fn server(config: &Config, target: &Target, cmd: &ServerCmd) -> Result<()> {
 
 /// The newest backup at or before `at` (the newest of all without it),
 /// passing over those that failed their check.
+/// A copy of a server.key: its 32 bytes.
+fn read_server_key(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]>> {
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+    );
+    let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        anyhow::anyhow!(
+            "{}: a server key is 32 bytes, this is {}",
+            path.display(),
+            bytes.len()
+        )
+    })?;
+    Ok(zeroize::Zeroizing::new(key))
+}
+
 fn pick<'a>(all: &'a [Manifest], at: Option<&str>) -> Result<&'a Manifest> {
     let good = || all.iter().rev().filter(|m| m.bad.is_none());
     let Some(at) = at else {

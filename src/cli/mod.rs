@@ -189,6 +189,12 @@ pub fn main() -> Result<()> {
                 if r.key_written { "written" } else { "kept" },
                 if r.cert_written { "written" } else { "kept" },
             );
+            if r.key_written {
+                outln!(
+                    "keep a copy of {} off this machine: a restore after a disk loss needs it",
+                    data.join("server.key").display()
+                );
+            }
             if let Some((dir, shared)) = &r.backups {
                 outln!(
                     "backups: {}{}",

@@ -90,7 +90,8 @@ impl Inner {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         };
-        let mb = Mailbox::open(&path, DbKey::Raw(dek), self.cfg.limits)?;
+        let mut mb = Mailbox::open(&path, DbKey::Raw(dek), self.cfg.limits)?;
+        super::super::mailbox::finish_restore(&mut mb, &path)?;
         let mb = Arc::new(Mutex::new(mb));
         // Files some session or import needs are never closed here.
         let needed: HashSet<i64> = lock(&self.sessions)
