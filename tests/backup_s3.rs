@@ -458,3 +458,25 @@ fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// After a disk loss, from S3 (moto): see
+/// [`common::disaster::whole_server_restore`].
+#[test]
+fn the_whole_server_comes_back_from_s3_after_a_disk_loss() {
+    let (_moto, port) = start_moto();
+    let _bucket = bucket(port);
+    let env = Env::new();
+    let s3 = format!(
+        "\n[backup.s3]\nendpoint = \"http://127.0.0.1:{port}\"\nregion = \"eu-west-1\"\nbucket = \"mail-backups\"\npath_style = true\naccess_key = \"test\"\nsecret_key = \"test\"\n"
+    );
+    let use_s3 = move |env: &Env| {
+        let file = env.data().join("sealmail.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        if !text.contains("[backup.s3]\nendpoint") {
+            std::fs::write(&file, text + &s3).unwrap();
+        }
+    };
+    // The whole data directory goes: the backups are in the bucket.
+    let nothing_kept = env.data().join("no such directory");
+    common::disaster::whole_server_restore(&env, &nothing_kept, &use_s3);
+}

@@ -3,6 +3,7 @@
 //! built binary for tests that need a process to kill.
 #![allow(dead_code)]
 
+pub mod disaster;
 pub mod imap;
 pub mod mbsync;
 
