@@ -298,8 +298,26 @@ fn every_backup_restores_with_the_current_password_after_changes() {
         );
         assert_eq!(inbox_count(&env, &addr, "pw-three"), expected);
     }
-    // After a disk loss, into a data directory without `mailboxes/`.
+    // After a disk loss, into a data directory without `mailboxes/`: a
+    // login does not make an empty mailbox in place of the lost one.
     std::fs::remove_dir_all(env.data().join("mailboxes")).unwrap();
+    {
+        let (_b, store) = env.store();
+        let err = block(store.unlock(&addr, "pw-three"))
+            .map(drop)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("missing, though it was backed up"),
+            "{err}"
+        );
+    }
+    assert!(
+        !env.data()
+            .join("mailboxes")
+            .read_dir()
+            .unwrap()
+            .any(|e| { e.unwrap().path().extension().is_some_and(|x| x == "sqlite") })
+    );
     let out = run(&["restore", &addr, "--at", versions[1]], "pw-three");
     assert!(
         out.status.success(),

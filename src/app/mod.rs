@@ -728,9 +728,9 @@ impl crate::cluster::Operator for Operator {
         Box::pin(blocking::unblock(move || match command {
             crate::cluster::Command::BackupNow { address, password } => {
                 let password = zeroize::Zeroizing::new(password);
-                let control = open_control(&config).map_err(|e| e.to_string())?;
+                let mut control = open_control(&config).map_err(|e| e.to_string())?;
                 let outcome =
-                    crate::backup::by_password(&config, &control, &address, &password, false)
+                    crate::backup::by_password(&config, &mut control, &address, &password, false)
                         .map_err(|e| e.to_string())?;
                 tracing::info!(address = %crate::util::log::addr(&address), "backup asked for by a secondary");
                 Ok(outcome.describe(&address))

@@ -446,7 +446,7 @@ pub fn verify(
 /// the command run on one of its secondaries.
 pub fn by_password(
     config: &crate::config::Config,
-    control: &crate::store::control::Control,
+    control: &mut crate::store::control::Control,
     address: &str,
     password: &str,
     show_progress: bool,
@@ -471,7 +471,7 @@ pub fn by_password(
     })?;
     let mailbox =
         std::sync::Mutex::new(Mailbox::open(&live, DbKey::Raw(&keys.dek), config.limits)?);
-    backup_now(
+    let outcome = backup_now(
         &Target::from_config(config)?,
         &config.data_dir,
         &alias.mailbox_id,
@@ -479,7 +479,12 @@ pub fn by_password(
         &keys.dek,
         &creds,
         show_progress,
-    )
+    )?;
+    // What `backup list` shows, and what tells a lost file from a new one.
+    if let Err(e) = control.set_backup_status(alias.id, Ok(())) {
+        tracing::warn!(error = %e, "cannot record the backup in the control database");
+    }
+    Ok(outcome)
 }
 
 impl Outcome {

@@ -106,7 +106,7 @@ fn ask_primary(config: &Config, address: &str) -> Result<()> {
 
 /// The commands on one alias' mailbox.
 fn mailbox(config: &Config, target: &Target, address: &str, cmd: BackupCmd) -> Result<()> {
-    let control = app::open_control(config)?;
+    let mut control = app::open_control(config)?;
     let alias = control
         .alias(address)?
         .filter(|a| a.mailbox)
@@ -146,7 +146,7 @@ fn mailbox(config: &Config, target: &Target, address: &str, cmd: BackupCmd) -> R
         }
         BackupCmd::Now { .. } => {
             let password = read_password(&format!("password of {address}"))?;
-            let outcome = backup::by_password(config, &control, address, &password, true)?;
+            let outcome = backup::by_password(config, &mut control, address, &password, true)?;
             outln!("{}", outcome.describe(address));
         }
         // Not a mailbox command (`run` sends it to `server`).

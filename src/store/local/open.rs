@@ -76,6 +76,24 @@ impl Inner {
             return Ok(m);
         }
         let path = self.mailbox_path(alias);
+        // A missing file is a new mailbox, unless it was backed up: then
+        // it was lost, and an empty one in its place would hide that (and
+        // keep a whole-server restore from putting it back).
+        if !path.exists() {
+            let backed_up = lock(&self.control)
+                .backup_status(alias.id)
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.last_ok.is_some());
+            if backed_up {
+                tracing::error!(mailbox = %alias.mailbox_id, "a mailbox file that was backed up is missing");
+                return Err(StoreError::Unavailable(format!(
+                    "the mailbox file is missing, though it was backed up: the operator restores it \
+                     (sealmail backup restore {} or sealmail backup server restore)",
+                    alias.address
+                )));
+            }
+        }
         // A backup without the key holds the file for as long as a copy
         // takes: wait for it. A restore by hand may hold it longer.
         let deadline = std::time::Instant::now() + CLAIM_WAIT;
