@@ -37,9 +37,9 @@
 //! - `app` (imports `backup`, `cluster`, `config`, `dns`, `imap`, `net`, `pop3`, `queue`,
 //!   `relay`, `smtp`, `store`, `util`): builds the subsystems from a
 //!   `Config`, binds the listeners, owns the executor and every task.
-//! - `cli` (imports `app`, `backup`, `cluster`, `config`, `dns`, `proto`, `queue`,
-//!   `relay`, `smtp`, `store`, `util`): the command line; the only user of
-//!   anyhow.
+//! - `cli` (imports `app`, `backup`, `cluster`, `config`, `dns`, `net`, `proto`,
+//!   `queue`, `relay`, `smtp`, `store`, `util`): the command line (with the
+//!   IMAP client of `migrate`); the only user of anyhow.
 //!
 //! "`store` interface" means the items at `store`'s root and its modules of
 //! plain values (`types`, `mime`, `order`, `search`, `events`): a session

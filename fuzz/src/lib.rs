@@ -24,6 +24,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("mime", mime_message),
     ("address", address_list),
     ("imap_url", imap_url),
+    ("imap_response", imap_response),
 ];
 
 /// An IMAP command as the reader assembles it (lines and literals).
@@ -187,5 +188,22 @@ pub fn imap_url(data: &[u8]) {
         assert!(url.mailbox.as_ref().is_none_or(|m| !m.is_empty()));
         assert!(url.partial.is_none_or(|(_, len)| len != Some(0)));
         assert!(url.server.is_none_or(|s| !s.host.is_empty()));
+    }
+}
+
+/// A response of another IMAP server (`sealmail migrate`): the text of a
+/// response with literal placeholders, and three literals.
+pub fn imap_response(data: &[u8]) {
+    let literals = vec![b"one".to_vec(), Vec::new(), b"three (\"".to_vec()];
+    if let Ok(tokens) = imap::parse_response(data, literals) {
+        // Nothing comes from nowhere: every string's bytes are in the
+        // input or a literal.
+        fn size(t: &imap::Token) -> usize {
+            match t {
+                imap::Token::List(l) => l.iter().map(size).sum(),
+                other => other.bytes().map_or(0, <[u8]>::len),
+            }
+        }
+        assert!(tokens.iter().map(size).sum::<usize>() <= data.len() + 12);
     }
 }

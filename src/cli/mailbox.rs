@@ -199,16 +199,16 @@ fn maildir(dir: &Path, folder: &str, out: &mut Vec<(String, Source)>) -> Result<
 
 /// What an import did.
 #[derive(Default)]
-struct Tally {
-    imported: u64,
-    duplicates: u64,
-    refused: u64,
+pub(super) struct Tally {
+    pub imported: u64,
+    pub duplicates: u64,
+    pub refused: u64,
     /// The first reasons, for the summary.
-    reasons: Vec<String>,
+    pub reasons: Vec<String>,
 }
 
 /// Appends messages in batches, skipping those a folder holds already.
-struct Importer<'a> {
+pub(super) struct Importer<'a> {
     session: &'a Session,
     options: &'a ImportOptions,
     max_bytes: u64,
@@ -220,10 +220,36 @@ struct Importer<'a> {
     tally: Tally,
 }
 
-impl Importer<'_> {
+impl<'a> Importer<'a> {
+    pub(super) async fn new(
+        session: &'a Session,
+        options: &'a ImportOptions,
+        max_bytes: u64,
+    ) -> Result<Importer<'a>> {
+        Ok(Importer {
+            session,
+            options,
+            max_bytes,
+            folders: existing_folders(session).await?,
+            known: HashMap::new(),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            tally: Tally::default(),
+        })
+    }
+
+    pub(super) fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// What was done, once everything is flushed.
+    pub(super) fn finish(self) -> Tally {
+        self.tally
+    }
+
     /// The folder exists (created with `--create`), and what it holds is
     /// known for the duplicate check.
-    async fn folder(&mut self, folder: &str) -> Result<()> {
+    pub(super) async fn folder(&mut self, folder: &str) -> Result<()> {
         if !self.folders.contains(folder) {
             if !self.options.create {
                 bail!("there is no folder {folder:?} in this mailbox: add --create to make it");
@@ -246,7 +272,7 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn refuse(&mut self, what: &str, why: &str) {
+    pub(super) fn refuse(&mut self, what: &str, why: &str) {
         self.tally.refused += 1;
         if self.tally.reasons.len() < 20 {
             self.tally.reasons.push(format!("{what}: {why}"));
@@ -256,7 +282,7 @@ impl Importer<'_> {
     /// One message for `folder`: its flags from its mbox flag headers (or
     /// `flags`), its date as `--date-from` says (`hint` from the `From `
     /// line or the file), skipped when the folder has it already.
-    async fn add(
+    pub(super) async fn add(
         &mut self,
         folder: &str,
         message: Vec<u8>,
@@ -305,7 +331,7 @@ impl Importer<'_> {
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<()> {
+    pub(super) async fn flush(&mut self) -> Result<()> {
         if self.batch.is_empty() {
             return Ok(());
         }
@@ -437,17 +463,8 @@ pub fn import(config: &Config, address: &str, path: &Path, options: &ImportOptio
     let session = unlock(config, address)?;
     let tally = smol::block_on(async {
         session.settle().await?;
-        let folders = existing_folders(&session).await?;
-        let mut importer = Importer {
-            session: &session,
-            options,
-            max_bytes: config.limits.max_message_bytes,
-            folders,
-            known: HashMap::new(),
-            batch: Vec::new(),
-            batch_bytes: 0,
-            tally: Tally::default(),
-        };
+        let mut importer =
+            Importer::new(&session, options, config.limits.max_message_bytes).await?;
         for (folder, source) in &sources {
             importer.folder(folder).await?;
             match source {
@@ -456,10 +473,11 @@ pub fn import(config: &Config, address: &str, path: &Path, options: &ImportOptio
             }
         }
         importer.flush().await?;
-        if importer.tally.imported > 0 {
+        let tally = importer.finish();
+        if tally.imported > 0 {
             eprintln!();
         }
-        anyhow::Ok(importer.tally)
+        anyhow::Ok(tally)
     })?;
     let folders: HashSet<&String> = sources.iter().map(|(f, _)| f).collect();
     outln!(

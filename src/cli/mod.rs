@@ -29,6 +29,7 @@ mod backup;
 mod cluster;
 mod export;
 mod mailbox;
+mod migrate;
 mod queue;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -131,6 +132,21 @@ enum Command {
         #[arg(long)]
         allow_duplicates: bool,
     },
+    /// Copy a mailbox from another IMAP server (needs this mailbox's
+    /// password, then the source's: SEALMAIL_SOURCE_PASSWORD or the next
+    /// line of standard input): every folder, flag and internal date. Run
+    /// again after an interruption: nothing is copied twice.
+    Migrate {
+        address: String,
+        /// imaps://USER@HOST[:PORT], or imap://... (STARTTLS; plain only to
+        /// a loopback address).
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Trust the source's certificate by its SHA-256 (hex) instead of
+        /// the public roots (a self-signed source).
+        #[arg(long, value_name = "SHA256")]
+        pin: Option<String>,
+    },
     /// Export a mailbox (needs its password): mbox or EML per folder, or
     /// a plain SQLite copy. Not encrypted: it is for its owner.
     Export {
@@ -230,6 +246,18 @@ pub fn main() -> Result<()> {
                 allow_duplicates,
             };
             mailbox::import(&load(&data)?, &address, &path, &options)
+        }
+        Command::Migrate { address, from, pin } => {
+            let source = migrate::Source::parse(&from)?;
+            let pin = pin
+                .map(|p| {
+                    hex::decode(p.replace(':', ""))
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .context("--pin: 64 hex digits (the certificate's SHA-256)")
+                })
+                .transpose()?;
+            migrate::migrate(&load(&data)?, &address, &source, pin)
         }
         Command::Export {
             address,
