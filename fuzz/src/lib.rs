@@ -197,11 +197,14 @@ pub fn imap_response(data: &[u8]) {
     let literals = vec![b"one".to_vec(), Vec::new(), b"three (\"".to_vec()];
     if let Ok(tokens) = imap::parse_response(data, literals) {
         // Nothing comes from nowhere: every string's bytes are in the
-        // input or a literal.
+        // input or a literal, every atom's characters in the input (bytes
+        // that are not UTF-8 become one U+FFFD each).
         fn size(t: &imap::Token) -> usize {
             match t {
                 imap::Token::List(l) => l.iter().map(size).sum(),
-                other => other.bytes().map_or(0, <[u8]>::len),
+                imap::Token::Atom(a) => a.chars().count(),
+                imap::Token::String(s) => s.len(),
+                imap::Token::Nil => 0,
             }
         }
         assert!(tokens.iter().map(size).sum::<usize>() <= data.len() + 12);
