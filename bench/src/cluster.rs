@@ -37,7 +37,13 @@ fn pair(tmp: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let secret = sealmail::cluster::primary_secret(&config.data_dir, true).expect("secret");
     let pin = sealmail::cluster::ensure_link_pair(&config.data_dir, "127.0.0.1").expect("pin");
     let secondary = tmp.join("cluster-secondary");
-    sealmail::app::init(&secondary, "bench.example.org", true).expect("init");
+    sealmail::app::init(
+        &secondary,
+        "bench.example.org",
+        true,
+        &sealmail::app::BackupChoice::default(),
+    )
+    .expect("init");
     sealmail::cluster::Join::new(
         &format!("wss://127.0.0.1:{link}"),
         &hex::encode(&secret[..]),

@@ -245,7 +245,13 @@ pub(crate) fn base64_lines(data: &[u8]) -> String {
 /// A data directory with example.org and user0..user9@example.org
 /// (password "pw").
 pub(crate) fn ten_users(data: &Path) -> sealmail::config::Config {
-    sealmail::app::init(data, "bench.example.org", true).expect("init");
+    sealmail::app::init(
+        data,
+        "bench.example.org",
+        true,
+        &sealmail::app::BackupChoice::default(),
+    )
+    .expect("init");
     let config = sealmail::config::Config::load(data).expect("config");
     let mut control = sealmail::app::open_control(&config).expect("control");
     control.add_domain("example.org").expect("domain");
@@ -269,7 +275,13 @@ pub(crate) fn pop3_mailbox(
     size: usize,
 ) -> sealmail::config::Config {
     let data = tmp.join(name);
-    sealmail::app::init(&data, "bench.example.org", true).expect("init");
+    sealmail::app::init(
+        &data,
+        "bench.example.org",
+        true,
+        &sealmail::app::BackupChoice::default(),
+    )
+    .expect("init");
     let config = sealmail::config::Config::load(&data).expect("config");
     let mut control = sealmail::app::open_control(&config).expect("control");
     control.add_domain("example.org").expect("domain");

@@ -67,7 +67,12 @@ pub(crate) fn open_bench(tmp: &Path) {
 
 pub(crate) fn unlock_bench(tmp: &Path) {
     let data = tmp.join("unlock");
-    sealmail::app::init(&data, "bench.example.org", false).expect("init");
+    // Production settings (argon2 cost) with its backups beside it.
+    let backups = sealmail::app::BackupChoice {
+        dir: Some(data.join("backups")),
+        allow_same_disk: true,
+    };
+    sealmail::app::init(&data, "bench.example.org", false, &backups).expect("init");
     let config = sealmail::config::Config::load(&data).expect("config");
     let mut control = sealmail::app::open_control(&config).expect("control");
     control.add_domain("example.org").expect("domain");
