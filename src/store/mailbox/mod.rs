@@ -29,7 +29,7 @@ use crate::util::GroupSync;
 
 pub use bodies::load_message;
 pub use messages::parse_within;
-pub use snapshot::{CopyKind, export_plain, wal_is_empty};
+pub use snapshot::{CopyKind, export_plain, finish_restore, restored_mark, wal_is_empty};
 
 /// A claim on a mailbox file between processes: whoever has the file open
 /// (the server, `sealmail import`) holds it shared; `sealmail backup
@@ -71,30 +71,6 @@ fn lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
         .truncate(false)
         .write(true)
         .open(std::path::PathBuf::from(lock_path))?)
-}
-
-/// The file that marks a mailbox file put back without its key (a
-/// restore of the whole server): the first open with the key raises its
-/// UIDVALIDITY values, then removes the mark.
-pub fn restored_mark(path: &Path) -> std::path::PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(".restored");
-    std::path::PathBuf::from(p)
-}
-
-/// Finishes a keyless restore of the file at `path`, now open with its
-/// key as `mb`: new UIDVALIDITY values, then the mark removed.
-pub fn finish_restore(mb: &mut Mailbox, path: &Path) -> Result<(), StoreError> {
-    let mark = restored_mark(path);
-    if !mark.exists() {
-        return Ok(());
-    }
-    mb.raise_uidvalidity(0)?;
-    std::fs::remove_file(&mark)?;
-    if let Some(dir) = path.parent() {
-        crate::util::fsync_dir(dir)?;
-    }
-    Ok(())
 }
 
 /// Limits applied to what a mailbox accepts.
@@ -241,43 +217,6 @@ impl Mailbox {
 
     pub fn connection(&mut self) -> &mut Connection {
         &mut self.conn
-    }
-
-    /// Gives every folder a new UIDVALIDITY above `floor`, above any this
-    /// file used and above the time-based seed, in one transaction: after
-    /// a restore, no client may take a UID it saw before for another
-    /// message (RFC 3501 §2.3.1.1).
-    pub fn raise_uidvalidity(&mut self, floor: i64) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        let used: i64 = tx.query_row(
-            "SELECT max(ifnull((SELECT max(uidvalidity) FROM folders), 0),
-                        ifnull((SELECT value FROM counters WHERE name = 'uidvalidity'), 0))",
-            [],
-            |r| r.get(0),
-        )?;
-        let mut next = floor
-            .max(used)
-            .max(crate::store::schema::uidvalidity_seed())
-            + 1;
-        let ids: Vec<i64> = {
-            let mut stmt = tx.prepare("SELECT id FROM folders ORDER BY id")?;
-            stmt.query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
-        for id in ids {
-            tx.execute(
-                "UPDATE folders SET uidvalidity = ?1 WHERE id = ?2",
-                [next, id],
-            )?;
-            next += 1;
-        }
-        tx.execute(
-            "INSERT INTO counters (name, value) VALUES ('uidvalidity', ?1)
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            [next - 1],
-        )?;
-        tx.commit()?;
-        Ok(())
     }
 
     pub(crate) fn folder(conn: &Connection, name: &str) -> Result<Folder, StoreError> {

@@ -1,7 +1,9 @@
 //! Whole-file snapshots of a mailbox, for backups: a copy of the file as
-//! one commit left it, readable with the same key and nothing else.
+//! one commit left it, readable with the same key and nothing else; its
+//! plain export; and what a restored file needs at its first open (new
+//! UIDVALIDITY values).
 //!
-//! Imports the parent `mailbox` and `store::StoreError`. Invariants: the
+//! Imports the parent `mailbox`, `store::StoreError` and `util`. Invariants: the
 //! raw copy is taken inside one read transaction that began on an empty
 //! write-ahead log, so that transaction reads the database file alone
 //! (SQLite's read lock 0) and no checkpoint, from any process, may write
@@ -94,6 +96,69 @@ impl Mailbox {
             .execute("VACUUM INTO ?1", [out.to_string_lossy().as_ref()])?;
         Ok(ControlFlow::Continue((measured, CopyKind::Vacuum)))
     }
+}
+
+impl Mailbox {
+    /// Gives every folder a new UIDVALIDITY above `floor`, above any this
+    /// file used and above the time-based seed, in one transaction: after
+    /// a restore, no client may take a UID it saw before for another
+    /// message (RFC 3501 §2.3.1.1).
+    pub fn raise_uidvalidity(&mut self, floor: i64) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let used: i64 = tx.query_row(
+            "SELECT max(ifnull((SELECT max(uidvalidity) FROM folders), 0),
+                        ifnull((SELECT value FROM counters WHERE name = 'uidvalidity'), 0))",
+            [],
+            |r| r.get(0),
+        )?;
+        let mut next = floor
+            .max(used)
+            .max(crate::store::schema::uidvalidity_seed())
+            + 1;
+        let ids: Vec<i64> = {
+            let mut stmt = tx.prepare("SELECT id FROM folders ORDER BY id")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        for id in ids {
+            tx.execute(
+                "UPDATE folders SET uidvalidity = ?1 WHERE id = ?2",
+                [next, id],
+            )?;
+            next += 1;
+        }
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ('uidvalidity', ?1)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            [next - 1],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The file that marks a mailbox file put back without its key (a
+/// restore of the whole server): the first open with the key raises its
+/// UIDVALIDITY values, then removes the mark.
+pub fn restored_mark(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".restored");
+    std::path::PathBuf::from(p)
+}
+
+/// Finishes a keyless restore of the file at `path`, now open with its
+/// key as `mb`: new UIDVALIDITY values, then the mark removed.
+pub fn finish_restore(mb: &mut Mailbox, path: &Path) -> Result<(), StoreError> {
+    let mark = restored_mark(path);
+    if !mark.exists() {
+        return Ok(());
+    }
+    mb.raise_uidvalidity(0)?;
+    std::fs::remove_file(&mark)?;
+    if let Some(dir) = path.parent() {
+        crate::util::fsync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Writes the mailbox file at `path`, opened with `dek`, decrypted into
