@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::Stdio;
 
 use common::*;
@@ -84,20 +83,7 @@ fn canary_never_reaches_disk_in_clear() {
         .spawn()
         .unwrap();
     // Kill as soon as the first batch is committed: more are being written.
-    let mut err = child.stderr.take().unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 256];
-    while !String::from_utf8_lossy(&seen).contains("imported ") {
-        let n = err.read(&mut buf).unwrap();
-        assert!(
-            n > 0,
-            "import ended early: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.extend_from_slice(&buf[..n]);
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_after(&mut child, "imported ");
     std::fs::remove_file(&mbox_path).unwrap();
     assert_clean(&env, child_tmp.path());
     assert_clean(&env, tmp.path());

@@ -13,7 +13,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -168,20 +167,7 @@ fn a_mailbox_moves_from_dovecot_once_even_when_interrupted() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 256];
-    while !String::from_utf8_lossy(&seen).contains("imported ") {
-        let n = err.read(&mut buf).unwrap();
-        assert!(
-            n > 0,
-            "migrate ended early: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.extend_from_slice(&buf[..n]);
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after(&mut child, "imported ");
 
     let started = Instant::now();
     let out = run_ok(&mut migrate());

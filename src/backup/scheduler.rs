@@ -126,13 +126,13 @@ impl Scheduler {
         for m in backend.open_with_keys() {
             let state = self.state(&m.mailbox_id, now).await;
             if state.needs_key || self.due(&m.mailbox_id, &state, now) {
-                due.push(m);
+                due.push((m, state.needs_key));
             }
         }
         for chunk in due.chunks_mut(self.policy.concurrency.max(1)) {
             let mut running = Vec::new();
-            for m in chunk.iter_mut() {
-                running.push(self.start(m));
+            for (m, needs_key) in chunk.iter_mut() {
+                running.push(self.start(m, *needs_key));
             }
             // The tasks run on the blocking pool side by side; awaiting
             // them in turn only collects the results.
@@ -221,7 +221,13 @@ impl Scheduler {
         }
     }
 
-    fn start(&self, m: &mut OpenMailbox) -> blocking::Task<(i64, String, Result<Outcome, String>)> {
+    /// A backup with the key; `check` first checks a newest backup that
+    /// was copied without it.
+    fn start(
+        &self,
+        m: &mut OpenMailbox,
+        check: bool,
+    ) -> blocking::Task<(i64, String, Result<Outcome, String>)> {
         let target = self.target.clone();
         let data_dir = self.data_dir.clone();
         let policy = self.policy;
@@ -231,7 +237,9 @@ impl Scheduler {
         let dek = m.dek.clone();
         let creds = m.credentials.clone();
         blocking::unblock(move || {
-            check_unverified(&target, &data_dir, &mailbox_id, &dek);
+            if check {
+                check_unverified(&target, &data_dir, &mailbox_id, &dek);
+            }
             let result = super::backup_now(
                 &target,
                 &data_dir,

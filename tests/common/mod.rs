@@ -163,6 +163,26 @@ impl Env {
 /// A server process, killed when dropped (a failed test leaves none).
 pub struct ServerProcess(pub std::process::Child);
 
+/// Reads `child`'s piped standard error until `needle` appears (a
+/// progress line, say), then kills it (SIGKILL) and reaps it.
+pub fn kill_after(child: &mut std::process::Child, needle: &str) {
+    use std::io::Read;
+    let mut err = child.stderr.take().expect("stderr piped");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        let n = err.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "ended before {needle:?}: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 impl ServerProcess {
     /// Sends `signal` (`HUP`, `USR1`, ...) with kill(1).
     pub fn signal(&self, signal: &str) {
