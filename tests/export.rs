@@ -156,6 +156,12 @@ fn mbox_and_eml_round_trips_keep_messages_folders_flags_and_dates() {
         "{text}"
     );
     assert!(out.path().join("ann.mbox/Work%2F2026.mbox").exists());
+    // Plain mail: only its owner reads the export, whatever the umask.
+    for entry in std::fs::read_dir(out.path().join("ann.mbox")).unwrap() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = entry.unwrap().metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+    }
     // A folder that does not exist is refused without --create.
     let dan = env.alias("dan", "pw");
     let mut cmd = env.bin();

@@ -103,11 +103,17 @@ pub(crate) fn rss_of(pid: u32) -> u64 {
 }
 
 pub(crate) fn rss_at(status: &str) -> u64 {
+    status_kib(status, "VmRSS:")
+}
+
+/// A `/proc/PID/status` figure in KiB, `field` with its colon (0 where the
+/// file or the field is missing).
+pub(crate) fn status_kib(status: &str, field: &str) -> u64 {
     std::fs::read_to_string(status)
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)

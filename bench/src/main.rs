@@ -9,13 +9,15 @@
 //! overrides the 100,000-message mailbox of the search figures, and
 //! `BENCH_BACKUP_MIB` the size of the backed-up mailbox (256; the backup
 //! goal is stated for 1024);
-//! `BENCH_ONLY=append,open,search,pop3,spool,imap,mx,reference,cluster,submission,backup`
-//! runs some sections only; `reference` runs the IMAP and POP3 loads against
+//! `BENCH_ONLY=append,open,search,pop3,spool,imap,mx,reference,cluster,submission,backup,data`
+//! runs some sections only; `data` imports an mbox of `BENCH_DATA_MIB`
+//! (1024), exports it again and migrates from Dovecot (`data.rs`); `reference` runs the IMAP and POP3 loads against
 //! Debian's Dovecot beside sealmail (`reference.rs`).
 
 mod backup;
 mod cluster;
 mod common;
+mod data;
 mod imap;
 mod mx;
 mod pop3;
@@ -86,6 +88,13 @@ fn main() {
         .unwrap_or(256);
     if run("backup") {
         backup::backup_bench(&tmp, mib);
+    }
+    let mib = std::env::var("BENCH_DATA_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    if run("data") {
+        data::data_bench(&tmp, mib);
     }
     if std::env::var_os("BENCH_KEEP").is_some() {
         println!("kept {}", tmp.display());

@@ -139,7 +139,7 @@ async fn messages(
         let name = mbox::folder_file_name(folder);
         let mut sink = match format {
             Format::Mbox => Sink::Mbox(std::io::BufWriter::new(
-                std::fs::File::create(out.join(format!("{name}.mbox")))
+                crate::util::create_private_file(&out.join(format!("{name}.mbox")))
                     .with_context(|| format!("cannot write the file of {folder:?}"))?,
             )),
             _ => {
@@ -237,7 +237,7 @@ impl Sink {
             }
             Sink::Eml(dir) => {
                 let path = dir.join(format!("{uid:010}.eml"));
-                let mut f = std::fs::File::create(&path)?;
+                let mut f = crate::util::create_private_file(&path)?;
                 f.write_all(message)?;
                 let when = std::time::UNIX_EPOCH
                     + std::time::Duration::from_secs(u64::try_from(date).unwrap_or(0));

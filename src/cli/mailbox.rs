@@ -242,9 +242,19 @@ impl<'a> Importer<'a> {
         self.max_bytes
     }
 
-    /// What was done, once everything is flushed.
-    pub(super) fn finish(self) -> Tally {
-        self.tally
+    /// Stores what is left of the last batch and adds everything stored to
+    /// the search index, so the owner's first searches do not wait for the
+    /// server to do it; says what was done.
+    pub(super) async fn finish(mut self) -> Result<Tally> {
+        self.flush().await?;
+        if self.tally.imported > 0 {
+            eprintln!();
+            eprint!("adding the new messages to the search index...");
+            let start = std::time::Instant::now();
+            let n = self.session.index_now().await?;
+            eprintln!(" {n} in {:.1} s", start.elapsed().as_secs_f64());
+        }
+        Ok(self.tally)
     }
 
     /// The folder exists (created with `--create`), and what it holds is
@@ -472,12 +482,7 @@ pub fn import(config: &Config, address: &str, path: &Path, options: &ImportOptio
                 Source::Message(p, flags) => importer.file(folder, p, flags.clone()).await?,
             }
         }
-        importer.flush().await?;
-        let tally = importer.finish();
-        if tally.imported > 0 {
-            eprintln!();
-        }
-        anyhow::Ok(tally)
+        importer.finish().await
     })?;
     let folders: HashSet<&String> = sources.iter().map(|(f, _)| f).collect();
     outln!(

@@ -409,8 +409,7 @@ pub fn migrate(
             importer.folder(&folder.here).await?;
             copy_folder(&mut client, &mut importer, folder).await?;
         }
-        importer.flush().await?;
-        anyhow::Ok(importer.finish())
+        importer.finish().await
     })?;
     let _ = client.command("LOGOUT", |_| Ok(()));
     outln!(

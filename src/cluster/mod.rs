@@ -404,7 +404,8 @@ pub fn session_of(request: &crate::store::types::Request) -> Option<SessionId> {
         | R::Thread { session, .. }
         | R::ChangesSince { session, .. }
         | R::Quota { session, .. }
-        | R::Vacuum { session, .. } => Some(*session),
+        | R::Vacuum { session, .. }
+        | R::Index { session } => Some(*session),
     }
 }
 
@@ -431,6 +432,7 @@ pub fn is_write(request: &crate::store::types::Request) -> bool {
             | R::Thread { .. }
             | R::ChangesSince { .. }
             | R::Quota { .. }
+            | R::Index { .. }
     )
 }
 

@@ -540,4 +540,14 @@ impl Session {
     pub async fn vacuum(&self) -> Result<(), StoreError> {
         self.done(Request::Vacuum { session: self.id() }).await
     }
+
+    /// Adds every body still waiting for the full-text index (which the
+    /// server would otherwise do in the background) and says how many: an
+    /// import ends with its mail searchable.
+    pub async fn index_now(&self) -> Result<u64, StoreError> {
+        expect_reply!(
+            self.backend.call(Request::Index { session: self.id() }),
+            Indexed
+        )
+    }
 }

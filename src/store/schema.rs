@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 use crate::util::{iso8601_utc, now_unix};
 
 /// The version this build writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// Special-use folders created on first open (RFC 6154), INBOX first.
 pub const SPECIAL: &[(&str, Option<&str>)] = &[
@@ -147,6 +147,24 @@ CREATE TABLE fts_pending (
 );
 ";
 
+/// Version 4: attachments become a rowid table with a unique index on the
+/// hash. As a WITHOUT ROWID table each row (its data included) was a key of
+/// the table's b-tree: a lookup compared whole overflowing keys, reading
+/// every attachment it passed (decrypting each page), and inner pages held
+/// copies of the keys. The index holds only the hash now.
+const V4: &str = "
+CREATE TABLE attachments_v4 (
+    id        INTEGER PRIMARY KEY,
+    sha256    BLOB NOT NULL UNIQUE,
+    refcount  INTEGER NOT NULL,
+    data      BLOB NOT NULL            -- zstd
+);
+INSERT INTO attachments_v4 (sha256, refcount, data)
+    SELECT sha256, refcount, data FROM attachments;
+DROP TABLE attachments;
+ALTER TABLE attachments_v4 RENAME TO attachments;
+";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("mailbox schema version {0} is newer than this sealmail ({VERSION})")]
@@ -157,6 +175,10 @@ pub enum SchemaError {
 
 /// Brings a freshly opened mailbox to `VERSION`, creating it if empty.
 pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+    migrate_to(conn, VERSION)
+}
+
+fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), SchemaError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > VERSION {
         return Err(SchemaError::TooNew(version));
@@ -174,17 +196,13 @@ pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
         tx.execute_batch("PRAGMA user_version = 1")?;
         tx.commit()?;
     }
-    if version < 2 {
-        let tx = conn.transaction()?;
-        tx.execute_batch(V2)?;
-        tx.execute_batch("PRAGMA user_version = 2")?;
-        tx.commit()?;
-    }
-    if version < 3 {
-        let tx = conn.transaction()?;
-        tx.execute_batch(V3)?;
-        tx.execute_batch("PRAGMA user_version = 3")?;
-        tx.commit()?;
+    for (v, sql) in [(2, V2), (3, V3), (4, V4)] {
+        if version < v && v <= target {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {v}"))?;
+            tx.commit()?;
+        }
     }
     Ok(())
 }
@@ -198,4 +216,61 @@ pub fn uidvalidity_seed() -> i64 {
 /// Timestamp string for rows that record when something happened.
 pub fn now_iso() -> String {
     iso8601_utc(now_unix())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version 3 file keeps every attachment through version 4, and a
+    /// lookup by hash goes through the index, not the rows.
+    #[test]
+    fn attachments_move_to_a_rowid_table() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 3).unwrap();
+        for (i, size) in [(1u8, 10usize), (2, 300_000)] {
+            conn.execute(
+                "INSERT INTO attachments (sha256, refcount, data) VALUES (?1, ?2, ?3)",
+                params![[i; 32].as_slice(), i64::from(i), vec![i; size]],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'attachments'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+        for (i, size) in [(1u8, 10usize), (2, 300_000)] {
+            let (refcount, data): (i64, Vec<u8>) = conn
+                .query_row(
+                    "SELECT refcount, data FROM attachments WHERE sha256 = ?1",
+                    [[i; 32].as_slice()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((refcount, data), (i64::from(i), vec![i; size]));
+        }
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT data FROM attachments WHERE sha256 = x'00'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("USING INDEX"), "{plan}");
+        // A second open changes nothing.
+        migrate(&mut conn).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM attachments", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+    }
 }

@@ -521,6 +521,11 @@ pub enum Request {
     Vacuum {
         session: SessionId,
     },
+    /// Adds every body waiting for the full-text index now, a batch per
+    /// hold of the mailbox; answered with `Indexed` and how many.
+    Index {
+        session: SessionId,
+    },
 }
 
 /// The matching replies.
@@ -528,6 +533,7 @@ pub enum Request {
 pub enum Response {
     Unlocked(SessionInfo),
     Settled(u32),
+    Indexed(u64),
     Recipient(Recipient),
     Account(Account),
     DkimKeys(Vec<DkimKey>),

@@ -378,6 +378,17 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
         .create(path)
 }
 
+/// Creates a new file only its owner may read (mode 0600); fails if it
+/// exists.
+pub fn create_private_file(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Whether `a` and `b` are on one filesystem (a path that does not exist
 /// yet counts as its nearest existing parent's).
 pub fn same_filesystem(a: &Path, b: &Path) -> io::Result<bool> {

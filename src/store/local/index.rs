@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::super::StoreError;
 use super::super::mailbox::{INDEX_BATCH, Mailbox};
 use super::{Inner, lock};
 
@@ -45,6 +46,19 @@ impl Inner {
             drop(inner);
         })
         .detach();
+    }
+
+    /// `Request::Index`: the bodies waiting for the index, `INDEX_BATCH`
+    /// per hold of the mailbox, until none wait or the store stops.
+    pub(super) fn index_now(&self, session: super::SessionId) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = self.with(session, |m, _| m.index_pending(INDEX_BATCH))?;
+            total += n as u64;
+            if n < INDEX_BATCH || self.stopping.load(Ordering::SeqCst) {
+                return Ok(total);
+            }
+        }
     }
 
     fn index_waiting(&self, alias: i64, mb: &Mutex<Mailbox>) {

@@ -450,6 +450,7 @@ impl Inner {
             R::Vacuum { session } => self
                 .with(session, |m, _| m.vacuum())
                 .map(|()| Response::Done),
+            R::Index { session } => self.index_now(session).map(Response::Indexed),
         }
     }
 
