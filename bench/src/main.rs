@@ -49,10 +49,7 @@ fn main() {
         open_bench(&tmp);
         unlock_bench(&tmp);
     }
-    let n = std::env::var("BENCH_SEARCH_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let n = env_or("BENCH_SEARCH_MESSAGES", 100_000) as usize;
     if run("search") {
         search_bench(&tmp, n);
     }
@@ -82,23 +79,23 @@ fn main() {
     if run("submission") {
         submission::submission_bench(&tmp);
     }
-    let mib = std::env::var("BENCH_BACKUP_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
     if run("backup") {
-        backup::backup_bench(&tmp, mib);
+        backup::backup_bench(&tmp, env_or("BENCH_BACKUP_MIB", 256));
     }
-    let mib = std::env::var("BENCH_DATA_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
     if run("data") {
-        data::data_bench(&tmp, mib);
+        data::data_bench(&tmp, env_or("BENCH_DATA_MIB", 1024));
     }
     if std::env::var_os("BENCH_KEEP").is_some() {
         println!("kept {}", tmp.display());
     } else {
         let _ = std::fs::remove_dir_all(&tmp);
     }
+}
+
+/// A number from the environment, or `default`.
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
