@@ -47,25 +47,38 @@ fn smtplib_delivery_refusals_and_smuggling() {
     assert_eq!(subjects_matching(&env, &addr, "smuggled-"), 0);
     let (_b, store) = env.store();
     let s = unlock(&store, &addr, "pw");
-    let uid = block(s.search("INBOX", Criteria::Subject(format!("{CANARY} plain"))))
-        .unwrap()
-        .uids;
-    let what = sealmail::store::FetchWhat {
-        sections: vec![sealmail::store::Section {
-            path: vec![],
-            kind: sealmail::store::SectionKind::Whole,
-        }],
-        ..Default::default()
+    let whole = |subject: &str| {
+        let uid = block(s.search("INBOX", Criteria::Subject(subject.into())))
+            .unwrap()
+            .uids;
+        let what = sealmail::store::FetchWhat {
+            sections: vec![sealmail::store::Section {
+                path: vec![],
+                kind: sealmail::store::SectionKind::Whole,
+            }],
+            ..Default::default()
+        };
+        let raw = block(s.fetch(
+            "INBOX",
+            sealmail::store::UidSet::range(uid[0], uid[0]),
+            what,
+        ))
+        .unwrap();
+        String::from_utf8_lossy(&raw[0].sections[0].1).to_string()
     };
-    let raw = block(s.fetch(
-        "INBOX",
-        sealmail::store::UidSet::range(uid[0], uid[0]),
-        what,
-    ))
-    .unwrap();
-    let text = String::from_utf8_lossy(&raw[0].sections[0].1).to_string();
-    assert!(text.starts_with("Return-Path: <a@example.net>\r\nReceived: from client.example.net by mail.example.org (sealmail) with ESMTP id "));
-    assert!(!text.contains("127.0.0.1"), "privacy: no client address");
+    let text = whole(&format!("{CANARY} plain"));
+    let tls = whole(&format!("{CANARY} tls"));
+    assert!(
+        tls.contains(
+            "([127.0.0.1])\r\n\tby mail.example.org (sealmail) with ESMTPS (TLSv1_3/TLS13_"
+        ),
+        "{tls}"
+    );
+    // RFC 5321 §4.4: the client's HELO and its address.
+    assert!(
+        text.starts_with("Return-Path: <a@example.net>\r\nReceived: from client.example.net ([127.0.0.1])\r\n\tby mail.example.org (sealmail) with ESMTP id "),
+        "{text}"
+    );
     assert!(text.contains("\r\n.leading dot\r\n"), "dot-unstuffing");
 }
 

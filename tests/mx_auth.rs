@@ -105,6 +105,27 @@ fn spf_dkim_dmarc_pass_fail_and_reject() {
         forged.contains("spf=pass") && forged.contains("dmarc=pass"),
         "{forged}"
     );
+    // Results fields naming this server are forged: gone. Another
+    // server's stay, below ours and the Received line naming the client.
+    let claimed = header_of(&env, &addr, "authclaimed");
+    assert_eq!(
+        claimed.matches("mail.example.org;").count(),
+        1,
+        "only ours: {claimed}"
+    );
+    assert!(
+        claimed.starts_with(
+            "Return-Path: <y@nopolicy.test>\r\nAuthentication-Results: mail.example.org;"
+        ) && claimed.contains("dmarc=none")
+            && !claimed.contains("header.d=bank.example")
+            && !claimed.contains("ARC-Authentication-Results"),
+        "{claimed}"
+    );
+    assert!(
+        claimed.contains("Received: from good.test ([127.0.0.1])\r\n\tby mail.example.org (sealmail) with ESMTP id ")
+            && claimed.contains("Authentication-Results: relay.example.net; spf=pass"),
+        "{claimed}"
+    );
     let none = header_of(&env, &addr, "authnone");
     assert!(
         none.contains("spf=none") && none.contains("dmarc=none"),

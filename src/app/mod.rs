@@ -636,6 +636,7 @@ fn start_smtp(
         Arc::new(smtp::InboundAuth::new(
             d,
             &config.hostname,
+            &config.mx.authserv_id,
             config.mx.dmarc_reject,
         ))
     });
@@ -682,6 +683,7 @@ fn start_smtp(
             store: shared.store.clone(),
             tls: shared.tls.clone(),
             hostname: config.hostname.clone(),
+            authserv_id: config.mx.authserv_id.clone(),
             max_message_bytes: config.limits.max_message_bytes,
             mime_limits: config.limits.mime,
             timeouts: shared.live.smtp_timeouts.clone(),

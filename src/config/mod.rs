@@ -281,6 +281,10 @@ pub struct Mx {
     pub check_senders: bool,
     /// Refuse mail failing DMARC under `p=reject` (550 5.7.1).
     pub dmarc_reject: bool,
+    /// The name this server's Authentication-Results carry (RFC 8601
+    /// §2.5); incoming results fields naming it are removed. The host
+    /// name unless set.
+    pub authserv_id: String,
     /// Time to send one command line (also caps the TLS handshake).
     pub command_timeout: Duration,
     /// Time for the whole of DATA or one BDAT chunk.

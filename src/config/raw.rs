@@ -78,6 +78,7 @@ pub struct S3 {
 pub struct Mx {
     pub check_senders: Option<bool>,
     pub dmarc_reject: Option<bool>,
+    pub authserv_id: Option<String>,
     pub command_timeout: Option<String>,
     pub data_timeout: Option<String>,
     pub greet_pause: Option<String>,

@@ -85,7 +85,7 @@ impl Validator<'_> {
             log: self.log(raw.log.unwrap_or_default(), data_dir)?,
             send_limits: self.send_limits(raw.submission.unwrap_or_default())?,
             queue: self.queue(raw.queue.unwrap_or_default())?,
-            mx: self.mx(raw.mx.unwrap_or_default())?,
+            mx: self.mx(raw.mx.unwrap_or_default(), &hostname)?,
             cluster: self.cluster(raw.cluster.unwrap_or_default(), dev)?,
             nameservers: self.nameservers(raw.dns.unwrap_or_default())?,
             relay: self.relay(raw.relay.unwrap_or_default())?,
@@ -257,10 +257,22 @@ impl Validator<'_> {
     }
 
     /// `[mx]`: sender checks and deadlines.
-    fn mx(&self, mx: raw::Mx) -> Result<Mx, ConfigError> {
+    fn mx(&self, mx: raw::Mx, hostname: &str) -> Result<Mx, ConfigError> {
+        let authserv_id = mx.authserv_id.unwrap_or_else(|| hostname.to_string());
+        if authserv_id.is_empty()
+            || !authserv_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
+            return self.err(
+                "mx.authserv_id",
+                format!("{authserv_id:?}: expected a host name"),
+            );
+        }
         let mx = Mx {
             check_senders: mx.check_senders.unwrap_or(true),
             dmarc_reject: mx.dmarc_reject.unwrap_or(true),
+            authserv_id,
             command_timeout: self.duration(
                 "mx.command_timeout",
                 mx.command_timeout.as_deref().unwrap_or("5m"),

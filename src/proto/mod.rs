@@ -1,5 +1,5 @@
 //! Pure parsers and encoders of wire and file formats (mbox, POP3, SMTP,
-//! IMAP): no I/O,
+//! IMAP, results header fields): no I/O,
 //! no async.
 //!
 //! Imports nothing of ours but `util`'s pure helpers. Invariants: every parser is total (any input
@@ -11,6 +11,7 @@ pub mod imap;
 pub mod mbox;
 pub mod mutf7;
 pub mod pop3;
+pub mod results;
 pub mod sasl;
 pub mod smtp;
 

@@ -23,6 +23,8 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 pub struct InboundAuth {
     dns: Dns,
     hostname: String,
+    /// The name the results header carries (`mx.authserv_id`).
+    authserv_id: String,
     /// Refuse mail whose DMARC check fails under `p=reject`.
     pub dmarc_reject: bool,
 }
@@ -38,10 +40,11 @@ pub struct Verdict {
 }
 
 impl InboundAuth {
-    pub fn new(dns: Dns, hostname: &str, dmarc_reject: bool) -> InboundAuth {
+    pub fn new(dns: Dns, hostname: &str, authserv_id: &str, dmarc_reject: bool) -> InboundAuth {
         InboundAuth {
             dns,
             hostname: hostname.to_string(),
+            authserv_id: authserv_id.to_string(),
             dmarc_reject,
         }
     }
@@ -55,7 +58,7 @@ impl InboundAuth {
             None => Verdict {
                 header: format!(
                     "Authentication-Results: {}; spf=temperror; dkim=temperror; dmarc=temperror (checks timed out)\r\n",
-                    self.hostname
+                    self.authserv_id
                 ),
                 summary: "spf=temperror dkim=temperror dmarc=temperror".into(),
                 dmarc_reject: false,
@@ -68,7 +71,7 @@ impl InboundAuth {
             return Verdict {
                 header: format!(
                     "Authentication-Results: {}; none (message headers could not be parsed)\r\n",
-                    self.hostname
+                    self.authserv_id
                 ),
                 summary: "spf=none dkim=none dmarc=none".into(),
                 dmarc_reject: false,
@@ -83,7 +86,7 @@ impl InboundAuth {
         let dmarc = a
             .verify_dmarc(dns.cached(DmarcParameters::new(&msg, &dkim, mail_from_domain, &spf)))
             .await;
-        let results = AuthenticationResults::new(&self.hostname)
+        let results = AuthenticationResults::new(&self.authserv_id)
             .with_dkim_results(&dkim, msg.from())
             .with_spf_mailfrom_result(&spf, ip, mail_from, helo)
             .with_dmarc_result(&dmarc);

@@ -144,7 +144,8 @@ fn header_refusal(body: &[u8]) -> Option<String> {
 }
 
 /// The message with this hop's Authentication-Results (above, RFC 8601
-/// §2.1) and Received headers; `Err` is the refusal of a DMARC reject
+/// §2.1) and Received headers, less the results fields that claim this
+/// server's authserv-id; `Err` is the refusal of a DMARC reject
 /// (never for mail to postmaster@ only).
 async fn traced(
     ctx: &Smtp,
@@ -160,9 +161,19 @@ async fn traced(
         (false, true) => "SMTPS",
         (false, false) => "SMTP",
     };
-    // Privacy: the Received header names the client's HELO, not its address.
+    // What a postmaster tracing a message needs (RFC 5321 §4.4): the
+    // client's HELO and address, and the TLS it used.
+    let address = match conn.peer.ip().to_canonical() {
+        std::net::IpAddr::V4(a) => format!("[{a}]"),
+        std::net::IpAddr::V6(a) => format!("[IPv6:{a}]"),
+    };
+    let tls = if conn.is_tls() {
+        format!(" ({})", conn.tls_description())
+    } else {
+        String::new()
+    };
     let received = format!(
-        "Received: from {} by {} (sealmail) with {with} id {id};\r\n\t{}\r\n",
+        "Received: from {} ({address})\r\n\tby {} (sealmail) with {with}{tls} id {id};\r\n\t{}\r\n",
         greeting.helo,
         ctx.hostname,
         rfc5322_date(now_unix())
@@ -178,7 +189,9 @@ async fn traced(
         relayed.extend_from_slice(verdict.header.as_bytes());
     }
     relayed.extend_from_slice(received.as_bytes());
-    relayed.extend_from_slice(body);
+    // Results claiming to be this server's are forged (RFC 8601 §5); the
+    // checks above read the message as it came.
+    relayed.extend_from_slice(&crate::proto::results::strip_claims(body, &ctx.authserv_id));
     Ok(relayed)
 }
 

@@ -43,6 +43,8 @@ pub struct Smtp {
     pub auth: Option<Arc<InboundAuth>>,
     pub tls: TlsAcceptor,
     pub hostname: String,
+    /// Incoming results fields naming it are removed (`mx.authserv_id`).
+    pub authserv_id: String,
     pub max_message_bytes: u64,
     /// Recipients per transaction (452 4.5.3 past it); a reload changes it.
     pub max_recipients: Live<usize>,

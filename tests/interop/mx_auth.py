@@ -46,4 +46,10 @@ code, text = send("x@strict.test", message("x@strict.test", "authreject"))
 check("DMARC p=reject failure refused", code == 550 and text.startswith(b"5.7.1"), (code, text))
 code, _ = send("y@nopolicy.test", message("y@nopolicy.test", "authnone"))
 check("no records at all is accepted", code == 250)
+claimed = (b"Authentication-Results: mail.example.org; dkim=pass header.d=bank.example; dmarc=pass\r\n"
+           b"ARC-Authentication-Results: i=1; MAIL.example.org;\r\n\tdmarc=pass\r\n"
+           b"Authentication-Results: relay.example.net; spf=pass smtp.mailfrom=y@nopolicy.test\r\n"
+           + message("y@nopolicy.test", "authclaimed"))
+code, _ = send("y@nopolicy.test", claimed)
+check("results claiming this server are accepted (and removed)", code == 250)
 check.finish()

@@ -67,7 +67,7 @@ c("to the target", first["rcpt_tos"] == ["bob@far.test"], first["rcpt_tos"])
 srs = first["mail_from"]
 c("SRS0 sender at our domain",
   srs.startswith("SRS0=") and srs.endswith("=origin.test=alice@example.org"), srs)
-c("trace header added", "Received: from origin.test by mail.example.org" in first["data"],
+c("trace header added", "Received: from origin.test ([127.0.0.1])\r\n\tby mail.example.org" in first["data"],
   first["data"][:300])
 c("no Return-Path in a relayed copy", "Return-Path:" not in first["data"])
 c("body intact", "canary-forward-7f3a" in first["data"])
