@@ -45,14 +45,20 @@ fn start_auth_dns(dir: &Path, public: &str) -> (Peer, u16) {
         "_dmarc.good.test": [["TXT", "v=DMARC1; p=reject"]],
         "strict.test": [["TXT", "v=spf1 ip4:192.0.2.1 -all"]],
         "_dmarc.strict.test": [["TXT", "v=DMARC1; p=reject"]],
+        "lenient.test": [["TXT", "v=spf1 ip4:192.0.2.1 -all"]],
+        "_dmarc.lenient.test": [["TXT", "v=DMARC1; p=quarantine"]],
     });
     start_dns(dir, &zone)
 }
 
 fn header_of(env: &Env, addr: &str, subject: &str) -> String {
+    header_in(env, addr, "INBOX", subject)
+}
+
+fn header_in(env: &Env, addr: &str, folder: &str, subject: &str) -> String {
     let (_b, store) = env.store();
     let s = unlock(&store, addr, "pw");
-    let uids = block(s.search("INBOX", Criteria::Subject(subject.into())))
+    let uids = block(s.search(folder, Criteria::Subject(subject.into())))
         .unwrap()
         .uids;
     assert_eq!(uids.len(), 1, "{subject}");
@@ -63,7 +69,7 @@ fn header_of(env: &Env, addr: &str, subject: &str) -> String {
         }],
         ..Default::default()
     };
-    let got = block(s.fetch("INBOX", UidSet::range(uids[0], uids[0]), what)).unwrap();
+    let got = block(s.fetch(folder, UidSet::range(uids[0], uids[0]), what)).unwrap();
     String::from_utf8_lossy(&got[0].sections[0].1).to_string()
 }
 
@@ -126,6 +132,10 @@ fn spf_dkim_dmarc_pass_fail_and_reject() {
             && claimed.contains("Authentication-Results: relay.example.net; spf=pass"),
         "{claimed}"
     );
+    // DMARC fails under p=quarantine: accepted, into Junk (sealed here:
+    // nobody was logged in), with the failing result.
+    let quarantined = header_in(&env, &addr, "Junk", "authquarantine");
+    assert!(quarantined.contains("dmarc=fail"), "{quarantined}");
     let none = header_of(&env, &addr, "authnone");
     assert!(
         none.contains("spf=none") && none.contains("dmarc=none"),

@@ -222,3 +222,34 @@ fn imported_mail_is_indexed_after_the_import() {
     assert_eq!(indexed, n);
     assert_eq!(body_hits(&s, "sealed body"), n, "found through the index");
 }
+
+/// Mail for the Junk folder (DMARC quarantine) gets there sealed, the
+/// mark inside the seal, and with the key present; a renamed Junk folder
+/// still gets it by its special use.
+#[test]
+fn junk_deliveries_reach_the_junk_folder_on_both_paths() {
+    use sealmail::store::Criteria;
+    let env = Env::new();
+    let addr = env.alias("ann", "pw");
+    let (_b, store) = env.store();
+    let d = block(store.deliver_to_junk(&addr, text_message("sealed junk", "phish one"))).unwrap();
+    assert_eq!(d, Delivery::Sealed);
+    assert!(files_containing(env.data(), b"phish one").is_empty());
+    let (s, imported) = unlock_imported(&store, &addr, "pw");
+    assert_eq!(imported, 1);
+    let d = block(store.deliver_to_junk(&addr, text_message("direct junk", "phish two"))).unwrap();
+    assert!(matches!(d, Delivery::Inbox { .. }), "{d:?}");
+    block(store.deliver(&addr, text_message("wanted", "hello"))).unwrap();
+    let in_folder = |folder: &str| {
+        block(s.search(folder, Criteria::All))
+            .map(|r| r.uids.len())
+            .unwrap_or(0)
+    };
+    assert_eq!((in_folder("Junk"), in_folder("INBOX")), (2, 1));
+    block(s.rename_folder("Junk", "Spam")).unwrap();
+    block(store.deliver_to_junk(&addr, text_message("renamed", "phish three"))).unwrap();
+    assert_eq!((in_folder("Spam"), in_folder("INBOX")), (3, 1));
+    // A special-use folder is never deleted, so INBOX, the fallback, is
+    // not reached here.
+    assert!(block(s.delete_folder("Spam")).is_err());
+}

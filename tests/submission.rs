@@ -92,6 +92,21 @@ fn smtplib_submits_and_dkim_verifies_at_an_mx_found_by_dns() {
     );
     assert!(out.contains(" 0 failed"), "{out}");
     drop(server);
+    // submission.hide_client_address (on by default): our Received names
+    // the HELO, not where the owner sent from.
+    let sent = sink_messages(&sink_dir);
+    assert!(!sent.is_empty());
+    for m in &sent {
+        let data = m["data"].as_str().unwrap();
+        let ours = data
+            .split("\r\n")
+            .find(|l| l.contains("(sealmail) with ESMTPSA"))
+            .unwrap_or_else(|| panic!("{data}"));
+        assert!(
+            ours.starts_with("Received: from ") && !ours.contains("127.0.0.1"),
+            "{ours}"
+        );
+    }
 
     // The queue kept the status, not the bodies.
     let key = sealmail::app::server_key(env.data()).unwrap();

@@ -674,6 +674,7 @@ fn start_smtp(
         wake_tx,
         shared.throttle.clone(),
         shared.live.send_limits.clone(),
+        config.hide_client_address,
     ));
     let smtp_ctx = |submission| {
         Arc::new(Smtp {

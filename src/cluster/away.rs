@@ -88,9 +88,15 @@ impl Away {
             .map(|e| Recipient::Local(e.route.clone()))
     }
 
-    /// Seals `message` to the alias' public key into the spool; returns
-    /// once file and directory are synced.
-    pub fn deliver(&self, address: &str, message: &[u8]) -> Result<Delivery, StoreError> {
+    /// Seals `message` to the alias' public key into the spool (marked for
+    /// the Junk folder when `junk`); returns once file and directory are
+    /// synced.
+    pub fn deliver(
+        &self,
+        address: &str,
+        message: &[u8],
+        junk: bool,
+    ) -> Result<Delivery, StoreError> {
         let address = address.trim().to_ascii_lowercase();
         let key = {
             let dir = lock(&self.directory);
@@ -99,7 +105,7 @@ impl Away {
                 .and_then(|e| e.public_key.clone())
                 .ok_or_else(unavailable)?
         };
-        let sealed = crate::store::seal(&key, message)?;
+        let sealed = crate::store::seal(&key, message, junk)?;
         let io = |e: io::Error| StoreError::Unavailable(format!("the local spool: {e}"));
         let spool = self.data_dir.join(SPOOL_DIR);
         let id = random_id().map_err(io)?;
@@ -172,7 +178,7 @@ mod tests {
         let away = Away::open(dir.path()).unwrap();
         assert!(away.lookup("bob@example.org").is_none());
         assert!(
-            away.deliver("bob@example.org", b"x")
+            away.deliver("bob@example.org", b"x", false)
                 .unwrap_err()
                 .is_temporary()
         );
@@ -198,8 +204,12 @@ mod tests {
             Some(Recipient::Local(_))
         ));
         assert!(away.lookup("eve@example.org").is_none());
-        away.deliver("bob@example.org", b"Subject: canary-1234\r\n\r\nhi\r\n")
-            .unwrap();
+        away.deliver(
+            "bob@example.org",
+            b"Subject: canary-1234\r\n\r\nhi\r\n",
+            false,
+        )
+        .unwrap();
         let files = away.waiting().unwrap();
         assert_eq!(files.len(), 1);
         let raw = fs::read(&files[0]).unwrap();

@@ -202,9 +202,13 @@ impl Remote {
                 .lookup(&address)
                 .map(Response::Recipient)
                 .ok_or_else(unavailable),
-            Request::Deliver { address, message } => {
+            Request::Deliver {
+                address,
+                message,
+                junk,
+            } => {
                 let away = self.away.clone();
-                blocking::unblock(move || away.deliver(&address, &message))
+                blocking::unblock(move || away.deliver(&address, &message, junk))
                     .await
                     .map(Response::Delivered)
             }

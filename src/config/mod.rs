@@ -136,6 +136,9 @@ pub struct Config {
     pub backup_policy: Option<BackupPolicy>,
     /// Daily sending limits of the submission ports.
     pub send_limits: SendLimits,
+    /// `submission.hide_client_address`: the Received header of submitted
+    /// mail leaves out the client's address (where its owner sends from).
+    pub hide_client_address: bool,
     /// Retries and body keeping of the outbound queue.
     pub queue: QueuePolicy,
     pub cluster: Cluster,

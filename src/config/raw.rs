@@ -35,6 +35,7 @@ pub struct Cluster {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Submission {
+    pub hide_client_address: Option<bool>,
     pub max_per_alias_per_day: Option<i64>,
     pub max_per_domain_per_day: Option<i64>,
 }

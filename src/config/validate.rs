@@ -81,9 +81,11 @@ impl Validator<'_> {
             );
         }
         let backup = raw.backup.unwrap_or_default();
+        let submission = raw.submission.unwrap_or_default();
         Ok(Config {
             log: self.log(raw.log.unwrap_or_default(), data_dir)?,
-            send_limits: self.send_limits(raw.submission.unwrap_or_default())?,
+            hide_client_address: submission.hide_client_address.unwrap_or(true),
+            send_limits: self.send_limits(submission)?,
             queue: self.queue(raw.queue.unwrap_or_default())?,
             mx: self.mx(raw.mx.unwrap_or_default(), &hostname)?,
             cluster: self.cluster(raw.cluster.unwrap_or_default(), dev)?,

@@ -37,6 +37,9 @@ pub struct Verdict {
     pub summary: String,
     /// DMARC failed and the domain asks for rejection.
     pub dmarc_reject: bool,
+    /// DMARC failed under `p=quarantine`, or under `p=reject` that this
+    /// server does not refuse: the Junk folder (RFC 7489 §6.3).
+    pub junk: bool,
 }
 
 impl InboundAuth {
@@ -62,6 +65,7 @@ impl InboundAuth {
                 ),
                 summary: "spf=temperror dkim=temperror dmarc=temperror".into(),
                 dmarc_reject: false,
+                junk: false,
             },
         }
     }
@@ -75,6 +79,7 @@ impl InboundAuth {
                 ),
                 summary: "spf=none dkim=none dmarc=none".into(),
                 dmarc_reject: false,
+                junk: false,
             };
         };
         let (a, dns) = (self.dns.authenticator(), &self.dns);
@@ -96,6 +101,7 @@ impl InboundAuth {
             header: format!("Authentication-Results: {results}\r\n"),
             summary: summary(&spf, &dkim, &dmarc),
             dmarc_reject: self.dmarc_reject && failed && dmarc.policy() == Policy::Reject,
+            junk: failed && matches!(dmarc.policy(), Policy::Quarantine | Policy::Reject),
         }
     }
 }

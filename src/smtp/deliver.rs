@@ -72,8 +72,12 @@ async fn deliver_checked(
     let (greeting, tx) = (env.greeting, env.tx);
     if let (Some(sub), Some(account)) = (&ctx.submission, env.account) {
         let rcpts = super::submit::recipients(&tx.dests, &tx.remote);
-        let (helo, from) = (greeting.helo.as_str(), tx.from.as_str());
-        return super::submit::queue_message(ctx, sub, account, helo, from, rcpts, body).await;
+        let from = tx.from.as_str();
+        let client = (
+            greeting.helo.as_str(),
+            (!sub.hide_client_address).then(|| conn.peer.ip()),
+        );
+        return super::submit::queue_message(ctx, sub, account, client, from, rcpts, body).await;
     }
     let id = tx.id.as_str();
     let from = tx.from.as_str();
@@ -85,6 +89,7 @@ async fn deliver_checked(
             .rcpts
             .iter()
             .all(|r| r.rsplit_once('@').is_some_and(|(l, _)| l == "postmaster"));
+    let mut junk = false;
     let relayed = match traced(
         ctx,
         conn,
@@ -92,6 +97,7 @@ async fn deliver_checked(
         &body,
         to_postmaster,
         checks,
+        &mut junk,
     )
     .await
     {
@@ -108,7 +114,7 @@ async fn deliver_checked(
         .filter(|d| !ctx.delivered.contains(&digest, &d.key()))
         .collect();
     let skipped = tx.dests.len() - todo.len();
-    store_copies(ctx, from, &relayed, &todo, &mut outcomes).await;
+    store_copies(ctx, (from, junk), &relayed, &todo, &mut outcomes).await;
     relay_copies(ctx, from, &relayed, &todo, &mut outcomes).await;
     match verdict(&outcomes, skipped) {
         Verdict::Temporary(t) => {
@@ -146,7 +152,8 @@ fn header_refusal(body: &[u8]) -> Option<String> {
 /// The message with this hop's Authentication-Results (above, RFC 8601
 /// §2.1) and Received headers, less the results fields that claim this
 /// server's authserv-id; `Err` is the refusal of a DMARC reject
-/// (never for mail to postmaster@ only).
+/// (never for mail to postmaster@ only); `junk` is set when DMARC failed
+/// under a quarantine policy (or a reject policy not enforced).
 async fn traced(
     ctx: &Smtp,
     conn: &Conn,
@@ -154,6 +161,7 @@ async fn traced(
     body: &[u8],
     to_postmaster: bool,
     checks: &mut Option<String>,
+    junk: &mut bool,
 ) -> Result<Vec<u8>, String> {
     let with = match (greeting.esmtp, conn.is_tls()) {
         (true, true) => "ESMTPS",
@@ -163,10 +171,7 @@ async fn traced(
     };
     // What a postmaster tracing a message needs (RFC 5321 §4.4): the
     // client's HELO and address, and the TLS it used.
-    let address = match conn.peer.ip().to_canonical() {
-        std::net::IpAddr::V4(a) => format!("[{a}]"),
-        std::net::IpAddr::V6(a) => format!("[IPv6:{a}]"),
-    };
+    let address = address_literal(conn.peer.ip());
     let tls = if conn.is_tls() {
         format!(" ({})", conn.tls_description())
     } else {
@@ -182,6 +187,8 @@ async fn traced(
     if let Some(auth) = &ctx.auth {
         let verdict = auth.check(conn.peer.ip(), &greeting.helo, from, body).await;
         *checks = Some(verdict.summary.clone());
+        // Postmaster reads what fails too, in INBOX.
+        *junk = verdict.junk && !to_postmaster;
         if verdict.dmarc_reject && !to_postmaster {
             return Err("550 5.7.1 Rejected: the sender's domain publishes a DMARC reject policy and this message fails it"
                 .to_string());
@@ -195,11 +202,20 @@ async fn traced(
     Ok(relayed)
 }
 
-/// Files a copy into each mailbox destination; Return-Path is added at
-/// final delivery (RFC 5321 §4.4).
+/// An address as a Received header's TCP-info writes it (RFC 5321 §4.4):
+/// `[192.0.2.7]`, `[IPv6:2001:db8::7]`; a v4-mapped address as v4.
+pub(super) fn address_literal(ip: std::net::IpAddr) -> String {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(a) => format!("[{a}]"),
+        std::net::IpAddr::V6(a) => format!("[IPv6:{a}]"),
+    }
+}
+
+/// Files a copy into each mailbox destination, into its Junk folder when
+/// `junk`; Return-Path is added at final delivery (RFC 5321 §4.4).
 async fn store_copies<'d>(
     ctx: &Smtp,
-    from: &str,
+    (from, junk): (&str, bool),
     message: &[u8],
     todo: &[&'d Dest],
     outcomes: &mut Vec<(&'d Dest, Result<(), Failure>)>,
@@ -224,7 +240,12 @@ async fn store_copies<'d>(
         } else {
             copy.clone()
         };
-        let result = ctx.store.deliver(alias, copy).await.map_err(|e| {
+        let delivery = if junk {
+            ctx.store.deliver_to_junk(alias, copy).await
+        } else {
+            ctx.store.deliver(alias, copy).await
+        };
+        let result = delivery.map_err(|e| {
             tracing::warn!(error = %e, "delivery failed");
             match e {
                 StoreError::TooBig(n) => Failure::Permanent(too_big(n)),

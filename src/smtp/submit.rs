@@ -41,6 +41,8 @@ pub struct Submission {
     /// A reload changes them; each message is counted against those in
     /// force.
     pub limits: crate::util::Live<SendLimits>,
+    /// `submission.hide_client_address`.
+    pub hide_client_address: bool,
     dkim: Mutex<HashMap<String, CachedKeys>>,
 }
 
@@ -53,12 +55,14 @@ impl Submission {
         wake: async_channel::Sender<()>,
         throttle: Arc<AuthThrottle>,
         limits: crate::util::Live<SendLimits>,
+        hide_client_address: bool,
     ) -> Submission {
         Submission {
             queue,
             wake,
             throttle,
             limits,
+            hide_client_address,
             dkim: Mutex::new(HashMap::new()),
         }
     }
@@ -306,7 +310,7 @@ pub(super) async fn queue_message(
     ctx: &Smtp,
     sub: &Submission,
     account: &Account,
-    helo: &str,
+    (helo, address): (&str, Option<std::net::IpAddr>),
     from: &str,
     rcpts: Vec<NewRecipient>,
     body: Vec<u8>,
@@ -345,8 +349,13 @@ pub(super) async fn queue_message(
     let now = now_unix();
     let id = random_id().unwrap_or_default();
     let id = id.get(..16).unwrap_or(&id);
+    // The client's address only when `submission.hide_client_address`
+    // is off.
+    let address = address.map_or(String::new(), |ip| {
+        format!(" ({})", super::deliver::address_literal(ip))
+    });
     let mut added = format!(
-        "Received: from {} by {} (sealmail) with ESMTPSA id {id};\r\n\t{}\r\n",
+        "Received: from {}{address} by {} (sealmail) with ESMTPSA id {id};\r\n\t{}\r\n",
         printable(helo),
         ctx.hostname,
         rfc5322_date(now)

@@ -33,9 +33,10 @@ use serde::{Deserialize, Serialize};
 pub use mailbox::normalize as normalize_folder_name;
 
 /// Seals `message` to an alias' public key (an age recipient), as the
-/// spool does: what only the alias' owner can open.
-pub fn seal(public_key: &str, message: &[u8]) -> Result<Vec<u8>, StoreError> {
-    spool::seal(public_key, message).map_err(|e| StoreError::Internal(e.to_string()))
+/// spool does: what only the alias' owner can open; `junk` marks it, inside
+/// the seal, for the Junk folder.
+pub fn seal(public_key: &str, message: &[u8], junk: bool) -> Result<Vec<u8>, StoreError> {
+    spool::seal(public_key, message, junk).map_err(|e| StoreError::Internal(e.to_string()))
 }
 pub use order::{SortCriterion, SortKey, ThreadAlgorithm, ThreadNode};
 pub use types::*;
@@ -211,6 +212,24 @@ impl Store {
             self.backend.call(Request::Deliver {
                 address: address.to_string(),
                 message,
+                junk: false,
+            }),
+            Delivered
+        )
+    }
+
+    /// [`Store::deliver`] into the folder marked `\Junk` (RFC 6154), or
+    /// INBOX when the owner has none; sealed mail goes there at import.
+    pub async fn deliver_to_junk(
+        &self,
+        address: &str,
+        message: Vec<u8>,
+    ) -> Result<Delivery, StoreError> {
+        expect_reply!(
+            self.backend.call(Request::Deliver {
+                address: address.to_string(),
+                message,
+                junk: true,
             }),
             Delivered
         )

@@ -44,22 +44,57 @@ pub struct Sealed {
 }
 
 /// Seals `message` to `public_key` into a temporary file of the mailbox's
-/// spool, synced to disk.
+/// spool, synced to disk; `junk` marks it for the Junk folder, inside the
+/// seal (the operator does not learn it).
 pub fn prepare(
     data: &Path,
     mailbox_id: &str,
     public_key: &str,
     message: &[u8],
+    junk: bool,
 ) -> Result<Sealed, SpoolError> {
-    let bytes = seal(public_key, message)?;
+    let bytes = seal(public_key, message, junk)?;
     write_temp(data, mailbox_id, &bytes)
 }
 
-/// Seals `message` to the age recipient `public_key`.
-pub fn seal(public_key: &str, message: &[u8]) -> Result<Vec<u8>, SpoolError> {
+/// Seals `message` to the age recipient `public_key`, marked for the Junk
+/// folder when `junk`.
+pub fn seal(public_key: &str, message: &[u8], junk: bool) -> Result<Vec<u8>, SpoolError> {
+    let mark: &[u8] = if junk { JUNK_MARK } else { b"" };
+    seal_parts(public_key, &[mark, message])
+}
+
+/// The first bytes of a sealed message for the Junk folder: a NUL, which
+/// no message begins with, and a word; [`take_mark`] removes them.
+const JUNK_MARK: &[u8] = b"\0junk\n";
+
+fn seal_parts(public_key: &str, parts: &[&[u8]]) -> Result<Vec<u8>, SpoolError> {
+    use std::io::Write;
     let recipient =
         age::x25519::Recipient::from_str(public_key).map_err(|_| SpoolError::BadRecipient)?;
-    age::encrypt(&recipient, message).map_err(|e| SpoolError::Seal(e.to_string()))
+    let seal_err = |e: &dyn std::fmt::Display| SpoolError::Seal(e.to_string());
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+            .map_err(|e| seal_err(&e))?;
+    let size: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(size + size / 1024 * 16 + 256);
+    let mut writer = encryptor.wrap_output(&mut out).map_err(|e| seal_err(&e))?;
+    for part in parts {
+        writer.write_all(part).map_err(|e| seal_err(&e))?;
+    }
+    writer.finish().map_err(|e| seal_err(&e))?;
+    Ok(out)
+}
+
+/// An opened sealed message without its mark; whether it was for the Junk
+/// folder.
+pub fn take_mark(mut plain: Vec<u8>) -> (Vec<u8>, bool) {
+    if plain.starts_with(JUNK_MARK) {
+        plain.drain(..JUNK_MARK.len());
+        (plain, true)
+    } else {
+        (plain, false)
+    }
 }
 
 /// The first line of every age file.
@@ -224,25 +259,38 @@ pub fn remove(files: &[&Pending]) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// The Junk mark is inside the seal, and only a marked file has it.
     #[test]
     fn sealed_file_opens_only_with_the_identity() {
         let dir = tempfile::tempdir().unwrap();
         let id = age::x25519::Identity::generate();
         let other = age::x25519::Identity::generate();
         let public = id.to_public().to_string();
-        prepare(dir.path(), "mbx", &public, b"Subject: canary-xyz\r\n\r\nhi")
-            .unwrap()
-            .place()
-            .unwrap();
+        prepare(
+            dir.path(),
+            "mbx",
+            &public,
+            b"Subject: canary-xyz\r\n\r\nhi",
+            true,
+        )
+        .unwrap()
+        .place()
+        .unwrap();
         let p = pending(dir.path(), "mbx").unwrap();
         assert_eq!(p.len(), 1);
         let raw = fs::read(&p[0].path).unwrap();
         assert!(!raw.windows(10).any(|w| w == b"canary-xyz"));
+        assert!(!raw.windows(4).any(|w| w == b"junk"));
         use age::secrecy::ExposeSecret;
         let secret = id.to_string();
+        let plain = open(&p[0], secret.expose_secret()).unwrap();
         assert_eq!(
-            open(&p[0], secret.expose_secret()).unwrap(),
-            b"Subject: canary-xyz\r\n\r\nhi"
+            take_mark(plain),
+            (b"Subject: canary-xyz\r\n\r\nhi".to_vec(), true)
+        );
+        assert_eq!(
+            take_mark(b"Subject: junk\r\n\r\n".to_vec()),
+            (b"Subject: junk\r\n\r\n".to_vec(), false)
         );
         assert!(open(&p[0], other.to_string().expose_secret()).is_err());
     }
@@ -254,9 +302,17 @@ mod tests {
     fn prepared_files_appear_when_placed_in_placing_order() {
         let dir = tempfile::tempdir().unwrap();
         let public = age::x25519::Identity::generate().to_public().to_string();
-        let first = prepare(dir.path(), "mbx", &public, b"Subject: first\r\n\r\n").unwrap();
-        let second = prepare(dir.path(), "mbx", &public, b"Subject: second\r\n\r\n").unwrap();
-        let dropped = prepare(dir.path(), "mbx", &public, b"Subject: never\r\n\r\n").unwrap();
+        let first = prepare(dir.path(), "mbx", &public, b"Subject: first\r\n\r\n", false).unwrap();
+        let second = prepare(
+            dir.path(),
+            "mbx",
+            &public,
+            b"Subject: second\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        let dropped =
+            prepare(dir.path(), "mbx", &public, b"Subject: never\r\n\r\n", false).unwrap();
         assert!(pending(dir.path(), "mbx").unwrap().is_empty());
         let second = second.place().unwrap();
         let first = first.place().unwrap();

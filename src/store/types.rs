@@ -123,6 +123,12 @@ pub struct SelectInfo {
     pub first_unseen: Option<u32>,
 }
 
+/// An [`AppendRequest::folder`] that names a role, not a folder: the
+/// folder marked `\Junk` (RFC 6154), whatever its owner named it, or INBOX
+/// when there is none. Deliveries of mail that failed DMARC under a
+/// quarantine policy go there.
+pub const JUNK: &str = "\\Junk";
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AppendRequest {
     pub folder: String,
@@ -390,6 +396,9 @@ pub enum Request {
     Deliver {
         address: String,
         message: Vec<u8>,
+        /// Into the Junk folder (`JUNK`); absent from older peers.
+        #[serde(default)]
+        junk: bool,
     },
     /// Mail a cluster secondary took while this primary was away, already
     /// sealed to the alias' public key: placed in its spool as it is, once

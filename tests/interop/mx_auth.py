@@ -44,6 +44,8 @@ code, _ = send("a@good.test", forged)
 check("altered body still accepted (SPF aligns)", code == 250)
 code, text = send("x@strict.test", message("x@strict.test", "authreject"))
 check("DMARC p=reject failure refused", code == 550 and text.startswith(b"5.7.1"), (code, text))
+code, _ = send("x@lenient.test", message("x@lenient.test", "authquarantine"))
+check("DMARC p=quarantine failure accepted (for Junk)", code == 250)
 code, _ = send("y@nopolicy.test", message("y@nopolicy.test", "authnone"))
 check("no records at all is accepted", code == 250)
 claimed = (b"Authentication-Results: mail.example.org; dkim=pass header.d=bank.example; dmarc=pass\r\n"

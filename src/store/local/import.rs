@@ -24,7 +24,7 @@ use super::super::control::Alias;
 use super::super::mailbox::{INDEX_BATCH, Mailbox};
 use super::super::mime::{self, Parsed};
 use super::super::spool::{self, Pending};
-use super::super::types::{AppendRequest, Change, Flags};
+use super::super::types::{AppendRequest, Change, Flags, JUNK};
 use super::{Inner, lock};
 use crate::util::{crash_point, pause_point};
 
@@ -321,8 +321,8 @@ fn prepare<'p>(
     };
     let mut bad = Vec::new();
     for p in chunk {
-        let message = match spool::open(p, identity) {
-            Ok(m) => m,
+        let (message, junk) = match spool::open(p, identity) {
+            Ok(m) => spool::take_mark(m),
             Err(e) => {
                 tracing::warn!(error = %e, "sealed spool file left in place");
                 bad.push(p.name.clone());
@@ -344,7 +344,7 @@ fn prepare<'p>(
         };
         batch.files.push(p);
         batch.requests.push(AppendRequest {
-            folder: "INBOX".into(),
+            folder: if junk { JUNK } else { "INBOX" }.into(),
             message,
             flags: Flags::default(),
             internal_date: Some(p.arrived),

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::store::types::Route;
+use crate::store::types::{JUNK, Route};
 
 impl Inner {
     pub(super) fn lookup(&self, address: &str) -> Result<Recipient, StoreError> {
@@ -34,7 +34,14 @@ impl Inner {
         })
     }
 
-    pub(super) fn deliver(&self, address: &str, message: Vec<u8>) -> Result<Delivery, StoreError> {
+    /// Delivers into INBOX, or with `junk` into the folder marked `\Junk`
+    /// (`types::JUNK`); sealed mail carries that choice inside the seal.
+    pub(super) fn deliver(
+        &self,
+        address: &str,
+        message: Vec<u8>,
+        junk: bool,
+    ) -> Result<Delivery, StoreError> {
         let alias = self.alias(address)?.ok_or(StoreError::NoSuchAddress)?;
         if !alias.mailbox {
             return Err(StoreError::NoMailbox);
@@ -54,12 +61,12 @@ impl Inner {
         let likely_sealed = self.keys.peek(alias.id, &verifier).is_none()
             || lock(&self.imports).contains_key(&alias.id);
         let mut prepared = if likely_sealed {
-            Some(self.prepare_seal(&alias, &message)?)
+            Some(self.prepare_seal(&alias, &message, junk)?)
         } else {
             None
         };
         let request = AppendRequest {
-            folder: "INBOX".into(),
+            folder: if junk { JUNK } else { "INBOX" }.into(),
             message,
             flags: Flags::default(),
             internal_date: None,
@@ -102,7 +109,7 @@ impl Inner {
                     .ok_or_else(|| StoreError::Internal("a queued delivery was lost".into()))?;
                 let sealed = match prepared.take() {
                     Some(p) => Ok(p),
-                    None => self.prepare_seal(&alias, &request.message),
+                    None => self.prepare_seal(&alias, &request.message, junk),
                 };
                 let placed = sealed.and_then(|p| self.place_sealed(&alias, p, &request.message));
                 drop(g);
@@ -189,9 +196,15 @@ impl Inner {
 
     /// Seals a message into a synced temporary file of the spool of an
     /// owner whose key is absent (`spool::prepare`); no lock needed.
-    fn prepare_seal(&self, alias: &Alias, message: &[u8]) -> Result<spool::Sealed, StoreError> {
+    fn prepare_seal(
+        &self,
+        alias: &Alias,
+        message: &[u8],
+        junk: bool,
+    ) -> Result<spool::Sealed, StoreError> {
         let public = alias.public_key.as_deref().ok_or(StoreError::NoMailbox)?;
-        spool::prepare(&self.cfg.data_dir, &alias.mailbox_id, public, message).map_err(spool_error)
+        spool::prepare(&self.cfg.data_dir, &alias.mailbox_id, public, message, junk)
+            .map_err(spool_error)
     }
 
     /// Places a sealed message in the spool, if the owner's quota has room

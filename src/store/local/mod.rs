@@ -293,9 +293,13 @@ impl Inner {
                 .dkim_keys(&domain)
                 .map(Response::DkimKeys)
                 .map_err(|e| StoreError::Internal(e.to_string())),
-            R::Deliver { address, message } => {
-                self.deliver(&address, message).map(Response::Delivered)
-            }
+            R::Deliver {
+                address,
+                message,
+                junk,
+            } => self
+                .deliver(&address, message, junk)
+                .map(Response::Delivered),
             R::DeliverSealed {
                 address,
                 sealed,

@@ -16,7 +16,7 @@ use crate::store::mime::{self, Parsed};
 use crate::store::order::OrderRow;
 use crate::store::search::{self, Criteria};
 use crate::store::types::{
-    AppendRequest, AppendUid, Changes, CopyResult, FlagOp, Flags, MessageMeta, SearchResult,
+    AppendRequest, AppendUid, Changes, CopyResult, FlagOp, Flags, JUNK, MessageMeta, SearchResult,
     StoreFlags, StoreResult, UidSet,
 };
 use crate::util::{iso8601_utc, now_unix};
@@ -293,7 +293,12 @@ impl Mailbox {
         for (r, p) in requests.iter().zip(parsed) {
             let name = super::normalize(&r.folder);
             if !folders.contains_key(&name) {
-                folders.insert(name.clone(), Mailbox::folder(&tx, &name)?);
+                let folder = if name == JUNK {
+                    Mailbox::junk_folder(&tx)?
+                } else {
+                    Mailbox::folder(&tx, &name)?
+                };
+                folders.insert(name.clone(), folder);
             }
             let Some(f) = folders.get_mut(&name) else {
                 return Err(StoreError::NoSuchFolder(name));
@@ -311,7 +316,7 @@ impl Mailbox {
             };
             let uid = insert_row(&tx, f, &meta, body_id, thread)?;
             out.push((
-                name.clone(),
+                f.name.clone(),
                 AppendUid {
                     uidvalidity: f.uidvalidity,
                     uid,
@@ -324,10 +329,10 @@ impl Mailbox {
         }
         let mut claimed = claim && folders.len() == 1;
         if claimed {
-            for (name, f) in &folders {
+            for f in folders.values() {
                 let first = out
                     .iter()
-                    .find(|(n, _)| n == name)
+                    .find(|(n, _)| *n == f.name)
                     .map_or(0, |(_, a)| a.uid);
                 claimed &= tx
                     .prepare_cached(

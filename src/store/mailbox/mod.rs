@@ -239,6 +239,20 @@ impl Mailbox {
         .ok_or(StoreError::NoSuchFolder(name))
     }
 
+    /// The folder marked `\Junk` (RFC 6154), whatever its name, or INBOX
+    /// when its owner has none: where [`crate::store::types::JUNK`]
+    /// deliveries go.
+    pub(crate) fn junk_folder(conn: &Connection) -> Result<Folder, StoreError> {
+        let name: Option<String> = conn
+            .query_row(
+                "SELECT name FROM folders WHERE special_use = '\\Junk' ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Mailbox::folder(conn, name.as_deref().unwrap_or("INBOX"))
+    }
+
     pub fn list_folders(&mut self) -> Result<Vec<FolderInfo>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT name, special_use, name IN (SELECT name FROM subscriptions) FROM folders
