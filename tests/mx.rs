@@ -159,3 +159,31 @@ fn quota_holds_for_sealed_mail_too() {
         .sum::<usize>();
     assert_eq!(hits, accepted);
 }
+
+/// Attachments that run when opened are refused before 250, by name,
+/// declared type and first bytes, one level inside zip and gzip; a
+/// recipient listed in mx.allow_executables takes them, but only when every
+/// recipient is; nothing of a refused message is left on disk.
+#[test]
+fn executable_attachments_are_refused_naming_the_file() {
+    let mut env = Env::new();
+    let ann = env.alias("ann", "pw");
+    let dev = env.alias("dev", "pw");
+    env.config.mx.allow_executables = vec![dev.clone()];
+    let server = env.serve();
+    let out = python(
+        "mx_content.py",
+        &[
+            server.smtp.port().to_string(),
+            ann.clone(),
+            dev.clone(),
+            CANARY.into(),
+        ],
+    );
+    assert!(out.contains(" 0 failed"), "{out}");
+    drop(server);
+    assert_eq!(subjects_matching(&env, &ann, "refused"), 0);
+    assert_eq!(subjects_matching(&env, &ann, "clean pdf and zip"), 1);
+    assert_eq!(subjects_matching(&env, &dev, "for dev"), 1);
+    assert!(files_containing(env.data(), CANARY.as_bytes()).is_empty());
+}

@@ -6,7 +6,8 @@
 //! when the parser broke a promise (it panicked itself, or a property
 //! below does not hold), so any crash AFL finds is a bug.
 
-use sealmail::proto::{imap, mbox, mutf7, pop3, results, sasl, smtp};
+use sealmail::proto::{executable, imap, mbox, mutf7, pop3, results, sasl, smtp};
+use sealmail::smtp::content as smtp_content;
 use sealmail::store::{address, binary, mime};
 
 /// A fuzz target: any bytes in, a panic only on a broken promise.
@@ -154,16 +155,25 @@ pub fn mbox_file(data: &[u8]) {
     }
 }
 
-/// A message being stored: the MIME walk and every leaf's decoding.
+/// A message being stored: the MIME walk and every leaf's decoding; at
+/// the MX, the look for executable attachments (names, first bytes, zip
+/// and gzip archives).
 pub fn mime_message(data: &[u8]) {
+    if let Some(reply) = smtp_content::refusal(data, mime::Limits::default()) {
+        assert!(reply.starts_with("550 5.7.1 ") && !reply.contains(['\r', '\n']));
+    }
+    // The bytes as an attachment's content, whatever they are.
+    let _ = executable::by_content(data);
     let Ok(parsed) = mime::parse(data, mime::Limits::default()) else {
         return;
     };
     let mut stack = vec![&parsed.root];
     while let Some(part) = stack.pop() {
         assert!(part.header_start <= part.end && part.end as usize <= data.len());
-        if part.children.is_empty() {
-            let _ = mime::decode_leaf(data, part);
+        if part.children.is_empty()
+            && let Some(mime::Leaf::Bytes(bytes)) = mime::decode_leaf(data, part)
+        {
+            let _ = executable::by_content(&bytes);
         }
         stack.extend(part.children.iter());
     }

@@ -685,6 +685,8 @@ fn start_smtp(
             tls: shared.tls.clone(),
             hostname: config.hostname.clone(),
             authserv_id: config.mx.authserv_id.clone(),
+            refuse_executables: config.mx.refuse_executables,
+            allow_executables: Arc::new(config.mx.allow_executables.clone()),
             max_message_bytes: config.limits.max_message_bytes,
             mime_limits: config.limits.mime,
             timeouts: shared.live.smtp_timeouts.clone(),

@@ -288,6 +288,12 @@ pub struct Mx {
     /// §2.5); incoming results fields naming it are removed. The host
     /// name unless set.
     pub authserv_id: String,
+    /// Refuse mail with attachments that run when opened (550 5.7.1).
+    pub refuse_executables: bool,
+    /// Recipients (addresses or whole domains, lowercase) who take such
+    /// attachments anyway; a message is let through only when all its
+    /// recipients are listed.
+    pub allow_executables: Vec<String>,
     /// Time to send one command line (also caps the TLS handshake).
     pub command_timeout: Duration,
     /// Time for the whole of DATA or one BDAT chunk.

@@ -80,6 +80,8 @@ pub struct Mx {
     pub check_senders: Option<bool>,
     pub dmarc_reject: Option<bool>,
     pub authserv_id: Option<String>,
+    pub refuse_executables: Option<bool>,
+    pub allow_executables: Option<Vec<String>>,
     pub command_timeout: Option<String>,
     pub data_timeout: Option<String>,
     pub greet_pause: Option<String>,

@@ -271,10 +271,24 @@ impl Validator<'_> {
                 format!("{authserv_id:?}: expected a host name"),
             );
         }
+        let mut allow_executables = Vec::new();
+        for a in mx.allow_executables.unwrap_or_default() {
+            let a = a.trim().to_ascii_lowercase();
+            let domain = a.rsplit_once('@').map_or(a.as_str(), |(_, d)| d);
+            if crate::store::control::normalize_domain(domain).is_err() {
+                return self.err(
+                    "mx.allow_executables",
+                    format!("{a:?}: expected an address or a domain"),
+                );
+            }
+            allow_executables.push(a);
+        }
         let mx = Mx {
             check_senders: mx.check_senders.unwrap_or(true),
             dmarc_reject: mx.dmarc_reject.unwrap_or(true),
             authserv_id,
+            refuse_executables: mx.refuse_executables.unwrap_or(true),
+            allow_executables,
             command_timeout: self.duration(
                 "mx.command_timeout",
                 mx.command_timeout.as_deref().unwrap_or("5m"),

@@ -79,6 +79,12 @@ async fn deliver_checked(
         );
         return super::submit::queue_message(ctx, sub, account, client, from, rcpts, body).await;
     }
+    if ctx.refuse_executables
+        && !super::content::allowed_for_all(&tx.rcpts, &ctx.allow_executables)
+        && let Some(refusal) = super::content::refusal(&body, ctx.mime_limits)
+    {
+        return refusal;
+    }
     let id = tx.id.as_str();
     let from = tx.from.as_str();
     // Mail for postmaster@ only is taken even when DMARC says reject

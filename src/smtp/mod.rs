@@ -16,6 +16,7 @@
 //! recipient gets 550 5.7.1), submission only for an authenticated user.
 
 mod auth;
+pub mod content;
 mod data;
 mod deliver;
 pub mod dkim;
@@ -45,6 +46,9 @@ pub struct Smtp {
     pub hostname: String,
     /// Incoming results fields naming it are removed (`mx.authserv_id`).
     pub authserv_id: String,
+    /// `mx.refuse_executables`, and who opted out (`smtp::content`).
+    pub refuse_executables: bool,
+    pub allow_executables: Arc<Vec<String>>,
     pub max_message_bytes: u64,
     /// Recipients per transaction (452 4.5.3 past it); a reload changes it.
     pub max_recipients: Live<usize>,

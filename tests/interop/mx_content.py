@@ -1,0 +1,77 @@
+"""Sends mail with attachments that run when opened (by name, by type, by
+their first bytes, inside zip and gzip archives) and clean mail to
+sealmail's MX, with smtplib and the email package; archives are made by
+Python's zipfile and gzip.
+
+usage: mx_content.py SMTP_PORT ANN DEV CANARY
+(DEV takes executables: it is in mx.allow_executables)
+"""
+import gzip
+import io
+import smtplib
+import sys
+import zipfile
+from email.message import EmailMessage
+
+from checks import Checks
+
+port, ann, dev, canary = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+check = Checks("mx content")
+PE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00" + b"\x00" * 50 + canary.encode()
+
+
+def message(subject, attachments):
+    m = EmailMessage()
+    m["From"] = "a@example.net"
+    m["To"] = ann
+    m["Subject"] = subject
+    m.set_content(f"{canary} see attached\n")
+    for name, data, ctype in attachments:
+        main, sub = ctype.split("/")
+        m.add_attachment(data, maintype=main, subtype=sub, filename=name)
+    return m
+
+
+def send(rcpts, m):
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+        s.ehlo("client.example.net")
+        try:
+            s.send_message(m, from_addr="a@example.net", to_addrs=rcpts)
+            return 250, ""
+        except smtplib.SMTPDataError as e:
+            return e.smtp_code, e.smtp_error.decode()
+
+
+def zipped(files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files:
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def refused(label, attachments, naming, rcpts=None):
+    code, text = send(rcpts or [ann], message(f"refused {label}", attachments))
+    check(f"{label}: 550 5.7.1 naming {naming}",
+          code == 550 and text.startswith("5.7.1") and naming in text, (code, text))
+
+
+refused("exe by name", [("invoice.pdf.exe", b"\x00\x01", "application/octet-stream")], "invoice.pdf.exe")
+refused("script by name", [("run.js", b"WScript.Echo(1)", "application/javascript")], "run.js")
+refused("program posing as a picture", [("cat.jpg", PE, "image/jpeg")], "Windows program")
+refused("script in a zip", [("documents.zip", zipped([("a.txt", b"hi"), ("docs/run.vbs", b"x")]), "application/zip")],
+        "docs/run.vbs")
+refused("program in a zip", [("photos.zip", zipped([("holiday.jpg", PE)]), "application/zip")], "holiday.jpg")
+refused("program in a gzip", [("tool.gz", gzip.compress(PE), "application/gzip")], "Windows program")
+refused("one recipient of two opted out", [("setup.exe", PE, "application/octet-stream")], "setup.exe",
+        rcpts=[dev, ann])
+
+code, text = send([ann], message("clean pdf and zip", [
+    ("report.pdf", b"%PDF-1.7 " + canary.encode(), "application/pdf"),
+    ("notes.zip", zipped([("notes.txt", b"plain notes"), ("inner.zip", zipped([("x.exe", PE)]))]),
+     "application/zip"),
+]))
+check("clean mail (and a zip within a zip, one level only) is taken", code == 250, (code, text))
+code, text = send([dev], message("for dev", [("setup.exe", PE, "application/octet-stream")]))
+check("a recipient in allow_executables takes it", code == 250, (code, text))
+check.finish()
