@@ -6,10 +6,12 @@
 //! when a module imports anything else, so this list is the rule, not a
 //! description of it.
 //!
-//! - `util` (imports nothing): randomness, time and clocks, durable writes.
+//! - `util` (imports nothing): randomness, time and clocks, durable
+//!   writes, IP networks.
 //! - `proto` (imports `util`): pure parsers and encoders of wire and file
 //!   formats: IMAP with modified UTF-7, SMTP and its DATA receiver, POP3,
-//!   SASL, mbox. No I/O, no async, total over any input.
+//!   SASL, mbox, results header fields, executable attachments and the
+//!   archives around them. No I/O, no async, total over any input.
 //! - `dns` (imports nothing): the shared resolver (SPF/DKIM/DMARC records,
 //!   MX lookups).
 //! - `store` (imports `util`): the control plane, keys, encrypted mailbox
@@ -18,7 +20,8 @@
 //! - `config` (imports `store`, `util`): the TOML file, validated into an
 //!   immutable `Config`, and the policies it hands to subsystems.
 //! - `net` (imports `util`): TLS, connections with bounded lines and
-//!   STARTTLS, per-address caps, login throttling, the accept loop.
+//!   STARTTLS, per-address caps, login throttling, inbound mail rates, the
+//!   accept loop.
 //! - `cluster` (imports `net`, `store` interface, `util`): the link
 //!   between a primary and its secondaries: the secondary's remote
 //!   storage backend and the primary's link listener.

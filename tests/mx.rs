@@ -187,3 +187,63 @@ fn executable_attachments_are_refused_naming_the_file() {
     assert_eq!(subjects_matching(&env, &dev, "for dev"), 1);
     assert!(files_containing(env.data(), CANARY.as_bytes()).is_empty());
 }
+
+/// Past the messages or recipients one client address may send per
+/// minute, MAIL and RCPT get 450 4.7.1 (a sender retries); others, and
+/// networks in mx.rate_exempt, are not held back.
+#[test]
+fn clients_past_their_rate_get_450_and_others_pass() {
+    let mut env = Env::new();
+    let ann = env.alias("ann", "pw");
+    env.config.mx.client_messages_per_minute = 2;
+    env.config.mx.client_recipients_per_minute = 3;
+    env.config.mx.rate_exempt = vec![];
+    let server = env.serve();
+    let send = |from: std::net::IpAddr, rcpts: usize| {
+        let mut lines = vec![
+            "EHLO client.example.net".to_string(),
+            "MAIL FROM:<a@example.net>".into(),
+        ];
+        lines.extend((0..rcpts).map(|_| format!("RCPT TO:<{ann}>")));
+        lines.push("QUIT".into());
+        smtp_exchange(connect_from(from, server.smtp), &lines)
+    };
+    let a: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    // Two recipients, then two more: the fourth of the minute is refused.
+    let r = send(a, 2);
+    assert!(r[2].starts_with("250") && r[4].starts_with("250"), "{r:?}");
+    let r = send(a, 2);
+    assert!(
+        r[3].starts_with("250") && r[4].starts_with("450 4.7.1"),
+        "{r:?}"
+    );
+    // The third message of the minute is refused at MAIL.
+    let r = send(a, 0);
+    assert!(r[2].starts_with("450 4.7.1"), "{r:?}");
+    // Another address is its own client.
+    let r = send("127.0.0.3".parse().unwrap(), 1);
+    assert!(r[2].starts_with("250") && r[3].starts_with("250"), "{r:?}");
+    drop(server);
+    // With its network exempt, the same client is not counted: three
+    // messages in a minute pass.
+    let mut env = env;
+    env.config.mx.rate_exempt = vec![("127.0.0.0".parse().unwrap(), 8)];
+    let server = env.serve();
+    let mail = "MAIL FROM:<a@example.net>";
+    let r = smtp_exchange(
+        connect_from(a, server.smtp),
+        &[
+            "EHLO client.example.net",
+            mail,
+            "RSET",
+            mail,
+            "RSET",
+            mail,
+            "QUIT",
+        ],
+    );
+    assert!(
+        r[2].starts_with("250") && r[4].starts_with("250") && r[6].starts_with("250"),
+        "{r:?}"
+    );
+}

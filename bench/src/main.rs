@@ -28,7 +28,7 @@ mod submission;
 
 use common::tempdir;
 use imap::{imap_bench, imap_idle_bench, imap_steady_bench, spool_login_bench};
-use mx::{idle_sessions_bench, mx_bench};
+use mx::{idle_sessions_bench, mx_bench, mx_content_bench};
 use pop3::pop3_bench;
 use store::{append_bench, open_bench, search_bench, unlock_bench};
 
@@ -66,6 +66,7 @@ fn main() {
     }
     if run("mx") {
         mx_bench(&tmp);
+        mx_content_bench(&tmp);
         idle_sessions_bench(&tmp);
     }
     // Against Dovecot: run by name only (BENCH_ONLY=reference) or in the

@@ -166,3 +166,35 @@ pub(crate) fn idle_sessions_bench(tmp: &Path) {
         grew as f64 / n as f64
     );
 }
+
+/// MX intake with the executable-attachment check on and off, same load
+/// (10 senders x 200 messages of 4 KiB, sealed), alternating, twice each.
+pub(crate) fn mx_content_bench(tmp: &Path) {
+    let per = 200;
+    let run = |name: &str, check: bool| {
+        let mut config = ten_users(&tmp.join(name));
+        config.mx.refuse_executables = check;
+        with_server(config, |addr, _, _| {
+            let t = Instant::now();
+            std::thread::scope(|scope| {
+                for id in 0..10 {
+                    scope.spawn(move || mx_sender(addr, &format!("user{id}@example.org"), id, per));
+                }
+            });
+            (10 * per) as f64 / t.elapsed().as_secs_f64()
+        })
+    };
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for round in 0..2 {
+        off.push(run(&format!("mx-exe-off-{round}"), false));
+        on.push(run(&format!("mx-exe-on-{round}"), true));
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let ratio = mean(&on) / mean(&off);
+    println!(
+        "MX with the executable-attachment check: {:.0} msgs/s; without: {:.0} msgs/s (runs {on:.0?} / {off:.0?}); ratio {ratio:.2}, goal >= 0.9: {}",
+        mean(&on),
+        mean(&off),
+        ok(ratio >= 0.9)
+    );
+}

@@ -676,6 +676,11 @@ fn start_smtp(
         shared.live.send_limits.clone(),
         config.hide_client_address,
     ));
+    let inbound_rate = Arc::new(crate::net::rate::InboundRate::new(
+        config.mx.client_messages_per_minute,
+        config.mx.client_recipients_per_minute,
+        config.mx.rate_exempt.clone(),
+    ));
     let smtp_ctx = |submission| {
         Arc::new(Smtp {
             auth: auth.clone(),
@@ -687,6 +692,7 @@ fn start_smtp(
             authserv_id: config.mx.authserv_id.clone(),
             refuse_executables: config.mx.refuse_executables,
             allow_executables: Arc::new(config.mx.allow_executables.clone()),
+            inbound_rate: inbound_rate.clone(),
             max_message_bytes: config.limits.max_message_bytes,
             mime_limits: config.limits.mime,
             timeouts: shared.live.smtp_timeouts.clone(),

@@ -294,6 +294,12 @@ pub struct Mx {
     /// attachments anyway; a message is let through only when all its
     /// recipients are listed.
     pub allow_executables: Vec<String>,
+    /// Messages (MAIL FROM) and recipients (RCPT TO) one client address
+    /// (an IPv6 /64) may send per minute, 450 4.7.1 past them; 0 is no
+    /// limit. Clients in `rate_exempt` are not counted.
+    pub client_messages_per_minute: u32,
+    pub client_recipients_per_minute: u32,
+    pub rate_exempt: Vec<crate::util::Network>,
     /// Time to send one command line (also caps the TLS handshake).
     pub command_timeout: Duration,
     /// Time for the whole of DATA or one BDAT chunk.

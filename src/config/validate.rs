@@ -283,12 +283,40 @@ impl Validator<'_> {
             }
             allow_executables.push(a);
         }
+        let mut rate_exempt = Vec::new();
+        for n in mx
+            .rate_exempt
+            .unwrap_or_else(|| vec!["127.0.0.0/8".into(), "::1".into()])
+        {
+            match crate::util::parse_network(n.trim()) {
+                Some(net) => rate_exempt.push(net),
+                None => {
+                    return self.err(
+                        "mx.rate_exempt",
+                        format!("{n:?}: expected an address or a network (192.0.2.0/24)"),
+                    );
+                }
+            }
+        }
         let mx = Mx {
             check_senders: mx.check_senders.unwrap_or(true),
             dmarc_reject: mx.dmarc_reject.unwrap_or(true),
             authserv_id,
             refuse_executables: mx.refuse_executables.unwrap_or(true),
             allow_executables,
+            client_messages_per_minute: self.range(
+                "mx.client_messages_per_minute",
+                mx.client_messages_per_minute.unwrap_or(100),
+                0,
+                1_000_000,
+            )? as u32,
+            client_recipients_per_minute: self.range(
+                "mx.client_recipients_per_minute",
+                mx.client_recipients_per_minute.unwrap_or(500),
+                0,
+                1_000_000,
+            )? as u32,
+            rate_exempt,
             command_timeout: self.duration(
                 "mx.command_timeout",
                 mx.command_timeout.as_deref().unwrap_or("5m"),

@@ -1,6 +1,7 @@
 //! Network plumbing shared by the protocol listeners: TLS, connections with
-//! bounded line reading and STARTTLS, per-address limits and login
-//! throttling, and the accept loop that runs one task per connection.
+//! bounded line reading and STARTTLS, per-address limits, login
+//! throttling and inbound mail rates, and the accept loop that runs one
+//! task per connection.
 //!
 //! Imports `util` only; protocol sessions import this, never the reverse.
 //! Invariants: a panic in a connection task is caught, logged and counted
@@ -11,4 +12,5 @@ pub mod audit;
 pub mod conn;
 pub mod limits;
 pub mod listener;
+pub mod rate;
 pub mod tls;

@@ -142,6 +142,12 @@ pub async fn mail(
         client.errors += 1;
         return conn.reply(&refusal).await;
     }
+    if ctx.submission.is_none() && !ctx.inbound_rate.message(conn.peer.ip()) {
+        client.errors += 1;
+        return conn
+            .reply("450 4.7.1 Too many messages from your address; try again later")
+            .await;
+    }
     client.state = State::Mail(
         greeting,
         Box::new(Transaction {
@@ -200,6 +206,12 @@ pub async fn rcpt(ctx: &Smtp, conn: &mut Conn, client: &mut Client, to: String) 
     if tx.rcpts.len() >= ctx.max_recipients.get() {
         return conn
             .reply("452 4.5.3 Too many recipients; send the rest in another message")
+            .await;
+    }
+    if ctx.submission.is_none() && !ctx.inbound_rate.recipient(conn.peer.ip()) {
+        client.errors += 1;
+        return conn
+            .reply("450 4.7.1 Too many recipients from your address; try again later")
             .await;
     }
     let to = if to == crate::proto::smtp::POSTMASTER {

@@ -49,6 +49,8 @@ pub struct Smtp {
     /// `mx.refuse_executables`, and who opted out (`smtp::content`).
     pub refuse_executables: bool,
     pub allow_executables: Arc<Vec<String>>,
+    /// Messages and recipients per client address and minute (MX only).
+    pub inbound_rate: Arc<crate::net::rate::InboundRate>,
     pub max_message_bytes: u64,
     /// Recipients per transaction (452 4.5.3 past it); a reload changes it.
     pub max_recipients: Live<usize>,

@@ -545,6 +545,40 @@ impl Clock for FakeClock {
     }
 }
 
+/// A network: an address and a prefix length.
+pub type Network = (std::net::IpAddr, u8);
+
+/// Whether `ip` is in `network`.
+pub fn network_contains((net, len): Network, ip: std::net::IpAddr) -> bool {
+    match (net, ip.to_canonical()) {
+        (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+/// `192.0.2.0/24`, `2001:db8::/32`, or an address alone (all of it).
+pub fn parse_network(s: &str) -> Option<Network> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l.parse::<u8>().ok()?)),
+        None => (s, None),
+    };
+    let addr: std::net::IpAddr = addr.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = len.unwrap_or(max);
+    (len <= max).then_some((addr, len))
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -595,5 +629,29 @@ mod tests {
         write_durable(&p, b"two", 0o600).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn networks() {
+        for (net, addr, inside) in [
+            ("127.0.0.0/8", "127.9.9.9", true),
+            ("127.0.0.0/8", "128.0.0.1", false),
+            ("::1", "::1", true),
+            ("::1", "::2", false),
+            ("0.0.0.0/0", "203.0.113.5", true),
+            ("2001:db8::/32", "2001:db8:ffff::1", true),
+            ("2001:db8::/32", "2001:db9::1", false),
+            ("192.0.2.0/24", "::ffff:192.0.2.1", true),
+            ("192.0.2.0/24", "2001:db8::1", false),
+        ] {
+            assert_eq!(
+                network_contains(parse_network(net).unwrap(), addr.parse().unwrap()),
+                inside,
+                "{net} {addr}"
+            );
+        }
+        for bad in ["", "x", "10.0.0.0/33", "::/129", "10.0.0.0/-1", "10.0.0.0/"] {
+            assert_eq!(parse_network(bad), None, "{bad}");
+        }
     }
 }
