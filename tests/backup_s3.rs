@@ -21,6 +21,14 @@ use sealmail::store::mailbox::{Limits, Mailbox};
 
 const CANARY: &str = "S3Canary90210";
 
+/// One test of this file at a time: one stops its moto and starts it again
+/// on the same port, which another test's `free_port` could hand out
+/// meanwhile.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn start_moto() -> (Peer, u16) {
     start_moto_on(free_port())
 }
@@ -56,13 +64,18 @@ fn bucket(port: u16) -> Box<s3::Bucket> {
         endpoint: format!("http://127.0.0.1:{port}"),
     };
     let creds = s3::creds::Credentials::new(Some("test"), Some("test"), None, None, None).unwrap();
-    s3::Bucket::create_with_path_style(
+    // A moto that has just opened its port may refuse a first request on
+    // a busy machine: try for a while.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = s3::Bucket::create_with_path_style(
         "mail-backups",
         region.clone(),
         creds.clone(),
         s3::BucketConfiguration::default(),
-    )
-    .unwrap();
+    ) {
+        assert!(Instant::now() < deadline, "moto refused the bucket: {e}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     s3::Bucket::new("mail-backups", region, creds)
         .unwrap()
         .with_path_style()
@@ -90,6 +103,7 @@ fn keys(b: &s3::Bucket) -> Vec<String> {
 
 #[test]
 fn backups_go_to_s3_encrypted_and_come_back() {
+    let _serial = one_at_a_time();
     let (_moto, port) = start_moto();
     let b = bucket(port);
     let env = Env::new();
@@ -192,6 +206,7 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn scheduler_backs_up_open_mailboxes_and_rides_out_an_s3_outage() {
+    let _serial = one_at_a_time();
     let (moto, port) = start_moto();
     let b = bucket(port);
     let mut env = Env::new();
@@ -292,6 +307,7 @@ fn subjects(env: &Env, addr: &str) -> usize {
 /// and the next run after a restart completes.
 #[test]
 fn a_server_killed_mid_upload_leaves_the_previous_backup() {
+    let _serial = one_at_a_time();
     let (_moto, port) = start_moto();
     let b = bucket(port);
     let mut env = Env::new();
@@ -463,6 +479,7 @@ fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::
 /// [`common::disaster::whole_server_restore`].
 #[test]
 fn the_whole_server_comes_back_from_s3_after_a_disk_loss() {
+    let _serial = one_at_a_time();
     let (_moto, port) = start_moto();
     let _bucket = bucket(port);
     let env = Env::new();

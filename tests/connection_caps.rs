@@ -118,7 +118,7 @@ fn out_of_descriptors_the_accept_loop_pauses_and_logs_once() {
         .arg("--data")
         .arg(env.data())
         .arg("serve")
-        .env("SEALMAIL_LOG", "sealmail=warn")
+        .env("SEALMAIL_LOG", "sealmail::net=info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -154,9 +154,14 @@ fn out_of_descriptors_the_accept_loop_pauses_and_logs_once() {
     server.kill().unwrap();
     server.wait().unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
+    // One line per run of failures: each run but the last of a listener
+    // ends in "accepting again". (Hundreds of accepts failed.) How many
+    // listeners a flood wakes, and how often one resumes too early,
+    // depends on the machine's load.
     let failures = text.matches("accept failed").count();
+    let resumed = text.matches("accepting again").count();
     assert!(
-        (1..=6).contains(&failures),
-        "{failures} accept-failure lines:\n{text}"
+        failures >= 1 && failures <= resumed + 7,
+        "{failures} accept-failure lines, {resumed} resumed:\n{text}"
     );
 }

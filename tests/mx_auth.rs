@@ -111,6 +111,10 @@ fn spf_dkim_dmarc_pass_fail_and_reject() {
         forged.contains("spf=pass") && forged.contains("dmarc=pass"),
         "{forged}"
     );
+    // ARC is recorded: a sealed chain passes, and none is none.
+    let relayed = header_of(&env, &addr, "authrelayed");
+    assert!(relayed.contains("arc=pass"), "{relayed}");
+    assert!(pass.contains("arc=none"), "{pass}");
     // Results fields naming this server are forged: gone. Another
     // server's stay, below ours and the Received line naming the client.
     let claimed = header_of(&env, &addr, "authclaimed");

@@ -48,6 +48,13 @@ code, _ = send("x@lenient.test", message("x@lenient.test", "authquarantine"))
 check("DMARC p=quarantine failure accepted (for Junk)", code == 250)
 code, _ = send("y@nopolicy.test", message("y@nopolicy.test", "authnone"))
 check("no records at all is accepted", code == 250)
+# A relay that checked the message and vouches for it with an ARC set
+# (dkimpy signs it with good.test's key, as the relay's domain).
+relayed = (b"Authentication-Results: relay.good.test; spf=pass smtp.mailfrom=a@good.test\r\n"
+           + message("a@good.test", "authrelayed"))
+arc = dkim.arc_sign(relayed, b"sel", b"good.test", key, b"relay.good.test")
+code, _ = send("a@good.test", b"".join(arc) + relayed)
+check("an ARC-sealed message is accepted", code == 250 and len(arc) == 3, (code, arc))
 claimed = (b"Authentication-Results: mail.example.org; dkim=pass header.d=bank.example; dmarc=pass\r\n"
            b"ARC-Authentication-Results: i=1; MAIL.example.org;\r\n\tdmarc=pass\r\n"
            b"Authentication-Results: relay.example.net; spf=pass smtp.mailfrom=y@nopolicy.test\r\n"
