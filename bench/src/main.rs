@@ -9,7 +9,7 @@
 //! overrides the 100,000-message mailbox of the search figures, and
 //! `BENCH_BACKUP_MIB` the size of the backed-up mailbox (256; the backup
 //! goal is stated for 1024);
-//! `BENCH_ONLY=append,open,search,pop3,spool,imap,mx,reference,cluster,submission,backup,data`
+//! `BENCH_ONLY=append,open,search,pop3,spool,imap,mx,content,reference,cluster,submission,backup,data`
 //! runs some sections only; `data` imports an mbox of `BENCH_DATA_MIB`
 //! (1024), exports it again and migrates from Dovecot (`data.rs`); `reference` runs the IMAP and POP3 loads against
 //! Debian's Dovecot beside sealmail (`reference.rs`).
@@ -66,8 +66,10 @@ fn main() {
     }
     if run("mx") {
         mx_bench(&tmp);
-        mx_content_bench(&tmp);
         idle_sessions_bench(&tmp);
+    }
+    if run("content") {
+        mx_content_bench(&tmp);
     }
     // Against Dovecot: run by name only (BENCH_ONLY=reference) or in the
     // full run.

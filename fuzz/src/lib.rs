@@ -6,7 +6,7 @@
 //! when the parser broke a promise (it panicked itself, or a property
 //! below does not hold), so any crash AFL finds is a bug.
 
-use sealmail::proto::{executable, imap, mbox, mutf7, pop3, results, sasl, smtp};
+use sealmail::proto::{clamd, executable, imap, mbox, mutf7, pop3, results, sasl, smtp};
 use sealmail::smtp::content as smtp_content;
 use sealmail::store::{address, binary, mime};
 
@@ -26,6 +26,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("address", address_list),
     ("imap_url", imap_url),
     ("imap_response", imap_response),
+    ("scanner", scanner_reply),
 ];
 
 /// An IMAP command as the reader assembles it (lines and literals).
@@ -113,6 +114,19 @@ pub fn mailbox_name(data: &[u8]) {
         let encoded = mutf7::mutf7_encode(text);
         assert!(encoded.is_ascii());
         assert_eq!(mutf7::mutf7_decode(encoded.as_bytes()).as_deref(), Ok(text));
+    }
+}
+
+/// A virus scanner's reply (clamd's `INSTREAM` answer): always a value,
+/// a signature name non-empty and bounded.
+pub fn scanner_reply(data: &[u8]) {
+    match clamd::reply(data) {
+        clamd::Reply::Found(name) => {
+            assert!(!name.is_empty() && name.len() <= clamd::MAX_NAME);
+            assert!(name.bytes().all(|b| (0x20..0x7f).contains(&b)));
+        }
+        clamd::Reply::Error(why) => assert!(why.len() <= clamd::MAX_NAME + 40),
+        clamd::Reply::Clean => {}
     }
 }
 

@@ -486,6 +486,7 @@ fn start_smtp(
             authserv_id: config.mx.authserv_id.clone(),
             refuse_executables: config.mx.refuse_executables,
             allow_executables: Arc::new(config.mx.allow_executables.clone()),
+            clamd: config.mx.clamd.clone().map(Arc::new),
             inbound_rate: inbound_rate.clone(),
             max_message_bytes: config.limits.max_message_bytes,
             mime_limits: config.limits.mime,

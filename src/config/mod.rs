@@ -294,6 +294,9 @@ pub struct Mx {
     /// attachments anyway; a message is let through only when all its
     /// recipients are listed.
     pub allow_executables: Vec<String>,
+    /// Virus scanning through ClamAV's clamd (`[mx.clamd]`); `None` when
+    /// no socket is set.
+    pub clamd: Option<Clamd>,
     /// Messages (MAIL FROM) and recipients (RCPT TO) one client address
     /// (an IPv6 /64) may send per minute, 450 4.7.1 past them; 0 is no
     /// limit. Clients in `rate_exempt` are not counted.
@@ -310,6 +313,28 @@ pub struct Mx {
     /// Recipients one transaction may name, MX and submission (452 4.5.3
     /// past it).
     pub max_recipients: usize,
+}
+
+/// `[mx.clamd]`: where clamd listens and what happens without it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Clamd {
+    pub socket: ClamdSocket,
+    /// Unreachable, too slow or unable to scan: defer (451, the default)
+    /// or deliver with a header saying the message was not scanned.
+    pub deliver_unscanned: bool,
+    /// For the whole scan, connecting included.
+    pub timeout: Duration,
+    /// Recipients (addresses or whole domains, lowercase) whose mail is
+    /// not scanned; a message is let through unscanned only when all its
+    /// recipients are listed.
+    pub exempt: Vec<String>,
+}
+
+/// clamd's `LocalSocket` or `TCPSocket`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClamdSocket {
+    Unix(PathBuf),
+    Tcp(std::net::SocketAddr),
 }
 
 /// Where backups go when `init` is not told (the Debian place for them;
@@ -499,6 +524,52 @@ mod tests {
         assert_eq!(prod.tls_cert, Path::new("/d/tls/cert.pem"));
         assert_eq!(prod.database_memory, 256 << 20);
         assert_eq!(prod.open_mailboxes, 1000);
+    }
+
+    #[test]
+    fn clamd_socket_policy_and_exemptions() {
+        assert_eq!(
+            parse(&render_template("m.example.org", true, "b", true))
+                .unwrap()
+                .mx
+                .clamd,
+            None
+        );
+        let c =
+            parse("[mx.clamd]\nsocket = \"/run/clamav/clamd.ctl\"\nexempt = [\"Lab.Example\"]\n")
+                .unwrap()
+                .mx
+                .clamd
+                .unwrap();
+        assert_eq!(c.socket, ClamdSocket::Unix("/run/clamav/clamd.ctl".into()));
+        assert!(!c.deliver_unscanned);
+        assert_eq!(c.timeout, Duration::from_secs(60));
+        assert_eq!(c.exempt, vec!["lab.example".to_string()]);
+        let c = parse("[mx.clamd]\nsocket = \"127.0.0.1:3310\"\nwhen_unreachable = \"deliver\"\n")
+            .unwrap()
+            .mx
+            .clamd
+            .unwrap();
+        assert_eq!(
+            c.socket,
+            ClamdSocket::Tcp("127.0.0.1:3310".parse().unwrap())
+        );
+        assert!(c.deliver_unscanned);
+        for (text, key) in [
+            ("socket = \"clamd.ctl\"", "mx.clamd.socket"),
+            (
+                "socket = \"/s\"\nwhen_unreachable = \"maybe\"",
+                "mx.clamd.when_unreachable",
+            ),
+            ("socket = \"/s\"\ntimeout = \"0s\"", "mx.clamd.timeout"),
+            (
+                "socket = \"/s\"\nexempt = [\"not a domain!\"]",
+                "mx.clamd.exempt",
+            ),
+        ] {
+            let e = parse(&format!("[mx.clamd]\n{text}\n")).unwrap_err();
+            assert_eq!(e.key, key, "{text}");
+        }
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub struct Mx {
     pub authserv_id: Option<String>,
     pub refuse_executables: Option<bool>,
     pub allow_executables: Option<Vec<String>>,
+    pub clamd: Option<Clamd>,
     pub client_messages_per_minute: Option<i64>,
     pub client_recipients_per_minute: Option<i64>,
     pub rate_exempt: Option<Vec<String>>,
@@ -89,6 +90,15 @@ pub struct Mx {
     pub data_timeout: Option<String>,
     pub greet_pause: Option<String>,
     pub max_recipients: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clamd {
+    pub socket: Option<String>,
+    pub when_unreachable: Option<String>,
+    pub timeout: Option<String>,
+    pub exempt: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

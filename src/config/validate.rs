@@ -271,18 +271,14 @@ impl Validator<'_> {
                 format!("{authserv_id:?}: expected a host name"),
             );
         }
-        let mut allow_executables = Vec::new();
-        for a in mx.allow_executables.unwrap_or_default() {
-            let a = a.trim().to_ascii_lowercase();
-            let domain = a.rsplit_once('@').map_or(a.as_str(), |(_, d)| d);
-            if crate::store::control::normalize_domain(domain).is_err() {
-                return self.err(
-                    "mx.allow_executables",
-                    format!("{a:?}: expected an address or a domain"),
-                );
-            }
-            allow_executables.push(a);
-        }
+        let allow_executables = self.recipients(
+            "mx.allow_executables",
+            mx.allow_executables.unwrap_or_default(),
+        )?;
+        let clamd = match mx.clamd {
+            Some(c) => self.clamd(c)?,
+            None => None,
+        };
         let mut rate_exempt = Vec::new();
         for n in mx
             .rate_exempt
@@ -304,6 +300,7 @@ impl Validator<'_> {
             authserv_id,
             refuse_executables: mx.refuse_executables.unwrap_or(true),
             allow_executables,
+            clamd,
             client_messages_per_minute: self.range(
                 "mx.client_messages_per_minute",
                 mx.client_messages_per_minute.unwrap_or(100),
@@ -338,6 +335,62 @@ impl Validator<'_> {
             return self.err("mx.command_timeout", "timeouts must be longer than 0s");
         }
         Ok(mx)
+    }
+
+    /// Addresses or whole domains, lowercase, as content checks' opt-outs
+    /// name them.
+    fn recipients(&self, key: &str, list: Vec<String>) -> Result<Vec<String>, ConfigError> {
+        let mut out = Vec::with_capacity(list.len());
+        for a in list {
+            let a = a.trim().to_ascii_lowercase();
+            let domain = a.rsplit_once('@').map_or(a.as_str(), |(_, d)| d);
+            if crate::store::control::normalize_domain(domain).is_err() {
+                return self.err(key, format!("{a:?}: expected an address or a domain"));
+            }
+            out.push(a);
+        }
+        Ok(out)
+    }
+
+    /// `[mx.clamd]`: `None` without a socket (the section's other keys
+    /// are still checked).
+    fn clamd(&self, c: raw::Clamd) -> Result<Option<Clamd>, ConfigError> {
+        let deliver_unscanned = match c.when_unreachable.as_deref().unwrap_or("defer") {
+            "defer" => false,
+            "deliver" => true,
+            other => {
+                return self.err(
+                    "mx.clamd.when_unreachable",
+                    format!("{other:?}: expected \"defer\" or \"deliver\""),
+                );
+            }
+        };
+        let timeout = self.duration("mx.clamd.timeout", c.timeout.as_deref().unwrap_or("60s"))?;
+        if timeout.is_zero() {
+            return self.err("mx.clamd.timeout", "must be longer than 0s");
+        }
+        let exempt = self.recipients("mx.clamd.exempt", c.exempt.unwrap_or_default())?;
+        let socket = match c.socket.as_deref().map(str::trim) {
+            None | Some("") => return Ok(None),
+            Some(s) if s.starts_with('/') => ClamdSocket::Unix(PathBuf::from(s)),
+            Some(s) => match s.parse() {
+                Ok(addr) => ClamdSocket::Tcp(addr),
+                Err(_) => {
+                    return self.err(
+                        "mx.clamd.socket",
+                        format!(
+                            "{s:?}: expected clamd's LocalSocket (an absolute path) or its TCPSocket as ADDRESS:PORT"
+                        ),
+                    );
+                }
+            },
+        };
+        Ok(Some(Clamd {
+            socket,
+            deliver_unscanned,
+            timeout,
+            exempt,
+        }))
     }
 
     /// `[cluster]`: this node's role and the link's settings.

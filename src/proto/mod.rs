@@ -1,5 +1,5 @@
 //! Pure parsers and encoders of wire and file formats (mbox, POP3, SMTP,
-//! IMAP, results header fields, executable content): no I/O,
+//! IMAP, results header fields, executable content, clamd's replies): no I/O,
 //! no async.
 //!
 //! Imports nothing of ours but `util`'s pure helpers. Invariants: every parser is total (any input
@@ -7,6 +7,7 @@
 
 #![deny(clippy::indexing_slicing)]
 
+pub mod clamd;
 pub mod executable;
 pub mod imap;
 pub mod mbox;

@@ -6,13 +6,16 @@
 //! Imports `relay`, `store` (its interface), `util` and the siblings.
 //! Invariants: 250 only if every destination has the message; a temporary
 //! failure anywhere answers 4xx, and the destinations that did get it are
-//! remembered so the sending MTA's retry skips them; the Received header
-//! names the client's HELO, never its address.
+//! remembered so the sending MTA's retry skips them; the MX's Received
+//! header names the client's HELO and address, submission's its HELO only
+//! unless `submission.hide_client_address` is off; content checks
+//! (executables, viruses) read the message in memory only.
 
 use super::Smtp;
 use super::data::too_big;
 use super::envelope::{Dest, Greeting, Transaction, today};
 use super::retry;
+use super::virus::Outcome;
 use crate::net::conn::Conn;
 use crate::relay::client::Status;
 use crate::store::{Account, StoreError};
@@ -85,6 +88,10 @@ async fn deliver_checked(
     {
         return refusal;
     }
+    let body = match scanned(ctx, tx, body).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
     let id = tx.id.as_str();
     let from = tx.from.as_str();
     // Mail for postmaster@ only is taken even when DMARC says reject
@@ -133,6 +140,38 @@ async fn deliver_checked(
         }
         Verdict::Refused(p) => p,
         Verdict::Accepted => format!("250 2.0.0 Message accepted as {id}"),
+    }
+}
+
+/// The message once clamd has seen it (`[mx.clamd]`, unless every
+/// recipient is exempt): `Err` is the refusal of a virus (550 5.7.1) or,
+/// when clamd could not say, the deferral (451 4.7.1); delivering unscanned
+/// instead puts a header on top saying why.
+async fn scanned(ctx: &Smtp, tx: &Transaction, body: Vec<u8>) -> Result<Vec<u8>, String> {
+    let Some(clamd) = &ctx.clamd else {
+        return Ok(body);
+    };
+    if super::content::allowed_for_all(&tx.rcpts, &clamd.exempt) {
+        return Ok(body);
+    }
+    match super::virus::scan(clamd, &body).await {
+        Outcome::Clean => Ok(body),
+        Outcome::Infected(name) => {
+            tracing::info!(id = %tx.id, virus = %name, "message refused: clamd found a virus");
+            Err(format!(
+                "550 5.7.1 Message refused: the virus scanner found {name} in it"
+            ))
+        }
+        Outcome::Unscanned(why) if !clamd.deliver_unscanned => {
+            tracing::warn!(id = %tx.id, %why, "message deferred: not scanned for viruses");
+            Err("451 4.7.1 The message could not be scanned for viruses; try again later".into())
+        }
+        Outcome::Unscanned(why) => {
+            tracing::warn!(id = %tx.id, %why, "message delivered without a virus scan, as mx.clamd.when_unreachable says");
+            let mut marked = super::virus::unscanned_header(&why).into_bytes();
+            marked.extend_from_slice(&body);
+            Ok(marked)
+        }
     }
 }
 

@@ -24,6 +24,7 @@ mod envelope;
 mod retry;
 mod session;
 pub mod submit;
+mod virus;
 
 pub use auth::InboundAuth;
 
@@ -49,6 +50,8 @@ pub struct Smtp {
     /// `mx.refuse_executables`, and who opted out (`smtp::content`).
     pub refuse_executables: bool,
     pub allow_executables: Arc<Vec<String>>,
+    /// Virus scanning (`[mx.clamd]`, `virus`); `None` when not set up.
+    pub clamd: Option<Arc<crate::config::Clamd>>,
     /// Messages and recipients per client address and minute (MX only).
     pub inbound_rate: Arc<crate::net::rate::InboundRate>,
     pub max_message_bytes: u64,
