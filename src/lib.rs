@@ -25,8 +25,9 @@
 //! - `cluster` (imports `net`, `store` interface, `util`): the link
 //!   between a primary and its secondaries: the secondary's remote
 //!   storage backend and the primary's link listener.
-//! - `relay` (imports `config`, `dns`, `net`, `store`, `util`): mail that
-//!   leaves from memory: the SMTP client, SRS, webhooks.
+//! - `relay` (imports `config`, `dns`, `net`, `proto`, `store`, `util`): mail
+//!   that leaves from memory: the SMTP client with its TLS policies
+//!   (`relay.tls_policy`, MTA-STS), SRS, webhooks.
 //! - `queue` (imports `config`, `relay`, `store`, `util`): the outbound
 //!   queue, its delivery rounds and bounce reports.
 //! - `backup` (imports `config`, `store`, `util`): the scheduler, snapshots,

@@ -155,7 +155,7 @@ fn fake_queue_with(
     let key = sealmail::app::server_key(env.data()).unwrap();
     let queue = Arc::new(Queue::open(env.data(), &key, clock.clone(), policy).unwrap());
     let dns = sealmail::dns::Dns::new(&["127.0.0.1:9".parse().unwrap()]).unwrap();
-    let relay = sealmail::relay::Relay::new(dns, relay_config, "mail.example.org", &key);
+    let relay = sealmail::relay::Relay::new(dns, relay_config, "mail.example.org", &key).unwrap();
     let (_backend, store) = env.store();
     let d = Deliverer {
         queue,

@@ -6,7 +6,9 @@
 //! when the parser broke a promise (it panicked itself, or a property
 //! below does not hold), so any crash AFL finds is a bug.
 
-use sealmail::proto::{clamd, executable, imap, mbox, mutf7, pop3, results, sasl, smtp};
+use sealmail::proto::{
+    clamd, executable, http, imap, mbox, mta_sts, mutf7, pop3, results, sasl, smtp,
+};
 use sealmail::smtp::content as smtp_content;
 use sealmail::store::{address, binary, mime};
 
@@ -27,6 +29,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("imap_url", imap_url),
     ("imap_response", imap_response),
     ("scanner", scanner_reply),
+    ("http", http_response),
+    ("mta_sts", mta_sts_policy),
 ];
 
 /// An IMAP command as the reader assembles it (lines and literals).
@@ -127,6 +131,29 @@ pub fn scanner_reply(data: &[u8]) {
         }
         clamd::Reply::Error(why) => assert!(why.len() <= clamd::MAX_NAME + 40),
         clamd::Reply::Clean => {}
+    }
+}
+
+/// An HTTP response as the HTTPS client reads it: the body is never
+/// longer than what arrived.
+pub fn http_response(data: &[u8]) {
+    if let Ok(r) = http::response(data) {
+        assert!(r.body.len() <= data.len());
+    }
+}
+
+/// An MTA-STS policy file, and its mx patterns against a host name made
+/// of the same bytes.
+pub fn mta_sts_policy(data: &[u8]) {
+    if let Ok(p) = mta_sts::policy(data) {
+        assert!(p.max_age <= mta_sts::MAX_AGE && p.mx.len() <= mta_sts::MAX_MX);
+        assert!(p.mode == mta_sts::Mode::None || !p.mx.is_empty());
+        for m in &p.mx {
+            let host = m.trim_start_matches("*.");
+            let _ = p.admits(host);
+            let _ = mta_sts::mx_matches(m, &format!("x.{host}"));
+        }
+        assert_eq!(mta_sts::policy(p.lines().join("\n").as_bytes()), Ok(p));
     }
 }
 

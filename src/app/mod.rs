@@ -438,14 +438,13 @@ fn start_smtp(
         tasks.spawn(log_dns_cache(d, tasks.stop.clone()));
     }
     let server_key = server_key(&config.data_dir)?;
-    let relay = dns.map(|d| {
-        Arc::new(crate::relay::Relay::new(
-            d,
-            config.relay.clone(),
-            &config.hostname,
-            &server_key,
-        ))
-    });
+    let relay = match dns {
+        Some(d) => Some(Arc::new(
+            crate::relay::Relay::new(d, config.relay.clone(), &config.hostname, &server_key)
+                .map_err(|e| AppError::Invalid(format!("relay.ca_file: {e}")))?,
+        )),
+        None => None,
+    };
     let queue = Arc::new(crate::queue::Queue::open(
         &config.data_dir,
         &server_key,

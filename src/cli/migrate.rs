@@ -385,7 +385,7 @@ pub fn migrate(
     )?;
     let tls = Some(match pin {
         Some(pin) => crate::net::tls::pinned_client(pin),
-        None => crate::net::tls::verifying_client(),
+        None => crate::net::tls::verifying_client(&[]),
     });
     let mut client = Client::connect(source, tls)?;
     client

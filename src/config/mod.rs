@@ -221,6 +221,27 @@ pub struct Relay {
     pub smarthost_login: Option<Login>,
     /// Per-domain next hops, which win over the smarthost and MX records.
     pub routes: std::collections::BTreeMap<String, HostPort>,
+    /// Per-domain TLS levels (Postfix's `smtp_tls_policy_maps`); they win
+    /// over MTA-STS. Other domains get `may`, or what MTA-STS says.
+    pub tls_policy: std::collections::BTreeMap<String, TlsLevel>,
+    /// Honour the MTA-STS policies of destinations (RFC 8461).
+    pub mta_sts: bool,
+    /// A PEM bundle of CAs trusted besides the public web roots, for the
+    /// certificates of MX hosts, MTA-STS policy servers and webhooks.
+    pub ca_file: Option<PathBuf>,
+    /// The port MTA-STS policies are fetched from (443).
+    pub https_port: u16,
+}
+
+/// The TLS a destination's policy asks for (Postfix's security levels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsLevel {
+    /// STARTTLS when offered, any certificate; plaintext when it fails.
+    May,
+    /// TLS required, any certificate.
+    Encrypt,
+    /// TLS required with a certificate valid for the MX host name.
+    Verify,
 }
 
 /// A user name and password for another server. Debug output hides the
@@ -569,6 +590,26 @@ mod tests {
         ] {
             let e = parse(&format!("[mx.clamd]\n{text}\n")).unwrap_err();
             assert_eq!(e.key, key, "{text}");
+        }
+    }
+
+    #[test]
+    fn tls_policy_levels() {
+        let r = parse("[relay]\nca_file = \"ca.pem\"\n[relay.tls_policy]\n\"Bank.Example\" = \"verify\"\n\"b.example\" = \"encrypt\"\n")
+            .unwrap()
+            .relay;
+        assert_eq!(r.tls_policy.get("bank.example"), Some(&TlsLevel::Verify));
+        assert_eq!(r.tls_policy.get("b.example"), Some(&TlsLevel::Encrypt));
+        assert_eq!(r.ca_file.as_deref(), Some(Path::new("/d/ca.pem")));
+        assert!(r.mta_sts);
+        assert_eq!(r.https_port, 443);
+        for (level, says) in [("dane", "DANE is not supported"), ("strict", "expected")] {
+            let e = parse(&format!(
+                "[relay.tls_policy]\n\"x.example\" = \"{level}\"\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.key, "relay.tls_policy.x.example");
+            assert!(e.to_string().contains(says), "{e}");
         }
     }
 

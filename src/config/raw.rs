@@ -115,6 +115,10 @@ pub struct Relay {
     pub smarthost_user: Option<String>,
     pub smarthost_password: Option<String>,
     pub routes: Option<std::collections::BTreeMap<String, String>>,
+    pub tls_policy: Option<std::collections::BTreeMap<String, String>>,
+    pub mta_sts: Option<bool>,
+    pub ca_file: Option<String>,
+    pub https_port: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

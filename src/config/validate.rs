@@ -90,7 +90,7 @@ impl Validator<'_> {
             mx: self.mx(raw.mx.unwrap_or_default(), &hostname)?,
             cluster: self.cluster(raw.cluster.unwrap_or_default(), dev)?,
             nameservers: self.nameservers(raw.dns.unwrap_or_default())?,
-            relay: self.relay(raw.relay.unwrap_or_default())?,
+            relay: self.relay(raw.relay.unwrap_or_default(), data_dir)?,
             backup_dir: data_dir.join(backup.dir.clone().unwrap_or_else(|| "backups".into())),
             backup_same_disk: backup.allow_same_disk.unwrap_or(false),
             backup_policy: self.backup_policy(&backup)?,
@@ -577,7 +577,7 @@ impl Validator<'_> {
         Ok(a)
     }
 
-    fn relay(&self, r: raw::Relay) -> Result<Relay, ConfigError> {
+    fn relay(&self, r: raw::Relay, data_dir: &Path) -> Result<Relay, ConfigError> {
         let port = self.range("relay.port", r.port.unwrap_or(25), 1, 65535)? as u16;
         let hop = |key: &str, s: &str| {
             HostPort::parse(s, 25).ok_or(()).or_else(|()| {
@@ -621,11 +621,44 @@ impl Validator<'_> {
             };
             routes.insert(d, hop(&key, &to)?);
         }
+        let mut tls_policy = std::collections::BTreeMap::new();
+        for (domain, level) in r.tls_policy.unwrap_or_default() {
+            let key = format!("relay.tls_policy.{domain}");
+            let Ok(d) = crate::store::control::normalize_domain(&domain) else {
+                return self.err(&key, "is not a domain name");
+            };
+            let level = match level.as_str() {
+                "may" => TlsLevel::May,
+                "encrypt" => TlsLevel::Encrypt,
+                "verify" | "secure" => TlsLevel::Verify,
+                "dane" | "dane-only" => {
+                    return self.err(
+                        &key,
+                        "DANE is not supported yet: use \"verify\" (a certificate valid for the MX host name)",
+                    );
+                }
+                other => {
+                    return self.err(
+                        &key,
+                        format!("{other:?}: expected \"may\", \"encrypt\" or \"verify\""),
+                    );
+                }
+            };
+            tls_policy.insert(d, level);
+        }
         Ok(Relay {
             port,
             smarthost,
             smarthost_login,
             routes,
+            tls_policy,
+            mta_sts: r.mta_sts.unwrap_or(true),
+            ca_file: r
+                .ca_file
+                .filter(|f| !f.trim().is_empty())
+                .map(|f| data_dir.join(f)),
+            https_port: self.range("relay.https_port", r.https_port.unwrap_or(443), 1, 65535)?
+                as u16,
         })
     }
 

@@ -1,6 +1,6 @@
 //! The DNS resolver every part of the server shares: SPF/DKIM/DMARC
-//! checks and MX lookups for mail that leaves, with one cache of answers
-//! (`cache`).
+//! checks, and for mail that leaves MX lookups and the MTA-STS and
+//! TLS-RPT records of destinations, with one cache of answers (`cache`).
 //!
 //! Imports mail-auth (hickory) and async-compat only. hickory runs on
 //! tokio, so each lookup runs inside `async_compat::Compat`, which gives
@@ -19,6 +19,7 @@ use std::time::Duration;
 use mail_auth::hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
 };
+use mail_auth::mta_sts::{MtaSts, ReportUri, TlsRpt};
 use mail_auth::{DnsError, IpLookupStrategy, MX, MessageAuthenticator, Parameters, RecordSet, Txt};
 
 use cache::{Cache, Caches};
@@ -164,6 +165,57 @@ impl Dns {
         .await
         .ok_or_else(timed_out)?
         .map_err(classify)
+    }
+}
+
+impl Dns {
+    /// The `id` of `domain`'s MTA-STS record (`_mta-sts.DOMAIN`, RFC 8461
+    /// §3.1): `NotFound` when it publishes none (or none that parses).
+    pub async fn mta_sts_id(&self, domain: &str) -> Result<String, LookupError> {
+        let name = format!("_mta-sts.{}.", domain.trim_end_matches('.'));
+        let found = self
+            .run(
+                TIMEOUT,
+                self.inner
+                    .txt_lookup::<MtaSts>(name.as_str(), Some(&self.caches.txt)),
+            )
+            .await
+            .ok_or_else(timed_out)?
+            .map_err(classify_txt)?;
+        Ok(found.id.clone())
+    }
+
+    /// Where `domain` wants TLS reports (`_smtp._tls.DOMAIN`, RFC 8460
+    /// §3): its `mailto:` addresses; `NotFound` when it publishes none.
+    pub async fn tls_rpt_addresses(&self, domain: &str) -> Result<Vec<String>, LookupError> {
+        let name = format!("_smtp._tls.{}.", domain.trim_end_matches('.'));
+        let found = self
+            .run(
+                TIMEOUT,
+                self.inner
+                    .txt_lookup::<TlsRpt>(name.as_str(), Some(&self.caches.txt)),
+            )
+            .await
+            .ok_or_else(timed_out)?
+            .map_err(classify_txt)?;
+        Ok(found
+            .rua
+            .iter()
+            .filter_map(|u| match u {
+                ReportUri::Mail(m) => Some(m.clone()),
+                ReportUri::Http(_) => None,
+            })
+            .collect())
+    }
+}
+
+/// A TXT record that is there but not of the kind asked counts as none.
+fn classify_txt(e: mail_auth::Error) -> LookupError {
+    match e {
+        mail_auth::Error::Dns(DnsError::RecordNotFound(_) | DnsError::InvalidRecordType)
+        | mail_auth::Error::ParseError
+        | mail_auth::Error::MissingParameters => LookupError::NotFound,
+        other => LookupError::Temporary(other.to_string()),
     }
 }
 

@@ -136,37 +136,63 @@ fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     std::sync::Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Checks a server's chain against the public web roots.
+/// Checks a server's chain against the public web roots and `extra`
+/// (`relay.ca_file`: a private CA the operator trusts too).
 #[allow(clippy::expect_used)] // INVARIANT below: `build` fails only on an empty store.
-pub fn web_verifier() -> std::sync::Arc<rustls::client::WebPkiServerVerifier> {
+pub fn web_verifier(
+    extra: &[rustls::pki_types::CertificateDer<'static>],
+) -> std::sync::Arc<rustls::client::WebPkiServerVerifier> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+    roots.add_parsable_certificates(extra.iter().cloned());
     rustls::client::WebPkiServerVerifier::builder_with_provider(
         std::sync::Arc::new(roots),
         provider(),
     )
     .build()
-    // INVARIANT: the roots come from the bundled webpki list; `build` only
+    // INVARIANT: the roots include the bundled webpki list; `build` only
     // fails on an empty store.
     .expect("the bundled roots are valid")
 }
 
-/// A client configuration that verifies servers (webhooks over https).
+/// A client configuration that verifies servers against the web roots
+/// and `extra` (webhooks and MTA-STS policies over https, IMAP migration).
 #[allow(clippy::expect_used)] // INVARIANT below.
-pub fn verifying_client() -> std::sync::Arc<rustls::ClientConfig> {
+pub fn verifying_client(
+    extra: &[rustls::pki_types::CertificateDer<'static>],
+) -> std::sync::Arc<rustls::ClientConfig> {
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         // INVARIANT: ring implements every default protocol version.
         .expect("ring supports the default versions")
-        .with_webpki_verifier(web_verifier())
+        .with_webpki_verifier(web_verifier(extra))
         .with_no_client_auth();
     std::sync::Arc::new(config)
+}
+
+/// The certificates of a PEM file (a CA bundle); an error names the file.
+pub fn read_certificates(
+    path: &Path,
+) -> io::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(io::Error::other(format!(
+            "{}: no certificate in it",
+            path.display()
+        )));
+    }
+    Ok(certs)
 }
 
 /// A client configuration for opportunistic STARTTLS between mail
 /// servers (RFC 3207 §4.1: an unverifiable certificate is still better
 /// than plaintext). Handshake signatures are checked; the chain is not,
-/// and the caller records what [`chain_verified`] says about it.
+/// and the caller records what [`verify_chain`] says about it.
 #[allow(clippy::expect_used)] // INVARIANT below.
 pub fn opportunistic_client() -> std::sync::Arc<rustls::ClientConfig> {
     let config = rustls::ClientConfig::builder_with_provider(provider())
@@ -262,15 +288,16 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
     }
 }
 
-/// Whether `chain` is valid for `name` under the public web roots.
-pub fn chain_verified(
+/// Whether `chain` is valid for `name` under the verifier's roots, and
+/// if not, why.
+pub fn verify_chain(
     verifier: &rustls::client::WebPkiServerVerifier,
     chain: &[rustls::pki_types::CertificateDer<'static>],
     name: &rustls::pki_types::ServerName<'static>,
-) -> bool {
+) -> Result<(), rustls::Error> {
     use rustls::client::danger::ServerCertVerifier;
     let Some((end, intermediates)) = chain.split_first() else {
-        return false;
+        return Err(rustls::Error::NoCertificatesPresented);
     };
     verifier
         .verify_server_cert(
@@ -280,7 +307,7 @@ pub fn chain_verified(
             &[],
             rustls::pki_types::UnixTime::now(),
         )
-        .is_ok()
+        .map(|_| ())
 }
 
 #[derive(Debug)]

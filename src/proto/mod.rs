@@ -1,5 +1,6 @@
 //! Pure parsers and encoders of wire and file formats (mbox, POP3, SMTP,
-//! IMAP, results header fields, executable content, clamd's replies): no I/O,
+//! IMAP, results header fields, executable content, clamd's replies,
+//! HTTP responses, MTA-STS policies): no I/O,
 //! no async.
 //!
 //! Imports nothing of ours but `util`'s pure helpers. Invariants: every parser is total (any input
@@ -9,8 +10,10 @@
 
 pub mod clamd;
 pub mod executable;
+pub mod http;
 pub mod imap;
 pub mod mbox;
+pub mod mta_sts;
 pub mod mutf7;
 pub mod pop3;
 pub mod results;

@@ -1,13 +1,17 @@
 //! The SMTP client: mail transactions to one server over one connection
 //! (`Session`, reused for up to 100 transactions or 5 minutes), with
-//! opportunistic STARTTLS and PIPELINING, and a result per recipient.
+//! STARTTLS at the level the destination's policy asks (`TlsLevel`:
+//! opportunistic unless `relay.tls_policy` or MTA-STS says more) and
+//! PIPELINING, and a result per recipient.
 //!
 //! Imports `net::{conn, tls}` and `config::Login`. Invariants: a login is
 //! sent only inside TLS; reply lines and reply counts
 //! are bounded; the message is dot-stuffed and ends with `CRLF.CRLF`; a
 //! recipient counts as delivered only after the server's 2xx to the end
 //! of data; a transaction starts only on a connection whose server state
-//! is clear (after EHLO, an answered end of data, or RSET).
+//! is clear (after EHLO, an answered end of data, or RSET); above
+//! `TlsLevel::May` nothing is sent but EHLO and STARTTLS before TLS, and
+//! a failed handshake is never retried in plaintext.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -18,6 +22,7 @@ use rustls::pki_types::ServerName;
 use smol::Async;
 
 use crate::config::Login;
+pub use crate::config::TlsLevel;
 use crate::net::conn::{Conn, Line, Stream, with_timeout};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,6 +67,54 @@ impl Status {
             _ => Status::Permanent(format!("{when}: {}", r.text())),
         }
     }
+}
+
+/// Why a connection did not meet its `TlsLevel`, as RFC 8460 §4.3 names
+/// the result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsFailure {
+    StarttlsNotSupported,
+    CertificateHostMismatch,
+    CertificateExpired,
+    CertificateNotTrusted,
+    ValidationFailure,
+}
+
+impl TlsFailure {
+    /// RFC 8460's `result-type`.
+    pub fn result_type(self) -> &'static str {
+        match self {
+            TlsFailure::StarttlsNotSupported => "starttls-not-supported",
+            TlsFailure::CertificateHostMismatch => "certificate-host-mismatch",
+            TlsFailure::CertificateExpired => "certificate-expired",
+            TlsFailure::CertificateNotTrusted => "certificate-not-trusted",
+            TlsFailure::ValidationFailure => "validation-failure",
+        }
+    }
+
+    fn of(e: &rustls::Error) -> TlsFailure {
+        use rustls::CertificateError as C;
+        match e {
+            rustls::Error::InvalidCertificate(
+                C::NotValidForName | C::NotValidForNameContext { .. },
+            ) => TlsFailure::CertificateHostMismatch,
+            rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+                TlsFailure::CertificateExpired
+            }
+            rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+                TlsFailure::CertificateNotTrusted
+            }
+            _ => TlsFailure::ValidationFailure,
+        }
+    }
+}
+
+/// A connection that could not be opened: the status for every recipient,
+/// and the TLS failure when the policy was what failed.
+#[derive(Debug)]
+pub struct OpenFailed {
+    pub status: Status,
+    pub tls: Option<TlsFailure>,
 }
 
 /// How the connection was protected.
@@ -112,7 +165,9 @@ pub async fn send(
     tls: Option<&ClientTls>,
     env: &Envelope<'_>,
 ) -> Result<Outcome, Status> {
-    let mut session = Session::open(target, helo, tls).await?;
+    let mut session = Session::open(target, helo, tls, TlsLevel::May)
+        .await
+        .map_err(|f| f.status)?;
     let result = session.send(env).await;
     session.quit().await;
     result
@@ -143,25 +198,29 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects, reads the greeting, says EHLO and starts TLS when offered.
+    /// Connects, reads the greeting, says EHLO and starts TLS as `level`
+    /// asks.
     ///
-    /// TLS is opportunistic (RFC 3207 §4.1): if the STARTTLS handshake
-    /// fails, a new connection is made in plaintext, as Postfix's `may`
-    /// level does.
+    /// At `TlsLevel::May` TLS is opportunistic (RFC 3207 §4.1): if the
+    /// STARTTLS handshake fails, a new connection is made in plaintext, as
+    /// Postfix's `may` level does. Above it, a server without STARTTLS, a
+    /// failed handshake or (at `Verify`) a certificate not valid for the
+    /// host fails the connection with the reason.
     pub async fn open(
         target: &Target,
         helo: &str,
         tls: Option<&ClientTls>,
-    ) -> Result<Session, Status> {
-        match Session::connect(target, helo, tls).await {
-            Err(Failed::Handshake(why)) => {
+        level: TlsLevel,
+    ) -> Result<Session, OpenFailed> {
+        match Session::connect(target, helo, tls, level).await {
+            Err(Failed::Handshake(why)) if level == TlsLevel::May => {
                 tracing::info!(host = %target.host, "STARTTLS failed; retrying without TLS");
                 tracing::debug!(%why, "handshake failure");
-                Session::connect(target, helo, None)
+                Session::connect(target, helo, None, level)
                     .await
-                    .map_err(Failed::into_status)
+                    .map_err(Failed::into_open)
             }
-            other => other.map_err(Failed::into_status),
+            other => other.map_err(Failed::into_open),
         }
     }
 
@@ -169,13 +228,14 @@ impl Session {
         target: &Target,
         helo: &str,
         tls: Option<&ClientTls>,
+        level: TlsLevel,
     ) -> Result<Session, Failed> {
         let tcp = with_timeout(CONNECT_TIMEOUT, Async::<TcpStream>::connect(target.addr))
             .await
             .map_err(|e| Status::Temporary(format!("connecting to {}: {e}", target.addr)))?;
         let _ = tcp.get_ref().set_nodelay(true);
         let mut conn = Conn::new(Stream::Plain(tcp), target.addr);
-        match greet(&mut conn, target, helo, tls).await {
+        match greet(&mut conn, target, helo, tls, level).await {
             Ok((caps, tls)) => Ok(Session {
                 conn,
                 target: target.clone(),
@@ -235,7 +295,7 @@ impl Session {
                 self.in_doubt = data_sent;
                 Err(Status::Temporary(format!("{}: {error}", self.target.addr)))
             }
-            Err(f @ Failed::Handshake(_)) => {
+            Err(f @ (Failed::Handshake(_) | Failed::Tls(..))) => {
                 self.broken = true;
                 Err(f.into_status())
             }
@@ -266,6 +326,8 @@ impl Session {
 enum Failed {
     /// The STARTTLS handshake failed (the connection is unusable).
     Handshake(String),
+    /// TLS fell short of the level the policy asks.
+    Tls(TlsFailure, String),
     Status(Status),
     /// The connection failed; `data_sent` once the message had started
     /// to go out (before that, nothing can have been delivered).
@@ -279,8 +341,22 @@ impl Failed {
     fn into_status(self) -> Status {
         match self {
             Failed::Handshake(why) => Status::Temporary(format!("TLS handshake: {why}")),
+            Failed::Tls(_, why) => Status::Temporary(format!("TLS policy not met: {why}")),
             Failed::Status(s) => s,
             Failed::Io { error, .. } => Status::Temporary(error.to_string()),
+        }
+    }
+}
+
+impl Failed {
+    fn into_open(self) -> OpenFailed {
+        let tls = match &self {
+            Failed::Tls(f, _) => Some(*f),
+            _ => None,
+        };
+        OpenFailed {
+            status: self.into_status(),
+            tls,
         }
     }
 }
@@ -298,6 +374,7 @@ async fn greet(
     target: &Target,
     helo: &str,
     tls: Option<&ClientTls>,
+    level: TlsLevel,
 ) -> Result<(Vec<String>, TlsUse), Failed> {
     let net = |e: io::Error| Status::Temporary(format!("{}: {e}", target.addr));
     let greeting = read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?;
@@ -306,24 +383,43 @@ async fn greet(
     }
     let mut caps = ehlo(conn, helo).await.map_err(net)??;
     let mut tls_use = TlsUse::Plain;
-    if let Some(tls) = tls
-        && caps.iter().any(|c| c == "STARTTLS")
-    {
-        command(conn, "STARTTLS").await.map_err(net)?;
-        let r = read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?;
-        if r.code == 220 {
-            let name = server_name(&target.host, target.addr);
-            let chain = conn
-                .connect_tls(&tls.connector, name.clone(), REPLY_TIMEOUT)
-                .await
-                .map_err(|e| Failed::Handshake(format!("{}: {e}", target.addr)))?;
-            tls_use = if crate::net::tls::chain_verified(&tls.verifier, &chain, &name) {
-                TlsUse::Verified
-            } else {
-                TlsUse::Unverified
-            };
-            caps = ehlo(conn, helo).await.map_err(net)??;
+    let no_tls = |why: String| {
+        Failed::Tls(
+            TlsFailure::StarttlsNotSupported,
+            format!("{} ({}) {why}", target.host, target.addr.ip()),
+        )
+    };
+    match tls {
+        Some(tls) if caps.iter().any(|c| c == "STARTTLS") => {
+            command(conn, "STARTTLS").await.map_err(net)?;
+            let r = read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?;
+            if r.code == 220 {
+                let name = server_name(&target.host, target.addr);
+                let chain = conn
+                    .connect_tls(&tls.connector, name.clone(), REPLY_TIMEOUT)
+                    .await
+                    .map_err(|e| Failed::Handshake(format!("{}: {e}", target.addr)))?;
+                match crate::net::tls::verify_chain(&tls.verifier, &chain, &name) {
+                    Ok(()) => tls_use = TlsUse::Verified,
+                    Err(e) if level == TlsLevel::Verify => {
+                        return Err(Failed::Tls(
+                            TlsFailure::of(&e),
+                            format!(
+                                "the certificate of {} ({}) is not valid for it: {e}",
+                                target.host,
+                                target.addr.ip()
+                            ),
+                        ));
+                    }
+                    Err(_) => tls_use = TlsUse::Unverified,
+                }
+                caps = ehlo(conn, helo).await.map_err(net)??;
+            } else if level > TlsLevel::May {
+                return Err(no_tls(format!("refused STARTTLS: {}", r.text())));
+            }
         }
+        _ if level > TlsLevel::May => return Err(no_tls("does not offer STARTTLS".into())),
+        _ => {}
     }
     if let Some(login) = &target.login {
         log_in(conn, target, login, tls_use).await?;

@@ -1,9 +1,11 @@
 //! Mail that leaves the server: next-hop resolution (static routes, a
 //! smarthost, or MX records with the implicit-MX fallback of RFC 5321
-//! §5.1), the SMTP client, SRS, and webhooks. The MX uses it for forward
+//! §5.1), the TLS each destination needs (`relay.tls_policy`, else its
+//! MTA-STS policy, `sts`), the SMTP client, SRS, and webhooks. The MX uses it for forward
 //! targets and webhooks, the outbound queue for submitted mail.
 //!
-//! Imports `config` (plain values), `dns`, `net`, `store::mime` and `util`; never
+//! Imports `config` (plain values), `dns`, `net`, `proto` (HTTP responses,
+//! MTA-STS policies), `store::mime` and `util`; never
 //! the store's mailboxes, so nothing here can write a message to disk.
 //! Invariants: a recipient is `Delivered` only after the next hop's 2xx to
 //! the end of data (or an HTTP 2xx); DNS and connection failures are
@@ -11,7 +13,9 @@
 
 pub mod client;
 
+mod https;
 pub mod srs;
+pub mod sts;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -19,7 +23,8 @@ use std::net::SocketAddr;
 
 use crate::config::{HostPort, Relay as RelayConfig};
 use crate::dns::{Dns, LookupError};
-use client::{ClientTls, Envelope, Session, Status, Target};
+use client::{ClientTls, Envelope, Session, Status, Target, TlsLevel};
+use sts::Found;
 
 /// Addresses tried per destination domain, across all its MX hosts.
 const MAX_ADDRESSES: usize = 5;
@@ -44,23 +49,36 @@ pub struct Relay {
     pub srs: srs::Srs,
     server_key: zeroize::Zeroizing<[u8; 32]>,
     smarthost_login: Option<std::sync::Arc<crate::config::Login>>,
+    /// Destinations' MTA-STS policies, kept for their max_age.
+    sts: sts::Sts,
 }
 
 impl Relay {
-    pub fn new(dns: Dns, config: RelayConfig, hostname: &str, server_key: &[u8; 32]) -> Relay {
-        Relay {
+    /// Fails only when `relay.ca_file` cannot be read.
+    pub fn new(
+        dns: Dns,
+        config: RelayConfig,
+        hostname: &str,
+        server_key: &[u8; 32],
+    ) -> std::io::Result<Relay> {
+        let extra_roots = match &config.ca_file {
+            Some(f) => crate::net::tls::read_certificates(f)?,
+            None => Vec::new(),
+        };
+        Ok(Relay {
             smarthost_login: config.smarthost_login.clone().map(std::sync::Arc::new),
             dns,
+            sts: sts::Sts::new(config.https_port),
             config,
             helo: hostname.to_string(),
             tls: ClientTls {
                 connector: crate::net::tls::opportunistic_client().into(),
-                verifier: crate::net::tls::web_verifier(),
+                verifier: crate::net::tls::web_verifier(&extra_roots),
             },
-            web_tls: crate::net::tls::verifying_client().into(),
+            web_tls: crate::net::tls::verifying_client(&extra_roots).into(),
             srs: srs::Srs::new(derive_secret(server_key, "srs")),
             server_key: zeroize::Zeroizing::new(*server_key),
-        }
+        })
     }
 
     /// Sends `message` from `from` to `rcpts` (any domains), one
@@ -134,13 +152,17 @@ impl Relay {
             }
             s.quit().await;
         }
-        let targets = match self.targets(domain).await {
+        let (targets, by_mx) = match self.targets(domain).await {
+            Ok(t) => t,
+            Err(st) => return (vec![st; rcpts.len()], None),
+        };
+        let (level, targets) = match self.secured(domain, by_mx, targets).await {
             Ok(t) => t,
             Err(st) => return (vec![st; rcpts.len()], None),
         };
         let mut last = Status::Temporary(format!("no address to deliver to for {domain}"));
         for t in &targets {
-            let sent = match Session::open(t, &self.helo, Some(&self.tls)).await {
+            let sent = match Session::open(t, &self.helo, Some(&self.tls), level).await {
                 Ok(mut s) => {
                     let r = s.send(&env).await;
                     if r.is_ok() && s.reusable() {
@@ -150,7 +172,7 @@ impl Relay {
                     }
                     r
                 }
-                Err(st) => Err(st),
+                Err(failed) => Err(failed.status),
             };
             match sent {
                 Ok(outcome) => {
@@ -168,8 +190,42 @@ impl Relay {
         (vec![last; rcpts.len()], None)
     }
 
-    /// Where mail for `domain` goes, in the order to try.
-    async fn targets(&self, domain: &str) -> Result<Vec<Target>, Status> {
+    /// The TLS level mail for `domain` needs and the next hops it may use:
+    /// `relay.tls_policy` first; else, for MX delivery, the domain's
+    /// MTA-STS policy, whose `enforce` mode asks for a verified
+    /// certificate and keeps only the MX hosts it names (RFC 8461 §4.1);
+    /// else opportunistic TLS.
+    async fn secured(
+        &self,
+        domain: &str,
+        by_mx: bool,
+        targets: Vec<Target>,
+    ) -> Result<(TlsLevel, Vec<Target>), Status> {
+        if let Some(level) = self.config.tls_policy.get(domain) {
+            return Ok((*level, targets));
+        }
+        if !by_mx || !self.config.mta_sts {
+            return Ok((TlsLevel::May, targets));
+        }
+        match self.sts.policy(&self.dns, &self.web_tls, domain).await {
+            Found::Policy(p) if p.mode == crate::proto::mta_sts::Mode::Enforce => {
+                let named: Vec<Target> =
+                    targets.into_iter().filter(|t| p.admits(&t.host)).collect();
+                if named.is_empty() {
+                    return Err(Status::Temporary(format!(
+                        "no MX host of {domain} is one its MTA-STS policy names ({})",
+                        p.mx.join(", ")
+                    )));
+                }
+                Ok((TlsLevel::Verify, named))
+            }
+            Found::Policy(_) | Found::None | Found::FetchFailed(_) => Ok((TlsLevel::May, targets)),
+        }
+    }
+
+    /// Where mail for `domain` goes, in the order to try, and whether
+    /// they are its MX hosts (not a route or the smarthost).
+    async fn targets(&self, domain: &str) -> Result<(Vec<Target>, bool), Status> {
         let fixed = self
             .config
             .routes
@@ -182,7 +238,7 @@ impl Relay {
                     t.login = self.smarthost_login.clone();
                 }
             }
-            return Ok(targets);
+            return Ok((targets, false));
         }
         let hosts = match self.dns.mx(domain).await {
             Ok(hosts) if hosts.is_empty() => {
@@ -197,7 +253,7 @@ impl Relay {
                 return Err(Status::Temporary(format!("MX lookup for {domain}: {why}")));
             }
         };
-        self.resolve(&hosts, self.config.port).await
+        Ok((self.resolve(&hosts, self.config.port).await?, true))
     }
 
     async fn resolve(&self, hosts: &[String], port: u16) -> Result<Vec<Target>, Status> {

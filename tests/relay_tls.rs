@@ -1,0 +1,285 @@
+//! Outbound transport security against real peers on loopback: MTA-STS
+//! policies served over HTTPS (a test CA that `relay.ca_file` trusts),
+//! MX hosts with a valid certificate, a self-signed one, or no STARTTLS,
+//! found through a loopback DNS server; and `relay.tls_policy` levels.
+//! Mail goes out as forwards from the MX, so each destination's fate is
+//! the MX's reply: 250 when the copy was delivered, 451 when it waits.
+// A panic in a test is a failed test: tests may unwrap.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::string_slice
+)]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use sealmail::config::TlsLevel;
+
+/// A CA, and certificates it signs for `names`; plus a self-signed one.
+struct Pki {
+    ca: std::path::PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path) -> (Pki, rcgen::Issuer<'static, rcgen::KeyPair>) {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "sealmail test CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, cert.pem()).unwrap();
+        (Pki { ca }, rcgen::Issuer::new(params, key))
+    }
+}
+
+/// Writes NAME.pem and NAME.key for `names`, signed by `issuer` (or
+/// self-signed); returns their paths as strings.
+fn leaf(
+    dir: &Path,
+    file: &str,
+    names: &[&str],
+    issuer: Option<&rcgen::Issuer<'static, rcgen::KeyPair>>,
+) -> (String, String) {
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = match issuer {
+        Some(i) => params.signed_by(&key, i).unwrap(),
+        None => params.self_signed(&key).unwrap(),
+    };
+    let (c, k) = (
+        dir.join(format!("{file}.pem")),
+        dir.join(format!("{file}.key")),
+    );
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (c.display().to_string(), k.display().to_string())
+}
+
+fn policy(mode: &str, mx: &[&str]) -> String {
+    let mut p = format!("version: STSv1\r\nmode: {mode}\r\n");
+    for m in mx {
+        p.push_str(&format!("mx: {m}\r\n"));
+    }
+    p.push_str("max_age: 86400\r\n");
+    p
+}
+
+#[test]
+fn mta_sts_and_tls_policy_decide_where_mail_may_go() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let (pki, issuer) = Pki::new(dir);
+    let good = leaf(dir, "good", &["mx.good.example"], Some(&issuer));
+    let selfsigned = leaf(dir, "bad", &["mx.bad.example"], None);
+    let sts_names = [
+        "mta-sts.good.example",
+        "mta-sts.bad.example",
+        "mta-sts.plain.example",
+        "mta-sts.testing.example",
+        "mta-sts.nomatch.example",
+        "mta-sts.override.example",
+        "mta-sts.wildcard.example",
+        "mta-sts.unfetchable.example",
+    ];
+    let web = leaf(dir, "web", &sts_names, Some(&issuer));
+
+    // Who is where: .2 has a valid certificate for mx.good.example, .3 a
+    // self-signed one, .4 no STARTTLS at all.
+    let mut zone = serde_json::json!({
+        "mx.good.example": [["A", "127.0.0.2"]],
+        "mx.bad.example": [["A", "127.0.0.3"]],
+        "mx.plain.example": [["A", "127.0.0.4"]],
+    });
+    let dests: &[(&str, &str, Option<String>)] = &[
+        (
+            "good.example",
+            "mx.good.example",
+            Some(policy("enforce", &["mx.good.example"])),
+        ),
+        (
+            "bad.example",
+            "mx.bad.example",
+            Some(policy("enforce", &["mx.bad.example"])),
+        ),
+        (
+            "plain.example",
+            "mx.plain.example",
+            Some(policy("enforce", &["mx.plain.example"])),
+        ),
+        (
+            "testing.example",
+            "mx.bad.example",
+            Some(policy("testing", &["mx.bad.example"])),
+        ),
+        (
+            "nomatch.example",
+            "mx.good.example",
+            Some(policy("enforce", &["mail.nomatch.example"])),
+        ),
+        (
+            "wildcard.example",
+            "mx.good.example",
+            Some(policy("enforce", &["*.good.example"])),
+        ),
+        (
+            "override.example",
+            "mx.bad.example",
+            Some(policy("enforce", &["mx.bad.example"])),
+        ),
+        ("unfetchable.example", "mx.bad.example", None),
+        ("nosts.example", "mx.bad.example", None),
+        ("encrypt.example", "mx.plain.example", None),
+        ("encrypt-ok.example", "mx.bad.example", None),
+        ("verify.example", "mx.bad.example", None),
+    ];
+    let mut policies = serde_json::Map::new();
+    for (domain, mx, p) in dests {
+        zone[*domain] = serde_json::json!([["MX", format!("10 {mx}")]]);
+        if let Some(p) = p {
+            policies.insert(format!("mta-sts.{domain}"), p.clone().into());
+        }
+        if p.is_some() || *domain == "unfetchable.example" {
+            zone[format!("_mta-sts.{domain}")] =
+                serde_json::json!([["TXT", "v=STSv1; id=20261202"]]);
+            zone[format!("mta-sts.{domain}")] = serde_json::json!([["A", "127.0.0.1"]]);
+        }
+    }
+    let (_dns, dns_port) = start_dns(dir, &zone);
+    let (smtp_port, https_port) = (free_port(), free_port());
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let peers = serde_json::json!({
+        "smtp_port": smtp_port,
+        "out": out,
+        "smtp": [
+            {"ip": "127.0.0.2", "cert": good.0, "key": good.1},
+            {"ip": "127.0.0.3", "cert": selfsigned.0, "key": selfsigned.1},
+            {"ip": "127.0.0.4", "tls": false},
+        ],
+        "https": {"ip": "127.0.0.1", "port": https_port, "cert": web.0, "key": web.1,
+                  "policies": policies},
+    });
+    let peers_file = dir.join("peers.json");
+    std::fs::write(&peers_file, peers.to_string()).unwrap();
+    let _peers = start_peer("tls_peers.py", &[peers_file.display().to_string()]);
+
+    let mut env = Env::new();
+    env.config.nameservers = vec![format!("127.0.0.1:{dns_port}").parse().unwrap()];
+    env.config.relay.port = smtp_port;
+    env.config.relay.https_port = https_port;
+    env.config.relay.ca_file = Some(pki.ca.clone());
+    env.config.relay.tls_policy = [
+        ("encrypt.example", TlsLevel::Encrypt),
+        ("encrypt-ok.example", TlsLevel::Encrypt),
+        ("verify.example", TlsLevel::Verify),
+        ("override.example", TlsLevel::May),
+    ]
+    .into_iter()
+    .map(|(d, l)| (d.to_string(), l))
+    .collect();
+    let mut control = env.control();
+    for (domain, _, _) in dests {
+        let local = domain.split('.').next().unwrap();
+        let fwd = control
+            .add_alias(&format!("to-{local}@example.org"), None, FAST)
+            .unwrap()
+            .address;
+        control
+            .set_forward(&fwd, &[format!("rcpt@{domain}")])
+            .unwrap();
+    }
+    drop(control);
+    let server = env.serve();
+
+    // Each destination, the reply its forward gets, and (for 451) words
+    // of the reason the MX gives.
+    let expect: &[(&str, u16, &str)] = &[
+        ("good", 250, ""),
+        (
+            "bad",
+            451,
+            "certificate of mx.bad.example (127.0.0.3) is not valid",
+        ),
+        (
+            "plain",
+            451,
+            "mx.plain.example (127.0.0.4) does not offer STARTTLS",
+        ),
+        ("testing", 250, ""),
+        (
+            "nomatch",
+            451,
+            "no MX host of nomatch.example is one its MTA-STS policy names",
+        ),
+        ("wildcard", 250, ""),
+        ("override", 250, ""),
+        ("unfetchable", 250, ""),
+        ("nosts", 250, ""),
+        ("encrypt", 451, "does not offer STARTTLS"),
+        ("encrypt-ok", 250, ""),
+        ("verify", 451, "is not valid"),
+    ];
+    for (local, code, why) in expect {
+        let r = smtp_exchange(
+            std::net::TcpStream::connect(server.smtp).unwrap(),
+            &[
+                "EHLO client.example.net".to_string(),
+                "MAIL FROM:<a@example.net>".into(),
+                format!("RCPT TO:<to-{local}@example.org>"),
+                "DATA".into(),
+                format!("From: a@example.net\r\nSubject: to {local}\r\n\r\nhello\r\n."),
+                "QUIT".into(),
+            ],
+        );
+        let got = &r[5];
+        assert!(
+            got.starts_with(&code.to_string()) && got.contains(why),
+            "{local}: {got} (all replies {r:?})"
+        );
+    }
+    drop(server);
+
+    // What reached the peers: the delivered copies, each over TLS.
+    let mut got: Vec<(String, String, bool)> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            let name = p.file_name()?.to_string_lossy().to_string();
+            (name.starts_with("smtp-") && name.ends_with(".json")).then(|| {
+                let v: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+                (
+                    v["rcpt_tos"][0].as_str().unwrap().to_string(),
+                    v["ip"].as_str().unwrap().to_string(),
+                    v["tls"].as_bool().unwrap(),
+                )
+            })
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, String, bool)> = [
+        ("rcpt@encrypt-ok.example", "127.0.0.3"),
+        ("rcpt@good.example", "127.0.0.2"),
+        ("rcpt@nosts.example", "127.0.0.3"),
+        ("rcpt@override.example", "127.0.0.3"),
+        ("rcpt@testing.example", "127.0.0.3"),
+        ("rcpt@unfetchable.example", "127.0.0.3"),
+        ("rcpt@wildcard.example", "127.0.0.2"),
+    ]
+    .into_iter()
+    .map(|(r, ip)| (r.to_string(), ip.to_string(), true))
+    .collect();
+    assert_eq!(got, want);
+    // Each policy was fetched once: later mail used the kept one.
+    let log = std::fs::read_to_string(out.join("https.log")).unwrap();
+    assert_eq!(log.matches("mta-sts.good.example ").count(), 1, "{log}");
+}
