@@ -151,8 +151,11 @@ fn mta_sts_and_tls_policy_decide_where_mail_may_go() {
             zone[format!("_mta-sts.{domain}")] =
                 serde_json::json!([["TXT", "v=STSv1; id=20261202"]]);
             zone[format!("mta-sts.{domain}")] = serde_json::json!([["A", "127.0.0.1"]]);
+            zone[format!("_smtp._tls.{domain}")] =
+                serde_json::json!([["TXT", "v=TLSRPTv1; rua=mailto:tlsrpt@reports.example"]]);
         }
     }
+    zone["reports.example"] = serde_json::json!([["MX", "10 mx.good.example"]]);
     let (_dns, dns_port) = start_dns(dir, &zone);
     let (smtp_port, https_port) = (free_port(), free_port());
     let out = dir.join("out");
@@ -186,6 +189,7 @@ fn mta_sts_and_tls_policy_decide_where_mail_may_go() {
     .into_iter()
     .map(|(d, l)| (d.to_string(), l))
     .collect();
+    env.alias("postmaster", "pw");
     let mut control = env.control();
     for (domain, _, _) in dests {
         let local = domain.split('.').next().unwrap();
@@ -282,4 +286,93 @@ fn mta_sts_and_tls_policy_decide_where_mail_may_go() {
     // Each policy was fetched once: later mail used the kept one.
     let log = std::fs::read_to_string(out.join("https.log")).unwrap();
     assert_eq!(log.matches("mta-sts.good.example ").count(), 1, "{log}");
+
+    tls_reports_of_the_day(&env, dir, &out);
+}
+
+/// The day's TLS counts, saved when the server stopped, are moved to
+/// yesterday (a day that has ended); the next start mails one report per
+/// policy domain to its rua address, which must match RFC 8460's schema
+/// and say what happened above.
+fn tls_reports_of_the_day(env: &Env, dir: &Path, out: &Path) {
+    let file = env.data().join("tls-reports.json");
+    let mut counts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let now = sealmail::util::now_unix();
+    let (today, yesterday) = (
+        sealmail::util::date_only(now, 0),
+        sealmail::util::date_only(now - 86_400, 0),
+    );
+    let day = counts.as_object_mut().unwrap().remove(&today).unwrap();
+    assert_eq!(day["good.example"]["successes"], 1, "{day}");
+    counts[&yesterday] = day;
+    std::fs::write(&file, counts.to_string()).unwrap();
+
+    let server = env.serve();
+    let reports_in = || {
+        std::fs::read_dir(out)
+            .unwrap()
+            .filter(|e| {
+                let p = e.as_ref().unwrap().path();
+                p.extension().is_some_and(|x| x == "json")
+                    && std::fs::read_to_string(&p)
+                        .unwrap()
+                        .contains("tlsrpt@reports.example")
+            })
+            .count()
+    };
+    wait_for("7 TLS reports", || reports_in() >= 7);
+    drop(server);
+    let checked = dir.join("reports.json");
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/tlsrpt.schema.json");
+    let said = python(
+        "tlsrpt_check.py",
+        &[
+            out.display().to_string(),
+            schema.display().to_string(),
+            checked.display().to_string(),
+        ],
+    );
+    assert!(said.contains(" 0 failed"), "{said}");
+    let reports: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&checked).unwrap()).unwrap();
+    // (successes, failures, the first failure's result type)
+    let want: &[(&str, u64, u64, &str)] = &[
+        ("good.example", 1, 0, ""),
+        ("wildcard.example", 1, 0, ""),
+        ("bad.example", 0, 1, "certificate-not-trusted"),
+        ("plain.example", 0, 1, "starttls-not-supported"),
+        ("testing.example", 0, 1, "certificate-not-trusted"),
+        ("nomatch.example", 0, 1, "validation-failure"),
+        ("unfetchable.example", 0, 1, "sts-policy-fetch-error"),
+    ];
+    for (domain, ok, failed, kind) in want {
+        let p = &reports[domain]["policies"][0];
+        assert_eq!(
+            p["summary"]["total-successful-session-count"], *ok,
+            "{domain}: {p}"
+        );
+        assert_eq!(
+            p["summary"]["total-failure-session-count"], *failed,
+            "{domain}: {p}"
+        );
+        if !kind.is_empty() {
+            assert_eq!(
+                p["failure-details"][0]["result-type"], *kind,
+                "{domain}: {p}"
+            );
+        }
+    }
+    assert_eq!(reports.as_object().unwrap().len(), want.len(), "{reports}");
+    assert_eq!(
+        reports["bad.example"]["policies"][0]["failure-details"][0]["receiving-ip"],
+        "127.0.0.3"
+    );
+    assert_eq!(
+        reports["unfetchable.example"]["policies"][0]["policy"]["policy-type"],
+        "no-policy-found"
+    );
+    // Reported days leave the file.
+    let left: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert!(left.get(&yesterday).is_none(), "{left}");
 }

@@ -8,6 +8,7 @@
 //! `run` returns only after every task it started has stopped.
 
 mod reload;
+mod reports;
 mod setup;
 
 use reload::{Reloadable, reloads};
@@ -441,7 +442,8 @@ fn start_smtp(
     let relay = match dns {
         Some(d) => Some(Arc::new(
             crate::relay::Relay::new(d, config.relay.clone(), &config.hostname, &server_key)
-                .map_err(|e| AppError::Invalid(format!("relay.ca_file: {e}")))?,
+                .map_err(|e| AppError::Invalid(format!("relay.ca_file: {e}")))?
+                .keep_tls_results_in(&config.data_dir),
         )),
         None => None,
     };
@@ -462,6 +464,17 @@ fn start_smtp(
     });
     let stop = tasks.stop.clone();
     tasks.spawn(crate::queue::worker::run(deliverer, wake_rx, stop));
+    if let Some(relay) = &relay {
+        let reporter = reports::Reporter {
+            relay: relay.clone(),
+            queue: queue.clone(),
+            store: shared.store.clone(),
+            hostname: config.hostname.clone(),
+            wake: wake_tx.clone(),
+            send: config.relay.tls_reports,
+        };
+        tasks.spawn(reports::run(reporter, tasks.stop.clone()));
+    }
     let submission = Arc::new(smtp::submit::Submission::new(
         queue,
         wake_tx,

@@ -226,6 +226,9 @@ pub struct Relay {
     pub tls_policy: std::collections::BTreeMap<String, TlsLevel>,
     /// Honour the MTA-STS policies of destinations (RFC 8461).
     pub mta_sts: bool,
+    /// Send daily TLS reports (RFC 8460) to MTA-STS domains that ask for
+    /// them.
+    pub tls_reports: bool,
     /// A PEM bundle of CAs trusted besides the public web roots, for the
     /// certificates of MX hosts, MTA-STS policy servers and webhooks.
     pub ca_file: Option<PathBuf>,

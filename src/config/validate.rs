@@ -653,6 +653,7 @@ impl Validator<'_> {
             routes,
             tls_policy,
             mta_sts: r.mta_sts.unwrap_or(true),
+            tls_reports: r.tls_reports.unwrap_or(true),
             ca_file: r
                 .ca_file
                 .filter(|f| !f.trim().is_empty())

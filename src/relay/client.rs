@@ -186,6 +186,10 @@ pub struct Session {
     pub target: Target,
     caps: Vec<String>,
     pub tls: TlsUse,
+    /// What `TlsLevel::Verify` would have refused on this connection
+    /// (for TLS reports of MTA-STS `testing` policies); `None` when the
+    /// certificate verified.
+    pub short_of_verify: Option<TlsFailure>,
     opened: std::time::Instant,
     sent: usize,
     /// The server holds no transaction state.
@@ -236,7 +240,8 @@ impl Session {
         let _ = tcp.get_ref().set_nodelay(true);
         let mut conn = Conn::new(Stream::Plain(tcp), target.addr);
         match greet(&mut conn, target, helo, tls, level).await {
-            Ok((caps, tls)) => Ok(Session {
+            Ok((caps, tls, short)) => Ok(Session {
+                short_of_verify: short,
                 conn,
                 target: target.clone(),
                 caps,
@@ -375,7 +380,7 @@ async fn greet(
     helo: &str,
     tls: Option<&ClientTls>,
     level: TlsLevel,
-) -> Result<(Vec<String>, TlsUse), Failed> {
+) -> Result<(Vec<String>, TlsUse, Option<TlsFailure>), Failed> {
     let net = |e: io::Error| Status::Temporary(format!("{}: {e}", target.addr));
     let greeting = read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?;
     if greeting.code != 220 {
@@ -383,6 +388,7 @@ async fn greet(
     }
     let mut caps = ehlo(conn, helo).await.map_err(net)??;
     let mut tls_use = TlsUse::Plain;
+    let mut short = Some(TlsFailure::StarttlsNotSupported);
     let no_tls = |why: String| {
         Failed::Tls(
             TlsFailure::StarttlsNotSupported,
@@ -400,7 +406,10 @@ async fn greet(
                     .await
                     .map_err(|e| Failed::Handshake(format!("{}: {e}", target.addr)))?;
                 match crate::net::tls::verify_chain(&tls.verifier, &chain, &name) {
-                    Ok(()) => tls_use = TlsUse::Verified,
+                    Ok(()) => {
+                        tls_use = TlsUse::Verified;
+                        short = None;
+                    }
                     Err(e) if level == TlsLevel::Verify => {
                         return Err(Failed::Tls(
                             TlsFailure::of(&e),
@@ -411,7 +420,10 @@ async fn greet(
                             ),
                         ));
                     }
-                    Err(_) => tls_use = TlsUse::Unverified,
+                    Err(e) => {
+                        tls_use = TlsUse::Unverified;
+                        short = Some(TlsFailure::of(&e));
+                    }
                 }
                 caps = ehlo(conn, helo).await.map_err(net)??;
             } else if level > TlsLevel::May {
@@ -424,7 +436,7 @@ async fn greet(
     if let Some(login) = &target.login {
         log_in(conn, target, login, tls_use).await?;
     }
-    Ok((caps, tls_use))
+    Ok((caps, tls_use, short))
 }
 
 /// AUTH PLAIN (RFC 4954) with the target's login, only inside TLS. A

@@ -16,6 +16,7 @@ pub mod client;
 mod https;
 pub mod srs;
 pub mod sts;
+pub mod tls_rpt;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use crate::config::{HostPort, Relay as RelayConfig};
 use crate::dns::{Dns, LookupError};
 use client::{ClientTls, Envelope, Session, Status, Target, TlsLevel};
 use sts::Found;
+use tls_rpt::{Judged, Outcome as TlsOutcome, TlsResults};
 
 /// Addresses tried per destination domain, across all its MX hosts.
 const MAX_ADDRESSES: usize = 5;
@@ -51,7 +53,12 @@ pub struct Relay {
     smarthost_login: Option<std::sync::Arc<crate::config::Login>>,
     /// Destinations' MTA-STS policies, kept for their max_age.
     sts: sts::Sts,
+    /// How sessions with MX hosts of MTA-STS domains went (TLS-RPT).
+    pub tls_results: std::sync::Arc<TlsResults>,
 }
+
+/// The MTA-STS policy a delivery's sessions are counted under (TLS-RPT).
+type Reported = std::sync::Arc<crate::proto::mta_sts::Policy>;
 
 impl Relay {
     /// Fails only when `relay.ca_file` cannot be read.
@@ -69,6 +76,7 @@ impl Relay {
             smarthost_login: config.smarthost_login.clone().map(std::sync::Arc::new),
             dns,
             sts: sts::Sts::new(config.https_port),
+            tls_results: std::sync::Arc::new(TlsResults::in_memory()),
             config,
             helo: hostname.to_string(),
             tls: ClientTls {
@@ -156,13 +164,38 @@ impl Relay {
             Ok(t) => t,
             Err(st) => return (vec![st; rcpts.len()], None),
         };
-        let (level, targets) = match self.secured(domain, by_mx, targets).await {
+        let (level, targets, reported) = match self.secured(domain, by_mx, targets).await {
             Ok(t) => t,
             Err(st) => return (vec![st; rcpts.len()], None),
         };
+        let report = |outcome: TlsOutcome<'_>| {
+            if let Some(p) = &reported {
+                self.tls_results.record(domain, Judged::Sts(p), outcome);
+            }
+        };
         let mut last = Status::Temporary(format!("no address to deliver to for {domain}"));
         for t in &targets {
-            let sent = match Session::open(t, &self.helo, Some(&self.tls), level).await {
+            let opened = Session::open(t, &self.helo, Some(&self.tls), level).await;
+            match &opened {
+                Ok(s) => report(match s.short_of_verify {
+                    None => TlsOutcome::Success,
+                    Some(f) => TlsOutcome::Failure {
+                        result_type: f.result_type(),
+                        host: &t.host,
+                        ip: Some(t.addr.ip()),
+                    },
+                }),
+                Err(f) => {
+                    if let Some(f) = f.tls {
+                        report(TlsOutcome::Failure {
+                            result_type: f.result_type(),
+                            host: &t.host,
+                            ip: Some(t.addr.ip()),
+                        });
+                    }
+                }
+            }
+            let sent = match opened {
                 Ok(mut s) => {
                     let r = s.send(&env).await;
                     if r.is_ok() && s.reusable() {
@@ -200,27 +233,59 @@ impl Relay {
         domain: &str,
         by_mx: bool,
         targets: Vec<Target>,
-    ) -> Result<(TlsLevel, Vec<Target>), Status> {
+    ) -> Result<(TlsLevel, Vec<Target>, Option<Reported>), Status> {
         if let Some(level) = self.config.tls_policy.get(domain) {
-            return Ok((*level, targets));
+            return Ok((*level, targets, None));
         }
         if !by_mx || !self.config.mta_sts {
-            return Ok((TlsLevel::May, targets));
+            return Ok((TlsLevel::May, targets, None));
         }
         match self.sts.policy(&self.dns, &self.web_tls, domain).await {
             Found::Policy(p) if p.mode == crate::proto::mta_sts::Mode::Enforce => {
+                let first = targets.first().map(|t| (t.host.clone(), t.addr.ip()));
                 let named: Vec<Target> =
                     targets.into_iter().filter(|t| p.admits(&t.host)).collect();
                 if named.is_empty() {
+                    let (host, ip) = first.unzip();
+                    self.tls_results.record(
+                        domain,
+                        Judged::Sts(&p),
+                        TlsOutcome::Failure {
+                            result_type: "validation-failure",
+                            host: host.as_deref().unwrap_or_default(),
+                            ip,
+                        },
+                    );
                     return Err(Status::Temporary(format!(
                         "no MX host of {domain} is one its MTA-STS policy names ({})",
                         p.mx.join(", ")
                     )));
                 }
-                Ok((TlsLevel::Verify, named))
+                Ok((TlsLevel::Verify, named, Some(p)))
             }
-            Found::Policy(_) | Found::None | Found::FetchFailed(_) => Ok((TlsLevel::May, targets)),
+            Found::Policy(p) => Ok((TlsLevel::May, targets, Some(p))),
+            Found::FetchFailed(_) => {
+                self.tls_results.record(
+                    domain,
+                    Judged::NotFetched,
+                    TlsOutcome::Failure {
+                        result_type: "sts-policy-fetch-error",
+                        host: "",
+                        ip: None,
+                    },
+                );
+                // Without a policy, the sessions are not counted.
+                Ok((TlsLevel::May, targets, None))
+            }
+            Found::None => Ok((TlsLevel::May, targets, None)),
         }
+    }
+
+    /// Keeps TLS report counts in `data_dir` (`tls_rpt::FILE_NAME`),
+    /// starting from what was saved there.
+    pub fn keep_tls_results_in(mut self, data_dir: &std::path::Path) -> Relay {
+        self.tls_results = std::sync::Arc::new(TlsResults::load(data_dir));
+        self
     }
 
     /// Where mail for `domain` goes, in the order to try, and whether

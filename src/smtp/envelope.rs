@@ -215,7 +215,7 @@ pub async fn rcpt(ctx: &Smtp, conn: &mut Conn, client: &mut Client, to: String) 
             .await;
     }
     let to = if to == crate::proto::smtp::POSTMASTER {
-        match own_postmaster(ctx).await {
+        match ctx.store.own_postmaster(&ctx.hostname).await {
             Some(address) => address,
             None => {
                 return conn
@@ -283,22 +283,6 @@ pub async fn rcpt(ctx: &Smtp, conn: &mut Conn, client: &mut Client, to: String) 
             tracing::warn!(error = %e, "recipient lookup failed");
             conn.reply("451 4.3.0 Temporary lookup failure; try again later")
                 .await
-        }
-    }
-}
-
-/// `postmaster@` of the server's own name or of the nearest parent domain
-/// it serves: where `RCPT TO:<Postmaster>` (no domain) goes.
-async fn own_postmaster(ctx: &Smtp) -> Option<String> {
-    let mut name = ctx.hostname.as_str();
-    loop {
-        let address = format!("postmaster@{name}");
-        if let Ok(Recipient::Local(_)) = ctx.store.lookup(&address).await {
-            return Some(address);
-        }
-        name = name.split_once('.')?.1;
-        if !name.contains('.') {
-            return None;
         }
     }
 }

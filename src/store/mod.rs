@@ -184,6 +184,23 @@ impl Store {
         )
     }
 
+    /// `postmaster@` of `hostname` or of the nearest parent domain served
+    /// here: where `RCPT TO:<Postmaster>` (no domain) goes, and who sends
+    /// the server's own reports.
+    pub async fn own_postmaster(&self, hostname: &str) -> Option<String> {
+        let mut name = hostname;
+        loop {
+            let address = format!("postmaster@{name}");
+            if let Ok(Recipient::Local(_)) = self.lookup(&address).await {
+                return Some(address);
+            }
+            name = name.split_once('.')?.1;
+            if !name.contains('.') {
+                return None;
+            }
+        }
+    }
+
     /// Checks an alias' password for sending, without opening its mailbox.
     pub async fn authenticate(&self, address: &str, password: &str) -> Result<Account, StoreError> {
         expect_reply!(

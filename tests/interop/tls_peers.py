@@ -10,7 +10,8 @@ CONFIG: {"smtp_port": N, "out": DIR,
          "https": {"ip": "127.0.0.1", "port": N, "cert": PEM, "key": PEM,
                    "policies": {"mta-sts.example": "version: STSv1\\n..."}}}
 Each accepted message is written to DIR/smtp-N.json ({"ip", "mail_from",
-"rcpt_tos", "tls"}); each policy request is appended to DIR/https.log.
+"rcpt_tos", "tls", "data"}); each policy request is appended to
+DIR/https.log.
 """
 import json
 import os
@@ -43,7 +44,8 @@ class Sink:
 
     async def handle_DATA(self, server, session, envelope):
         record({"ip": self.ip, "mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
-                "tls": session.ssl is not None})
+                "tls": session.ssl is not None,
+                "data": envelope.content.decode("utf-8", "replace")})
         return "250 OK"
 
 
