@@ -247,3 +247,57 @@ fn clients_past_their_rate_get_450_and_others_pass() {
         "{r:?}"
     );
 }
+
+/// With mx.dnsbl set, a client the (loopback) blocklist lists gets 554
+/// 5.7.1 naming the list for every recipient but postmaster@; others
+/// pass; the list is asked once a connection.
+#[test]
+fn clients_on_a_dns_blocklist_reach_only_postmaster() {
+    let work = tempfile::tempdir().unwrap();
+    let zone = serde_json::json!({
+        // RFC 5782: 127.0.0.2 is the listed test entry; .3 is not listed.
+        "2.0.0.127.bl.test": [["A", "127.0.0.2"]],
+        // A list's "you may not ask" code is not a listing.
+        "4.0.0.127.bl.test": [["A", "127.255.255.254"]],
+    });
+    let (_dns, port) = start_dns(work.path(), &zone);
+    let mut env = Env::new();
+    let ann = env.alias("ann", "pw");
+    let postmaster = env.alias("postmaster", "pw");
+    env.config.nameservers = vec![format!("127.0.0.1:{port}").parse().unwrap()];
+    env.config.mx.dnsbl = vec!["bl.test".into()];
+    env.config.mx.rate_exempt = vec![];
+    let server = env.serve();
+    let send = |from: &str| {
+        smtp_exchange(
+            connect_from(from.parse().unwrap(), server.smtp),
+            &[
+                "EHLO client.example.net".to_string(),
+                "MAIL FROM:<a@example.net>".into(),
+                format!("RCPT TO:<{ann}>"),
+                format!("RCPT TO:<{postmaster}>"),
+                "RCPT TO:<Postmaster>".into(),
+                format!("RCPT TO:<{ann}>"),
+                "QUIT".into(),
+            ],
+        )
+    };
+    let r = send("127.0.0.2");
+    // r[0] is the greeting, r[1] EHLO, r[2] MAIL.
+    assert_eq!(
+        r[3], "554 5.7.1 Service unavailable; client [127.0.0.2] is listed by bl.test",
+        "{r:?}"
+    );
+    assert!(r[4].starts_with("250") && r[5].starts_with("250"), "{r:?}");
+    assert!(r[6].starts_with("554 5.7.1"), "{r:?}");
+    for clean in ["127.0.0.3", "127.0.0.4"] {
+        let r = send(clean);
+        assert!(
+            r[3..7].iter().all(|l| l.starts_with("250")),
+            "{clean}: {r:?}"
+        );
+    }
+    drop(server);
+    let asked = std::fs::read_to_string(work.path().join("zone.json.log")).unwrap();
+    assert_eq!(asked.matches("2.0.0.127.bl.test A").count(), 1, "{asked}");
+}

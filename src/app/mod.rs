@@ -439,6 +439,15 @@ fn start_smtp(
         tasks.spawn(log_dns_cache(d, tasks.stop.clone()));
     }
     let server_key = server_key(&config.data_dir)?;
+    let dnsbl = dns
+        .clone()
+        .filter(|_| !config.mx.dnsbl.is_empty())
+        .map(|d| {
+            Arc::new(smtp::Dnsbl {
+                dns: d,
+                zones: config.mx.dnsbl.clone(),
+            })
+        });
     let relay = match dns {
         Some(d) => Some(Arc::new(
             crate::relay::Relay::new(d, config.relay.clone(), &config.hostname, &server_key)
@@ -500,6 +509,7 @@ fn start_smtp(
             allow_executables: Arc::new(config.mx.allow_executables.clone()),
             clamd: config.mx.clamd.clone().map(Arc::new),
             inbound_rate: inbound_rate.clone(),
+            dnsbl: dnsbl.clone(),
             max_message_bytes: config.limits.max_message_bytes,
             mime_limits: config.limits.mime,
             timeouts: shared.live.smtp_timeouts.clone(),

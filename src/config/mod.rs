@@ -327,6 +327,9 @@ pub struct Mx {
     pub client_messages_per_minute: u32,
     pub client_recipients_per_minute: u32,
     pub rate_exempt: Vec<crate::util::Network>,
+    /// DNS blocklist zones (RFC 5782) the MX asks about each client;
+    /// recipients other than postmaster@ are refused for a listed one.
+    pub dnsbl: Vec<String>,
     /// Time to send one command line (also caps the TLS handshake).
     pub command_timeout: Duration,
     /// Time for the whole of DATA or one BDAT chunk.

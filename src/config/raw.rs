@@ -86,6 +86,7 @@ pub struct Mx {
     pub client_messages_per_minute: Option<i64>,
     pub client_recipients_per_minute: Option<i64>,
     pub rate_exempt: Option<Vec<String>>,
+    pub dnsbl: Option<Vec<String>>,
     pub command_timeout: Option<String>,
     pub data_timeout: Option<String>,
     pub greet_pause: Option<String>,

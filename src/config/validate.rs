@@ -294,6 +294,18 @@ impl Validator<'_> {
                 }
             }
         }
+        let mut dnsbl = Vec::new();
+        for zone in mx.dnsbl.unwrap_or_default() {
+            match crate::store::control::normalize_domain(zone.trim().trim_end_matches('.')) {
+                Ok(z) => dnsbl.push(z),
+                Err(_) => {
+                    return self.err(
+                        "mx.dnsbl",
+                        format!("{zone:?}: expected a blocklist zone such as \"zen.spamhaus.org\""),
+                    );
+                }
+            }
+        }
         let mx = Mx {
             check_senders: mx.check_senders.unwrap_or(true),
             dmarc_reject: mx.dmarc_reject.unwrap_or(true),
@@ -314,6 +326,7 @@ impl Validator<'_> {
                 1_000_000,
             )? as u32,
             rate_exempt,
+            dnsbl,
             command_timeout: self.duration(
                 "mx.command_timeout",
                 mx.command_timeout.as_deref().unwrap_or("5m"),

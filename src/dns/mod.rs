@@ -1,6 +1,7 @@
 //! The DNS resolver every part of the server shares: SPF/DKIM/DMARC
-//! checks, and for mail that leaves MX lookups and the MTA-STS and
-//! TLS-RPT records of destinations, with one cache of answers (`cache`).
+//! checks, DNS blocklists, and for mail that leaves MX lookups and the
+//! MTA-STS and TLS-RPT records of destinations, with one cache of answers
+//! (`cache`).
 //!
 //! Imports mail-auth (hickory) and async-compat only. hickory runs on
 //! tokio, so each lookup runs inside `async_compat::Compat`, which gives
@@ -209,6 +210,50 @@ impl Dns {
     }
 }
 
+impl Dns {
+    /// What DNS blocklist `zone` says of `ip` (RFC 5782): the address it
+    /// answers in 127.0.0.0/8 when listed, `None` when not (or when the
+    /// answer is one of the 127.255.255.0/24 error codes some lists give
+    /// to resolvers they refuse).
+    pub async fn dnsbl(&self, ip: IpAddr, zone: &str) -> Result<Option<Ipv4Addr>, LookupError> {
+        let name = format!("{}.{}", reversed(ip), zone.trim_end_matches('.'));
+        match self.addresses(&name, 4).await {
+            Ok(found) => Ok(found.into_iter().find_map(|a| match a {
+                IpAddr::V4(v4) => {
+                    let [first, second, third, _] = v4.octets();
+                    (first == 127 && (second, third) != (255, 255)).then_some(v4)
+                }
+                IpAddr::V6(_) => None,
+            })),
+            Err(LookupError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// `ip` as DNS blocklists name it: IPv4 octets reversed, IPv6 nibbles
+/// reversed (RFC 5782 §2.1, §2.4).
+pub fn reversed(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}")
+        }
+        IpAddr::V6(v6) => {
+            let mut out = String::with_capacity(63);
+            for byte in v6.octets().iter().rev() {
+                for nibble in [byte & 0x0f, byte >> 4] {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+                }
+            }
+            out
+        }
+    }
+}
+
 /// A TXT record that is there but not of the kind asked counts as none.
 fn classify_txt(e: mail_auth::Error) -> LookupError {
     match e {
@@ -227,5 +272,20 @@ fn classify(e: mail_auth::Error) -> LookupError {
     match e {
         mail_auth::Error::Dns(DnsError::RecordNotFound(_)) => LookupError::NotFound,
         other => LookupError::Temporary(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocklist_names() {
+        assert_eq!(reversed("192.0.2.99".parse().unwrap()), "99.2.0.192");
+        // RFC 5782 §2.4's example.
+        assert_eq!(
+            reversed("2001:db8:1:2:3:4:567:89ab".parse().unwrap()),
+            "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2"
+        );
     }
 }

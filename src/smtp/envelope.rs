@@ -89,6 +89,9 @@ pub struct Client {
     pub account: Option<Account>,
     /// Transactions that reached the end of their message (the log).
     pub transactions: u32,
+    /// What the DNS blocklists said of the client, once asked: the zone
+    /// that lists it, or `None`.
+    pub listed: Option<Option<String>>,
 }
 
 /// One place a message goes.
@@ -227,6 +230,18 @@ pub async fn rcpt(ctx: &Smtp, conn: &mut Conn, client: &mut Client, to: String) 
         to
     };
     let tx_id = tx.id.clone();
+    if !is_postmaster(&to)
+        && let Some(zone) = listed(ctx, conn, &mut client.listed).await
+    {
+        client.errors += 1;
+        refused_rcpt(conn, tx_id, &to, "554 5.7.1");
+        return conn
+            .reply(&format!(
+                "554 5.7.1 Service unavailable; client [{}] is listed by {zone}",
+                conn.peer.ip()
+            ))
+            .await;
+    }
     let lookup = ctx.store.lookup(&to).await;
     if ctx.submission.is_some() && matches!(lookup, Ok(Recipient::ForeignDomain)) {
         // An authenticated user may send anywhere.
@@ -285,6 +300,44 @@ pub async fn rcpt(ctx: &Smtp, conn: &mut Conn, client: &mut Client, to: String) 
                 .await
         }
     }
+}
+
+/// Whether `address` is a postmaster@ (which takes mail from anyone,
+/// RFC 5321 §4.5.1).
+fn is_postmaster(address: &str) -> bool {
+    address
+        .rsplit_once('@')
+        .is_some_and(|(local, _)| local.eq_ignore_ascii_case(crate::proto::smtp::POSTMASTER))
+}
+
+/// The blocklist zone that lists the MX client, asked once a connection
+/// (`known` keeps the answer). A list that cannot be asked counts as not
+/// listing it.
+async fn listed(ctx: &Smtp, conn: &Conn, known: &mut Option<Option<String>>) -> Option<String> {
+    if let Some(k) = known {
+        return k.clone();
+    }
+    let mut found = None;
+    if let Some(bl) = &ctx.dnsbl
+        && ctx.submission.is_none()
+    {
+        let ip = conn.peer.ip();
+        for zone in &bl.zones {
+            match bl.dns.dnsbl(ip, zone).await {
+                Ok(Some(code)) => {
+                    tracing::info!(client = %ip, %zone, %code, "client listed by a DNS blocklist");
+                    found = Some(zone.clone());
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%zone, error = ?e, "DNS blocklist not answered; counted as not listed")
+                }
+            }
+        }
+    }
+    *known = Some(found.clone());
+    found
 }
 
 /// Days since the epoch, for SRS timestamps.

@@ -52,6 +52,9 @@ pub struct Smtp {
     pub allow_executables: Arc<Vec<String>>,
     /// Virus scanning (`[mx.clamd]`, `virus`); `None` when not set up.
     pub clamd: Option<Arc<crate::config::Clamd>>,
+    /// DNS blocklists asked about MX clients (`mx.dnsbl`); `None` when
+    /// none are set or there is no resolver.
+    pub dnsbl: Option<Arc<Dnsbl>>,
     /// Messages and recipients per client address and minute (MX only).
     pub inbound_rate: Arc<crate::net::rate::InboundRate>,
     pub max_message_bytes: u64,
@@ -72,6 +75,12 @@ pub struct Smtp {
     /// Set on the submission listeners (587, 465): AUTH, sender rules and
     /// the outbound queue instead of local delivery.
     pub submission: Option<Arc<submit::Submission>>,
+}
+
+/// DNS blocklists and the resolver that asks them.
+pub struct Dnsbl {
+    pub dns: crate::dns::Dns,
+    pub zones: Vec<String>,
 }
 
 /// How long a client may take.

@@ -66,6 +66,7 @@ pub async fn serve(
         unknown_rcpts: 0,
         account: None,
         transactions: 0,
+        listed: None,
     };
     let (started, mut commands) = (std::time::Instant::now(), 0u32);
     let end = loop {
