@@ -7,7 +7,7 @@
 //! below does not hold), so any crash AFL finds is a bug.
 
 use sealmail::proto::{
-    clamd, executable, http, imap, mbox, mta_sts, mutf7, pop3, results, sasl, smtp,
+    clamd, executable, http, imap, mbox, mta_sts, mutf7, pop3, results, rspamd, sasl, smtp,
 };
 use sealmail::smtp::content as smtp_content;
 use sealmail::store::{address, binary, mime};
@@ -121,8 +121,9 @@ pub fn mailbox_name(data: &[u8]) {
     }
 }
 
-/// A virus scanner's reply (clamd's `INSTREAM` answer): always a value,
-/// a signature name non-empty and bounded.
+/// A scanner's reply, read as clamd's `INSTREAM` answer (always a value,
+/// a signature name non-empty and bounded) and as rspamd's verdict
+/// (symbol names printable and bounded).
 pub fn scanner_reply(data: &[u8]) {
     match clamd::reply(data) {
         clamd::Reply::Found(name) => {
@@ -131,6 +132,10 @@ pub fn scanner_reply(data: &[u8]) {
         }
         clamd::Reply::Error(why) => assert!(why.len() <= clamd::MAX_NAME + 40),
         clamd::Reply::Clean => {}
+    }
+    if let Ok(v) = rspamd::reply(data) {
+        assert!(v.symbols.len() <= rspamd::MAX_SYMBOLS && v.score.is_finite());
+        assert!(v.symbols.iter().all(|s| !s.is_empty() && s.len() <= rspamd::MAX_NAME));
     }
 }
 

@@ -508,6 +508,7 @@ fn start_smtp(
             refuse_executables: config.mx.refuse_executables,
             allow_executables: Arc::new(config.mx.allow_executables.clone()),
             clamd: config.mx.clamd.clone().map(Arc::new),
+            rspamd: config.mx.rspamd.clone().map(Arc::new),
             inbound_rate: inbound_rate.clone(),
             dnsbl: dnsbl.clone(),
             max_message_bytes: config.limits.max_message_bytes,

@@ -321,6 +321,9 @@ pub struct Mx {
     /// Virus scanning through ClamAV's clamd (`[mx.clamd]`); `None` when
     /// no socket is set.
     pub clamd: Option<Clamd>,
+    /// Spam filtering through rspamd (`[mx.rspamd]`); `None` when no
+    /// address is set.
+    pub rspamd: Option<Rspamd>,
     /// Messages (MAIL FROM) and recipients (RCPT TO) one client address
     /// (an IPv6 /64) may send per minute, 450 4.7.1 past them; 0 is no
     /// limit. Clients in `rate_exempt` are not counted.
@@ -354,6 +357,18 @@ pub struct Clamd {
     /// Recipients (addresses or whole domains, lowercase) whose mail is
     /// not scanned; a message is let through unscanned only when all its
     /// recipients are listed.
+    pub exempt: Vec<String>,
+}
+
+/// `[mx.rspamd]`: where rspamd's normal worker listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rspamd {
+    pub address: SocketAddr,
+    /// For the whole check; past it the message is delivered with a header
+    /// saying it was not checked.
+    pub timeout: Duration,
+    /// Recipients (addresses or whole domains, lowercase) whose mail is
+    /// not checked, when all of a message's recipients are listed.
     pub exempt: Vec<String>,
 }
 

@@ -83,6 +83,7 @@ pub struct Mx {
     pub refuse_executables: Option<bool>,
     pub allow_executables: Option<Vec<String>>,
     pub clamd: Option<Clamd>,
+    pub rspamd: Option<Rspamd>,
     pub client_messages_per_minute: Option<i64>,
     pub client_recipients_per_minute: Option<i64>,
     pub rate_exempt: Option<Vec<String>>,
@@ -98,6 +99,14 @@ pub struct Mx {
 pub struct Clamd {
     pub socket: Option<String>,
     pub when_unreachable: Option<String>,
+    pub timeout: Option<String>,
+    pub exempt: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rspamd {
+    pub address: Option<String>,
     pub timeout: Option<String>,
     pub exempt: Option<Vec<String>>,
 }

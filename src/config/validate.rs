@@ -279,6 +279,10 @@ impl Validator<'_> {
             Some(c) => self.clamd(c)?,
             None => None,
         };
+        let rspamd = match mx.rspamd {
+            Some(r) => self.rspamd(r)?,
+            None => None,
+        };
         let mut rate_exempt = Vec::new();
         for n in mx
             .rate_exempt
@@ -313,6 +317,7 @@ impl Validator<'_> {
             refuse_executables: mx.refuse_executables.unwrap_or(true),
             allow_executables,
             clamd,
+            rspamd,
             client_messages_per_minute: self.range(
                 "mx.client_messages_per_minute",
                 mx.client_messages_per_minute.unwrap_or(100),
@@ -401,6 +406,29 @@ impl Validator<'_> {
         Ok(Some(Clamd {
             socket,
             deliver_unscanned,
+            timeout,
+            exempt,
+        }))
+    }
+
+    /// `[mx.rspamd]`: `None` without an address.
+    fn rspamd(&self, r: raw::Rspamd) -> Result<Option<Rspamd>, ConfigError> {
+        let timeout = self.duration("mx.rspamd.timeout", r.timeout.as_deref().unwrap_or("30s"))?;
+        if timeout.is_zero() {
+            return self.err("mx.rspamd.timeout", "must be longer than 0s");
+        }
+        let exempt = self.recipients("mx.rspamd.exempt", r.exempt.unwrap_or_default())?;
+        let address = match r.address.as_deref().map(str::trim) {
+            None | Some("") => return Ok(None),
+            Some(a) => a.parse::<SocketAddr>().ok().ok_or(()).or_else(|()| {
+                self.err(
+                    "mx.rspamd.address",
+                    format!("{a:?}: expected rspamd's normal worker as ADDRESS:PORT (\"127.0.0.1:11333\")"),
+                )
+            })?,
+        };
+        Ok(Some(Rspamd {
+            address,
             timeout,
             exempt,
         }))

@@ -1,6 +1,6 @@
 //! Pure parsers and encoders of wire and file formats (mbox, POP3, SMTP,
 //! IMAP, results header fields, executable content, clamd's replies,
-//! HTTP responses, MTA-STS policies): no I/O,
+//! HTTP responses, MTA-STS policies, rspamd's verdicts): no I/O,
 //! no async.
 //!
 //! Imports nothing of ours but `util`'s pure helpers. Invariants: every parser is total (any input
@@ -17,6 +17,7 @@ pub mod mta_sts;
 pub mod mutf7;
 pub mod pop3;
 pub mod results;
+pub mod rspamd;
 pub mod sasl;
 pub mod smtp;
 

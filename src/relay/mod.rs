@@ -13,7 +13,7 @@
 
 pub mod client;
 
-mod https;
+pub mod http;
 pub mod srs;
 pub mod sts;
 pub mod tls_rpt;

@@ -4,7 +4,7 @@
 //! later strips the TXT record or the policy server does not turn the
 //! policy off (§5.1).
 //!
-//! Imports `dns`, `proto::mta_sts` and the sibling `https`. Invariants: a
+//! Imports `dns`, `proto::mta_sts` and the sibling `http`. Invariants: a
 //! policy is used only once fetched whole over HTTPS with a certificate
 //! valid for `mta-sts.DOMAIN` (status 200, `text/plain`, at most
 //! `MAX_POLICY` bytes, within `FETCH_TIMEOUT`); a kept policy is replaced
@@ -107,7 +107,7 @@ impl Sts {
     ) -> std::io::Result<Policy> {
         let host = format!("mta-sts.{domain}");
         let limit = mta_sts::MAX_POLICY + crate::proto::http::MAX_HEAD;
-        let r = super::https::get(
+        let r = super::http::get(
             dns,
             tls,
             (&host, self.https_port),

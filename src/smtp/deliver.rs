@@ -92,6 +92,10 @@ async fn deliver_checked(
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
+    let (body, spam) = match filtered(ctx, conn, env, body).await {
+        Ok(filtered) => filtered,
+        Err(refusal) => return refusal,
+    };
     let id = tx.id.as_str();
     let from = tx.from.as_str();
     // Mail for postmaster@ only is taken even when DMARC says reject
@@ -102,7 +106,8 @@ async fn deliver_checked(
             .rcpts
             .iter()
             .all(|r| r.rsplit_once('@').is_some_and(|(l, _)| l == "postmaster"));
-    let mut junk = false;
+    // Postmaster reads what fails too, in INBOX.
+    let mut junk = spam && !to_postmaster;
     let relayed = match traced(
         ctx,
         conn,
@@ -175,6 +180,56 @@ async fn scanned(ctx: &Smtp, tx: &Transaction, body: Vec<u8>) -> Result<Vec<u8>,
     }
 }
 
+/// The message once rspamd has judged it (`[mx.rspamd]`, unless every
+/// recipient is exempt), with its `X-Spam-Status` on top, and whether it
+/// goes to Junk; `Err` is the refusal (550 5.7.1) or deferral (451 4.7.1)
+/// rspamd's action asks for. Unchecked mail is delivered, marked.
+async fn filtered(
+    ctx: &Smtp,
+    conn: &Conn,
+    env: &Envelope<'_>,
+    body: Vec<u8>,
+) -> Result<(Vec<u8>, bool), String> {
+    use super::spam;
+    use crate::proto::rspamd::Action;
+    let Some(rspamd) = &ctx.rspamd else {
+        return Ok((body, false));
+    };
+    let tx = env.tx;
+    if super::content::allowed_for_all(&tx.rcpts, &rspamd.exempt) {
+        return Ok((body, false));
+    }
+    let about = spam::Envelope {
+        client: conn.peer.ip(),
+        helo: &env.greeting.helo,
+        from: &tx.from,
+        rcpts: &tx.rcpts,
+        id: &tx.id,
+    };
+    let (header, junk) = match spam::check(rspamd, &body, &about).await {
+        Ok(v) => {
+            tracing::info!(id = %tx.id, action = v.action.as_str(), score = v.score, "rspamd's verdict");
+            match v.action {
+                Action::Reject => {
+                    return Err("550 5.7.1 Message refused: the spam filter judged it spam".into());
+                }
+                Action::SoftReject | Action::Greylist => {
+                    return Err("451 4.7.1 The spam filter asks to try again later".into());
+                }
+                Action::AddHeader | Action::RewriteSubject => (spam::status_header(&v), true),
+                Action::NoAction => (spam::status_header(&v), false),
+            }
+        }
+        Err(why) => {
+            tracing::warn!(id = %tx.id, %why, "message delivered without a spam check");
+            (spam::unchecked_header(&why), false)
+        }
+    };
+    let mut marked = header.into_bytes();
+    marked.extend_from_slice(&body);
+    Ok((marked, junk))
+}
+
 /// 552 for a header over the limits, 554 for a mail loop, before anything
 /// parses the message.
 fn header_refusal(body: &[u8]) -> Option<String> {
@@ -233,7 +288,7 @@ async fn traced(
         let verdict = auth.check(conn.peer.ip(), &greeting.helo, from, body).await;
         *checks = Some(verdict.summary.clone());
         // Postmaster reads what fails too, in INBOX.
-        *junk = verdict.junk && !to_postmaster;
+        *junk |= verdict.junk && !to_postmaster;
         if verdict.dmarc_reject && !to_postmaster {
             return Err("550 5.7.1 Rejected: the sender's domain publishes a DMARC reject policy and this message fails it"
                 .to_string());

@@ -23,6 +23,7 @@ pub mod dkim;
 mod envelope;
 mod retry;
 mod session;
+mod spam;
 pub mod submit;
 mod virus;
 
@@ -52,6 +53,8 @@ pub struct Smtp {
     pub allow_executables: Arc<Vec<String>>,
     /// Virus scanning (`[mx.clamd]`, `virus`); `None` when not set up.
     pub clamd: Option<Arc<crate::config::Clamd>>,
+    /// Spam filtering (`[mx.rspamd]`, `spam`); `None` when not set up.
+    pub rspamd: Option<Arc<crate::config::Rspamd>>,
     /// DNS blocklists asked about MX clients (`mx.dnsbl`); `None` when
     /// none are set or there is no resolver.
     pub dnsbl: Option<Arc<Dnsbl>>,
