@@ -31,6 +31,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("scanner", scanner_reply),
     ("http", http_response),
     ("mta_sts", mta_sts_policy),
+    ("dmarc_report", dmarc_report),
 ];
 
 /// An IMAP command as the reader assembles it (lines and literals).
@@ -135,7 +136,11 @@ pub fn scanner_reply(data: &[u8]) {
     }
     if let Ok(v) = rspamd::reply(data) {
         assert!(v.symbols.len() <= rspamd::MAX_SYMBOLS && v.score.is_finite());
-        assert!(v.symbols.iter().all(|s| !s.is_empty() && s.len() <= rspamd::MAX_NAME));
+        assert!(
+            v.symbols
+                .iter()
+                .all(|s| !s.is_empty() && s.len() <= rspamd::MAX_NAME)
+        );
     }
 }
 
@@ -160,6 +165,16 @@ pub fn mta_sts_policy(data: &[u8]) {
         }
         assert_eq!(mta_sts::policy(p.lines().join("\n").as_bytes()), Ok(p));
     }
+}
+
+/// A message in a DMARC rua mailbox, as `sealmail dmarc report` reads it
+/// (mail-auth's parser, XML, gzip or zip within the size limit): the sums
+/// stay consistent.
+pub fn dmarc_report(data: &[u8]) {
+    let mut s = sealmail::cli::dmarc::Summary::default();
+    s.add_message("example.org", data);
+    assert!(s.passed <= s.messages && s.reports <= 1);
+    let _ = s.render("example.org");
 }
 
 /// An mbox file being imported, its flag headers, its folder names.

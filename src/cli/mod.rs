@@ -27,6 +27,7 @@ macro_rules! out {
 mod admin;
 mod backup;
 mod cluster;
+pub mod dmarc;
 mod export;
 mod mailbox;
 mod migrate;
@@ -107,6 +108,9 @@ enum Command {
     /// Look at and act on the outbound queue.
     #[command(subcommand)]
     Queue(queue::QueueCmd),
+    /// DMARC aggregate reports other servers sent about your domains.
+    #[command(subcommand)]
+    Dmarc(DmarcCmd),
     /// Print the manual page (roff) made from these definitions; `make
     /// deb` installs it as sealmail(1).
     #[command(hide = true)]
@@ -231,6 +235,11 @@ pub fn main() -> Result<()> {
         Command::Mailbox(cmd) => mailbox::run(&load(&data)?, cmd),
         Command::Backup(cmd) => backup::run(&load(&data)?, cmd),
         Command::Queue(cmd) => queue::run(&load(&data)?, cmd),
+        Command::Dmarc(DmarcCmd::Report {
+            domain,
+            mailbox,
+            folder,
+        }) => dmarc::report(&load(&data)?, &domain, &mailbox, &folder),
         Command::Import {
             address,
             path,
@@ -267,6 +276,21 @@ pub fn main() -> Result<()> {
         } => export::export(&load(&data)?, &address, format, folder.as_deref(), output),
         Command::Manpage => Ok(()),
     }
+}
+
+#[derive(Subcommand)]
+enum DmarcCmd {
+    /// Sum up the aggregate reports about DOMAIN found in the mailbox its
+    /// DMARC record's rua= names (needs that mailbox's password): messages
+    /// by sending address and by reporter, and how many passed.
+    Report {
+        domain: String,
+        /// The alias whose mailbox receives the reports.
+        #[arg(long)]
+        mailbox: String,
+        #[arg(long, default_value = "INBOX")]
+        folder: String,
+    },
 }
 
 /// Run as root on a data directory that another user owns (the service's
