@@ -33,62 +33,25 @@ impl Drop for RspamdProcess {
     }
 }
 
-/// rspamd with the stock configuration, its local overrides in `dir`:
-/// the normal worker on `port`, the controller on another, no proxy, a
-/// multimap rule scoring subjects with "sealmail-spammy-test" 10.
+/// rspamd with the stock configuration and the test rule of
+/// `tests/interop/rspamd.sh`, its normal worker on `port`.
 fn start_rspamd(dir: &Path, port: u16) -> RspamdProcess {
-    let local = dir.join("local.d");
-    for d in [&local, &dir.join("db"), &dir.join("run"), &dir.join("log")] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let w = |name: &str, text: String| std::fs::write(local.join(name), text).unwrap();
-    w(
-        "worker-normal.inc",
-        format!("bind_socket = \"127.0.0.1:{port}\";\n"),
-    );
-    w(
-        "worker-controller.inc",
-        format!("bind_socket = \"127.0.0.1:{}\";\n", free_port()),
-    );
-    w("worker-proxy.inc", "enabled = false;\n".into());
-    w(
-        "logging.inc",
-        format!(
-            "type = \"file\"; filename = \"{}\"; level = \"error\";\n",
-            dir.join("log/rspamd.log").display()
-        ),
-    );
-    std::fs::write(dir.join("spammy.map"), "/sealmail-spammy-test/i\n").unwrap();
-    w(
-        "multimap.conf",
-        format!(
-            "SEALMAIL_TEST_SPAMMY {{\n  type = \"header\";\n  header = \"Subject\";\n  regexp = true;\n  map = \"{}\";\n  score = 10.0;\n}}\n",
-            dir.join("spammy.map").display()
-        ),
-    );
-    let mut cmd = std::process::Command::new("rspamd");
-    cmd.arg("-f")
-        .arg("-c")
-        .arg("/etc/rspamd/rspamd.conf")
-        .arg(format!("--var=LOCAL_CONFDIR={}", dir.display()))
-        .arg(format!("--var=DBDIR={}", dir.join("db").display()))
-        .arg(format!("--var=RUNDIR={}", dir.join("run").display()))
-        .arg(format!("--var=LOGDIR={}", dir.join("log").display()))
-        .arg("-p")
-        .arg(dir.join("run/rspamd.pid"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    if nix::unistd::Uid::effective().is_root() {
-        // rspamd would switch to its own user, who cannot write here.
-        cmd.args(["-i", "-u", "root", "-g", "root"]);
-    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/rspamd.sh");
     let process = RspamdProcess(
-        cmd.spawn()
-            .expect("rspamd is missing: run `make test`, which installs it"),
+        std::process::Command::new("bash")
+            .arg(script)
+            .arg(dir)
+            .arg(port.to_string())
+            .arg(free_port().to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
     );
-    wait_for("rspamd's normal worker", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    wait_for(
+        "rspamd's normal worker (rspamd is installed by `make test`)",
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
     process
 }
 

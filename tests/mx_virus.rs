@@ -27,35 +27,18 @@ const PATTERN: &str = "SEALMAIL-TEST-VIRUS-PATTERN-7Q2";
 /// clamd on a Unix socket in `dir`, with a database of one signature
 /// (`Sealmail.Test.Pattern`, matching PATTERN anywhere).
 fn start_clamd(dir: &Path) -> (Peer, PathBuf) {
-    let db = dir.join("db");
-    std::fs::create_dir_all(&db).unwrap();
-    std::fs::write(
-        db.join("sealmail-test.ndb"),
-        format!("Sealmail.Test.Pattern:0:*:{}\n", hex::encode(PATTERN)),
-    )
-    .unwrap();
-    let socket = dir.join("clamd.sock");
-    let conf = dir.join("clamd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "LocalSocket {}\nDatabaseDirectory {}\nTemporaryDirectory {}\nForeground yes\nLogFile {}\nPidFile {}\n",
-            socket.display(),
-            db.display(),
-            dir.display(),
-            dir.join("clamd.log").display(),
-            dir.join("clamd.pid").display(),
-        ),
-    )
-    .unwrap();
-    let clamd = std::process::Command::new("clamd")
-        .arg("-c")
-        .arg(&conf)
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/clamd.sh");
+    let clamd = std::process::Command::new("bash")
+        .arg(script)
+        .arg(dir)
+        .arg("Sealmail.Test.Pattern")
+        .arg(hex::encode(PATTERN))
         .stdout(std::process::Stdio::null())
         .spawn()
-        .expect("clamd is missing: run `make test`, which installs clamav-daemon");
+        .unwrap();
     let peer = Peer(clamd);
-    wait_for("clamd's socket", || {
+    let socket = dir.join("clamd.sock");
+    wait_for("clamd's socket (clamd is installed by `make test`)", || {
         std::os::unix::net::UnixStream::connect(&socket).is_ok()
     });
     (peer, socket)

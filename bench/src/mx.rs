@@ -167,22 +167,43 @@ pub(crate) fn idle_sessions_bench(tmp: &Path) {
     );
 }
 
+/// What the content bench turns on besides the executable check.
+#[derive(Clone, Copy)]
+enum Scanner<'a> {
+    None,
+    Clamd(&'a Path),
+    Rspamd(u16),
+}
+
 /// MX intake with the executable-attachment check on and off, same load
 /// (10 senders x 200 messages of 4 KiB, sealed), alternating, twice each;
-/// then with clamd scanning too (a clamd started here with a one-signature
-/// database: the cost of the round trip and of clamd's mail parsing, not
-/// of a full signature set), when clamd is installed.
+/// then with clamd (started here with a one-signature database: the cost
+/// of the round trip and of clamd's mail parsing, not of a full signature
+/// set) and with rspamd (its stock rules, without Redis or network
+/// lookups), each when installed.
 pub(crate) fn mx_content_bench(tmp: &Path) {
     let per = 200;
-    let run_with = |name: &str, check: bool, clamd: Option<&Path>| {
+    let run_with = |name: &str, check: bool, scanner: Scanner<'_>| {
         let mut config = ten_users(&tmp.join(name));
         config.mx.refuse_executables = check;
-        config.mx.clamd = clamd.map(|socket| sealmail::config::Clamd {
-            socket: sealmail::config::ClamdSocket::Unix(socket.to_path_buf()),
-            deliver_unscanned: false,
-            timeout: Duration::from_secs(60),
-            exempt: Vec::new(),
-        });
+        match scanner {
+            Scanner::None => {}
+            Scanner::Clamd(socket) => {
+                config.mx.clamd = Some(sealmail::config::Clamd {
+                    socket: sealmail::config::ClamdSocket::Unix(socket.to_path_buf()),
+                    deliver_unscanned: false,
+                    timeout: Duration::from_secs(60),
+                    exempt: Vec::new(),
+                });
+            }
+            Scanner::Rspamd(port) => {
+                config.mx.rspamd = Some(sealmail::config::Rspamd {
+                    address: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                    timeout: Duration::from_secs(60),
+                    exempt: Vec::new(),
+                });
+            }
+        }
         with_server(config, |addr, _, _| {
             let t = Instant::now();
             std::thread::scope(|scope| {
@@ -193,7 +214,7 @@ pub(crate) fn mx_content_bench(tmp: &Path) {
             (10 * per) as f64 / t.elapsed().as_secs_f64()
         })
     };
-    let run = |name: &str, check: bool| run_with(name, check, None);
+    let run = |name: &str, check: bool| run_with(name, check, Scanner::None);
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for round in 0..2 {
         off.push(run(&format!("mx-exe-off-{round}"), false));
@@ -207,54 +228,94 @@ pub(crate) fn mx_content_bench(tmp: &Path) {
         mean(&off),
         ok(ratio >= 0.9)
     );
-    let Some((mut clamd, socket)) = start_clamd(&tmp.join("clamd")) else {
-        println!("MX with clamd: not measured (clamd is not installed: apt install clamav-daemon)");
-        return;
-    };
-    let scanned = run_with("mx-clamd", true, Some(&socket));
-    let _ = clamd.kill();
-    let _ = clamd.wait();
-    println!(
-        "MX with the executable check and clamd (one signature): {scanned:.0} msgs/s; ratio to the check alone {:.2} (clamd's cost, no goal)",
-        scanned / mean(&on)
-    );
+    match start_clamd(&tmp.join("clamd")) {
+        Some((mut clamd, socket)) => {
+            let scanned = run_with("mx-clamd", true, Scanner::Clamd(&socket));
+            let _ = clamd.kill();
+            let _ = clamd.wait();
+            println!(
+                "MX with the executable check and clamd (one signature): {scanned:.0} msgs/s; ratio to the check alone {:.2} (clamd's cost, no goal)",
+                scanned / mean(&on)
+            );
+        }
+        None => println!("MX with clamd: not measured (apt install clamav-daemon)"),
+    }
+    let port = 20_000 + (std::process::id() % 5_000) as u16 * 2;
+    match start_rspamd(&tmp.join("rspamd"), port) {
+        Some(mut rspamd) => {
+            let checked = run_with("mx-rspamd", true, Scanner::Rspamd(port));
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(rspamd.id().to_string())
+                .status();
+            let _ = rspamd.wait();
+            println!(
+                "MX with the executable check and rspamd: {checked:.0} msgs/s; ratio to the check alone {:.2} (rspamd's cost, no goal)",
+                checked / mean(&on)
+            );
+        }
+        None => println!("MX with rspamd: not measured (apt install rspamd)"),
+    }
 }
 
-/// clamd on a Unix socket under `dir` with a one-signature database;
-/// `None` when clamd is not installed.
+/// clamd on a Unix socket under `dir` with a one-signature database
+/// (`tests/interop/clamd.sh`); `None` when clamd is not installed.
 fn start_clamd(dir: &Path) -> Option<(std::process::Child, std::path::PathBuf)> {
-    let db = dir.join("db");
-    std::fs::create_dir_all(&db).expect("clamd dir");
-    std::fs::write(
-        db.join("bench.ndb"),
-        format!(
-            "Bench.Pattern:0:*:{}\n",
-            hex::encode("SEALMAIL-BENCH-PATTERN")
-        ),
-    )
-    .expect("signature");
-    let socket = dir.join("clamd.sock");
-    let conf = dir.join("clamd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "LocalSocket {}\nDatabaseDirectory {}\nTemporaryDirectory {}\nForeground yes\nMaxThreads 4\n",
-            socket.display(),
-            db.display(),
-            dir.display()
-        ),
-    )
-    .expect("clamd.conf");
-    let child = std::process::Command::new("clamd")
-        .arg("-c")
-        .arg(&conf)
+    installed("clamd")?;
+    let child = std::process::Command::new("bash")
+        .arg(interop("clamd.sh"))
+        .arg(dir)
+        .arg("Bench.Pattern")
+        .arg(hex::encode("SEALMAIL-BENCH-PATTERN"))
         .stdout(std::process::Stdio::null())
         .spawn()
         .ok()?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline, "clamd did not start");
+    let socket = dir.join("clamd.sock");
+    wait_until("clamd", || {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    });
+    Some((child, socket))
+}
+
+/// rspamd with its stock rules, its normal worker on `port`
+/// (`tests/interop/rspamd.sh`); `None` when rspamd is not installed.
+fn start_rspamd(dir: &Path, port: u16) -> Option<std::process::Child> {
+    installed("rspamd")?;
+    let child = std::process::Command::new("bash")
+        .arg(interop("rspamd.sh"))
+        .arg(dir)
+        .arg(port.to_string())
+        .arg((port + 1).to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    wait_until("rspamd", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    Some(child)
+}
+
+fn installed(program: &str) -> Option<()> {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .ok()
+        .filter(|s| s.success())
+        .map(|_| ())
+}
+
+fn interop(script: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/interop")
+        .join(script)
+}
+
+fn wait_until(what: &str, mut up: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !up() {
+        assert!(Instant::now() < deadline, "{what} did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Some((child, socket))
 }
