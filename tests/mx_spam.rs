@@ -20,24 +20,11 @@ use common::*;
 use sealmail::config::Rspamd;
 use sealmail::store::Criteria;
 
-/// rspamd's main process; its workers stop with it (SIGTERM).
-struct RspamdProcess(std::process::Child);
-
-impl Drop for RspamdProcess {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 /// rspamd with the stock configuration and the test rule of
 /// `tests/interop/rspamd.sh`, its normal worker on `port`.
-fn start_rspamd(dir: &Path, port: u16) -> RspamdProcess {
+fn start_rspamd(dir: &Path, port: u16) -> Daemon {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/rspamd.sh");
-    let process = RspamdProcess(
+    let process = Daemon(
         std::process::Command::new("bash")
             .arg(script)
             .arg(dir)

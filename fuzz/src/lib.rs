@@ -7,7 +7,7 @@
 //! below does not hold), so any crash AFL finds is a bug.
 
 use sealmail::proto::{
-    clamd, executable, http, imap, mbox, mta_sts, mutf7, pop3, results, rspamd, sasl, smtp,
+    clamd, executable, http, imap, mbox, mta_sts, mutf7, pop3, results, rspamd, sasl, smtp, x509,
 };
 use sealmail::smtp::content as smtp_content;
 use sealmail::store::{address, binary, mime};
@@ -32,6 +32,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("http", http_response),
     ("mta_sts", mta_sts_policy),
     ("dmarc_report", dmarc_report),
+    ("x509", certificate),
 ];
 
 /// An IMAP command as the reader assembles it (lines and literals).
@@ -175,6 +176,18 @@ pub fn dmarc_report(data: &[u8]) {
     s.add_message("example.org", data);
     assert!(s.passed <= s.messages && s.reports <= 1);
     let _ = s.render("example.org");
+}
+
+/// A certificate an MX presents, as DANE reads it: its public key lies
+/// within it, and matching any record is an answer, never a panic.
+pub fn certificate(data: &[u8]) {
+    if let Some(spki) = x509::spki(data) {
+        assert!(spki.len() <= data.len());
+        assert!(x509::tlsa_matches(data, 1, 0, spki));
+    }
+    for (selector, matching) in [(0, 1), (1, 1), (1, 2), (3, 0)] {
+        let _ = x509::tlsa_matches(data, selector, matching, &[0u8; 32]);
+    }
 }
 
 /// An mbox file being imported, its flag headers, its folder names.

@@ -226,6 +226,9 @@ pub struct Relay {
     pub tls_policy: std::collections::BTreeMap<String, TlsLevel>,
     /// Honour the MTA-STS policies of destinations (RFC 8461).
     pub mta_sts: bool,
+    /// Use DANE (RFC 7672) for MX hosts with DNSSEC-authenticated TLSA
+    /// records, as told by a validating resolver on loopback.
+    pub dane: bool,
     /// Send daily TLS reports (RFC 8460) to MTA-STS domains that ask for
     /// them.
     pub tls_reports: bool,
@@ -245,6 +248,11 @@ pub enum TlsLevel {
     Encrypt,
     /// TLS required with a certificate valid for the MX host name.
     Verify,
+    /// DANE where the host has DNSSEC-authenticated TLSA records, `may`
+    /// elsewhere (what MX delivery does when `relay.dane` is on).
+    Dane,
+    /// DANE required: without authenticated TLSA records, mail waits.
+    DaneOnly,
 }
 
 /// A user name and password for another server. Debug output hides the
@@ -624,7 +632,13 @@ mod tests {
         assert_eq!(r.ca_file.as_deref(), Some(Path::new("/d/ca.pem")));
         assert!(r.mta_sts);
         assert_eq!(r.https_port, 443);
-        for (level, says) in [("dane", "DANE is not supported"), ("strict", "expected")] {
+        let r =
+            parse("[relay.tls_policy]\n\"x.example\" = \"dane-only\"\n\"y.example\" = \"dane\"\n")
+                .unwrap()
+                .relay;
+        assert_eq!(r.tls_policy.get("x.example"), Some(&TlsLevel::DaneOnly));
+        assert_eq!(r.tls_policy.get("y.example"), Some(&TlsLevel::Dane));
+        for (level, says) in [("strict", "expected"), ("danish", "dane-only")] {
             let e = parse(&format!(
                 "[relay.tls_policy]\n\"x.example\" = \"{level}\"\n"
             ))

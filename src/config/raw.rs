@@ -127,6 +127,7 @@ pub struct Relay {
     pub routes: Option<std::collections::BTreeMap<String, String>>,
     pub tls_policy: Option<std::collections::BTreeMap<String, String>>,
     pub mta_sts: Option<bool>,
+    pub dane: Option<bool>,
     pub tls_reports: Option<bool>,
     pub ca_file: Option<String>,
     pub https_port: Option<i64>,

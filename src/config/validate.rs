@@ -672,16 +672,12 @@ impl Validator<'_> {
                 "may" => TlsLevel::May,
                 "encrypt" => TlsLevel::Encrypt,
                 "verify" | "secure" => TlsLevel::Verify,
-                "dane" | "dane-only" => {
-                    return self.err(
-                        &key,
-                        "DANE is not supported yet: use \"verify\" (a certificate valid for the MX host name)",
-                    );
-                }
+                "dane" => TlsLevel::Dane,
+                "dane-only" => TlsLevel::DaneOnly,
                 other => {
                     return self.err(
                         &key,
-                        format!("{other:?}: expected \"may\", \"encrypt\" or \"verify\""),
+                        format!("{other:?}: expected \"may\", \"encrypt\", \"verify\", \"dane\" or \"dane-only\""),
                     );
                 }
             };
@@ -694,6 +690,7 @@ impl Validator<'_> {
             routes,
             tls_policy,
             mta_sts: r.mta_sts.unwrap_or(true),
+            dane: r.dane.unwrap_or(true),
             tls_reports: r.tls_reports.unwrap_or(true),
             ca_file: r
                 .ca_file

@@ -3,7 +3,8 @@
 //! MTA-STS and TLS-RPT records of destinations, with one cache of answers
 //! (`cache`).
 //!
-//! Imports mail-auth (hickory) and async-compat only. hickory runs on
+//! Imports mail-auth (hickory) and async-compat only; `secure` asks a
+//! validating resolver for DNSSEC-authenticated TLSA records (DANE). hickory runs on
 //! tokio, so each lookup runs inside `async_compat::Compat`, which gives
 //! it a tokio reactor without tokio anywhere else (DESIGN.md allows this
 //! where no runtime-neutral crate exists). Invariants: every lookup is
@@ -11,6 +12,7 @@
 //! distinct, because only the first may make a message bounce.
 
 pub mod cache;
+pub mod secure;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -53,6 +55,8 @@ pub enum LookupError {
 pub struct Dns {
     inner: MessageAuthenticator,
     caches: Arc<Caches>,
+    /// The loopback resolver whose AD bit DANE believes (`secure`).
+    validating: Option<SocketAddr>,
 }
 
 impl Dns {
@@ -81,6 +85,7 @@ impl Dns {
         Ok(Dns {
             inner,
             caches: Arc::default(),
+            validating: secure::validating_resolver(nameservers),
         })
     }
 
@@ -170,6 +175,21 @@ impl Dns {
 }
 
 impl Dns {
+    /// The DNSSEC-authenticated TLSA records of `host`'s `port` (DANE):
+    /// `Ok(None)` when DANE does not apply (no validating resolver on
+    /// loopback, an unsigned host, no records); `Err` when it may apply
+    /// but the records could not be read.
+    pub async fn tlsa(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Option<Vec<secure::Tlsa>>, LookupError> {
+        match self.validating {
+            Some(resolver) => secure::tlsa(resolver, host, port).await,
+            None => Ok(None),
+        }
+    }
+
     /// The `id` of `domain`'s MTA-STS record (`_mta-sts.DOMAIN`, RFC 8461
     /// §3.1): `NotFound` when it publishes none (or none that parses).
     pub async fn mta_sts_id(&self, domain: &str) -> Result<String, LookupError> {

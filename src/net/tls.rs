@@ -310,6 +310,31 @@ pub fn verify_chain(
         .map(|_| ())
 }
 
+/// Whether `chain` is valid for `name` when its certificate at `anchor`
+/// (an issuer: 1 or more) is the only trust anchor (DANE-TA, RFC 7672
+/// §3.2.2: the name is checked).
+pub fn verify_to_anchor(
+    chain: &[rustls::pki_types::CertificateDer<'static>],
+    anchor: usize,
+    name: &rustls::pki_types::ServerName<'static>,
+) -> Result<(), rustls::Error> {
+    let ta = chain
+        .get(anchor)
+        .filter(|_| anchor > 0)
+        .ok_or(rustls::Error::NoCertificatesPresented)?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(ta.clone())
+        .map_err(|e| rustls::Error::General(format!("the trust anchor: {e}")))?;
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider(),
+    )
+    .build()
+    .map_err(|e| rustls::Error::General(e.to_string()))?;
+    verify_chain(&verifier, chain.get(..anchor).unwrap_or_default(), name)
+}
+
 #[derive(Debug)]
 struct AnyChain(std::sync::Arc<rustls::crypto::CryptoProvider>);
 

@@ -1,6 +1,7 @@
 //! Pure parsers and encoders of wire and file formats (mbox, POP3, SMTP,
 //! IMAP, results header fields, executable content, clamd's replies,
-//! HTTP responses, MTA-STS policies, rspamd's verdicts): no I/O,
+//! HTTP responses, MTA-STS policies, rspamd's verdicts, certificates'
+//! public keys for DANE): no I/O,
 //! no async.
 //!
 //! Imports nothing of ours but `util`'s pure helpers. Invariants: every parser is total (any input
@@ -20,6 +21,7 @@ pub mod results;
 pub mod rspamd;
 pub mod sasl;
 pub mod smtp;
+pub mod x509;
 
 /// Inputs for round-trip tests: each seed as it is, then `n` byte-level
 /// mutations of them (a byte replaced by any byte, one of `inserts` put in,

@@ -23,6 +23,7 @@ use smol::Async;
 
 use crate::config::Login;
 pub use crate::config::TlsLevel;
+use crate::dns::secure::Tlsa;
 use crate::net::conn::{Conn, Line, Stream, with_timeout};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,6 +67,34 @@ impl Status {
             400..=499 => Status::Temporary(format!("{when}: {}", r.text())),
             _ => Status::Permanent(format!("{when}: {}", r.text())),
         }
+    }
+}
+
+/// What one connection's TLS must be.
+#[derive(Clone, Debug)]
+pub struct Need {
+    pub level: TlsLevel,
+    /// The host's DNSSEC-authenticated TLSA records (DANE, RFC 7672): TLS
+    /// is then required, and the certificate must match one usable record
+    /// (the web roots do not count).
+    pub tlsa: Option<std::sync::Arc<Vec<Tlsa>>>,
+}
+
+impl Need {
+    /// Opportunistic TLS.
+    pub fn may() -> Need {
+        Need {
+            level: TlsLevel::May,
+            tlsa: None,
+        }
+    }
+
+    fn required(&self) -> bool {
+        self.tlsa.is_some()
+            || matches!(
+                self.level,
+                TlsLevel::Encrypt | TlsLevel::Verify | TlsLevel::DaneOnly
+            )
     }
 }
 
@@ -165,7 +194,7 @@ pub async fn send(
     tls: Option<&ClientTls>,
     env: &Envelope<'_>,
 ) -> Result<Outcome, Status> {
-    let mut session = Session::open(target, helo, tls, TlsLevel::May)
+    let mut session = Session::open(target, helo, tls, &Need::may())
         .await
         .map_err(|f| f.status)?;
     let result = session.send(env).await;
@@ -202,7 +231,7 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects, reads the greeting, says EHLO and starts TLS as `level`
+    /// Connects, reads the greeting, says EHLO and starts TLS as `need`
     /// asks.
     ///
     /// At `TlsLevel::May` TLS is opportunistic (RFC 3207 §4.1): if the
@@ -214,13 +243,13 @@ impl Session {
         target: &Target,
         helo: &str,
         tls: Option<&ClientTls>,
-        level: TlsLevel,
+        need: &Need,
     ) -> Result<Session, OpenFailed> {
-        match Session::connect(target, helo, tls, level).await {
-            Err(Failed::Handshake(why)) if level == TlsLevel::May => {
+        match Session::connect(target, helo, tls, need).await {
+            Err(Failed::Handshake(why)) if !need.required() => {
                 tracing::info!(host = %target.host, "STARTTLS failed; retrying without TLS");
                 tracing::debug!(%why, "handshake failure");
-                Session::connect(target, helo, None, level)
+                Session::connect(target, helo, None, need)
                     .await
                     .map_err(Failed::into_open)
             }
@@ -232,14 +261,14 @@ impl Session {
         target: &Target,
         helo: &str,
         tls: Option<&ClientTls>,
-        level: TlsLevel,
+        need: &Need,
     ) -> Result<Session, Failed> {
         let tcp = with_timeout(CONNECT_TIMEOUT, Async::<TcpStream>::connect(target.addr))
             .await
             .map_err(|e| Status::Temporary(format!("connecting to {}: {e}", target.addr)))?;
         let _ = tcp.get_ref().set_nodelay(true);
         let mut conn = Conn::new(Stream::Plain(tcp), target.addr);
-        match greet(&mut conn, target, helo, tls, level).await {
+        match greet(&mut conn, target, helo, tls, need).await {
             Ok((caps, tls, short)) => Ok(Session {
                 short_of_verify: short,
                 conn,
@@ -379,7 +408,7 @@ async fn greet(
     target: &Target,
     helo: &str,
     tls: Option<&ClientTls>,
-    level: TlsLevel,
+    need: &Need,
 ) -> Result<(Vec<String>, TlsUse, Option<TlsFailure>), Failed> {
     let net = |e: io::Error| Status::Temporary(format!("{}: {e}", target.addr));
     let greeting = read_reply(conn, REPLY_TIMEOUT).await.map_err(net)?;
@@ -405,12 +434,21 @@ async fn greet(
                     .connect_tls(&tls.connector, name.clone(), REPLY_TIMEOUT)
                     .await
                     .map_err(|e| Failed::Handshake(format!("{}: {e}", target.addr)))?;
-                match crate::net::tls::verify_chain(&tls.verifier, &chain, &name) {
-                    Ok(()) => {
+                let webpki = crate::net::tls::verify_chain(&tls.verifier, &chain, &name);
+                match (&need.tlsa, webpki) {
+                    (Some(records), _) => {
+                        if dane(records, &chain, &name, target)? {
+                            tls_use = TlsUse::Verified;
+                            short = None;
+                        } else {
+                            tls_use = TlsUse::Unverified;
+                        }
+                    }
+                    (None, Ok(())) => {
                         tls_use = TlsUse::Verified;
                         short = None;
                     }
-                    Err(e) if level == TlsLevel::Verify => {
+                    (None, Err(e)) if need.level == TlsLevel::Verify => {
                         return Err(Failed::Tls(
                             TlsFailure::of(&e),
                             format!(
@@ -420,23 +458,69 @@ async fn greet(
                             ),
                         ));
                     }
-                    Err(e) => {
+                    (None, Err(e)) => {
                         tls_use = TlsUse::Unverified;
                         short = Some(TlsFailure::of(&e));
                     }
                 }
                 caps = ehlo(conn, helo).await.map_err(net)??;
-            } else if level > TlsLevel::May {
+            } else if need.required() {
                 return Err(no_tls(format!("refused STARTTLS: {}", r.text())));
             }
         }
-        _ if level > TlsLevel::May => return Err(no_tls("does not offer STARTTLS".into())),
+        _ if need.required() => return Err(no_tls("does not offer STARTTLS".into())),
         _ => {}
     }
     if let Some(login) = &target.login {
         log_in(conn, target, login, tls_use).await?;
     }
     Ok((caps, tls_use, short))
+}
+
+/// DANE (RFC 7672 §3): whether the server's chain matches one of the
+/// host's usable TLSA records, a DANE-EE (3) record its own certificate, a
+/// DANE-TA (2) record an issuer the chain then leads to for the host's
+/// name; `Ok(false)` when no record is usable (PKIX usages 0 and 1 are not,
+/// §3.1.3): TLS without authentication. A chain matching none fails.
+fn dane(
+    records: &[Tlsa],
+    chain: &[rustls::pki_types::CertificateDer<'static>],
+    name: &ServerName<'static>,
+    target: &Target,
+) -> Result<bool, Failed> {
+    use crate::proto::x509::tlsa_matches;
+    let usable = records
+        .iter()
+        .filter(|r| r.usage == 2 || r.usage == 3)
+        .count();
+    if usable == 0 {
+        return Ok(false);
+    }
+    let matches = |cert: &[u8], r: &Tlsa| tlsa_matches(cert, r.selector, r.matching, &r.data);
+    let ee = chain.first().is_some_and(|leaf| {
+        records
+            .iter()
+            .any(|r| r.usage == 3 && matches(leaf.as_ref(), r))
+    });
+    let ta = || {
+        chain.iter().enumerate().skip(1).any(|(i, c)| {
+            records
+                .iter()
+                .any(|r| r.usage == 2 && matches(c.as_ref(), r))
+                && crate::net::tls::verify_to_anchor(chain, i, name).is_ok()
+        })
+    };
+    if ee || ta() {
+        return Ok(true);
+    }
+    Err(Failed::Tls(
+        TlsFailure::ValidationFailure,
+        format!(
+            "the certificate of {} ({}) matches none of its {usable} DNSSEC-authenticated TLSA records (DANE)",
+            target.host,
+            target.addr.ip()
+        ),
+    ))
 }
 
 /// AUTH PLAIN (RFC 4954) with the target's login, only inside TLS. A

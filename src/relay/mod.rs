@@ -23,8 +23,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::config::{HostPort, Relay as RelayConfig};
+use crate::dns::secure::Tlsa;
 use crate::dns::{Dns, LookupError};
-use client::{ClientTls, Envelope, Session, Status, Target, TlsLevel};
+use client::{ClientTls, Envelope, Need, Session, Status, Target, TlsLevel};
+use std::sync::Arc;
 use sts::Found;
 use tls_rpt::{Judged, Outcome as TlsOutcome, TlsResults};
 
@@ -56,6 +58,10 @@ pub struct Relay {
     /// How sessions with MX hosts of MTA-STS domains went (TLS-RPT).
     pub tls_results: std::sync::Arc<TlsResults>,
 }
+
+/// A host's DANE records as looked up: authenticated records, none, or
+/// why they could not be read.
+type HostTlsa = Result<Option<Arc<Vec<Tlsa>>>, String>;
 
 /// The MTA-STS policy a delivery's sessions are counted under (TLS-RPT).
 type Reported = std::sync::Arc<crate::proto::mta_sts::Policy>;
@@ -164,7 +170,7 @@ impl Relay {
             Ok(t) => t,
             Err(st) => return (vec![st; rcpts.len()], None),
         };
-        let (level, targets, reported) = match self.secured(domain, by_mx, targets).await {
+        let (targets, reported) = match self.secured(domain, by_mx, targets).await {
             Ok(t) => t,
             Err(st) => return (vec![st; rcpts.len()], None),
         };
@@ -174,8 +180,8 @@ impl Relay {
             }
         };
         let mut last = Status::Temporary(format!("no address to deliver to for {domain}"));
-        for t in &targets {
-            let opened = Session::open(t, &self.helo, Some(&self.tls), level).await;
+        for (t, need) in &targets {
+            let opened = Session::open(t, &self.helo, Some(&self.tls), need).await;
             match &opened {
                 Ok(s) => report(match s.short_of_verify {
                     None => TlsOutcome::Success,
@@ -223,19 +229,108 @@ impl Relay {
         (vec![last; rcpts.len()], None)
     }
 
-    /// The TLS level mail for `domain` needs and the next hops it may use:
-    /// `relay.tls_policy` first; else, for MX delivery, the domain's
-    /// MTA-STS policy, whose `enforce` mode asks for a verified
-    /// certificate and keeps only the MX hosts it names (RFC 8461 §4.1);
-    /// else opportunistic TLS.
+    /// The next hops mail for `domain` may use, each with the TLS it
+    /// needs, and the MTA-STS policy sessions are counted under. DANE
+    /// first (RFC 8461 §2: where it applies, MTA-STS does not): for MX
+    /// delivery with `relay.dane` on, or when `relay.tls_policy` says
+    /// `dane`/`dane-only`; then `relay.tls_policy`; then the MTA-STS
+    /// policy; else opportunistic TLS.
     async fn secured(
         &self,
         domain: &str,
         by_mx: bool,
         targets: Vec<Target>,
+    ) -> Result<(Vec<(Target, Need)>, Option<Reported>), Status> {
+        let explicit = self.config.tls_policy.get(domain).copied();
+        let dane = match explicit {
+            Some(TlsLevel::Dane | TlsLevel::DaneOnly) => true,
+            Some(_) => false,
+            None => by_mx && self.config.dane,
+        };
+        if dane
+            && let Some(planned) = self
+                .dane(domain, &targets, explicit == Some(TlsLevel::DaneOnly))
+                .await?
+        {
+            return Ok((planned, None));
+        }
+        let (level, targets, reported) = self.level(domain, by_mx, explicit, targets).await?;
+        let planned = targets
+            .into_iter()
+            .map(|t| (t, Need { level, tlsa: None }))
+            .collect();
+        Ok((planned, reported))
+    }
+
+    /// DANE for `targets` (RFC 7672): `None` when no host has
+    /// DNSSEC-authenticated TLSA records (other policies then apply),
+    /// else every host with records needs them matched and the others get
+    /// opportunistic TLS (none with `only`). A secure host whose records
+    /// could not be read is not tried this time.
+    async fn dane(
+        &self,
+        domain: &str,
+        targets: &[Target],
+        only: bool,
+    ) -> Result<Option<Vec<(Target, Need)>>, Status> {
+        let mut found: std::collections::HashMap<String, HostTlsa> =
+            std::collections::HashMap::new();
+        for t in targets {
+            if !found.contains_key(&t.host) {
+                let r = match self.dns.tlsa(&t.host, t.addr.port()).await {
+                    Ok(records) => Ok(records.map(Arc::new)),
+                    Err(LookupError::Temporary(why)) => Err(why),
+                    Err(LookupError::NotFound) => Ok(None),
+                };
+                found.insert(t.host.clone(), r);
+            }
+        }
+        let secured = found.values().any(|r| matches!(r, Ok(Some(_))));
+        let failed: Vec<&String> = found.values().filter_map(|r| r.as_ref().err()).collect();
+        if !secured && failed.is_empty() && !only {
+            return Ok(None);
+        }
+        let planned: Vec<(Target, Need)> = targets
+            .iter()
+            .filter_map(|t| match found.get(&t.host) {
+                Some(Ok(Some(records))) => Some((
+                    t.clone(),
+                    Need {
+                        level: TlsLevel::Dane,
+                        tlsa: Some(records.clone()),
+                    },
+                )),
+                Some(Ok(None)) if !only => Some((t.clone(), Need::may())),
+                _ => None,
+            })
+            .collect();
+        if planned.is_empty() {
+            let why = match failed.first() {
+                Some(why) => {
+                    format!("the TLSA records of {domain}'s MX hosts could not be read: {why}")
+                }
+                None => format!(
+                    "no MX host of {domain} has DNSSEC-authenticated TLSA records, which relay.tls_policy (dane-only) requires"
+                ),
+            };
+            return Err(Status::Temporary(why));
+        }
+        Ok(Some(planned))
+    }
+
+    /// The TLS level without DANE: `relay.tls_policy`; else, for MX
+    /// delivery, the domain's MTA-STS policy, whose `enforce` mode asks for
+    /// a verified certificate and keeps only the MX hosts it names (RFC
+    /// 8461 §4.1); else opportunistic TLS.
+    async fn level(
+        &self,
+        domain: &str,
+        by_mx: bool,
+        explicit: Option<TlsLevel>,
+        targets: Vec<Target>,
     ) -> Result<(TlsLevel, Vec<Target>, Option<Reported>), Status> {
-        if let Some(level) = self.config.tls_policy.get(domain) {
-            return Ok((*level, targets, None));
+        if let Some(level) = explicit {
+            return Ok((level, targets, None));
         }
         if !by_mx || !self.config.mta_sts {
             return Ok((TlsLevel::May, targets, None));

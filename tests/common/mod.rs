@@ -418,6 +418,20 @@ impl Drop for Peer {
     }
 }
 
+/// A server process that stops its own children when asked (rspamd,
+/// nsd): SIGTERM when dropped, then waited for.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `tests/interop/<script>` under the venv and waits for its
 /// "ready" line.
 pub fn start_peer(script: &str, args: &[String]) -> Peer {

@@ -9,6 +9,7 @@ CONFIG: {"smtp_port": N, "out": DIR,
          "smtp": [{"ip": "127.0.0.2", "cert": PEM, "key": PEM} | {"ip": ..., "tls": false}],
          "https": {"ip": "127.0.0.1", "port": N, "cert": PEM, "key": PEM,
                    "policies": {"mta-sts.example": "version: STSv1\\n..."}}}
+("https" may be left out.)
 Each accepted message is written to DIR/smtp-N.json ({"ip", "mail_from",
 "rcpt_tos", "tls", "data"}); each policy request is appended to
 DIR/https.log.
@@ -63,8 +64,8 @@ for s in config["smtp"]:
     c.start()
     controllers.append(c)
 
-https = config["https"]
-policies = https["policies"]
+https = config.get("https")
+policies = https["policies"] if https else {}
 
 
 class Policy(BaseHTTPRequestHandler):
@@ -90,9 +91,10 @@ class Policy(BaseHTTPRequestHandler):
         pass
 
 
-server = ThreadingHTTPServer((https["ip"], https["port"]), Policy)
-server.socket = context(https["cert"], https["key"]).wrap_socket(server.socket, server_side=True)
-threading.Thread(target=server.serve_forever, daemon=True).start()
+if https:
+    server = ThreadingHTTPServer((https["ip"], https["port"]), Policy)
+    server.socket = context(https["cert"], https["key"]).wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
 print("ready", flush=True)
 sys.stdout = open(os.devnull, "w")
 while True:

@@ -1,0 +1,259 @@
+//! DANE for mail that leaves (RFC 7672), against a real DNSSEC chain on
+//! loopback: a zone signed by ldns-signzone, served by nsd, validated by
+//! unbound (which trusts the zone's key and sets the AD bit on what it
+//! proved); MX hosts are aiosmtpd with certificates the TLSA records name
+//! or do not. The TLSA digests are made by the openssl command, not by
+//! sealmail. Mail goes out as forwards from the MX: 250 when delivered,
+//! 451 when it waits.
+// A panic in a test is a failed test: tests may unwrap.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::string_slice
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use sealmail::config::TlsLevel;
+
+/// A key and a certificate for `names`, signed by `issuer` or by itself;
+/// (certificate file, key file).
+fn certificate(
+    dir: &Path,
+    file: &str,
+    names: &[&str],
+    issuer: Option<&rcgen::Issuer<'static, rcgen::KeyPair>>,
+    ca: Option<&Path>,
+) -> (PathBuf, PathBuf) {
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = match issuer {
+        Some(i) => params.signed_by(&key, i).unwrap(),
+        None => params.self_signed(&key).unwrap(),
+    };
+    let (c, k) = (
+        dir.join(format!("{file}.pem")),
+        dir.join(format!("{file}.key")),
+    );
+    // The chain the server presents: its certificate, then its issuer's.
+    let mut pem = cert.pem();
+    if let Some(ca) = ca {
+        pem.push_str(&std::fs::read_to_string(ca).unwrap());
+    }
+    std::fs::write(&c, pem).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (c, k)
+}
+
+/// `openssl`'s SHA-256 of a certificate's public key (TLSA 3 1 1) or of
+/// the whole certificate (2 0 1), in hex.
+fn digest(cert: &Path, public_key: bool) -> String {
+    let script = if public_key {
+        "openssl x509 -in \"$1\" -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r"
+    } else {
+        "openssl x509 -in \"$1\" -outform DER | openssl dgst -sha256 -r"
+    };
+    let out = run_ok(Command::new("sh").args(["-c", script, "sh"]).arg(cert));
+    out.split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn dane_accepts_the_named_certificate_and_refuses_another() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let smtp_port = free_port();
+    let (nsd_port, unbound_port, https_port) = (free_port(), free_port(), free_port());
+
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "sealmail DANE test CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+
+    let named = certificate(dir, "named", &["mx.dane.test"], None, None);
+    let other = certificate(dir, "other", &["mx.wrong.dane.test"], None, None);
+    let by_ca = certificate(dir, "by-ca", &["mx.ta.dane.test"], Some(&issuer), Some(&ca));
+    let web = certificate(dir, "web", &["mta-sts.both.dane.test"], Some(&issuer), None);
+    let ee = digest(&named.0, true);
+    let ta = digest(&ca, false);
+
+    let p = smtp_port;
+    let zone = format!(
+        "$ORIGIN dane.test.\n$TTL 300\n\
+         @ IN SOA ns.dane.test. hostmaster.dane.test. 1 3600 600 86400 300\n\
+         @ IN NS ns.dane.test.\n\
+         ns IN A 127.0.0.1\n\
+         @ IN MX 10 mx.dane.test.\n\
+         mx IN A 127.0.0.2\n\
+         _{p}._tcp.mx IN TLSA 3 1 1 {ee}\n\
+         wrong IN MX 10 mx.wrong.dane.test.\n\
+         mx.wrong IN A 127.0.0.3\n\
+         _{p}._tcp.mx.wrong IN TLSA 3 1 1 {ee}\n\
+         ta IN MX 10 mx.ta.dane.test.\n\
+         mx.ta IN A 127.0.0.4\n\
+         _{p}._tcp.mx.ta IN TLSA 2 0 1 {ta}\n\
+         plain IN MX 10 mx.plain.dane.test.\n\
+         mx.plain IN A 127.0.0.5\n\
+         _{p}._tcp.mx.plain IN TLSA 3 1 1 {ee}\n\
+         nodane IN MX 10 mx.nodane.dane.test.\n\
+         mx.nodane IN A 127.0.0.3\n\
+         only IN MX 10 mx.nodane.dane.test.\n\
+         both IN MX 10 mx.dane.test.\n\
+         _mta-sts.both IN TXT \"v=STSv1; id=1\"\n\
+         mta-sts.both IN A 127.0.0.1\n"
+    );
+    std::fs::write(dir.join("zone"), zone).unwrap();
+    run_ok(
+        Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/dnssec.sh"))
+            .arg(dir)
+            .arg("dane.test")
+            .arg(nsd_port.to_string())
+            .arg(unbound_port.to_string()),
+    );
+    let quiet = || std::process::Stdio::null();
+    let _nsd = Daemon(
+        Command::new("nsd")
+            .args(["-d", "-c"])
+            .arg(dir.join("nsd.conf"))
+            .stdout(quiet())
+            .stderr(quiet())
+            .spawn()
+            .expect("nsd is missing: run `make test`, which installs it"),
+    );
+    let _unbound = Daemon(
+        Command::new("unbound")
+            .args(["-d", "-c"])
+            .arg(dir.join("unbound.conf"))
+            .stdout(quiet())
+            .stderr(quiet())
+            .spawn()
+            .expect("unbound is missing: run `make test`, which installs it"),
+    );
+    wait_for("nsd and unbound", || {
+        std::net::TcpStream::connect(("127.0.0.1", nsd_port)).is_ok()
+            && std::net::TcpStream::connect(("127.0.0.1", unbound_port)).is_ok()
+    });
+
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let s = |p: &PathBuf| p.display().to_string();
+    let peers = serde_json::json!({
+        "smtp_port": smtp_port,
+        "out": out,
+        "smtp": [
+            {"ip": "127.0.0.2", "cert": s(&named.0), "key": s(&named.1)},
+            {"ip": "127.0.0.3", "cert": s(&other.0), "key": s(&other.1)},
+            {"ip": "127.0.0.4", "cert": s(&by_ca.0), "key": s(&by_ca.1)},
+            {"ip": "127.0.0.5", "tls": false},
+        ],
+        "https": {"ip": "127.0.0.1", "port": https_port, "cert": s(&web.0), "key": s(&web.1),
+                  "policies": {"mta-sts.both.dane.test":
+                      "version: STSv1\r\nmode: enforce\r\nmx: mail.both.dane.test\r\nmax_age: 86400\r\n"}},
+    });
+    let peers_file = dir.join("peers.json");
+    std::fs::write(&peers_file, peers.to_string()).unwrap();
+    let _peers = start_peer("tls_peers.py", &[peers_file.display().to_string()]);
+
+    let mut env = Env::new();
+    env.config.nameservers = vec![format!("127.0.0.1:{unbound_port}").parse().unwrap()];
+    env.config.relay.port = smtp_port;
+    env.config.relay.https_port = https_port;
+    env.config.relay.ca_file = Some(ca.clone());
+    env.config.relay.tls_policy = [("only.dane.test".to_string(), TlsLevel::DaneOnly)]
+        .into_iter()
+        .collect();
+    let domains = ["", "wrong.", "ta.", "plain.", "nodane.", "only.", "both."];
+    let mut control = env.control();
+    for d in domains {
+        let local = if d.is_empty() {
+            "dane"
+        } else {
+            d.trim_end_matches('.')
+        };
+        let fwd = control
+            .add_alias(&format!("to-{local}@example.org"), None, FAST)
+            .unwrap()
+            .address;
+        control
+            .set_forward(&fwd, &[format!("rcpt@{d}dane.test")])
+            .unwrap();
+    }
+    drop(control);
+    let server = env.serve();
+
+    let expect: &[(&str, u16, &str)] = &[
+        ("dane", 250, ""),
+        (
+            "wrong",
+            451,
+            "matches none of its 1 DNSSEC-authenticated TLSA records",
+        ),
+        ("ta", 250, ""),
+        ("plain", 451, "does not offer STARTTLS"),
+        ("nodane", 250, ""),
+        ("only", 451, "dane-only"),
+        ("both", 250, ""),
+    ];
+    for (local, code, why) in expect {
+        let r = smtp_exchange(
+            std::net::TcpStream::connect(server.smtp).unwrap(),
+            &[
+                "EHLO client.example.net".to_string(),
+                "MAIL FROM:<a@example.net>".into(),
+                format!("RCPT TO:<to-{local}@example.org>"),
+                "DATA".into(),
+                format!("From: a@example.net\r\nSubject: to {local}\r\n\r\nhello\r\n."),
+                "QUIT".into(),
+            ],
+        );
+        let got = &r[5];
+        assert!(
+            got.starts_with(&code.to_string()) && got.contains(why),
+            "{local}: {got} (all replies {r:?})"
+        );
+    }
+    drop(server);
+    let mut got: Vec<(String, String)> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            let name = p.file_name()?.to_string_lossy().to_string();
+            (name.starts_with("smtp-") && name.ends_with(".json")).then(|| {
+                let v: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+                assert_eq!(v["tls"], true, "{v}");
+                (
+                    v["rcpt_tos"][0].as_str().unwrap().to_string(),
+                    v["ip"].as_str().unwrap().to_string(),
+                )
+            })
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, String)> = [
+        ("rcpt@both.dane.test", "127.0.0.2"),
+        ("rcpt@dane.test", "127.0.0.2"),
+        ("rcpt@nodane.dane.test", "127.0.0.3"),
+        ("rcpt@ta.dane.test", "127.0.0.4"),
+    ]
+    .into_iter()
+    .map(|(r, ip)| (r.to_string(), ip.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    // Where DANE applies, the MTA-STS policy is not even fetched.
+    let fetched = std::fs::read_to_string(out.join("https.log")).unwrap_or_default();
+    assert!(!fetched.contains("mta-sts.both"), "{fetched}");
+}
