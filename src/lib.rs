@@ -11,7 +11,8 @@
 //! - `proto` (imports `util`): pure parsers and encoders of wire and file
 //!   formats: IMAP with modified UTF-7, SMTP and its DATA receiver, POP3,
 //!   SASL, mbox, results header fields, executable attachments and the
-//!   archives around them, clamd's replies. No I/O, no async, total over any input.
+//!   archives around them (zip, gzip, RAR, 7z), clamd's replies, rspamd's
+//!   verdicts, HTTP responses, MTA-STS policies, certificates for DANE. No I/O, no async, total over any input.
 //! - `dns` (imports nothing): the shared resolver (SPF/DKIM/DMARC records,
 //!   MX lookups).
 //! - `store` (imports `util`): the control plane, keys, encrypted mailbox

@@ -7,7 +7,8 @@
 //! below does not hold), so any crash AFL finds is a bug.
 
 use sealmail::proto::{
-    clamd, executable, http, imap, mbox, mta_sts, mutf7, pop3, results, rspamd, sasl, smtp, x509,
+    clamd, executable, http, imap, mbox, mta_sts, mutf7, pop3, rar, results, rspamd, sasl, sevenz,
+    smtp, x509,
 };
 use sealmail::smtp::content as smtp_content;
 use sealmail::store::{address, binary, mime};
@@ -33,6 +34,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("mta_sts", mta_sts_policy),
     ("dmarc_report", dmarc_report),
     ("x509", certificate),
+    ("archive", archive),
 ];
 
 /// An IMAP command as the reader assembles it (lines and literals).
@@ -188,6 +190,14 @@ pub fn certificate(data: &[u8]) {
     for (selector, matching) in [(0, 1), (1, 1), (1, 2), (3, 0)] {
         let _ = x509::tlsa_matches(data, selector, matching, &[0u8; 32]);
     }
+}
+
+/// An attachment as the executable check reads it (zip, gzip, RAR, 7z
+/// with its compressed header): bounded name lists, an answer always.
+pub fn archive(data: &[u8]) {
+    assert!(rar::names(data).len() <= rar::MAX_NAMES);
+    assert!(sevenz::names(data).len() <= sevenz::MAX_NAMES);
+    let _ = executable::by_content(data);
 }
 
 /// An mbox file being imported, its flag headers, its folder names.

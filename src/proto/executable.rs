@@ -1,9 +1,11 @@
 //! Executable content in mail: file names with the extensions of programs
 //! and scripts that run when opened, the first bytes of programs (Windows
 //! PE/DOS, ELF, Mach-O), and the same one level inside zip and gzip
-//! archives. The MX refuses such attachments by default (`smtp::content`).
+//! archives (names and first bytes) and RAR and 7z archives (names,
+//! `rar`, `sevenz`). The MX refuses such attachments by default
+//! (`smtp::content`).
 //!
-//! Imports only flate2. Invariants: every function is total and bounded:
+//! Imports flate2 and the sibling archive readers. Invariants: every function is total and bounded:
 //! a zip is read through its central directory, at most `MAX_ENTRIES`
 //! entries, and at most `MAGIC_LEN` bytes of any entry are inflated; a
 //! damaged archive is judged on what could be read.
@@ -138,7 +140,20 @@ pub fn by_content(bytes: &[u8]) -> Option<Why> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         return gzip(bytes);
     }
+    if super::rar::is_rar(bytes) {
+        return named_inside(super::rar::names(bytes));
+    }
+    if super::sevenz::is_7z(bytes) {
+        return named_inside(super::sevenz::names(bytes));
+    }
     None
+}
+
+/// The first of an archive's entry names that is executable.
+fn named_inside(names: Vec<String>) -> Option<Why> {
+    names
+        .into_iter()
+        .find_map(|n| by_name(&n).map(|why| Why::Inside(n, Box::new(why))))
 }
 
 /// The first executable entry of a zip archive, by the central
@@ -358,6 +373,18 @@ mod tests {
             );
             let clean = zip_of(&[("a.txt", b"hello"), ("b.pdf", b"%PDF-1.7")], deflate);
             assert_eq!(by_content(&clean), None);
+        }
+        use crate::proto::rar::tests::{rar4_of, rar5_of};
+        for rar in [rar5_of, rar4_of] {
+            let named = rar(&[("a.txt", b"hello"), ("tools/setup.scr", b"x")]);
+            assert_eq!(
+                by_content(&named),
+                Some(Why::Inside(
+                    "tools/setup.scr".into(),
+                    Box::new(Why::Name("scr".into()))
+                ))
+            );
+            assert_eq!(by_content(&rar(&[("a.txt", b"hello")])), None);
         }
         assert!(by_content(&gzip_of(Some("tool.exe"), b"x")).is_some());
         assert!(by_content(&gzip_of(None, pe)).is_some());

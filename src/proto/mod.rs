@@ -17,9 +17,11 @@ pub mod mbox;
 pub mod mta_sts;
 pub mod mutf7;
 pub mod pop3;
+pub mod rar;
 pub mod results;
 pub mod rspamd;
 pub mod sasl;
+pub mod sevenz;
 pub mod smtp;
 pub mod x509;
 

@@ -1,15 +1,19 @@
 """Sends mail with attachments that run when opened (by name, by type, by
-their first bytes, inside zip and gzip archives) and clean mail to
+their first bytes, inside zip, gzip and 7z archives) and clean mail to
 sealmail's MX, with smtplib and the email package; archives are made by
-Python's zipfile and gzip.
+Python's zipfile and gzip, and by 7-Zip's 7zz (its default, compressed
+header, and without it).
 
 usage: mx_content.py SMTP_PORT ANN DEV CANARY
 (DEV takes executables: it is in mx.allow_executables)
 """
 import gzip
 import io
+import os
 import smtplib
+import subprocess
 import sys
+import tempfile
 import zipfile
 from email.message import EmailMessage
 
@@ -50,6 +54,19 @@ def zipped(files):
     return buf.getvalue()
 
 
+def sevenz(files, *options):
+    with tempfile.TemporaryDirectory() as d:
+        for name, data in files:
+            path = os.path.join(d, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+        out = os.path.join(d, "out.7z")
+        subprocess.run(["7zz", "a", "-bd", "-bso0", *options, out, *[n for n, _ in files]], cwd=d, check=True)
+        with open(out, "rb") as f:
+            return f.read()
+
+
 def refused(label, attachments, naming, rcpts=None):
     code, text = send(rcpts or [ann], message(f"refused {label}", attachments))
     check(f"{label}: 550 5.7.1 naming {naming}",
@@ -63,6 +80,10 @@ refused("script in a zip", [("documents.zip", zipped([("a.txt", b"hi"), ("docs/r
         "docs/run.vbs")
 refused("program in a zip", [("photos.zip", zipped([("holiday.jpg", PE)]), "application/zip")], "holiday.jpg")
 refused("program in a gzip", [("tool.gz", gzip.compress(PE), "application/gzip")], "Windows program")
+refused("script in a 7z", [("files.7z", sevenz([("a.txt", b"hi"), ("bin/run.cmd", b"x")]), "application/x-7z-compressed")],
+        "bin/run.cmd")
+refused("program in a 7z with a plain header",
+        [("files.7z", sevenz([("setup.exe", PE)], "-mhc=off"), "application/x-7z-compressed")], "setup.exe")
 refused("one recipient of two opted out", [("setup.exe", PE, "application/octet-stream")], "setup.exe",
         rcpts=[dev, ann])
 
@@ -70,6 +91,7 @@ code, text = send([ann], message("clean pdf and zip", [
     ("report.pdf", b"%PDF-1.7 " + canary.encode(), "application/pdf"),
     ("notes.zip", zipped([("notes.txt", b"plain notes"), ("inner.zip", zipped([("x.exe", PE)]))]),
      "application/zip"),
+    ("photos.7z", sevenz([("holiday.jpg", b"\xff\xd8\xff jpeg")]), "application/x-7z-compressed"),
 ]))
 check("clean mail (and a zip within a zip, one level only) is taken", code == 250, (code, text))
 code, text = send([dev], message("for dev", [("setup.exe", PE, "application/octet-stream")]))
