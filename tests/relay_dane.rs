@@ -253,6 +253,36 @@ fn dane_accepts_the_named_certificate_and_refuses_another() {
     .map(|(r, ip)| (r.to_string(), ip.to_string()))
     .collect();
     assert_eq!(got, want);
+    // The sessions are counted for TLS reports under the TLSA policy.
+    let counts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.data().join("tls-reports.json")).unwrap())
+            .unwrap();
+    let today = sealmail::util::date_only(sealmail::util::now_unix(), 0);
+    let day = &counts[&today];
+    for (domain, ok, failed, kind) in [
+        ("dane.test", 1, 0, ""),
+        ("ta.dane.test", 1, 0, ""),
+        ("both.dane.test", 1, 0, ""),
+        ("wrong.dane.test", 0, 1, "validation-failure"),
+        ("plain.dane.test", 0, 1, "starttls-not-supported"),
+    ] {
+        let t = &day[domain];
+        assert_eq!(t["policy_type"], "tlsa", "{domain}: {t}");
+        assert_eq!(
+            (t["successes"].as_u64(), t["failures"].as_u64()),
+            (Some(ok), Some(failed)),
+            "{domain}: {t}"
+        );
+        if !kind.is_empty() {
+            assert_eq!(t["details"][0]["result_type"], kind, "{domain}: {t}");
+        }
+    }
+    assert!(
+        day["dane.test"]["policy_string"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("IN TLSA 3 1 1 {ee}"))
+    );
     // Where DANE applies, the MTA-STS policy is not even fetched.
     let fetched = std::fs::read_to_string(out.join("https.log")).unwrap_or_default();
     assert!(!fetched.contains("mta-sts.both"), "{fetched}");

@@ -287,6 +287,13 @@ fn mta_sts_and_tls_policy_decide_where_mail_may_go() {
     let log = std::fs::read_to_string(out.join("https.log")).unwrap();
     assert_eq!(log.matches("mta-sts.good.example ").count(), 1, "{log}");
 
+    // Policies are kept across restarts, for their max_age.
+    let kept = std::fs::read_to_string(env.data().join("mta-sts.json")).unwrap();
+    assert!(
+        kept.contains("\"good.example\"") && kept.contains("mode: enforce"),
+        "{kept}"
+    );
+
     tls_reports_of_the_day(&env, dir, &out);
 }
 

@@ -452,7 +452,7 @@ fn start_smtp(
         Some(d) => Some(Arc::new(
             crate::relay::Relay::new(d, config.relay.clone(), &config.hostname, &server_key)
                 .map_err(|e| AppError::Invalid(format!("relay.ca_file: {e}")))?
-                .keep_tls_results_in(&config.data_dir),
+                .keep_state_in(&config.data_dir),
         )),
         None => None,
     };

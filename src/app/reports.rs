@@ -3,8 +3,9 @@
 //! (`relay::tls_rpt`) become one RFC 8460 report per policy domain that
 //! publishes a `_smtp._tls` record with `mailto:` addresses, sent from
 //! the server's postmaster through the outbound queue, DKIM-signed when
-//! the postmaster's domain has keys. The counts are saved to the data
-//! directory at each check and when the server stops.
+//! the postmaster's domain has keys. The counts, and the MTA-STS policies
+//! kept for their max_age, are saved to the data directory at each check
+//! and when the server stops.
 //!
 //! Imports `dns`, `queue`, `relay`, `smtp::dkim`, `store` and `util`.
 //! Invariants: a day's counts leave memory only once taken to be
@@ -48,9 +49,9 @@ pub(super) async fn run(r: Reporter, stop: async_channel::Receiver<()>) {
 }
 
 async fn save(r: &Reporter) {
-    let results = r.relay.tls_results.clone();
-    if let Err(e) = blocking::unblock(move || results.save()).await {
-        tracing::warn!(error = %e, "TLS report counts not saved");
+    let relay = r.relay.clone();
+    if let Err(e) = blocking::unblock(move || relay.save_state()).await {
+        tracing::warn!(error = %e, "TLS report counts or MTA-STS policies not saved");
     }
 }
 

@@ -437,12 +437,14 @@ async fn greet(
                 let webpki = crate::net::tls::verify_chain(&tls.verifier, &chain, &name);
                 match (&need.tlsa, webpki) {
                     (Some(records), _) => {
-                        if dane(records, &chain, &name, target)? {
-                            tls_use = TlsUse::Verified;
-                            short = None;
+                        // What DANE asks was met (with no usable record,
+                        // TLS alone).
+                        tls_use = if dane(records, &chain, &name, target)? {
+                            TlsUse::Verified
                         } else {
-                            tls_use = TlsUse::Unverified;
-                        }
+                            TlsUse::Unverified
+                        };
+                        short = None;
                     }
                     (None, Ok(())) => {
                         tls_use = TlsUse::Verified;

@@ -63,8 +63,27 @@ pub struct Relay {
 /// why they could not be read.
 type HostTlsa = Result<Option<Arc<Vec<Tlsa>>>, String>;
 
-/// The MTA-STS policy a delivery's sessions are counted under (TLS-RPT).
-type Reported = std::sync::Arc<crate::proto::mta_sts::Policy>;
+/// The policy a delivery's sessions are counted under (TLS-RPT).
+enum Reported {
+    Sts(Arc<crate::proto::mta_sts::Policy>),
+    /// DANE: the TLSA records in presentation form, and the hosts with
+    /// them.
+    Tlsa(Vec<String>, Vec<String>),
+}
+
+impl Reported {
+    fn judged(&self) -> Judged<'_> {
+        match self {
+            Reported::Sts(p) => Judged::Sts(p),
+            Reported::Tlsa(records, hosts) => Judged::Tlsa { records, hosts },
+        }
+    }
+
+    /// DANE reports count only the hosts DANE applied to.
+    fn counts(&self, need: &Need) -> bool {
+        !matches!(self, Reported::Tlsa(..)) || need.tlsa.is_some()
+    }
+}
 
 impl Relay {
     /// Fails only when `relay.ca_file` cannot be read.
@@ -174,30 +193,36 @@ impl Relay {
             Ok(t) => t,
             Err(st) => return (vec![st; rcpts.len()], None),
         };
-        let report = |outcome: TlsOutcome<'_>| {
-            if let Some(p) = &reported {
-                self.tls_results.record(domain, Judged::Sts(p), outcome);
+        let report = |need: &Need, outcome: TlsOutcome<'_>| {
+            if let Some(r) = reported.as_ref().filter(|r| r.counts(need)) {
+                self.tls_results.record(domain, r.judged(), outcome);
             }
         };
         let mut last = Status::Temporary(format!("no address to deliver to for {domain}"));
         for (t, need) in &targets {
             let opened = Session::open(t, &self.helo, Some(&self.tls), need).await;
             match &opened {
-                Ok(s) => report(match s.short_of_verify {
-                    None => TlsOutcome::Success,
-                    Some(f) => TlsOutcome::Failure {
-                        result_type: f.result_type(),
-                        host: &t.host,
-                        ip: Some(t.addr.ip()),
-                    },
-                }),
-                Err(f) => {
-                    if let Some(f) = f.tls {
-                        report(TlsOutcome::Failure {
+                Ok(s) => report(
+                    need,
+                    match s.short_of_verify {
+                        None => TlsOutcome::Success,
+                        Some(f) => TlsOutcome::Failure {
                             result_type: f.result_type(),
                             host: &t.host,
                             ip: Some(t.addr.ip()),
-                        });
+                        },
+                    },
+                ),
+                Err(f) => {
+                    if let Some(f) = f.tls {
+                        report(
+                            need,
+                            TlsOutcome::Failure {
+                                result_type: f.result_type(),
+                                host: &t.host,
+                                ip: Some(t.addr.ip()),
+                            },
+                        );
                     }
                 }
             }
@@ -252,7 +277,27 @@ impl Relay {
                 .dane(domain, &targets, explicit == Some(TlsLevel::DaneOnly))
                 .await?
         {
-            return Ok((planned, None));
+            let mut records = Vec::new();
+            let mut hosts: Vec<String> = Vec::new();
+            for (t, need) in &planned {
+                if let Some(tlsa) = &need.tlsa
+                    && !hosts.contains(&t.host)
+                {
+                    hosts.push(t.host.clone());
+                    records.extend(tlsa.iter().map(|r| {
+                        format!(
+                            "_{}._tcp.{} IN TLSA {} {} {} {}",
+                            t.addr.port(),
+                            t.host,
+                            r.usage,
+                            r.selector,
+                            r.matching,
+                            hex::encode(&r.data)
+                        )
+                    }));
+                }
+            }
+            return Ok((planned, Some(Reported::Tlsa(records, hosts))));
         }
         let (level, targets, reported) = self.level(domain, by_mx, explicit, targets).await?;
         let planned = targets
@@ -356,9 +401,9 @@ impl Relay {
                         p.mx.join(", ")
                     )));
                 }
-                Ok((TlsLevel::Verify, named, Some(p)))
+                Ok((TlsLevel::Verify, named, Some(Reported::Sts(p))))
             }
-            Found::Policy(p) => Ok((TlsLevel::May, targets, Some(p))),
+            Found::Policy(p) => Ok((TlsLevel::May, targets, Some(Reported::Sts(p)))),
             Found::FetchFailed(_) => {
                 self.tls_results.record(
                     domain,
@@ -376,11 +421,19 @@ impl Relay {
         }
     }
 
-    /// Keeps TLS report counts in `data_dir` (`tls_rpt::FILE_NAME`),
-    /// starting from what was saved there.
-    pub fn keep_tls_results_in(mut self, data_dir: &std::path::Path) -> Relay {
+    /// Keeps TLS report counts (`tls_rpt::FILE_NAME`) and MTA-STS
+    /// policies (`sts::FILE_NAME`) in `data_dir`, starting from what was
+    /// saved there.
+    pub fn keep_state_in(mut self, data_dir: &std::path::Path) -> Relay {
         self.tls_results = std::sync::Arc::new(TlsResults::load(data_dir));
+        self.sts = sts::Sts::load(self.config.https_port, data_dir);
         self
+    }
+
+    /// Saves what `keep_state_in` reads back.
+    pub fn save_state(&self) -> std::io::Result<()> {
+        self.tls_results.save()?;
+        self.sts.save()
     }
 
     /// Where mail for `domain` goes, in the order to try, and whether

@@ -4,16 +4,21 @@
 //! later strips the TXT record or the policy server does not turn the
 //! policy off (§5.1).
 //!
-//! Imports `dns`, `proto::mta_sts` and the sibling `http`. Invariants: a
-//! policy is used only once fetched whole over HTTPS with a certificate
-//! valid for `mta-sts.DOMAIN` (status 200, `text/plain`, at most
-//! `MAX_POLICY` bytes, within `FETCH_TIMEOUT`); a kept policy is replaced
-//! only by a newer one that fetched whole; at most `MAX_DOMAINS` domains
-//! are kept, the ones expiring first leaving first.
+//! Imports `dns`, `proto::mta_sts`, `util` and the sibling `http`.
+//! Invariants: a policy is used only once fetched whole over HTTPS with a
+//! certificate valid for `mta-sts.DOMAIN` (status 200, `text/plain`, at
+//! most `MAX_POLICY` bytes, within `FETCH_TIMEOUT`); a kept policy is
+//! replaced only by a newer one that fetched whole; at most `MAX_DOMAINS`
+//! domains are kept, the ones expiring first leaving first; kept policies
+//! survive a restart in `FILE_NAME` (written whole by `save`, read back
+//! through the same parser).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::dns::{Dns, LookupError};
 use crate::net::conn::with_timeout;
@@ -24,6 +29,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Destinations whose policies are kept.
 const MAX_DOMAINS: usize = 10_000;
+
+/// Where kept policies wait across restarts, in the data directory.
+pub const FILE_NAME: &str = "mta-sts.json";
 
 /// What MTA-STS says of a destination.
 #[derive(Clone, Debug)]
@@ -39,13 +47,23 @@ pub enum Found {
 struct Kept {
     id: String,
     policy: Arc<Policy>,
-    until: Instant,
+    /// Unix time it expires.
+    until: i64,
+}
+
+/// A kept policy as saved.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    id: String,
+    until: i64,
+    policy: String,
 }
 
 /// The policies of destinations, shared by every delivery.
 pub struct Sts {
     kept: Mutex<HashMap<String, Kept>>,
     https_port: u16,
+    file: Option<PathBuf>,
 }
 
 impl Sts {
@@ -53,7 +71,66 @@ impl Sts {
         Sts {
             kept: Mutex::new(HashMap::new()),
             https_port,
+            file: None,
         }
+    }
+
+    /// Policies kept in `data_dir` (`FILE_NAME`), those still valid read
+    /// back; a file that does not parse is ignored (policies are fetched
+    /// again).
+    pub fn load(https_port: u16, data_dir: &Path) -> Sts {
+        let file = data_dir.join(FILE_NAME);
+        let now = crate::util::now_unix();
+        let saved: HashMap<String, Saved> = std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let kept = saved
+            .into_iter()
+            .filter(|(_, s)| s.until > now)
+            .filter_map(|(domain, s)| {
+                let policy = mta_sts::policy(s.policy.as_bytes()).ok()?;
+                Some((
+                    domain,
+                    Kept {
+                        id: s.id,
+                        policy: Arc::new(policy),
+                        until: s.until,
+                    },
+                ))
+            })
+            .take(MAX_DOMAINS)
+            .collect();
+        Sts {
+            kept: Mutex::new(kept),
+            https_port,
+            file: Some(file),
+        }
+    }
+
+    /// Writes the kept policies to their file (when they have one).
+    pub fn save(&self) -> std::io::Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let saved: HashMap<String, Saved> = self
+            .kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(d, k)| {
+                (
+                    d.clone(),
+                    Saved {
+                        id: k.id.clone(),
+                        until: k.until,
+                        policy: k.policy.lines().join("\n"),
+                    },
+                )
+            })
+            .collect();
+        let json = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
+        crate::util::write_durable(file, &json, 0o600)
     }
 
     /// `domain`'s policy: the kept one while its TXT record's id is the
@@ -138,7 +215,7 @@ impl Sts {
     fn kept(&self, domain: &str) -> Option<(String, Arc<Policy>)> {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         match kept.get(domain) {
-            Some(k) if k.until > Instant::now() => Some((k.id.clone(), k.policy.clone())),
+            Some(k) if k.until > crate::util::now_unix() => Some((k.id.clone(), k.policy.clone())),
             Some(_) => {
                 kept.remove(domain);
                 None
@@ -148,10 +225,10 @@ impl Sts {
     }
 
     fn keep(&self, domain: &str, id: String, policy: Arc<Policy>) {
-        let until = Instant::now() + Duration::from_secs(policy.max_age);
+        let until = crate::util::now_unix() + i64::try_from(policy.max_age).unwrap_or(0);
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         if kept.len() >= MAX_DOMAINS && !kept.contains_key(domain) {
-            let now = Instant::now();
+            let now = crate::util::now_unix();
             kept.retain(|_, k| k.until > now);
             if kept.len() >= MAX_DOMAINS
                 && let Some(first) = kept
@@ -168,5 +245,30 @@ impl Sts {
     fn forget(&self, domain: &str) {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         kept.remove(domain);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_policies_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let sts = Sts::load(443, dir.path());
+        let p =
+            mta_sts::policy(b"version: STSv1\nmode: enforce\nmx: *.example.net\nmax_age: 3600\n")
+                .unwrap();
+        sts.keep("example.net", "20261202".into(), Arc::new(p.clone()));
+        let gone =
+            mta_sts::policy(b"version: STSv1\nmode: testing\nmx: a.example\nmax_age: 0\n").unwrap();
+        sts.keep("expired.example", "1".into(), Arc::new(gone));
+        sts.save().unwrap();
+        let again = Sts::load(443, dir.path());
+        let (id, kept) = again.kept("example.net").unwrap();
+        assert_eq!((id.as_str(), &*kept), ("20261202", &p));
+        assert!(again.kept("expired.example").is_none());
+        std::fs::write(dir.path().join(FILE_NAME), "not json").unwrap();
+        assert!(Sts::load(443, dir.path()).kept("example.net").is_none());
     }
 }

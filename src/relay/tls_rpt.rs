@@ -31,7 +31,8 @@ const MAX_DETAILS: usize = 100;
 /// One policy domain's counts for one day.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
-    /// `sts`, or `no-policy-found` when the policy could not be fetched.
+    /// `sts`, `tlsa`, or `no-policy-found` when the MTA-STS policy could
+    /// not be fetched.
     pub policy_type: String,
     pub policy_string: Vec<String>,
     pub mx_host: Vec<String>,
@@ -64,6 +65,12 @@ pub enum Outcome<'a> {
 #[derive(Clone, Copy, Debug)]
 pub enum Judged<'a> {
     Sts(&'a Policy),
+    /// DANE: the domain's TLSA records (presentation form) and the MX
+    /// hosts that have them.
+    Tlsa {
+        records: &'a [String],
+        hosts: &'a [String],
+    },
     /// The `_mta-sts` record named a policy that could not be fetched.
     NotFetched,
 }
@@ -126,6 +133,11 @@ impl TlsResults {
                 tally.policy_type = "sts".into();
                 tally.policy_string = p.lines();
                 tally.mx_host = p.mx.clone();
+            }
+            Judged::Tlsa { records, hosts } => {
+                tally.policy_type = "tlsa".into();
+                tally.policy_string = records.to_vec();
+                tally.mx_host = hosts.to_vec();
             }
             Judged::NotFetched if tally.policy_type.is_empty() => {
                 tally.policy_type = "no-policy-found".into();
@@ -203,7 +215,7 @@ pub fn report(day: &str, domain: &str, tally: &Tally, by: &Submitter<'_>) -> ser
         "policy-type": tally.policy_type,
         "policy-domain": domain,
     });
-    if tally.policy_type == "sts" {
+    if tally.policy_type == "sts" || tally.policy_type == "tlsa" {
         policy["policy-string"] = serde_json::json!(tally.policy_string);
         policy["mx-host"] = serde_json::json!(tally.mx_host);
     }
