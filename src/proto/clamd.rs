@@ -51,15 +51,22 @@ pub fn reply(bytes: &[u8]) -> Reply {
     // `stream: ...` (the name clamd gives an INSTREAM scan); a reply
     // without it is not an answer to INSTREAM.
     let Some(result) = line.strip_prefix("stream:").map(str::trim) else {
-        return Reply::Error(format!("unexpected reply {:?}", cut(line)));
+        return unexpected(line);
     };
     if result == "OK" {
         return Reply::Clean;
     }
     match result.strip_suffix(" FOUND").map(str::trim) {
         Some(name) if !name.is_empty() => Reply::Found(cut(name)),
-        _ => Reply::Error(format!("unexpected reply {:?}", cut(line))),
+        _ => unexpected(line),
     }
+}
+
+/// A reply that is not an answer to INSTREAM, quoted (quoting may add
+/// escapes: the quote is cut again).
+fn unexpected(line: &str) -> Reply {
+    let quoted: String = format!("{:?}", cut(line)).chars().take(MAX_NAME).collect();
+    Reply::Error(format!("unexpected reply {quoted}"))
 }
 
 /// Bytes as ASCII, anything else (and control characters) as `?`.
