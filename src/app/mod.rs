@@ -427,14 +427,6 @@ fn start_smtp(
             None
         }
     };
-    let auth = dns.clone().filter(|_| config.mx.check_senders).map(|d| {
-        Arc::new(smtp::InboundAuth::new(
-            d,
-            &config.hostname,
-            &config.mx.authserv_id,
-            config.mx.dmarc_reject,
-        ))
-    });
     if let Some(d) = dns.clone() {
         tasks.spawn(log_dns_cache(d, tasks.stop.clone()));
     }
@@ -448,7 +440,7 @@ fn start_smtp(
                 zones: config.mx.dnsbl.clone(),
             })
         });
-    let relay = match dns {
+    let relay = match dns.clone() {
         Some(d) => Some(Arc::new(
             crate::relay::Relay::new(d, config.relay.clone(), &config.hostname, &server_key)
                 .map_err(|e| AppError::Invalid(format!("relay.ca_file: {e}")))?
@@ -456,6 +448,18 @@ fn start_smtp(
         )),
         None => None,
     };
+    let auth = dns.clone().filter(|_| config.mx.check_senders).map(|d| {
+        let auth = smtp::InboundAuth::new(
+            d,
+            &config.hostname,
+            &config.mx.authserv_id,
+            config.mx.dmarc_reject,
+        );
+        Arc::new(match &relay {
+            Some(r) if config.mx.dmarc_reports => auth.with_reports(r.dmarc_results.clone()),
+            _ => auth,
+        })
+    });
     let queue = Arc::new(crate::queue::Queue::open(
         &config.data_dir,
         &server_key,

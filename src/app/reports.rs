@@ -1,9 +1,12 @@
 //! The server's own reports to other domains: once a day (checked every
 //! ten minutes, and at start), the previous days' TLS counts
 //! (`relay::tls_rpt`) become one RFC 8460 report per policy domain that
-//! publishes a `_smtp._tls` record with `mailto:` addresses, sent from
-//! the server's postmaster through the outbound queue, DKIM-signed when
-//! the postmaster's domain has keys. The counts, and the MTA-STS policies
+//! publishes a `_smtp._tls` record with `mailto:` addresses, and the DMARC
+//! counts of mail received (`relay::dmarc_rpt`, when `mx.dmarc_reports`
+//! is on) one RFC 7489 aggregate report per domain to its `rua` (another
+//! domain's only when it agrees, §7.1); each sent from the server's
+//! postmaster through the outbound queue, DKIM-signed when the
+//! postmaster's domain has keys. The counts, and the MTA-STS policies
 //! kept for their max_age, are saved to the data directory at each check
 //! and when the server stops.
 //!
@@ -57,21 +60,72 @@ async fn save(r: &Reporter) {
 
 /// Sends the reports of every day before today.
 async fn send_due(r: &Reporter) {
-    let today = crate::util::date_only(crate::util::now_unix(), 0);
-    let due = r.relay.tls_results.take_before(&today);
-    if due.is_empty() {
+    let today = crate::relay::daily::today();
+    let tls = r.relay.tls_results.take_before(&today);
+    let dmarc = r.relay.dmarc_results.take_before(&today);
+    if tls.is_empty() && dmarc.is_empty() {
         return;
     }
     let Some(postmaster) = r.store.own_postmaster(&r.hostname).await else {
         tracing::warn!(
-            reports = due.len(),
-            "TLS reports not sent: this server has no postmaster alias"
+            reports = tls.len() + dmarc.len(),
+            "reports not sent: this server has no postmaster alias"
         );
         return;
     };
+    send_tls(r, &postmaster, tls).await;
+    send_dmarc(r, &postmaster, dmarc).await;
+}
+
+/// DMARC aggregate reports (RFC 7489 §7.2), to the `rua` addresses that
+/// may receive them: those of the domain itself, or of another domain
+/// that publishes `DOMAIN._report._dmarc.OTHER` (§7.1).
+async fn send_dmarc(
+    r: &Reporter,
+    postmaster: &str,
+    due: Vec<(String, String, crate::relay::dmarc_rpt::Counts)>,
+) {
+    for (day, domain, counts) in due {
+        let mut rua = Vec::new();
+        for address in &counts.rua {
+            let theirs = crate::queue::domain_of(address);
+            let same = theirs == domain
+                || theirs.ends_with(&format!(".{domain}"))
+                || domain.ends_with(&format!(".{theirs}"));
+            let agreed = same
+                || r.relay
+                    .dns
+                    .txt_begins(&format!("{domain}._report._dmarc.{theirs}"), "v=DMARC1")
+                    .await
+                    .unwrap_or(false);
+            if agreed {
+                rua.push(address.clone());
+            } else {
+                tracing::info!(%domain, rua = %address, "DMARC report not sent: that domain does not agree to take reports for this one");
+            }
+        }
+        if rua.is_empty() {
+            continue;
+        }
+        let report =
+            crate::relay::dmarc_rpt::report(&day, &domain, &counts, &r.hostname, postmaster);
+        let message =
+            match report.to_rfc5322(&r.hostname, postmaster, rua.iter().map(String::as_str)) {
+                Ok(m) => signed(r, postmaster, m.into_bytes()).await,
+                Err(e) => {
+                    tracing::warn!(%domain, error = %e, "DMARC report not built");
+                    continue;
+                }
+            };
+        queue_report(r, postmaster, &rua, message, ("DMARC", &domain, &day)).await;
+    }
+}
+
+/// TLS reports (RFC 8460 §5.3).
+async fn send_tls(r: &Reporter, postmaster: &str, due: Vec<(String, String, tls_rpt::Tally)>) {
     let by = Submitter {
         organization: &r.hostname,
-        contact: &postmaster,
+        contact: postmaster,
     };
     for (day, domain, tally) in due {
         let rua = match r.relay.dns.tls_rpt_addresses(&domain).await {
@@ -86,34 +140,45 @@ async fn send_due(r: &Reporter) {
             }
         };
         let report = tls_rpt::report(&day, &domain, &tally, &by);
-        let message = match tls_rpt::message(&day, &domain, &report, (&postmaster, &rua), &by) {
-            Ok(m) => signed(r, &postmaster, m).await,
+        let message = match tls_rpt::message(&day, &domain, &report, (postmaster, &rua), &by) {
+            Ok(m) => signed(r, postmaster, m).await,
             Err(e) => {
                 tracing::warn!(%domain, error = %e, "TLS report not built");
                 continue;
             }
         };
-        let m = NewMessage {
-            alias: postmaster.clone(),
-            sender: postmaster.clone(),
-            recipients: rua
-                .iter()
-                .map(|a| NewRecipient {
-                    kind: Kind::Remote,
-                    address: a.clone(),
-                    via: None,
-                })
-                .collect(),
-            body: message,
-        };
-        let queue = r.queue.clone();
-        match blocking::unblock(move || queue.enqueue(&m)).await {
-            Ok(qid) => {
-                tracing::info!(%domain, %day, rua = %rua.join(","), queue_id = %qid, "TLS report queued");
-                let _ = r.wake.try_send(());
-            }
-            Err(e) => tracing::warn!(%domain, error = %e, "TLS report not queued"),
+        queue_report(r, postmaster, &rua, message, ("TLS", &domain, &day)).await;
+    }
+}
+
+/// Queues a report from the postmaster to `rua`.
+async fn queue_report(
+    r: &Reporter,
+    postmaster: &str,
+    rua: &[String],
+    message: Vec<u8>,
+    (kind, domain, day): (&str, &str, &str),
+) {
+    let m = NewMessage {
+        alias: postmaster.to_string(),
+        sender: postmaster.to_string(),
+        recipients: rua
+            .iter()
+            .map(|a| NewRecipient {
+                kind: Kind::Remote,
+                address: a.clone(),
+                via: None,
+            })
+            .collect(),
+        body: message,
+    };
+    let queue = r.queue.clone();
+    match blocking::unblock(move || queue.enqueue(&m)).await {
+        Ok(qid) => {
+            tracing::info!(%domain, %day, rua = %rua.join(","), queue_id = %qid, "{kind} report queued");
+            let _ = r.wake.try_send(());
         }
+        Err(e) => tracing::warn!(%domain, error = %e, "{kind} report not queued"),
     }
 }
 

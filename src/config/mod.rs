@@ -316,6 +316,9 @@ pub struct Mx {
     pub check_senders: bool,
     /// Refuse mail failing DMARC under `p=reject` (550 5.7.1).
     pub dmarc_reject: bool,
+    /// Count DMARC results of mail received and send the sender domains
+    /// that ask (`rua`) a daily aggregate report (RFC 7489 §7.2).
+    pub dmarc_reports: bool,
     /// The name this server's Authentication-Results carry (RFC 8601
     /// §2.5); incoming results fields naming it are removed. The host
     /// name unless set.

@@ -79,6 +79,7 @@ pub struct S3 {
 pub struct Mx {
     pub check_senders: Option<bool>,
     pub dmarc_reject: Option<bool>,
+    pub dmarc_reports: Option<bool>,
     pub authserv_id: Option<String>,
     pub refuse_executables: Option<bool>,
     pub allow_executables: Option<Vec<String>>,

@@ -313,6 +313,7 @@ impl Validator<'_> {
         let mx = Mx {
             check_senders: mx.check_senders.unwrap_or(true),
             dmarc_reject: mx.dmarc_reject.unwrap_or(true),
+            dmarc_reports: mx.dmarc_reports.unwrap_or(false),
             authserv_id,
             refuse_executables: mx.refuse_executables.unwrap_or(true),
             allow_executables,

@@ -251,6 +251,27 @@ impl Dns {
     }
 }
 
+impl Dns {
+    /// Whether `name` has a TXT record that begins with `prefix` (without
+    /// case): how a domain agrees to take another's DMARC reports
+    /// (RFC 7489 §7.1).
+    pub async fn txt_begins(&self, name: &str, prefix: &str) -> Result<bool, LookupError> {
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        match self
+            .run(TIMEOUT, self.inner.txt_raw_lookup(fqdn.as_str()))
+            .await
+            .ok_or_else(timed_out)?
+            .map_err(classify)
+        {
+            Ok(bytes) => Ok(String::from_utf8_lossy(&bytes)
+                .to_ascii_lowercase()
+                .starts_with(&prefix.to_ascii_lowercase())),
+            Err(LookupError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// `ip` as DNS blocklists name it: IPv4 octets reversed, IPv6 nibbles
 /// reversed (RFC 5782 §2.1, §2.4).
 pub fn reversed(ip: IpAddr) -> String {

@@ -13,6 +13,8 @@
 
 pub mod client;
 
+pub mod daily;
+pub mod dmarc_rpt;
 pub mod http;
 pub mod srs;
 pub mod sts;
@@ -57,6 +59,9 @@ pub struct Relay {
     sts: sts::Sts,
     /// How sessions with MX hosts of MTA-STS domains went (TLS-RPT).
     pub tls_results: std::sync::Arc<TlsResults>,
+    /// DMARC results of mail received, for aggregate reports
+    /// (`mx.dmarc_reports`).
+    pub dmarc_results: std::sync::Arc<dmarc_rpt::DmarcResults>,
 }
 
 /// A host's DANE records as looked up: authenticated records, none, or
@@ -102,6 +107,7 @@ impl Relay {
             dns,
             sts: sts::Sts::new(config.https_port),
             tls_results: std::sync::Arc::new(TlsResults::in_memory()),
+            dmarc_results: std::sync::Arc::new(dmarc_rpt::DmarcResults::in_memory()),
             config,
             helo: hostname.to_string(),
             tls: ClientTls {
@@ -421,11 +427,12 @@ impl Relay {
         }
     }
 
-    /// Keeps TLS report counts (`tls_rpt::FILE_NAME`) and MTA-STS
-    /// policies (`sts::FILE_NAME`) in `data_dir`, starting from what was
-    /// saved there.
+    /// Keeps TLS and DMARC report counts (`tls_rpt::FILE_NAME`,
+    /// `dmarc_rpt::FILE_NAME`) and MTA-STS policies (`sts::FILE_NAME`) in
+    /// `data_dir`, starting from what was saved there.
     pub fn keep_state_in(mut self, data_dir: &std::path::Path) -> Relay {
         self.tls_results = std::sync::Arc::new(TlsResults::load(data_dir));
+        self.dmarc_results = std::sync::Arc::new(dmarc_rpt::DmarcResults::load(data_dir));
         self.sts = sts::Sts::load(self.config.https_port, data_dir);
         self
     }
@@ -433,6 +440,7 @@ impl Relay {
     /// Saves what `keep_state_in` reads back.
     pub fn save_state(&self) -> std::io::Result<()> {
         self.tls_results.save()?;
+        self.dmarc_results.save()?;
         self.sts.save()
     }
 

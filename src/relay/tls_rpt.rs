@@ -4,22 +4,21 @@
 //! domain; a day's counts become one JSON report per domain (§4), mailed
 //! gzipped to the domain's `rua` addresses (§5.3) by `app`'s daily task.
 //!
-//! Imports `proto::mta_sts` (the policy's lines), `util` (time, durable
-//! writes). Invariants: counts live in memory and in `tls-reports.json` in
-//! the data directory, written whole (write-then-rename) by `save`; at
-//! most `MAX_DOMAINS` policy domains a day and `MAX_DETAILS` failure rows
+//! Imports `proto::mta_sts` (the policy's lines), `util` (time) and the
+//! sibling `daily`. Invariants: counts live in memory and in
+//! `tls-reports.json` in the data directory (`daily`); at most
+//! `MAX_DOMAINS` policy domains a day and `MAX_DETAILS` failure rows
 //! a domain are kept (past them failures still count in the summary);
 //! nothing of any message is recorded, only host names, addresses and
 //! counts.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::daily::Daily;
 use crate::proto::mta_sts::Policy;
 
 /// The file the counts are kept in, in the data directory.
@@ -76,58 +75,49 @@ pub enum Judged<'a> {
 }
 
 /// The counts of every day not yet reported.
-pub struct TlsResults {
-    /// Day (`YYYY-MM-DD`) → policy domain → counts.
-    days: Mutex<BTreeMap<String, BTreeMap<String, Tally>>>,
-    file: Option<PathBuf>,
-}
+pub struct TlsResults(Daily<Tally>);
 
 impl TlsResults {
     /// Counts kept in memory only (tests, the command line).
     pub fn in_memory() -> TlsResults {
-        TlsResults {
-            days: Mutex::new(BTreeMap::new()),
-            file: None,
-        }
+        TlsResults(Daily::in_memory(MAX_DOMAINS))
     }
 
-    /// The counts saved in `data_dir` (none when there is no file; a file
-    /// that does not parse is set aside as `.bad` and counting starts
-    /// afresh).
+    /// The counts saved in `data_dir` (`FILE_NAME`).
     pub fn load(data_dir: &Path) -> TlsResults {
-        let file = data_dir.join(FILE_NAME);
-        let days = match std::fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(file = %file.display(), error = %e, "TLS report counts unreadable; set aside, counting afresh");
-                let _ = std::fs::rename(&file, file.with_extension("json.bad"));
-                BTreeMap::new()
-            }),
-            Err(_) => BTreeMap::new(),
-        };
-        TlsResults {
-            days: Mutex::new(days),
-            file: Some(file),
-        }
-    }
-
-    fn days(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<String, Tally>>> {
-        self.days.lock().unwrap_or_else(|e| e.into_inner())
+        TlsResults(Daily::load(data_dir.join(FILE_NAME), MAX_DOMAINS))
     }
 
     /// Counts one session with an MX of `domain`, today.
     pub fn record(&self, domain: &str, judged: Judged<'_>, outcome: Outcome<'_>) {
-        let day = crate::util::date_only(crate::util::now_unix(), 0);
-        self.record_on(&day, domain, judged, outcome);
+        self.record_on(&super::daily::today(), domain, judged, outcome);
     }
 
     /// Counts one session on `day` (`YYYY-MM-DD`).
     pub fn record_on(&self, day: &str, domain: &str, judged: Judged<'_>, outcome: Outcome<'_>) {
-        let mut days = self.days();
-        let domains = days.entry(day.to_string()).or_default();
-        if domains.len() >= MAX_DOMAINS && !domains.contains_key(domain) {
-            return;
-        }
-        let tally = domains.entry(domain.to_string()).or_default();
+        self.0
+            .update(day, domain, |tally| tally.add(judged, outcome));
+    }
+
+    /// Writes the counts to their file.
+    pub fn save(&self) -> io::Result<()> {
+        self.0.save()
+    }
+
+    /// Takes the counts of every day before `today` out (to be reported).
+    pub fn take_before(&self, today: &str) -> Vec<(String, String, Tally)> {
+        self.0.take_before(today)
+    }
+
+    /// The counts of `day`, left in place.
+    pub fn of_day(&self, day: &str) -> std::collections::BTreeMap<String, Tally> {
+        self.0.of_day(day)
+    }
+}
+
+impl Tally {
+    fn add(&mut self, judged: Judged<'_>, outcome: Outcome<'_>) {
+        let tally = self;
         match judged {
             Judged::Sts(p) => {
                 tally.policy_type = "sts".into();
@@ -169,34 +159,6 @@ impl TlsResults {
                 }
             }
         }
-    }
-
-    /// Writes the counts to their file (when they have one).
-    pub fn save(&self) -> io::Result<()> {
-        let Some(file) = &self.file else {
-            return Ok(());
-        };
-        let json = serde_json::to_vec(&*self.days()).map_err(io::Error::other)?;
-        crate::util::write_durable(file, &json, 0o600)
-    }
-
-    /// Takes the counts of every day before `today` out (to be reported).
-    pub fn take_before(&self, today: &str) -> Vec<(String, String, Tally)> {
-        let mut days = self.days();
-        let later = days.split_off(today);
-        let done = std::mem::replace(&mut *days, later);
-        done.into_iter()
-            .flat_map(|(day, domains)| {
-                domains
-                    .into_iter()
-                    .map(move |(domain, t)| (day.clone(), domain, t))
-            })
-            .collect()
-    }
-
-    /// The counts of `day`, left in place (for `sealmail` to show).
-    pub fn of_day(&self, day: &str) -> BTreeMap<String, Tally> {
-        self.days().get(day).cloned().unwrap_or_default()
     }
 }
 

@@ -8,6 +8,7 @@
 //! rejection.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mail_auth::dmarc::Policy;
@@ -27,6 +28,9 @@ pub struct InboundAuth {
     authserv_id: String,
     /// Refuse mail whose DMARC check fails under `p=reject`.
     pub dmarc_reject: bool,
+    /// Where results are counted for DMARC aggregate reports
+    /// (`mx.dmarc_reports`).
+    reports: Option<Arc<crate::relay::dmarc_rpt::DmarcResults>>,
 }
 
 /// What the checks concluded about one message.
@@ -49,7 +53,15 @@ impl InboundAuth {
             hostname: hostname.to_string(),
             authserv_id: authserv_id.to_string(),
             dmarc_reject,
+            reports: None,
         }
+    }
+
+    /// Counts each checked message for the DMARC aggregate reports of
+    /// its From domain, when that domain asks for them.
+    pub fn with_reports(mut self, reports: Arc<crate::relay::dmarc_rpt::DmarcResults>) -> Self {
+        self.reports = Some(reports);
+        self
     }
 
     /// Checks a message received from `ip` (HELO `helo`, MAIL FROM
@@ -100,6 +112,31 @@ impl InboundAuth {
             .with_spf_mailfrom_result(&spf, ip, mail_from, helo)
             .with_arc_result(&arc, ip)
             .with_dmarc_result(&dmarc);
+        if let Some(reports) = &self.reports
+            && let Some(record) = dmarc.dmarc_record()
+        {
+            let rua = crate::relay::dmarc_rpt::mail_addresses(record.rua());
+            if !rua.is_empty() {
+                use mail_auth::report::{
+                    ActionDisposition, PolicyPublished, Record, SPFDomainScope,
+                };
+                let mut row = Record::new()
+                    .with_source_ip(ip)
+                    .with_header_from(dmarc.domain())
+                    .with_envelope_from(mail_from_domain)
+                    .with_dkim_output(&dkim)
+                    .with_spf_output(&spf, SPFDomainScope::MailFrom)
+                    .with_dmarc_output(&dmarc);
+                // RFC 7489's schema knows none, quarantine and reject: a
+                // message that passed was not acted on.
+                let d = &mut row.row.policy_evaluated.disposition;
+                if *d == ActionDisposition::Pass {
+                    *d = ActionDisposition::None;
+                }
+                let policy = PolicyPublished::from_record(dmarc.domain(), record);
+                reports.record(dmarc.domain(), policy, rua, row);
+            }
+        }
         // A temporary DNS error is never a failure (RFC 7489 §6.6.2).
         let failed = matches!(dmarc.result(), DmarcResult::Fail(_));
         Verdict {
