@@ -92,9 +92,7 @@ fn aggregate_reports_go_to_senders_who_ask() {
     let peers = serde_json::json!({
         "smtp_port": smtp_port, "out": out, "smtp": [{"ip": "127.0.0.2", "tls": false}],
     });
-    let peers_file = dir.join("peers.json");
-    std::fs::write(&peers_file, peers.to_string()).unwrap();
-    let _peers = start_peer("tls_peers.py", &[peers_file.display().to_string()]);
+    let _peers = common::tls_peers::start_tls_peers(dir, &peers);
 
     let mut env = Env::new();
     let ann = env.alias("ann", "pw");

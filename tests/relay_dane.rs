@@ -15,42 +15,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::tls_peers::{
+    certificate, delivered, forward_reply, forwards, start_tls_peers, test_ca,
+};
 use common::*;
 use sealmail::config::TlsLevel;
-
-/// A key and a certificate for `names`, signed by `issuer` or by itself;
-/// (certificate file, key file).
-fn certificate(
-    dir: &Path,
-    file: &str,
-    names: &[&str],
-    issuer: Option<&rcgen::Issuer<'static, rcgen::KeyPair>>,
-    ca: Option<&Path>,
-) -> (PathBuf, PathBuf) {
-    let params =
-        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = match issuer {
-        Some(i) => params.signed_by(&key, i).unwrap(),
-        None => params.self_signed(&key).unwrap(),
-    };
-    let (c, k) = (
-        dir.join(format!("{file}.pem")),
-        dir.join(format!("{file}.key")),
-    );
-    // The chain the server presents: its certificate, then its issuer's.
-    let mut pem = cert.pem();
-    if let Some(ca) = ca {
-        pem.push_str(&std::fs::read_to_string(ca).unwrap());
-    }
-    std::fs::write(&c, pem).unwrap();
-    std::fs::write(&k, key.serialize_pem()).unwrap();
-    (c, k)
-}
 
 /// `openssl`'s SHA-256 of a certificate's public key (TLSA 3 1 1) or of
 /// the whole certificate (2 0 1), in hex.
@@ -71,22 +43,13 @@ fn dane_accepts_the_named_certificate_and_refuses_another() {
     let smtp_port = free_port();
     let (nsd_port, unbound_port, https_port) = (free_port(), free_port(), free_port());
 
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "sealmail DANE test CA");
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let ca = dir.join("ca.pem");
-    std::fs::write(&ca, ca_cert.pem()).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let (ca, issuer) = test_ca(dir);
 
     let named = certificate(dir, "named", &["mx.dane.test"], None, None);
     let other = certificate(dir, "other", &["mx.wrong.dane.test"], None, None);
     let by_ca = certificate(dir, "by-ca", &["mx.ta.dane.test"], Some(&issuer), Some(&ca));
     let web = certificate(dir, "web", &["mta-sts.both.dane.test"], Some(&issuer), None);
-    let ee = digest(&named.0, true);
+    let ee = digest(Path::new(&named.0), true);
     let ta = digest(&ca, false);
 
     let p = smtp_port;
@@ -149,23 +112,20 @@ fn dane_accepts_the_named_certificate_and_refuses_another() {
 
     let out = dir.join("out");
     std::fs::create_dir(&out).unwrap();
-    let s = |p: &PathBuf| p.display().to_string();
     let peers = serde_json::json!({
         "smtp_port": smtp_port,
         "out": out,
         "smtp": [
-            {"ip": "127.0.0.2", "cert": s(&named.0), "key": s(&named.1)},
-            {"ip": "127.0.0.3", "cert": s(&other.0), "key": s(&other.1)},
-            {"ip": "127.0.0.4", "cert": s(&by_ca.0), "key": s(&by_ca.1)},
+            {"ip": "127.0.0.2", "cert": named.0, "key": named.1},
+            {"ip": "127.0.0.3", "cert": other.0, "key": other.1},
+            {"ip": "127.0.0.4", "cert": by_ca.0, "key": by_ca.1},
             {"ip": "127.0.0.5", "tls": false},
         ],
-        "https": {"ip": "127.0.0.1", "port": https_port, "cert": s(&web.0), "key": s(&web.1),
+        "https": {"ip": "127.0.0.1", "port": https_port, "cert": web.0, "key": web.1,
                   "policies": {"mta-sts.both.dane.test":
                       "version: STSv1\r\nmode: enforce\r\nmx: mail.both.dane.test\r\nmax_age: 86400\r\n"}},
     });
-    let peers_file = dir.join("peers.json");
-    std::fs::write(&peers_file, peers.to_string()).unwrap();
-    let _peers = start_peer("tls_peers.py", &[peers_file.display().to_string()]);
+    let _peers = start_tls_peers(dir, &peers);
 
     let mut env = Env::new();
     env.config.nameservers = vec![format!("127.0.0.1:{unbound_port}").parse().unwrap()];
@@ -175,23 +135,18 @@ fn dane_accepts_the_named_certificate_and_refuses_another() {
     env.config.relay.tls_policy = [("only.dane.test".to_string(), TlsLevel::DaneOnly)]
         .into_iter()
         .collect();
-    let domains = ["", "wrong.", "ta.", "plain.", "nodane.", "only.", "both."];
-    let mut control = env.control();
-    for d in domains {
-        let local = if d.is_empty() {
-            "dane"
-        } else {
-            d.trim_end_matches('.')
-        };
-        let fwd = control
-            .add_alias(&format!("to-{local}@example.org"), None, FAST)
-            .unwrap()
-            .address;
-        control
-            .set_forward(&fwd, &[format!("rcpt@{d}dane.test")])
-            .unwrap();
-    }
-    drop(control);
+    forwards(
+        &env,
+        &[
+            ("dane", "dane.test"),
+            ("wrong", "wrong.dane.test"),
+            ("ta", "ta.dane.test"),
+            ("plain", "plain.dane.test"),
+            ("nodane", "nodane.dane.test"),
+            ("only", "only.dane.test"),
+            ("both", "both.dane.test"),
+        ],
+    );
     let server = env.serve();
 
     let expect: &[(&str, u16, &str)] = &[
@@ -208,49 +163,22 @@ fn dane_accepts_the_named_certificate_and_refuses_another() {
         ("both", 250, ""),
     ];
     for (local, code, why) in expect {
-        let r = smtp_exchange(
-            std::net::TcpStream::connect(server.smtp).unwrap(),
-            &[
-                "EHLO client.example.net".to_string(),
-                "MAIL FROM:<a@example.net>".into(),
-                format!("RCPT TO:<to-{local}@example.org>"),
-                "DATA".into(),
-                format!("From: a@example.net\r\nSubject: to {local}\r\n\r\nhello\r\n."),
-                "QUIT".into(),
-            ],
-        );
-        let got = &r[5];
+        let got = forward_reply(server.smtp, local);
         assert!(
             got.starts_with(&code.to_string()) && got.contains(why),
-            "{local}: {got} (all replies {r:?})"
+            "{local}: {got}"
         );
     }
     drop(server);
-    let mut got: Vec<(String, String)> = std::fs::read_dir(&out)
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.unwrap().path();
-            let name = p.file_name()?.to_string_lossy().to_string();
-            (name.starts_with("smtp-") && name.ends_with(".json")).then(|| {
-                let v: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-                assert_eq!(v["tls"], true, "{v}");
-                (
-                    v["rcpt_tos"][0].as_str().unwrap().to_string(),
-                    v["ip"].as_str().unwrap().to_string(),
-                )
-            })
-        })
-        .collect();
-    got.sort();
-    let want: Vec<(String, String)> = [
+    let got = delivered(&out);
+    let want: Vec<(String, String, bool)> = [
         ("rcpt@both.dane.test", "127.0.0.2"),
         ("rcpt@dane.test", "127.0.0.2"),
         ("rcpt@nodane.dane.test", "127.0.0.3"),
         ("rcpt@ta.dane.test", "127.0.0.4"),
     ]
     .into_iter()
-    .map(|(r, ip)| (r.to_string(), ip.to_string()))
+    .map(|(r, ip)| (r.to_string(), ip.to_string(), true))
     .collect();
     assert_eq!(got, want);
     // The sessions are counted for TLS reports under the TLSA policy.

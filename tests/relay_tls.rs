@@ -16,53 +16,11 @@ mod common;
 
 use std::path::Path;
 
+use common::tls_peers::{
+    certificate, delivered, forward_reply, forwards, start_tls_peers, test_ca,
+};
 use common::*;
 use sealmail::config::TlsLevel;
-
-/// A CA, and certificates it signs for `names`; plus a self-signed one.
-struct Pki {
-    ca: std::path::PathBuf,
-}
-
-impl Pki {
-    fn new(dir: &Path) -> (Pki, rcgen::Issuer<'static, rcgen::KeyPair>) {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "sealmail test CA");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        let ca = dir.join("ca.pem");
-        std::fs::write(&ca, cert.pem()).unwrap();
-        (Pki { ca }, rcgen::Issuer::new(params, key))
-    }
-}
-
-/// Writes NAME.pem and NAME.key for `names`, signed by `issuer` (or
-/// self-signed); returns their paths as strings.
-fn leaf(
-    dir: &Path,
-    file: &str,
-    names: &[&str],
-    issuer: Option<&rcgen::Issuer<'static, rcgen::KeyPair>>,
-) -> (String, String) {
-    let params =
-        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = match issuer {
-        Some(i) => params.signed_by(&key, i).unwrap(),
-        None => params.self_signed(&key).unwrap(),
-    };
-    let (c, k) = (
-        dir.join(format!("{file}.pem")),
-        dir.join(format!("{file}.key")),
-    );
-    std::fs::write(&c, cert.pem()).unwrap();
-    std::fs::write(&k, key.serialize_pem()).unwrap();
-    (c.display().to_string(), k.display().to_string())
-}
 
 fn policy(mode: &str, mx: &[&str]) -> String {
     let mut p = format!("version: STSv1\r\nmode: {mode}\r\n");
@@ -77,9 +35,9 @@ fn policy(mode: &str, mx: &[&str]) -> String {
 fn mta_sts_and_tls_policy_decide_where_mail_may_go() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
-    let (pki, issuer) = Pki::new(dir);
-    let good = leaf(dir, "good", &["mx.good.example"], Some(&issuer));
-    let selfsigned = leaf(dir, "bad", &["mx.bad.example"], None);
+    let (ca, issuer) = test_ca(dir);
+    let good = certificate(dir, "good", &["mx.good.example"], Some(&issuer), None);
+    let selfsigned = certificate(dir, "bad", &["mx.bad.example"], None, None);
     let sts_names = [
         "mta-sts.good.example",
         "mta-sts.bad.example",
@@ -90,7 +48,7 @@ fn mta_sts_and_tls_policy_decide_where_mail_may_go() {
         "mta-sts.wildcard.example",
         "mta-sts.unfetchable.example",
     ];
-    let web = leaf(dir, "web", &sts_names, Some(&issuer));
+    let web = certificate(dir, "web", &sts_names, Some(&issuer), None);
 
     // Who is where: .2 has a valid certificate for mx.good.example, .3 a
     // self-signed one, .4 no STARTTLS at all.
@@ -171,15 +129,13 @@ fn mta_sts_and_tls_policy_decide_where_mail_may_go() {
         "https": {"ip": "127.0.0.1", "port": https_port, "cert": web.0, "key": web.1,
                   "policies": policies},
     });
-    let peers_file = dir.join("peers.json");
-    std::fs::write(&peers_file, peers.to_string()).unwrap();
-    let _peers = start_peer("tls_peers.py", &[peers_file.display().to_string()]);
+    let _peers = start_tls_peers(dir, &peers);
 
     let mut env = Env::new();
     env.config.nameservers = vec![format!("127.0.0.1:{dns_port}").parse().unwrap()];
     env.config.relay.port = smtp_port;
     env.config.relay.https_port = https_port;
-    env.config.relay.ca_file = Some(pki.ca.clone());
+    env.config.relay.ca_file = Some(ca.clone());
     env.config.relay.tls_policy = [
         ("encrypt.example", TlsLevel::Encrypt),
         ("encrypt-ok.example", TlsLevel::Encrypt),
@@ -190,18 +146,11 @@ fn mta_sts_and_tls_policy_decide_where_mail_may_go() {
     .map(|(d, l)| (d.to_string(), l))
     .collect();
     env.alias("postmaster", "pw");
-    let mut control = env.control();
-    for (domain, _, _) in dests {
-        let local = domain.split('.').next().unwrap();
-        let fwd = control
-            .add_alias(&format!("to-{local}@example.org"), None, FAST)
-            .unwrap()
-            .address;
-        control
-            .set_forward(&fwd, &[format!("rcpt@{domain}")])
-            .unwrap();
-    }
-    drop(control);
+    let to: Vec<(&str, &str)> = dests
+        .iter()
+        .map(|(domain, _, _)| (domain.split('.').next().unwrap(), *domain))
+        .collect();
+    forwards(&env, &to);
     let server = env.serve();
 
     // Each destination, the reply its forward gets, and (for 451) words
@@ -233,43 +182,16 @@ fn mta_sts_and_tls_policy_decide_where_mail_may_go() {
         ("verify", 451, "is not valid"),
     ];
     for (local, code, why) in expect {
-        let r = smtp_exchange(
-            std::net::TcpStream::connect(server.smtp).unwrap(),
-            &[
-                "EHLO client.example.net".to_string(),
-                "MAIL FROM:<a@example.net>".into(),
-                format!("RCPT TO:<to-{local}@example.org>"),
-                "DATA".into(),
-                format!("From: a@example.net\r\nSubject: to {local}\r\n\r\nhello\r\n."),
-                "QUIT".into(),
-            ],
-        );
-        let got = &r[5];
+        let got = forward_reply(server.smtp, local);
         assert!(
             got.starts_with(&code.to_string()) && got.contains(why),
-            "{local}: {got} (all replies {r:?})"
+            "{local}: {got}"
         );
     }
     drop(server);
 
     // What reached the peers: the delivered copies, each over TLS.
-    let mut got: Vec<(String, String, bool)> = std::fs::read_dir(&out)
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.unwrap().path();
-            let name = p.file_name()?.to_string_lossy().to_string();
-            (name.starts_with("smtp-") && name.ends_with(".json")).then(|| {
-                let v: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-                (
-                    v["rcpt_tos"][0].as_str().unwrap().to_string(),
-                    v["ip"].as_str().unwrap().to_string(),
-                    v["tls"].as_bool().unwrap(),
-                )
-            })
-        })
-        .collect();
-    got.sort();
+    let got = delivered(&out);
     let want: Vec<(String, String, bool)> = [
         ("rcpt@encrypt-ok.example", "127.0.0.3"),
         ("rcpt@good.example", "127.0.0.2"),

@@ -193,32 +193,32 @@ impl Dns {
     /// The `id` of `domain`'s MTA-STS record (`_mta-sts.DOMAIN`, RFC 8461
     /// §3.1): `NotFound` when it publishes none (or none that parses).
     pub async fn mta_sts_id(&self, domain: &str) -> Result<String, LookupError> {
-        let name = format!("_mta-sts.{}.", domain.trim_end_matches('.'));
-        let found = self
-            .run(
-                TIMEOUT,
-                self.inner
-                    .txt_lookup::<MtaSts>(name.as_str(), Some(&self.caches.txt)),
-            )
-            .await
-            .ok_or_else(timed_out)?
-            .map_err(classify_txt)?;
+        let found: Arc<MtaSts> = self.record("_mta-sts", domain).await?;
         Ok(found.id.clone())
+    }
+
+    /// A TXT record of mail-auth's kind `T` at `PREFIX.DOMAIN`, cached.
+    async fn record<T>(&self, prefix: &str, domain: &str) -> Result<Arc<T>, LookupError>
+    where
+        T: mail_auth::common::parse::TxtRecordParser
+            + Into<Txt>
+            + mail_auth::common::resolver::UnwrapTxtRecord,
+    {
+        let name = format!("{prefix}.{}.", domain.trim_end_matches('.'));
+        self.run(
+            TIMEOUT,
+            self.inner
+                .txt_lookup::<T>(name.as_str(), Some(&self.caches.txt)),
+        )
+        .await
+        .ok_or_else(timed_out)?
+        .map_err(classify_txt)
     }
 
     /// Where `domain` wants TLS reports (`_smtp._tls.DOMAIN`, RFC 8460
     /// §3): its `mailto:` addresses; `NotFound` when it publishes none.
     pub async fn tls_rpt_addresses(&self, domain: &str) -> Result<Vec<String>, LookupError> {
-        let name = format!("_smtp._tls.{}.", domain.trim_end_matches('.'));
-        let found = self
-            .run(
-                TIMEOUT,
-                self.inner
-                    .txt_lookup::<TlsRpt>(name.as_str(), Some(&self.caches.txt)),
-            )
-            .await
-            .ok_or_else(timed_out)?
-            .map_err(classify_txt)?;
+        let found: Arc<TlsRpt> = self.record("_smtp._tls", domain).await?;
         Ok(found
             .rua
             .iter()

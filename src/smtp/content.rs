@@ -95,6 +95,23 @@ fn declared(part: &Part) -> Option<&'static str> {
     Some(kind)
 }
 
+/// `FIELD: WHAT (WHY)`, the reason made printable ASCII of at most 200
+/// characters: how a message says a check could not be made.
+pub fn reason_header(field: &str, what: &str, why: &str) -> String {
+    let why: String = why
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(200)
+        .collect();
+    format!("{field}: {what} ({why})\r\n")
+}
+
 /// Whether every recipient has opted out by address or domain.
 pub fn allowed_for_all(rcpts: &[String], allow: &[String]) -> bool {
     !rcpts.is_empty()

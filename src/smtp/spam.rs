@@ -87,16 +87,5 @@ pub fn status_header(v: &Verdict) -> String {
 
 /// The header a message delivered unchecked gets, with the reason.
 pub fn unchecked_header(why: &str) -> String {
-    let why: String = why
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(200)
-        .collect();
-    format!("{UNCHECKED_HEADER}: not checked ({why})\r\n")
+    super::content::reason_header(UNCHECKED_HEADER, "not checked", why)
 }

@@ -96,16 +96,5 @@ async fn send<S: AsyncWrite + Unpin>(s: &mut S, message: &[u8]) -> io::Result<()
 
 /// The header a message delivered unscanned gets, with the reason.
 pub fn unscanned_header(why: &str) -> String {
-    let why: String = why
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(200)
-        .collect();
-    format!("{UNSCANNED_HEADER}: not scanned ({why})\r\n")
+    super::content::reason_header(UNSCANNED_HEADER, "not scanned", why)
 }

@@ -6,6 +6,7 @@
 pub mod disaster;
 pub mod imap;
 pub mod mbsync;
+pub mod tls_peers;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,11 +1,15 @@
 """Shared by the interop scripts: counted checks that end with the
-`N passed, N failed` line, and a TLS context for sealmail's self-signed
-test certificates."""
+`N passed, N failed` line, a TLS context for sealmail's self-signed test
+certificates, and mail with attachments sent to the MX."""
+import io
+import smtplib
 import socket
 import ssl
 import sys
 import threading
 import time
+import zipfile
+from email.message import EmailMessage
 
 
 class Checks:
@@ -127,3 +131,38 @@ class KeepSending:
     def stop(self):
         self._stop.set()
         self._thread.join()
+
+
+def with_attachments(to, subject, body, attachments, sender="a@example.net"):
+    """A message from `sender` to `to` with `attachments` [(name, bytes,
+    "type/subtype")]."""
+    m = EmailMessage()
+    m["From"] = sender
+    m["To"] = to
+    m["Subject"] = subject
+    m.set_content(body)
+    for name, data, ctype in attachments:
+        main, sub = ctype.split("/")
+        m.add_attachment(data, maintype=main, subtype=sub, filename=name)
+    return m
+
+
+def send_to_mx(port, rcpts, m, sender="a@example.net"):
+    """Sends `m` through the MX on `port`: (250, "") or the refusal's
+    (code, text)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as s:
+        s.ehlo("client.example.net")
+        try:
+            s.send_message(m, from_addr=sender, to_addrs=rcpts)
+            return 250, ""
+        except smtplib.SMTPDataError as e:
+            return e.smtp_code, e.smtp_error.decode()
+
+
+def zipped(files):
+    """A deflated zip of [(name, bytes)]."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files:
+            z.writestr(name, data)
+    return buf.getvalue()

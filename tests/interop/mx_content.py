@@ -8,16 +8,12 @@ usage: mx_content.py SMTP_PORT ANN DEV CANARY
 (DEV takes executables: it is in mx.allow_executables)
 """
 import gzip
-import io
 import os
-import smtplib
 import subprocess
 import sys
 import tempfile
-import zipfile
-from email.message import EmailMessage
 
-from checks import Checks
+from checks import Checks, send_to_mx, with_attachments, zipped
 
 port, ann, dev, canary = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 check = Checks("mx content")
@@ -25,33 +21,11 @@ PE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00" + b"\x00" * 50 + canary.encode()
 
 
 def message(subject, attachments):
-    m = EmailMessage()
-    m["From"] = "a@example.net"
-    m["To"] = ann
-    m["Subject"] = subject
-    m.set_content(f"{canary} see attached\n")
-    for name, data, ctype in attachments:
-        main, sub = ctype.split("/")
-        m.add_attachment(data, maintype=main, subtype=sub, filename=name)
-    return m
+    return with_attachments(ann, subject, f"{canary} see attached\n", attachments)
 
 
 def send(rcpts, m):
-    with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
-        s.ehlo("client.example.net")
-        try:
-            s.send_message(m, from_addr="a@example.net", to_addrs=rcpts)
-            return 250, ""
-        except smtplib.SMTPDataError as e:
-            return e.smtp_code, e.smtp_error.decode()
-
-
-def zipped(files):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files:
-            z.writestr(name, data)
-    return buf.getvalue()
+    return send_to_mx(port, rcpts, m)
 
 
 def sevenz(files, *options):

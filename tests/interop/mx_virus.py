@@ -7,46 +7,20 @@ usage: mx_virus.py SMTP_PORT ANN DEV PATTERN MODE
 MODE: scanning (clamd up), defer (clamd down, the default policy: 451),
 deliver (clamd down, when_unreachable = "deliver": 250)
 """
-import io
-import smtplib
 import sys
-import zipfile
-from email.message import EmailMessage
 
-from checks import Checks
+from checks import Checks, send_to_mx, with_attachments, zipped
 
 port, ann, dev, pattern, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4].encode(), sys.argv[5]
 check = Checks(f"mx virus ({mode})")
 
 
 def message(subject, attachments):
-    m = EmailMessage()
-    m["From"] = "a@example.net"
-    m["To"] = ann
-    m["Subject"] = subject
-    m.set_content("see attached\n")
-    for name, data, ctype in attachments:
-        main, sub = ctype.split("/")
-        m.add_attachment(data, maintype=main, subtype=sub, filename=name)
-    return m
+    return with_attachments(ann, subject, "see attached\n", attachments)
 
 
 def send(rcpts, m):
-    with smtplib.SMTP("127.0.0.1", port, timeout=120) as s:
-        s.ehlo("client.example.net")
-        try:
-            s.send_message(m, from_addr="a@example.net", to_addrs=rcpts)
-            return 250, ""
-        except smtplib.SMTPDataError as e:
-            return e.smtp_code, e.smtp_error.decode()
-
-
-def zipped(files):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files:
-            z.writestr(name, data)
-    return buf.getvalue()
+    return send_to_mx(port, rcpts, m)
 
 
 infected = b"some data " + pattern + b" more data"
