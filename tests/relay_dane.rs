@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::tls_peers::{
-    certificate, delivered, forward_reply, forwards, start_tls_peers, test_ca,
+    certificate, delivered, expect_forwards, forwards, over_tls, start_tls_peers, test_ca,
 };
 use common::*;
 use sealmail::config::TlsLevel;
@@ -162,24 +162,15 @@ fn dane_accepts_the_named_certificate_and_refuses_another() {
         ("only", 451, "dane-only"),
         ("both", 250, ""),
     ];
-    for (local, code, why) in expect {
-        let got = forward_reply(server.smtp, local);
-        assert!(
-            got.starts_with(&code.to_string()) && got.contains(why),
-            "{local}: {got}"
-        );
-    }
+    expect_forwards(server.smtp, expect);
     drop(server);
     let got = delivered(&out);
-    let want: Vec<(String, String, bool)> = [
+    let want = over_tls(&[
         ("rcpt@both.dane.test", "127.0.0.2"),
         ("rcpt@dane.test", "127.0.0.2"),
         ("rcpt@nodane.dane.test", "127.0.0.3"),
         ("rcpt@ta.dane.test", "127.0.0.4"),
-    ]
-    .into_iter()
-    .map(|(r, ip)| (r.to_string(), ip.to_string(), true))
-    .collect();
+    ]);
     assert_eq!(got, want);
     // The sessions are counted for TLS reports under the TLSA policy.
     let counts: serde_json::Value =

@@ -17,7 +17,7 @@ mod common;
 use std::path::Path;
 
 use common::tls_peers::{
-    certificate, delivered, forward_reply, forwards, start_tls_peers, test_ca,
+    certificate, delivered, expect_forwards, forwards, over_tls, start_tls_peers, test_ca,
 };
 use common::*;
 use sealmail::config::TlsLevel;
@@ -181,18 +181,12 @@ fn mta_sts_and_tls_policy_decide_where_mail_may_go() {
         ("encrypt-ok", 250, ""),
         ("verify", 451, "is not valid"),
     ];
-    for (local, code, why) in expect {
-        let got = forward_reply(server.smtp, local);
-        assert!(
-            got.starts_with(&code.to_string()) && got.contains(why),
-            "{local}: {got}"
-        );
-    }
+    expect_forwards(server.smtp, expect);
     drop(server);
 
     // What reached the peers: the delivered copies, each over TLS.
     let got = delivered(&out);
-    let want: Vec<(String, String, bool)> = [
+    let want = over_tls(&[
         ("rcpt@encrypt-ok.example", "127.0.0.3"),
         ("rcpt@good.example", "127.0.0.2"),
         ("rcpt@nosts.example", "127.0.0.3"),
@@ -200,10 +194,7 @@ fn mta_sts_and_tls_policy_decide_where_mail_may_go() {
         ("rcpt@testing.example", "127.0.0.3"),
         ("rcpt@unfetchable.example", "127.0.0.3"),
         ("rcpt@wildcard.example", "127.0.0.2"),
-    ]
-    .into_iter()
-    .map(|(r, ip)| (r.to_string(), ip.to_string(), true))
-    .collect();
+    ]);
     assert_eq!(got, want);
     // Each policy was fetched once: later mail used the kept one.
     let log = std::fs::read_to_string(out.join("https.log")).unwrap();

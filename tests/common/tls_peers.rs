@@ -90,6 +90,29 @@ pub fn forward_reply(smtp: std::net::SocketAddr, local: &str) -> String {
     r.get(5).cloned().unwrap_or_else(|| format!("{r:?}"))
 }
 
+/// Sends a message for each `(local, code, words)`: the forward's reply
+/// must have that code and contain those words.
+pub fn expect_forwards(smtp: std::net::SocketAddr, expect: &[(&str, u16, &str)]) {
+    for (local, code, why) in expect {
+        let got = forward_reply(smtp, local);
+        assert!(
+            got.starts_with(&code.to_string()) && got.contains(why),
+            "{local}: {got}"
+        );
+    }
+}
+
+/// `(recipient, address)` pairs as `delivered` lists copies that came
+/// over TLS.
+pub fn over_tls(pairs: &[(&str, &str)]) -> Vec<(String, String, bool)> {
+    let mut v: Vec<_> = pairs
+        .iter()
+        .map(|(r, ip)| (r.to_string(), ip.to_string(), true))
+        .collect();
+    v.sort();
+    v
+}
+
 /// What the peers received, sorted: (first recipient, their address,
 /// whether over TLS).
 pub fn delivered(out: &Path) -> Vec<(String, String, bool)> {
