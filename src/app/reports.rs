@@ -52,6 +52,10 @@ pub(super) async fn run(r: Reporter, stop: async_channel::Receiver<()>) {
 }
 
 async fn save(r: &Reporter) {
+    // Nothing changed, nothing written (and no thread woken for it).
+    if !r.relay.state_changed() {
+        return;
+    }
     let relay = r.relay.clone();
     if let Err(e) = blocking::unblock(move || relay.save_state()).await {
         tracing::warn!(error = %e, "TLS report counts or MTA-STS policies not saved");

@@ -5,12 +5,14 @@
 //!
 //! Imports `util` (durable writes). Invariants: at most `max_keys`
 //! domains a day; a file that does not parse is set aside as `.bad` and
-//! counting starts afresh; a day leaves only through `take_before`.
+//! counting starts afresh; a day leaves only through `take_before`; the
+//! file is written only when the counts changed since it last was.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,6 +24,8 @@ pub struct Daily<T> {
     days: Mutex<Days<T>>,
     file: Option<PathBuf>,
     max_keys: usize,
+    /// Changed since the file was last written.
+    dirty: AtomicBool,
 }
 
 impl<T: Default + Clone + Serialize + DeserializeOwned> Daily<T> {
@@ -31,6 +35,7 @@ impl<T: Default + Clone + Serialize + DeserializeOwned> Daily<T> {
             days: Mutex::new(BTreeMap::new()),
             file: None,
             max_keys,
+            dirty: AtomicBool::new(false),
         }
     }
 
@@ -48,6 +53,7 @@ impl<T: Default + Clone + Serialize + DeserializeOwned> Daily<T> {
             days: Mutex::new(days),
             file: Some(file),
             max_keys,
+            dirty: AtomicBool::new(false),
         }
     }
 
@@ -64,6 +70,12 @@ impl<T: Default + Clone + Serialize + DeserializeOwned> Daily<T> {
             return;
         }
         change(keys.entry(key.to_string()).or_default());
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `save` has anything to write.
+    pub fn is_dirty(&self) -> bool {
+        self.file.is_some() && self.dirty.load(Ordering::Relaxed)
     }
 
     /// Writes the counts to their file (when they have one).
@@ -71,8 +83,13 @@ impl<T: Default + Clone + Serialize + DeserializeOwned> Daily<T> {
         let Some(file) = &self.file else {
             return Ok(());
         };
+        if !self.dirty.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
         let json = serde_json::to_vec(&*self.days()).map_err(io::Error::other)?;
-        crate::util::write_durable(file, &json, 0o600)
+        crate::util::write_durable(file, &json, 0o600).inspect_err(|_| {
+            self.dirty.store(true, Ordering::Relaxed);
+        })
     }
 
     /// Takes the counts of every day before `today` out (to be reported).
@@ -80,6 +97,9 @@ impl<T: Default + Clone + Serialize + DeserializeOwned> Daily<T> {
         let mut days = self.days();
         let later = days.split_off(today);
         let done = std::mem::replace(&mut *days, later);
+        if !done.is_empty() {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
         done.into_iter()
             .flat_map(|(day, keys)| keys.into_iter().map(move |(k, t)| (day.clone(), k, t)))
             .collect()

@@ -83,6 +83,10 @@ impl DmarcResults {
         self.0.save()
     }
 
+    pub fn is_dirty(&self) -> bool {
+        self.0.is_dirty()
+    }
+
     pub fn take_before(&self, today: &str) -> Vec<(String, String, Counts)> {
         self.0.take_before(today)
     }

@@ -437,7 +437,12 @@ impl Relay {
         self
     }
 
-    /// Saves what `keep_state_in` reads back.
+    /// Whether `save_state` has anything to write.
+    pub fn state_changed(&self) -> bool {
+        self.tls_results.is_dirty() || self.dmarc_results.is_dirty() || self.sts.is_dirty()
+    }
+
+    /// Saves what `keep_state_in` reads back (what changed since).
     pub fn save_state(&self) -> std::io::Result<()> {
         self.tls_results.save()?;
         self.dmarc_results.save()?;

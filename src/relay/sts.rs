@@ -64,6 +64,8 @@ pub struct Sts {
     kept: Mutex<HashMap<String, Kept>>,
     https_port: u16,
     file: Option<PathBuf>,
+    /// Changed since the file was last written.
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 impl Sts {
@@ -72,6 +74,7 @@ impl Sts {
             kept: Mutex::new(HashMap::new()),
             https_port,
             file: None,
+            dirty: Default::default(),
         }
     }
 
@@ -105,14 +108,24 @@ impl Sts {
             kept: Mutex::new(kept),
             https_port,
             file: Some(file),
+            dirty: Default::default(),
         }
     }
 
-    /// Writes the kept policies to their file (when they have one).
+    /// Whether `save` has anything to write.
+    pub fn is_dirty(&self) -> bool {
+        self.file.is_some() && self.dirty.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Writes the kept policies to their file (when they have one and
+    /// they changed).
     pub fn save(&self) -> std::io::Result<()> {
         let Some(file) = &self.file else {
             return Ok(());
         };
+        if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
         let saved: HashMap<String, Saved> = self
             .kept
             .lock()
@@ -240,11 +253,13 @@ impl Sts {
             }
         }
         kept.insert(domain.to_string(), Kept { id, policy, until });
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn forget(&self, domain: &str) {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         kept.remove(domain);
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

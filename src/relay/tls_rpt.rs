@@ -99,9 +99,14 @@ impl TlsResults {
             .update(day, domain, |tally| tally.add(judged, outcome));
     }
 
-    /// Writes the counts to their file.
+    /// Writes the counts to their file, when they changed.
     pub fn save(&self) -> io::Result<()> {
         self.0.save()
+    }
+
+    /// Whether `save` has anything to write.
+    pub fn is_dirty(&self) -> bool {
+        self.0.is_dirty()
     }
 
     /// Takes the counts of every day before `today` out (to be reported).
