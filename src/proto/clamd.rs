@@ -46,7 +46,7 @@ pub fn reply(bytes: &[u8]) -> Reply {
     let line = printable(line);
     let line = line.trim();
     if let Some(rest) = line.strip_suffix(" ERROR") {
-        return Reply::Error(cut(rest));
+        return Reply::Error(super::cut(rest, MAX_NAME));
     }
     // `stream: ...` (the name clamd gives an INSTREAM scan); a reply
     // without it is not an answer to INSTREAM.
@@ -57,7 +57,7 @@ pub fn reply(bytes: &[u8]) -> Reply {
         return Reply::Clean;
     }
     match result.strip_suffix(" FOUND").map(str::trim) {
-        Some(name) if !name.is_empty() => Reply::Found(cut(name)),
+        Some(name) if !name.is_empty() => Reply::Found(super::cut(name, MAX_NAME)),
         _ => unexpected(line),
     }
 }
@@ -65,7 +65,7 @@ pub fn reply(bytes: &[u8]) -> Reply {
 /// A reply that is not an answer to INSTREAM, quoted (quoting may add
 /// escapes: the quote is cut again).
 fn unexpected(line: &str) -> Reply {
-    let quoted: String = format!("{:?}", cut(line)).chars().take(MAX_NAME).collect();
+    let quoted = super::cut(&format!("{:?}", super::cut(line, MAX_NAME)), MAX_NAME);
     Reply::Error(format!("unexpected reply {quoted}"))
 }
 
@@ -81,10 +81,6 @@ fn printable(bytes: &[u8]) -> String {
             }
         })
         .collect()
-}
-
-fn cut(s: &str) -> String {
-    s.chars().take(MAX_NAME).collect()
 }
 
 #[cfg(test)]

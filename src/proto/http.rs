@@ -39,15 +39,18 @@ pub fn response(bytes: &[u8]) -> Result<Response, String> {
         parts.next().unwrap_or_default(),
     );
     if !version.starts_with("HTTP/1.") || code.len() != 3 {
-        return Err(format!("not an HTTP/1 status line: {:?}", cut(status_line)));
+        return Err(format!(
+            "not an HTTP/1 status line: {:?}",
+            super::cut(status_line, 100)
+        ));
     }
     let status = code
         .parse::<u16>()
-        .map_err(|_| format!("bad status code {:?}", cut(code)))?;
+        .map_err(|_| format!("bad status code {:?}", super::cut(code, 100)))?;
     let (mut content_type, mut length, mut chunked) = (None, None, false);
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
-            return Err(format!("bad header line {:?}", cut(line)));
+            return Err(format!("bad header line {:?}", super::cut(line, 100)));
         };
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-type") {
@@ -56,7 +59,7 @@ pub fn response(bytes: &[u8]) -> Result<Response, String> {
             length = Some(
                 value
                     .parse::<usize>()
-                    .map_err(|_| format!("bad Content-Length {:?}", cut(value)))?,
+                    .map_err(|_| format!("bad Content-Length {:?}", super::cut(value, 100)))?,
             );
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = value
@@ -93,7 +96,7 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
         let size = usize::from_str_radix(hex, 16)
             .ok()
             .filter(|_| hex.len() <= 8)
-            .ok_or_else(|| format!("bad chunk size {:?}", cut(hex)))?;
+            .ok_or_else(|| format!("bad chunk size {:?}", super::cut(hex, 100)))?;
         rest = rest.get(line_end + 2..).unwrap_or_default();
         if size == 0 {
             return Ok(body);
@@ -109,10 +112,6 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn cut(s: &str) -> String {
-    s.chars().take(100).collect()
 }
 
 #[cfg(test)]

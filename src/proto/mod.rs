@@ -25,6 +25,11 @@ pub mod sevenz;
 pub mod smtp;
 pub mod x509;
 
+/// At most `n` characters of `s`: how a parser quotes input in an error.
+pub(crate) fn cut(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
 /// Inputs for round-trip tests: each seed as it is, then `n` byte-level
 /// mutations of them (a byte replaced by any byte, one of `inserts` put in,
 /// or a byte removed), from a fixed random seed.

@@ -81,7 +81,10 @@ pub fn policy(bytes: &[u8]) -> Result<Policy, String> {
             continue;
         }
         let Some((key, value)) = line.split_once(':') else {
-            return Err(format!("not a \"key: value\" line: {:?}", cut(line)));
+            return Err(format!(
+                "not a \"key: value\" line: {:?}",
+                super::cut(line, 100)
+            ));
         };
         let value = value.trim();
         match key.trim() {
@@ -91,7 +94,7 @@ pub fn policy(bytes: &[u8]) -> Result<Policy, String> {
                     "enforce" => Mode::Enforce,
                     "testing" => Mode::Testing,
                     "none" => Mode::None,
-                    other => return Err(format!("unknown mode {:?}", cut(other))),
+                    other => return Err(format!("unknown mode {:?}", super::cut(other, 100))),
                 })
             }
             "max_age" => {
@@ -99,7 +102,9 @@ pub fn policy(bytes: &[u8]) -> Result<Policy, String> {
                     .parse::<u64>()
                     .ok()
                     .filter(|a| *a <= MAX_AGE && value.len() <= 10)
-                    .ok_or_else(|| format!("max_age {:?} is not 0 to {MAX_AGE}", cut(value)))?;
+                    .ok_or_else(|| {
+                        format!("max_age {:?} is not 0 to {MAX_AGE}", super::cut(value, 100))
+                    })?;
                 max_age = Some(age);
             }
             "mx" => {
@@ -108,7 +113,10 @@ pub fn policy(bytes: &[u8]) -> Result<Policy, String> {
                 }
                 let pattern = value.trim_end_matches('.').to_ascii_lowercase();
                 if !valid_pattern(&pattern) {
-                    return Err(format!("mx {:?} is not a host name pattern", cut(value)));
+                    return Err(format!(
+                        "mx {:?} is not a host name pattern",
+                        super::cut(value, 100)
+                    ));
                 }
                 mx.push(pattern);
             }
@@ -151,10 +159,6 @@ pub fn mx_matches(pattern: &str, host: &str) -> bool {
             .is_some_and(|(first, rest)| !first.is_empty() && rest.eq_ignore_ascii_case(parent)),
         None => pattern.eq_ignore_ascii_case(host),
     }
-}
-
-fn cut(s: &str) -> String {
-    s.chars().take(100).collect()
 }
 
 #[cfg(test)]

@@ -71,8 +71,7 @@ pub fn reply(bytes: &[u8]) -> Result<Verdict, String> {
         "soft reject" => Action::SoftReject,
         "reject" => Action::Reject,
         other => {
-            let shown: String = other.chars().take(MAX_NAME).collect();
-            return Err(format!("unknown action {shown:?}"));
+            return Err(format!("unknown action {:?}", super::cut(other, MAX_NAME)));
         }
     };
     let finite = |x: f64| if x.is_finite() { x } else { 0.0 };

@@ -173,9 +173,7 @@ async fn scanned(ctx: &Smtp, tx: &Transaction, body: Vec<u8>) -> Result<Vec<u8>,
         }
         Outcome::Unscanned(why) => {
             tracing::warn!(id = %tx.id, %why, "message delivered without a virus scan, as mx.clamd.when_unreachable says");
-            let mut marked = super::virus::unscanned_header(&why).into_bytes();
-            marked.extend_from_slice(&body);
-            Ok(marked)
+            Ok(with_header(&super::virus::unscanned_header(&why), &body))
         }
     }
 }
@@ -225,9 +223,15 @@ async fn filtered(
             (spam::unchecked_header(&why), false)
         }
     };
-    let mut marked = header.into_bytes();
-    marked.extend_from_slice(&body);
-    Ok((marked, junk))
+    Ok((with_header(&header, &body), junk))
+}
+
+/// `body` with a header field (a whole `Name: value\r\n` line) on top.
+fn with_header(header: &str, body: &[u8]) -> Vec<u8> {
+    let mut marked = Vec::with_capacity(header.len() + body.len());
+    marked.extend_from_slice(header.as_bytes());
+    marked.extend_from_slice(body);
+    marked
 }
 
 /// 552 for a header over the limits, 554 for a mail loop, before anything
