@@ -17,7 +17,7 @@ run: deps
 # System packages the build and tests need (Debian). Skipped when present.
 DEB_PACKAGES = libssl-dev pkg-config curl fetchmail swaks openssl python3 isync fail2ban \
   systemd adduser man-db dovecot-imapd clamav-daemon rspamd \
-  unbound nsd ldnsutils 7zip
+  unbound nsd ldnsutils 7zip pebble prometheus
 
 deps:
 	@missing=""; \

@@ -12,13 +12,15 @@
 //!   formats: IMAP with modified UTF-7, SMTP and its DATA receiver, POP3,
 //!   SASL, mbox, results header fields, executable attachments and the
 //!   archives around them (zip, gzip, RAR, 7z), clamd's replies, rspamd's
-//!   verdicts, HTTP responses, MTA-STS policies, certificates for DANE. No I/O, no async, total over any input.
+//!   verdicts, HTTP responses, MTA-STS policies, certificates for DANE,
+//!   client autoconfiguration documents. No I/O, no async, total over any
+//!   input.
 //! - `dns` (imports nothing): the shared resolver (SPF/DKIM/DMARC records,
 //!   MX lookups).
 //! - `store` (imports `util`): the control plane, keys, encrypted mailbox
 //!   files, MIME scanning, search, the sealed spool, change events, and the
 //!   storage interface (`Store`, `Session`, `Backend`) that sessions use.
-//! - `config` (imports `store`, `util`): the TOML file, validated into an
+//! - `config` (imports `proto`, `store`, `util`): the TOML file, validated into an
 //!   immutable `Config`, and the policies it hands to subsystems.
 //! - `net` (imports `util`): TLS, connections with bounded lines and
 //!   STARTTLS, per-address caps, login throttling, inbound mail rates, the
@@ -39,8 +41,11 @@
 //!   sessions.
 //! - `smtp` (imports `config`, `dns`, `net`, `proto`, `queue`, `relay`,
 //!   `store` interface, `util`): MX and submission sessions.
-//! - `app` (imports `backup`, `cluster`, `config`, `dns`, `imap`, `net`, `pop3`, `queue`,
-//!   `relay`, `smtp`, `store`, `util`): builds the subsystems from a
+//! - `web` (imports `config`, `net`, `proto`, `store` interface, `util`):
+//!   the HTTP(S) listener (hyper on smol): ACME certificates, MTA-STS
+//!   policies, client autoconfiguration, Prometheus metrics.
+//! - `app` (imports `backup`, `cluster`, `config`, `dns`, `imap`, `net`, `pop3`, `proto`, `queue`,
+//!   `relay`, `smtp`, `store`, `util`, `web`): builds the subsystems from a
 //!   `Config`, binds the listeners, owns the executor and every task.
 //! - `cli` (imports `app`, `backup`, `cluster`, `config`, `dns`, `net`, `proto`,
 //!   `queue`, `relay`, `smtp`, `store`, `util`): the command line (with the
@@ -68,3 +73,4 @@ pub mod relay;
 pub mod smtp;
 pub mod store;
 pub mod util;
+pub mod web;

@@ -331,6 +331,9 @@ pub(crate) fn with_server<T>(
     config.listen.submissions = "127.0.0.1:0".parse().expect("addr");
     config.listen.pop3 = "127.0.0.1:0".parse().expect("addr");
     config.listen.pop3s = "127.0.0.1:0".parse().expect("addr");
+    config.listen.http = None;
+    config.listen.https = None;
+    config.listen.metrics = None;
     config.listen.imap = "127.0.0.1:0".parse().expect("addr");
     config.listen.imaps = "127.0.0.1:0".parse().expect("addr");
     let listeners = sealmail::app::Listeners::bind(&config).expect("bind");

@@ -10,6 +10,7 @@
 mod reload;
 mod reports;
 mod setup;
+mod web;
 
 use reload::{Reloadable, reloads};
 use setup::check_backup_place;
@@ -74,6 +75,8 @@ pub struct Listeners {
     pub pop3s: Async<TcpListener>,
     /// A primary's cluster link listener (none on other roles).
     pub cluster: Option<Async<TcpListener>>,
+    /// HTTP, HTTPS and metrics (each may be off).
+    pub web: web::WebListeners,
 }
 
 impl Listeners {
@@ -93,6 +96,11 @@ impl Listeners {
             cluster: (config.cluster.role == crate::config::Role::Primary)
                 .then(|| bind(config.cluster.listen))
                 .transpose()?,
+            web: web::WebListeners {
+                http: config.listen.http.map(bind).transpose()?,
+                https: config.listen.https.map(bind).transpose()?,
+                metrics: config.listen.metrics.map(bind).transpose()?,
+            },
         })
     }
 }
@@ -219,11 +227,13 @@ pub async fn serve(
         reload,
         tasks.stop.clone(),
     ));
-    let tls = tls::server_config(certificates).map_err(|e| AppError::Invalid(e.to_string()))?;
+    let tls =
+        tls::server_config(certificates.clone()).map_err(|e| AppError::Invalid(e.to_string()))?;
     let tls = futures_rustls::TlsAcceptor::from(tls);
     if config.cluster.role != crate::config::Role::Secondary {
         check_backup_place(&config)?;
     }
+    let servers = web::servers(&config.hostname, &listeners);
     let (backend, store) = open_role_store(&config, listeners.cluster, &mut tasks)?;
     let spill_dir = config.data_dir.join("spill");
     // Spill files left by a crash are removed here.
@@ -254,13 +264,28 @@ pub async fn serve(
         imap: imap_plain,
         imaps,
         cluster: _,
+        web: web_listeners,
     } = listeners;
-    start_smtp(
+    web::start(
+        &config,
+        web_listeners,
+        servers,
+        shared.store.clone(),
+        certificates,
+        &mut tasks,
+    )?;
+    let queue = start_smtp(
         &config,
         &shared,
         [smtp, submission, submissions],
         &mut tasks,
     )?;
+    tasks.spawn(web::gauges(
+        queue,
+        shared.throttle.clone(),
+        config.data_dir.clone(),
+        tasks.stop.clone(),
+    ));
     let pop3 = Arc::new(Pop3 {
         store: shared.store.clone(),
         tls: shared.tls.clone(),
@@ -412,13 +437,14 @@ impl crate::cluster::Operator for Operator {
 }
 
 /// The MX and submission listeners (in that order: 25, 587, 465), the
-/// DNS-based checks, the relay, and the outbound queue with its worker.
+/// DNS-based checks, the relay, and the outbound queue with its worker
+/// (returned, for its gauges).
 fn start_smtp(
     config: &Config,
     shared: &Shared,
     [mx, starttls, implicit]: [Async<TcpListener>; 3],
     tasks: &mut Tasks,
-) -> Result<(), AppError> {
+) -> Result<Arc<crate::queue::Queue>, AppError> {
     let dns = match crate::dns::Dns::new(&config.nameservers) {
         Ok(d) => Some(d),
         Err(e) => {
@@ -489,7 +515,7 @@ fn start_smtp(
         tasks.spawn(reports::run(reporter, tasks.stop.clone()));
     }
     let submission = Arc::new(smtp::submit::Submission::new(
-        queue,
+        queue.clone(),
         wake_tx,
         shared.throttle.clone(),
         shared.live.send_limits.clone(),
@@ -545,7 +571,7 @@ fn start_smtp(
         let session = move |acc| smtp::serve(ctx.clone(), acc, implicit_tls, stop.clone());
         tasks.listen(listener, what, slots, &smtp::REFUSALS, session);
     }
-    Ok(())
+    Ok(queue)
 }
 
 /// The backup scheduler, when `[backup]` schedules backups.

@@ -155,6 +155,32 @@ impl Scheduler {
                 self.finish(backend, alias_id, &mailbox_id, result);
             }
         }
+        self.count_stale(self.clock.now());
+    }
+
+    /// Publishes how many mailboxes this scheduler knows and how many of
+    /// them have no backup younger than the interval.
+    fn count_stale(&self, now: i64) {
+        let interval = self.policy.interval.as_secs() as i64;
+        let states = self.states();
+        let mailboxes = states.keys().filter(|k| *k != super::server::CONTROL);
+        let (mut all, mut stale) = (0u64, 0u64);
+        for id in mailboxes {
+            all += 1;
+            let fresh = states
+                .get(id)
+                .and_then(|s| s.last_ok)
+                .is_some_and(|t| now - t <= interval);
+            if !fresh {
+                stale += 1;
+            }
+        }
+        crate::util::metrics::set("sealmail_mailboxes", &[], all as f64);
+        crate::util::metrics::set(
+            "sealmail_mailboxes_without_recent_backup",
+            &[],
+            stale as f64,
+        );
     }
 
     /// The control database and the spool (no owner key needed: the one

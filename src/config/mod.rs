@@ -9,8 +9,10 @@
 mod policy;
 mod raw;
 mod validate;
+mod web;
 
 pub use policy::{BackupPolicy, MAX_KEEP_DAYS, QueuePolicy, SendLimits};
+pub use web::{Acme, Challenge, LETS_ENCRYPT, Web};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -56,6 +58,13 @@ pub struct Listen {
     pub imaps: SocketAddr,
     pub pop3: SocketAddr,
     pub pop3s: SocketAddr,
+    /// HTTP: ACME's http-01 challenges, autoconfiguration, and a redirect
+    /// to HTTPS for the rest (`None`: "off").
+    pub http: Option<SocketAddr>,
+    /// HTTPS: MTA-STS policies, autoconfiguration, ACME's tls-alpn-01.
+    pub https: Option<SocketAddr>,
+    /// Prometheus metrics (loopback unless told otherwise).
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Listen {
@@ -70,6 +79,9 @@ impl Listen {
             imaps: a(993),
             pop3: a(110),
             pop3s: a(995),
+            http: Some(a(80)),
+            https: Some(a(443)),
+            metrics: Some(SocketAddr::from(([127, 0, 0, 1], 9465))),
         }
     }
 
@@ -84,6 +96,9 @@ impl Listen {
             imaps: a(2993),
             pop3: a(2110),
             pop3s: a(2995),
+            http: Some(a(2080)),
+            https: Some(a(2443)),
+            metrics: Some(a(2946)),
         }
     }
 }
@@ -98,6 +113,10 @@ pub struct Config {
     pub listen: Listen,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
+    /// `[web]`: what the HTTPS listener serves.
+    pub web: Web,
+    /// `[acme]`: automatic certificates (`None`: off).
+    pub acme: Option<Acme>,
     pub key_ttl: Duration,
     pub kdf: KdfParams,
     pub limits: Limits,
@@ -426,6 +445,9 @@ pub fn render_template(
         .replace("{{imaps}}", &l.imaps.to_string())
         .replace("{{pop3}}", &l.pop3.to_string())
         .replace("{{pop3s}}", &l.pop3s.to_string())
+        .replace("{{http}}", &addr_or_off(l.http))
+        .replace("{{https}}", &addr_or_off(l.https))
+        .replace("{{metrics}}", &addr_or_off(l.metrics))
         .replace(
             "{{cluster}}",
             if dev {
@@ -434,6 +456,11 @@ pub fn render_template(
                 "0.0.0.0:7443"
             },
         )
+}
+
+/// An optional listener's address as `sealmail.toml` writes it.
+fn addr_or_off(a: Option<SocketAddr>) -> String {
+    a.map_or_else(|| "off".to_string(), |a| a.to_string())
 }
 
 impl Config {

@@ -22,6 +22,28 @@ pub struct Raw {
     pub queue: Option<Queue>,
     pub cluster: Option<Cluster>,
     pub log: Option<Log>,
+    pub web: Option<Web>,
+    pub acme: Option<Acme>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Web {
+    pub mta_sts: Option<String>,
+    pub mta_sts_max_age: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acme {
+    pub enabled: Option<bool>,
+    pub directory: Option<String>,
+    pub contact: Option<Vec<String>>,
+    pub names: Option<Vec<String>>,
+    pub challenge: Option<String>,
+    pub ca_file: Option<String>,
+    pub renew_before: Option<String>,
+    pub check_every: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +181,9 @@ pub struct Listen {
     pub imaps: Option<String>,
     pub pop3: Option<String>,
     pub pop3s: Option<String>,
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub metrics: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

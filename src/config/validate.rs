@@ -17,7 +17,7 @@ pub(super) struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn err<T>(&self, key: &str, problem: impl Into<String>) -> Result<T, ConfigError> {
+    pub(super) fn err<T>(&self, key: &str, problem: impl Into<String>) -> Result<T, ConfigError> {
         Err(ConfigError {
             file: self.file.to_path_buf(),
             key: key.to_string(),
@@ -107,6 +107,8 @@ impl Validator<'_> {
             hostname,
             dev,
             listen: self.listen(raw.listen.unwrap_or_default(), dev)?,
+            web: self.web(raw.web.unwrap_or_default())?,
+            acme: self.acme(raw.acme.unwrap_or_default(), data_dir)?,
             tls_cert: data_dir.join(tls.cert.unwrap_or_else(|| "tls/cert.pem".into())),
             tls_key: data_dir.join(tls.key.unwrap_or_else(|| "tls/key.pem".into())),
             key_ttl,
@@ -163,6 +165,9 @@ impl Validator<'_> {
             imaps: self.addr("listen.imaps", l.imaps, defaults.imaps, dev)?,
             pop3: self.addr("listen.pop3", l.pop3, defaults.pop3, dev)?,
             pop3s: self.addr("listen.pop3s", l.pop3s, defaults.pop3s, dev)?,
+            http: self.optional_addr("listen.http", l.http, defaults.http, dev)?,
+            https: self.optional_addr("listen.https", l.https, defaults.https, dev)?,
+            metrics: self.optional_addr("listen.metrics", l.metrics, defaults.metrics, dev)?,
         })
     }
 
@@ -591,7 +596,7 @@ impl Validator<'_> {
         Ok(queue)
     }
 
-    fn addr(
+    pub(super) fn addr(
         &self,
         key: &str,
         v: Option<String>,
@@ -719,7 +724,7 @@ impl Validator<'_> {
         })
     }
 
-    fn duration(&self, key: &str, s: &str) -> Result<Duration, ConfigError> {
+    pub(super) fn duration(&self, key: &str, s: &str) -> Result<Duration, ConfigError> {
         parse_duration(s).ok_or(()).or_else(|()| {
             self.err(
                 key,

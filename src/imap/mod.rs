@@ -52,6 +52,7 @@ pub const CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ ID ENABLE IDLE NAME
 
 /// The last lines of a client the accept loop refuses.
 pub const REFUSALS: Refusals = Refusals {
+    protocol: "imap",
     per_ip: b"* BYE [UNAVAILABLE] Too many connections from your address\r\n",
     busy: b"* BYE [UNAVAILABLE] Server busy; try again later\r\n",
 };

@@ -375,6 +375,7 @@ impl Conn {
             return Err(io::Error::other("TLS is already active"));
         };
         let tls = with_timeout(timeout, acceptor.accept(tcp)).await?;
+        super::tls::count_handshake(tls.get_ref().1);
         self.stream = Some(Stream::Tls(Box::new(tls)));
         Ok(())
     }
@@ -498,6 +499,7 @@ pub async fn accept_tls(
     timeout: Duration,
 ) -> io::Result<Stream> {
     let tls = with_timeout(timeout, acceptor.accept(tcp)).await?;
+    super::tls::count_handshake(tls.get_ref().1);
     Ok(Stream::Tls(Box::new(tls)))
 }
 

@@ -322,6 +322,14 @@ impl AuthThrottle {
         }
     }
 
+    /// Addresses whose logins are refused now.
+    pub fn banned_count(&self) -> usize {
+        let ips = lock(&self.ips);
+        ips.values()
+            .filter(|r| r.failures + r.pending >= self.policy.ban_ip_after)
+            .count()
+    }
+
     /// True if logins from `ip` are refused for now.
     pub fn banned(&self, ip: IpAddr) -> bool {
         let mut ips = lock(&self.ips);
@@ -472,6 +480,7 @@ impl AuthThrottle {
             self.ip_record(&mut ips, ip).pending += 1;
         }
         let n = self.settle(ip, None, true);
+        crate::util::metrics::inc("sealmail_logins_total", &[("result", "failed")]);
         self.delay(n.saturating_sub(1))
     }
 }
@@ -481,6 +490,7 @@ impl Attempt {
     /// address becomes known to the account.
     pub fn succeeded(mut self) {
         self.settled = true;
+        crate::util::metrics::inc("sealmail_logins_total", &[("result", "ok")]);
         let t = &self.throttle;
         t.settle(self.ip, self.account.as_deref(), false);
         lock(&t.ips).remove(&self.ip);
@@ -500,6 +510,7 @@ impl Attempt {
     /// are free before the wait.
     pub fn failed(mut self) -> Duration {
         self.settled = true;
+        crate::util::metrics::inc("sealmail_logins_total", &[("result", "failed")]);
         let n = self.throttle.settle(self.ip, self.account.as_deref(), true);
         self.throttle.delay(n.saturating_sub(1))
     }

@@ -36,6 +36,8 @@ pub struct Accepted {
 
 /// The last lines a refused client reads, in its protocol.
 pub struct Refusals {
+    /// The protocol's name in metrics (`smtp`, `imap`, `http`, ...).
+    pub protocol: &'static str,
     /// Its address holds as many connections as it may.
     pub per_ip: &'static [u8],
     /// The server (or the protocol's share of it) is full.
@@ -92,6 +94,10 @@ pub async fn accept_loop<S, F>(
         let guard = match limiter.admit(peer.ip(), &protocol) {
             Ok(g) => g,
             Err(full) => {
+                crate::util::metrics::inc(
+                    "sealmail_connections_refused_total",
+                    &[("protocol", refusals.protocol)],
+                );
                 let line = match full {
                     Full::Address => refusals.per_ip,
                     Full::Server => {
@@ -120,7 +126,9 @@ pub async fn accept_loop<S, F>(
             guard: Some(guard),
         });
         let token = alive.clone();
+        let counted = crate::util::metrics::Session::open(refusals.protocol);
         ex.spawn(async move {
+            let _counted = counted;
             if AssertUnwindSafe(fut).catch_unwind().await.is_err() {
                 PANICS.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(%peer, "a connection task panicked; the connection was closed");

@@ -47,18 +47,38 @@ pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> io::Result
     Ok(true)
 }
 
-/// The server's certificate and key, swappable while the listeners run:
-/// each new handshake takes the current pair, one in progress keeps its
-/// own ([`Certificates::reload`] on SIGHUP).
+/// The ALPN protocol of ACME's tls-alpn-01 challenge (RFC 8737 §6.2).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
+/// The server's certificates, swappable while the listeners run: each new
+/// handshake takes the current ones, one in progress keeps its own.
+///
+/// The configured pair (`[tls]`, re-read on SIGHUP) answers unless an
+/// issued certificate (ACME) covers the name the client asked for (SNI),
+/// or the client named none and one was issued. A handshake offering only
+/// `acme-tls/1` gets the challenge certificate of its name, if any.
 #[derive(Debug)]
 pub struct Certificates {
     current: std::sync::RwLock<std::sync::Arc<rustls::sign::CertifiedKey>>,
+    issued: std::sync::RwLock<Vec<Issued>>,
+    challenges: std::sync::RwLock<
+        std::collections::HashMap<String, std::sync::Arc<rustls::sign::CertifiedKey>>,
+    >,
+}
+
+/// An issued certificate and the names it is valid for (lowercase).
+#[derive(Debug)]
+struct Issued {
+    names: Vec<String>,
+    key: std::sync::Arc<rustls::sign::CertifiedKey>,
 }
 
 impl Certificates {
     pub fn load(cert: &Path, key: &Path) -> io::Result<std::sync::Arc<Certificates>> {
         Ok(std::sync::Arc::new(Certificates {
             current: std::sync::RwLock::new(std::sync::Arc::new(certified_key(cert, key)?)),
+            issued: Default::default(),
+            challenges: Default::default(),
         }))
     }
 
@@ -69,7 +89,39 @@ impl Certificates {
         Ok(())
     }
 
-    /// SHA-256 of the end-entity certificate in use.
+    /// Serves an issued chain (PEM) and its key (PEM) for `names` from the
+    /// next handshake on, in place of the one issued for the same first
+    /// name. Nothing changes unless both parse and belong together.
+    pub fn install_issued(&self, names: &[String], chain: &[u8], key: &[u8]) -> io::Result<()> {
+        let fresh = std::sync::Arc::new(certified_key_pem(chain, key)?);
+        let names: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        let mut issued = self.issued.write().unwrap_or_else(|e| e.into_inner());
+        issued.retain(|i| i.names.first() != names.first());
+        issued.push(Issued { names, key: fresh });
+        Ok(())
+    }
+
+    /// Serves `key` to tls-alpn-01 handshakes for `name` (`None` removes it).
+    pub fn set_challenge(&self, name: &str, key: Option<rustls::sign::CertifiedKey>) {
+        let mut map = self.challenges.write().unwrap_or_else(|e| e.into_inner());
+        match key {
+            Some(k) => map.insert(name.to_ascii_lowercase(), std::sync::Arc::new(k)),
+            None => map.remove(&name.to_ascii_lowercase()),
+        };
+    }
+
+    /// SHA-256 of the end-entity certificate a client naming `name` gets
+    /// (`None`: naming nothing).
+    pub fn fingerprint_for(&self, name: Option<&str>) -> [u8; 32] {
+        use sha2::Digest;
+        self.pick(name)
+            .cert
+            .first()
+            .map(|c| sha2::Sha256::digest(c.as_ref()).into())
+            .unwrap_or_default()
+    }
+
+    /// SHA-256 of the configured end-entity certificate.
     pub fn fingerprint(&self) -> [u8; 32] {
         use sha2::Digest;
         let current = self.current();
@@ -86,15 +138,94 @@ impl Certificates {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+
+    /// The certificate for a client that named `name` (SNI).
+    fn pick(&self, name: Option<&str>) -> std::sync::Arc<rustls::sign::CertifiedKey> {
+        let issued = self.issued.read().unwrap_or_else(|e| e.into_inner());
+        let found = match name {
+            Some(n) => {
+                let n = n.to_ascii_lowercase();
+                issued
+                    .iter()
+                    .find(|i| i.names.iter().any(|p| name_matches(p, &n)))
+            }
+            None => issued.first(),
+        };
+        match found {
+            Some(i) => i.key.clone(),
+            None => {
+                drop(issued);
+                self.current()
+            }
+        }
+    }
+}
+
+/// Whether a certificate name (`*.` wildcards of one label) covers `host`.
+fn name_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(parent) => host
+            .split_once('.')
+            .is_some_and(|(first, rest)| !first.is_empty() && rest == parent),
+        None => pattern == host,
+    }
 }
 
 impl rustls::server::ResolvesServerCert for Certificates {
     fn resolve(
         &self,
-        _hello: rustls::server::ClientHello<'_>,
+        hello: rustls::server::ClientHello<'_>,
     ) -> Option<std::sync::Arc<rustls::sign::CertifiedKey>> {
-        Some(self.current())
+        let acme = hello
+            .alpn()
+            .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN));
+        if acme {
+            let name = hello.server_name()?.to_ascii_lowercase();
+            return self
+                .challenges
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&name)
+                .cloned();
+        }
+        Some(self.pick(hello.server_name()))
     }
+}
+
+/// Counts a finished server handshake by its TLS version
+/// (`sealmail_tls_handshakes_total`).
+pub fn count_handshake(conn: &rustls::ServerConnection) {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "other",
+    };
+    crate::util::metrics::inc("sealmail_tls_handshakes_total", &[("version", version)]);
+}
+
+/// A chain and its key from PEM text, checked to belong together.
+pub fn certified_key_pem(chain: &[u8], key: &[u8]) -> io::Result<rustls::sign::CertifiedKey> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| io::Error::other(format!("certificate chain: {e}")))?;
+    if certs.is_empty() {
+        return Err(io::Error::other("no certificate in the chain"));
+    }
+    let key_der =
+        PrivateKeyDer::from_pem_slice(key).map_err(|e| io::Error::other(format!("key: {e}")))?;
+    rustls::sign::CertifiedKey::from_der(certs, key_der, &provider())
+        .map_err(|e| io::Error::other(format!("the key does not belong to the certificate: {e}")))
+}
+
+/// A certificate and key in DER, as rustls serves them (a tls-alpn-01
+/// challenge certificate).
+pub fn certified_key_der(cert: Vec<u8>, key: Vec<u8>) -> io::Result<rustls::sign::CertifiedKey> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key));
+    rustls::sign::CertifiedKey::from_der(vec![CertificateDer::from(cert)], key, &provider())
+        .map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// A chain and its key, checked to belong together.
@@ -124,12 +255,27 @@ fn certified_key(cert: &Path, key: &Path) -> io::Result<rustls::sign::CertifiedK
 pub fn server_config(
     certificates: std::sync::Arc<Certificates>,
 ) -> io::Result<std::sync::Arc<rustls::ServerConfig>> {
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    Ok(std::sync::Arc::new(server_config_with(certificates)?))
+}
+
+/// [`server_config`] for HTTPS: HTTP/1.1 and ACME's `acme-tls/1` offered
+/// by ALPN.
+pub fn web_server_config(
+    certificates: std::sync::Arc<Certificates>,
+) -> io::Result<std::sync::Arc<rustls::ServerConfig>> {
+    let mut config = server_config_with(certificates)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
+    Ok(std::sync::Arc::new(config))
+}
+
+fn server_config_with(
+    certificates: std::sync::Arc<Certificates>,
+) -> io::Result<rustls::ServerConfig> {
+    Ok(rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| io::Error::other(e.to_string()))?
         .with_no_client_auth()
-        .with_cert_resolver(certificates);
-    Ok(std::sync::Arc::new(config))
+        .with_cert_resolver(certificates))
 }
 
 fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {

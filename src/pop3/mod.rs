@@ -31,6 +31,7 @@ pub struct Pop3 {
 
 /// The last lines of a client the accept loop refuses.
 pub const REFUSALS: Refusals = Refusals {
+    protocol: "pop3",
     per_ip: b"-ERR [SYS/TEMP] Too many connections from your address\r\n",
     busy: b"-ERR [SYS/TEMP] Server busy; try again later\r\n",
 };

@@ -1,7 +1,7 @@
 //! Pure parsers and encoders of wire and file formats (mbox, POP3, SMTP,
 //! IMAP, results header fields, executable content, clamd's replies,
 //! HTTP responses, MTA-STS policies, rspamd's verdicts, certificates'
-//! public keys for DANE): no I/O,
+//! public keys for DANE, client autoconfiguration): no I/O,
 //! no async.
 //!
 //! Imports nothing of ours but `util`'s pure helpers. Invariants: every parser is total (any input
@@ -9,6 +9,7 @@
 
 #![deny(clippy::indexing_slicing)]
 
+pub mod autoconfig;
 pub mod clamd;
 pub mod executable;
 pub mod http;

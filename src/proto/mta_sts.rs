@@ -64,6 +64,22 @@ impl Policy {
         out.push(format!("max_age: {}", self.max_age));
         out
     }
+
+    /// The policy file as a domain serves it (CRLF lines, §3.2).
+    pub fn text(&self) -> String {
+        let mut out = self.lines().join("\r\n");
+        out.push_str("\r\n");
+        out
+    }
+
+    /// The `id` of the `_mta-sts` TXT record announcing this policy: the
+    /// start of the file's SHA-256, so it changes whenever the file does
+    /// (§3.1: 1 to 32 letters and digits).
+    pub fn id(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.text().as_bytes());
+        hex::encode(digest.get(..10).unwrap_or_default())
+    }
 }
 
 /// Reads a policy file: `key: value` lines ending in LF or CRLF; unknown
@@ -172,6 +188,14 @@ mod tests {
         assert_eq!(p.mx, vec!["mail.example.com", "*.example.net"]);
         assert_eq!(p.max_age, 604_800);
         assert_eq!(p.lines().len(), 5);
+        // What a domain serves reads back as the same policy; its id
+        // follows its text.
+        assert_eq!(policy(p.text().as_bytes()).unwrap(), p);
+        let id = p.id();
+        assert!(id.len() <= 32 && id.chars().all(|c| c.is_ascii_alphanumeric()));
+        let mut testing = p.clone();
+        testing.mode = Mode::Testing;
+        assert_ne!(testing.id(), id);
         // LF only, unknown keys, spacing and a trailing dot.
         let p = policy(
             b"version:STSv1\nmode: testing\nextension: yes\nmx: MX.Example.ORG.\nmax_age:86400\n\n",

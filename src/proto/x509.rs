@@ -61,6 +61,74 @@ pub fn spki(cert: &[u8]) -> Option<&[u8]> {
     (tag == SEQUENCE && end <= tbs_end).then(|| cert.get(at..end))?
 }
 
+/// When the certificate stops being valid (`notAfter`), in seconds since
+/// the Unix epoch.
+pub fn not_after(cert: &[u8]) -> Option<i64> {
+    const SEQUENCE: u8 = 0x30;
+    let (tag, cert_start, _) = element(cert, 0)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let (tag, tbs_start, _) = element(cert, cert_start)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let mut at = tbs_start;
+    if cert.get(at) == Some(&0xa0) {
+        at = element(cert, at)?.2;
+    }
+    // serialNumber, signature, issuer.
+    for _ in 0..3 {
+        at = element(cert, at)?.2;
+    }
+    let (tag, validity_start, _) = element(cert, at)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let not_before_end = element(cert, validity_start)?.2;
+    let (tag, start, end) = element(cert, not_before_end)?;
+    let text = std::str::from_utf8(cert.get(start..end)?).ok()?;
+    let digits = text.strip_suffix('Z')?;
+    let (year, rest) = match (tag, digits.len()) {
+        // UTCTime: YY is 1950..=2049 (RFC 5280 §4.1.2.5.1).
+        (0x17, 12) => {
+            let yy: i64 = digits.get(..2)?.parse().ok()?;
+            (
+                if yy >= 50 { 1900 + yy } else { 2000 + yy },
+                digits.get(2..)?,
+            )
+        }
+        (0x18, 14) => (digits.get(..4)?.parse().ok()?, digits.get(4..)?),
+        _ => return None,
+    };
+    if !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let field = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
+    let (month, day, hour, minute, second) =
+        (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Whether `cert` (DER) matches a TLSA record's `selector` (0: the whole
 /// certificate, 1: its public key), `matching` type (0: exact, 1:
 /// SHA-256, 2: SHA-512) and `data`. Unknown selectors and types match
@@ -109,6 +177,26 @@ mod tests {
     }
 
     #[test]
+    fn expiry_of_real_certificates() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        for (year, want) in [
+            (2031, 1_956_441_600),
+            (2051, 2_587_593_600),
+            (1999, 946_598_400),
+        ] {
+            let mut params = rcgen::CertificateParams::new(vec!["a.b".to_string()]).unwrap();
+            params.not_after = rcgen::date_time_ymd(year, 12, 31);
+            let der = params.self_signed(&key).unwrap().der().to_vec();
+            assert_eq!(not_after(&der), Some(want), "{year}");
+            for cut in [0, 5, der.len() / 3] {
+                assert_eq!(not_after(&der[..cut]), None);
+            }
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
     fn any_bytes_give_an_answer() {
         let key = rcgen::KeyPair::generate().unwrap();
         let params = rcgen::CertificateParams::new(vec!["a.b".to_string()]).unwrap();
@@ -117,6 +205,7 @@ mod tests {
             if let Some(s) = spki(&m) {
                 assert!(s.len() <= m.len());
             }
+            let _ = not_after(&m);
         }
     }
 }

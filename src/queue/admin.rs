@@ -37,6 +37,17 @@ pub struct MessageState {
 }
 
 impl Queue {
+    /// Messages not finished and when the oldest of them was queued.
+    pub fn waiting(&self) -> Result<(u64, Option<i64>), QueueError> {
+        let conn = self.conn();
+        let (n, oldest): (i64, Option<i64>) = conn.query_row(
+            "SELECT count(*), min(created) FROM messages WHERE finished IS NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((n.max(0) as u64, oldest))
+    }
+
     /// Messages in the queue, newest first (at most `limit`); with
     /// `all`, finished ones too.
     pub fn list(&self, all: bool, limit: usize) -> Result<Vec<MessageState>, QueueError> {

@@ -184,6 +184,12 @@ fn log_outcome(r: &Due, outcome: &Outcome) {
     let delay = (crate::util::now_unix() - r.queued_at).max(0);
     let to = crate::util::log::addr(&r.address);
     let to = to.as_ref();
+    let result = match outcome {
+        Outcome::Delivered { .. } => "delivered",
+        Outcome::Temporary { .. } => "deferred",
+        Outcome::Permanent { .. } => "bounced",
+    };
+    crate::util::metrics::inc("sealmail_delivery_attempts_total", &[("result", result)]);
     match outcome {
         Outcome::Delivered { detail } => tracing::info!(
             target: "sealmail::queue",

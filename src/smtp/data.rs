@@ -322,6 +322,25 @@ async fn finish(
     conn.reply(&answer).await
 }
 
+/// Counts a message by its answer: accepted (2xx), deferred (4xx) or
+/// refused (5xx), the reason being the enhanced status code.
+fn count_message(port: &'static str, answer: &str) {
+    let mut words = answer.split_whitespace();
+    let result = match answer.as_bytes().first() {
+        Some(b'2') => "accepted",
+        Some(b'4') => "deferred",
+        _ => "refused",
+    };
+    let reason = words
+        .nth(1)
+        .filter(|w| w.len() <= 9 && w.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+        .unwrap_or("none");
+    crate::util::metrics::inc(
+        "sealmail_messages_total",
+        &[("port", port), ("result", result), ("reason", reason)],
+    );
+}
+
 /// The transaction's log line: who sent what to whom, what the sender
 /// checks found (MX), and the answer.
 fn log_transaction(
@@ -338,6 +357,7 @@ fn log_transaction(
     } else {
         "mx"
     };
+    count_message(service, answer);
     let user = addr(account.map_or("", |a| a.address.as_str()));
     let (from, rcpts) = (addr(&tx.from), addrs(&tx.rcpts));
     tracing::info!(

@@ -99,6 +99,7 @@ pub struct Timeouts {
 
 /// The last lines of a client the accept loop refuses.
 pub const REFUSALS: Refusals = Refusals {
+    protocol: "smtp",
     per_ip: b"421 4.7.0 Too many connections from your address\r\n",
     busy: b"421 4.7.0 Server busy; try again later\r\n",
 };

@@ -9,6 +9,7 @@
 //! fsynced, so a crash leaves either no file or the whole file.
 
 pub mod log;
+pub mod metrics;
 pub mod spill;
 
 use std::fs::{self, File, OpenOptions};

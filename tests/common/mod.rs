@@ -125,9 +125,10 @@ impl Env {
                 &format!("\"127.0.0.1:{}\"", free_port()),
             );
         }
-        for p in ["587", "465", "993", "995", "7443"] {
+        for p in ["587", "465", "993", "995", "7443", "80", "443"] {
             text = text.replace(&format!("\"0.0.0.0:{p}\""), "\"127.0.0.1:0\"");
         }
+        text = text.replace("\"127.0.0.1:9465\"", "\"127.0.0.1:0\"");
         std::fs::write(&env.config.file, text).unwrap();
         env.config = sealmail::config::Config::load(env.data()).unwrap();
         env
@@ -301,6 +302,9 @@ pub struct Server {
     pub pop3s: std::net::SocketAddr,
     pub imap: std::net::SocketAddr,
     pub imaps: std::net::SocketAddr,
+    pub http: std::net::SocketAddr,
+    pub https: std::net::SocketAddr,
+    pub metrics: std::net::SocketAddr,
     stop: Option<async_channel::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -317,6 +321,9 @@ impl Env {
         config.listen.pop3s = any;
         config.listen.imap = any;
         config.listen.imaps = any;
+        config.listen.http = Some(any);
+        config.listen.https = Some(any);
+        config.listen.metrics = Some(any);
         let listeners = app::Listeners::bind(&config).expect("bind");
         let smtp = listeners.smtp.get_ref().local_addr().unwrap();
         let submission = listeners.submission.get_ref().local_addr().unwrap();
@@ -325,6 +332,14 @@ impl Env {
         let pop3s = listeners.pop3s.get_ref().local_addr().unwrap();
         let imap = listeners.imap.get_ref().local_addr().unwrap();
         let imaps = listeners.imaps.get_ref().local_addr().unwrap();
+        let web = |l: &Option<smol::Async<std::net::TcpListener>>| {
+            l.as_ref().unwrap().get_ref().local_addr().unwrap()
+        };
+        let (http, https, metrics) = (
+            web(&listeners.web.http),
+            web(&listeners.web.https),
+            web(&listeners.web.metrics),
+        );
         let (tx, rx) = async_channel::bounded::<()>(1);
         let config = Arc::new(config);
         let thread = std::thread::spawn(move || {
@@ -341,6 +356,9 @@ impl Env {
             pop3s,
             imap,
             imaps,
+            http,
+            https,
+            metrics,
             stop: Some(tx),
             thread: Some(thread),
         }

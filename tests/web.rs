@@ -1,0 +1,264 @@
+//! The HTTP(S) listener as clients and attackers meet it: autoconfig,
+//! Autodiscover, the Apple profile and the MTA-STS policy read by Python's
+//! own parsers (`tests/interop/web_check.py`), metrics read by
+//! prometheus_client's parser and linted by promtool while mail flows,
+//! and hostile requests (endless headers, slowloris, 10,000 requests on
+//! one connection) answered with bounded memory while IMAP goes on.
+// A panic in a test is a failed test: tests may unwrap.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::string_slice
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::imap::Client;
+use common::*;
+
+#[test]
+fn clients_configure_themselves_for_served_domains_only() {
+    let env = Env::new();
+    env.alias("ann", "pw");
+    let server = env.serve();
+    let out = venv_script(
+        "web_check.py",
+        &[
+            "site".into(),
+            server.http.port().to_string(),
+            server.https.port().to_string(),
+            server.imaps.port().to_string(),
+            server.submissions.port().to_string(),
+        ],
+    );
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
+/// The samples of one scrape, by `name{label=value,...}`.
+fn scrape(port: u16) -> serde_json::Map<String, serde_json::Value> {
+    let out = venv_script("web_check.py", &["metrics".into(), port.to_string()]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        v["type"].as_str(),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    v["samples"].as_object().unwrap().clone()
+}
+
+fn sample(s: &serde_json::Map<String, serde_json::Value>, key: &str) -> f64 {
+    s.get(key).and_then(|v| v.as_f64()).unwrap_or(0.0)
+}
+
+#[test]
+fn metrics_move_as_mail_flows() {
+    let mut env = Env::new();
+    env.config.dev = true;
+    let ann = env.alias("ann", "pw");
+    let server = env.serve();
+    let before = scrape(server.metrics.port());
+    assert_eq!(smtp_send(server.smtp, &ann, "counted")[..3], *"250");
+    let mut ok = Client::login(server.imap, &ann);
+    let (mut bad, _) = Client::connect(server.imap);
+    let r = bad.cmd("b LOGIN ann@example.org wrong");
+    assert!(r.last().unwrap().starts_with("b NO"), "{r:?}");
+    let after = scrape(server.metrics.port());
+    let moved = |key: &str| sample(&after, key) - sample(&before, key);
+    assert_eq!(
+        moved("sealmail_messages_total{port=mx,reason=2.0.0,result=accepted}"),
+        1.0,
+        "{after:?}"
+    );
+    assert_eq!(moved("sealmail_logins_total{result=ok}"), 1.0, "{after:?}");
+    assert_eq!(moved("sealmail_logins_total{result=failed}"), 1.0);
+    assert!(moved("sealmail_connections_total{protocol=smtp}") >= 1.0);
+    assert!(sample(&after, "sealmail_sessions{protocol=imap}") >= 2.0);
+    assert!(sample(&after, "process_resident_memory_bytes{}") > 1e6);
+    assert!(sample(&after, "process_open_fds{}") > 5.0);
+    assert!(
+        sample(
+            &after,
+            "sealmail_http_requests_total{code=200,port=metrics}"
+        ) >= 1.0
+    );
+    ok.cmd("z LOGOUT");
+}
+
+/// A server process with its web listeners on known ports: (env, http,
+/// https).
+fn web_process() -> (Env, u16, u16) {
+    let mut env = Env::subprocess();
+    let (http, https) = (free_port(), free_port());
+    let text = std::fs::read_to_string(&env.config.file)
+        .unwrap()
+        .replacen(
+            "http = \"127.0.0.1:0\"",
+            &format!("http = \"127.0.0.1:{http}\""),
+            1,
+        )
+        .replacen(
+            "https = \"127.0.0.1:0\"",
+            &format!("https = \"127.0.0.1:{https}\""),
+            1,
+        );
+    std::fs::write(&env.config.file, text).unwrap();
+    env.config = sealmail::config::Config::load(env.data()).unwrap();
+    (env, http, https)
+}
+
+/// The server's resident set now and at its peak, in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Sends one header line without end until the server stops reading
+/// (or `cap` bytes went); returns what the server answered.
+fn endless_header(addr: SocketAddr, cap: usize) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: example.org\r\nX-Big: ");
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut sent = 0;
+    while sent < cap {
+        if s.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).to_string()
+}
+
+#[test]
+fn hostile_http_gets_clear_answers_in_bounded_memory() {
+    let (env, http, _https) = web_process();
+    let server = env.spawn_server(&[]);
+    let pid = server.0.id();
+    let http_addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    wait_for("the HTTP listener", || {
+        TcpStream::connect(http_addr).is_ok()
+    });
+    let (rss_start, _) = rss_kib(pid);
+
+    // An IMAP session stays open through all of it.
+    let (mut imap, greeting) = Client::connect(env.config.listen.imap);
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+
+    // Eight clients each try to send a 1 GiB header at once: each is told
+    // 431 (or cut off) long before, and memory stays flat.
+    let senders: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || endless_header(http_addr, 1 << 30)))
+        .collect();
+    for s in senders {
+        let answer = s.join().unwrap();
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+            "{answer:?}"
+        );
+    }
+    let (_, peak) = rss_kib(pid);
+    assert!(
+        peak < rss_start + 64 * 1024,
+        "peak {peak} KiB from {rss_start} KiB"
+    );
+
+    // Slowloris: a byte every half second. The server ends it after its
+    // ten seconds for a request head, not when the client is done.
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(http_addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut closed = false;
+    for b in b"GET / HTTP/1.1\r\nHost: example.org\r\nX-Slow: "
+        .iter()
+        .cycle()
+        .take(600)
+    {
+        if slow.write_all(&[*b]).is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match slow.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => {
+                // An answer (408) before the close is fine too.
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(closed, "a slow client was never cut off");
+    assert!(started.elapsed() < Duration::from_secs(290));
+
+    // 10,000 requests pipelined on one connection: 100 are answered, the
+    // last with Connection: close, then the connection ends.
+    let s = TcpStream::connect(http_addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        for _ in 0..10_000 {
+            if w.write_all(
+                b"GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: autoconfig.example.org\r\n\r\n",
+            )
+            .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut r = BufReader::new(s);
+    let (mut answers, mut close_seen) = (0, false);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if line.starts_with("HTTP/1.1 200") {
+            answers += 1;
+        }
+        if line.eq_ignore_ascii_case("connection: close\r\n") {
+            close_seen = true;
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(answers, 100);
+    assert!(close_seen);
+
+    // Unknown hosts and traversal are answered plainly (web_check.py has
+    // the full table); the mail ports never noticed.
+    let mut s = TcpStream::connect(http_addr).unwrap();
+    s.write_all(b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let r = imap.cmd("n NOOP");
+    assert!(r.last().unwrap().starts_with("n OK"), "{r:?}");
+    let (_, peak) = rss_kib(pid);
+    assert!(peak < rss_start + 64 * 1024, "peak {peak} KiB");
+    drop(server);
+}
