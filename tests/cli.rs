@@ -554,13 +554,17 @@ fn backups_on_the_data_disk_need_consent() {
     // Consent withdrawn in the file: the server does not start.
     let file = data.join("sealmail.toml");
     let text = std::fs::read_to_string(&file).unwrap();
-    let ports: Vec<String> = (0..8)
+    let ports: Vec<String> = (0..10)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
-    let mut edited = text.replace("allow_same_disk = true", "allow_same_disk = false");
-    for (p, port) in ["25", "587", "465", "143", "993", "110", "995", "7443"]
-        .iter()
-        .zip(&ports)
+    let mut edited = text
+        .replace("allow_same_disk = true", "allow_same_disk = false")
+        .replace("\"127.0.0.1:9465\"", "\"127.0.0.1:0\"");
+    for (p, port) in [
+        "25", "587", "465", "143", "993", "110", "995", "7443", "80", "443",
+    ]
+    .iter()
+    .zip(&ports)
     {
         edited = edited.replace(&format!("\"0.0.0.0:{p}\""), &format!("\"{port}\""));
     }

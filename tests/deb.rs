@@ -132,7 +132,8 @@ fn the_package_installs_serves_and_removes_cleanly() {
     let config = Path::new(DATA).join("sealmail.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
     let mut ports = std::collections::HashMap::new();
-    for p in [25u16, 587, 465, 143, 993, 110, 995, 7443] {
+    text = text.replace("\"127.0.0.1:9465\"", "\"127.0.0.1:0\"");
+    for p in [25u16, 587, 465, 143, 993, 110, 995, 7443, 80, 443] {
         let port = free_port();
         ports.insert(p, port);
         text = text.replace(

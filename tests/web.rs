@@ -262,3 +262,107 @@ fn hostile_http_gets_clear_answers_in_bounded_memory() {
     assert!(peak < rss_start + 64 * 1024, "peak {peak} KiB");
     drop(server);
 }
+
+/// `domain dns` as a zone for the loopback DNS server, less the records
+/// `skip` names and with `change`d values.
+fn zone_from(printed: &str, skip: &[&str], change: &[(&str, &str, &str)]) -> serde_json::Value {
+    let mut zone = serde_json::Map::new();
+    for line in printed.lines().filter(|l| !l.starts_with(';')) {
+        let (name, rest) = line.split_once("\tIN ").unwrap();
+        let name = name.trim_end_matches('.');
+        let (kind, value) = rest.split_once(' ').unwrap();
+        if skip.contains(&name) {
+            continue;
+        }
+        let value = match kind {
+            // The quoted strings of a TXT record, joined.
+            "TXT" => value.split('"').skip(1).step_by(2).collect::<String>(),
+            _ => value.trim_end_matches('.').to_string(),
+        };
+        let value = change
+            .iter()
+            .find(|(n, k, _)| *n == name && *k == kind)
+            .map_or(value, |(_, _, v)| v.to_string());
+        zone.entry(name.to_string())
+            .or_insert_with(|| serde_json::json!([]))
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!([kind, value]));
+    }
+    zone.insert(
+        "mail.example.org".into(),
+        serde_json::json!([["A", "127.0.0.1"]]),
+    );
+    serde_json::Value::Object(zone)
+}
+
+#[test]
+fn domain_check_reads_what_domain_dns_prints() {
+    let env = Env::new();
+    let printed = run_ok(env.bin().args(["domain", "dns", "example.org"]));
+    for want in [
+        "_imaps._tcp.example.org.\tIN SRV 0 1 993 mail.example.org.",
+        "_submissions._tcp.example.org.\tIN SRV 0 1 465 mail.example.org.",
+        "autoconfig.example.org.\tIN CNAME mail.example.org.",
+        "mta-sts.example.org.\tIN CNAME mail.example.org.",
+        "_autodiscover._tcp.example.org.\tIN SRV 0 1 443 mail.example.org.",
+    ] {
+        assert!(printed.contains(want), "{want} missing:\n{printed}");
+    }
+    // The MTA-STS id is the served policy's.
+    let policy = sealmail::app::mta_sts_policy(&env.config);
+    assert!(printed.contains(&format!("\"v=STSv1; id={}\"", policy.id())));
+
+    // Published: all but IMAP's SRV record and the autodiscover name, an
+    // SPF record of its own, and mta-sts by address rather than CNAME.
+    let work = tempfile::tempdir().unwrap();
+    let zone = zone_from(
+        &printed,
+        &["_imap._tcp.example.org", "autodiscover.example.org"],
+        &[
+            ("example.org", "TXT", "v=spf1 a -all"),
+            ("mta-sts.example.org", "CNAME", "unused"),
+        ],
+    );
+    let mut zone = zone;
+    zone["mta-sts.example.org"] = serde_json::json!([["A", "127.0.0.1"]]);
+    let (_dns, port) = start_dns(work.path(), &zone);
+    let text = std::fs::read_to_string(&env.config.file).unwrap().replace(
+        "nameservers = []",
+        &format!("nameservers = [\"127.0.0.1:{port}\"]"),
+    );
+    std::fs::write(&env.config.file, text).unwrap();
+    let out = env
+        .bin()
+        .args(["domain", "check", "example.org"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{said}");
+    assert!(err.contains("3 of 17 records"), "{err}");
+    let line = |start: &str| {
+        said.lines()
+            .find(|l| l.contains(start))
+            .unwrap_or_else(|| panic!("{start} not in:\n{said}"))
+            .to_string()
+    };
+    assert!(line("MX example.org").starts_with("OK"));
+    assert!(line("._domainkey.example.org").starts_with("OK"));
+    assert!(line("TXT _mta-sts.example.org").starts_with("OK"));
+    assert!(line("SRV _imaps._tcp.example.org").starts_with("OK"));
+    assert!(line("address autoconfig.example.org").starts_with("OK"));
+    assert!(line("address mta-sts.example.org").starts_with("OK"));
+    let spf = line("TXT example.org");
+    assert!(
+        spf.starts_with("DIFFERENT")
+            && spf.contains("v=spf1 a -all")
+            && spf.contains("v=spf1 mx -all"),
+        "{spf}"
+    );
+    assert!(line("SRV _imap._tcp.example.org").starts_with("MISSING"));
+    assert!(line("address autodiscover.example.org").starts_with("MISSING"));
+    // The DMARC record was published as printed, the TLS-RPT one too.
+    assert!(line("TXT _dmarc.example.org").starts_with("OK"));
+    assert!(line("TXT _smtp._tls.example.org").starts_with("OK"));
+}

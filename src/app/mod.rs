@@ -11,6 +11,7 @@ mod reload;
 mod reports;
 mod setup;
 mod web;
+pub use web::policy as mta_sts_policy;
 
 use reload::{Reloadable, reloads};
 use setup::check_backup_place;

@@ -1,5 +1,5 @@
-//! `sealmail domain …` and `sealmail alias …`: operator commands on the
-//! control plane.
+//! `sealmail alias …`: operator commands on the control plane's
+//! addresses.
 //!
 //! Imports `app`, `config`, `store::{control, keys, spool}`. Invariants: a
 //! command that destroys mail says so and needs an explicit flag.
@@ -11,34 +11,6 @@ use super::read_password;
 use crate::app;
 use crate::config::{Config, describe_size, parse_size};
 use crate::store::keys;
-
-#[derive(Subcommand)]
-pub enum DomainCmd {
-    /// Add a domain sealmail receives and sends mail for (with new DKIM
-    /// keys; `domain dns` shows the records to publish), and its required
-    /// postmaster@ and abuse@ addresses.
-    Add {
-        name: String,
-        /// Forward postmaster@ and abuse@ of the domain to this address.
-        /// Without it, postmaster@ gets a mailbox (its password is printed
-        /// once) and abuse@ forwards to it.
-        #[arg(long)]
-        postmaster: Option<String>,
-    },
-    /// Print the DNS records to publish for a domain: MX, SPF, DKIM, DMARC,
-    /// MTA-STS and TLS-RPT.
-    Dns { name: String },
-    /// List domains and how many aliases each has.
-    List,
-    /// Remove a domain that has no aliases left but its postmaster@ and
-    /// abuse@, which go with it.
-    Remove {
-        name: String,
-        /// Confirm that postmaster@'s mailbox, if it has one, is destroyed.
-        #[arg(long)]
-        purge: bool,
-    },
-}
 
 #[derive(Subcommand)]
 pub enum AliasCmd {
@@ -100,140 +72,6 @@ pub enum AliasCmd {
         #[arg(long, value_parser = ["expunge", "trash"])]
         delete: String,
     },
-}
-
-pub fn domain(config: &Config, cmd: DomainCmd) -> Result<()> {
-    let mut control = app::open_control(config)?;
-    match cmd {
-        DomainCmd::Add { name, postmaster } => {
-            if let Some(target) = &postmaster {
-                crate::store::control::normalize_address(target)?;
-            }
-            let name = control.add_domain(&name)?;
-            let keys =
-                crate::smtp::dkim::generate(crate::util::now_unix()).map_err(anyhow::Error::msg)?;
-            control.add_dkim_keys(&name, &keys)?;
-            outln!("added {name}");
-            let (pm, abuse) = (format!("postmaster@{name}"), format!("abuse@{name}"));
-            match postmaster {
-                Some(target) => {
-                    for a in [&pm, &abuse] {
-                        control.add_alias(a, None, config.kdf)?;
-                        control.set_forward(a, std::slice::from_ref(&target))?;
-                    }
-                    outln!("{pm} and {abuse} forward to {target}");
-                }
-                None => {
-                    let password = keys::generate_password()?;
-                    control.add_alias(&pm, Some(password.as_str()), config.kdf)?;
-                    control.add_alias(&abuse, None, config.kdf)?;
-                    control.set_forward(&abuse, std::slice::from_ref(&pm))?;
-                    outln!("{pm} has a mailbox; {abuse} forwards to it");
-                    outln!(
-                        "password of {pm} (shown once, not stored): {}",
-                        password.as_str()
-                    );
-                }
-            }
-            outln!("publish its DNS records: sealmail domain dns {name}");
-        }
-        DomainCmd::Dns { name } => {
-            let name = crate::store::control::normalize_domain(&name)?;
-            if !control.has_domain(&name)? {
-                bail!("domain {name} is not configured (add it with `sealmail domain add {name}`)");
-            }
-            let mut keys = control.dkim_keys(&name)?;
-            if keys.is_empty() {
-                keys = crate::smtp::dkim::generate(crate::util::now_unix())
-                    .map_err(anyhow::Error::msg)?;
-                control.add_dkim_keys(&name, &keys)?;
-                eprintln!("{name} had no DKIM keys; created them");
-            }
-            out!("{}", dns_records(&name, &config.hostname, &keys));
-        }
-        DomainCmd::List => {
-            for (name, aliases) in control.list_domains()? {
-                outln!("{name}\t{aliases} aliases");
-            }
-        }
-        DomainCmd::Remove { name, purge } => {
-            let name = crate::store::control::normalize_domain(&name)?;
-            let going = control.list_aliases(Some(&name))?;
-            let mailboxes: Vec<_> = going
-                .iter()
-                .filter(|a| crate::store::control::is_required(&a.address) && a.mailbox)
-                .collect();
-            if !purge
-                && let Some(a) = mailboxes.first()
-                && going
-                    .iter()
-                    .all(|a| crate::store::control::is_required(&a.address))
-            {
-                bail!(
-                    "removing {name} destroys the mailbox of {} for good; add --purge to confirm",
-                    a.address
-                );
-            }
-            control.remove_domain(&name)?;
-            for a in mailboxes {
-                remove_mailbox_files(config, &a.mailbox_id)?;
-            }
-            outln!("removed {name}");
-        }
-    }
-    Ok(())
-}
-
-/// The zone-file lines a domain needs, with what each one is for.
-pub fn dns_records(domain: &str, hostname: &str, keys: &[crate::store::DkimKey]) -> String {
-    let day: String = crate::util::iso8601_utc(crate::util::now_unix())
-        .chars()
-        .take(10)
-        .filter(char::is_ascii_digit)
-        .collect();
-    let mut out = format!("; DNS records for {domain}. Publish them in its zone.\n");
-    out.push_str(&format!(
-        "; Mail for {domain} goes to this server ({hostname} needs an A/AAAA record too).\n"
-    ));
-    out.push_str(&format!("{domain}.\tIN MX 10 {hostname}.\n"));
-    out.push_str("; Only the MX hosts send for the domain (SPF).\n");
-    out.push_str(&format!("{domain}.\tIN TXT \"v=spf1 mx -all\"\n"));
-    out.push_str("; DKIM public keys of the signatures this server adds.\n");
-    for k in keys {
-        out.push_str(&format!(
-            "{}._domainkey.{domain}.\tIN TXT {}\n",
-            k.selector,
-            txt_strings(&crate::smtp::dkim::record(k))
-        ));
-    }
-    out.push_str(
-        "; DMARC: mail failing SPF and DKIM alignment is quarantined; reports to postmaster.\n",
-    );
-    out.push_str(&format!(
-        "_dmarc.{domain}.\tIN TXT \"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}\"\n"
-    ));
-    out.push_str("; TLS reporting (RFC 8460): senders report TLS failures to postmaster.\n");
-    out.push_str(&format!(
-        "_smtp._tls.{domain}.\tIN TXT \"v=TLSRPTv1; rua=mailto:postmaster@{domain}\"\n"
-    ));
-    out.push_str("; MTA-STS (RFC 8461), once a valid certificate is installed: publish this\n");
-    out.push_str(&format!(
-        "; record and serve https://mta-sts.{domain}/.well-known/mta-sts.txt containing\n;   version: STSv1\n;   mode: enforce\n;   mx: {hostname}\n;   max_age: 604800\n"
-    ));
-    out.push_str(&format!(
-        "_mta-sts.{domain}.\tIN TXT \"v=STSv1; id={day}\"\n"
-    ));
-    out
-}
-
-/// A TXT value as quoted strings of at most 255 octets (RFC 1035 §3.3).
-fn txt_strings(value: &str) -> String {
-    value
-        .as_bytes()
-        .chunks(255)
-        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn quota_arg(s: &str) -> Result<Option<u64>> {
@@ -410,7 +248,7 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
     Ok(())
 }
 
-fn remove_mailbox_files(config: &Config, mailbox_id: &str) -> Result<()> {
+pub(super) fn remove_mailbox_files(config: &Config, mailbox_id: &str) -> Result<()> {
     let base = config
         .data_dir
         .join("mailboxes")

@@ -28,6 +28,7 @@ mod admin;
 mod backup;
 mod cluster;
 pub mod dmarc;
+mod domain;
 mod export;
 mod mailbox;
 mod migrate;
@@ -95,7 +96,7 @@ enum Command {
     Cluster(cluster::ClusterCmd),
     /// Manage mail domains.
     #[command(subcommand)]
-    Domain(admin::DomainCmd),
+    Domain(domain::DomainCmd),
     /// Manage addresses: mailboxes, forwards, webhooks, quotas, passwords.
     #[command(subcommand)]
     Alias(admin::AliasCmd),
@@ -230,7 +231,7 @@ pub fn main() -> Result<()> {
         }
         Command::Serve { dev, role, primary } => serve(&data, dev, role, primary),
         Command::Cluster(cmd) => cluster::run(&load(&data)?, cmd),
-        Command::Domain(cmd) => admin::domain(&load(&data)?, cmd),
+        Command::Domain(cmd) => domain::domain(&load(&data)?, cmd),
         Command::Alias(cmd) => admin::alias(&load(&data)?, cmd),
         Command::Mailbox(cmd) => mailbox::run(&load(&data)?, cmd),
         Command::Backup(cmd) => backup::run(&load(&data)?, cmd),

@@ -272,6 +272,74 @@ impl Dns {
     }
 }
 
+/// The kinds of record [`Dns::records`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Txt,
+    Mx,
+    Srv,
+    A,
+    Aaaa,
+}
+
+impl Dns {
+    /// Every record of `kind` at `name` in presentation form: a TXT
+    /// record's strings joined, `PREF HOST` for MX, `PRIO WEIGHT PORT
+    /// HOST` for SRV (host names without the final dot), addresses for A
+    /// and AAAA (a CNAME followed). Not cached: for an operator's checks.
+    pub async fn records(&self, name: &str, kind: Kind) -> Result<Vec<String>, LookupError> {
+        use mail_auth::hickory_resolver::proto::rr::{RData, RecordType};
+        let rtype = match kind {
+            Kind::Txt => RecordType::TXT,
+            Kind::Mx => RecordType::MX,
+            Kind::Srv => RecordType::SRV,
+            Kind::A => RecordType::A,
+            Kind::Aaaa => RecordType::AAAA,
+        };
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        let lookup = self
+            .run(TIMEOUT, self.inner.resolver().lookup(fqdn.as_str(), rtype))
+            .await
+            .ok_or_else(timed_out)?;
+        let lookup = match lookup {
+            Ok(l) => l,
+            Err(e) if e.is_no_records_found() || e.is_nx_domain() => {
+                return Err(LookupError::NotFound);
+            }
+            Err(e) => return Err(LookupError::Temporary(e.to_string())),
+        };
+        let host = |n: &mail_auth::hickory_resolver::proto::rr::Name| {
+            n.to_ascii().trim_end_matches('.').to_ascii_lowercase()
+        };
+        let mut out = Vec::new();
+        for record in lookup.answers() {
+            let text = match (&record.data, kind) {
+                (RData::TXT(txt), Kind::Txt) => txt
+                    .txt_data
+                    .iter()
+                    .map(|part| String::from_utf8_lossy(part).to_string())
+                    .collect::<String>(),
+                (RData::MX(mx), Kind::Mx) => format!("{} {}", mx.preference, host(&mx.exchange)),
+                (RData::SRV(srv), Kind::Srv) => format!(
+                    "{} {} {} {}",
+                    srv.priority,
+                    srv.weight,
+                    srv.port,
+                    host(&srv.target)
+                ),
+                (RData::A(a), Kind::A) => a.0.to_string(),
+                (RData::AAAA(a), Kind::Aaaa) => a.0.to_string(),
+                _ => continue,
+            };
+            out.push(text);
+        }
+        if out.is_empty() {
+            return Err(LookupError::NotFound);
+        }
+        Ok(out)
+    }
+}
+
 /// `ip` as DNS blocklists name it: IPv4 octets reversed, IPv6 nibbles
 /// reversed (RFC 5782 §2.1, §2.4).
 pub fn reversed(ip: IpAddr) -> String {

@@ -91,13 +91,18 @@ impl Certificates {
 
     /// Serves an issued chain (PEM) and its key (PEM) for `names` from the
     /// next handshake on, in place of the one issued for the same first
-    /// name. Nothing changes unless both parse and belong together.
+    /// name. Nothing changes unless both parse and belong together. The
+    /// first installed answers clients that name no host.
     pub fn install_issued(&self, names: &[String], chain: &[u8], key: &[u8]) -> io::Result<()> {
         let fresh = std::sync::Arc::new(certified_key_pem(chain, key)?);
         let names: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
         let mut issued = self.issued.write().unwrap_or_else(|e| e.into_inner());
-        issued.retain(|i| i.names.first() != names.first());
-        issued.push(Issued { names, key: fresh });
+        // In place, so the first one installed (the server's own name)
+        // stays the one for clients that name none.
+        match issued.iter_mut().find(|i| i.names.first() == names.first()) {
+            Some(i) => *i = Issued { names, key: fresh },
+            None => issued.push(Issued { names, key: fresh }),
+        }
         Ok(())
     }
 
@@ -220,12 +225,19 @@ pub fn certified_key_pem(chain: &[u8], key: &[u8]) -> io::Result<rustls::sign::C
 }
 
 /// A certificate and key in DER, as rustls serves them (a tls-alpn-01
-/// challenge certificate).
+/// challenge certificate). The pair is not matched through webpki, which
+/// refuses the challenge's critical acmeIdentifier extension.
 pub fn certified_key_der(cert: Vec<u8>, key: Vec<u8>) -> io::Result<rustls::sign::CertifiedKey> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key));
-    rustls::sign::CertifiedKey::from_der(vec![CertificateDer::from(cert)], key, &provider())
-        .map_err(|e| io::Error::other(e.to_string()))
+    let signing = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| io::Error::other(format!("challenge key: {e}")))?;
+    Ok(rustls::sign::CertifiedKey::new(
+        vec![CertificateDer::from(cert)],
+        signing,
+    ))
 }
 
 /// A chain and its key, checked to belong together.

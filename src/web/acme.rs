@@ -116,12 +116,19 @@ impl Client {
     /// wanted (at start, before the listeners run).
     pub fn load_issued(&self) {
         for group in self.groups(&(self.domains)()) {
-            let (chain, key, _) = self.files(&group);
-            let (Ok(c), Ok(k)) = (std::fs::read(&chain), std::fs::read(&key)) else {
+            let (chain, key, names) = self.files(&group);
+            let (Ok(c), Ok(k), Ok(n)) = (
+                std::fs::read(&chain),
+                std::fs::read(&key),
+                std::fs::read_to_string(&names),
+            ) else {
                 continue;
             };
-            match self.certificates.install_issued(&group, &c, &k) {
-                Ok(()) => tracing::info!(name = %group.join(" "), "ACME certificate loaded"),
+            // The names the certificate was issued for, which may be
+            // fewer than the group wants now (it is then due at once).
+            let issued: Vec<String> = n.lines().map(str::to_string).collect();
+            match self.certificates.install_issued(&issued, &c, &k) {
+                Ok(()) => tracing::info!(names = %issued.join(" "), "ACME certificate loaded"),
                 Err(e) => {
                     tracing::warn!(file = %chain.display(), error = %e, "ACME certificate unusable; a new one will be ordered")
                 }

@@ -1,6 +1,8 @@
 """A small authoritative DNS server for tests (dnslib), on 127.0.0.1 UDP
-and TCP. Zone: JSON {"name": [["TXT"|"A"|"MX", "value"], ...]}; an MX value is
-"PREF host" or "host". Names not in the zone get NXDOMAIN, and names without
+and TCP. Zone: JSON {"name": [["TXT"|"A"|"MX"|"SRV"|"CNAME", "value"], ...]};
+an MX value is "PREF host" or "host", an SRV value "PRIO WEIGHT PORT host",
+a CNAME value the target (answered, with the target's records of the asked
+type, whatever type is asked). Names not in the zone get NXDOMAIN, and names without
 the asked type no data, each with an SOA (RFC 2308) so resolvers may cache
 the negative answer. Every question is appended to ZONE.json.log as
 "name TYPE", so tests can count what was asked.
@@ -12,7 +14,7 @@ import os
 import sys
 import time
 
-from dnslib import MX, QTYPE, RCODE, RR, SOA, TXT, A
+from dnslib import CNAME, MX, QTYPE, RCODE, RR, SOA, SRV, TXT, A
 from dnslib.server import BaseResolver, DNSServer
 
 port, zone_file = int(sys.argv[1]), sys.argv[2]
@@ -40,7 +42,15 @@ class Resolver(BaseResolver):
             reply.header.rcode = RCODE.NXDOMAIN
             reply.add_auth(soa(name))
             return reply
-        for rtype, value in zone[name]:
+        records = zone[name]
+        owner = request.q.qname
+        for rtype, value in records:
+            if rtype == "CNAME" and qtype != "CNAME":
+                reply.add_answer(RR(owner, QTYPE.CNAME, rdata=CNAME(value), ttl=60))
+                owner = value
+                records = zone.get(value.lower().rstrip("."), [])
+                break
+        for rtype, value in records:
             if rtype != qtype:
                 continue
             if rtype == "TXT":
@@ -48,11 +58,16 @@ class Resolver(BaseResolver):
                 rdata = TXT(chunks)
             elif rtype == "A":
                 rdata = A(value)
+            elif rtype == "CNAME":
+                rdata = CNAME(value)
+            elif rtype == "SRV":
+                prio, weight, port, host = value.split()
+                rdata = SRV(int(prio), int(weight), int(port), host)
             else:
                 # "10 mx.example.net" or just the host (preference 10).
                 pref, _, host = value.partition(" ") if " " in value else ("10", "", value)
                 rdata = MX(host, int(pref))
-            reply.add_answer(RR(request.q.qname, QTYPE.reverse[rtype], rdata=rdata, ttl=60))
+            reply.add_answer(RR(owner, QTYPE.reverse[rtype], rdata=rdata, ttl=60))
         if not reply.rr:
             reply.add_auth(soa(name))
         return reply
