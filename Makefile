@@ -72,7 +72,7 @@ bench: deps
 # FUZZ_PROFILE=dev builds faster (CI's smoke pass); release runs faster.
 FUZZ_SECONDS ?= 60
 FUZZ_PROFILE ?= release
-FUZZ_TARGETS = imap smtp smtp_data pop3 sasl mutf7 mbox mime address imap_url imap_response scanner http mta_sts dmarc_report x509 archive
+FUZZ_TARGETS = autoconfig imap smtp smtp_data pop3 sasl mutf7 mbox mime address imap_url imap_response scanner http mta_sts dmarc_report x509 archive
 FUZZ_BIN = fuzz/target/$(if $(filter dev,$(FUZZ_PROFILE)),debug,$(FUZZ_PROFILE))
 
 fuzz:

@@ -298,11 +298,24 @@ fn zone_from(printed: &str, skip: &[&str], change: &[(&str, &str, &str)]) -> ser
 
 #[test]
 fn domain_check_reads_what_domain_dns_prints() {
-    let env = Env::new();
+    // A server on known ports, whose SRV records `domain dns` prints.
+    let mut env = Env::subprocess();
+    let text = std::fs::read_to_string(&env.config.file).unwrap();
+    let mut text = text;
+    for key in ["imaps", "submissions"] {
+        text = text.replacen(
+            &format!("{key} = \"127.0.0.1:0\""),
+            &format!("{key} = \"127.0.0.1:{}\"", free_port()),
+            1,
+        );
+    }
+    std::fs::write(&env.config.file, text).unwrap();
+    env.config = sealmail::config::Config::load(env.data()).unwrap();
+    let imaps = env.config.listen.imaps.port();
     let printed = run_ok(env.bin().args(["domain", "dns", "example.org"]));
+    let imaps_srv = format!("_imaps._tcp.example.org.\tIN SRV 0 1 {imaps} mail.example.org.");
     for want in [
-        "_imaps._tcp.example.org.\tIN SRV 0 1 993 mail.example.org.",
-        "_submissions._tcp.example.org.\tIN SRV 0 1 465 mail.example.org.",
+        imaps_srv.as_str(),
         "autoconfig.example.org.\tIN CNAME mail.example.org.",
         "mta-sts.example.org.\tIN CNAME mail.example.org.",
         "_autodiscover._tcp.example.org.\tIN SRV 0 1 443 mail.example.org.",
@@ -365,4 +378,14 @@ fn domain_check_reads_what_domain_dns_prints() {
     // The DMARC record was published as printed, the TLS-RPT one too.
     assert!(line("TXT _dmarc.example.org").starts_with("OK"));
     assert!(line("TXT _smtp._tls.example.org").starts_with("OK"));
+
+    // A client that reads SRV records (dnspython) finds the server and
+    // gets its IMAP and submission greetings.
+    let server = env.spawn_server(&[]);
+    let out = venv_script(
+        "web_check.py",
+        &["srv".into(), port.to_string(), "example.org".into()],
+    );
+    assert!(out.contains("2 passed, 0 failed"), "{out}");
+    drop(server);
 }

@@ -9,10 +9,11 @@
 //! overrides the 100,000-message mailbox of the search figures, and
 //! `BENCH_BACKUP_MIB` the size of the backed-up mailbox (256; the backup
 //! goal is stated for 1024);
-//! `BENCH_ONLY=append,open,search,pop3,spool,imap,mx,content,reference,cluster,submission,backup,data`
+//! `BENCH_ONLY=append,open,search,pop3,spool,imap,mx,content,reference,cluster,submission,backup,web,data`
 //! runs some sections only; `data` imports an mbox of `BENCH_DATA_MIB`
 //! (1024), exports it again and migrates from Dovecot (`data.rs`); `reference` runs the IMAP and POP3 loads against
-//! Debian's Dovecot beside sealmail (`reference.rs`).
+//! Debian's Dovecot beside sealmail (`reference.rs`); `web` scrapes
+//! `/metrics` with 10,000 aliases (`web.rs`).
 
 mod backup;
 mod cluster;
@@ -25,6 +26,7 @@ mod postfix;
 mod reference;
 mod store;
 mod submission;
+mod web;
 
 use common::tempdir;
 use imap::{imap_bench, imap_idle_bench, imap_steady_bench, spool_login_bench};
@@ -84,6 +86,9 @@ fn main() {
     }
     if run("backup") {
         backup::backup_bench(&tmp, env_or("BENCH_BACKUP_MIB", 256));
+    }
+    if run("web") {
+        web::web_bench(&tmp);
     }
     if run("data") {
         data::data_bench(&tmp, env_or("BENCH_DATA_MIB", 1024));

@@ -7,8 +7,8 @@
 //! below does not hold), so any crash AFL finds is a bug.
 
 use sealmail::proto::{
-    clamd, executable, http, imap, mbox, mta_sts, mutf7, pop3, rar, results, rspamd, sasl, sevenz,
-    smtp, x509,
+    autoconfig, clamd, executable, http, imap, mbox, mta_sts, mutf7, pop3, rar, results, rspamd,
+    sasl, sevenz, smtp, x509,
 };
 use sealmail::smtp::content as smtp_content;
 use sealmail::store::{address, binary, mime};
@@ -18,6 +18,7 @@ pub type Target = fn(&[u8]);
 
 /// The targets by name, as `make fuzz` and the corpus replay know them.
 pub const TARGETS: &[(&str, Target)] = &[
+    ("autoconfig", autoconfig_request),
     ("imap", imap_command),
     ("smtp", smtp_command),
     ("smtp_data", smtp_data),
@@ -189,6 +190,41 @@ pub fn certificate(data: &[u8]) {
     }
     for (selector, matching) in [(0, 1), (1, 1), (1, 2), (3, 0)] {
         let _ = x509::tlsa_matches(data, selector, matching, &[0u8; 32]);
+    }
+    // An expiry, when found, is a date of years 0..=9999.
+    if let Some(t) = x509::not_after(data) {
+        assert!((-62_167_219_200..=253_402_300_800).contains(&t), "{t}");
+    }
+}
+
+/// What the web listener reads from clients: an Autodiscover request's
+/// address, a query's `emailaddress`; the documents made for what they
+/// name carry it escaped.
+pub fn autoconfig_request(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let servers = autoconfig::Servers {
+        hostname: "mail.example.org".into(),
+        imaps: Some(993),
+        imap: None,
+        pop3s: None,
+        pop3: Some(110),
+        submissions: Some(465),
+        submission: Some(587),
+    };
+    for address in [
+        autoconfig::autodiscover_request(data).ok(),
+        autoconfig::query_param(&text, "emailaddress"),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        for doc in [
+            autoconfig::autodiscover(&address, &servers),
+            autoconfig::mobileconfig(&address, &servers),
+            autoconfig::thunderbird(&address, &servers),
+        ] {
+            assert!(!doc.contains("<script"), "unescaped markup");
+        }
     }
 }
 

@@ -73,7 +73,6 @@ pub(super) fn start(
         servers,
         policy: policy(config),
         tokens,
-        gauges: None,
     });
     let web_tls =
         tls::web_server_config(certificates).map_err(|e| AppError::Invalid(e.to_string()))?;

@@ -28,8 +28,6 @@ pub struct Site {
     pub policy: Policy,
     /// ACME's http-01 tokens and their key authorizations.
     pub tokens: Arc<super::acme::Tokens>,
-    /// Gauges read at each scrape (queue, spool, backups, bans).
-    pub gauges: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Site {
@@ -181,11 +179,8 @@ impl Site {
         }
     }
 
-    /// The metrics page, with the gauges read now.
+    /// The metrics page, the process' own gauges read now.
     fn metrics(&self) -> Reply {
-        if let Some(read) = &self.gauges {
-            read();
-        }
         process_gauges();
         with_type(
             StatusCode::OK,
@@ -235,9 +230,14 @@ fn host_of(req: &hyper::Request<hyper::body::Incoming>) -> Option<String> {
         Some(v) => v.to_str().ok()?.to_string(),
         None => req.uri().host()?.to_string(),
     };
-    let host = match raw.rsplit_once(':') {
-        Some((h, port)) if !h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => raw.as_str(),
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        // An IPv6 literal, with or without a port after it.
+        rest.split_once(']').map_or(rest, |(h, _)| h)
+    } else {
+        match raw.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => raw.as_str(),
+        }
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     (!host.is_empty()).then_some(host)

@@ -2,11 +2,15 @@
 
 usage: web_check.py site HTTP_PORT HTTPS_PORT IMAPS_PORT SUBMISSIONS_PORT
        web_check.py metrics METRICS_PORT      (prints the samples as JSON)
+       web_check.py srv DNS_PORT DOMAIN
 
 site: Thunderbird's autoconfig (checked against the element and value rules
 Thunderbird's autoconfig validator documents), Autodiscover (POX), an Apple
 profile read by plistlib, the MTA-STS policy over HTTPS, and the answers to
 unknown domains, bad paths and wrong methods.
+srv: finds the IMAP and submission servers of DOMAIN as RFC 6186 clients
+do, with dnspython (SRV, then the target's address) from the DNS server on
+DNS_PORT, and logs the greetings of both with imaplib and smtplib.
 metrics: parses /metrics with prometheus_client's parser and, when promtool
 is installed, lints it with `promtool check metrics`.
 """
@@ -221,7 +225,36 @@ def metrics(port):
     print(json.dumps({"type": headers.get("content-type"), "samples": samples}))
 
 
+def srv(dns_port, domain):
+    import imaplib
+    import smtplib
+    import dns.resolver
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = ["127.0.0.1"]
+    resolver.port = dns_port
+    found = {}
+    for service in ("imaps", "submissions"):
+        answers = sorted(resolver.resolve(f"_{service}._tcp.{domain}", "SRV"),
+                         key=lambda r: (r.priority, -r.weight))
+        target = str(answers[0].target).rstrip(".")
+        address = resolver.resolve(target, "A")[0].address
+        found[service] = (target, address, answers[0].port)
+    target, address, port = found["imaps"]
+    imap = imaplib.IMAP4_SSL(address, port, ssl_context=insecure(), timeout=30)
+    check("IMAP server found by SRV greets", imap.welcome.startswith(b"* OK"), imap.welcome)
+    imap.logout()
+    target, address, port = found["submissions"]
+    with smtplib.SMTP_SSL(address, port, context=insecure(), timeout=30) as smtp:
+        code, _ = smtp.ehlo("client.example.net")
+        check("submission server found by SRV greets", code == 250, code)
+    print(json.dumps(found))
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "srv":
+        srv(int(sys.argv[2]), sys.argv[3])
+        print(f"{PASSED} passed, {FAILED} failed")
+        sys.exit(1 if FAILED else 0)
     if sys.argv[1] == "metrics":
         metrics(int(sys.argv[2]))
         sys.exit(0)
