@@ -82,32 +82,15 @@ fn start_pebble(dir: &Path, dns: u16, http: u16, https: u16) -> (Daemon, String,
 /// whose DNS is the loopback server on `dns`: (env, http, https, imaps).
 /// ACME stays off until [`enable_acme`].
 fn acme_server(dns: u16) -> (Env, u16, u16, u16) {
-    let env = Env::subprocess();
-    let (http, https, imaps) = (free_port(), free_port(), free_port());
-    let text = std::fs::read_to_string(&env.config.file)
-        .unwrap()
-        .replacen(
-            "http = \"127.0.0.1:0\"",
-            &format!("http = \"127.0.0.1:{http}\""),
-            1,
-        )
-        .replacen(
-            "https = \"127.0.0.1:0\"",
-            &format!("https = \"127.0.0.1:{https}\""),
-            1,
-        )
-        .replacen(
-            "imaps = \"127.0.0.1:0\"",
-            &format!("imaps = \"127.0.0.1:{imaps}\""),
-            1,
-        )
-        .replacen(
-            "nameservers = []",
-            &format!("nameservers = [\"127.0.0.1:{dns}\"]"),
-            1,
-        );
+    let mut env = Env::subprocess();
+    let text = std::fs::read_to_string(&env.config.file).unwrap().replacen(
+        "nameservers = []",
+        &format!("nameservers = [\"127.0.0.1:{dns}\"]"),
+        1,
+    );
     std::fs::write(&env.config.file, text).unwrap();
-    (env, http, https, imaps)
+    let ports = env.known_ports(&["http", "https", "imaps"]);
+    (env, ports[0], ports[1], ports[2])
 }
 
 /// Puts `section` (an `[acme]` table) in place of the template's.

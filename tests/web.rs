@@ -92,22 +92,8 @@ fn metrics_move_as_mail_flows() {
 /// https).
 fn web_process() -> (Env, u16, u16) {
     let mut env = Env::subprocess();
-    let (http, https) = (free_port(), free_port());
-    let text = std::fs::read_to_string(&env.config.file)
-        .unwrap()
-        .replacen(
-            "http = \"127.0.0.1:0\"",
-            &format!("http = \"127.0.0.1:{http}\""),
-            1,
-        )
-        .replacen(
-            "https = \"127.0.0.1:0\"",
-            &format!("https = \"127.0.0.1:{https}\""),
-            1,
-        );
-    std::fs::write(&env.config.file, text).unwrap();
-    env.config = sealmail::config::Config::load(env.data()).unwrap();
-    (env, http, https)
+    let ports = env.known_ports(&["http", "https"]);
+    (env, ports[0], ports[1])
 }
 
 /// The server's resident set now and at its peak, in KiB.
@@ -300,17 +286,7 @@ fn zone_from(printed: &str, skip: &[&str], change: &[(&str, &str, &str)]) -> ser
 fn domain_check_reads_what_domain_dns_prints() {
     // A server on known ports, whose SRV records `domain dns` prints.
     let mut env = Env::subprocess();
-    let text = std::fs::read_to_string(&env.config.file).unwrap();
-    let mut text = text;
-    for key in ["imaps", "submissions"] {
-        text = text.replacen(
-            &format!("{key} = \"127.0.0.1:0\""),
-            &format!("{key} = \"127.0.0.1:{}\"", free_port()),
-            1,
-        );
-    }
-    std::fs::write(&env.config.file, text).unwrap();
-    env.config = sealmail::config::Config::load(env.data()).unwrap();
+    env.known_ports(&["imaps", "submissions"]);
     let imaps = env.config.listen.imaps.port();
     let printed = run_ok(env.bin().args(["domain", "dns", "example.org"]));
     let imaps_srv = format!("_imaps._tcp.example.org.\tIN SRV 0 1 {imaps} mail.example.org.");
@@ -388,4 +364,88 @@ fn domain_check_reads_what_domain_dns_prints() {
     );
     assert!(out.contains("2 passed, 0 failed"), "{out}");
     drop(server);
+}
+
+/// One GET on a keep-alive connection: (status, body).
+fn get(r: &mut BufReader<TcpStream>, host: &str, path: &str) -> (u16, String) {
+    r.get_mut()
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut length = 0;
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        let l = line.trim_end().to_ascii_lowercase();
+        if l.is_empty() {
+            break;
+        }
+        if let Some(v) = l.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    r.read_exact(&mut body).unwrap();
+    (status, String::from_utf8(body).unwrap())
+}
+
+#[test]
+fn many_clients_at_once_each_get_their_own_answer() {
+    let env = Env::new();
+    env.control().add_domain("second.test").unwrap();
+    let server = env.serve();
+    let http = server.http;
+    // The model: what each (host, path) must answer.
+    let cases: Vec<(String, String, u16, String)> = (0..40)
+        .map(|i| match i % 4 {
+            0 => (
+                "autoconfig.example.org".into(),
+                format!("/mail/config-v1.1.xml?emailaddress=u{i}%40example.org"),
+                200,
+                "<domain>example.org</domain>".into(),
+            ),
+            1 => (
+                "autoconfig.second.test".into(),
+                "/mail/config-v1.1.xml".into(),
+                200,
+                "<domain>second.test</domain>".into(),
+            ),
+            2 => (
+                format!("autoconfig.other{i}.net"),
+                "/mail/config-v1.1.xml".into(),
+                404,
+                format!("other{i}.net"),
+            ),
+            _ => (
+                "example.org".into(),
+                format!(
+                    "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=x{i}%40second.test"
+                ),
+                200,
+                "<domain>second.test</domain>".into(),
+            ),
+        })
+        .collect();
+    let cases = std::sync::Arc::new(cases);
+    let clients: Vec<_> = (0..32)
+        .map(|c| {
+            let cases = cases.clone();
+            std::thread::spawn(move || {
+                let s = TcpStream::connect(http).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                let mut r = BufReader::new(s);
+                for n in 0..60 {
+                    let (host, path, status, needle) = &cases[(c * 7 + n) % cases.len()];
+                    let (got, body) = get(&mut r, host, path);
+                    assert_eq!(got, *status, "{host}{path}: {body}");
+                    assert!(body.contains(needle.as_str()), "{host}{path}: {body}");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
 }

@@ -138,6 +138,23 @@ impl Env {
         env
     }
 
+    /// Moves the listeners named by `keys` (`listen.http`, `listen.imaps`,
+    /// ... left on any port by [`Env::subprocess`]) to free loopback
+    /// ports, reloads the config, and returns the ports in order.
+    #[allow(dead_code)]
+    pub fn known_ports(&mut self, keys: &[&str]) -> Vec<u16> {
+        let mut text = std::fs::read_to_string(&self.config.file).unwrap();
+        let ports: Vec<u16> = keys.iter().map(|_| free_port()).collect();
+        for (key, port) in keys.iter().zip(&ports) {
+            let any = format!("{key} = \"127.0.0.1:0\"");
+            assert!(text.contains(&any), "{key} is not on any port");
+            text = text.replacen(&any, &format!("{key} = \"127.0.0.1:{port}\""), 1);
+        }
+        std::fs::write(&self.config.file, text).unwrap();
+        self.config = sealmail::config::Config::load(self.data()).unwrap();
+        ports
+    }
+
     /// Starts `sealmail serve` as a process with the extra environment
     /// `vars`, its log in `serve.log` of the data directory; returns once
     /// its SMTP port answers.
