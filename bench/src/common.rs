@@ -248,9 +248,9 @@ pub(crate) fn base64_lines(data: &[u8]) -> String {
     out
 }
 
-/// A data directory with example.org and user0..user9@example.org
-/// (password "pw").
-pub(crate) fn ten_users(data: &Path) -> sealmail::config::Config {
+/// A new development data directory (`init --dev` as
+/// bench.example.org) and its config.
+pub(crate) fn dev_data(data: &Path) -> sealmail::config::Config {
     sealmail::app::init(
         data,
         "bench.example.org",
@@ -258,7 +258,13 @@ pub(crate) fn ten_users(data: &Path) -> sealmail::config::Config {
         &sealmail::app::BackupChoice::default(),
     )
     .expect("init");
-    let config = sealmail::config::Config::load(data).expect("config");
+    sealmail::config::Config::load(data).expect("config")
+}
+
+/// A data directory with example.org and user0..user9@example.org
+/// (password "pw").
+pub(crate) fn ten_users(data: &Path) -> sealmail::config::Config {
+    let config = dev_data(data);
     let mut control = sealmail::app::open_control(&config).expect("control");
     control.add_domain("example.org").expect("domain");
     for i in 0..10 {
@@ -280,15 +286,7 @@ pub(crate) fn pop3_mailbox(
     n: usize,
     size: usize,
 ) -> sealmail::config::Config {
-    let data = tmp.join(name);
-    sealmail::app::init(
-        &data,
-        "bench.example.org",
-        true,
-        &sealmail::app::BackupChoice::default(),
-    )
-    .expect("init");
-    let config = sealmail::config::Config::load(&data).expect("config");
+    let config = dev_data(&tmp.join(name));
     let mut control = sealmail::app::open_control(&config).expect("control");
     control.add_domain("example.org").expect("domain");
     control

@@ -122,14 +122,7 @@ pub(crate) fn mx_bench(tmp: &Path) {
 /// 1,000 SMTP sessions that said EHLO and wait: how much memory they hold.
 pub(crate) fn idle_sessions_bench(tmp: &Path) {
     let data = tmp.join("idle");
-    sealmail::app::init(
-        &data,
-        "bench.example.org",
-        true,
-        &sealmail::app::BackupChoice::default(),
-    )
-    .expect("init");
-    let mut config = sealmail::config::Config::load(&data).expect("config");
+    let mut config = crate::common::dev_data(&data);
     config.connections_per_ip = 100_000;
     let n = 1000;
     let (before, after) = with_server(config, |addr, _, _| {

@@ -17,14 +17,7 @@ const REQUESTS: usize = 2_000;
 
 pub(crate) fn web_bench(tmp: &Path) {
     let data = tmp.join("web");
-    sealmail::app::init(
-        &data,
-        "bench.example.org",
-        true,
-        &sealmail::app::BackupChoice::default(),
-    )
-    .expect("init");
-    let config = sealmail::config::Config::load(&data).expect("config");
+    let config = crate::common::dev_data(&data);
     {
         let mut control = sealmail::app::open_control(&config).expect("control");
         control.add_domain("example.org").expect("domain");
