@@ -62,6 +62,16 @@ fn metrics_move_as_mail_flows() {
     let server = env.serve();
     let before = scrape(server.metrics.port());
     assert_eq!(smtp_send(server.smtp, &ann, "counted")[..3], *"250");
+    let refused = smtp_exchange(
+        std::net::TcpStream::connect(server.smtp).unwrap(),
+        &[
+            "EHLO client.example.net",
+            "MAIL FROM:<a@example.net>",
+            "RCPT TO:<nobody@example.org>",
+            "QUIT",
+        ],
+    );
+    assert!(refused[3].starts_with("550 5.1.1"), "{refused:?}");
     let mut ok = Client::login(server.imap, &ann);
     let (mut bad, _) = Client::connect(server.imap);
     let r = bad.cmd("b LOGIN ann@example.org wrong");
@@ -72,6 +82,15 @@ fn metrics_move_as_mail_flows() {
         moved("sealmail_messages_total{port=mx,reason=2.0.0,result=accepted}"),
         1.0,
         "{after:?}"
+    );
+    assert_eq!(
+        moved("sealmail_recipients_total{port=mx,reason=5.1.1,result=refused}"),
+        1.0,
+        "{after:?}"
+    );
+    assert_eq!(
+        moved("sealmail_recipients_total{port=mx,reason=2.1.5,result=accepted}"),
+        1.0
     );
     assert_eq!(moved("sealmail_logins_total{result=ok}"), 1.0, "{after:?}");
     assert_eq!(moved("sealmail_logins_total{result=failed}"), 1.0);

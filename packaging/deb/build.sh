@@ -40,7 +40,7 @@ Version: $version
 Architecture: $arch
 Maintainer: sealmail developers <postmaster@localhost>
 Installed-Size: $size
-Depends: libc6, libssl3 | libssl3t64, adduser
+Depends: libc6, libssl3 | libssl3t64, adduser, ca-certificates
 Section: mail
 Priority: optional
 Description: mail server whose mailboxes only their owners can open

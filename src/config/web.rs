@@ -46,8 +46,9 @@ pub struct Acme {
     /// Names asked for beyond those derived from the domains.
     pub names: Vec<String>,
     pub challenge: Challenge,
-    /// Extra roots to trust for the directory's HTTPS (a private or test
-    /// ACME server).
+    /// The root that signs the directory's HTTPS certificate, trusted
+    /// instead of the system's (a private or test ACME server); without
+    /// it the system's roots (Debian's ca-certificates) are used.
     pub ca_file: Option<PathBuf>,
     /// A certificate is renewed this long before it expires.
     pub renew_before: Duration,

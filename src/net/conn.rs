@@ -99,6 +99,8 @@ pub struct Conn {
     reads: u32,
     /// Raw DEFLATE both ways once COMPRESS is active.
     deflate: Option<Box<Deflate>>,
+    /// The start of the last reply line (`550 5.1.1`), for counting.
+    last_reply: [u8; 9],
     pub peer: SocketAddr,
 }
 
@@ -175,6 +177,7 @@ impl Conn {
             pos: 0,
             reads: 0,
             deflate: None,
+            last_reply: [b' '; 9],
             peer,
         }
     }
@@ -465,8 +468,20 @@ impl Conn {
 
     /// Queues one reply line with its CRLF.
     pub async fn reply(&mut self, line: &str) -> io::Result<()> {
+        self.last_reply = [b' '; 9];
+        for (d, s) in self.last_reply.iter_mut().zip(line.bytes()) {
+            *d = s;
+        }
         self.write_all(line.as_bytes()).await?;
         self.write_all(b"\r\n").await
+    }
+
+    /// The start of the last reply queued: its code and, where it has
+    /// one, its enhanced status code (`550 5.1.1`).
+    pub fn last_reply(&self) -> &str {
+        std::str::from_utf8(&self.last_reply)
+            .unwrap_or_default()
+            .trim_end()
     }
 
     /// Flushes, unless a pipelined command is already waiting (its reply

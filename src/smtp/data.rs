@@ -322,9 +322,10 @@ async fn finish(
     conn.reply(&answer).await
 }
 
-/// Counts a message by its answer: accepted (2xx), deferred (4xx) or
-/// refused (5xx), the reason being the enhanced status code.
-fn count_message(port: &'static str, answer: &str) {
+/// Counts a message (or a recipient) by its answer: accepted (2xx),
+/// deferred (4xx) or refused (5xx), the reason being the enhanced status
+/// code.
+pub(super) fn count(family: &'static str, port: &'static str, answer: &str) {
     let mut words = answer.split_whitespace();
     let result = match answer.as_bytes().first() {
         Some(b'2') => "accepted",
@@ -336,7 +337,7 @@ fn count_message(port: &'static str, answer: &str) {
         .filter(|w| w.len() <= 9 && w.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
         .unwrap_or("none");
     crate::util::metrics::inc(
-        "sealmail_messages_total",
+        family,
         &[("port", port), ("result", result), ("reason", reason)],
     );
 }
@@ -357,7 +358,7 @@ fn log_transaction(
     } else {
         "mx"
     };
-    count_message(service, answer);
+    count("sealmail_messages_total", service, answer);
     let user = addr(account.map_or("", |a| a.address.as_str()));
     let (from, rcpts) = (addr(&tx.from), addrs(&tx.rcpts));
     tracing::info!(

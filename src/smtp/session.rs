@@ -199,7 +199,15 @@ async fn step(ctx: &Smtp, conn: &mut Conn, client: &mut Client, line: &[u8]) -> 
             size,
             smtputf8,
         } => envelope::mail(ctx, conn, client, from, size, smtputf8).await?,
-        Command::Rcpt(to) => envelope::rcpt(ctx, conn, client, to).await?,
+        Command::Rcpt(to) => {
+            envelope::rcpt(ctx, conn, client, to).await?;
+            let port = if ctx.submission.is_some() {
+                "submission"
+            } else {
+                "mx"
+            };
+            super::data::count("sealmail_recipients_total", port, conn.last_reply());
+        }
         Command::Data => super::data::data(ctx, conn, client).await?,
         Command::Bdat { size, last } => super::data::bdat(ctx, conn, client, size, last).await?,
         Command::Rset => {

@@ -38,6 +38,11 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
         "Messages received, by port (mx, submission), result (accepted, refused, deferred) and reason.",
     ),
     (
+        "sealmail_recipients_total",
+        "counter",
+        "Recipients (RCPT TO) answered, by port, result (accepted, refused, deferred) and reason.",
+    ),
+    (
         "sealmail_delivery_attempts_total",
         "counter",
         "Outbound delivery attempts per recipient, by result (delivered, deferred, bounced).",
