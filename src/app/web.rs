@@ -104,7 +104,8 @@ pub(super) async fn gauges(
     loop {
         let (q, dir) = (queue.clone(), data_dir.clone());
         let (waiting, spool) =
-            blocking::unblock(move || (q.waiting(), dir_bytes(&dir.join("spool")))).await;
+            blocking::unblock(move || (q.waiting(), crate::store::spool::all_pending_bytes(&dir)))
+                .await;
         if let Ok((n, oldest)) = waiting {
             set("sealmail_queue_messages", &[], n as f64);
             let age = oldest.map_or(0, |t| (crate::util::now_unix() - t).max(0));
@@ -120,32 +121,6 @@ pub(super) async fn gauges(
             return;
         }
     }
-}
-
-/// The bytes of the files under `dir` (two levels: the spool's
-/// per-mailbox directories).
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut total = 0;
-    for e in entries.flatten() {
-        match e.metadata() {
-            Ok(m) if m.is_dir() => {
-                if let Ok(inner) = std::fs::read_dir(e.path()) {
-                    total += inner
-                        .flatten()
-                        .filter_map(|f| f.metadata().ok())
-                        .filter(|m| m.is_file())
-                        .map(|m| m.len())
-                        .sum::<u64>();
-                }
-            }
-            Ok(m) => total += m.len(),
-            Err(_) => {}
-        }
-    }
-    total
 }
 
 /// The domains of the control database (none when it cannot be read:

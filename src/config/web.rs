@@ -65,18 +65,17 @@ impl Validator<'_> {
         default: Option<std::net::SocketAddr>,
         dev: bool,
     ) -> Result<Option<std::net::SocketAddr>, ConfigError> {
-        match v.as_deref().map(str::trim) {
-            Some("off" | "") => Ok(None),
-            None => match default {
-                Some(d) => self.addr(key, None, d, dev).map(Some),
-                None => Ok(None),
-            },
-            Some(_) => match default {
-                Some(d) => self.addr(key, v, d, dev).map(Some),
-                None => self
-                    .addr(key, v, std::net::SocketAddr::from(([127, 0, 0, 1], 0)), dev)
-                    .map(Some),
-            },
+        match (v.as_deref().map(str::trim), default) {
+            (Some("off" | ""), _) | (None, None) => Ok(None),
+            // `addr` reads the default only when no value was written.
+            (_, d) => self
+                .addr(
+                    key,
+                    v,
+                    d.unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+                    dev,
+                )
+                .map(Some),
         }
     }
 

@@ -115,17 +115,6 @@ impl Certificates {
         };
     }
 
-    /// SHA-256 of the end-entity certificate a client naming `name` gets
-    /// (`None`: naming nothing).
-    pub fn fingerprint_for(&self, name: Option<&str>) -> [u8; 32] {
-        use sha2::Digest;
-        self.pick(name)
-            .cert
-            .first()
-            .map(|c| sha2::Sha256::digest(c.as_ref()).into())
-            .unwrap_or_default()
-    }
-
     /// SHA-256 of the configured end-entity certificate.
     pub fn fingerprint(&self) -> [u8; 32] {
         use sha2::Digest;

@@ -353,11 +353,7 @@ fn log_transaction(
     answer: &str,
 ) {
     use crate::util::log::{addr, addrs};
-    let service = if ctx.submission.is_some() {
-        "submission"
-    } else {
-        "mx"
-    };
+    let service = ctx.port_name();
     count("sealmail_messages_total", service, answer);
     let user = addr(account.map_or("", |a| a.address.as_str()));
     let (from, rcpts) = (addr(&tx.from), addrs(&tx.rcpts));

@@ -80,6 +80,17 @@ pub struct Smtp {
     pub submission: Option<Arc<submit::Submission>>,
 }
 
+impl Smtp {
+    /// `mx` or `submission`, as logs and metrics name the port.
+    pub fn port_name(&self) -> &'static str {
+        if self.submission.is_some() {
+            "submission"
+        } else {
+            "mx"
+        }
+    }
+}
+
 /// DNS blocklists and the resolver that asks them.
 pub struct Dnsbl {
     pub dns: crate::dns::Dns,

@@ -121,7 +121,7 @@ pub async fn serve(
         end = %end,
         ms = started.elapsed().as_millis() as u64,
         "{} disconnect",
-        if ctx.submission.is_some() { "submission" } else { "mx" }
+        ctx.port_name()
     );
 }
 
@@ -201,11 +201,7 @@ async fn step(ctx: &Smtp, conn: &mut Conn, client: &mut Client, line: &[u8]) -> 
         } => envelope::mail(ctx, conn, client, from, size, smtputf8).await?,
         Command::Rcpt(to) => {
             envelope::rcpt(ctx, conn, client, to).await?;
-            let port = if ctx.submission.is_some() {
-                "submission"
-            } else {
-                "mx"
-            };
+            let port = ctx.port_name();
             super::data::count("sealmail_recipients_total", port, conn.last_reply());
         }
         Command::Data => super::data::data(ctx, conn, client).await?,

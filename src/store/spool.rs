@@ -224,6 +224,19 @@ pub fn pending_bytes(data: &Path, mailbox_id: &str) -> io::Result<u64> {
     Ok(total)
 }
 
+/// Bytes of sealed mail waiting for every mailbox (`pending_bytes` of
+/// each directory under `spool/`).
+pub fn all_pending_bytes(data: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(data.join("spool")) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter_map(|id| pending_bytes(data, &id).ok())
+        .sum()
+}
+
 /// True if the mailbox has sealed mail waiting.
 pub fn has_pending(data: &Path, mailbox_id: &str) -> bool {
     pending(data, mailbox_id)

@@ -195,14 +195,15 @@ impl Client {
     /// on first use.
     async fn account(&self) -> Result<Account, String> {
         let file = self.dir.join("account.json");
-        let builder = match &self.settings.ca_file {
-            Some(ca) => Account::builder_with_root(ca).map_err(|e| e.to_string())?,
-            None => Account::builder().map_err(|e| e.to_string())?,
+        // A builder is used up by what it builds.
+        let builder = || match &self.settings.ca_file {
+            Some(ca) => Account::builder_with_root(ca).map_err(|e| e.to_string()),
+            None => Account::builder().map_err(|e| e.to_string()),
         };
         if let Ok(text) = std::fs::read_to_string(&file) {
             let credentials: AccountCredentials =
                 serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-            match builder.from_credentials(credentials).await {
+            match builder()?.from_credentials(credentials).await {
                 Ok(a) => return Ok(a),
                 Err(e) => {
                     tracing::warn!(error = %e, "the ACME account in account.json was refused; making a new one")
@@ -210,11 +211,7 @@ impl Client {
             }
         }
         let contact: Vec<&str> = self.settings.contact.iter().map(String::as_str).collect();
-        let builder = match &self.settings.ca_file {
-            Some(ca) => Account::builder_with_root(ca).map_err(|e| e.to_string())?,
-            None => Account::builder().map_err(|e| e.to_string())?,
-        };
-        let (account, credentials) = builder
+        let (account, credentials) = builder()?
             .create(
                 &NewAccount {
                     contact: &contact,
