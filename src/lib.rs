@@ -20,6 +20,9 @@
 //! - `store` (imports `util`): the control plane, keys, encrypted mailbox
 //!   files, MIME scanning, search, the sealed spool, change events, and the
 //!   storage interface (`Store`, `Session`, `Backend`) that sessions use.
+//! - `sieve` (imports `util`): Sieve scripts compiled and run against a
+//!   message in memory (the interpreter asks its host for includes,
+//!   folders and reply tracking), ManageSieve's protocol.
 //! - `config` (imports `proto`, `store`, `util`): the TOML file, validated into an
 //!   immutable `Config`, and the policies it hands to subsystems.
 //! - `net` (imports `util`): TLS, connections with bounded lines and
@@ -39,15 +42,17 @@
 //!   sessions.
 //! - `pop3` (imports `net`, `proto`, `store` interface, `util`): POP3
 //!   sessions.
-//! - `smtp` (imports `config`, `dns`, `net`, `proto`, `queue`, `relay`,
+//! - `smtp` (imports `config`, `dns`, `net`, `proto`, `queue`, `relay`, `sieve`,
 //!   `store` interface, `util`): MX and submission sessions.
+//! - `managesieve` (imports `net`, `proto`, `sieve`, `store` interface,
+//!   `util`): ManageSieve sessions (owners' Sieve scripts).
 //! - `web` (imports `config`, `net`, `proto`, `store` interface, `util`):
 //!   the HTTP(S) listener (hyper on smol): ACME certificates, MTA-STS
 //!   policies, client autoconfiguration, Prometheus metrics.
-//! - `app` (imports `backup`, `cluster`, `config`, `dns`, `imap`, `net`, `pop3`, `proto`, `queue`,
+//! - `app` (imports `backup`, `cluster`, `config`, `dns`, `imap`, `managesieve`, `net`, `pop3`, `proto`, `queue`, `sieve`,
 //!   `relay`, `smtp`, `store`, `util`, `web`): builds the subsystems from a
 //!   `Config`, binds the listeners, owns the executor and every task.
-//! - `cli` (imports `app`, `backup`, `cluster`, `config`, `dns`, `net`, `proto`,
+//! - `cli` (imports `app`, `backup`, `cluster`, `config`, `dns`, `net`, `proto`, `sieve`,
 //!   `queue`, `relay`, `smtp`, `store`, `util`): the command line (with the
 //!   IMAP client of `migrate`); the only user of anyhow.
 //!
@@ -65,11 +70,13 @@ pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod imap;
+pub mod managesieve;
 pub mod net;
 pub mod pop3;
 pub mod proto;
 pub mod queue;
 pub mod relay;
+pub mod sieve;
 pub mod smtp;
 pub mod store;
 pub mod util;

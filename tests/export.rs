@@ -95,6 +95,7 @@ fn fill(env: &Env, addr: &str) -> Contents {
                 },
             },
             internal_date: Some(1_600_000_000 + i64::from(i) * 86_399),
+            if_missing: Default::default(),
         });
     }
     block(s.append_batch(requests)).unwrap();

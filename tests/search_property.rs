@@ -434,6 +434,7 @@ fn setup(seed: u64, session: &Session) -> Vec<Model> {
                 message: raw,
                 flags: m.flags.clone(),
                 internal_date: Some(m.internal_ts),
+                if_missing: Default::default(),
             });
             models.push(m);
         }

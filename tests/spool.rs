@@ -232,12 +232,22 @@ fn junk_deliveries_reach_the_junk_folder_on_both_paths() {
     let env = Env::new();
     let addr = env.alias("ann", "pw");
     let (_b, store) = env.store();
-    let d = block(store.deliver_to_junk(&addr, text_message("sealed junk", "phish one"))).unwrap();
+    let d = block(store.deliver_to(
+        &addr,
+        text_message("sealed junk", "phish one"),
+        sealmail::store::Placement::junk(),
+    ))
+    .unwrap();
     assert_eq!(d, Delivery::Sealed);
     assert!(files_containing(env.data(), b"phish one").is_empty());
     let (s, imported) = unlock_imported(&store, &addr, "pw");
     assert_eq!(imported, 1);
-    let d = block(store.deliver_to_junk(&addr, text_message("direct junk", "phish two"))).unwrap();
+    let d = block(store.deliver_to(
+        &addr,
+        text_message("direct junk", "phish two"),
+        sealmail::store::Placement::junk(),
+    ))
+    .unwrap();
     assert!(matches!(d, Delivery::Inbox { .. }), "{d:?}");
     block(store.deliver(&addr, text_message("wanted", "hello"))).unwrap();
     let in_folder = |folder: &str| {
@@ -247,7 +257,12 @@ fn junk_deliveries_reach_the_junk_folder_on_both_paths() {
     };
     assert_eq!((in_folder("Junk"), in_folder("INBOX")), (2, 1));
     block(s.rename_folder("Junk", "Spam")).unwrap();
-    block(store.deliver_to_junk(&addr, text_message("renamed", "phish three"))).unwrap();
+    block(store.deliver_to(
+        &addr,
+        text_message("renamed", "phish three"),
+        sealmail::store::Placement::junk(),
+    ))
+    .unwrap();
     assert_eq!((in_folder("Spam"), in_folder("INBOX")), (3, 1));
     // A special-use folder is never deleted, so INBOX, the fallback, is
     // not reached here.

@@ -731,8 +731,12 @@ fn a_shipment_sent_again_after_a_restart_is_placed_once() {
         .unwrap()
         .public_key
         .unwrap();
-    let sealed =
-        sealmail::store::seal(&public, b"Subject: shipped\r\n\r\nonce\r\n", false).unwrap();
+    let sealed = sealmail::store::seal(
+        &public,
+        b"Subject: shipped\r\n\r\nonce\r\n",
+        &Default::default(),
+    )
+    .unwrap();
     let ship = |key: [u8; 16]| {
         let (backend, _) = env.store();
         let r = block(backend.call(Request::DeliverSealed {

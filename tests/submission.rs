@@ -23,21 +23,6 @@ use sealmail::store::Criteria;
 
 const T0: i64 = 1_795_000_000;
 
-fn sink(dir: &std::path::Path) -> (Peer, u16, std::path::PathBuf) {
-    let (smtp_port, http_port) = (free_port(), free_port());
-    let out = dir.join("sink");
-    std::fs::create_dir_all(&out).unwrap();
-    let peer = start_peer(
-        "sinks.py",
-        &[
-            smtp_port.to_string(),
-            http_port.to_string(),
-            out.display().to_string(),
-        ],
-    );
-    (peer, smtp_port, out)
-}
-
 fn sink_messages(dir: &std::path::Path) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
@@ -59,7 +44,7 @@ fn add_dkim(env: &Env) -> Vec<sealmail::store::DkimKey> {
 #[test]
 fn smtplib_submits_and_dkim_verifies_at_an_mx_found_by_dns() {
     let work = tempfile::tempdir().unwrap();
-    let (_sink, smtp_port, sink_dir) = sink(work.path());
+    let (_sink, smtp_port, sink_dir) = start_sinks(work.path());
     let mut env = Env::new();
     let keys = add_dkim(&env);
     let mut zone = serde_json::json!({
@@ -188,7 +173,7 @@ fn submit(d: &Deliverer, alias: &str, rcpt: &str, subject: &str) -> String {
 #[test]
 fn three_temporary_failures_then_one_delivery_on_the_schedule() {
     let work = tempfile::tempdir().unwrap();
-    let (_sink, port, sink_dir) = sink(work.path());
+    let (_sink, port, sink_dir) = start_sinks(work.path());
     std::fs::write(sink_dir.join("smtp_mode"), "tempfail_first 3").unwrap();
     let env = Env::new();
     let ann = env.alias("ann", "pw");
@@ -240,7 +225,7 @@ fn three_temporary_failures_then_one_delivery_on_the_schedule() {
 #[test]
 fn lanes_reuse_connections_and_survive_a_server_closing_them() {
     let work = tempfile::tempdir().unwrap();
-    let (_sink, port, sink_dir) = sink(work.path());
+    let (_sink, port, sink_dir) = start_sinks(work.path());
     let env = Env::new();
     let ann = env.alias("ann", "pw");
     let (_clock, d) = fake_queue(&env, port);
@@ -290,7 +275,7 @@ fn lanes_reuse_connections_and_survive_a_server_closing_them() {
 #[test]
 fn smarthost_delivery_kept_bodies_and_the_purge() {
     let work = tempfile::tempdir().unwrap();
-    let (_sink, port, sink_dir) = sink(work.path());
+    let (_sink, port, sink_dir) = start_sinks(work.path());
     let env = Env::new();
     let ann = env.alias("ann", "pw");
     let mut relay = env.config.relay.clone();
@@ -344,7 +329,7 @@ fn smarthost_delivery_kept_bodies_and_the_purge() {
 #[test]
 fn smarthost_login_only_over_tls() {
     let work = tempfile::tempdir().unwrap();
-    let (_sink, sink_port, _sink_dir) = sink(work.path());
+    let (_sink, sink_port, _sink_dir) = start_sinks(work.path());
     // The smarthost: a second server where ann has an account too.
     let hub = Env::new();
     let ann_at_hub = hub.alias("ann", "hub-password");
@@ -583,7 +568,7 @@ fn daily_limit_and_the_queue_commands() {
 #[test]
 fn killed_server_delivers_every_accepted_message_after_restart() {
     let work = tempfile::tempdir().unwrap();
-    let (_sink, sink_port, sink_dir) = sink(work.path());
+    let (_sink, sink_port, sink_dir) = start_sinks(work.path());
     std::fs::write(sink_dir.join("smtp_mode"), "slow 0.2").unwrap();
     let mut env = Env::new();
     let ann = env.alias("ann", "pw");
@@ -691,7 +676,7 @@ fn killed_server_delivers_every_accepted_message_after_restart() {
 #[test]
 fn a_refusal_bounces_at_once_with_its_category() {
     let work = tempfile::tempdir().unwrap();
-    let (_sink, port, sink_dir) = sink(work.path());
+    let (_sink, port, sink_dir) = start_sinks(work.path());
     std::fs::write(sink_dir.join("smtp_mode"), "reject").unwrap();
     let env = Env::new();
     let ann = env.alias("ann", "pw");

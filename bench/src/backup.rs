@@ -54,6 +54,7 @@ pub(crate) fn backup_bench(tmp: &Path, mib: u64) {
                     .into_bytes(),
                     flags: Flags::default(),
                     internal_date: None,
+                    if_missing: Default::default(),
                 }
             })
             .collect();

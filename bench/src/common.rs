@@ -72,6 +72,7 @@ pub(crate) fn fill(mb: &mut Mailbox, n: usize, size: usize, batch: usize) -> Dur
                 message: m.clone(),
                 flags: Flags::default(),
                 internal_date: None,
+                if_missing: Default::default(),
             })
             .collect();
         mb.append(&reqs, None).expect("append");
@@ -304,6 +305,7 @@ pub(crate) fn pop3_mailbox(
                 message: message(i, size, &mut rng),
                 flags: Flags::default(),
                 internal_date: None,
+                if_missing: Default::default(),
             })
             .collect();
         smol::block_on(s.append_batch(reqs)).expect("append");

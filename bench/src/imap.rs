@@ -130,6 +130,7 @@ pub(crate) fn imap_bench(tmp: &Path) {
             message: small.as_bytes().to_vec(),
             flags: Flags::default(),
             internal_date: None,
+            if_missing: Default::default(),
         }))
         .expect("append");
         let new = sealmail::store::UidSet::range(a.uid, a.uid);

@@ -36,6 +36,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("dmarc_report", dmarc_report),
     ("x509", certificate),
     ("archive", archive),
+    ("sieve", sieve_script),
+    ("managesieve", managesieve_commands),
 ];
 
 /// An IMAP command as the reader assembles it (lines and literals).
@@ -154,6 +156,80 @@ pub fn http_response(data: &[u8]) {
     if let Ok(r) = http::response(data) {
         assert!(r.body.len() <= data.len());
     }
+}
+
+/// A ManageSieve stream, command after command as a session reads it:
+/// each read takes bytes that are there, and only a fatal error stops.
+pub fn managesieve_commands(data: &[u8]) {
+    use sealmail::proto::managesieve as ms;
+    let mut rest = data;
+    loop {
+        match ms::command(rest) {
+            Ok(Some((_, used))) | Err((ms::Error { fatal: false, .. }, used)) => {
+                assert!(used > 0 && used <= rest.len());
+                rest = &rest[used..];
+            }
+            Ok(None) => {
+                assert!(rest.len() <= ms::MAX_LINE + ms::MAX_LITERAL + 64);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = ms::sasl_response(data);
+    let quoted = ms::quote(&String::from_utf8_lossy(data));
+    let line = format!("GETSCRIPT {quoted}\r\n");
+    if let Ok(Some((ms::Command::GetScript(name), _))) = ms::command(line.as_bytes()) {
+        assert!(!name.contains(['\r', '\n']));
+    }
+}
+
+/// A Sieve script compiled and run against a fixed message, and the bytes
+/// as a message a script with every kind of test runs against: whatever
+/// happens, the outcome is bounded and a run-time error keeps the message.
+pub fn sieve_script(data: &[u8]) {
+    use sealmail::sieve::{Host, Interpreter, Message};
+    struct Quiet;
+    impl Host for Quiet {
+        fn script(&mut self, _: &str) -> Option<String> {
+            Some("require \"include\"; include \"again\";".into())
+        }
+        fn duplicate(&mut self, _: &str, _: u64) -> bool {
+            false
+        }
+        fn folders_exist(&mut self, _: &[String]) -> bool {
+            true
+        }
+    }
+    thread_local!(static I: Interpreter = Interpreter::new("mx.example.org"));
+    const MAIL: &[u8] =
+        b"From: a@example.net\r\nTo: b@example.org\r\nSubject: s\r\nList-Id: <l>\r\n\r\nbody\r\n";
+    const SCRIPT: &str = "require [\"body\", \"regex\", \"variables\", \"fileinto\", \"imap4flags\", \"vacation\", \"envelope\", \"date\", \"relational\", \"subaddress\"];\n\
+        if header :regex \"subject\" \"^(.*)x(.+)$\" { fileinto \"${1}\"; }\n\
+        if body :raw :contains \"needle\" { addflag \"$found\"; }\n\
+        if address :detail \"to\" \"tag\" { redirect \"c@example.com\"; }\n\
+        if date :value \"gt\" \"date\" \"year\" \"2000\" { keep; }\n\
+        vacation :days 1 \"away\";";
+    I.with(|i| {
+        let check = |o: sealmail::sieve::Outcome| {
+            assert!(o.redirects.len() <= 4 && o.replies.len() <= 5);
+            if o.error.is_some() {
+                assert_eq!(o.filings.len(), 1);
+            }
+        };
+        let m = |raw| Message {
+            raw,
+            from: "a@example.net",
+            rcpt: "b+tag@example.org",
+            alias: "b@example.org",
+        };
+        if let Ok(script) = i.compile(data) {
+            check(i.run(("fuzz", script), &m(MAIL), &mut Quiet));
+        }
+        if let Ok(script) = i.compile_cached(SCRIPT.as_bytes()) {
+            check(i.run(("fixed", script), &m(data), &mut Quiet));
+        }
+    });
 }
 
 /// An MTA-STS policy file, and its mx patterns against a host name made

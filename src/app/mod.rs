@@ -78,6 +78,8 @@ pub struct Listeners {
     pub cluster: Option<Async<TcpListener>>,
     /// HTTP, HTTPS and metrics (each may be off).
     pub web: web::WebListeners,
+    /// ManageSieve (may be off).
+    pub managesieve: Option<Async<TcpListener>>,
 }
 
 impl Listeners {
@@ -102,6 +104,7 @@ impl Listeners {
                 https: config.listen.https.map(bind).transpose()?,
                 metrics: config.listen.metrics.map(bind).transpose()?,
             },
+            managesieve: config.listen.managesieve.map(bind).transpose()?,
         })
     }
 }
@@ -266,6 +269,7 @@ pub async fn serve(
         imaps,
         cluster: _,
         web: web_listeners,
+        managesieve,
     } = listeners;
     web::start(
         &config,
@@ -314,6 +318,24 @@ pub async fn serve(
         let (ctx, stop) = (imap.clone(), tasks.stop.clone());
         let session = move |acc| imap::serve(ctx.clone(), acc, implicit_tls, stop.clone());
         tasks.listen(listener, what, &imap_slots, &imap::REFUSALS, session);
+    }
+    if let Some(listener) = managesieve {
+        let ctx = Arc::new(crate::managesieve::ManageSieve {
+            store: shared.store.clone(),
+            tls: shared.tls.clone(),
+            throttle: shared.throttle.clone(),
+            interpreter: Arc::new(crate::sieve::Interpreter::new(&config.hostname)),
+            dev: config.dev,
+        });
+        let (slots, stop) = (tasks.limiter.protocol(), tasks.stop.clone());
+        let session = move |acc| crate::managesieve::serve(ctx.clone(), acc, stop.clone());
+        tasks.listen(
+            listener,
+            "ManageSieve",
+            &slots,
+            &crate::managesieve::REFUSALS,
+            session,
+        );
     }
     if let Some(backend) = &backend {
         start_backups(&config, backend, &mut tasks)?;
@@ -515,6 +537,11 @@ fn start_smtp(
         };
         tasks.spawn(reports::run(reporter, tasks.stop.clone()));
     }
+    let filters = Arc::new(smtp::filter::Filters {
+        interpreter: crate::sieve::Interpreter::new(&config.hostname),
+        queue: queue.clone(),
+        wake: wake_tx.clone(),
+    });
     let submission = Arc::new(smtp::submit::Submission::new(
         queue.clone(),
         wake_tx,
@@ -527,7 +554,7 @@ fn start_smtp(
         config.mx.client_recipients_per_minute,
         config.mx.rate_exempt.clone(),
     ));
-    let smtp_ctx = |submission| {
+    let smtp_ctx = |submission: Option<Arc<smtp::submit::Submission>>| {
         Arc::new(Smtp {
             auth: auth.clone(),
             relay: relay.clone(),
@@ -548,6 +575,7 @@ fn start_smtp(
             max_recipients: shared.live.max_recipients.clone(),
             memory: shared.memory.clone(),
             spills: shared.spills.clone(),
+            filters: submission.is_none().then(|| filters.clone()),
             submission,
         })
     };

@@ -189,22 +189,5 @@ async fn queue_report(
 /// `message` with a DKIM signature when the postmaster's domain has keys.
 async fn signed(r: &Reporter, postmaster: &str, message: Vec<u8>) -> Vec<u8> {
     let domain = crate::queue::domain_of(postmaster);
-    let keys = match r.store.dkim_keys(&domain).await {
-        Ok(keys) if !keys.is_empty() => keys,
-        _ => return message,
-    };
-    blocking::unblock(
-        move || match crate::smtp::dkim::sign(&domain, &keys, &message) {
-            Ok(header) => {
-                let mut m = header.into_bytes();
-                m.extend_from_slice(&message);
-                m
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "TLS report sent unsigned");
-                message
-            }
-        },
-    )
-    .await
+    crate::smtp::dkim::signed_if_keys(&r.store, &domain, message, "report").await
 }

@@ -1,7 +1,8 @@
 //! `sealmail alias …`: operator commands on the control plane's
 //! addresses.
 //!
-//! Imports `app`, `config`, `store::{control, keys, spool}`. Invariants: a
+//! Imports `app`, `config`, `store::{control, keys, spool}`; `sieve` holds
+//! the Sieve subcommands. Invariants: a
 //! command that destroys mail says so and needs an explicit flag.
 
 use anyhow::{Result, bail};
@@ -72,6 +73,14 @@ pub enum AliasCmd {
         #[arg(long, value_parser = ["expunge", "trash"])]
         delete: String,
     },
+    /// The address' Sieve scripts (filters run when mail arrives).
+    Sieve {
+        address: String,
+        #[command(subcommand)]
+        cmd: super::sieve::SieveCmd,
+    },
+    /// Out-of-office replies: writes and activates a Sieve script.
+    Vacation(super::sieve::VacationArgs),
 }
 
 fn quota_arg(s: &str) -> Result<Option<u64>> {
@@ -225,6 +234,10 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
                 );
             }
         }
+        AliasCmd::Sieve { address, cmd } => {
+            super::sieve::sieve(config, &mut control, &address, cmd)?;
+        }
+        AliasCmd::Vacation(args) => super::sieve::vacation(config, &mut control, args)?,
         AliasCmd::Pop3 { address, delete } => {
             control.set_pop3_trash(&address, delete == "trash")?;
             outln!(

@@ -176,6 +176,8 @@ pub struct Expected {
     /// Ports of submission (TLS, STARTTLS), IMAP (TLS, STARTTLS), POP3
     /// (TLS, STARTTLS).
     ports: [u16; 6],
+    /// ManageSieve's port, when it listens.
+    managesieve: Option<u16>,
 }
 
 /// One record as `domain dns` prints it and `domain check` looks for it.
@@ -210,6 +212,7 @@ impl Expected {
                 l.pop3s.port(),
                 l.pop3.port(),
             ],
+            managesieve: l.managesieve.map(|a| a.port()),
         }
     }
 
@@ -302,6 +305,15 @@ impl Expected {
                 format!("_{service}._tcp.{domain}"),
                 Kind::Srv,
                 format!("{priority} 1 {port} {host}"),
+                None,
+            ));
+        }
+        if let Some(port) = self.managesieve {
+            out.push(rec(
+                "Where Sieve clients find ManageSieve (RFC 5804 §1.8).",
+                format!("_sieve._tcp.{domain}"),
+                Kind::Srv,
+                format!("0 1 {port} {host}"),
                 None,
             ));
         }

@@ -334,6 +334,7 @@ impl<'a> Importer<'a> {
                 keywords,
             },
             internal_date: date,
+            if_missing: Default::default(),
         });
         if self.batch.len() >= BATCH || self.batch_bytes >= BATCH_BYTES {
             self.flush().await?;

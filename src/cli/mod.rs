@@ -33,6 +33,7 @@ mod export;
 mod mailbox;
 mod migrate;
 mod queue;
+mod sieve;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};

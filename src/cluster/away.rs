@@ -95,7 +95,7 @@ impl Away {
         &self,
         address: &str,
         message: &[u8],
-        junk: bool,
+        to: &crate::store::Placement,
     ) -> Result<Delivery, StoreError> {
         let address = address.trim().to_ascii_lowercase();
         let key = {
@@ -105,7 +105,7 @@ impl Away {
                 .and_then(|e| e.public_key.clone())
                 .ok_or_else(unavailable)?
         };
-        let sealed = crate::store::seal(&key, message, junk)?;
+        let sealed = crate::store::seal(&key, message, to)?;
         let io = |e: io::Error| StoreError::Unavailable(format!("the local spool: {e}"));
         let spool = self.data_dir.join(SPOOL_DIR);
         let id = random_id().map_err(io)?;
@@ -178,7 +178,7 @@ mod tests {
         let away = Away::open(dir.path()).unwrap();
         assert!(away.lookup("bob@example.org").is_none());
         assert!(
-            away.deliver("bob@example.org", b"x", false)
+            away.deliver("bob@example.org", b"x", &Default::default())
                 .unwrap_err()
                 .is_temporary()
         );
@@ -207,7 +207,7 @@ mod tests {
         away.deliver(
             "bob@example.org",
             b"Subject: canary-1234\r\n\r\nhi\r\n",
-            false,
+            &Default::default(),
         )
         .unwrap();
         let files = away.waiting().unwrap();

@@ -380,6 +380,9 @@ pub fn session_of(request: &crate::store::types::Request) -> Option<SessionId> {
         | R::DkimKeys { .. }
         | R::Deliver { .. }
         | R::DeliverSealed { .. }
+        | R::SieveScripts { .. }
+        | R::SieveSeen { .. }
+        | R::Sieve { .. }
         | R::Directory => None,
         R::Settle { session }
         | R::ListFolders { session }
@@ -420,6 +423,7 @@ pub fn is_write(request: &crate::store::types::Request) -> bool {
             | R::Authenticate { .. }
             | R::DkimKeys { .. }
             | R::Directory
+            | R::SieveScripts { .. }
             | R::Settle { .. }
             | R::ListFolders { .. }
             | R::Select { .. }

@@ -205,10 +205,10 @@ impl Remote {
             Request::Deliver {
                 address,
                 message,
-                junk,
+                to,
             } => {
                 let away = self.away.clone();
-                blocking::unblock(move || away.deliver(&address, &message, junk))
+                blocking::unblock(move || away.deliver(&address, &message, &to))
                     .await
                     .map(Response::Delivered)
             }

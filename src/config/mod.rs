@@ -65,6 +65,8 @@ pub struct Listen {
     pub https: Option<SocketAddr>,
     /// Prometheus metrics (loopback unless told otherwise).
     pub metrics: Option<SocketAddr>,
+    /// ManageSieve (RFC 5804): owners' Sieve scripts.
+    pub managesieve: Option<SocketAddr>,
 }
 
 impl Listen {
@@ -82,6 +84,7 @@ impl Listen {
             http: Some(a(80)),
             https: Some(a(443)),
             metrics: Some(SocketAddr::from(([127, 0, 0, 1], 9465))),
+            managesieve: Some(a(4190)),
         }
     }
 
@@ -99,6 +102,7 @@ impl Listen {
             http: Some(a(2080)),
             https: Some(a(2443)),
             metrics: Some(a(2946)),
+            managesieve: Some(a(2190)),
         }
     }
 }
@@ -448,6 +452,7 @@ pub fn render_template(
         .replace("{{http}}", &addr_or_off(l.http))
         .replace("{{https}}", &addr_or_off(l.https))
         .replace("{{metrics}}", &addr_or_off(l.metrics))
+        .replace("{{managesieve}}", &addr_or_off(l.managesieve))
         .replace(
             "{{cluster}}",
             if dev {

@@ -184,6 +184,7 @@ pub struct Listen {
     pub http: Option<String>,
     pub https: Option<String>,
     pub metrics: Option<String>,
+    pub managesieve: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

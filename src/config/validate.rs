@@ -168,6 +168,12 @@ impl Validator<'_> {
             http: self.optional_addr("listen.http", l.http, defaults.http, dev)?,
             https: self.optional_addr("listen.https", l.https, defaults.https, dev)?,
             metrics: self.optional_addr("listen.metrics", l.metrics, defaults.metrics, dev)?,
+            managesieve: self.optional_addr(
+                "listen.managesieve",
+                l.managesieve,
+                defaults.managesieve,
+                dev,
+            )?,
         })
     }
 

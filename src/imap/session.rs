@@ -235,9 +235,10 @@ pub(super) fn store_no(e: &StoreError) -> String {
     let code = match e {
         StoreError::NoSuchFolder(_) => "[NONEXISTENT] ",
         StoreError::FolderExists(_) => "[ALREADYEXISTS] ",
-        StoreError::BadName(..) | StoreError::Protected(..) | StoreError::HasChildren(_) => {
-            "[CANNOT] "
-        }
+        StoreError::BadName(..)
+        | StoreError::Protected(..)
+        | StoreError::HasChildren(_)
+        | StoreError::Script(..) => "[CANNOT] ",
         StoreError::OverQuota => "[OVERQUOTA] ",
         StoreError::TooBig(_) => "[TOOBIG] ",
         StoreError::BadMessage(_) => "[PARSE] ",

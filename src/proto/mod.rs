@@ -14,6 +14,7 @@ pub mod clamd;
 pub mod executable;
 pub mod http;
 pub mod imap;
+pub mod managesieve;
 pub mod mbox;
 pub mod mta_sts;
 pub mod mutf7;

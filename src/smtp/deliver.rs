@@ -132,7 +132,7 @@ async fn deliver_checked(
         .filter(|d| !ctx.delivered.contains(&digest, &d.key()))
         .collect();
     let skipped = tx.dests.len() - todo.len();
-    store_copies(ctx, (from, junk), &relayed, &todo, &mut outcomes).await;
+    let rejected = store_copies(ctx, (from, &tx.rcpts, junk), &relayed, &todo, &mut outcomes).await;
     relay_copies(ctx, from, &relayed, &todo, &mut outcomes).await;
     match verdict(&outcomes, skipped) {
         Verdict::Temporary(t) => {
@@ -144,7 +144,16 @@ async fn deliver_checked(
             t
         }
         Verdict::Refused(p) => p,
-        Verdict::Accepted => format!("250 2.0.0 Message accepted as {id}"),
+        Verdict::Accepted => {
+            // Others took it: those whose filter rejected it say so by
+            // mail (RFC 5429 §2.1).
+            if let Some(f) = &ctx.filters {
+                for (alias, reason) in &rejected {
+                    f.notify_reject(ctx, (alias, from), reason, &relayed).await;
+                }
+            }
+            format!("250 2.0.0 Message accepted as {id}")
+        }
     }
 }
 
@@ -315,56 +324,97 @@ pub(super) fn address_literal(ip: std::net::IpAddr) -> String {
     }
 }
 
-/// Files a copy into each mailbox destination, into its Junk folder when
-/// `junk`; Return-Path is added at final delivery (RFC 5321 §4.4).
+/// Files the copies of each mailbox destination: where its owner's Sieve
+/// script says, else INBOX (the Junk folder when `junk`); Return-Path is
+/// added at final delivery (RFC 5321 §4.4). A script's redirects and
+/// replies are queued once its alias' copies are stored. Returns the
+/// aliases whose script rejected the message, with the reason (each is a
+/// 550 among the outcomes).
 async fn store_copies<'d>(
     ctx: &Smtp,
-    (from, junk): (&str, bool),
+    (from, rcpts, junk): (&str, &[String], bool),
     message: &[u8],
     todo: &[&'d Dest],
     outcomes: &mut Vec<(&'d Dest, Result<(), Failure>)>,
-) {
-    let mut stored: Option<Vec<u8>> = None;
-    let mut left = todo
-        .iter()
-        .filter(|d| matches!(d, Dest::Mailbox(_)))
-        .count();
+) -> Vec<(&'d str, String)> {
+    let mut plans = Vec::new();
     for d in todo.iter().copied() {
         let Dest::Mailbox(alias) = d else { continue };
-        let copy = stored.get_or_insert_with(|| {
-            let mut m = format!("Return-Path: <{from}>\r\n").into_bytes();
-            m.reserve_exact(message.len());
-            m.extend_from_slice(message);
-            m
-        });
-        // The last mailbox takes the copy itself: one message, one copy.
-        left -= 1;
-        let copy = if left == 0 {
-            std::mem::take(copy)
-        } else {
-            copy.clone()
-        };
-        let delivery = if junk {
-            ctx.store.deliver_to_junk(alias, copy).await
-        } else {
-            ctx.store.deliver(alias, copy).await
-        };
-        let result = delivery.map_err(|e| {
-            tracing::warn!(error = %e, "delivery failed");
-            match e {
-                StoreError::TooBig(n) => Failure::Permanent(too_big(n)),
-                StoreError::OverQuota => {
-                    Failure::Temporary("452 4.2.2 Mailbox full; try again later".into())
-                }
-                StoreError::BadMessage(why) => {
-                    Failure::Permanent(format!("554 5.6.0 Message refused: {why}"))
-                }
-                _ => Failure::Temporary(
-                    "451 4.3.0 Temporary failure storing the message; try again later".into(),
-                ),
+        let plan = match &ctx.filters {
+            Some(f) => {
+                let rcpt = envelope_rcpt(rcpts, alias);
+                f.plan(&ctx.store, (alias, rcpt, from), message, junk).await
             }
-        });
-        outcomes.push((d, result.map(|_| ())));
+            None => super::filter::Plan::plain(junk),
+        };
+        plans.push((d, alias.as_str(), plan));
+    }
+    let mut copies_left: usize = plans.iter().map(|(_, _, p)| p.placements.len()).sum();
+    let mut stored: Option<Vec<u8>> = None;
+    let mut rejected = Vec::new();
+    for (d, alias, plan) in &plans {
+        if let Some(reason) = &plan.reject {
+            tracing::info!("Sieve rejected the message for one recipient");
+            rejected.push((*alias, reason.clone()));
+            outcomes.push((d, Err(Failure::Permanent(format!("550 5.7.1 {reason}")))));
+            continue;
+        }
+        let mut result = Ok(());
+        for to in &plan.placements {
+            let copy = stored.get_or_insert_with(|| {
+                let mut m = format!("Return-Path: <{from}>\r\n").into_bytes();
+                m.reserve_exact(message.len());
+                m.extend_from_slice(message);
+                m
+            });
+            // The last copy takes the message itself: one message, one copy.
+            copies_left -= 1;
+            let copy = if copies_left == 0 {
+                std::mem::take(copy)
+            } else {
+                copy.clone()
+            };
+            if let Err(e) = ctx.store.deliver_to(alias, copy, to.clone()).await {
+                result = Err(store_failure(e));
+                break;
+            }
+        }
+        if result.is_ok()
+            && let Some(f) = &ctx.filters
+        {
+            f.send(ctx, (alias, from), plan, message).await;
+        }
+        outcomes.push((d, result));
+    }
+    rejected
+}
+
+/// The RCPT that reached `alias`: itself, or the one recipient of the
+/// transaction (an alias that forwards here), as Sieve's `envelope "to"`.
+fn envelope_rcpt<'a>(rcpts: &'a [String], alias: &'a str) -> &'a str {
+    match rcpts {
+        [one] => one,
+        _ => rcpts
+            .iter()
+            .find(|r| r.eq_ignore_ascii_case(alias))
+            .map_or(alias, String::as_str),
+    }
+}
+
+/// How a store failure answers the sender.
+fn store_failure(e: StoreError) -> Failure {
+    tracing::warn!(error = %e, "delivery failed");
+    match e {
+        StoreError::TooBig(n) => Failure::Permanent(too_big(n)),
+        StoreError::OverQuota => {
+            Failure::Temporary("452 4.2.2 Mailbox full; try again later".into())
+        }
+        StoreError::BadMessage(why) => {
+            Failure::Permanent(format!("554 5.6.0 Message refused: {why}"))
+        }
+        _ => Failure::Temporary(
+            "451 4.3.0 Temporary failure storing the message; try again later".into(),
+        ),
     }
 }
 

@@ -2,7 +2,8 @@
 //! for rsa-sha256, Ed25519 for ed25519-sha256, RFC 8463), the DNS records
 //! that publish them, and signing with relaxed/relaxed canonicalisation.
 //!
-//! Imports mail-auth and `store::DkimKey` (plain data). Invariants:
+//! Imports mail-auth and `store` (its interface: `DkimKey`, and the keys
+//! of a domain for [`signed_if_keys`]). Invariants:
 //! private keys leave this module only inside a `DkimKey` (zeroised on
 //! drop); a message is signed with every key of its domain, so a verifier
 //! that knows only RSA still finds a signature it can check.
@@ -73,6 +74,34 @@ pub fn record(key: &DkimKey) -> String {
     };
     let p = base64::engine::general_purpose::STANDARD.encode(&key.public_key);
     format!("v=DKIM1; k={k}; p={p}")
+}
+
+/// `message` with `DKIM-Signature` fields on top when `domain` has keys
+/// in the store; as it is otherwise (and when signing fails, logged with
+/// `what` the message is).
+pub async fn signed_if_keys(
+    store: &crate::store::Store,
+    domain: &str,
+    message: Vec<u8>,
+    what: &'static str,
+) -> Vec<u8> {
+    let keys = match store.dkim_keys(domain).await {
+        Ok(keys) if !keys.is_empty() => keys,
+        _ => return message,
+    };
+    let domain = domain.to_string();
+    blocking::unblock(move || match sign(&domain, &keys, &message) {
+        Ok(header) => {
+            let mut m = header.into_bytes();
+            m.extend_from_slice(&message);
+            m
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "{what} sent unsigned");
+            message
+        }
+    })
+    .await
 }
 
 /// `DKIM-Signature` header fields for `message` (one per key, each ending

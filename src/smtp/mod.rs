@@ -9,7 +9,7 @@
 //! `relay` during the session; a temporary failure there answers 451.
 //!
 //! Imports `config`, `dns`, `net`, `proto::{smtp, sasl}`, `queue`, `relay`,
-//! `store` (its interface) and `util`. Invariants: `250` after DATA/BDAT LAST only once
+//! `sieve`, `store` (its interface) and `util`. Invariants: `250` after DATA/BDAT LAST only once
 //! every destination has the message (durable for mailboxes, committed to
 //! the queue for submissions); only `<CRLF>.<CRLF>` ends DATA; a command
 //! pipelined after STARTTLS is discarded; the MX never relays (a foreign
@@ -21,6 +21,7 @@ mod data;
 mod deliver;
 pub mod dkim;
 mod envelope;
+pub mod filter;
 mod retry;
 mod session;
 mod spam;
@@ -78,6 +79,8 @@ pub struct Smtp {
     /// Set on the submission listeners (587, 465): AUTH, sender rules and
     /// the outbound queue instead of local delivery.
     pub submission: Option<Arc<submit::Submission>>,
+    /// Owners' Sieve scripts, run at delivery (MX only).
+    pub filters: Option<Arc<filter::Filters>>,
 }
 
 impl Smtp {

@@ -34,6 +34,8 @@ pub enum ControlError {
     AliasExists(String),
     #[error("alias {0} has no mailbox")]
     NoMailbox(String),
+    #[error("{1}")]
+    Script(super::types::ScriptRefusal, String),
     #[error(
         "{0} is required while its domain exists (RFC 5321 §4.5.1, RFC 2142): point it elsewhere with `sealmail alias forward`, or remove the domain"
     )]
@@ -155,7 +157,9 @@ pub struct Alias {
 }
 
 pub struct Control {
-    conn: Connection,
+    pub(super) conn: Connection,
+    /// Keys the hashes of Sieve's tracking (`store::scripts`).
+    pub(super) tracking_key: [u8; 32],
 }
 
 /// A password change that is checked and wrapped but not yet written.
@@ -220,7 +224,11 @@ impl Control {
     pub fn open(path: &Path, server_key: &[u8; 32]) -> Result<Control, ControlError> {
         let conn = db::open(path, DbKey::Raw(server_key))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Control { conn })
+        conn.execute_batch(super::scripts::SCHEMA)?;
+        Ok(Control {
+            conn,
+            tracking_key: super::scripts::tracking_key(server_key),
+        })
     }
 
     pub fn add_domain(&mut self, name: &str) -> Result<String, ControlError> {
@@ -412,7 +420,7 @@ impl Control {
         Ok(alias)
     }
 
-    fn require(&self, address: &str) -> Result<Alias, ControlError> {
+    pub(super) fn require(&self, address: &str) -> Result<Alias, ControlError> {
         self.alias(address)?
             .ok_or_else(|| ControlError::NoAlias(address.to_string()))
     }

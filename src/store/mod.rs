@@ -20,6 +20,7 @@ pub mod mailbox;
 pub mod mime;
 pub mod order;
 pub mod schema;
+pub mod scripts;
 pub mod search;
 pub mod spool;
 pub mod types;
@@ -33,10 +34,10 @@ use serde::{Deserialize, Serialize};
 pub use mailbox::normalize as normalize_folder_name;
 
 /// Seals `message` to an alias' public key (an age recipient), as the
-/// spool does: what only the alias' owner can open; `junk` marks it, inside
-/// the seal, for the Junk folder.
-pub fn seal(public_key: &str, message: &[u8], junk: bool) -> Result<Vec<u8>, StoreError> {
-    spool::seal(public_key, message, junk).map_err(|e| StoreError::Internal(e.to_string()))
+/// spool does: what only the alias' owner can open; where it is to be
+/// filed (`to`) goes inside the seal.
+pub fn seal(public_key: &str, message: &[u8], to: &Placement) -> Result<Vec<u8>, StoreError> {
+    spool::seal(public_key, message, to).map_err(|e| StoreError::Internal(e.to_string()))
 }
 pub use order::{SortCriterion, SortKey, ThreadAlgorithm, ThreadNode};
 pub use types::*;
@@ -75,6 +76,8 @@ pub enum StoreError {
     Unavailable(String),
     #[error("internal storage error: {0}")]
     Internal(String),
+    #[error("{1}")]
+    Script(ScriptRefusal, String),
 }
 
 impl StoreError {
@@ -225,30 +228,65 @@ impl Store {
     /// Delivers inbound mail: into INBOX if the alias' key is present, else
     /// sealed to its public key. Returns once the message is durable.
     pub async fn deliver(&self, address: &str, message: Vec<u8>) -> Result<Delivery, StoreError> {
-        expect_reply!(
-            self.backend.call(Request::Deliver {
-                address: address.to_string(),
-                message,
-                junk: false,
-            }),
-            Delivered
-        )
+        self.deliver_to(address, message, Placement::default())
+            .await
     }
 
-    /// [`Store::deliver`] into the folder marked `\Junk` (RFC 6154), or
-    /// INBOX when the owner has none; sealed mail goes there at import.
-    pub async fn deliver_to_junk(
+    /// [`Store::deliver`] into a folder with flags (the Junk folder, or
+    /// what a Sieve script chose); sealed mail carries the choice inside
+    /// its seal and is filed so at import.
+    pub async fn deliver_to(
         &self,
         address: &str,
         message: Vec<u8>,
+        to: Placement,
     ) -> Result<Delivery, StoreError> {
         expect_reply!(
             self.backend.call(Request::Deliver {
                 address: address.to_string(),
                 message,
-                junk: true,
+                to,
             }),
             Delivered
+        )
+    }
+
+    /// ManageSieve's operations on the alias' scripts.
+    pub async fn sieve(&self, address: &str, op: SieveOp) -> Result<SieveReply, StoreError> {
+        expect_reply!(
+            self.backend.call(Request::Sieve {
+                address: address.to_string(),
+                op,
+            }),
+            Sieve
+        )
+    }
+
+    /// The alias' Sieve scripts when one is active.
+    pub async fn sieve_scripts(&self, address: &str) -> Result<Option<SieveScripts>, StoreError> {
+        expect_reply!(
+            self.backend.call(Request::SieveScripts {
+                address: address.to_string(),
+            }),
+            SieveScripts
+        )
+    }
+
+    /// Whether the alias' Sieve tracking saw `id` within `expiry` seconds
+    /// (recorded as seen now either way).
+    pub async fn sieve_seen(
+        &self,
+        address: &str,
+        id: &str,
+        expiry: u64,
+    ) -> Result<bool, StoreError> {
+        expect_reply!(
+            self.backend.call(Request::SieveSeen {
+                address: address.to_string(),
+                id: id.to_string(),
+                expiry,
+            }),
+            Seen
         )
     }
 }

@@ -14,6 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::store::types::Placement;
 use crate::util::{create_private_dir, now_unix, random_id};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,29 +45,41 @@ pub struct Sealed {
 }
 
 /// Seals `message` to `public_key` into a temporary file of the mailbox's
-/// spool, synced to disk; `junk` marks it for the Junk folder, inside the
+/// spool, synced to disk; where it is to be filed (`to`) goes inside the
 /// seal (the operator does not learn it).
 pub fn prepare(
     data: &Path,
     mailbox_id: &str,
     public_key: &str,
     message: &[u8],
-    junk: bool,
+    to: &Placement,
 ) -> Result<Sealed, SpoolError> {
-    let bytes = seal(public_key, message, junk)?;
+    let bytes = seal(public_key, message, to)?;
     write_temp(data, mailbox_id, &bytes)
 }
 
-/// Seals `message` to the age recipient `public_key`, marked for the Junk
-/// folder when `junk`.
-pub fn seal(public_key: &str, message: &[u8], junk: bool) -> Result<Vec<u8>, SpoolError> {
-    let mark: &[u8] = if junk { JUNK_MARK } else { b"" };
-    seal_parts(public_key, &[mark, message])
+/// Seals `message` to the age recipient `public_key`, marked with where it
+/// is to be filed unless that is INBOX without flags.
+pub fn seal(public_key: &str, message: &[u8], to: &Placement) -> Result<Vec<u8>, SpoolError> {
+    let mark = if *to == Placement::default() {
+        Vec::new()
+    } else if *to == Placement::junk() {
+        JUNK_MARK.to_vec()
+    } else {
+        let mut m = PLACEMENT_MARK.to_vec();
+        m.extend_from_slice(&serde_json::to_vec(to).map_err(|e| SpoolError::Seal(e.to_string()))?);
+        m.push(b'\n');
+        m
+    };
+    seal_parts(public_key, &[&mark, message])
 }
 
 /// The first bytes of a sealed message for the Junk folder: a NUL, which
 /// no message begins with, and a word; [`take_mark`] removes them.
 const JUNK_MARK: &[u8] = b"\0junk\n";
+/// The first bytes of a sealed message filed elsewhere: a NUL, a word, and
+/// its [`Placement`] as one line of JSON.
+const PLACEMENT_MARK: &[u8] = b"\0placement ";
 
 fn seal_parts(public_key: &str, parts: &[&[u8]]) -> Result<Vec<u8>, SpoolError> {
     use std::io::Write;
@@ -86,15 +99,22 @@ fn seal_parts(public_key: &str, parts: &[&[u8]]) -> Result<Vec<u8>, SpoolError> 
     Ok(out)
 }
 
-/// An opened sealed message without its mark; whether it was for the Junk
-/// folder.
-pub fn take_mark(mut plain: Vec<u8>) -> (Vec<u8>, bool) {
+/// An opened sealed message without its mark, and where it is to be
+/// filed. A mark that does not read is INBOX (never lose the message).
+pub fn take_mark(mut plain: Vec<u8>) -> (Vec<u8>, Placement) {
     if plain.starts_with(JUNK_MARK) {
         plain.drain(..JUNK_MARK.len());
-        (plain, true)
-    } else {
-        (plain, false)
+        return (plain, Placement::junk());
     }
+    if plain.starts_with(PLACEMENT_MARK)
+        && let Some(end) = plain.iter().position(|&b| b == b'\n')
+    {
+        let json = plain.get(PLACEMENT_MARK.len()..end).unwrap_or_default();
+        let to = serde_json::from_slice(json).unwrap_or_default();
+        plain.drain(..=end);
+        return (plain, to);
+    }
+    (plain, Placement::default())
 }
 
 /// The first line of every age file.
@@ -284,7 +304,7 @@ mod tests {
             "mbx",
             &public,
             b"Subject: canary-xyz\r\n\r\nhi",
-            true,
+            &Placement::junk(),
         )
         .unwrap()
         .place()
@@ -299,11 +319,29 @@ mod tests {
         let plain = open(&p[0], secret.expose_secret()).unwrap();
         assert_eq!(
             take_mark(plain),
-            (b"Subject: canary-xyz\r\n\r\nhi".to_vec(), true)
+            (b"Subject: canary-xyz\r\n\r\nhi".to_vec(), Placement::junk())
         );
         assert_eq!(
             take_mark(b"Subject: junk\r\n\r\n".to_vec()),
-            (b"Subject: junk\r\n\r\n".to_vec(), false)
+            (b"Subject: junk\r\n\r\n".to_vec(), Placement::default())
+        );
+        // A folder and flags a filter chose travel inside the seal.
+        let to = Placement {
+            folder: Some("Work/Reports".into()),
+            flags: crate::store::types::Flags {
+                system: crate::store::types::Flags::SEEN,
+                keywords: vec!["$Label1".into()],
+            },
+            create: true,
+        };
+        let sealed = seal(&public, b"Subject: s\r\n\r\n", &to).unwrap();
+        assert!(!sealed.windows(4).any(|w| w == b"Work"));
+        let plain = age::decrypt(&id, &sealed).unwrap();
+        assert_eq!(take_mark(plain), (b"Subject: s\r\n\r\n".to_vec(), to));
+        // A mark that does not read files into INBOX.
+        assert_eq!(
+            take_mark(b"\0placement {bad\nSubject: s\r\n\r\n".to_vec()),
+            (b"Subject: s\r\n\r\n".to_vec(), Placement::default())
         );
         assert!(open(&p[0], other.to_string().expose_secret()).is_err());
     }
@@ -315,17 +353,30 @@ mod tests {
     fn prepared_files_appear_when_placed_in_placing_order() {
         let dir = tempfile::tempdir().unwrap();
         let public = age::x25519::Identity::generate().to_public().to_string();
-        let first = prepare(dir.path(), "mbx", &public, b"Subject: first\r\n\r\n", false).unwrap();
+        let first = prepare(
+            dir.path(),
+            "mbx",
+            &public,
+            b"Subject: first\r\n\r\n",
+            &Placement::default(),
+        )
+        .unwrap();
         let second = prepare(
             dir.path(),
             "mbx",
             &public,
             b"Subject: second\r\n\r\n",
-            false,
+            &Placement::default(),
         )
         .unwrap();
-        let dropped =
-            prepare(dir.path(), "mbx", &public, b"Subject: never\r\n\r\n", false).unwrap();
+        let dropped = prepare(
+            dir.path(),
+            "mbx",
+            &public,
+            b"Subject: never\r\n\r\n",
+            &Placement::default(),
+        )
+        .unwrap();
         assert!(pending(dir.path(), "mbx").unwrap().is_empty());
         let second = second.place().unwrap();
         let first = first.place().unwrap();

@@ -136,6 +136,122 @@ pub struct AppendRequest {
     pub flags: Flags,
     /// Unix time; now when absent.
     pub internal_date: Option<i64>,
+    /// What a folder that does not exist gets.
+    #[serde(default)]
+    pub if_missing: IfMissing,
+}
+
+/// What an append into a folder that does not exist does: refused
+/// (APPEND's `[TRYCREATE]`), or, for mail a filter filed, created
+/// (`fileinto :create`) or filed in INBOX instead (RFC 5228 §4.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IfMissing {
+    #[default]
+    Refuse,
+    Create,
+    Inbox,
+}
+
+/// Where a delivery files a message, and with which flags: INBOX by
+/// default, the Junk folder for mail the sender checks marked, or what
+/// the owner's Sieve script chose.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// `None` is INBOX; [`JUNK`] is the Junk folder.
+    pub folder: Option<String>,
+    pub flags: Flags,
+    /// A missing folder is created (`fileinto :create`), not replaced by
+    /// INBOX.
+    pub create: bool,
+}
+
+impl Placement {
+    pub fn junk() -> Placement {
+        Placement {
+            folder: Some(JUNK.to_string()),
+            ..Placement::default()
+        }
+    }
+
+    /// The append that files a message here.
+    pub fn request(&self, message: Vec<u8>, internal_date: Option<i64>) -> AppendRequest {
+        let if_missing = match self.folder.as_deref() {
+            None | Some(JUNK) => IfMissing::Refuse,
+            Some(_) if self.create => IfMissing::Create,
+            Some(_) => IfMissing::Inbox,
+        };
+        AppendRequest {
+            folder: self.folder.clone().unwrap_or_else(|| "INBOX".into()),
+            message,
+            flags: self.flags.clone(),
+            internal_date,
+            if_missing,
+        }
+    }
+}
+
+/// An owner's Sieve scripts: how many, and how large each (ManageSieve's
+/// HAVESPACE and PUTSCRIPT answer `QUOTA` past them).
+pub const SIEVE_MAX_SCRIPTS: usize = 16;
+pub const SIEVE_MAX_SCRIPT_BYTES: usize = 64 * 1024;
+
+/// What ManageSieve asks of an alias' scripts (`Request::Sieve`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SieveOp {
+    /// Stores a script the caller compiled.
+    Put {
+        name: String,
+        script: String,
+    },
+    List,
+    Get {
+        name: String,
+    },
+    /// Makes `name` the active script; `None`: none is.
+    Activate {
+        name: Option<String>,
+    },
+    Delete {
+        name: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    HaveSpace {
+        name: String,
+        size: u64,
+    },
+}
+
+/// The answer to a [`SieveOp`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SieveReply {
+    Done,
+    /// Script names, and whether each is the active one.
+    List(Vec<(String, bool)>),
+    Script(String),
+    Space(bool),
+}
+
+/// Why a script operation is refused, as ManageSieve's response codes
+/// name it (RFC 5804 §1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScriptRefusal {
+    NoSuchScript,
+    Active,
+    Exists,
+    TooMany,
+    TooLarge,
+    BadName,
+}
+
+/// An owner's Sieve scripts, when one is active: its name, and every
+/// script by name (for `include`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SieveScripts {
+    pub active: String,
+    pub scripts: Vec<(String, String)>,
 }
 
 /// UIDPLUS APPENDUID data (RFC 4315).
@@ -396,9 +512,23 @@ pub enum Request {
     Deliver {
         address: String,
         message: Vec<u8>,
-        /// Into the Junk folder (`JUNK`); absent from older peers.
-        #[serde(default)]
-        junk: bool,
+        to: Placement,
+    },
+    /// ManageSieve's operations on the alias' scripts.
+    Sieve {
+        address: String,
+        op: SieveOp,
+    },
+    /// The alias' Sieve scripts, if one is active.
+    SieveScripts {
+        address: String,
+    },
+    /// Whether a Sieve tracking `id` (a vacation reply's sender) was seen
+    /// for the alias within `expiry` seconds; recorded as seen now.
+    SieveSeen {
+        address: String,
+        id: String,
+        expiry: u64,
     },
     /// Mail a cluster secondary took while this primary was away, already
     /// sealed to the alias' public key: placed in its spool as it is, once
@@ -565,6 +695,9 @@ pub enum Response {
     Changes(Changes),
     Quota(QuotaUsage),
     Directory(Directory),
+    SieveScripts(Option<SieveScripts>),
+    Seen(bool),
+    Sieve(SieveReply),
 }
 
 /// What a cluster secondary keeps of its primary's aliases, to take mail

@@ -52,7 +52,8 @@ impl Env {
             // them on known ones says so).
             .replace("\"0.0.0.0:80\"", "\"127.0.0.1:0\"")
             .replace("\"0.0.0.0:443\"", "\"127.0.0.1:0\"")
-            .replace("\"127.0.0.1:9465\"", "\"127.0.0.1:0\"");
+            .replace("\"127.0.0.1:9465\"", "\"127.0.0.1:0\"")
+            .replace("\"0.0.0.0:4190\"", "\"127.0.0.1:0\"");
         std::fs::write(&file, text).unwrap();
         let config = Config::load(dir.path()).expect("config");
         let env = Env { dir, config };
@@ -250,6 +251,7 @@ pub fn append_req(folder: &str, message: Vec<u8>) -> AppendRequest {
         message,
         flags: Flags::default(),
         internal_date: None,
+        if_missing: Default::default(),
     }
 }
 
@@ -326,6 +328,7 @@ pub struct Server {
     pub http: std::net::SocketAddr,
     pub https: std::net::SocketAddr,
     pub metrics: std::net::SocketAddr,
+    pub managesieve: std::net::SocketAddr,
     stop: Option<async_channel::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -345,6 +348,7 @@ impl Env {
         config.listen.http = Some(any);
         config.listen.https = Some(any);
         config.listen.metrics = Some(any);
+        config.listen.managesieve = Some(any);
         let listeners = app::Listeners::bind(&config).expect("bind");
         let smtp = listeners.smtp.get_ref().local_addr().unwrap();
         let submission = listeners.submission.get_ref().local_addr().unwrap();
@@ -361,6 +365,7 @@ impl Env {
             web(&listeners.web.https),
             web(&listeners.web.metrics),
         );
+        let managesieve = web(&listeners.managesieve);
         let (tx, rx) = async_channel::bounded::<()>(1);
         let config = Arc::new(config);
         let thread = std::thread::spawn(move || {
@@ -380,6 +385,7 @@ impl Env {
             http,
             https,
             metrics,
+            managesieve,
             stop: Some(tx),
             thread: Some(thread),
         }
@@ -434,6 +440,24 @@ pub fn venv_script(script: &str, args: &[String]) -> String {
         .join("tests/interop")
         .join(script);
     run_ok(Command::new(venv_python()).arg(&path).args(args))
+}
+
+/// The SMTP and HTTP sinks (`tests/interop/sinks.py`) on free ports,
+/// writing what they receive under `dir/sink`; the SMTP port and that
+/// directory.
+pub fn start_sinks(dir: &Path) -> (Peer, u16, PathBuf) {
+    let (smtp_port, http_port) = (free_port(), free_port());
+    let out = dir.join("sink");
+    std::fs::create_dir_all(&out).unwrap();
+    let peer = start_peer(
+        "sinks.py",
+        &[
+            smtp_port.to_string(),
+            http_port.to_string(),
+            out.display().to_string(),
+        ],
+    );
+    (peer, smtp_port, out)
 }
 
 /// The Python with the test peers' packages (dnslib, dkimpy, aiosmtpd)

@@ -119,6 +119,7 @@ async fn request(
             keywords: m.flags.keywords,
         },
         internal_date: m.date,
+        if_missing: Default::default(),
     })
 }
 

@@ -24,7 +24,7 @@ use super::super::control::Alias;
 use super::super::mailbox::{INDEX_BATCH, Mailbox};
 use super::super::mime::{self, Parsed};
 use super::super::spool::{self, Pending};
-use super::super::types::{AppendRequest, Change, Flags, JUNK};
+use super::super::types::{AppendRequest, Change};
 use super::{Inner, lock};
 use crate::util::{crash_point, pause_point};
 
@@ -321,7 +321,7 @@ fn prepare<'p>(
     };
     let mut bad = Vec::new();
     for p in chunk {
-        let (message, junk) = match spool::open(p, identity) {
+        let (message, to) = match spool::open(p, identity) {
             Ok(m) => spool::take_mark(m),
             Err(e) => {
                 tracing::warn!(error = %e, "sealed spool file left in place");
@@ -343,12 +343,7 @@ fn prepare<'p>(
             }
         };
         batch.files.push(p);
-        batch.requests.push(AppendRequest {
-            folder: if junk { JUNK } else { "INBOX" }.into(),
-            message,
-            flags: Flags::default(),
-            internal_date: Some(p.arrived),
-        });
+        batch.requests.push(to.request(message, Some(p.arrived)));
         batch.parsed.push(parsed);
     }
     (batch, bad)

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::store::types::{JUNK, Route};
+use crate::store::types::{Placement, Route, SieveOp};
 
 impl Inner {
     pub(super) fn lookup(&self, address: &str) -> Result<Recipient, StoreError> {
@@ -34,13 +34,14 @@ impl Inner {
         })
     }
 
-    /// Delivers into INBOX, or with `junk` into the folder marked `\Junk`
-    /// (`types::JUNK`); sealed mail carries that choice inside the seal.
+    /// Delivers into INBOX, or where `to` says (the folder marked `\Junk`,
+    /// a folder a Sieve script chose, with flags); sealed mail carries that
+    /// choice inside the seal.
     pub(super) fn deliver(
         &self,
         address: &str,
         message: Vec<u8>,
-        junk: bool,
+        to: Placement,
     ) -> Result<Delivery, StoreError> {
         let alias = self.alias(address)?.ok_or(StoreError::NoSuchAddress)?;
         if !alias.mailbox {
@@ -61,16 +62,11 @@ impl Inner {
         let likely_sealed = self.keys.peek(alias.id, &verifier).is_none()
             || lock(&self.imports).contains_key(&alias.id);
         let mut prepared = if likely_sealed {
-            Some(self.prepare_seal(&alias, &message, junk)?)
+            Some(self.prepare_seal(&alias, &message, &to)?)
         } else {
             None
         };
-        let request = AppendRequest {
-            folder: if junk { JUNK } else { "INBOX" }.into(),
-            message,
-            flags: Flags::default(),
-            internal_date: None,
-        };
+        let request = to.request(message, None);
         let queued = Queued::new(request, parsed);
         self.intake.enqueue(alias.id, &queued);
         let gate = self.gate(alias.id);
@@ -109,7 +105,7 @@ impl Inner {
                     .ok_or_else(|| StoreError::Internal("a queued delivery was lost".into()))?;
                 let sealed = match prepared.take() {
                     Some(p) => Ok(p),
-                    None => self.prepare_seal(&alias, &request.message, junk),
+                    None => self.prepare_seal(&alias, &request.message, &to),
                 };
                 let placed = sealed.and_then(|p| self.place_sealed(&alias, p, &request.message));
                 drop(g);
@@ -167,6 +163,39 @@ impl Inner {
         Ok(Delivery::Sealed)
     }
 
+    /// The alias' Sieve scripts, when one is active (read by the MX
+    /// without the owner's key: they live in the control database).
+    pub(super) fn sieve_scripts(&self, address: &str) -> Result<Response, StoreError> {
+        lock(&self.control)
+            .sieve_scripts(address)
+            .map(Response::SieveScripts)
+            .map_err(|e| StoreError::Internal(e.to_string()))
+    }
+
+    /// A ManageSieve operation on the alias' scripts.
+    pub(super) fn sieve(&self, address: &str, op: SieveOp) -> Result<Response, StoreError> {
+        match lock(&self.control).sieve(address, op) {
+            Ok(reply) => Ok(Response::Sieve(reply)),
+            Err(crate::store::control::ControlError::Script(kind, why)) => {
+                Err(StoreError::Script(kind, why))
+            }
+            Err(e) => Err(StoreError::Internal(e.to_string())),
+        }
+    }
+
+    /// Checks and records a Sieve tracking id (`Control::sieve_seen`).
+    pub(super) fn sieve_seen(
+        &self,
+        address: &str,
+        id: &str,
+        expiry: u64,
+    ) -> Result<Response, StoreError> {
+        lock(&self.control)
+            .sieve_seen(address, id, expiry)
+            .map(Response::Seen)
+            .map_err(|e| StoreError::Internal(e.to_string()))
+    }
+
     /// Every alias with its route and public key, and the local domains.
     pub(super) fn directory(&self) -> Result<Directory, StoreError> {
         let control = lock(&self.control);
@@ -200,10 +229,10 @@ impl Inner {
         &self,
         alias: &Alias,
         message: &[u8],
-        junk: bool,
+        to: &Placement,
     ) -> Result<spool::Sealed, StoreError> {
         let public = alias.public_key.as_deref().ok_or(StoreError::NoMailbox)?;
-        spool::prepare(&self.cfg.data_dir, &alias.mailbox_id, public, message, junk)
+        spool::prepare(&self.cfg.data_dir, &alias.mailbox_id, public, message, to)
             .map_err(spool_error)
     }
 

@@ -296,10 +296,15 @@ impl Inner {
             R::Deliver {
                 address,
                 message,
-                junk,
-            } => self
-                .deliver(&address, message, junk)
-                .map(Response::Delivered),
+                to,
+            } => self.deliver(&address, message, to).map(Response::Delivered),
+            R::SieveScripts { address } => self.sieve_scripts(&address),
+            R::Sieve { address, op } => self.sieve(&address, op),
+            R::SieveSeen {
+                address,
+                id,
+                expiry,
+            } => self.sieve_seen(&address, &id, expiry),
             R::DeliverSealed {
                 address,
                 sealed,

@@ -291,7 +291,7 @@ impl Mailbox {
         let mut out = Vec::with_capacity(requests.len());
         let now = now_unix();
         for (r, p) in requests.iter().zip(parsed) {
-            let name = super::normalize(&r.folder);
+            let name = Mailbox::target(&tx, &super::normalize(&r.folder), r.if_missing)?;
             if !folders.contains_key(&name) {
                 let folder = if name == JUNK {
                     Mailbox::junk_folder(&tx)?

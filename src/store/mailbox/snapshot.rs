@@ -215,6 +215,7 @@ mod tests {
                 message: format!("Subject: m{i}\r\n\r\nbody {i}\r\n").into_bytes(),
                 flags: Flags::default(),
                 internal_date: None,
+                if_missing: Default::default(),
             })
             .collect();
         mb.append(&reqs, None).unwrap();
