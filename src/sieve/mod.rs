@@ -293,6 +293,13 @@ impl Interpreter {
                         .collect();
                     input = host.folders_exist(&names).into();
                 }
+                // Vacation's tracking ("_v" and the sender): mail that is
+                // never answered is not tracked either.
+                Event::DuplicateId { id, .. }
+                    if id.starts_with("_v") && !auto_reply_allowed(raw) =>
+                {
+                    input = Input::True;
+                }
                 Event::DuplicateId { id, expiry, .. } => {
                     input = host.duplicate(&id, expiry).into();
                 }

@@ -174,8 +174,10 @@ fn vacation_replies_once_and_not_to_lists() {
         "Auto-Submitted: auto-replied\r\n",
     ] {
         let raw = format!("{marked}{MAIL}");
-        let out = run_with(&mut Fake::default(), script, &raw);
+        let mut fresh = Fake::default();
+        let out = run_with(&mut fresh, script, &raw);
         assert!(out.replies.is_empty(), "{marked}");
+        assert!(fresh.seen.is_empty(), "{marked}: not tracked either");
         assert_eq!(out.filings, vec![Filing::default()], "{marked}");
     }
 }
