@@ -49,16 +49,11 @@ fn scripts_file_reject_redirect_and_reply() {
     let work = tempfile::tempdir().unwrap();
     let (_sinks, smtp_port, sink) = start_sinks(work.path());
     let mut env = Env::new();
-    let keys = sealmail::smtp::dkim::generate(sealmail::util::now_unix()).unwrap();
-    env.control().add_dkim_keys("example.org", &keys).unwrap();
     let mut zone = serde_json::json!({
         "remote.test": [["MX", "10 mx.remote.test"]],
         "mx.remote.test": [["A", "127.0.0.1"]],
     });
-    for k in &keys {
-        zone[format!("{}._domainkey.example.org", k.selector)] =
-            serde_json::json!([["TXT", sealmail::smtp::dkim::record(k)]]);
-    }
+    publish_dkim(&env, &mut zone);
     let (_dns, dns_port) = start_dns(work.path(), &zone);
     env.config.nameservers = vec![format!("127.0.0.1:{dns_port}").parse().unwrap()];
     env.config.relay.port = smtp_port;

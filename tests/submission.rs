@@ -35,26 +35,16 @@ fn sink_messages(dir: &std::path::Path) -> Vec<serde_json::Value> {
     out
 }
 
-fn add_dkim(env: &Env) -> Vec<sealmail::store::DkimKey> {
-    let keys = sealmail::smtp::dkim::generate(sealmail::util::now_unix()).unwrap();
-    env.control().add_dkim_keys("example.org", &keys).unwrap();
-    keys
-}
-
 #[test]
 fn smtplib_submits_and_dkim_verifies_at_an_mx_found_by_dns() {
     let work = tempfile::tempdir().unwrap();
     let (_sink, smtp_port, sink_dir) = start_sinks(work.path());
     let mut env = Env::new();
-    let keys = add_dkim(&env);
     let mut zone = serde_json::json!({
         "remote.test": [["MX", "10 mx.remote.test"]],
         "mx.remote.test": [["A", "127.0.0.1"]],
     });
-    for k in &keys {
-        zone[format!("{}._domainkey.example.org", k.selector)] =
-            serde_json::json!([["TXT", sealmail::smtp::dkim::record(k)]]);
-    }
+    publish_dkim(&env, &mut zone);
     let (_dns, dns_port) = start_dns(work.path(), &zone);
     env.config.nameservers = vec![format!("127.0.0.1:{dns_port}").parse().unwrap()];
     env.config.relay.port = smtp_port;

@@ -167,19 +167,9 @@ fn tokens(buf: &[u8]) -> Result<Option<(Vec<String>, Vec<Arg>, usize)>, Error> {
                 return fatal("a command starts with its name");
             }
             b'0'..=b'9' => {
-                let end = buf
-                    .get(i..)
-                    .unwrap_or_default()
-                    .iter()
-                    .position(|c| !c.is_ascii_digit())
-                    .map_or(buf.len(), |p| i + p);
-                if end == buf.len() {
-                    return if end - i > MAX_LINE {
-                        fatal("command line too long")
-                    } else {
-                        Ok(None)
-                    };
-                }
+                let Some(end) = run_end(buf, i, |c| c.is_ascii_digit())? else {
+                    return Ok(None);
+                };
                 let digits = std::str::from_utf8(buf.get(i..end).unwrap_or_default()).unwrap_or("");
                 let Ok(n) = digits.parse::<u64>() else {
                     return fatal("number too large");
@@ -192,19 +182,9 @@ fn tokens(buf: &[u8]) -> Result<Option<(Vec<String>, Vec<Arg>, usize)>, Error> {
                 if !args.is_empty() {
                     return fatal("an atom after the arguments");
                 }
-                let end = buf
-                    .get(i..)
-                    .unwrap_or_default()
-                    .iter()
-                    .position(|c| !(c.is_ascii_alphanumeric() || *c == b'*'))
-                    .map_or(buf.len(), |p| i + p);
-                if end == buf.len() {
-                    return if end - i > MAX_LINE {
-                        fatal("command line too long")
-                    } else {
-                        Ok(None)
-                    };
-                }
+                let Some(end) = run_end(buf, i, |c| c.is_ascii_alphanumeric() || c == b'*')? else {
+                    return Ok(None);
+                };
                 let word = String::from_utf8_lossy(buf.get(i..end).unwrap_or_default());
                 if words.len() >= 2 {
                     return fatal("too many words");
@@ -215,6 +195,17 @@ fn tokens(buf: &[u8]) -> Result<Option<(Vec<String>, Vec<Arg>, usize)>, Error> {
             }
             _ => return fatal("unexpected character in a command"),
         }
+    }
+}
+
+/// Where a run of bytes that `more` accepts, starting at `i`, ends;
+/// `None` while it reaches the end of the buffer (more may follow).
+fn run_end(buf: &[u8], i: usize, more: impl Fn(u8) -> bool) -> Result<Option<usize>, Error> {
+    let rest = buf.get(i..).unwrap_or_default();
+    match rest.iter().position(|&c| !more(c)) {
+        Some(p) => Ok(Some(i + p)),
+        None if rest.len() > MAX_LINE => fatal("command line too long"),
+        None => Ok(None),
     }
 }
 

@@ -460,6 +460,18 @@ pub fn start_sinks(dir: &Path) -> (Peer, u16, PathBuf) {
     (peer, smtp_port, out)
 }
 
+/// New DKIM keys for example.org, stored, and their TXT records added to
+/// a loopback DNS zone.
+pub fn publish_dkim(env: &Env, zone: &mut serde_json::Value) -> Vec<sealmail::store::DkimKey> {
+    let keys = sealmail::smtp::dkim::generate(sealmail::util::now_unix()).unwrap();
+    env.control().add_dkim_keys("example.org", &keys).unwrap();
+    for k in &keys {
+        zone[format!("{}._domainkey.example.org", k.selector)] =
+            serde_json::json!([["TXT", sealmail::smtp::dkim::record(k)]]);
+    }
+    keys
+}
+
 /// The Python with the test peers' packages (dnslib, dkimpy, aiosmtpd)
 /// that `make test` installs.
 pub fn venv_python() -> PathBuf {
