@@ -348,3 +348,34 @@ fn json_lines_to_a_file_reopened_after_rotation_with_addresses_redacted() {
     });
     drop(server);
 }
+
+/// A Sieve script that runs past its bounds leaves a line saying so (and
+/// no word of the message); the message is kept.
+#[test]
+fn a_sieve_script_past_its_bounds_is_logged_and_the_message_kept() {
+    let env = Env::subprocess();
+    let ann = env.alias("ann", PASSWORD);
+    {
+        let mut control = env.control();
+        let looping = "require \"include\";\ninclude :personal \"main\";\n";
+        control.sieve_put(&ann, "main", looping).unwrap();
+        control.sieve_activate(&ann, Some("main")).unwrap();
+    }
+    let server = env.spawn_server(&[("SEALMAIL_LOG", "sealmail=info")]);
+    let log = || std::fs::read_to_string(env.data().join("serve.log")).unwrap_or_default();
+    let reply = smtp_send(env.config.listen.smtp, &ann, CANARY);
+    assert!(reply.starts_with("250"), "{reply}");
+    wait_for("the Sieve line", || log().contains("Sieve script failed"));
+    drop(server);
+    let log = log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("Sieve script failed"))
+        .unwrap();
+    assert!(line.contains("script_error="), "{line}");
+    assert!(!log.contains(CANARY), "{log}");
+    let (_b, store) = env.store();
+    let (s, n) = unlock_imported(&store, &ann, PASSWORD);
+    assert_eq!(n, 1);
+    drop(s);
+}
