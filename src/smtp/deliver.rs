@@ -1,12 +1,13 @@
 //! The end of a transaction: trace headers, sender checks, and handing
 //! the message to every destination — the store for mailboxes (durable
-//! before the reply), the relay for forwards and webhooks, the outbound
-//! queue for submissions.
+//! before the reply; where each owner's Sieve script says, `filter`), the
+//! relay for forwards and webhooks, the outbound queue for submissions.
 //!
 //! Imports `relay`, `store` (its interface), `util` and the siblings.
 //! Invariants: 250 only if every destination has the message; a temporary
 //! failure anywhere answers 4xx, and the destinations that did get it are
-//! remembered so the sending MTA's retry skips them; the MX's Received
+//! remembered so the sending MTA's retry skips them; a filter's reject is
+//! a 550 only when no other destination took the message; the MX's Received
 //! header names the client's HELO and address, submission's its HELO only
 //! unless `submission.hide_client_address` is off; content checks
 //! (executables, viruses) read the message in memory only.
