@@ -182,6 +182,8 @@ struct Shared {
     memory: Arc<crate::util::MemoryBudget>,
     spills: Arc<crate::util::spill::Spills>,
     live: Reloadable,
+    /// Sieve, for the MX's filters and ManageSieve's checks.
+    sieve: Arc<crate::sieve::Interpreter>,
 }
 
 /// Runs the server on `listeners` until `shutdown` resolves, then stops
@@ -258,6 +260,7 @@ pub async fn serve(
         ),
         spills,
         live,
+        sieve: Arc::new(crate::sieve::Interpreter::new(&config.hostname)),
     };
     let Listeners {
         smtp,
@@ -324,7 +327,7 @@ pub async fn serve(
             store: shared.store.clone(),
             tls: shared.tls.clone(),
             throttle: shared.throttle.clone(),
-            interpreter: Arc::new(crate::sieve::Interpreter::new(&config.hostname)),
+            interpreter: shared.sieve.clone(),
             dev: config.dev,
         });
         let (slots, stop) = (tasks.limiter.protocol(), tasks.stop.clone());
@@ -538,7 +541,7 @@ fn start_smtp(
         tasks.spawn(reports::run(reporter, tasks.stop.clone()));
     }
     let filters = Arc::new(smtp::filter::Filters {
-        interpreter: crate::sieve::Interpreter::new(&config.hostname),
+        interpreter: shared.sieve.clone(),
         queue: queue.clone(),
         wake: wake_tx.clone(),
     });

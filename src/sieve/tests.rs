@@ -1,3 +1,9 @@
+//! Table tests of the interpreter as sealmail sets it up: each action's
+//! outcome, vacation's rules and tracking, every bound giving the implicit
+//! keep, compile errors, and the body prefix a script sees.
+//!
+//! Imports the parent module only, with a fake `Host`.
+
 use super::*;
 
 /// A host with scripts by name, folders, and duplicate tracking.

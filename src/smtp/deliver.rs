@@ -541,12 +541,16 @@ fn relay_failure(st: Status, what: &str) -> Result<(), Failure> {
     }
 }
 
-/// Text from elsewhere, safe to put in one reply line.
-fn printable(s: &str) -> String {
+/// Text from elsewhere (a remote reply, a Sieve script's reject reason),
+/// safe to put in one reply line: control characters become spaces.
+pub(super) fn printable(s: &str) -> String {
     s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
         .filter(|c| (' '..='~').contains(c))
         .take(200)
-        .collect()
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// Received header fields in a header block.

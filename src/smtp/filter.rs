@@ -22,7 +22,7 @@ use crate::util::{now_unix, random_id, rfc5322_date};
 
 /// What the MX filters with.
 pub struct Filters {
-    pub interpreter: Interpreter,
+    pub interpreter: Arc<Interpreter>,
     pub queue: Arc<Queue>,
     /// Tells the delivery loop that a message is waiting.
     pub wake: async_channel::Sender<()>,
@@ -148,7 +148,10 @@ impl Filters {
             tracing::warn!(script_error = %why, "Sieve script failed; the message is kept in INBOX");
         }
         let placements = outcome.filings.iter().map(|f| placement(f, junk)).collect();
-        let reject = outcome.reject.as_ref().map(|r| printable(&r.reason));
+        let reject = outcome
+            .reject
+            .as_ref()
+            .map(|r| super::deliver::printable(&r.reason));
         tracing::info!(
             filed = outcome.filings.len(),
             rejected = reject.is_some(),
@@ -381,24 +384,16 @@ fn rejection(
     m.push_str(&format!("Reporting-UA: {hostname}; sealmail\r\n"));
     m.push_str(&format!("Final-Recipient: rfc822; {alias}\r\n"));
     if let Some(oid) = original_id {
-        m.push_str(&format!("Original-Message-ID: {}\r\n", printable(&oid)));
+        m.push_str(&format!(
+            "Original-Message-ID: {}\r\n",
+            super::deliver::printable(&oid)
+        ));
     }
     m.push_str("Disposition: automatic-action/MDN-sent-automatically; deleted\r\n\r\n");
     m.push_str(&format!(
         "--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n{header}\r\n--{boundary}--\r\n"
     ));
     m.into_bytes()
-}
-
-/// Text from a script, safe in one reply line.
-fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .filter(|c| c.is_ascii())
-        .take(200)
-        .collect::<String>()
-        .trim()
-        .to_string()
 }
 
 #[cfg(test)]

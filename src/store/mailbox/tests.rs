@@ -1,3 +1,8 @@
+//! Tests of one mailbox file: new mail waiting for the full-text index and
+//! found meanwhile, and folder names.
+//!
+//! Imports the parent module and `store`'s plain types.
+
 use super::*;
 use crate::store::search::Criteria;
 use crate::store::types::{AppendRequest, FlagOp, Flags, StoreFlags, UidSet};
