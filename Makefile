@@ -17,7 +17,8 @@ run: deps
 # System packages the build and tests need (Debian). Skipped when present.
 DEB_PACKAGES = libssl-dev pkg-config curl fetchmail swaks openssl python3 isync fail2ban \
   systemd adduser man-db dovecot-imapd clamav-daemon rspamd \
-  unbound nsd ldnsutils 7zip pebble prometheus sieve-connect
+  unbound nsd ldnsutils 7zip pebble prometheus sieve-connect \
+  gnupg gpg-wks-client
 
 deps:
 	@missing=""; \
@@ -72,7 +73,7 @@ bench: deps
 # FUZZ_PROFILE=dev builds faster (CI's smoke pass); release runs faster.
 FUZZ_SECONDS ?= 60
 FUZZ_PROFILE ?= release
-FUZZ_TARGETS = autoconfig sieve managesieve imap smtp smtp_data pop3 sasl mutf7 mbox mime address imap_url imap_response scanner http mta_sts dmarc_report x509 archive
+FUZZ_TARGETS = autoconfig sieve managesieve openpgp imap smtp smtp_data pop3 sasl mutf7 mbox mime address imap_url imap_response scanner http mta_sts dmarc_report x509 archive
 FUZZ_BIN = fuzz/target/$(if $(filter dev,$(FUZZ_PROFILE)),debug,$(FUZZ_PROFILE))
 
 fuzz:

@@ -17,9 +17,11 @@
 //!   input.
 //! - `dns` (imports nothing): the shared resolver (SPF/DKIM/DMARC records,
 //!   MX lookups).
-//! - `store` (imports `util`): the control plane, keys, encrypted mailbox
+//! - `store` (imports `openpgp`, `util`): the control plane, keys, encrypted mailbox
 //!   files, MIME scanning, search, the sealed spool, change events, and the
 //!   storage interface (`Store`, `Session`, `Backend`) that sessions use.
+//! - `openpgp` (imports `util`): owners' public keys checked, mail
+//!   wrapped into PGP/MIME to them on arrival, Web Key Directory names.
 //! - `sieve` (imports `util`): Sieve scripts compiled and run against a
 //!   message in memory (the interpreter asks its host for includes,
 //!   folders and reply tracking), ManageSieve's protocol.
@@ -28,7 +30,7 @@
 //! - `net` (imports `util`): TLS, connections with bounded lines and
 //!   STARTTLS, per-address caps, login throttling, inbound mail rates, the
 //!   accept loop.
-//! - `cluster` (imports `net`, `store` interface, `util`): the link
+//! - `cluster` (imports `net`, `openpgp`, `store` interface, `util`): the link
 //!   between a primary and its secondaries: the secondary's remote
 //!   storage backend and the primary's link listener.
 //! - `relay` (imports `config`, `dns`, `net`, `proto`, `store`, `util`): mail
@@ -42,17 +44,17 @@
 //!   sessions.
 //! - `pop3` (imports `net`, `proto`, `store` interface, `util`): POP3
 //!   sessions.
-//! - `smtp` (imports `config`, `dns`, `net`, `proto`, `queue`, `relay`, `sieve`,
+//! - `smtp` (imports `config`, `dns`, `net`, `openpgp`, `proto`, `queue`, `relay`, `sieve`,
 //!   `store` interface, `util`): MX and submission sessions.
 //! - `managesieve` (imports `net`, `proto`, `sieve`, `store` interface,
 //!   `util`): ManageSieve sessions (owners' Sieve scripts).
-//! - `web` (imports `config`, `net`, `proto`, `store` interface, `util`):
+//! - `web` (imports `config`, `net`, `openpgp`, `proto`, `store` interface, `util`):
 //!   the HTTP(S) listener (hyper on smol): ACME certificates, MTA-STS
 //!   policies, client autoconfiguration, Prometheus metrics.
 //! - `app` (imports `backup`, `cluster`, `config`, `dns`, `imap`, `managesieve`, `net`, `pop3`, `proto`, `queue`, `sieve`,
 //!   `relay`, `smtp`, `store`, `util`, `web`): builds the subsystems from a
 //!   `Config`, binds the listeners, owns the executor and every task.
-//! - `cli` (imports `app`, `backup`, `cluster`, `config`, `dns`, `net`, `proto`, `sieve`,
+//! - `cli` (imports `app`, `backup`, `cluster`, `config`, `dns`, `net`, `openpgp`, `proto`, `sieve`,
 //!   `queue`, `relay`, `smtp`, `store`, `util`): the command line (with the
 //!   IMAP client of `migrate`); the only user of anyhow.
 //!
@@ -72,6 +74,7 @@ pub mod dns;
 pub mod imap;
 pub mod managesieve;
 pub mod net;
+pub mod openpgp;
 pub mod pop3;
 pub mod proto;
 pub mod queue;

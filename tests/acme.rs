@@ -158,6 +158,7 @@ fn zone(bad: &[&str]) -> serde_json::Value {
         "mta-sts.example.org",
         "autoconfig.example.org",
         "autodiscover.example.org",
+        "openpgpkey.example.org",
     ] {
         z.insert(name.into(), serde_json::json!([["A", "127.0.0.1"]]));
     }

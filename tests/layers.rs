@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// `store` modules behind the interface: files, keys, databases.
 const STORE_INTERNALS: &[&str] = &[
-    "control", "db", "keys", "local", "mailbox", "schema", "scripts", "spool",
+    "control", "db", "keys", "local", "mailbox", "pgpkeys", "schema", "scripts", "spool",
 ];
 
 #[derive(Debug, Default)]

@@ -160,7 +160,7 @@ fn scripts_file_reject_redirect_and_reply() {
         sealmail::store::db::DbKey::Raw(&key),
     )
     .unwrap();
-    let text = control_text(&db);
+    let text = db_text(&db);
     assert!(text.contains("Away until Monday"), "the script is kept");
     for canary in [
         "dora@remote.test",
@@ -195,35 +195,6 @@ fn scripts_file_reject_redirect_and_reply() {
     let (s, _) = unlock_imported(&store, &looper, "looper-password");
     let found = block(s.search("INBOX", Criteria::Subject("loop-me".into()))).unwrap();
     assert_eq!(found.uids.len(), 1);
-}
-
-/// Every text cell of every table of a database, one per line.
-fn control_text(db: &rusqlite::Connection) -> String {
-    let tables: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut out = String::new();
-    for t in tables {
-        let mut stmt = db.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
-        let n = stmt.column_count();
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(row) = rows.next().unwrap() {
-            for i in 0..n {
-                match row.get_ref(i).unwrap() {
-                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
-                        out.push_str(&String::from_utf8_lossy(b));
-                        out.push('\n');
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    out
 }
 
 #[test]

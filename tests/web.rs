@@ -348,7 +348,7 @@ fn domain_check_reads_what_domain_dns_prints() {
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "{said}");
-    assert!(err.contains("3 of 18 records"), "{err}");
+    assert!(err.contains("3 of 19 records"), "{err}");
     let line = |start: &str| {
         said.lines()
             .find(|l| l.contains(start))

@@ -9,7 +9,7 @@
 //! overrides the 100,000-message mailbox of the search figures, and
 //! `BENCH_BACKUP_MIB` the size of the backed-up mailbox (256; the backup
 //! goal is stated for 1024);
-//! `BENCH_ONLY=append,open,search,pop3,spool,imap,mx,sieve,content,reference,cluster,submission,backup,web,data`
+//! `BENCH_ONLY=append,open,search,pop3,spool,imap,mx,sieve,openpgp,content,reference,cluster,submission,backup,web,data`
 //! runs some sections only; `data` imports an mbox of `BENCH_DATA_MIB`
 //! (1024), exports it again and migrates from Dovecot (`data.rs`); `reference` runs the IMAP and POP3 loads against
 //! Debian's Dovecot beside sealmail (`reference.rs`); `web` scrapes
@@ -21,6 +21,7 @@ mod common;
 mod data;
 mod imap;
 mod mx;
+mod openpgp;
 mod pop3;
 mod postfix;
 mod reference;
@@ -73,6 +74,9 @@ fn main() {
     }
     if run("sieve") {
         sieve::mx_sieve_bench(&tmp);
+    }
+    if run("openpgp") {
+        openpgp::openpgp_bench(&tmp);
     }
     if run("content") {
         mx_content_bench(&tmp);

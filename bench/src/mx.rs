@@ -8,12 +8,20 @@ use crate::common::*;
 
 /// One SMTP sender: `count` transactions on one connection.
 pub(crate) fn mx_sender(addr: std::net::SocketAddr, rcpt: &str, id: usize, count: usize) {
-    sender(addr, "EHLO", rcpt, id, count);
+    sender(addr, "EHLO", rcpt, id, count, 4096);
 }
 
 /// One SMTP (`hello` EHLO) or LMTP (LHLO) sender: `count` transactions
-/// of one recipient each on one connection.
-pub(crate) fn sender(addr: std::net::SocketAddr, hello: &str, rcpt: &str, id: usize, count: usize) {
+/// of one recipient each, of messages of about `size` bytes, on one
+/// connection.
+pub(crate) fn sender(
+    addr: std::net::SocketAddr,
+    hello: &str,
+    rcpt: &str,
+    id: usize,
+    count: usize,
+    size: usize,
+) {
     use std::io::{BufRead, BufReader, Write};
     let s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_nodelay(true).expect("nodelay");
@@ -32,7 +40,7 @@ pub(crate) fn sender(addr: std::net::SocketAddr, hello: &str, rcpt: &str, id: us
     reply(&mut r);
     let mut rng = id as u64 + 1;
     for i in 0..count {
-        let body = message(id * 100_000 + i, 4096, &mut rng);
+        let body = message(id * 100_000 + i, size, &mut rng);
         // Pipelined envelope (RFC 2920), then the data.
         w.write_all(
             format!("MAIL FROM:<s{id}@example.net>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n").as_bytes(),

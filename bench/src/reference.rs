@@ -438,7 +438,7 @@ fn returning_owner(imap: SocketAddr, intake: (SocketAddr, &'static str)) -> Retu
     let (addr, hello) = intake;
     std::thread::scope(|scope| {
         for id in 0..10 {
-            scope.spawn(move || sender(addr, hello, "bob@example.org", id, WAITING / 10));
+            scope.spawn(move || sender(addr, hello, "bob@example.org", id, WAITING / 10, 4096));
         }
     });
     let exists = |lines: Vec<String>| {

@@ -38,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("archive", archive),
     ("sieve", sieve_script),
     ("managesieve", managesieve_commands),
+    ("openpgp", openpgp),
 ];
 
 /// An IMAP command as the reader assembles it (lines and literals).
@@ -422,5 +423,43 @@ pub fn imap_response(data: &[u8]) {
             }
         }
         assert!(tokens.iter().map(size).sum::<usize>() <= data.len() + 12);
+    }
+}
+
+/// A public key every wrapped message is encrypted to (Bob's seed key).
+const FUZZ_KEY: &[u8] = include_bytes!("../seeds/openpgp/key.asc");
+
+/// OpenPGP: the first byte picks a key check of the rest, a PGP/MIME wrap
+/// of the rest as a message (odd: protected headers), or a WKD path.
+pub fn openpgp(data: &[u8]) {
+    use sealmail::openpgp::{self as pgp, Wrapped, wkd};
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    match mode % 3 {
+        0 => {
+            let _ = pgp::check(rest, "bob@example.org", 0);
+        }
+        1 => {
+            let key = pgp::parse(FUZZ_KEY).unwrap();
+            let protect = mode & 4 != 0;
+            match pgp::wrap(&key, rest, protect, 0).unwrap() {
+                Wrapped::AlreadyEncrypted => assert!(pgp::already_encrypted(rest)),
+                Wrapped::Encrypted(out) => {
+                    assert!(!pgp::already_encrypted(rest));
+                    // The wrapped message is itself recognised as encrypted,
+                    // so it is never wrapped twice.
+                    assert!(pgp::already_encrypted(&out));
+                }
+            }
+        }
+        _ => {
+            let text = String::from_utf8_lossy(rest);
+            let (host, path) = text.split_once('\n').unwrap_or(("", &text));
+            if let Some(wkd::Request::Key { hash, .. }) = wkd::parse_path(host, path) {
+                assert_eq!(hash.len(), 32);
+            }
+            let _ = wkd::hash(&text);
+        }
     }
 }

@@ -81,6 +81,13 @@ pub enum AliasCmd {
     },
     /// Out-of-office replies: writes and activates a Sieve script.
     Vacation(super::sieve::VacationArgs),
+    /// The address' OpenPGP public key: mail encrypted to it on arrival,
+    /// published in the Web Key Directory.
+    Pgp {
+        address: String,
+        #[command(subcommand)]
+        cmd: super::pgp::PgpCmd,
+    },
 }
 
 fn quota_arg(s: &str) -> Result<Option<u64>> {
@@ -238,6 +245,7 @@ pub fn alias(config: &Config, cmd: AliasCmd) -> Result<()> {
             super::sieve::sieve(config, &mut control, &address, cmd)?;
         }
         AliasCmd::Vacation(args) => super::sieve::vacation(config, &mut control, args)?,
+        AliasCmd::Pgp { address, cmd } => super::pgp::pgp(config, &mut control, &address, cmd)?,
         AliasCmd::Pop3 { address, delete } => {
             control.set_pop3_trash(&address, delete == "trash")?;
             outln!(

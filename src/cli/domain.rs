@@ -282,6 +282,10 @@ impl Expected {
                 "Thunderbird's autoconfiguration host: this server.",
             ),
             ("autodiscover", "Outlook's Autodiscover host: this server."),
+            (
+                "openpgpkey",
+                "The Web Key Directory's host (OpenPGP keys owners published): this server.",
+            ),
         ] {
             out.push(rec(
                 why,

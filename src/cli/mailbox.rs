@@ -1,7 +1,7 @@
 //! `sealmail mailbox …` and `sealmail import`: commands a mailbox owner runs
 //! with their password.
 //!
-//! Imports `app`, `config`, `proto::mbox`, `store`. Invariants: the mailbox
+//! Imports `app`, `config`, `openpgp`, `proto::mbox`, `store`. Invariants: the mailbox
 //! is reached through the same storage interface the protocols use; an
 //! import reads its input one message at a time and appends in batches of
 //! bounded size; a message the folder holds already (the same bytes) is
@@ -17,7 +17,7 @@ use super::read_password;
 use crate::app;
 use crate::config::Config;
 use crate::proto::mbox;
-use crate::store::{AppendRequest, Flags, Session};
+use crate::store::{AppendRequest, Flags, PgpKey, Session};
 
 #[derive(Subcommand)]
 pub enum MailboxCmd {
@@ -218,6 +218,16 @@ pub(super) struct Importer<'a> {
     batch: Vec<AppendRequest>,
     batch_bytes: usize,
     tally: Tally,
+    /// The owner's OpenPGP key, when mail is encrypted to it on arrival:
+    /// imported mail is too.
+    encrypt_to: Option<PgpKey>,
+}
+
+/// The alias' OpenPGP key if mail to it is encrypted on arrival.
+pub(super) fn arrival_key(config: &Config, address: &str) -> Result<Option<PgpKey>> {
+    Ok(app::open_control(config)?
+        .pgp_key(address)?
+        .filter(|k| k.encrypt))
 }
 
 impl<'a> Importer<'a> {
@@ -235,7 +245,14 @@ impl<'a> Importer<'a> {
             batch: Vec::new(),
             batch_bytes: 0,
             tally: Tally::default(),
+            encrypt_to: None,
         })
+    }
+
+    /// Encrypts what is imported to `key` (PGP/MIME), as delivery does.
+    pub(super) fn encrypting(mut self, key: Option<PgpKey>) -> Self {
+        self.encrypt_to = key;
+        self
     }
 
     pub(super) fn max_bytes(&self) -> u64 {
@@ -320,6 +337,14 @@ impl<'a> Importer<'a> {
             DateFrom::Now => None,
         };
         let (system, keywords) = flags.unwrap_or_default();
+        // Duplicates are told apart by the original's bytes: within a run;
+        // a second run does not recognise encrypted copies (their
+        // ciphertext differs each time).
+        let message = match &self.encrypt_to {
+            Some(key) => crate::openpgp::encrypt_for(&key.key, message, key.protect_subject)
+                .map_err(|e| anyhow::anyhow!("encrypting to the owner's OpenPGP key: {e}"))?,
+            None => message,
+        };
         self.batch_bytes += message.len();
         self.batch.push(AppendRequest {
             folder: folder.to_string(),
@@ -474,8 +499,9 @@ pub fn import(config: &Config, address: &str, path: &Path, options: &ImportOptio
     let session = unlock(config, address)?;
     let tally = smol::block_on(async {
         session.settle().await?;
-        let mut importer =
-            Importer::new(&session, options, config.limits.max_message_bytes).await?;
+        let mut importer = Importer::new(&session, options, config.limits.max_message_bytes)
+            .await?
+            .encrypting(arrival_key(config, address)?);
         for (folder, source) in &sources {
             importer.folder(folder).await?;
             match source {

@@ -404,7 +404,8 @@ pub fn migrate(
     let tally = smol::block_on(async {
         let mut importer =
             super::mailbox::Importer::new(&session, &options, config.limits.max_message_bytes)
-                .await?;
+                .await?
+                .encrypting(super::mailbox::arrival_key(config, address)?);
         for folder in &folders {
             importer.folder(&folder.here).await?;
             copy_folder(&mut client, &mut importer, folder).await?;

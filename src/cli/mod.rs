@@ -32,6 +32,7 @@ mod domain;
 mod export;
 mod mailbox;
 mod migrate;
+mod pgp;
 mod queue;
 mod sieve;
 

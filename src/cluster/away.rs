@@ -3,9 +3,10 @@
 //! goes, the public keys that seal it) and its own spool of sealed mail,
 //! shipped to the primary when the link is back.
 //!
-//! Imports `store` (the interface: `Directory`, `seal`) and `util`.
-//! Invariants: the directory holds no key that opens a mailbox; a message
-//! is sealed to its alias' public key before it touches the disk, and its
+//! Imports `openpgp`, `store` (the interface: `Directory`, `seal`) and
+//! `util`. Invariants: the directory holds no key that opens a mailbox; a
+//! message is encrypted to its owner's OpenPGP key when they asked for it
+//! and sealed to its alias' public key before it touches the disk, and its
 //! file and directory are synced before the delivery answers; a spool file
 //! goes only after the primary acknowledged it (`secondary::ship`); while
 //! away, only aliases the directory names are accepted, and anything else
@@ -98,12 +99,26 @@ impl Away {
         to: &crate::store::Placement,
     ) -> Result<Delivery, StoreError> {
         let address = address.trim().to_ascii_lowercase();
-        let key = {
+        let (key, pgp) = {
             let dir = lock(&self.directory);
-            dir.as_ref()
-                .and_then(|d| d.aliases.iter().find(|e| e.route.address == address))
+            let entry = dir
+                .as_ref()
+                .and_then(|d| d.aliases.iter().find(|e| e.route.address == address));
+            let key = entry
                 .and_then(|e| e.public_key.clone())
-                .ok_or_else(unavailable)?
+                .ok_or_else(unavailable)?;
+            (key, entry.and_then(|e| e.pgp.clone()))
+        };
+        // Encrypted to the owner's OpenPGP key first, as the primary would.
+        let encrypted;
+        let message = match pgp {
+            Some(k) => {
+                encrypted =
+                    crate::openpgp::encrypt_for(&k.key, message.to_vec(), k.protect_subject)
+                        .map_err(|e| StoreError::Unavailable(format!("OpenPGP: {e}")))?;
+                encrypted.as_slice()
+            }
+            None => message,
         };
         let sealed = crate::store::seal(&key, message, to)?;
         let io = |e: io::Error| StoreError::Unavailable(format!("the local spool: {e}"));
@@ -194,6 +209,7 @@ mod tests {
                     webhooks: vec![],
                 },
                 public_key: Some(public),
+                pgp: None,
             }],
         })
         .unwrap();
@@ -220,5 +236,41 @@ mod tests {
         assert_eq!(clear, b"Subject: canary-1234\r\n\r\nhi\r\n");
         away.remove(&files[0]).unwrap();
         assert!(away.waiting().unwrap().is_empty());
+    }
+
+    #[test]
+    fn mail_for_an_owner_with_an_openpgp_key_is_encrypted_before_the_seal() {
+        use crate::openpgp::tests::{armored, decrypt, keygen, public};
+        let dir = tempfile::tempdir().unwrap();
+        let away = Away::open(dir.path()).unwrap();
+        let identity = age::x25519::Identity::generate();
+        let secret = keygen("bob@example.org", true);
+        away.set_directory(Directory {
+            domains: vec!["example.org".into()],
+            aliases: vec![DirectoryEntry {
+                route: Route {
+                    address: "bob@example.org".into(),
+                    mailbox: true,
+                    forward: vec![],
+                    webhooks: vec![],
+                },
+                public_key: Some(identity.to_public().to_string()),
+                pgp: Some(crate::store::PgpKey {
+                    key: public(&secret),
+                    encrypt: true,
+                    ..Default::default()
+                }),
+            }],
+        })
+        .unwrap();
+        let message = b"Subject: hello\r\n\r\ncanary-5678\r\n";
+        away.deliver("bob@example.org", message, &Default::default())
+            .unwrap();
+        let files = away.waiting().unwrap();
+        let (_, sealed) = Away::read(&files[0]).unwrap();
+        let clear = age::decrypt(&identity, &sealed).unwrap();
+        assert!(clear.starts_with(b"Subject: hello\r\n"));
+        assert!(!clear.windows(11).any(|w| w == b"canary-5678"));
+        assert_eq!(decrypt(&secret, &armored(&clear)), message);
     }
 }

@@ -381,6 +381,8 @@ pub fn session_of(request: &crate::store::types::Request) -> Option<SessionId> {
         | R::Deliver { .. }
         | R::DeliverSealed { .. }
         | R::SieveScripts { .. }
+        | R::PgpKey { .. }
+        | R::WkdKey { .. }
         | R::SieveSeen { .. }
         | R::Sieve { .. }
         | R::Directory => None,
@@ -424,6 +426,8 @@ pub fn is_write(request: &crate::store::types::Request) -> bool {
             | R::DkimKeys { .. }
             | R::Directory
             | R::SieveScripts { .. }
+            | R::PgpKey { .. }
+            | R::WkdKey { .. }
             | R::Settle { .. }
             | R::ListFolders { .. }
             | R::Select { .. }

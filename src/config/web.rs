@@ -36,7 +36,8 @@ pub enum Challenge {
 }
 
 /// `[acme]`: certificates from an ACME server for the server's name and
-/// each domain's `mta-sts.`, `autoconfig.` and `autodiscover.` names.
+/// each domain's `mta-sts.`, `autoconfig.`, `autodiscover.` and `openpgpkey.`
+/// names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Acme {
     /// The directory URL (Let's Encrypt by default).

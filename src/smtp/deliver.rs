@@ -3,11 +3,13 @@
 //! before the reply; where each owner's Sieve script says, `filter`), the
 //! relay for forwards and webhooks, the outbound queue for submissions.
 //!
-//! Imports `relay`, `store` (its interface), `util` and the siblings.
+//! Imports `openpgp`, `relay`, `store` (its interface), `util` and the
+//! siblings.
 //! Invariants: 250 only if every destination has the message; a temporary
 //! failure anywhere answers 4xx, and the destinations that did get it are
 //! remembered so the sending MTA's retry skips them; a filter's reject is
-//! a 550 only when no other destination took the message; the MX's Received
+//! a 550 only when no other destination took the message; an alias that
+//! forwards encrypted never forwards its copy in the clear; the MX's Received
 //! header names the client's HELO and address, submission's its HELO only
 //! unless `submission.hide_client_address` is off; content checks
 //! (executables, viruses) read the message in memory only.
@@ -487,24 +489,32 @@ async fn relay_copies<'d>(
         }
         return;
     };
-    // One transaction per envelope sender: SRS at each forwarding alias'
-    // domain, or the original sender for returns.
-    let mut groups: Vec<(String, Vec<&Dest>)> = Vec::new();
+    // One transaction per envelope sender (SRS at each forwarding alias'
+    // domain, or the original sender for returns) and per message: the
+    // copies of an alias that forwards encrypted are its own.
+    let mut groups: Vec<(String, Option<&str>, Vec<&Dest>)> = Vec::new();
     for d in relayed.iter().copied() {
-        let sender = match d {
+        let (sender, encrypted_by) = match d {
             Dest::Forward { via, .. } => {
                 let domain = via.rsplit_once('@').map_or("", |(_, dom)| dom);
-                relay.srs.forward(from, domain, today())
+                let encrypts = matches!(ctx.store.pgp_key(via).await, Ok(Some(k)) if k.forward);
+                (
+                    relay.srs.forward(from, domain, today()),
+                    encrypts.then_some(via.as_str()),
+                )
             }
-            Dest::Return(_) => from.to_string(),
+            Dest::Return(_) => (from.to_string(), None),
             _ => continue,
         };
-        match groups.iter_mut().find(|(s, _)| *s == sender) {
-            Some((_, list)) => list.push(d),
-            None => groups.push((sender, vec![d])),
+        match groups
+            .iter_mut()
+            .find(|(s, e, _)| *s == sender && *e == encrypted_by)
+        {
+            Some((_, _, list)) => list.push(d),
+            None => groups.push((sender, encrypted_by, vec![d])),
         }
     }
-    for (sender, list) in groups {
+    for (sender, encrypted_by, list) in groups {
         let rcpts: Vec<String> = list
             .iter()
             .map(|d| match d {
@@ -512,7 +522,26 @@ async fn relay_copies<'d>(
                 _ => String::new(),
             })
             .collect();
-        let statuses = relay.send(&sender, &rcpts, message).await;
+        let copy = match encrypted_by {
+            Some(via) => match encrypted_copy(ctx, via, message).await {
+                Ok(copy) => copy,
+                Err(why) => {
+                    tracing::error!(error = %why, "an encrypted forward could not be made");
+                    for d in list {
+                        outcomes.push((
+                            d,
+                            Err(Failure::Temporary(
+                                "451 4.3.0 Encrypting the forwarded copy failed; try again later"
+                                    .into(),
+                            )),
+                        ));
+                    }
+                    continue;
+                }
+            },
+            None => message.to_vec(),
+        };
+        let statuses = relay.send(&sender, &rcpts, &copy).await;
         for (d, st) in list.into_iter().zip(statuses) {
             outcomes.push((d, relay_failure(st, "Forwarding")));
         }
@@ -525,6 +554,20 @@ async fn relay_copies<'d>(
             outcomes.push((d, relay_failure(st, "Webhook delivery")));
         }
     }
+}
+
+/// The message encrypted to the OpenPGP key of `via`, the alias that
+/// forwards it (PGP/MIME, as its mailbox would keep it).
+async fn encrypted_copy(ctx: &Smtp, via: &str, message: &[u8]) -> Result<Vec<u8>, String> {
+    let key = ctx
+        .store
+        .pgp_key(via)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the key was removed")?;
+    let message = message.to_vec();
+    blocking::unblock(move || crate::openpgp::encrypt_for(&key.key, message, key.protect_subject))
+        .await
 }
 
 fn relay_failure(st: Status, what: &str) -> Result<(), Failure> {

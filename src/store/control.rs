@@ -225,6 +225,7 @@ impl Control {
         let conn = db::open(path, DbKey::Raw(server_key))?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(super::scripts::SCHEMA)?;
+        conn.execute_batch(super::pgpkeys::SCHEMA)?;
         Ok(Control {
             conn,
             tracking_key: super::scripts::tracking_key(server_key),

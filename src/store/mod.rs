@@ -2,7 +2,7 @@
 //! the sealed spool, change events, and the one interface protocol sessions
 //! use to reach all of it.
 //!
-//! May import `util` only; never a
+//! May import `openpgp` and `util` only; never a
 //! protocol or `app`. Protocol code holds a [`Store`] and the [`Session`]s it
 //! unlocks; behind them sits a [`Backend`]: [`local::LocalBackend`] in this
 //! process, or (later) a remote one over the cluster link. Requests and
@@ -19,6 +19,7 @@ pub mod local;
 pub mod mailbox;
 pub mod mime;
 pub mod order;
+pub mod pgpkeys;
 pub mod schema;
 pub mod scripts;
 pub mod search;
@@ -248,6 +249,28 @@ impl Store {
                 to,
             }),
             Delivered
+        )
+    }
+
+    /// The alias' OpenPGP key, if it has one.
+    pub async fn pgp_key(&self, address: &str) -> Result<Option<PgpKey>, StoreError> {
+        expect_reply!(
+            self.backend.call(Request::PgpKey {
+                address: address.to_string(),
+            }),
+            PgpKey
+        )
+    }
+
+    /// The key the Web Key Directory serves for a hashed local part of a
+    /// domain, if its alias published one.
+    pub async fn wkd_key(&self, domain: &str, hash: &str) -> Result<Option<PgpKey>, StoreError> {
+        expect_reply!(
+            self.backend.call(Request::WkdKey {
+                domain: domain.to_string(),
+                hash: hash.to_string(),
+            }),
+            PgpKey
         )
     }
 

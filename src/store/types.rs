@@ -246,6 +246,23 @@ pub enum ScriptRefusal {
     BadName,
 }
 
+/// An owner's OpenPGP public key and what is done with it (`sealmail
+/// alias pgp`): public material only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PgpKey {
+    /// The binary transferable public key, checked when imported.
+    pub key: Vec<u8>,
+    pub fingerprint: String,
+    /// Mail delivered to the alias is wrapped into PGP/MIME to the key.
+    pub encrypt: bool,
+    /// The Subject travels only inside (protected headers).
+    pub protect_subject: bool,
+    /// Copies forwarded elsewhere leave encrypted too.
+    pub forward: bool,
+    /// The Web Key Directory serves the key.
+    pub publish: bool,
+}
+
 /// An owner's Sieve scripts, when one is active: its name, and every
 /// script by name (for `include`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -519,6 +536,15 @@ pub enum Request {
         address: String,
         op: SieveOp,
     },
+    /// The alias' OpenPGP key, if it has one.
+    PgpKey {
+        address: String,
+    },
+    /// A published OpenPGP key of a domain by its WKD hash.
+    WkdKey {
+        domain: String,
+        hash: String,
+    },
     /// The alias' Sieve scripts, if one is active.
     SieveScripts {
         address: String,
@@ -696,6 +722,7 @@ pub enum Response {
     Quota(QuotaUsage),
     Directory(Directory),
     SieveScripts(Option<SieveScripts>),
+    PgpKey(Option<PgpKey>),
     Seen(bool),
     Sieve(SieveReply),
 }
@@ -715,6 +742,9 @@ pub struct DirectoryEntry {
     pub route: Route,
     /// The age recipient mail for its mailbox is sealed to.
     pub public_key: Option<String>,
+    /// The OpenPGP key mail is encrypted to before it is sealed.
+    #[serde(default)]
+    pub pgp: Option<PgpKey>,
 }
 
 /// A calendar date, compared by day as IMAP does (RFC 3501 §6.4.4).

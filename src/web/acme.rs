@@ -1,6 +1,6 @@
 //! Certificates from an ACME server (RFC 8555): one for the server's own
 //! name (and `acme.names`), one per domain for its `mta-sts.`,
-//! `autoconfig.` and `autodiscover.` names, so that a domain whose DNS is
+//! `autoconfig.`, `autodiscover.` and `openpgpkey.` names, so that a domain whose DNS is
 //! not ready yet holds back no other certificate.
 //!
 //! The client is instant-acme, which runs on tokio's types: every call
@@ -69,7 +69,7 @@ pub fn groups(hostname: &str, extra: &[String], domains: &[String]) -> Vec<Group
     let mut out = vec![own];
     for d in domains {
         out.push(
-            ["mta-sts", "autoconfig", "autodiscover"]
+            ["mta-sts", "autoconfig", "autodiscover", "openpgpkey"]
                 .iter()
                 .map(|p| format!("{p}.{d}"))
                 .collect(),

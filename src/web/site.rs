@@ -1,11 +1,13 @@
 //! What the HTTP(S) listener answers: by port, then by the host the client
 //! named and the path.
 //!
-//! Imports `proto::{autoconfig, mta_sts}`, the `store` interface, `util`.
+//! Imports `openpgp::wkd`, `proto::{autoconfig, mta_sts}`, the `store`
+//! interface, `util`.
 //! Invariants: a document about a domain is only given for a domain
 //! served here (asked of the store, as the MX would); a path with a `..`
 //! segment is refused before it is looked at; the MTA-STS policy is only
-//! served over HTTPS; plain HTTP answers ACME's tokens and autoconfig and
+//! served over HTTPS, as are the Web Key Directory's keys (only those
+//! their owners published); plain HTTP answers ACME's tokens and autoconfig and
 //! redirects the rest to HTTPS.
 
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 
 use super::{Port, Reply, text, with_type};
+use crate::openpgp::wkd;
 use crate::proto::autoconfig::{self, Servers};
 use crate::proto::mta_sts::Policy;
 use crate::store::{Recipient, Store};
@@ -82,6 +85,13 @@ impl Site {
                 ),
                 (false, _) => not_allowed("GET"),
                 (true, None) => text(StatusCode::NOT_FOUND, "no such token\n"),
+            };
+        }
+        if port == Port::Https && lower.starts_with("/.well-known/openpgpkey/") {
+            return if get {
+                self.wkd(&host, &path).await
+            } else {
+                not_allowed("GET")
             };
         }
         match lower.as_str() {
@@ -211,11 +221,42 @@ impl Site {
 
     /// The server's own name, a served domain, or one of its
     /// `mta-sts.`/`autoconfig.`/`autodiscover.` names.
+    /// The Web Key Directory: a published key by its hash, or the
+    /// domain's (empty) policy, for a domain served here.
+    async fn wkd(&self, host: &str, path: &str) -> Reply {
+        let Some(request) = wkd::parse_path(host, path) else {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        };
+        let domain = match &request {
+            wkd::Request::Key { domain, .. } | wkd::Request::Policy { domain } => domain.clone(),
+        };
+        if !self.serves(&domain).await {
+            return unknown(host);
+        }
+        let mut reply = match request {
+            wkd::Request::Policy { .. } => with_type(StatusCode::OK, "text/plain", Vec::new()),
+            wkd::Request::Key { domain, hash } => match self.store.wkd_key(&domain, &hash).await {
+                Ok(Some(key)) => with_type(StatusCode::OK, "application/octet-stream", key.key),
+                Ok(None) => text(StatusCode::NOT_FOUND, "no key for this address\n"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a WKD lookup failed");
+                    text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n")
+                }
+            },
+        };
+        // Web clients fetch keys across origins (the draft asks for it).
+        reply.headers_mut().insert(
+            hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            hyper::header::HeaderValue::from_static("*"),
+        );
+        reply
+    }
+
     async fn is_ours(&self, host: &str) -> bool {
         if host == self.servers.hostname {
             return true;
         }
-        let domain = ["mta-sts.", "autoconfig.", "autodiscover."]
+        let domain = ["mta-sts.", "autoconfig.", "autodiscover.", "openpgpkey."]
             .iter()
             .find_map(|p| host.strip_prefix(p))
             .unwrap_or(host);

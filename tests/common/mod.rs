@@ -720,3 +720,33 @@ pub fn pop3_seed(env: &Env, addr: &str, n: usize) -> Vec<String> {
         .map(|u| format!("{:08X}{:08X}", u.uid, u.uidvalidity))
         .collect()
 }
+
+/// Every text cell of every table of a database, one per line.
+#[allow(dead_code)] // Not every test binary reads databases whole.
+pub fn db_text(db: &rusqlite::Connection) -> String {
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut out = String::new();
+    for t in tables {
+        let mut stmt = db.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..n {
+                match row.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                        out.push_str(&String::from_utf8_lossy(b));
+                        out.push('\n');
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}

@@ -329,7 +329,7 @@ fn prepare<'p>(
                 continue;
             }
         };
-        let parsed = if message.len() as u64 > limits.max_message_bytes {
+        let parsed = if !limits.fits(&message) {
             Err("larger than the largest message allowed".to_string())
         } else {
             mime::parse(&message, limits.mime).map_err(|e| e.to_string())

@@ -47,6 +47,12 @@ impl Inner {
         if !alias.mailbox {
             return Err(StoreError::NoMailbox);
         }
+        // The limit applies to what the sender sent; encrypted, it may
+        // grow past it (`Limits::fits`).
+        if message.len() as u64 > self.cfg.limits.max_message_bytes {
+            return Err(StoreError::TooBig(self.cfg.limits.max_message_bytes));
+        }
+        let message = self.encrypted_on_arrival(&alias, message)?;
         let verifier = lock(&self.control)
             .credentials(alias.id)
             .map_err(|e| StoreError::Internal(e.to_string()))?
@@ -124,6 +130,24 @@ impl Inner {
         self.hub
             .publish(alias.id, vec![Change::Exists { folder, uid: a.uid }]);
         Ok(Delivery::Inbox { uid: a.uid })
+    }
+
+    /// The message as the alias' mailbox keeps it: wrapped into PGP/MIME
+    /// when its owner gave a key and asked for encryption on arrival.
+    /// A key that cannot encrypt is a temporary failure, never a reason
+    /// to store the message in the clear.
+    fn encrypted_on_arrival(&self, alias: &Alias, message: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let key = lock(&self.control)
+            .pgp_key(&alias.address)
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        match key {
+            Some(k) if k.encrypt => crate::openpgp::encrypt_for(&k.key, message, k.protect_subject)
+                .map_err(|e| {
+                    tracing::error!(error = %e, "the owner's OpenPGP key cannot encrypt");
+                    StoreError::Unavailable(format!("the owner's OpenPGP key cannot encrypt: {e}"))
+                }),
+            _ => Ok(message),
+        }
     }
 
     /// Places mail a cluster secondary sealed while this primary was away
@@ -210,16 +234,23 @@ impl Inner {
             .list_aliases(None)
             .map_err(internal)?
             .into_iter()
-            .map(|a| DirectoryEntry {
-                route: Route {
-                    address: a.address,
-                    mailbox: a.mailbox,
-                    forward: a.forward,
-                    webhooks: a.webhooks,
-                },
-                public_key: a.public_key,
+            .map(|a| {
+                let pgp = control
+                    .pgp_key(&a.address)
+                    .map_err(internal)?
+                    .filter(|k| k.encrypt);
+                Ok(DirectoryEntry {
+                    route: Route {
+                        address: a.address,
+                        mailbox: a.mailbox,
+                        forward: a.forward,
+                        webhooks: a.webhooks,
+                    },
+                    public_key: a.public_key,
+                    pgp,
+                })
             })
-            .collect();
+            .collect::<Result<_, StoreError>>()?;
         Ok(Directory { domains, aliases })
     }
 

@@ -299,6 +299,14 @@ impl Inner {
                 to,
             } => self.deliver(&address, message, to).map(Response::Delivered),
             R::SieveScripts { address } => self.sieve_scripts(&address),
+            R::PgpKey { address } => lock(&self.control)
+                .pgp_key(&address)
+                .map(Response::PgpKey)
+                .map_err(|e| StoreError::Internal(e.to_string())),
+            R::WkdKey { domain, hash } => lock(&self.control)
+                .wkd_key(&domain, &hash)
+                .map(Response::PgpKey)
+                .map_err(|e| StoreError::Internal(e.to_string())),
             R::Sieve { address, op } => self.sieve(&address, op),
             R::SieveSeen {
                 address,

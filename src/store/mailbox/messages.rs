@@ -191,7 +191,7 @@ pub(super) fn remove_all(tx: &Transaction<'_>, folder: i64) -> Result<Vec<u32>, 
 
 /// Parses a message to be stored, refusing what `limits` refuse.
 pub fn parse_within(limits: &Limits, raw: &[u8]) -> Result<Parsed, StoreError> {
-    if raw.len() as u64 > limits.max_message_bytes {
+    if !limits.fits(raw) {
         return Err(StoreError::TooBig(limits.max_message_bytes));
     }
     mime::parse(raw, limits.mime).map_err(|e| StoreError::BadMessage(e.to_string()))

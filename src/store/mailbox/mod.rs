@@ -84,6 +84,19 @@ pub struct Limits {
     pub unindexed_max: usize,
 }
 
+impl Limits {
+    /// Whether a message is small enough to store: at most
+    /// `max_message_bytes`, or, for mail encrypted on arrival (PGP/MIME),
+    /// at most what a message of that size can become: armored (4/3 and
+    /// line ends) under an outer header no larger than its own.
+    pub fn fits(&self, raw: &[u8]) -> bool {
+        let n = raw.len() as u64;
+        n <= self.max_message_bytes
+            || (n <= self.max_message_bytes.saturating_mul(5) / 2 + 65_536
+                && crate::openpgp::already_encrypted(raw))
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

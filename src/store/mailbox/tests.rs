@@ -1,5 +1,5 @@
 //! Tests of one mailbox file: new mail waiting for the full-text index and
-//! found meanwhile, and folder names.
+//! found meanwhile, folder names, and the size limit of encrypted mail.
 //!
 //! Imports the parent module and `store`'s plain types.
 
@@ -92,4 +92,28 @@ fn names_are_checked() {
     }
     assert_eq!(validate_name("inbox/Sub").unwrap(), "INBOX/Sub");
     assert_eq!(validate_name("Работа/2026").unwrap(), "Работа/2026");
+}
+
+#[test]
+fn encrypted_mail_may_grow_past_the_limit_it_was_sent_under() {
+    let limits = Limits {
+        max_message_bytes: 1000,
+        ..Default::default()
+    };
+    let encrypted = |len: usize| {
+        let mut m = b"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b\r\n\r\n".to_vec();
+        m.resize(len, b'A');
+        m
+    };
+    let plain = |len: usize| vec![b'A'; len];
+    let cases = [
+        (plain(1000), true),
+        (plain(1001), false),
+        (encrypted(1001), true),
+        (encrypted(2500 + 65_536), true),
+        (encrypted(2501 + 65_536), false),
+    ];
+    for (message, fits) in cases {
+        assert_eq!(limits.fits(&message), fits, "{} bytes", message.len());
+    }
 }
