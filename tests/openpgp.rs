@@ -47,14 +47,19 @@ fn gpg_ok(home: &Path, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-fn cli(env: &Env, args: &[&str]) -> (bool, String) {
-    let out = env.bin().args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
+/// What `gpg-wks-client OPTION ADDRESS` prints (Debian installs it
+/// outside PATH), trimmed.
+fn wks_client(option: &str, address: &str) -> String {
+    let out = Command::new("/usr/lib/gnupg/gpg-wks-client")
+        .args([option, address])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.success(), text)
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// The fingerprint gpg reads off a key file.
@@ -130,7 +135,7 @@ fn mail_is_encrypted_to_keys_gnupg_made_and_keys_are_published() {
 
     // Refusals, with the reason.
     let refused = |who: &str, file: &str, why: &str| {
-        let (ok, out) = cli(&env, &["alias", "pgp", who, "import", file]);
+        let (ok, out) = env.cli(&["alias", "pgp", who, "import", file]);
         assert!(!ok && out.contains(why), "{who} {file}: {out}");
     };
     refused(
@@ -157,18 +162,15 @@ fn mail_is_encrypted_to_keys_gnupg_made_and_keys_are_published() {
     );
 
     let bob_key = export("bob@example.org", false);
-    let (ok, out) = cli(
-        &env,
-        &[
-            "alias",
-            "pgp",
-            &bob,
-            "import",
-            &bob_key,
-            "--forward-encrypted",
-            "on",
-        ],
-    );
+    let (ok, out) = env.cli(&[
+        "alias",
+        "pgp",
+        &bob,
+        "import",
+        &bob_key,
+        "--forward-encrypted",
+        "on",
+    ]);
     assert!(ok, "{out}");
     let bob_fpr = fingerprint(&home, Path::new(&bob_key));
     assert!(out.contains(&bob_fpr), "{out}");
@@ -176,22 +178,19 @@ fn mail_is_encrypted_to_keys_gnupg_made_and_keys_are_published() {
         out.contains("forward         on") && out.contains("encrypt         on"),
         "{out}"
     );
-    let (ok, out) = cli(
-        &env,
-        &[
-            "alias",
-            "pgp",
-            &carol,
-            "import",
-            &export("carol@example.org", false),
-            "--protect-subject",
-            "on",
-            "--publish",
-            "off",
-        ],
-    );
+    let (ok, out) = env.cli(&[
+        "alias",
+        "pgp",
+        &carol,
+        "import",
+        &export("carol@example.org", false),
+        "--protect-subject",
+        "on",
+        "--publish",
+        "off",
+    ]);
     assert!(ok && out.contains("protect subject on"), "{out}");
-    let (ok, out) = cli(&env, &["alias", "pgp", &bob, "show"]);
+    let (ok, out) = env.cli(&["alias", "pgp", &bob, "show"]);
     assert!(
         ok && out.contains("user ID         Bob <bob@example.org>"),
         "{out}"
@@ -237,16 +236,7 @@ fn mail_is_encrypted_to_keys_gnupg_made_and_keys_are_published() {
 
     // WKD: gpg-wks-client names the URL, curl fetches it from the HTTPS
     // listener, gpg reads the key it got.
-    let url = String::from_utf8(
-        Command::new("/usr/lib/gnupg/gpg-wks-client")
-            .args(["--print-wkd-url", &bob])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    let url = wks_client("--print-wkd-url", &bob);
     assert!(
         url.starts_with("https://openpgpkey.example.org/.well-known/openpgpkey/example.org/hu/"),
         "{url}"
@@ -301,15 +291,8 @@ fn mail_is_encrypted_to_keys_gnupg_made_and_keys_are_published() {
         "example.org/.well-known/openpgpkey/",
     );
     assert_eq!(curl(&direct).0, "200", "{direct}");
-    let carol_url = String::from_utf8(
-        Command::new("/usr/lib/gnupg/gpg-wks-client")
-            .args(["--print-wkd-url", &carol])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    assert_eq!(curl(carol_url.trim()).0, "404", "carol did not publish");
+    let carol_url = wks_client("--print-wkd-url", &carol);
+    assert_eq!(curl(&carol_url).0, "404", "carol did not publish");
 
     // `import --from-wkd` fetches the same key over the same path.
     let config = std::fs::read_to_string(&env.config.file)
@@ -321,36 +304,23 @@ fn mail_is_encrypted_to_keys_gnupg_made_and_keys_are_published() {
         .replace("ca_file = \"\"", &format!("ca_file = \"{}\"", ca.display()))
         .replace("https_port = 443", &format!("https_port = {port}"));
     std::fs::write(&env.config.file, config).unwrap();
-    let (ok, out) = cli(
-        &env,
-        &[
-            "alias",
-            "pgp",
-            &bob,
-            "import",
-            "--from-wkd",
-            "--forward-encrypted",
-            "on",
-        ],
-    );
+    let (ok, out) = env.cli(&[
+        "alias",
+        "pgp",
+        &bob,
+        "import",
+        "--from-wkd",
+        "--forward-encrypted",
+        "on",
+    ]);
     assert!(ok && out.contains(&bob_fpr), "{out}");
 
     // wkd-export writes the files another web server would serve, under
     // the hash gpg-wks-client computes.
-    let hash = String::from_utf8(
-        Command::new("/usr/lib/gnupg/gpg-wks-client")
-            .args(["--print-wkd-hash", &bob])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let hash = wks_client("--print-wkd-hash", &bob);
     let hash = hash.split_whitespace().next().unwrap().to_string();
     let tree = work.path().join("wkd");
-    let (ok, out) = cli(
-        &env,
-        &["alias", "pgp", &bob, "wkd-export", tree.to_str().unwrap()],
-    );
+    let (ok, out) = env.cli(&["alias", "pgp", &bob, "wkd-export", tree.to_str().unwrap()]);
     assert!(ok, "{out}");
     for file in [
         format!(".well-known/openpgpkey/example.org/hu/{hash}"),

@@ -34,16 +34,6 @@ if header :matches "subject" "vacation*" {
 }
 "#;
 
-fn cli(env: &Env, args: &[&str]) -> (bool, String) {
-    let out = env.bin().args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 #[test]
 fn scripts_file_reject_redirect_and_reply() {
     let work = tempfile::tempdir().unwrap();
@@ -69,38 +59,29 @@ fn scripts_file_reject_redirect_and_reply() {
     // line, and stores one that does.
     let bad = work.path().join("bad.sieve");
     std::fs::write(&bad, "require \"fileinto\";\nfileinto \"A\"\nkeep;\n").unwrap();
-    let (ok, out) = cli(
-        &env,
-        &["alias", "sieve", &bob, "check", bad.to_str().unwrap()],
-    );
+    let (ok, out) = env.cli(&["alias", "sieve", &bob, "check", bad.to_str().unwrap()]);
     assert!(!ok && out.contains("line 3"), "{out}");
-    let (ok, out) = cli(
-        &env,
-        &["alias", "sieve", &bob, "put", "bad", bad.to_str().unwrap()],
-    );
+    let (ok, out) = env.cli(&["alias", "sieve", &bob, "put", "bad", bad.to_str().unwrap()]);
     assert!(!ok, "{out}");
     let good = work.path().join("main.sieve");
     std::fs::write(&good, SCRIPT).unwrap();
-    let (ok, out) = cli(
-        &env,
-        &[
-            "alias",
-            "sieve",
-            &bob,
-            "put",
-            "main",
-            good.to_str().unwrap(),
-            "--activate",
-        ],
-    );
+    let (ok, out) = env.cli(&[
+        "alias",
+        "sieve",
+        &bob,
+        "put",
+        "main",
+        good.to_str().unwrap(),
+        "--activate",
+    ]);
     assert!(ok, "{out}");
-    let (ok, out) = cli(&env, &["alias", "sieve", &bob, "list"]);
+    let (ok, out) = env.cli(&["alias", "sieve", &bob, "list"]);
     assert!(
         ok && out.contains("main") && out.contains("(active)"),
         "{out}"
     );
     assert!(!out.contains("bad"), "{out}");
-    let (ok, out) = cli(&env, &["alias", "sieve", &bob, "get", "main"]);
+    let (ok, out) = env.cli(&["alias", "sieve", &bob, "get", "main"]);
     assert!(ok && out == SCRIPT, "{out}");
     // A script that includes itself, for ever.
     let looping = work.path().join("loop.sieve");
@@ -109,18 +90,15 @@ fn scripts_file_reject_redirect_and_reply() {
         "require \"include\";\ninclude :personal \"main\";\n",
     )
     .unwrap();
-    let (ok, out) = cli(
-        &env,
-        &[
-            "alias",
-            "sieve",
-            &looper,
-            "put",
-            "main",
-            looping.to_str().unwrap(),
-            "--activate",
-        ],
-    );
+    let (ok, out) = env.cli(&[
+        "alias",
+        "sieve",
+        &looper,
+        "put",
+        "main",
+        looping.to_str().unwrap(),
+        "--activate",
+    ]);
     assert!(ok, "{out}");
 
     let server = env.serve();
@@ -204,41 +182,35 @@ fn vacation_command_writes_an_active_script() {
     let dir = tempfile::tempdir().unwrap();
     let body = dir.path().join("body.txt");
     std::fs::write(&body, "Back on the 4th.\n\"Quoted\" and \\ kept.\n").unwrap();
-    let (ok, out) = cli(
-        &env,
-        &[
-            "alias",
-            "vacation",
-            &bob,
-            "--subject",
-            "Out",
-            "--body-file",
-            body.to_str().unwrap(),
-            "--days",
-            "3",
-            "--from",
-            "2026-01-01",
-            "--until",
-            "2099-01-01",
-        ],
-    );
+    let (ok, out) = env.cli(&[
+        "alias",
+        "vacation",
+        &bob,
+        "--subject",
+        "Out",
+        "--body-file",
+        body.to_str().unwrap(),
+        "--days",
+        "3",
+        "--from",
+        "2026-01-01",
+        "--until",
+        "2099-01-01",
+    ]);
     assert!(ok, "{out}");
     let scripts = env.control().sieve_scripts(&bob).unwrap().unwrap();
     assert_eq!(scripts.active, "vacation");
-    let (ok, out) = cli(
-        &env,
-        &[
-            "alias",
-            "vacation",
-            &bob,
-            "--until",
-            "20260101",
-            "--body-file",
-            "x",
-        ],
-    );
+    let (ok, out) = env.cli(&[
+        "alias",
+        "vacation",
+        &bob,
+        "--until",
+        "20260101",
+        "--body-file",
+        "x",
+    ]);
     assert!(!ok && out.contains("not a date"), "{out}");
-    let (ok, out) = cli(&env, &["alias", "vacation", &bob, "--off"]);
+    let (ok, out) = env.cli(&["alias", "vacation", &bob, "--off"]);
     assert!(ok, "{out}");
     assert_eq!(env.control().sieve_scripts(&bob).unwrap(), None);
 }

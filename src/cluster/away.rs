@@ -187,6 +187,23 @@ mod tests {
     use super::*;
     use crate::store::types::{DirectoryEntry, Route};
 
+    /// A directory of bob@example.org alone, sealed to `public`.
+    fn bob(public: String, pgp: Option<crate::store::PgpKey>) -> Directory {
+        Directory {
+            domains: vec!["example.org".into()],
+            aliases: vec![DirectoryEntry {
+                route: Route {
+                    address: "bob@example.org".into(),
+                    mailbox: true,
+                    forward: vec![],
+                    webhooks: vec![],
+                },
+                public_key: Some(public),
+                pgp,
+            }],
+        }
+    }
+
     #[test]
     fn mail_is_sealed_kept_and_read_back_for_shipping() {
         let dir = tempfile::tempdir().unwrap();
@@ -199,20 +216,7 @@ mod tests {
         );
         let identity = age::x25519::Identity::generate();
         let public = identity.to_public().to_string();
-        away.set_directory(Directory {
-            domains: vec!["example.org".into()],
-            aliases: vec![DirectoryEntry {
-                route: Route {
-                    address: "bob@example.org".into(),
-                    mailbox: true,
-                    forward: vec![],
-                    webhooks: vec![],
-                },
-                public_key: Some(public),
-                pgp: None,
-            }],
-        })
-        .unwrap();
+        away.set_directory(bob(public, None)).unwrap();
         // A restart keeps the directory.
         let away = Away::open(dir.path()).unwrap();
         assert!(matches!(
@@ -245,24 +249,13 @@ mod tests {
         let away = Away::open(dir.path()).unwrap();
         let identity = age::x25519::Identity::generate();
         let secret = keygen("bob@example.org", true);
-        away.set_directory(Directory {
-            domains: vec!["example.org".into()],
-            aliases: vec![DirectoryEntry {
-                route: Route {
-                    address: "bob@example.org".into(),
-                    mailbox: true,
-                    forward: vec![],
-                    webhooks: vec![],
-                },
-                public_key: Some(identity.to_public().to_string()),
-                pgp: Some(crate::store::PgpKey {
-                    key: public(&secret),
-                    encrypt: true,
-                    ..Default::default()
-                }),
-            }],
-        })
-        .unwrap();
+        let key = crate::store::PgpKey {
+            key: public(&secret),
+            encrypt: true,
+            ..Default::default()
+        };
+        away.set_directory(bob(identity.to_public().to_string(), Some(key)))
+            .unwrap();
         let message = b"Subject: hello\r\n\r\ncanary-5678\r\n";
         away.deliver("bob@example.org", message, &Default::default())
             .unwrap();

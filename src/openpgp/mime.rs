@@ -106,23 +106,30 @@ pub fn already_encrypted(message: &[u8]) -> bool {
 /// The header block (with its line ends, without the blank line) and
 /// the body.
 fn split(message: &[u8]) -> (&[u8], &[u8]) {
-    let mut at = 0;
-    while at < message.len() {
-        let rest = message.get(at..).unwrap_or_default();
-        let line_len = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |p| p + 1);
-        let line = rest.get(..line_len).unwrap_or_default();
+    for (at, line) in lines(message) {
         if line == b"\r\n" || line == b"\n" {
             return (
                 message.get(..at).unwrap_or_default(),
-                message.get(at + line_len..).unwrap_or_default(),
+                message.get(at + line.len()..).unwrap_or_default(),
             );
         }
-        at += line_len;
     }
     (message, &[])
+}
+
+/// The lines of `bytes` with their line ends, and where each starts.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let rest = bytes.get(at..).filter(|r| !r.is_empty())?;
+        let len = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |p| p + 1);
+        let start = at;
+        at += len;
+        Some((start, rest.get(..len).unwrap_or_default()))
+    })
 }
 
 /// The fields of a header block: name and where the raw field (folded
@@ -130,25 +137,17 @@ fn split(message: &[u8]) -> (&[u8], &[u8]) {
 /// that does not continue a field is skipped.
 fn fields(header: &[u8]) -> Vec<(&[u8], std::ops::Range<usize>)> {
     let mut out: Vec<(&[u8], usize, usize)> = Vec::new();
-    let mut at = 0;
-    while at < header.len() {
-        let rest = header.get(at..).unwrap_or_default();
-        let len = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |p| p + 1);
-        let line = rest.get(..len).unwrap_or_default();
+    for (at, line) in lines(header) {
         let continues = matches!(line.first(), Some(b' ' | b'\t'));
         match (continues, out.last_mut()) {
-            (true, Some(last)) => last.2 = at + len,
+            (true, Some(last)) => last.2 = at + line.len(),
             _ => {
                 if let Some(colon) = line.iter().position(|&b| b == b':') {
                     let name = line.get(..colon).unwrap_or_default();
-                    out.push((name, at, at + len));
+                    out.push((name, at, at + line.len()));
                 }
             }
         }
-        at += len;
     }
     out.into_iter()
         .map(|(name, from, to)| (trim(name), from..to))

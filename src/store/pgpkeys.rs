@@ -99,29 +99,4 @@ impl Control {
             .query_row(params![domain.to_ascii_lowercase(), hash], row)
             .optional()?)
     }
-
-    /// Every alias of `domain` with a published key, with the key.
-    pub fn wkd_keys(&self, domain: &str) -> Result<Vec<(String, PgpKey)>, ControlError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT a.address, k.key, k.fingerprint, k.encrypt, k.protect_subject, k.forward, k.publish
-             FROM pgp_keys k JOIN aliases a ON a.id = k.alias_id JOIN domains d ON d.id = a.domain_id
-             WHERE d.name = ?1 AND k.publish = 1 ORDER BY a.address",
-        )?;
-        let rows = stmt
-            .query_map([domain.to_ascii_lowercase()], |r| {
-                Ok((
-                    r.get(0)?,
-                    PgpKey {
-                        key: r.get(1)?,
-                        fingerprint: r.get(2)?,
-                        encrypt: r.get(3)?,
-                        protect_subject: r.get(4)?,
-                        forward: r.get(5)?,
-                        publish: r.get(6)?,
-                    },
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
-    }
 }

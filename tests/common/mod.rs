@@ -109,6 +109,19 @@ impl Env {
         .unwrap()
     }
 
+    /// Runs `sealmail ARGS` on this data directory: whether it succeeded,
+    /// and what it printed on both streams.
+    #[allow(dead_code)] // Not every test binary runs the command line.
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let out = self.bin().args(args).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     /// The `sealmail` binary with `--data` set.
     pub fn bin(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_sealmail"));

@@ -18,26 +18,17 @@ import imaplib
 import json
 import os
 import smtplib
-import ssl
 import subprocess
 import sys
 import time
 
+from checks import Checks, insecure_tls
+
 (smtp_port, imaps_port, gnupghome, bob, bob_pw, carol, carol_pw, sink,
  canary) = sys.argv[1:10]
 smtp_port, imaps_port = int(smtp_port), int(imaps_port)
-passed = failed = 0
+check = Checks("openpgp_mx")
 TRACE = (b"received:", b"authentication-results:", b"return-path:")
-
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what}: {detail!r}"[:2000])
 
 
 def message(subject, extra=b"", body=None, mid=None, secret=True):
@@ -57,10 +48,7 @@ def send(rcpt, raw):
 
 
 def login(user, password):
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    m = imaplib.IMAP4_SSL("127.0.0.1", imaps_port, ssl_context=ctx, timeout=120)
+    m = imaplib.IMAP4_SSL("127.0.0.1", imaps_port, ssl_context=insecure_tls(), timeout=120)
     m.login(user, password)
     return m
 
@@ -218,4 +206,4 @@ if armored is not None:
           inner.split(b"\r\n\r\n", 1)[1] == secret.split(b"\r\n\r\n", 1)[1], inner[-200:])
 m.logout()
 
-print(f"{passed} passed, {failed} failed")
+check.finish()
