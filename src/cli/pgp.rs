@@ -236,26 +236,13 @@ pub fn wkd_export(dir: &Path, address: &str, key: &[u8]) -> Result<Vec<PathBuf>>
 /// then the direct one (over `relay.https_port`, trusting `relay.ca_file`
 /// as the MTA-STS fetches do).
 fn fetch_wkd(config: &Config, address: &str) -> Result<Vec<u8>> {
-    let (local, domain) = address
-        .rsplit_once('@')
-        .with_context(|| format!("{address} is not an address"))?;
+    let tries = wkd::locations(address).with_context(|| format!("{address} is not an address"))?;
     let dns = crate::dns::Dns::new(&config.nameservers).map_err(anyhow::Error::msg)?;
     let extra = match &config.relay.ca_file {
         Some(f) => crate::net::tls::read_certificates(f)?,
         None => Vec::new(),
     };
     let tls = futures_rustls::TlsConnector::from(crate::net::tls::verifying_client(&extra));
-    let hash = wkd::hash(local);
-    let tries = [
-        (
-            format!("openpgpkey.{domain}"),
-            format!("/.well-known/openpgpkey/{domain}/hu/{hash}?l={local}"),
-        ),
-        (
-            domain.to_string(),
-            format!("/.well-known/openpgpkey/hu/{hash}?l={local}"),
-        ),
-    ];
     let mut errors = Vec::new();
     for (host, path) in tries {
         let got = smol::block_on(crate::relay::http::get(

@@ -51,7 +51,7 @@ pub fn wrap(
     now: i64,
 ) -> Result<Wrapped, String> {
     let (header, _) = split(message);
-    if already_encrypted(message) {
+    if encrypted_header(header) {
         return Ok(Wrapped::AlreadyEncrypted);
     }
     let target = super::encryption_target(key, now).ok_or("the key has no encryption key")?;
@@ -84,7 +84,11 @@ pub fn wrap(
 /// Whether the message is already encrypted: `multipart/encrypted`, or
 /// S/MIME's `application/pkcs7-mime` unless it is only signed.
 pub fn already_encrypted(message: &[u8]) -> bool {
-    let (header, _) = split(message);
+    encrypted_header(split(message).0)
+}
+
+/// [`already_encrypted`], of a header block.
+fn encrypted_header(header: &[u8]) -> bool {
     let Some(value) = fields(header)
         .into_iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(b"content-type"))

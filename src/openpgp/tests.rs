@@ -198,9 +198,14 @@ fn encrypted_mail_is_recognised() {
 fn wkd_names_follow_the_draft() {
     // The example of draft-koch-openpgp-webkey-service §3.1.
     assert_eq!(wkd::hash("Joe.Doe"), "iy9q119eutrkn8s1mk4r39qejnbu3n5q");
+    let [(host, path), (direct_host, direct_path)] = wkd::locations("Joe.Doe@Example.ORG").unwrap();
     assert_eq!(
-        wkd::url("Joe.Doe@Example.ORG").unwrap(),
+        format!("https://{host}{path}"),
         "https://openpgpkey.example.org/.well-known/openpgpkey/example.org/hu/iy9q119eutrkn8s1mk4r39qejnbu3n5q?l=Joe.Doe"
+    );
+    assert_eq!(
+        format!("https://{direct_host}{direct_path}"),
+        "https://example.org/.well-known/openpgpkey/hu/iy9q119eutrkn8s1mk4r39qejnbu3n5q?l=Joe.Doe"
     );
     use wkd::Request as R;
     let h = "iy9q119eutrkn8s1mk4r39qejnbu3n5q";

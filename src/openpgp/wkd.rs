@@ -35,24 +35,22 @@ fn zbase32(bytes: &[u8]) -> String {
     out
 }
 
-/// The advanced method's URL of an address' key.
-pub fn url(address: &str) -> Option<String> {
+/// Where an address' key is looked up, as host and path: the advanced
+/// method's (`openpgpkey.DOMAIN`), then the direct method's (`DOMAIN`).
+pub fn locations(address: &str) -> Option<[(String, String); 2]> {
     let (local, domain) = address.rsplit_once('@')?;
     let domain = domain.to_ascii_lowercase();
-    Some(format!(
-        "https://openpgpkey.{domain}/.well-known/openpgpkey/{domain}/hu/{}?l={local}",
-        hash(local)
-    ))
-}
-
-/// The direct method's URL of an address' key.
-pub fn direct_url(address: &str) -> Option<String> {
-    let (local, domain) = address.rsplit_once('@')?;
-    let domain = domain.to_ascii_lowercase();
-    Some(format!(
-        "https://{domain}/.well-known/openpgpkey/hu/{}?l={local}",
-        hash(local)
-    ))
+    let hash = hash(local);
+    Some([
+        (
+            format!("openpgpkey.{domain}"),
+            format!("/.well-known/openpgpkey/{domain}/hu/{hash}?l={local}"),
+        ),
+        (
+            domain.clone(),
+            format!("/.well-known/openpgpkey/hu/{hash}?l={local}"),
+        ),
+    ])
 }
 
 /// What a WKD request asks for.

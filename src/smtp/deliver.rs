@@ -21,7 +21,7 @@ use super::retry;
 use super::virus::Outcome;
 use crate::net::conn::Conn;
 use crate::relay::client::Status;
-use crate::store::{Account, StoreError};
+use crate::store::{Account, PgpKey, StoreError};
 use crate::util::{now_unix, rfc5322_date};
 
 /// Header limits: a header larger than this is refused at the end of data
@@ -462,6 +462,9 @@ fn verdict(outcomes: &[(&Dest, Result<(), Failure>)], skipped: usize) -> Verdict
     }
 }
 
+/// The alias whose forwarded copies are encrypted, and its key.
+type EncryptedBy<'a> = (&'a str, PgpKey);
+
 /// Forwards (grouped by the SRS domain they are sent from) and webhooks.
 async fn relay_copies<'d>(
     ctx: &Smtp,
@@ -492,23 +495,24 @@ async fn relay_copies<'d>(
     // One transaction per envelope sender (SRS at each forwarding alias'
     // domain, or the original sender for returns) and per message: the
     // copies of an alias that forwards encrypted are its own.
-    let mut groups: Vec<(String, Option<&str>, Vec<&Dest>)> = Vec::new();
+    let mut groups: Vec<(String, Option<EncryptedBy>, Vec<&Dest>)> = Vec::new();
     for d in relayed.iter().copied() {
         let (sender, encrypted_by) = match d {
             Dest::Forward { via, .. } => {
                 let domain = via.rsplit_once('@').map_or("", |(_, dom)| dom);
-                let encrypts = matches!(ctx.store.pgp_key(via).await, Ok(Some(k)) if k.forward);
-                (
-                    relay.srs.forward(from, domain, today()),
-                    encrypts.then_some(via.as_str()),
-                )
+                let key = match ctx.store.pgp_key(via).await {
+                    Ok(Some(k)) if k.forward => Some((via.as_str(), k)),
+                    _ => None,
+                };
+                (relay.srs.forward(from, domain, today()), key)
             }
             Dest::Return(_) => (from.to_string(), None),
             _ => continue,
         };
+        let via = encrypted_by.as_ref().map(|(v, _)| *v);
         match groups
             .iter_mut()
-            .find(|(s, e, _)| *s == sender && *e == encrypted_by)
+            .find(|(s, e, _)| *s == sender && e.as_ref().map(|(v, _)| *v) == via)
         {
             Some((_, _, list)) => list.push(d),
             None => groups.push((sender, encrypted_by, vec![d])),
@@ -523,7 +527,7 @@ async fn relay_copies<'d>(
             })
             .collect();
         let copy = match encrypted_by {
-            Some(via) => match encrypted_copy(ctx, via, message).await {
+            Some((_, key)) => match encrypted_copy(key, message).await {
                 Ok(copy) => copy,
                 Err(why) => {
                     tracing::error!(error = %why, "an encrypted forward could not be made");
@@ -556,15 +560,9 @@ async fn relay_copies<'d>(
     }
 }
 
-/// The message encrypted to the OpenPGP key of `via`, the alias that
-/// forwards it (PGP/MIME, as its mailbox would keep it).
-async fn encrypted_copy(ctx: &Smtp, via: &str, message: &[u8]) -> Result<Vec<u8>, String> {
-    let key = ctx
-        .store
-        .pgp_key(via)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the key was removed")?;
+/// The message encrypted to the OpenPGP key of the alias that forwards it
+/// (PGP/MIME, as its mailbox would keep it), off the executor.
+async fn encrypted_copy(key: PgpKey, message: &[u8]) -> Result<Vec<u8>, String> {
     let message = message.to_vec();
     blocking::unblock(move || crate::openpgp::encrypt_for(&key.key, message, key.protect_subject))
         .await

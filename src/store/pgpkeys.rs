@@ -70,13 +70,18 @@ impl Control {
 
     /// The alias' key, if it has one.
     pub fn pgp_key(&self, address: &str) -> Result<Option<PgpKey>, ControlError> {
-        let Some(alias) = self.alias(address)? else {
-            return Ok(None);
-        };
+        match self.alias(address)? {
+            Some(alias) => self.pgp_key_of(alias.id),
+            None => Ok(None),
+        }
+    }
+
+    /// The key of the alias with this id (a delivery has the alias).
+    pub fn pgp_key_of(&self, alias_id: i64) -> Result<Option<PgpKey>, ControlError> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!("{SELECT} WHERE k.alias_id = ?1"))?;
-        Ok(stmt.query_row([alias.id], row).optional()?)
+        Ok(stmt.query_row([alias_id], row).optional()?)
     }
 
     /// Removes the alias' key; whether it had one.

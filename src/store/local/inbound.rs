@@ -138,7 +138,7 @@ impl Inner {
     /// to store the message in the clear.
     fn encrypted_on_arrival(&self, alias: &Alias, message: Vec<u8>) -> Result<Vec<u8>, StoreError> {
         let key = lock(&self.control)
-            .pgp_key(&alias.address)
+            .pgp_key_of(alias.id)
             .map_err(|e| StoreError::Internal(e.to_string()))?;
         match key {
             Some(k) if k.encrypt => crate::openpgp::encrypt_for(&k.key, message, k.protect_subject)
@@ -236,7 +236,7 @@ impl Inner {
             .into_iter()
             .map(|a| {
                 let pgp = control
-                    .pgp_key(&a.address)
+                    .pgp_key_of(a.id)
                     .map_err(internal)?
                     .filter(|k| k.encrypt);
                 Ok(DirectoryEntry {

@@ -5,7 +5,11 @@
 //! (criteria). Invariants: nothing here holds a key or a handle to a file, so
 //! every value can travel over the cluster link as it is.
 
+mod owner;
+
 use serde::{Deserialize, Serialize};
+
+pub use owner::*;
 
 use super::mime::{Envelope, Part};
 use super::order::{SortCriterion, ThreadAlgorithm, ThreadNode};
@@ -188,87 +192,6 @@ impl Placement {
             if_missing,
         }
     }
-}
-
-/// An owner's Sieve scripts: how many, and how large each (ManageSieve's
-/// HAVESPACE and PUTSCRIPT answer `QUOTA` past them).
-pub const SIEVE_MAX_SCRIPTS: usize = 16;
-pub const SIEVE_MAX_SCRIPT_BYTES: usize = 64 * 1024;
-
-/// What ManageSieve asks of an alias' scripts (`Request::Sieve`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SieveOp {
-    /// Stores a script the caller compiled.
-    Put {
-        name: String,
-        script: String,
-    },
-    List,
-    Get {
-        name: String,
-    },
-    /// Makes `name` the active script; `None`: none is.
-    Activate {
-        name: Option<String>,
-    },
-    Delete {
-        name: String,
-    },
-    Rename {
-        from: String,
-        to: String,
-    },
-    HaveSpace {
-        name: String,
-        size: u64,
-    },
-}
-
-/// The answer to a [`SieveOp`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SieveReply {
-    Done,
-    /// Script names, and whether each is the active one.
-    List(Vec<(String, bool)>),
-    Script(String),
-    Space(bool),
-}
-
-/// Why a script operation is refused, as ManageSieve's response codes
-/// name it (RFC 5804 §1.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ScriptRefusal {
-    NoSuchScript,
-    Active,
-    Exists,
-    TooMany,
-    TooLarge,
-    BadName,
-}
-
-/// An owner's OpenPGP public key and what is done with it (`sealmail
-/// alias pgp`): public material only.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PgpKey {
-    /// The binary transferable public key, checked when imported.
-    pub key: Vec<u8>,
-    pub fingerprint: String,
-    /// Mail delivered to the alias is wrapped into PGP/MIME to the key.
-    pub encrypt: bool,
-    /// The Subject travels only inside (protected headers).
-    pub protect_subject: bool,
-    /// Copies forwarded elsewhere leave encrypted too.
-    pub forward: bool,
-    /// The Web Key Directory serves the key.
-    pub publish: bool,
-}
-
-/// An owner's Sieve scripts, when one is active: its name, and every
-/// script by name (for `include`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SieveScripts {
-    pub active: String,
-    pub scripts: Vec<(String, String)>,
 }
 
 /// UIDPLUS APPENDUID data (RFC 4315).
